@@ -1,0 +1,10 @@
+//! `router._core`: the hot-path helpers of the router gateway.
+//!
+//! This file is only the registry of Python bindings; logic lives in one module per concept.
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
