@@ -1,0 +1,50 @@
+# The two commands: `make run` (a working gateway on the bundled mock) and `make test` (everything, as CI).
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+
+.DEFAULT_GOAL := help
+.PHONY: help run test venv build-dev build-prod lint lint-python lint-rust test-rust test-python bench bench-load
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(BIN)/maturin:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "maturin>=1.9,<2"
+
+venv: $(BIN)/maturin ## create the virtualenv with maturin
+
+build-prod: venv ## build the Rust extension in release mode and install the package with its dev tools
+	$(BIN)/maturin develop --release --extras dev --quiet
+
+build-dev: venv ## build the Rust extension in debug mode (faster to compile)
+	$(BIN)/maturin develop --extras dev --quiet
+
+run: build-prod ## start the mock provider and the gateway, print the base URL and a demo key
+	$(BIN)/router demo
+
+lint-python: ## ruff check and format check
+	$(BIN)/ruff check python tests benches
+	$(BIN)/ruff format --check python tests benches
+
+lint-rust: ## cargo fmt --check and clippy -D warnings
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+lint: lint-python lint-rust ## all linters
+
+test-rust: ## cargo test
+	cargo test --workspace
+
+test-python: ## pytest: unit and end-to-end
+	$(BIN)/pytest
+
+test: build-prod lint test-rust test-python ## install everything, lint, cargo test and pytest (what CI runs)
+
+bench: build-prod ## micro-benchmarks (pytest-benchmark)
+	$(BIN)/pytest benches --benchmark-only -o testpaths=benches
+
+bench-load: build-prod ## the load benchmark: gateway vs bare proxy vs direct-to-mock (needs wrk)
+	$(BIN)/python benches/load.py

@@ -1,0 +1,1 @@
+"""router: a self-hosted, high-throughput LLM gateway with model governance."""

@@ -1,0 +1,178 @@
+"""The configuration file: one YAML document decoded into msgspec Structs.
+
+Errors name the file, the key path and what was expected, because a gateway that refuses to start
+must say exactly which line to fix. Secrets are referenced as ``env:VAR`` (or ``env:VAR:-default``)
+and resolved at load time, so the file itself can be committed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+import yaml
+
+from .errors import ConfigError
+
+DEFAULT_CONFIG = Path(__file__).with_name("demo.yaml")
+
+Capability = Literal["streaming", "tools", "vision", "reasoning", "caching", "embeddings", "json_mode"]
+
+
+class Timeouts(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Upstream timeouts in seconds."""
+
+    connect: float = 5.0
+    # Reasoning models can think for minutes before the first byte.
+    first_byte: float = 120.0
+    idle_read: float = 60.0
+    total: float = 600.0
+
+
+class Prices(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """USD per million tokens."""
+
+    input: float = 0.0
+    output: float = 0.0
+    cached_input: float | None = None
+
+
+class ModelConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    id: str
+    upstream_model: str | None = None
+    region: str = "global"
+    zdr: bool = False
+    prices: Prices = Prices()
+    context_window: int | None = None
+    max_output_tokens: int | None = None
+    capabilities: list[Capability] = msgspec.field(default_factory=lambda: ["streaming"])
+    description: str | None = None
+
+
+class ProviderConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    base_url: str
+    kind: Literal["openai"] = "openai"
+    api_key: str | None = None
+    # Azure OpenAI authenticates with `api-key: <key>` instead of a bearer token.
+    auth_header: str = "authorization"
+    headers: dict[str, str] = {}
+    # Set for Azure OpenAI: requests go to /openai/deployments/<model>/... ?api-version=<this>.
+    azure_api_version: str | None = None
+    timeouts: Timeouts | None = None
+    max_connections: int = 512
+
+
+class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    max_body_bytes: int = 10 * 1024 * 1024
+
+
+class UsageLogConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    flush_interval: float = 0.5
+    batch_size: int = 512
+
+
+class Config(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    providers: dict[str, ProviderConfig]
+    models: list[ModelConfig]
+    server: ServerConfig = ServerConfig()
+    timeouts: Timeouts = Timeouts()
+    usage_log: UsageLogConfig = UsageLogConfig()
+    database: str | None = None
+
+    def timeouts_for(self, provider: str) -> Timeouts:
+        return self.providers[provider].timeouts or self.timeouts
+
+
+_ENV_REF = re.compile(r"^env:([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?$", re.DOTALL)
+
+
+def _resolve_env(node: Any, path: str, source: str) -> Any:
+    if isinstance(node, dict):
+        return {k: _resolve_env(v, f"{path}.{k}" if path else str(k), source) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_resolve_env(v, f"{path}[{i}]", source) for i, v in enumerate(node)]
+    if isinstance(node, str) and node.startswith("env:"):
+        match = _ENV_REF.match(node)
+        if match is None:
+            raise ConfigError(f"{source}: at {path}: malformed reference {node!r}, expected env:VAR or env:VAR:-default")
+        name, default = match.group(1), match.group(2)
+        value = os.environ.get(name) or default
+        if value is None:
+            raise ConfigError(f"{source}: at {path}: environment variable {name} is not set")
+        return value
+    return node
+
+
+def _check(config: Config, source: str) -> None:
+    seen: set[str] = set()
+    for i, model in enumerate(config.models):
+        where = f"{source}: at models[{i}].id"
+        provider, sep, name = model.id.partition("/")
+        if not sep or not name:
+            raise ConfigError(f"{where}: model id {model.id!r} must look like 'provider/model'")
+        if provider not in config.providers:
+            known = ", ".join(sorted(config.providers)) or "none"
+            raise ConfigError(f"{where}: provider {provider!r} is not defined in providers (defined: {known})")
+        if model.id in seen:
+            raise ConfigError(f"{where}: duplicate model id {model.id!r}")
+        seen.add(model.id)
+    for name, provider in config.providers.items():
+        if not provider.base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"{source}: at providers.{name}.base_url: expected an http:// or https:// URL")
+    for label, t in [("timeouts", config.timeouts)] + [
+        (f"providers.{n}.timeouts", p.timeouts) for n, p in config.providers.items() if p.timeouts
+    ]:
+        for field in t.__struct_fields__:
+            if getattr(t, field) <= 0:
+                raise ConfigError(f"{source}: at {label}.{field}: expected a positive number of seconds")
+    if config.server.max_body_bytes <= 0:
+        raise ConfigError(f"{source}: at server.max_body_bytes: expected a positive number of bytes")
+
+
+def parse_config(text: str, source: str = "<config>") -> Config:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
+    resolved = _resolve_env(raw, "", source)
+    providers = resolved.get("providers")
+    if isinstance(providers, dict):
+        # msgspec reports a failing dict entry as `providers[...]`; check each one to name it.
+        for name, value in providers.items():
+            _convert(value, ProviderConfig, source, f"providers.{name}")
+    config = _convert(resolved, Config, source, "")
+    _check(config, source)
+    return config
+
+
+def _convert(value: Any, kind: type, source: str, prefix: str) -> Any:
+    try:
+        return msgspec.convert(value, kind, str_keys=True)
+    except msgspec.ValidationError as exc:
+        # msgspec says "Expected `int`, got `str` - at `$.models[0].prices.input`"; lead with the path.
+        message, sep, where = str(exc).rpartition(" - at `$")
+        if not sep:
+            message, where = str(exc), ""
+        path = prefix + where.rstrip("`") if prefix else where.rstrip("`").lstrip(".")
+        at = f"at {path}: " if path else ""
+        raise ConfigError(f"{source}: {at}{message.replace('`', '')}") from None
+
+
+def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The config file to use: the flag, then ROUTER_CONFIG, then the bundled demo config."""
+    chosen = explicit or os.environ.get("ROUTER_CONFIG")
+    return Path(chosen) if chosen else DEFAULT_CONFIG
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    file = config_path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read config file: {exc.strerror}") from None
+    return parse_config(text, str(file))

@@ -1,0 +1,1 @@
+"""Who may call the gateway: API keys, and (later) which models each key may reach."""

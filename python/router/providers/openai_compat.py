@@ -1,0 +1,112 @@
+"""The OpenAI-compatible adapter: OpenAI, Azure OpenAI, vLLM, Ollama, Mistral, Groq, DeepSeek, xAI, Together.
+
+They all speak `POST {base}/chat/completions` and `POST {base}/embeddings`; they differ only in how the
+key is sent (bearer token or Azure's `api-key`), in extra headers, and in Azure's deployment paths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import quote
+
+import msgspec
+
+from ..config import ProviderConfig, Timeouts
+from ..errors import GatewayError, InvalidRequest, NotFound, UpstreamError
+from .transport import Response, Transport
+
+_ENDPOINT_PATHS = {"chat": "chat/completions", "embeddings": "embeddings"}
+
+
+class _ErrorDetail(msgspec.Struct):
+    message: str | None = None
+    type: str | None = None
+    code: str | int | None = None
+
+
+class _ErrorBody(msgspec.Struct):
+    error: _ErrorDetail | str | None = None
+
+
+_error_decoder = msgspec.json.Decoder(_ErrorBody)
+
+
+class OpenAICompatProvider:
+    def __init__(self, name: str, config: ProviderConfig, timeouts: Timeouts) -> None:
+        self.name = name
+        self.config = config
+        self.timeouts = timeouts
+        self._base = config.base_url.rstrip("/")
+        self._transport: Transport | None = None
+
+    def start(self) -> None:
+        """Open the connection pool. Called inside the worker's event loop."""
+        headers = {"content-type": "application/json", "accept": "application/json", **self.config.headers}
+        if self.config.api_key:
+            is_bearer = self.config.auth_header.lower() == "authorization"
+            headers[self.config.auth_header] = f"Bearer {self.config.api_key}" if is_bearer else self.config.api_key
+        self._transport = Transport(self.timeouts, self.config.max_connections, headers)
+
+    async def close(self) -> None:
+        if self._transport is not None:
+            await self._transport.close()
+            self._transport = None
+
+    def url(self, endpoint: str, upstream_model: str) -> str:
+        path = _ENDPOINT_PATHS[endpoint]
+        if self.config.azure_api_version:
+            deployment = quote(upstream_model, safe="")
+            return f"{self._base}/openai/deployments/{deployment}/{path}?api-version={self.config.azure_api_version}"
+        return f"{self._base}/{path}"
+
+    async def post(self, url: str, body: bytes, request_id: str) -> tuple[Response, bytes]:
+        assert self._transport is not None
+        return await self._transport.post(url, {"x-request-id": request_id}, body)
+
+    @asynccontextmanager
+    async def stream(self, url: str, body: bytes, request_id: str) -> AsyncIterator[Response]:
+        assert self._transport is not None
+        headers = {"x-request-id": request_id, "accept": "text/event-stream"}
+        async with self._transport.stream(url, headers, body) as response:
+            yield response
+
+    def error_from_status(self, status: int, body: bytes, retry_after: str | None) -> GatewayError:
+        """Turn an upstream error answer into the error our client sees."""
+        detail = _upstream_message(body)
+        said = f": {detail}" if detail else ""
+        if status == 429:
+            headers = [("retry-after", retry_after)] if retry_after else []
+            return GatewayError(
+                f"Upstream provider '{self.name}' is rate limiting requests{said}",
+                status=429,
+                type="rate_limit_error",
+                code="upstream_rate_limited",
+                headers=headers,
+            )
+        if status in (401, 403):
+            # The provider rejected *our* credentials: the caller's key is fine, the gateway is misconfigured.
+            return UpstreamError(
+                f"Upstream provider '{self.name}' rejected the gateway's credentials (HTTP {status}).",
+                code="upstream_auth_failed",
+            )
+        if status == 404:
+            return NotFound(f"Upstream provider '{self.name}' answered 404{said}", code="upstream_not_found")
+        if status in (400, 409, 413, 422):
+            return InvalidRequest(f"Upstream provider '{self.name}' rejected the request{said}", status=status)
+        if status == 408 or status == 504:
+            return UpstreamError(f"Upstream provider '{self.name}' timed out{said}", code="upstream_timeout", status=504)
+        return UpstreamError(f"Upstream provider '{self.name}' failed with HTTP {status}{said}", code="upstream_error")
+
+
+def _upstream_message(body: bytes) -> str | None:
+    try:
+        parsed = _error_decoder.decode(body)
+    except msgspec.DecodeError:
+        return None
+    error = parsed.error
+    if isinstance(error, str):
+        return error[:500]
+    if error is not None and error.message:
+        return error.message[:500]
+    return None

@@ -1,0 +1,130 @@
+"""One request/response exchange over granian's RSGI protocol, and the OpenAI-shaped error body."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import msgspec
+
+from ..errors import GatewayError, PayloadTooLarge, UnsupportedMediaType
+
+JSON = "application/json"
+REQUEST_ID = "x-request-id"
+OVERHEAD = "x-router-overhead-ms"
+
+
+class ErrorDetail(msgspec.Struct, omit_defaults=False):
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class ErrorBody(msgspec.Struct):
+    error: ErrorDetail
+
+
+def openai_error_body(exc: GatewayError) -> bytes:
+    return msgspec.json.encode(ErrorBody(ErrorDetail(exc.message, exc.type, exc.param, exc.code)))
+
+
+def new_request_id() -> str:
+    # Always our own: the usage log keys rows by it, so a client-chosen id could collide or be forged.
+    return "req_" + os.urandom(12).hex()
+
+
+class Exchange:
+    """What the handlers of one request share: ids, timings, the outcome to log, and response helpers."""
+
+    __slots__ = (
+        "cached_tokens", "completion_tokens", "endpoint", "error_type", "headers", "key_id", "model",
+        "prompt_tokens", "proto", "provider", "request_id", "responded", "scope", "started", "status",
+        "stream", "ttft", "upstream_seconds",
+    )  # fmt: skip
+
+    def __init__(self, scope, proto, endpoint: str) -> None:  # type: ignore[no-untyped-def]
+        self.scope = scope
+        self.proto = proto
+        self.headers = scope.headers
+        self.endpoint = endpoint
+        self.started = time.perf_counter()
+        self.request_id = new_request_id()
+        self.status = 0
+        self.responded = False
+        self.upstream_seconds = 0.0
+        self.ttft: float | None = None
+        self.key_id: str | None = None
+        self.model: str | None = None
+        self.provider: str | None = None
+        self.stream = False
+        self.prompt_tokens: int | None = None
+        self.completion_tokens: int | None = None
+        self.cached_tokens: int | None = None
+        self.error_type: str | None = None
+
+    # -- request ------------------------------------------------------------------------------------
+
+    def api_key(self) -> str | None:
+        auth = self.headers.get("authorization")
+        if auth:
+            scheme, _, token = auth.partition(" ")
+            if scheme.lower() == "bearer":
+                return token.strip()
+            return None
+        return self.headers.get("x-api-key")
+
+    async def read_json_body(self, limit: int) -> bytes:
+        content_type = self.headers.get("content-type")
+        if content_type is not None:
+            media = content_type.partition(";")[0].strip().lower()
+            if media != JSON and not (media.startswith("application/") and media.endswith("+json")):
+                raise UnsupportedMediaType(
+                    f"Unsupported Content-Type '{media}': send the request body as application/json.",
+                    code="unsupported_content_type",
+                )
+        declared = self.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise PayloadTooLarge(
+                f"Request body of {declared} bytes exceeds the limit of {limit} bytes.", code="request_too_large"
+            )
+        if declared is not None:
+            return await self.proto()
+        # No length given (chunked): count as it arrives so a huge body is refused, not buffered.
+        parts = []
+        size = 0
+        async for chunk in self.proto:
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes.", code="request_too_large")
+            parts.append(chunk)
+        return b"".join(parts)
+
+    # -- response -----------------------------------------------------------------------------------
+
+    def overhead_seconds(self) -> float:
+        return max(time.perf_counter() - self.started - self.upstream_seconds, 0.0)
+
+    def response_headers(self, content_type: str, extra: list[tuple[str, str]] | None = None) -> list[tuple[str, str]]:
+        headers = [
+            ("content-type", content_type),
+            (REQUEST_ID, self.request_id),
+            (OVERHEAD, f"{self.overhead_seconds() * 1000:.3f}"),
+        ]
+        if extra:
+            headers.extend(extra)
+        return headers
+
+    def send_bytes(self, status: int, body: bytes, content_type: str = JSON, extra=None) -> None:  # type: ignore[no-untyped-def]
+        self.status = status
+        self.responded = True
+        self.proto.response_bytes(status, self.response_headers(content_type, extra), body)
+
+    def send_error(self, exc: GatewayError) -> None:
+        self.error_type = exc.code or exc.type
+        self.send_bytes(exc.status, openai_error_body(exc), JSON, exc.headers)
+
+    def start_stream(self, status: int, extra: list[tuple[str, str]]):  # type: ignore[no-untyped-def]
+        self.status = status
+        self.responded = True
+        return self.proto.response_stream(status, self.response_headers("text/event-stream; charset=utf-8", extra))

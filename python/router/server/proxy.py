@@ -1,0 +1,119 @@
+"""Forwarding a validated request to its upstream: whole answers and streams.
+
+The upstream's bytes reach the client as they were sent: a unary answer is decoded only for its usage,
+a stream is cut into events by the Rust StreamTap, which observes usage and first-token time without
+re-serialising anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import msgspec
+from pyreqwest import exceptions as rq
+
+from .._core import StreamTap
+from ..errors import GatewayError, UpstreamError
+from ..providers.transport import upstream_failure
+from ..routing import Model
+from .exchange import JSON, Exchange, openai_error_body
+
+
+class PromptDetails(msgspec.Struct):
+    cached_tokens: int | None = None
+
+
+class Usage(msgspec.Struct):
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    prompt_tokens_details: PromptDetails | None = None
+
+
+class _UsageOnly(msgspec.Struct):
+    usage: Usage | None = None
+
+
+_usage_decoder = msgspec.json.Decoder(_UsageOnly)
+_usage_value_decoder = msgspec.json.Decoder(Usage)
+
+
+def record_usage(ex: Exchange, usage: Usage | None) -> None:
+    if usage is None:
+        return
+    ex.prompt_tokens = usage.prompt_tokens
+    ex.completion_tokens = usage.completion_tokens
+    details = usage.prompt_tokens_details
+    ex.cached_tokens = details.cached_tokens if details is not None else None
+
+
+async def forward_unary(ex: Exchange, model: Model, endpoint: str, body: bytes) -> None:
+    provider = model.provider
+    sent = time.perf_counter()
+    try:
+        response, data = await provider.post(model.urls[endpoint], body, ex.request_id)
+    except (rq.PyreqwestError, TimeoutError) as exc:
+        raise upstream_failure(exc, provider.name) from None
+    finally:
+        ex.upstream_seconds = time.perf_counter() - sent
+    status = response.status
+    if status != 200:
+        raise provider.error_from_status(status, data, response.get_header("retry-after"))
+    try:
+        record_usage(ex, _usage_decoder.decode(data).usage)
+    except msgspec.DecodeError:
+        raise UpstreamError(
+            f"Upstream provider '{provider.name}' returned an invalid JSON response.", code="upstream_invalid_response"
+        ) from None
+    ex.send_bytes(200, data, JSON)
+
+
+def _error_event(exc: GatewayError) -> bytes:
+    # The openai SDK raises APIError for a chunk with an "error" key, so a broken stream is never silent.
+    return b"data: " + openai_error_body(exc) + b"\n\n"
+
+
+async def forward_stream(ex: Exchange, model: Model, body: bytes, hide_usage: bool) -> None:
+    provider = model.provider
+    idle = provider.timeouts.idle_read
+    loop = asyncio.get_running_loop()
+    sent = time.perf_counter()
+    try:
+        async with provider.stream(model.urls["chat"], body, ex.request_id) as response:
+            if response.status != 200:
+                data = bytes(await response.bytes())
+                ex.upstream_seconds = time.perf_counter() - sent
+                # Nothing was sent yet, so the client gets a JSON error with the real status, not a 200 stream.
+                raise provider.error_from_status(response.status, data, response.get_header("retry-after"))
+            ex.upstream_seconds = time.perf_counter() - sent
+            transport = ex.start_stream(200, [("cache-control", "no-cache"), ("x-accel-buffering", "no")])
+            tap = StreamTap(strip_usage_chunk=hide_usage)
+            reader = response.body_reader
+            try:
+                async with asyncio.timeout(idle) as deadline:
+                    while (chunk := await reader.read_chunk()) is not None:
+                        out = tap.feed(bytes(chunk))
+                        if out:
+                            if ex.ttft is None and tap.data_events:
+                                ex.ttft = time.perf_counter() - ex.started
+                            await transport.send_bytes(out)
+                        deadline.reschedule(loop.time() + idle)
+                tail = tap.finish()
+                if tail:
+                    await transport.send_bytes(tail)
+                if not tap.done and tap.error is None:
+                    raise UpstreamError(
+                        f"Upstream provider '{provider.name}' ended the stream before it was complete.",
+                        code="upstream_stream_incomplete",
+                    )
+            except (rq.PyreqwestError, TimeoutError, UpstreamError) as exc:
+                failure = exc if isinstance(exc, UpstreamError) else upstream_failure(exc, provider.name)
+                ex.error_type = failure.code
+                await transport.send_bytes(_error_event(failure))
+            finally:
+                if tap.usage is not None:
+                    record_usage(ex, _usage_value_decoder.decode(tap.usage))
+                ex.upstream_seconds = time.perf_counter() - sent
+    except (rq.PyreqwestError, TimeoutError) as exc:
+        ex.upstream_seconds = time.perf_counter() - sent
+        raise upstream_failure(exc, provider.name) from None

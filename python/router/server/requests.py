@@ -1,0 +1,112 @@
+"""The request shapes the gateway validates before anything goes upstream.
+
+Only the fields the gateway acts on are declared; everything else in the body (tools, response_format,
+provider-specific extensions) is forwarded byte for byte and never decoded.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from ..errors import InvalidRequest
+
+Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
+
+
+class Message(msgspec.Struct):
+    role: Role
+    # Content parts (text, images, audio, files) are the provider's business: kept raw, never materialised.
+    content: str | list[msgspec.Raw] | None = None
+
+
+class StreamOptions(msgspec.Struct):
+    include_usage: bool | None = None
+
+
+class ChatRequest(msgspec.Struct):
+    model: str
+    messages: list[Message]
+    stream: bool | None = None
+    stream_options: StreamOptions | None = None
+
+
+class EmbeddingsRequest(msgspec.Struct):
+    model: str
+    # OpenAI also accepts token arrays (lists of ints, or lists of them).
+    input: str | list[str | int | list[int]]
+
+
+_fields_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_chat_decoder = msgspec.json.Decoder(ChatRequest)
+_embeddings_decoder = msgspec.json.Decoder(EmbeddingsRequest)
+_encoder = msgspec.json.Encoder()
+
+
+def decode_fields(body: bytes) -> dict[str, msgspec.Raw]:
+    """The top-level fields of a JSON object body, each still raw bytes."""
+    if not body:
+        raise InvalidRequest("The request body is empty: send a JSON object.", code="invalid_json")
+    try:
+        return _fields_decoder.decode(body)
+    except msgspec.ValidationError:
+        raise InvalidRequest("The request body must be a JSON object.", code="invalid_json") from None
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"The request body is not valid JSON: {exc}.", code="invalid_json") from None
+
+
+def _validate(decoder: msgspec.json.Decoder, body: bytes):  # type: ignore[no-untyped-def]
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        message, sep, where = text.rpartition(" - at `$")
+        if not sep:
+            message, where = text, ""
+        param = where.rstrip("`").lstrip(".") or None
+        if message.startswith("Object missing required field"):
+            field = message.rpartition("`")[0].rpartition("`")[2]
+            param = f"{param}.{field}" if param else field
+            raise InvalidRequest(
+                f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
+            ) from None
+        target = f"Invalid value for '{param}': " if param else "Invalid request: "
+        raise InvalidRequest(target + message.replace("`", "'") + ".", param=param, code="invalid_type") from None
+
+
+def validate_chat(body: bytes) -> ChatRequest:
+    request: ChatRequest = _validate(_chat_decoder, body)
+    if not request.messages:
+        raise InvalidRequest(
+            "Invalid 'messages': it must contain at least one message.", param="messages", code="empty_array"
+        )
+    if not request.model:
+        raise InvalidRequest("Invalid 'model': it must be a non-empty string.", param="model", code="invalid_value")
+    return request
+
+
+def validate_embeddings(body: bytes) -> EmbeddingsRequest:
+    request: EmbeddingsRequest = _validate(_embeddings_decoder, body)
+    if not request.model:
+        raise InvalidRequest("Invalid 'model': it must be a non-empty string.", param="model", code="invalid_value")
+    if request.input == "" or request.input == []:
+        raise InvalidRequest("Invalid 'input': it must not be empty.", param="input", code="invalid_value")
+    return request
+
+
+def encode_fields(fields: dict[str, msgspec.Raw | object]) -> bytes:
+    return _encoder.encode(fields)
+
+
+INCLUDE_USAGE = msgspec.Raw(b'{"include_usage":true}')
+
+
+def with_usage_requested(fields: dict[str, msgspec.Raw], options: StreamOptions | None) -> None:
+    """Ask the upstream for the usage chunk, keeping any other stream option the client set."""
+    if options is None:
+        fields["stream_options"] = INCLUDE_USAGE
+        return
+    merged = msgspec.json.decode(fields["stream_options"])
+    merged["include_usage"] = True
+    fields["stream_options"] = msgspec.Raw(_encoder.encode(merged))

@@ -1,0 +1,77 @@
+"""The usage log's background batch writer.
+
+Request handlers append a row and move on; a task flushes batches to the database from a dedicated
+thread, so the hot path never waits on disk. `close()` drains everything, which the server calls on
+graceful shutdown (SIGTERM) so no row is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from .records import UsageRow
+from .sqlite import SQLiteStore
+
+log = logging.getLogger("router.usage")
+
+
+class UsageWriter:
+    def __init__(self, store: SQLiteStore, *, flush_interval: float = 0.5, batch_size: int = 512) -> None:
+        # The writer's own connection: SQLite connections must not be shared across threads mid-transaction.
+        self._store = store.clone()
+        self._owns_store = self._store is not store
+        self._flush_interval = flush_interval
+        self._batch_size = batch_size
+        self._pending: list[UsageRow] = []
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="usage-writer")
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.written = 0
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="usage-writer")
+
+    def add(self, row: UsageRow) -> None:
+        self._pending.append(row)
+        if len(self._pending) >= self._batch_size:
+            self._wake.set()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), self._flush_interval)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            if not self._pending:
+                continue
+            batch, self._pending = self._pending, []
+            try:
+                await loop.run_in_executor(self._executor, self._write, batch)
+            except Exception:
+                # Keep the rows for the next attempt (e.g. the database was locked for too long).
+                log.exception("usage log flush failed; %d rows kept for retry", len(batch))
+                self._pending[:0] = batch
+
+    def _write(self, batch: list[UsageRow]) -> None:
+        self._store.write_usage(batch)
+        self.written += len(batch)
+
+    async def close(self) -> None:
+        """Stop the flusher and write every row still held (graceful shutdown)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._pending:
+            # Queued behind any in-flight write on the same thread, so rows stay in order.
+            batch, self._pending = self._pending, []
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._write, batch)
+        self._executor.shutdown(wait=True)
+        if self._owns_store:
+            self._store.close()

@@ -1,0 +1,112 @@
+"""Start real servers (the gateway under granian, the mock provider) as subprocesses on free loopback ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROUTER = [sys.executable, "-m", "router"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            out = proc.stdout.read() if proc.stdout else ""
+            raise RuntimeError(f"server exited with {proc.returncode}: {out}")
+        try:
+            if httpx.get(url, timeout=0.5).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"server at {url} did not come up in {timeout}s")
+
+
+class Server:
+    def __init__(self, args: list[str], env: dict[str, str], health_url: str, base: str) -> None:
+        self.base = base
+        self.env = env
+        self.proc = subprocess.Popen(
+            args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        )
+        wait_http(health_url, self.proc)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> str:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+        try:
+            out, _ = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            out, _ = self.proc.communicate()
+        return out or ""
+
+
+def start_mock(extra: list[str] | None = None) -> Server:
+    port = free_port()
+    env = {**os.environ}
+    return Server(
+        [*ROUTER, "mock", "--port", str(port), *(extra or [])],
+        env,
+        f"http://127.0.0.1:{port}/_mock/health",
+        f"http://127.0.0.1:{port}",
+    )
+
+
+def gateway_env(db: Path, mock_base: str, config: Path | None = None, admin_key: str = "admin-test-key") -> dict:
+    env = {**os.environ, "ROUTER_DB": str(db), "ROUTER_MOCK_URL": f"{mock_base}/v1", "ROUTER_ADMIN_KEY": admin_key}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    if config is not None:
+        env["ROUTER_CONFIG"] = str(config)
+    else:
+        env.pop("ROUTER_CONFIG", None)
+    return env
+
+
+def start_gateway(env: dict[str, str], workers: int = 1) -> Server:
+    port = free_port()
+    return Server(
+        [*ROUTER, "serve", "--port", str(port), "--workers", str(workers)],
+        env,
+        f"http://127.0.0.1:{port}/healthz",
+        f"http://127.0.0.1:{port}",
+    )
+
+
+def router_cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run([*ROUTER, *args], env=env, capture_output=True, text=True, check=check, timeout=60)
+
+
+def create_key(env: dict[str, str], name: str = "test") -> dict:
+    return json.loads(router_cli(env, "keys", "create", "--name", name, "--json").stdout)
+
+
+class MockControl:
+    """The mock's counter endpoint: which requests reached the upstream."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+
+    def requests(self) -> list[dict]:
+        return httpx.get(f"{self.base}/_mock/requests").json()["requests"]
+
+    def count(self) -> int:
+        return httpx.get(f"{self.base}/_mock/requests").json()["count"]
+
+    def reset(self) -> None:
+        httpx.post(f"{self.base}/_mock/reset").raise_for_status()

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from router.errors import Unauthorized
+from router.governance.keys import KEY_PREFIX, KeyCache, create_key, hash_key
+from router.store import open_store
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = open_store(str(tmp_path / "keys.db"))
+    yield s
+    s.close()
+
+
+def test_key_is_high_entropy_prefixed_and_stored_only_as_hash(store) -> None:
+    record, secret = create_key(store, "ci")
+    assert secret.startswith(KEY_PREFIX) and len(secret) == 46
+    # 43 url-safe characters carry 256 bits; at least the 128 the spec asks for.
+    assert len(secret) - len(KEY_PREFIX) >= 22
+    assert record.prefix == secret[:11] and record.id.startswith("key_")
+    raw = store._conn.execute("SELECT * FROM api_keys").fetchall()
+    assert not any(secret in str(col) for row in raw for col in row)
+    assert store.find_key(hashlib.sha256(secret.encode()).digest())[0].id == record.id
+
+
+def test_keys_are_unique(store) -> None:
+    secrets = {create_key(store, "k")[1] for _ in range(50)}
+    assert len(secrets) == 50
+
+
+def test_empty_name_refused(store) -> None:
+    with pytest.raises(ValueError, match="non-empty name"):
+        create_key(store, "  ")
+
+
+def test_cache_authenticates_and_revocation_is_seen_at_once(store, tmp_path) -> None:
+    record, secret = create_key(store, "app")
+    cache = KeyCache(store, admin_key=None)
+    assert cache.authenticate(secret).key_id == record.id
+    # Revoke through a different connection, as the CLI in another process would.
+    other = open_store(str(tmp_path / "keys.db"))
+    other.revoke_key(record.id)
+    other.close()
+    with pytest.raises(Unauthorized, match="revoked"):
+        cache.authenticate(secret)
+
+
+def test_cache_hit_needs_no_database(store) -> None:
+    record, secret = create_key(store, "app")
+    cache = KeyCache(store, admin_key=None)
+    cache.authenticate(secret)
+    store.find_key = None  # any lookup now would fail loudly
+    assert cache.authenticate(secret).key_id == record.id
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        (None, "Missing API key"),
+        ("", "Missing API key"),
+        ("sk-not-ours", "Malformed API key"),
+        ("rk-short", "Malformed API key"),
+        ("rk-" + "A" * 43, "Invalid API key"),
+        ("rk-" + "é" * 43, "Malformed API key"),
+        ("x" * 1000, "Malformed API key"),
+    ],
+)
+def test_bad_keys_are_refused_with_a_reason(store, key, message) -> None:
+    with pytest.raises(Unauthorized, match=message):
+        KeyCache(store, admin_key=None).authenticate(key)
+
+
+def test_admin_key_from_environment_is_admin(store) -> None:
+    cache = KeyCache(store, admin_key="bootstrap-admin-secret")
+    principal = cache.authenticate("bootstrap-admin-secret")
+    assert principal.is_admin and principal.key_id == "admin"
+    with pytest.raises(Unauthorized):
+        cache.authenticate("bootstrap-admin-secreT")
+
+
+def test_hash_is_sha256() -> None:
+    assert hash_key("rk-x") == hashlib.sha256(b"rk-x").digest()
