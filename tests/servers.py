@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -110,3 +111,16 @@ class MockControl:
 
     def reset(self) -> None:
         httpx.post(f"{self.base}/_mock/reset").raise_for_status()
+
+
+def usage_rows(server: Server, where: str = "1=1", expect: int = 1, timeout: float = 5.0) -> list[sqlite3.Row]:
+    """Rows of the gateway's usage log, waiting for the background writer to flush at least `expect`."""
+    db = Path(server.env["ROUTER_DB"])
+    deadline = time.monotonic() + timeout
+    while True:
+        with sqlite3.connect(db) as conn:
+            conn.row_factory = sqlite3.Row
+            rows = conn.execute(f"SELECT * FROM usage_log WHERE {where} ORDER BY ts").fetchall()
+        if len(rows) >= expect or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.05)

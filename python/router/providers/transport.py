@@ -52,7 +52,15 @@ class Transport:
     @asynccontextmanager
     async def stream(self, url: str, headers: dict[str, str], body: bytes) -> AsyncIterator[Response]:
         """Open a streamed response. Leaving the block early drops the upstream connection (cancelling it)."""
-        request = self._client.post(url).headers(headers).body_bytes(body).timeout(self._total).build_streamed()
+        request = (
+            self._client.post(url)
+            .headers(headers)
+            .body_bytes(body)
+            .timeout(self._total)
+            # pyreqwest otherwise reads ahead up to 64 KiB before returning: it would hold back every token.
+            .streamed_read_buffer_limit(0)
+            .build_streamed()
+        )
         async with asyncio.timeout(self.timeouts.first_byte):
             response = await request.__aenter__()
         try:
