@@ -38,14 +38,34 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float = 30.0) -> None:
     raise RuntimeError(f"server at {url} did not come up in {timeout}s")
 
 
+def wait_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listened on port {port} within {timeout}s")
+
+
 class Server:
-    def __init__(self, args: list[str], env: dict[str, str], health_url: str, base: str) -> None:
+    """A server subprocess in its own session, so stopping it stops its granian workers too."""
+
+    def __init__(
+        self, args: list[str], env: dict[str, str], health_url: str | None, base: str, cwd: Path | None = None
+    ) -> None:
         self.base = base
         self.env = env
         self.proc = subprocess.Popen(
-            args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
-        )
-        wait_http(health_url, self.proc)
+            args, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            start_new_session=True,
+        )  # fmt: skip
+        if health_url is None:
+            wait_port(int(base.rsplit(":", 1)[1]), self.proc)
+        else:
+            wait_http(health_url, self.proc)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> str:
         if self.proc.poll() is None:
@@ -108,6 +128,11 @@ class MockControl:
 
     def count(self) -> int:
         return httpx.get(f"{self.base}/_mock/requests").json()["count"]
+
+    def streams(self) -> tuple[int, int]:
+        """(streams being sent now, streams cut short because the client went away)."""
+        log = httpx.get(f"{self.base}/_mock/requests").json()
+        return log["streams_active"], log["streams_aborted"]
 
     def reset(self) -> None:
         httpx.post(f"{self.base}/_mock/reset").raise_for_status()

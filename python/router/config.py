@@ -97,7 +97,8 @@ def _resolve_env(node: Any, path: str, source: str) -> Any:
     if isinstance(node, str) and node.startswith("env:"):
         match = _ENV_REF.match(node)
         if match is None:
-            raise ConfigError(f"{source}: at {path}: malformed reference {node!r}, expected env:VAR or env:VAR:-default")
+            expected = "expected env:VAR or env:VAR:-default"
+            raise ConfigError(f"{source}: at {path}: malformed reference {node!r}, {expected}")
         name, default = match.group(1), match.group(2)
         value = os.environ.get(name) or default
         if value is None:

@@ -1,14 +1,14 @@
 """The gateway's error tree.
 
-    GatewayError                 an error answered to the client in the endpoint's API shape
-     ├─ InvalidRequest            400 invalid_request_error (bad JSON, wrong types, missing fields)
-     ├─ Unauthorized              401 authentication_error (missing, malformed, unknown or revoked key)
-     ├─ PermissionDenied          403 permission_error
-     ├─ NotFound                  404 not_found_error (unknown route or model)
-     ├─ PayloadTooLarge           413 request_too_large
-     ├─ UnsupportedMediaType      415 invalid_request_error
-     └─ UpstreamError             an upstream failure mapped to the client's status (429, 502, 503, 504)
-    ConfigError                  a configuration file that cannot be used (raised at start-up, never per request)
+GatewayError                 an error answered to the client in the endpoint's API shape
+ ├─ InvalidRequest            400 invalid_request_error (bad JSON, wrong types, missing fields)
+ ├─ Unauthorized              401 authentication_error (missing, malformed, unknown or revoked key)
+ ├─ PermissionDenied          403 permission_error
+ ├─ NotFound                  404 not_found_error (unknown route or model)
+ ├─ PayloadTooLarge           413 request_too_large
+ ├─ UnsupportedMediaType      415 invalid_request_error
+ └─ UpstreamError             an upstream failure mapped to the client's status (429, 502, 503, 504)
+ConfigError                  a configuration file that cannot be used (raised at start-up, never per request)
 """
 
 from __future__ import annotations

@@ -3,8 +3,13 @@
 //! This file is only the registry of Python bindings; logic lives in one module per concept.
 use pyo3::prelude::*;
 
+pub mod sse;
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<sse::py::PySseEvent>()?;
+    m.add_class::<sse::py::PySseParser>()?;
+    m.add_class::<sse::py::PyStreamTap>()?;
     Ok(())
 }

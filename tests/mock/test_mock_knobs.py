@@ -6,6 +6,7 @@ import argparse
 
 import msgspec
 import pytest
+from mock_harness import run_mock
 
 from router.mock import add_arguments
 from router.mock.knobs import (
@@ -45,7 +46,14 @@ def test_headers_are_converted_from_strings():
 
 @pytest.mark.parametrize(
     "headers",
-    [{"x-mock-tokens": "many"}, {"x-mock-tokens": "-1"}, {"x-mock-fail": "404"}, {"x-mock-fail-rate": "1.5"}],
+    [
+        {"x-mock-tokens": "many"},
+        {"x-mock-tokens": "-1"},
+        {"x-mock-tokens": "100001"},
+        {"x-mock-tool-calls": "129"},
+        {"x-mock-fail": "404"},
+        {"x-mock-fail-rate": "1.5"},
+    ],
 )
 def test_bad_header_values_raise(headers):
     with pytest.raises(KnobError, match="invalid mock knob in x-mock-"):
@@ -126,3 +134,9 @@ def test_cli_arguments():
     for bad in (["--fail", "404"], ["--fail-rate", "2"], ["--tokens", "-1"]):
         with pytest.raises(SystemExit):
             parser.parse_args(bad)
+
+
+def test_bad_env_fails_at_startup(tmp_path):
+    bad_env = {"ROUTER_MOCK_FAIL": "sometimes"}
+    with pytest.raises(RuntimeError, match="ROUTER_MOCK_"), run_mock(tmp_path, env=bad_env):
+        pass

@@ -94,8 +94,9 @@ class OpenAICompatProvider:
             return NotFound(f"Upstream provider '{self.name}' answered 404{said}", code="upstream_not_found")
         if status in (400, 409, 413, 422):
             return InvalidRequest(f"Upstream provider '{self.name}' rejected the request{said}", status=status)
-        if status == 408 or status == 504:
-            return UpstreamError(f"Upstream provider '{self.name}' timed out{said}", code="upstream_timeout", status=504)
+        if status in (408, 504):
+            message = f"Upstream provider '{self.name}' timed out{said}"
+            return UpstreamError(message, code="upstream_timeout", status=504)
         return UpstreamError(f"Upstream provider '{self.name}' failed with HTTP {status}{said}", code="upstream_error")
 
 

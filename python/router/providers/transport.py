@@ -32,6 +32,10 @@ class Transport:
             ClientBuilder()
             .max_connections(max_connections)
             .connect_timeout(timedelta(seconds=timeouts.connect))
+            # A backstop inside reqwest itself: cancelling the Python awaitable does not abort a request
+            # still waiting for headers, so without this a hung upstream would hold its connection until
+            # the total timeout even after our own first-byte timeout or a client disconnect gave up on it.
+            .read_timeout(timedelta(seconds=max(timeouts.first_byte, timeouts.idle_read)))
             .pool_idle_timeout(timedelta(seconds=90))
             .default_headers(default_headers)
             .tcp_nodelay(True)

@@ -38,7 +38,7 @@ class Exchange:
     """What the handlers of one request share: ids, timings, the outcome to log, and response helpers."""
 
     __slots__ = (
-        "cached_tokens", "completion_tokens", "endpoint", "error_type", "headers", "key_id", "model",
+        "cached_tokens", "completion_tokens", "endpoint", "error_type", "finished", "headers", "key_id", "model",
         "prompt_tokens", "proto", "provider", "request_id", "responded", "scope", "started", "status",
         "stream", "ttft", "upstream_seconds",
     )  # fmt: skip
@@ -52,6 +52,7 @@ class Exchange:
         self.request_id = new_request_id()
         self.status = 0
         self.responded = False
+        self.finished = False
         self.upstream_seconds = 0.0
         self.ttft: float | None = None
         self.key_id: str | None = None

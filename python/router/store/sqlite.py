@@ -15,9 +15,7 @@ from .records import USAGE_COLUMNS, KeyRecord, UsageRow
 from .signal import ChangeSignal
 
 _KEY_COLUMNS = "id, name, prefix, created_at, revoked_at, last_used_at"
-_INSERT_USAGE = (
-    f"INSERT INTO usage_log ({', '.join(USAGE_COLUMNS)}) VALUES ({', '.join('?' * len(USAGE_COLUMNS))})"
-)
+_INSERT_USAGE = f"INSERT INTO usage_log ({', '.join(USAGE_COLUMNS)}) VALUES ({', '.join('?' * len(USAGE_COLUMNS))})"
 
 
 class SQLiteStore:

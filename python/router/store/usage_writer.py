@@ -42,10 +42,8 @@ class UsageWriter:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._flush_interval)
-            except TimeoutError:
-                pass
             self._wake.clear()
             if not self._pending:
                 continue

@@ -1,0 +1,74 @@
+"""Hot-path helpers of the router gateway, implemented in Rust (`rust/src`)."""
+
+from typing import Self, final
+
+__all__ = ["SseEvent", "SseParser", "StreamTap", "__version__"]
+
+__version__: str
+
+@final
+class SseEvent:
+    """One dispatched server-sent event. Immutable."""
+
+    @property
+    def event(self) -> str | None:
+        """The `event:` field; None when absent or empty (the default type "message")."""
+    @property
+    def data(self) -> str:
+        """The event's `data:` lines joined with a newline."""
+    @property
+    def id(self) -> str | None:
+        """The last event ID seen in the stream so far (it persists across events)."""
+    @property
+    def retry(self) -> int | None:
+        """The valid `retry:` value (milliseconds) given in this event's block, if any."""
+    def __new__(cls, data: str, event: str | None = None, id: str | None = None, retry: int | None = None) -> Self: ...
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+
+@final
+class SseParser:
+    """Incremental WHATWG event-stream parser: feed network chunks of any size, get whole events back."""
+
+    def __new__(cls) -> Self: ...
+    def feed(self, chunk: bytes) -> list[SseEvent]:
+        """Parse one chunk; return the events it completes (partial lines are carried over)."""
+    def finish(self) -> list[SseEvent]:
+        """End of stream: discard an unterminated event (per spec, so always []) and reset the parser."""
+    @property
+    def last_event_id(self) -> str | None:
+        """The last event ID buffer (what a reconnecting client sends as Last-Event-ID)."""
+    @property
+    def reconnection_time(self) -> int | None:
+        """The last valid `retry:` value, including from blocks that dispatched no event."""
+
+@final
+class StreamTap:
+    """Forwards an OpenAI-style SSE stream's raw bytes event by event, and observes it on the way.
+
+    With `strip_usage_chunk`, the usage-only chunk (`"choices": []` with a `usage` object) is
+    recorded but removed from the forwarded bytes.
+    """
+
+    def __new__(cls, strip_usage_chunk: bool = False) -> Self: ...
+    def feed(self, chunk: bytes) -> bytes:
+        """Return the raw bytes of every event this chunk completes (possibly `chunk` itself); keep the tail."""
+    def finish(self) -> bytes:
+        """End of stream: return the unterminated tail as received (it is not observed)."""
+    @property
+    def strip_usage_chunk(self) -> bool: ...
+    @property
+    def data_events(self) -> int:
+        """Dispatched events with data, not counting `[DONE]`."""
+    @property
+    def done(self) -> bool:
+        """A `data: [DONE]` event was seen."""
+    @property
+    def usage(self) -> bytes | None:
+        """Raw JSON of the top-level `usage` object of the last data event that had a non-null one."""
+    @property
+    def error(self) -> bytes | None:
+        """Raw JSON payload of the last data event with a non-null top-level `error`."""
+    @property
+    def model(self) -> str | None:
+        """The top-level `model` string of the first JSON data event that has one."""

@@ -1,0 +1,54 @@
+"""OpenAI-shaped error bodies (``{"error": {"message", "type", "param", "code"}}``) for faults and bad input."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+import msgspec
+
+
+class ErrorDetail(msgspec.Struct):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorBody(msgspec.Struct):
+    error: ErrorDetail
+
+
+def openai_error(
+    message: str, type: str = "invalid_request_error", param: str | None = None, code: str | None = None
+) -> bytes:
+    return msgspec.json.encode(ErrorBody(ErrorDetail(message=message, type=type, param=param, code=code)))
+
+
+# The injected HTTP failures, with the messages OpenAI itself sends for them.
+FAULT_RESPONSES: MappingProxyType[str, tuple[int, bytes]] = MappingProxyType(
+    {
+        "429": (
+            429,
+            openai_error(
+                "Rate limit reached for requests (mock). Please try again later.",
+                type="rate_limit_error",
+                code="rate_limit_exceeded",
+            ),
+        ),
+        "500": (
+            500,
+            openai_error(
+                "The server had an error while processing your request. Sorry about that! (mock)",
+                type="server_error",
+            ),
+        ),
+        "503": (
+            503,
+            openai_error(
+                "The engine is currently overloaded, please try again later. (mock)",
+                type="server_error",
+                code="service_unavailable",
+            ),
+        ),
+    }
+)

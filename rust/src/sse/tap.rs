@@ -1,0 +1,483 @@
+//! The streaming proxy's observer: forwards raw SSE bytes event by event, never re-serialising them,
+//! and records what the gateway needs from an OpenAI `chat.completion.chunk` stream on the way.
+use std::borrow::Cow;
+use std::mem;
+use std::ops::Range;
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::{next_line, strip_bom, Line};
+
+/// The only top-level keys we look at; everything else is skipped by serde.
+#[derive(Deserialize)]
+struct Probe<'a> {
+    #[serde(borrow)]
+    usage: Option<&'a RawValue>,
+    #[serde(borrow)]
+    error: Option<&'a RawValue>,
+    #[serde(borrow)]
+    model: Option<&'a RawValue>,
+    #[serde(borrow)]
+    choices: Option<&'a RawValue>,
+}
+
+/// What the tap did with the last event boundary that ended in a bare CR at a chunk end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LastBoundary {
+    Forwarded,
+    Stripped,
+}
+
+/// Raw-byte forwarder and observer of one SSE response stream.
+pub struct StreamTap {
+    strip_usage_chunk: bool,
+    /// Raw bytes of the current, not yet complete event (whole lines plus the partial last line).
+    pending: Vec<u8>,
+    /// Offset in `pending` where the partial (unprocessed) line starts.
+    line_start: usize,
+    skip_lf: bool,
+    last_boundary: LastBoundary,
+    first_line: bool,
+    data: Vec<u8>,
+    has_data: bool,
+
+    data_events: u64,
+    done: bool,
+    usage: Option<Vec<u8>>,
+    error: Option<Vec<u8>>,
+    model: Option<String>,
+}
+
+// Shared, not per-tap: a `Finder` may hold 32-byte-aligned SIMD state, and a PyO3 object only
+// guarantees 16-byte alignment for the Rust value it embeds.
+static USAGE_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"usage\""));
+static ERROR_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"error\""));
+static MODEL_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"model\""));
+
+/// Byte ranges of a buffer to forward, merged when contiguous.
+#[derive(Default)]
+struct Emit(Vec<Range<usize>>);
+
+impl Emit {
+    fn push(&mut self, r: Range<usize>) {
+        match self.0.last_mut() {
+            Some(last) if last.end == r.start => last.end = r.end,
+            _ => self.0.push(r),
+        }
+    }
+
+    fn borrow<'a>(&self, buf: &'a [u8]) -> Cow<'a, [u8]> {
+        match self.0.as_slice() {
+            [] => Cow::Borrowed(&[]),
+            [one] => Cow::Borrowed(&buf[one.clone()]),
+            many => Cow::Owned(many.iter().flat_map(|r| &buf[r.clone()]).copied().collect()),
+        }
+    }
+}
+
+/// Whether some `"key"` in `data` is followed by `:` and a value whose first byte satisfies `first`.
+///
+/// A cheap pre-filter before JSON parsing: it may say yes for a nested key, never no for a top-level one.
+fn key_followed_by(key: &Finder<'_>, data: &[u8], first: impl Fn(u8) -> bool) -> bool {
+    let skip_ws = |s: &[u8]| -> usize { s.iter().take_while(|b| b.is_ascii_whitespace()).count() };
+    key.find_iter(data).any(|pos| {
+        let rest = &data[pos + key.needle().len()..];
+        let rest = &rest[skip_ws(rest)..];
+        match rest.split_first() {
+            Some((b':', value)) => value.get(skip_ws(value)).is_some_and(|&b| first(b)),
+            _ => false,
+        }
+    })
+}
+
+fn is_empty_array(raw: &RawValue) -> bool {
+    let mut it = raw.get().bytes().filter(|b| !b.is_ascii_whitespace());
+    it.next() == Some(b'[') && it.next() == Some(b']') && it.next().is_none()
+}
+
+impl StreamTap {
+    pub fn new(strip_usage_chunk: bool) -> Self {
+        Self {
+            strip_usage_chunk,
+            pending: Vec::new(),
+            line_start: 0,
+            skip_lf: false,
+            last_boundary: LastBoundary::Forwarded,
+            first_line: true,
+            data: Vec::new(),
+            has_data: false,
+            data_events: 0,
+            done: false,
+            usage: None,
+            error: None,
+            model: None,
+        }
+    }
+
+    pub fn strip_usage_chunk(&self) -> bool {
+        self.strip_usage_chunk
+    }
+    /// Dispatched events with data, excluding the `[DONE]` terminator.
+    pub fn data_events(&self) -> u64 {
+        self.data_events
+    }
+    /// A `data: [DONE]` event was seen.
+    pub fn done(&self) -> bool {
+        self.done
+    }
+    /// Raw JSON of the top-level `usage` object of the last data event that had a non-null one.
+    pub fn usage(&self) -> Option<&[u8]> {
+        self.usage.as_deref()
+    }
+    /// Raw JSON payload of the last data event with a non-null top-level `error`.
+    pub fn error(&self) -> Option<&[u8]> {
+        self.error.as_deref()
+    }
+    /// The top-level `model` string of the first JSON data event that has one.
+    pub fn model(&self) -> Option<&str> {
+        self.model.as_deref()
+    }
+
+    /// Takes one network chunk; returns the raw bytes of every event it completes (with any carried
+    /// remainder of earlier chunks), minus a stripped usage-only event. Borrows `chunk` when possible.
+    pub fn feed<'a>(&mut self, chunk: &'a [u8]) -> Cow<'a, [u8]> {
+        if chunk.is_empty() {
+            return Cow::Borrowed(chunk); // an empty chunk must not forget a pending CR
+        }
+        let mut emit = Emit::default();
+        let mut start = 0;
+        if mem::take(&mut self.skip_lf) && chunk.first() == Some(&b'\n') {
+            // This LF completes a CR terminator seen at the end of the previous chunk.
+            if !self.pending.is_empty() {
+                // ... of a line inside the pending event: it travels with that event.
+                self.pending.push(b'\n');
+                self.line_start = self.pending.len();
+            } else if self.last_boundary == LastBoundary::Forwarded {
+                emit.push(0..1);
+            }
+            start = 1;
+        }
+        if self.pending.is_empty() {
+            let (tail, line) = self.scan(chunk, start, start, &mut emit);
+            self.pending.extend_from_slice(&chunk[tail..]);
+            self.line_start = line - tail;
+            emit.borrow(chunk)
+        } else {
+            let mut buf = mem::take(&mut self.pending);
+            buf.extend_from_slice(&chunk[start..]);
+            let (tail, line) = self.scan(&buf, self.line_start, 0, &mut emit);
+            let out = emit.borrow(&buf).into_owned();
+            buf.drain(..tail);
+            self.pending = buf;
+            self.line_start = line - tail;
+            Cow::Owned(out)
+        }
+    }
+
+    /// End of stream: returns the unterminated tail as-is (it is not observed: per spec it is discarded).
+    pub fn finish(&mut self) -> Vec<u8> {
+        self.line_start = 0;
+        self.skip_lf = false;
+        self.data.clear();
+        self.has_data = false;
+        mem::take(&mut self.pending)
+    }
+
+    /// Processes the complete lines of `buf[pos..]`; returns `(start of the incomplete event, start of the partial line)`.
+    fn scan(
+        &mut self,
+        buf: &[u8],
+        mut pos: usize,
+        mut event_start: usize,
+        emit: &mut Emit,
+    ) -> (usize, usize) {
+        while let Some((end, next, bare_cr)) = next_line(&buf[pos..]) {
+            let (end, next) = (pos + end, pos + next);
+            self.skip_lf = bare_cr;
+            if let Some(strip) = self.process_line(&buf[pos..end]) {
+                if strip {
+                    self.last_boundary = LastBoundary::Stripped;
+                } else {
+                    self.last_boundary = LastBoundary::Forwarded;
+                    emit.push(event_start..next);
+                }
+                event_start = next;
+            }
+            pos = next;
+        }
+        (event_start, pos)
+    }
+
+    /// Returns `Some(strip)` when the line ends an event.
+    fn process_line(&mut self, line: &[u8]) -> Option<bool> {
+        let line = if mem::take(&mut self.first_line) {
+            strip_bom(line)
+        } else {
+            line
+        };
+        match Line::classify(line) {
+            Line::Blank => Some(self.dispatch()),
+            Line::Field(b"data", value) => {
+                self.data.extend_from_slice(value);
+                self.data.push(b'\n');
+                self.has_data = true;
+                None
+            }
+            _ => None,
+        }
+    }
+
+    fn dispatch(&mut self) -> bool {
+        if !mem::take(&mut self.has_data) {
+            return false;
+        }
+        let mut data = mem::take(&mut self.data);
+        data.pop();
+        let strip = self.observe(&data);
+        data.clear();
+        self.data = data;
+        strip
+    }
+
+    /// Records what a data payload tells us; returns whether to strip its event.
+    fn observe(&mut self, data: &[u8]) -> bool {
+        if data.starts_with(b"[DONE]") {
+            self.done = true;
+            return false;
+        }
+        self.data_events += 1;
+        // OpenAI sends `"usage":null` in every chunk once usage is requested: only a `{` after the key is worth parsing.
+        let want = key_followed_by(&USAGE_KEY, data, |b| b == b'{')
+            || key_followed_by(&ERROR_KEY, data, |b| b != b'n')
+            || (self.model.is_none() && key_followed_by(&MODEL_KEY, data, |b| b == b'"'));
+        if !want || data.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return false;
+        }
+        let Ok(probe) = serde_json::from_slice::<Probe<'_>>(data) else {
+            return false;
+        };
+        if self.model.is_none() {
+            if let Some(model) = probe
+                .model
+                .and_then(|m| serde_json::from_str::<String>(m.get()).ok())
+            {
+                self.model = Some(model);
+            }
+        }
+        if probe.error.is_some() {
+            self.error = Some(data.to_vec());
+        }
+        match probe.usage {
+            Some(usage) if usage.get().starts_with('{') => {
+                self.usage = Some(usage.get().as_bytes().to_vec());
+                self.strip_usage_chunk && probe.choices.is_some_and(is_empty_array)
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const CHUNK: &str = r#"data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}],"usage":null}"#;
+    const FINAL: &str = r#"data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":null}"#;
+    const USAGE: &str = r#"data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}"#;
+    const USAGE_JSON: &str = r#"{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}"#;
+
+    /// An OpenAI stream with line ending `nl`; returns (whole stream, stream without the usage event).
+    fn openai_stream(nl: &str) -> (Vec<u8>, Vec<u8>) {
+        let before =
+            format!(": OPENROUTER PROCESSING{nl}{nl}{CHUNK}{nl}{nl}{CHUNK}{nl}{nl}{FINAL}{nl}{nl}");
+        let usage = format!("{USAGE}{nl}{nl}");
+        let after = format!("data: [DONE]{nl}{nl}");
+        (
+            format!("{before}{usage}{after}").into_bytes(),
+            format!("{before}{after}").into_bytes(),
+        )
+    }
+
+    fn run(tap: &mut StreamTap, chunks: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for c in chunks {
+            out.extend_from_slice(&tap.feed(c));
+        }
+        out.extend(tap.finish());
+        out
+    }
+
+    fn split_at_points<'a>(s: &'a [u8], points: &[usize]) -> Vec<&'a [u8]> {
+        let mut points = points.to_vec();
+        points.sort_unstable();
+        let mut chunks = Vec::new();
+        let mut prev = 0;
+        for p in points {
+            chunks.push(&s[prev..p]);
+            prev = p;
+        }
+        chunks.push(&s[prev..]);
+        chunks
+    }
+
+    fn check_observed(tap: &StreamTap) {
+        assert_eq!(tap.data_events(), 4);
+        assert!(tap.done());
+        assert_eq!(tap.usage(), Some(USAGE_JSON.as_bytes()));
+        assert_eq!(tap.model(), Some("gpt-4o"));
+        assert_eq!(tap.error(), None);
+    }
+
+    #[test]
+    fn forwards_and_observes_whole() {
+        for nl in ["\n", "\r\n", "\r"] {
+            let (stream, stripped) = openai_stream(nl);
+            let mut tap = StreamTap::new(false);
+            assert_eq!(run(&mut tap, &[&stream]), stream);
+            check_observed(&tap);
+            let mut tap = StreamTap::new(true);
+            assert_eq!(run(&mut tap, &[&stream]), stripped);
+            check_observed(&tap);
+        }
+    }
+
+    #[test]
+    fn feed_returns_complete_events_only() {
+        let mut tap = StreamTap::new(false);
+        assert_eq!(
+            &*tap.feed(b"data: {\"a\":1}\n\ndata: {\"b\""),
+            b"data: {\"a\":1}\n\n"
+        );
+        assert_eq!(&*tap.feed(b":2}\n"), b"");
+        assert_eq!(&*tap.feed(b"\n: c\n"), b"data: {\"b\":2}\n\n");
+        assert_eq!(tap.finish(), b": c\n");
+        assert_eq!(tap.data_events(), 2);
+    }
+
+    #[test]
+    fn whole_chunk_is_borrowed() {
+        let mut tap = StreamTap::new(false);
+        let chunk = b"data: x\n\ndata: y\n\n";
+        assert!(matches!(tap.feed(chunk), Cow::Borrowed(b) if b.len() == chunk.len()));
+    }
+
+    #[test]
+    fn cr_split_from_lf_after_stripped_event() {
+        let (stream, stripped) = openai_stream("\r\n");
+        let usage_end = stream.len() - b"data: [DONE]\r\n\r\n".len();
+        let mut tap = StreamTap::new(true);
+        let out = run(
+            &mut tap,
+            &[&stream[..usage_end - 1], &stream[usage_end - 1..]],
+        );
+        assert_eq!(out, stripped);
+        check_observed(&tap);
+    }
+
+    #[test]
+    fn key_prefilter() {
+        let obj = |d: &[u8]| key_followed_by(&USAGE_KEY, d, |b| b == b'{');
+        assert!(obj(br#"{"usage":{"a":1}}"#));
+        assert!(obj(b"{\"usage\" :\n {}}"));
+        assert!(obj(br#"{"x":"usage","usage":{}}"#));
+        assert!(!obj(br#"{"usage":null}"#));
+        assert!(!obj(br#"{"x":"usage"}"#));
+        assert!(!obj(br#"{"usage""#));
+        assert!(!obj(br#"{"usage":"#));
+    }
+
+    #[test]
+    fn empty_chunk_keeps_pending_cr() {
+        let mut tap = StreamTap::new(false);
+        let out = run(&mut tap, &[b"data: a\r", b"", b"\n\r", b"", b"\n"]);
+        assert_eq!(out, b"data: a\r\n\r\n");
+        assert_eq!(tap.data_events(), 1);
+    }
+
+    #[test]
+    fn error_payload_recorded() {
+        let mut tap = StreamTap::new(false);
+        let payload =
+            br#"{"error":{"message":"overloaded","type":"server_error","param":null,"code":null}}"#;
+        let stream = [&b"data: "[..], payload, b"\n\n"].concat();
+        assert_eq!(run(&mut tap, &[&stream]), stream);
+        assert_eq!(tap.error(), Some(&payload[..]));
+        assert_eq!(tap.data_events(), 1);
+        assert!(!tap.done());
+    }
+
+    #[test]
+    fn null_error_and_non_json_are_not_observed() {
+        let mut tap = StreamTap::new(true);
+        let stream = b"data: {\"error\":null,\"usage\":null}\n\ndata: \"usage\" \"error\" {\n\ndata: [1]\n\ndata: {\"usage\"\n\n";
+        assert_eq!(run(&mut tap, &[stream]), stream);
+        assert_eq!((tap.error(), tap.usage(), tap.model()), (None, None, None));
+        assert_eq!(tap.data_events(), 4);
+    }
+
+    #[test]
+    fn multi_line_json_data_and_bom() {
+        let mut tap = StreamTap::new(true);
+        let stream = b"\xEF\xBB\xBFdata: {\"model\":\"m\",\ndata: \"choices\":[ ],\"usage\":{\"total_tokens\":3}}\n\n";
+        assert_eq!(run(&mut tap, &[stream]), b"");
+        assert_eq!(tap.usage(), Some(&b"{\"total_tokens\":3}"[..]));
+        assert_eq!(tap.model(), Some("m"));
+    }
+
+    #[test]
+    fn usage_with_choices_is_kept() {
+        let mut tap = StreamTap::new(true);
+        let stream = b"data: {\"choices\":[{\"index\":0}],\"usage\":{\"total_tokens\":3}}\n\n";
+        assert_eq!(run(&mut tap, &[stream]), stream);
+        assert_eq!(tap.usage(), Some(&b"{\"total_tokens\":3}"[..]));
+    }
+
+    #[test]
+    fn unterminated_tail_is_forwarded_not_observed() {
+        let mut tap = StreamTap::new(false);
+        let (stream, _) = openai_stream("\n");
+        let cut = stream.len() - 1;
+        assert_eq!(run(&mut tap, &[&stream[..cut]]), &stream[..cut]);
+        assert!(!tap.done());
+    }
+
+    proptest! {
+        #[test]
+        fn any_split_forwards_and_observes(
+            nl in prop_oneof![Just("\n"), Just("\r\n"), Just("\r")],
+            strip in any::<bool>(),
+            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..16),
+        ) {
+            let (stream, stripped) = openai_stream(nl);
+            let points: Vec<usize> = cuts.iter().map(|c| c.index(stream.len() + 1)).collect();
+            let mut tap = StreamTap::new(strip);
+            let out = run(&mut tap, &split_at_points(&stream, &points));
+            prop_assert_eq!(out, if strip { stripped } else { stream.clone() });
+            check_observed(&tap);
+        }
+
+        #[test]
+        fn bytewise_feed_matches(nl in prop_oneof![Just("\n"), Just("\r\n"), Just("\r")], strip in any::<bool>()) {
+            let (stream, stripped) = openai_stream(nl);
+            let chunks: Vec<&[u8]> = stream.chunks(1).collect();
+            let mut tap = StreamTap::new(strip);
+            prop_assert_eq!(run(&mut tap, &chunks), if strip { stripped } else { stream.clone() });
+            check_observed(&tap);
+        }
+
+        #[test]
+        fn arbitrary_bytes_round_trip(
+            stream in proptest::collection::vec(
+                prop_oneof![Just(b'\n'), Just(b'\r'), Just(b':'), Just(b'd'), any::<u8>()], 0..200),
+            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..16),
+        ) {
+            let points: Vec<usize> = cuts.iter().map(|c| c.index(stream.len() + 1)).collect();
+            let mut tap = StreamTap::new(true);
+            prop_assert_eq!(run(&mut tap, &split_at_points(&stream, &points)), stream);
+        }
+    }
+}
