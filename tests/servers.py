@@ -91,7 +91,7 @@ def start_mock(extra: list[str] | None = None) -> Server:
 
 def gateway_env(db: Path, mock_base: str, config: Path | None = None, admin_key: str = "admin-test-key") -> dict:
     env = {**os.environ, "ROUTER_DB": str(db), "ROUTER_MOCK_URL": f"{mock_base}/v1", "ROUTER_ADMIN_KEY": admin_key}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env.pop("ROUTER_METRICS_DIR", None)
     if config is not None:
         env["ROUTER_CONFIG"] = str(config)
     else:

@@ -17,6 +17,7 @@ from . import mock
 from .config import config_path, load_config
 from .errors import ConfigError
 from .governance.keys import create_key
+from .metrics import METRICS_DIR_ENV
 from .store import database_url, open_store
 
 
@@ -49,7 +50,7 @@ def _serve(args: argparse.Namespace, banner: Sequence[str] = ()) -> int:
     metrics_dir = None
     if workers > 1:
         metrics_dir = tempfile.mkdtemp(prefix="router-metrics-")
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        os.environ[METRICS_DIR_ENV] = metrics_dir
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"router gateway listening on http://{host}:{args.port}/v1", flush=True)
     print(f"  config: {path}  database: {db}  workers: {workers}", flush=True)

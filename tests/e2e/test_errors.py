@@ -76,9 +76,10 @@ def test_upstream_first_byte_timeout_is_504(tight_client) -> None:
     assert err.value.code == "upstream_timeout"
 
 
-def test_client_timeout_raises_api_timeout_error(client) -> None:
+def test_client_timeout_raises_api_timeout_error(tight_client) -> None:
+    # The tight gateway's 1.5 s first-byte timeout then releases the hung upstream call on its side.
     with pytest.raises(openai.APITimeoutError):
-        client.with_options(timeout=0.5).chat.completions.create(
+        tight_client.with_options(timeout=0.5).chat.completions.create(
             model="mock/gpt-4o", messages=HELLO, extra_body={"mock": {"fail": "hang"}}
         )
 

@@ -6,6 +6,7 @@ import sys
 from collections.abc import Iterator
 
 import pytest
+
 from mock_harness import PYTHON_DIR, MockServer, run_mock
 
 try:

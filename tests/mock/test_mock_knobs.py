@@ -6,7 +6,6 @@ import argparse
 
 import msgspec
 import pytest
-from mock_harness import run_mock
 
 from router.mock import add_arguments
 from router.mock.knobs import (
@@ -21,6 +20,8 @@ from router.mock.knobs import (
     to_env,
 )
 from router.mock.server import knobs_from_args
+
+from mock_harness import run_mock
 
 
 def test_headers_absent_is_none():

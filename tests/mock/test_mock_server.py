@@ -10,6 +10,7 @@ import time
 
 import openai
 import pytest
+
 from mock_harness import MockServer, parse_response, raw_request, run_mock
 
 MESSAGES = [{"role": "user", "content": "Say something deterministic, please."}]

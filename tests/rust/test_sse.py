@@ -8,7 +8,9 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from router._core import SseEvent, SseParser, StreamTap
+
 from sse_reference import RefEvent, RefSseParser, chunked, openai_stream
 
 Fields = tuple[str | None, str, str | None, int | None]

@@ -7,7 +7,6 @@ else imports it: swapping the client means changing this module only.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -26,16 +25,16 @@ class Transport:
     """A pooled keep-alive client for one provider."""
 
     def __init__(self, timeouts: Timeouts, max_connections: int, default_headers: dict[str, str]) -> None:
-        self.timeouts = timeouts
-        self._total = timedelta(seconds=timeouts.total)
         self._client: Client = (
             ClientBuilder()
             .max_connections(max_connections)
             .connect_timeout(timedelta(seconds=timeouts.connect))
-            # A backstop inside reqwest itself: cancelling the Python awaitable does not abort a request
-            # still waiting for headers, so without this a hung upstream would hold its connection until
-            # the total timeout even after our own first-byte timeout or a client disconnect gave up on it.
+            # Waiting for the response head is a read, so reqwest's per-read timeout is our first-byte timeout.
+            # It lives inside reqwest because cancelling the Python awaitable does not abort a request still
+            # waiting for headers: only reqwest's own timers release a hung upstream's connection. Streams
+            # also get a Python idle timer (idle_read) between chunks.
             .read_timeout(timedelta(seconds=max(timeouts.first_byte, timeouts.idle_read)))
+            .timeout(timedelta(seconds=timeouts.total))
             .pool_idle_timeout(timedelta(seconds=90))
             .default_headers(default_headers)
             .tcp_nodelay(True)
@@ -47,10 +46,8 @@ class Transport:
         await self._client.close()
 
     async def post(self, url: str, headers: dict[str, str], body: bytes) -> tuple[Response, bytes]:
-        """Send a request and read the whole answer (first byte within `first_byte`, all within `total`)."""
-        request = self._client.post(url).headers(headers).body_bytes(body).timeout(self._total).build()
-        async with asyncio.timeout(self.timeouts.first_byte):
-            response = await request.send()
+        """Send a request and read the whole answer."""
+        response = await self._client.post(url).headers(headers).body_bytes(body).build().send()
         return response, bytes(await response.bytes())
 
     @asynccontextmanager
@@ -60,13 +57,11 @@ class Transport:
             self._client.post(url)
             .headers(headers)
             .body_bytes(body)
-            .timeout(self._total)
             # pyreqwest otherwise reads ahead up to 64 KiB before returning: it would hold back every token.
             .streamed_read_buffer_limit(0)
             .build_streamed()
         )
-        async with asyncio.timeout(self.timeouts.first_byte):
-            response = await request.__aenter__()
+        response = await request.__aenter__()
         try:
             yield response
         finally:

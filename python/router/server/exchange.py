@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 
@@ -29,30 +30,38 @@ def openai_error_body(exc: GatewayError) -> bytes:
     return msgspec.json.encode(ErrorBody(ErrorDetail(exc.message, exc.type, exc.param, exc.code)))
 
 
-def new_request_id() -> str:
-    # Always our own: the usage log keys rows by it, so a client-chosen id could collide or be forged.
-    return "req_" + os.urandom(12).hex()
+class RequestIds:
+    """Request ids: a random per-process prefix and a counter, unique across workers and restarts.
+
+    Always our own, never the client's: the usage log keys rows by it, so a chosen id could collide.
+    """
+
+    def __init__(self) -> None:
+        self._prefix = "req_" + os.urandom(6).hex()
+        self._next = itertools.count(1).__next__
+
+    def new(self) -> str:
+        return f"{self._prefix}{self._next():08x}"
 
 
 class Exchange:
     """What the handlers of one request share: ids, timings, the outcome to log, and response helpers."""
 
     __slots__ = (
-        "cached_tokens", "completion_tokens", "endpoint", "error_type", "finished", "headers", "key_id", "model",
+        "cached_tokens", "completion_tokens", "endpoint", "error_type", "headers", "key_id", "model",
         "prompt_tokens", "proto", "provider", "request_id", "responded", "scope", "started", "status",
         "stream", "ttft", "upstream_seconds",
     )  # fmt: skip
 
-    def __init__(self, scope, proto, endpoint: str) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, scope, proto, endpoint: str, request_id: str) -> None:  # type: ignore[no-untyped-def]
         self.scope = scope
         self.proto = proto
         self.headers = scope.headers
         self.endpoint = endpoint
         self.started = time.perf_counter()
-        self.request_id = new_request_id()
+        self.request_id = request_id
         self.status = 0
         self.responded = False
-        self.finished = False
         self.upstream_seconds = 0.0
         self.ttft: float | None = None
         self.key_id: str | None = None
