@@ -136,8 +136,16 @@ def test_two_workers_share_metrics_and_revocations(mock_server, tmp_path) -> Non
         client = openai.OpenAI(base_url=f"{server.base}/v1", api_key=created["key"], max_retries=0)
         for _ in range(20):
             client.chat.completions.create(model="mock/gpt-4o", messages=HELLO)
-        text = httpx.get(f"{server.base}/metrics").text
-        assert _metric(text, "router_requests_total", model="mock/gpt-4o", status="200") == 20
+        # Each worker publishes its totals once a second; a scrape of either one adds up both.
+        deadline = time.monotonic() + 5
+        while True:
+            text = httpx.get(f"{server.base}/metrics").text
+            total = _metric(text, "router_requests_total", model="mock/gpt-4o", status="200")
+            if total == 20 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert total == 20
+        assert _metric(text, "router_request_duration_seconds_count", model="mock/gpt-4o") == 20
         router_cli(server.env, "keys", "revoke", created["id"])
         for _ in range(6):  # connections land on either worker; every one must refuse at once
             fresh = openai.OpenAI(base_url=f"{server.base}/v1", api_key=created["key"], max_retries=0)
