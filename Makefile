@@ -25,9 +25,10 @@ build-dev: venv ## build the Rust extension in debug mode (faster to compile)
 run: build-prod ## start the mock provider and the gateway, print the base URL and a demo key
 	$(BIN)/router demo
 
-lint-python: ## ruff check and format check
+lint-python: ## ruff check, ruff format check, and stubtest of the router._core stub
 	$(BIN)/ruff check python tests benches
 	$(BIN)/ruff format --check python tests benches
+	$(BIN)/python -m mypy.stubtest router._core
 
 lint-rust: ## cargo fmt --check and clippy -D warnings
 	cargo fmt --all -- --check
