@@ -66,6 +66,7 @@ def wrk(url: str, body: str, key: str, connections: int, duration: int, workdir:
 
 
 def start_baseline_proxy(name: str, mock_url: str, workdir: Path) -> Server | None:
+    """One of the bare forwarders from ../shared/perf-baseline, run from a scratch copy (never committed)."""
     source = BASELINE / name
     if not source.exists():
         return None
@@ -74,7 +75,8 @@ def start_baseline_proxy(name: str, mock_url: str, workdir: Path) -> Server | No
     module = workdir / name
     module.write_text(patched)
     port = free_port()
-    cmd = [sys.executable, "-m", "granian", "--interface", "rsgi", "--loop", "uvloop", "--workers", "1"]
+    interface = "asgi" if "asgi" in name else "rsgi"
+    cmd = [sys.executable, "-m", "granian", "--interface", interface, "--loop", "uvloop", "--workers", "1"]
     cmd += ["--port", str(port), "--no-ws", f"{module.stem}:app"]
     return Server(cmd, {**os.environ}, None, f"http://127.0.0.1:{port}", cwd=workdir)
 
@@ -95,7 +97,12 @@ def main() -> None:
     key = create_key(env, "bench")["key"]
     targets = [("direct to mock", f"{mock_base}/v1/chat/completions", "gpt-4o")]
     proxies = []
-    for name, label in (("proxy_pr.py", "bare proxy (pyreqwest)"), ("proxy_rsgi.py", "bare proxy (aiohttp)")):
+    bare = (
+        ("proxy_pr.py", "bare proxy (RSGI, pyreqwest)"),
+        ("proxy_rsgi.py", "bare proxy (RSGI, aiohttp)"),
+        ("proxy_asgi.py", "bare proxy (ASGI, aiohttp)"),
+    )
+    for name, label in bare:
         proxy = start_baseline_proxy(name, f"{mock_base}/v1", workdir)
         if proxy is not None:
             proxies.append(proxy)

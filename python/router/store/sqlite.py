@@ -10,6 +10,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from msgspec.structs import astuple
+
 from .migrations import MIGRATIONS
 from .records import USAGE_COLUMNS, KeyRecord, UsageRow
 from .signal import ChangeSignal
@@ -123,7 +125,7 @@ class SQLiteStore:
         conn = self._conn
         conn.execute("BEGIN")
         try:
-            conn.executemany(_INSERT_USAGE, [_usage_tuple(r) for r in rows])
+            conn.executemany(_INSERT_USAGE, [astuple(r) for r in rows])
             conn.executemany(
                 "UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, 0), ?) WHERE id = ?",
                 [(ts, key_id) for key_id, ts in last_used.items()],
@@ -142,6 +144,3 @@ class SQLiteStore:
     def count_usage(self) -> int:
         return self._conn.execute("SELECT COUNT(*) FROM usage_log").fetchone()[0]
 
-
-def _usage_tuple(row: UsageRow) -> tuple:
-    return tuple(getattr(row, name) for name in USAGE_COLUMNS)
