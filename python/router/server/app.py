@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 
-from granian.rsgi import ProtocolClosed
+from granian.rsgi import HTTPProtocol, ProtocolClosed, Scope
 
 from ..config import Config, load_config
 from ..errors import GatewayError, NotFound
@@ -85,7 +85,7 @@ class App:
 
     # -- requests -----------------------------------------------------------------------------------
 
-    async def __rsgi__(self, scope, proto) -> None:  # type: ignore[no-untyped-def]
+    async def __rsgi__(self, scope: Scope, proto: HTTPProtocol) -> None:
         if scope.proto != "http":
             return
         route = ROUTES.get((scope.method, scope.path))
@@ -120,7 +120,7 @@ class App:
             if not ex.responded:
                 ex.send_error(GatewayError("The gateway failed to handle this request.", code="internal_error"))
 
-    async def _unrouted(self, scope, proto) -> None:  # type: ignore[no-untyped-def]
+    async def _unrouted(self, scope: Scope, proto: HTTPProtocol) -> None:
         ex = Exchange(scope, proto, "unrouted", self.request_ids.new())
         if scope.path in _PATHS:
             allowed = sorted(m for m, p in ROUTES if p == scope.path)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import itertools
 import os
 import time
+from typing import Any
 
 import msgspec
+from granian.rsgi import HTTPProtocol, Scope
 
 from ..errors import GatewayError, PayloadTooLarge, UnsupportedMediaType
 
@@ -53,7 +55,7 @@ class Exchange:
         "stream", "ttft", "upstream_seconds",
     )  # fmt: skip
 
-    def __init__(self, scope, proto, endpoint: str, request_id: str) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, scope: Scope, proto: HTTPProtocol, endpoint: str, request_id: str) -> None:
         self.scope = scope
         self.proto = proto
         self.headers = scope.headers
@@ -125,7 +127,9 @@ class Exchange:
             headers.extend(extra)
         return headers
 
-    def send_bytes(self, status: int, body: bytes, content_type: str = JSON, extra=None) -> None:  # type: ignore[no-untyped-def]
+    def send_bytes(
+        self, status: int, body: bytes, content_type: str = JSON, extra: list[tuple[str, str]] | None = None
+    ) -> None:
         self.status = status
         self.responded = True
         self.proto.response_bytes(status, self.response_headers(content_type, extra), body)
@@ -134,7 +138,7 @@ class Exchange:
         self.error_type = exc.code or exc.type
         self.send_bytes(exc.status, openai_error_body(exc), JSON, exc.headers)
 
-    def start_stream(self, status: int, extra: list[tuple[str, str]]):  # type: ignore[no-untyped-def]
+    def start_stream(self, status: int, extra: list[tuple[str, str]]) -> Any:
         self.status = status
         self.responded = True
         return self.proto.response_stream(status, self.response_headers("text/event-stream; charset=utf-8", extra))

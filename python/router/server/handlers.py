@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from ..errors import InvalidRequest, NotFound
 from ..metrics import CONTENT_TYPE
 from ..routing import Model
@@ -36,10 +38,15 @@ def _resolve(app: App, ex: Exchange, model_id: str, endpoint: str) -> Model:
     return model
 
 
-async def chat_completions(app: App, ex: Exchange) -> None:
+async def _authenticated_body(app: App, ex: Exchange) -> tuple[bytes, dict[str, msgspec.Raw]]:
+    """Who is calling, then their JSON body: raw, and cut into top-level fields still raw."""
     ex.key_id = app.keys.authenticate(ex.api_key()).key_id
     body = await ex.read_json_body(app.config.server.max_body_bytes)
-    fields = rq.decode_fields(body)
+    return body, rq.decode_fields(body)
+
+
+async def chat_completions(app: App, ex: Exchange) -> None:
+    body, fields = await _authenticated_body(app, ex)
     request = rq.validate_chat(body)
     model = _resolve(app, ex, request.model, "chat")
 
@@ -56,9 +63,7 @@ async def chat_completions(app: App, ex: Exchange) -> None:
 
 
 async def embeddings(app: App, ex: Exchange) -> None:
-    ex.key_id = app.keys.authenticate(ex.api_key()).key_id
-    body = await ex.read_json_body(app.config.server.max_body_bytes)
-    fields = rq.decode_fields(body)
+    body, fields = await _authenticated_body(app, ex)
     request = rq.validate_embeddings(body)
     model = _resolve(app, ex, request.model, "embeddings")
     fields["model"] = model.upstream_name_json

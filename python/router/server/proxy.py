@@ -80,9 +80,10 @@ async def forward_stream(ex: Exchange, model: Model, body: bytes, hide_usage: bo
     # A client that leaves mid-stream cancels this task at once, even while the upstream is silent, and
     # leaving the `async with` below drops the upstream connection. (~4 µs; streams only, where it matters.)
     task = asyncio.current_task()
+    assert task is not None
     ended = False
     watch = asyncio.ensure_future(ex.proto.client_disconnect())
-    watch.add_done_callback(lambda w: None if ended or w.cancelled() else task.cancel())  # type: ignore[union-attr]
+    watch.add_done_callback(lambda w: None if ended or w.cancelled() else task.cancel())
     sent = time.perf_counter()
     try:
         async with provider.stream(model.urls["chat"], body, ex.request_id) as response:

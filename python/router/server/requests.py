@@ -6,12 +6,13 @@ provider-specific extensions) is forwarded byte for byte and never decoded.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, TypeVar
 
 import msgspec
 
 from ..errors import InvalidRequest
 
+T = TypeVar("T")
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 
 
@@ -56,7 +57,7 @@ def decode_fields(body: bytes) -> dict[str, msgspec.Raw]:
         raise InvalidRequest(f"The request body is not valid JSON: {exc}.", code="invalid_json") from None
 
 
-def _validate(decoder: msgspec.json.Decoder, body: bytes):  # type: ignore[no-untyped-def]
+def _validate(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
     try:
         return decoder.decode(body)
     except msgspec.ValidationError as exc:
@@ -76,7 +77,7 @@ def _validate(decoder: msgspec.json.Decoder, body: bytes):  # type: ignore[no-un
 
 
 def validate_chat(body: bytes) -> ChatRequest:
-    request: ChatRequest = _validate(_chat_decoder, body)
+    request = _validate(_chat_decoder, body)
     if not request.messages:
         raise InvalidRequest(
             "Invalid 'messages': it must contain at least one message.", param="messages", code="empty_array"
@@ -87,7 +88,7 @@ def validate_chat(body: bytes) -> ChatRequest:
 
 
 def validate_embeddings(body: bytes) -> EmbeddingsRequest:
-    request: EmbeddingsRequest = _validate(_embeddings_decoder, body)
+    request = _validate(_embeddings_decoder, body)
     if not request.model:
         raise InvalidRequest("Invalid 'model': it must be a non-empty string.", param="model", code="invalid_value")
     if request.input == "" or request.input == []:

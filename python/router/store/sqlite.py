@@ -143,4 +143,3 @@ class SQLiteStore:
 
     def count_usage(self) -> int:
         return self._conn.execute("SELECT COUNT(*) FROM usage_log").fetchone()[0]
-

@@ -6,6 +6,7 @@ use std::ops::Range;
 use std::sync::LazyLock;
 
 use memchr::memmem::Finder;
+use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -31,7 +32,19 @@ enum LastBoundary {
     Stripped,
 }
 
+/// What a dispatched event boundary means for the event's raw bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dispatch {
+    Forward,
+    Strip,
+    /// A data event whose payload is not JSON: it and everything after it are withheld.
+    Malformed,
+}
+
 /// Raw-byte forwarder and observer of one SSE response stream.
+///
+/// Clients such as the openai SDK `json.loads` every data payload but `[DONE]`, so a payload that is
+/// not JSON is never forwarded: the tap forwards the events before it, then goes silent ("malformed").
 pub struct StreamTap {
     strip_usage_chunk: bool,
     /// Raw bytes of the current, not yet complete event (whole lines plus the partial last line).
@@ -43,6 +56,7 @@ pub struct StreamTap {
     first_line: bool,
     data: Vec<u8>,
     has_data: bool,
+    malformed: bool,
 
     data_events: u64,
     done: bool,
@@ -93,6 +107,11 @@ fn key_followed_by(key: &Finder<'_>, data: &[u8], first: impl Fn(u8) -> bool) ->
     })
 }
 
+/// Whether `data` is one JSON text (RFC 8259, as serde_json reads it: no NaN, nesting up to 128).
+fn is_json(data: &[u8]) -> bool {
+    serde_json::from_slice::<IgnoredAny>(data).is_ok()
+}
+
 fn is_empty_array(raw: &RawValue) -> bool {
     let mut it = raw.get().bytes().filter(|b| !b.is_ascii_whitespace());
     it.next() == Some(b'[') && it.next() == Some(b']') && it.next().is_none()
@@ -109,6 +128,7 @@ impl StreamTap {
             first_line: true,
             data: Vec::new(),
             has_data: false,
+            malformed: false,
             data_events: 0,
             done: false,
             usage: None,
@@ -140,12 +160,18 @@ impl StreamTap {
     pub fn model(&self) -> Option<&str> {
         self.model.as_deref()
     }
+    /// A data event other than `[DONE]` was not JSON: it and everything after it were withheld.
+    pub fn malformed(&self) -> bool {
+        self.malformed
+    }
 
     /// Takes one network chunk; returns the raw bytes of every event it completes (with any carried
     /// remainder of earlier chunks), minus a stripped usage-only event. Borrows `chunk` when possible.
+    ///
+    /// Stops at the first malformed data event: only the events before it are returned, and nothing ever after.
     pub fn feed<'a>(&mut self, chunk: &'a [u8]) -> Cow<'a, [u8]> {
-        if chunk.is_empty() {
-            return Cow::Borrowed(chunk); // an empty chunk must not forget a pending CR
+        if chunk.is_empty() || self.malformed {
+            return Cow::Borrowed(&[]); // an empty chunk must not forget a pending CR
         }
         let mut emit = Emit::default();
         let mut start = 0;
@@ -162,31 +188,53 @@ impl StreamTap {
         }
         if self.pending.is_empty() {
             let (tail, line) = self.scan(chunk, start, start, &mut emit);
-            self.pending.extend_from_slice(&chunk[tail..]);
-            self.line_start = line - tail;
+            if self.malformed {
+                self.release();
+            } else {
+                self.pending.extend_from_slice(&chunk[tail..]);
+                self.line_start = line - tail;
+            }
             emit.borrow(chunk)
         } else {
             let mut buf = mem::take(&mut self.pending);
             buf.extend_from_slice(&chunk[start..]);
             let (tail, line) = self.scan(&buf, self.line_start, 0, &mut emit);
             let out = emit.borrow(&buf).into_owned();
-            buf.drain(..tail);
-            self.pending = buf;
-            self.line_start = line - tail;
+            if self.malformed {
+                self.release();
+            } else {
+                buf.drain(..tail);
+                self.pending = buf;
+                self.line_start = line - tail;
+            }
             Cow::Owned(out)
         }
     }
 
-    /// End of stream: returns the unterminated tail as-is (it is not observed: per spec it is discarded).
+    /// End of stream: returns the unterminated tail as-is (it is not observed: per spec it is discarded),
+    /// or nothing once the stream is malformed.
     pub fn finish(&mut self) -> Vec<u8> {
+        let tail = mem::take(&mut self.pending);
+        self.release();
+        if self.malformed {
+            Vec::new()
+        } else {
+            tail
+        }
+    }
+
+    /// Drops the carried state of the current event.
+    fn release(&mut self) {
+        self.pending = Vec::new();
         self.line_start = 0;
         self.skip_lf = false;
         self.data.clear();
         self.has_data = false;
-        mem::take(&mut self.pending)
     }
 
     /// Processes the complete lines of `buf[pos..]`; returns `(start of the incomplete event, start of the partial line)`.
+    ///
+    /// Stops at a malformed event (setting `self.malformed`); `emit` then holds only the events before it.
     fn scan(
         &mut self,
         buf: &[u8],
@@ -197,22 +245,29 @@ impl StreamTap {
         while let Some((end, next, bare_cr)) = next_line(&buf[pos..]) {
             let (end, next) = (pos + end, pos + next);
             self.skip_lf = bare_cr;
-            if let Some(strip) = self.process_line(&buf[pos..end]) {
-                if strip {
-                    self.last_boundary = LastBoundary::Stripped;
-                } else {
+            match self.process_line(&buf[pos..end]) {
+                None => {}
+                Some(Dispatch::Forward) => {
                     self.last_boundary = LastBoundary::Forwarded;
                     emit.push(event_start..next);
+                    event_start = next;
                 }
-                event_start = next;
+                Some(Dispatch::Strip) => {
+                    self.last_boundary = LastBoundary::Stripped;
+                    event_start = next;
+                }
+                Some(Dispatch::Malformed) => {
+                    self.malformed = true;
+                    return (event_start, next);
+                }
             }
             pos = next;
         }
         (event_start, pos)
     }
 
-    /// Returns `Some(strip)` when the line ends an event.
-    fn process_line(&mut self, line: &[u8]) -> Option<bool> {
+    /// Returns `Some(what to do with the event's bytes)` when the line ends an event.
+    fn process_line(&mut self, line: &[u8]) -> Option<Dispatch> {
         let line = if mem::take(&mut self.first_line) {
             strip_bom(line)
         } else {
@@ -230,34 +285,39 @@ impl StreamTap {
         }
     }
 
-    fn dispatch(&mut self) -> bool {
+    fn dispatch(&mut self) -> Dispatch {
         if !mem::take(&mut self.has_data) {
-            return false;
+            return Dispatch::Forward;
         }
         let mut data = mem::take(&mut self.data);
         data.pop();
-        let strip = self.observe(&data);
+        let what = self.observe(&data);
         data.clear();
         self.data = data;
-        strip
+        what
     }
 
-    /// Records what a data payload tells us; returns whether to strip its event.
-    fn observe(&mut self, data: &[u8]) -> bool {
+    /// Validates a data payload and records what it tells us.
+    fn observe(&mut self, data: &[u8]) -> Dispatch {
+        // Like the openai SDK, which stops at the first payload starting with `[DONE]` and parses none of them.
         if data.starts_with(b"[DONE]") {
             self.done = true;
-            return false;
+            return Dispatch::Forward;
         }
-        self.data_events += 1;
         // OpenAI sends `"usage":null` in every chunk once usage is requested: only a `{` after the key is worth parsing.
         let want = key_followed_by(&USAGE_KEY, data, |b| b == b'{')
             || key_followed_by(&ERROR_KEY, data, |b| b != b'n')
             || (self.model.is_none() && key_followed_by(&MODEL_KEY, data, |b| b == b'"'));
-        if !want || data.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-            return false;
+        // A successful probe parse is a full validation; a failed one may still be valid JSON (not an object, a duplicate key).
+        let probe = (want && data.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{'))
+            .then(|| serde_json::from_slice::<Probe<'_>>(data).ok())
+            .flatten();
+        if probe.is_none() && !is_json(data) {
+            return Dispatch::Malformed;
         }
-        let Ok(probe) = serde_json::from_slice::<Probe<'_>>(data) else {
-            return false;
+        self.data_events += 1;
+        let Some(probe) = probe else {
+            return Dispatch::Forward;
         };
         if self.model.is_none() {
             if let Some(model) = probe
@@ -273,9 +333,13 @@ impl StreamTap {
         match probe.usage {
             Some(usage) if usage.get().starts_with('{') => {
                 self.usage = Some(usage.get().as_bytes().to_vec());
-                self.strip_usage_chunk && probe.choices.is_some_and(is_empty_array)
+                if self.strip_usage_chunk && probe.choices.is_some_and(is_empty_array) {
+                    Dispatch::Strip
+                } else {
+                    Dispatch::Forward
+                }
             }
-            _ => false,
+            _ => Dispatch::Forward,
         }
     }
 }
