@@ -48,18 +48,24 @@ class StreamTap:
 
     With `strip_usage_chunk`, the usage-only chunk (`"choices": []` with a `usage` object) is
     recorded but removed from the forwarded bytes.
+
+    Every data event but the `[DONE]` terminator must be JSON (clients such as the openai SDK parse
+    each one): at the first that is not, the tap stops forwarding for good (see `malformed`).
     """
 
     def __new__(cls, strip_usage_chunk: bool = False) -> Self: ...
     def feed(self, chunk: bytes) -> bytes:
-        """Return the raw bytes of every event this chunk completes (possibly `chunk` itself); keep the tail."""
+        """Return the raw bytes of every event this chunk completes (possibly `chunk` itself); keep the tail.
+
+        Only the events before a malformed data event are returned; once `malformed`, always b"".
+        """
     def finish(self) -> bytes:
-        """End of stream: return the unterminated tail as received (it is not observed)."""
+        """End of stream: return the unterminated tail as received (it is not observed); b"" once `malformed`."""
     @property
     def strip_usage_chunk(self) -> bool: ...
     @property
     def data_events(self) -> int:
-        """Dispatched events with data, not counting `[DONE]`."""
+        """Dispatched events with data, not counting `[DONE]` nor a malformed one."""
     @property
     def done(self) -> bool:
         """A `data: [DONE]` event was seen."""
@@ -72,3 +78,10 @@ class StreamTap:
     @property
     def model(self) -> str | None:
         """The top-level `model` string of the first JSON data event that has one."""
+    @property
+    def malformed(self) -> bool:
+        """A data event other than `[DONE]` was not valid JSON (or not UTF-8).
+
+        That event and everything after it are withheld from `feed`/`finish` output, and not observed:
+        the caller should end the client's stream (it has received only whole, valid events).
+        """

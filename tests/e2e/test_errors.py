@@ -104,6 +104,16 @@ def test_stream_dropped_mid_way_raises_in_the_sdk(client, gateway) -> None:
     assert received, "the chunks before the drop were delivered"
 
 
+def test_malformed_upstream_event_is_never_forwarded(client) -> None:
+    stream = client.chat.completions.create(
+        model="mock/gpt-4o", messages=HELLO, stream=True, extra_body={"mock": {"fail": "malformed"}}
+    )
+    received = []
+    with pytest.raises(openai.APIError, match="malformed stream event"):
+        received.extend(stream)  # an APIError, not the JSONDecodeError a forwarded event would cause
+    assert received and all(c.choices[0].delta.content is not None for c in received[1:])
+
+
 def test_stream_idle_timeout_ends_with_an_error_event(tight_client) -> None:
     stream = tight_client.chat.completions.create(
         model="mock/gpt-4o",

@@ -5,6 +5,7 @@ Deliberately straightforward (it follows the spec's steps one by one); the only 
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -80,6 +81,48 @@ class RefSseParser:
                 self._last_id = value
         elif field == "retry" and value and all("0" <= ch <= "9" for ch in value):
             self._retry = int(value)
+
+
+def _is_json(data: bytes) -> bool:
+    """What a client such as the openai SDK can read: strict UTF-8, then standard JSON (no NaN/Infinity)."""
+
+    def no_constant(name: str) -> None:
+        raise ValueError(name)
+
+    try:
+        json.loads(data.decode("utf-8"), parse_constant=no_constant)
+    except ValueError:  # UnicodeDecodeError and JSONDecodeError included
+        return False
+    return True
+
+
+def ref_tap(stream: bytes) -> tuple[bytes, bool, int]:
+    """What `StreamTap` (without usage stripping) forwards of a whole stream: `(bytes, malformed, data_events)`.
+
+    The stream up to the first data event, other than `[DONE]`, that is not JSON; then nothing.
+    """
+    data: list[bytes] = []
+    event_start = pos = 0
+    events = 0
+    for m in _EOL.finditer(stream):
+        line = stream[pos : m.start()]
+        if pos == 0 and line.startswith(_BOM):
+            line = line[3:]
+        pos = m.end()
+        if not line:
+            if data:
+                payload = b"\n".join(data)
+                if not payload.startswith(b"[DONE]"):
+                    if not _is_json(payload):
+                        return stream[:event_start], True, events
+                    events += 1
+            data = []
+            event_start = pos
+            continue
+        field, sep, value = line.partition(b":")
+        if field == b"data":
+            data.append(value[1:] if sep and value.startswith(b" ") else value)
+    return stream, False, events
 
 
 def openai_stream(n_chunks: int = 200, *, usage: bool = True, nl: str = "\n") -> bytes:

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from router._core import SseEvent, SseParser, StreamTap
 
-from sse_reference import RefEvent, RefSseParser, chunked, openai_stream
+from sse_reference import RefEvent, RefSseParser, chunked, openai_stream, ref_tap
 
 Fields = tuple[str | None, str, str | None, int | None]
 
@@ -187,9 +187,10 @@ def test_tap_returns_same_object_for_whole_events() -> None:
     tap = StreamTap()
     chunk = b"data: {}\n\n"
     assert tap.feed(chunk) is chunk
-    assert tap.feed(b"data: x") == b""
-    assert tap.feed(b"\n\n: y") == b"data: x\n\n"
+    assert tap.feed(b'data: "x"') == b""
+    assert tap.feed(b"\n\n: y") == b'data: "x"\n\n'
     assert tap.finish() == b": y"
+    assert not tap.malformed
 
 
 def test_tap_strips_usage_chunk() -> None:
@@ -202,15 +203,108 @@ def test_tap_strips_usage_chunk() -> None:
     assert tap.strip_usage_chunk
 
 
-def test_tap_error_and_non_json() -> None:
+def test_tap_error_and_non_object_json() -> None:
     err = b'{"error":{"message":"boom","type":"server_error","param":null,"code":null}}'
-    stream = b'data: not json "usage" "error"\n\ndata: {"error": null}\n\ndata: ' + err + b"\n\n"
+    stream = b'data: ["usage", "error"]\n\ndata: {"error": null}\n\ndata: ' + err + b"\n\n"
     tap = StreamTap(strip_usage_chunk=True)
     assert _tap(tap, [stream]) == stream
     assert tap.error == err
     assert tap.usage is None
     assert tap.data_events == 3
     assert not tap.done
+    assert not tap.malformed
+
+
+# --- StreamTap: malformed data events are never forwarded ---------------------------------------------------------
+
+
+def _events(stream: bytes, nl: str) -> list[bytes]:
+    sep = (nl + nl).encode()
+    return [e + sep for e in stream.split(sep)[:-1]]
+
+
+def test_tap_malformed_in_the_middle() -> None:
+    events = _events(openai_stream(5), "\n")
+    stream = b"".join([*events[:3], b"data: {not json\n\n", *events[3:]])
+    tap = StreamTap()
+    assert tap.feed(stream) == b"".join(events[:3])
+    assert tap.malformed
+    assert tap.data_events == 3
+    assert tap.model == "gpt-4o-2024-08-06"
+    assert tap.usage is None
+    assert not tap.done
+    assert tap.feed(stream) == b""
+    assert tap.finish() == b""
+    assert (tap.data_events, tap.done, tap.usage) == (3, False, None)
+
+
+def test_tap_malformed_split_across_chunks() -> None:
+    tap = StreamTap()
+    assert tap.feed(b'data: {"a":1}\n\ndata: {"b"') == b'data: {"a":1}\n\n'
+    assert tap.feed(b":2\n") == b""
+    assert not tap.malformed
+    assert tap.feed(b'data: "c":3}\n\ndata: {}\n\n') == b""
+    assert tap.malformed
+    assert tap.data_events == 1
+    assert tap.feed(b"data: {}\n\n") == b""
+    assert tap.finish() == b""
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [b"data:", b"data: {", b'data: {"a":1} x', b"data: NaN", b"data: [DON]", b'data: "\xff"', b"data: 1\ndata: 2"],
+)
+def test_tap_malformed_payloads(bad: bytes) -> None:
+    stream = b"data: {}\n\n: ping\n\n" + bad + b"\n\ndata: [DONE]\n\n"
+    tap = StreamTap()
+    assert _tap(tap, [stream]) == b"data: {}\n\n: ping\n\n"
+    assert tap.malformed
+    assert tap.data_events == 1
+    assert not tap.done
+
+
+def test_tap_does_not_validate_done_comments_or_dataless_events() -> None:
+    stream = b": {not json\n\nevent: x\nid: 1\n\ndata: [DONE]\n\ndata: [DONE] and more\n\n"
+    tap = StreamTap()
+    assert _tap(tap, [stream]) == stream
+    assert not tap.malformed
+    assert tap.done
+    assert tap.data_events == 0
+
+
+_BAD_EVENTS = [
+    b"data: {not json{nl}{nl}",
+    b"data:{nl}{nl}",
+    b'event: x{nl}data: {"usage":{"total_tokens":3}{nl}{nl}',
+    b'data: {"a":1}{nl}: mid{nl}data: {"b":2}{nl}{nl}',
+    b"id: 1{nl}data: [DONE{nl}{nl}",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    cuts=st.lists(st.integers(min_value=0), max_size=20),
+    nl=st.sampled_from(["\n", "\r\n", "\r"]),
+    strip=st.booleans(),
+    bad=st.sampled_from(_BAD_EVENTS),
+    at=st.integers(min_value=0, max_value=8),
+)
+def test_tap_malformed_any_split(cuts: list[int], nl: str, strip: bool, bad: bytes, at: int) -> None:
+    events = _events(openai_stream(4, nl=nl), nl)  # role, 4 deltas, stop, usage, [DONE]
+    events.insert(at, bad.replace(b"{nl}", nl.encode()))
+    stream = b"".join(events)
+    tap = StreamTap(strip_usage_chunk=strip)
+    out = _tap(tap, _split(stream, cuts))
+    expected = b"".join(e for e in events[:at] if not (strip and b'"choices":[]' in e))
+    assert out == expected
+    assert tap.malformed
+    assert tap.data_events == min(at, 7)
+    assert tap.done == (at == 8)
+    assert (tap.usage is not None) == (at >= 7)
+    # What the client gets parses: every event but [DONE] is JSON.
+    for event in RefSseParser().feed(out):
+        if event.data != "[DONE]":
+            json.loads(event.data)
 
 
 def test_tap_rejects_str() -> None:
@@ -241,8 +335,9 @@ def test_tap_any_split(cuts: list[int], nl: str, strip: bool, usage: bool) -> No
 
 @settings(max_examples=300, deadline=None)
 @given(stream=_streams, cuts=st.lists(st.integers(min_value=0), max_size=12), strip=st.booleans())
-def test_tap_round_trips_arbitrary_bytes(stream: bytes, cuts: list[int], strip: bool) -> None:
+def test_tap_forwards_arbitrary_bytes_up_to_malformed(stream: bytes, cuts: list[int], strip: bool) -> None:
     tap = StreamTap(strip_usage_chunk=strip)
-    assert _tap(tap, _split(stream, cuts)) == stream
-    events = [e for e in _parse(RefSseParser(), [stream]) if e[1] != "[DONE]" and not e[1].startswith("[DONE]")]
-    assert tap.data_events == len(events)
+    expected, malformed, data_events = ref_tap(stream)
+    assert _tap(tap, _split(stream, cuts)) == expected
+    assert tap.malformed == malformed
+    assert tap.data_events == data_events

@@ -104,6 +104,12 @@ async def forward_stream(ex: Exchange, model: Model, body: bytes, hide_usage: bo
                             if ex.ttft is None and tap.data_events:
                                 ex.ttft = time.perf_counter() - ex.started
                             await transport.send_bytes(out)
+                        if tap.malformed:
+                            # The SDK json-parses every event; a broken one would crash the client's stream.
+                            raise UpstreamError(
+                                f"Upstream provider '{provider.name}' sent a malformed stream event.",
+                                code="upstream_invalid_stream",
+                            )
                         deadline.reschedule(loop.time() + idle)
                 tail = tap.finish()
                 if tail:

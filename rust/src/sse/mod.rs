@@ -1,6 +1,7 @@
 //! Server-sent events (WHATWG HTML §9.2): an incremental parser and the streaming proxy's tap.
 //!
-//! `parser` and `tap` are pure Rust; `py` holds their Python bindings.
+//! `parser` and `tap` are pure Rust (`json` is the tap's JSON validator); `py` holds their Python bindings.
+mod json;
 pub mod parser;
 pub mod py;
 pub mod tap;

@@ -143,4 +143,9 @@ impl PyStreamTap {
     fn model(&self) -> Option<&str> {
         self.0.model()
     }
+
+    #[getter]
+    fn malformed(&self) -> bool {
+        self.0.malformed()
+    }
 }

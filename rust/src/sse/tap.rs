@@ -6,10 +6,10 @@ use std::ops::Range;
 use std::sync::LazyLock;
 
 use memchr::memmem::Finder;
-use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::json::is_json;
 use super::{next_line, strip_bom, Line};
 
 /// The only top-level keys we look at; everything else is skipped by serde.
@@ -107,11 +107,6 @@ fn key_followed_by(key: &Finder<'_>, data: &[u8], first: impl Fn(u8) -> bool) ->
     })
 }
 
-/// Whether `data` is one JSON text (RFC 8259, as serde_json reads it: no NaN, nesting up to 128).
-fn is_json(data: &[u8]) -> bool {
-    serde_json::from_slice::<IgnoredAny>(data).is_ok()
-}
-
 fn is_empty_array(raw: &RawValue) -> bool {
     let mut it = raw.get().bytes().filter(|b| !b.is_ascii_whitespace());
     it.next() == Some(b'[') && it.next() == Some(b']') && it.next().is_none()
@@ -140,7 +135,7 @@ impl StreamTap {
     pub fn strip_usage_chunk(&self) -> bool {
         self.strip_usage_chunk
     }
-    /// Dispatched events with data, excluding the `[DONE]` terminator.
+    /// Dispatched events with data, excluding the `[DONE]` terminator and a malformed event.
     pub fn data_events(&self) -> u64 {
         self.data_events
     }
@@ -425,7 +420,7 @@ mod tests {
     #[test]
     fn whole_chunk_is_borrowed() {
         let mut tap = StreamTap::new(false);
-        let chunk = b"data: x\n\ndata: y\n\n";
+        let chunk = b"data: 1\n\ndata: \"y\"\n\n";
         assert!(matches!(tap.feed(chunk), Cow::Borrowed(b) if b.len() == chunk.len()));
     }
 
@@ -457,8 +452,8 @@ mod tests {
     #[test]
     fn empty_chunk_keeps_pending_cr() {
         let mut tap = StreamTap::new(false);
-        let out = run(&mut tap, &[b"data: a\r", b"", b"\n\r", b"", b"\n"]);
-        assert_eq!(out, b"data: a\r\n\r\n");
+        let out = run(&mut tap, &[b"data: {}\r", b"", b"\n\r", b"", b"\n"]);
+        assert_eq!(out, b"data: {}\r\n\r\n");
         assert_eq!(tap.data_events(), 1);
     }
 
@@ -475,12 +470,121 @@ mod tests {
     }
 
     #[test]
-    fn null_error_and_non_json_are_not_observed() {
+    fn null_error_and_non_object_json_are_not_observed() {
         let mut tap = StreamTap::new(true);
-        let stream = b"data: {\"error\":null,\"usage\":null}\n\ndata: \"usage\" \"error\" {\n\ndata: [1]\n\ndata: {\"usage\"\n\n";
+        let stream = b"data: {\"error\":null,\"usage\":null}\n\ndata: [\"usage\", \"error\", {}]\n\ndata: [1]\n\ndata: \"usage\"\n\n";
         assert_eq!(run(&mut tap, &[stream]), stream);
         assert_eq!((tap.error(), tap.usage(), tap.model()), (None, None, None));
         assert_eq!(tap.data_events(), 4);
+        assert!(!tap.malformed());
+    }
+
+    const BAD: &[u8] = b"data: {not json\n\n";
+
+    #[test]
+    fn malformed_event_in_the_middle() {
+        let (stream, _) = openai_stream("\n");
+        let cut = stream.windows(2).position(|w| w == b"\n\n").unwrap() + 2; // after the comment
+        let cut = cut + CHUNK.len() + 2;
+        let bad = [&stream[..cut], BAD, &stream[cut..]].concat();
+        let mut tap = StreamTap::new(false);
+        assert_eq!(&*tap.feed(&bad), &stream[..cut]);
+        assert!(tap.malformed());
+        assert_eq!(tap.data_events(), 1);
+        assert_eq!(tap.model(), Some("gpt-4o"));
+        assert!(!tap.done());
+        assert_eq!(tap.usage(), None);
+        // Nothing ever again.
+        assert_eq!(&*tap.feed(&stream), b"");
+        assert_eq!(tap.finish(), b"");
+        assert_eq!(tap.data_events(), 1);
+        assert!(!tap.done());
+        assert_eq!(tap.usage(), None);
+    }
+
+    #[test]
+    fn malformed_split_across_chunks() {
+        let mut tap = StreamTap::new(false);
+        assert_eq!(
+            &*tap.feed(b"data: {\"a\":1}\n\ndata: {\"b\""),
+            b"data: {\"a\":1}\n\n"
+        );
+        assert_eq!(&*tap.feed(b":2"), b"");
+        assert!(!tap.malformed());
+        assert_eq!(&*tap.feed(b"\n: c\ndata: \"c\":3}\n"), b"");
+        assert!(!tap.malformed());
+        assert_eq!(&*tap.feed(b"\ndata: {}\n\n"), b"");
+        assert!(tap.malformed());
+        assert_eq!(tap.data_events(), 1);
+        assert_eq!(tap.finish(), b"");
+    }
+
+    #[test]
+    fn valid_events_before_the_bad_one_in_the_same_chunk_are_returned() {
+        // The first event started in an earlier chunk (the carried-buffer path), the second is whole in this one.
+        let mut tap = StreamTap::new(false);
+        assert_eq!(&*tap.feed(b"data: {\"a\""), b"");
+        let out = tap.feed(b":1}\r\n\r\n: ping\r\n\r\ndata: [2]\r\n\r\nid: 1\r\ndata: {\"a\":}\r\n\r\ndata: {}\r\n\r\n");
+        assert_eq!(
+            &*out,
+            b"data: {\"a\":1}\r\n\r\n: ping\r\n\r\ndata: [2]\r\n\r\n"
+        );
+        assert!(tap.malformed());
+        assert_eq!(tap.data_events(), 2);
+        // And the borrowed path: events whole within this chunk.
+        let mut tap = StreamTap::new(false);
+        assert_eq!(
+            &*tap.feed(b"data: 1\n\ndata: 2}\n\ndata: 3\n\n"),
+            b"data: 1\n\n"
+        );
+        assert_eq!(&*tap.feed(b"data: 4\n\n"), b"");
+        assert_eq!(tap.data_events(), 1);
+    }
+
+    #[test]
+    fn malformed_bare_cr_event_end_at_chunk_end() {
+        let mut tap = StreamTap::new(false);
+        assert_eq!(&*tap.feed(b"data: {}\r\rdata: x\r\r"), b"data: {}\r\r");
+        assert!(tap.malformed());
+        assert_eq!(&*tap.feed(b"\n"), b"");
+        assert_eq!(tap.finish(), b"");
+    }
+
+    #[test]
+    fn malformed_payloads() {
+        for payload in [
+            &b"data:"[..],
+            b"data: ",
+            b"data: {\"usage\":{\"total_tokens\":3}",
+            b"data: {\"a\":1}\ndata: {\"b\":2}",
+            b"data: NaN",
+            b"data: [DON]",
+            b"data:  [DONE]",
+            b"data: \"\xff\"",
+            b"data: {\"a\":1} x",
+            b"data: \xEF\xBB\xBF{}",
+        ] {
+            let stream = [b"data: {}\n\n", payload, b"\n\ndata: {}\n\n"].concat();
+            let mut tap = StreamTap::new(true);
+            assert_eq!(
+                run(&mut tap, &[&stream]),
+                b"data: {}\n\n",
+                "{}",
+                String::from_utf8_lossy(payload)
+            );
+            assert!(tap.malformed());
+            assert_eq!((tap.data_events(), tap.usage()), (1, None));
+        }
+    }
+
+    #[test]
+    fn done_comments_and_dataless_events_are_not_validated() {
+        let stream = b": not json\n\nevent: x\nid: 1\nretry: 5\n\n\n\ndata: [DONE]\n\ndata: [DONE] trailing\n\ndata: {\"usage\":{},\"usage\":{}}\n\n";
+        let mut tap = StreamTap::new(true);
+        assert_eq!(run(&mut tap, &[stream]), stream);
+        assert!(!tap.malformed());
+        assert!(tap.done());
+        assert_eq!(tap.data_events(), 1); // the duplicate-key object: valid JSON, though not observed
     }
 
     #[test]
@@ -509,7 +613,116 @@ mod tests {
         assert!(!tap.done());
     }
 
+    /// The events of `openai_stream(nl)` (each with its terminator), and the index of the usage event.
+    fn openai_events(nl: &str) -> (Vec<String>, usize) {
+        let events = [
+            ": OPENROUTER PROCESSING",
+            CHUNK,
+            CHUNK,
+            FINAL,
+            USAGE,
+            "data: [DONE]",
+        ]
+        .iter()
+        .map(|e| format!("{e}{nl}{nl}"))
+        .collect();
+        (events, 4)
+    }
+
+    /// Malformed events (before their `nl`-terminated lines are joined); all but the last line end in `nl`.
+    const BAD_EVENTS: &[&[&str]] = &[
+        &["data: {not json"],
+        &["data:"],
+        &["event: x", r#"data: {"usage":{"total_tokens":3}"#],
+        &[r#"data: {"a":1}"#, ": mid", r#"data: {"b":2}"#],
+        &["id: 1", "data: [DONE"],
+        &[
+            r#"data: {"choices":[],"#,
+            r#"data: "usage":{"total_tokens":3}}}"#,
+        ],
+    ];
+
+    /// A reference for arbitrary bytes: the stream up to its first malformed data event (whole-buffer scan).
+    fn reference_prefix(stream: &[u8]) -> &[u8] {
+        let (mut pos, mut event_start, mut data, mut has_data) = (0, 0, Vec::new(), false);
+        while let Some((end, next, _)) = next_line(&stream[pos..]) {
+            let line = &stream[pos..pos + end];
+            let line = if pos == 0 { strip_bom(line) } else { line };
+            pos += next;
+            match Line::classify(line) {
+                Line::Blank => {
+                    if mem::take(&mut has_data) {
+                        data.pop();
+                        let valid = serde_json::from_slice::<serde::de::IgnoredAny>(&data).is_ok()
+                            && std::str::from_utf8(&data).is_ok();
+                        if !data.starts_with(b"[DONE]") && !valid {
+                            return &stream[..event_start];
+                        }
+                    }
+                    data.clear();
+                    event_start = pos;
+                }
+                Line::Field(b"data", value) => {
+                    data.extend_from_slice(value);
+                    data.push(b'\n');
+                    has_data = true;
+                }
+                _ => {}
+            }
+        }
+        stream
+    }
+
+    const PIECES: &[&[u8]] = &[
+        b"data: ",
+        b"data:",
+        b"{}",
+        b"[1,",
+        b"2]",
+        b"\"s\"",
+        b"[DONE]",
+        b"x",
+        b": c",
+        b"id: 1",
+        b"\n",
+        b"\r",
+        b"\r\n",
+        b"\n\n",
+        b" ",
+        b"\xef\xbb\xbf",
+        b"\xff",
+    ];
+
     proptest! {
+        #[test]
+        fn malformed_stream_any_split_returns_prefix(
+            nl in prop_oneof![Just("\n"), Just("\r\n"), Just("\r")],
+            strip in any::<bool>(),
+            bad in proptest::sample::select(BAD_EVENTS),
+            at in 0..=6usize,
+            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..16),
+        ) {
+            let (mut events, usage_at) = openai_events(nl);
+            events.insert(at, bad.iter().map(|l| format!("{l}{nl}")).collect::<String>() + nl);
+            let stream = events.concat().into_bytes();
+            let expected: String = events[..at]
+                .iter()
+                .enumerate()
+                .filter(|&(i, _)| !(strip && i == usage_at))
+                .map(|(_, e)| e.as_str())
+                .collect();
+            let points: Vec<usize> = cuts.iter().map(|c| c.index(stream.len() + 1)).collect();
+            let mut tap = StreamTap::new(strip);
+            let out = run(&mut tap, &split_at_points(&stream, &points));
+            prop_assert_eq!(String::from_utf8(out).unwrap(), expected);
+            prop_assert!(tap.malformed());
+            let data_before = events[..at].iter().filter(|e| e.starts_with("data: {")).count();
+            prop_assert_eq!(tap.data_events(), data_before as u64);
+            prop_assert_eq!(tap.done(), at > 5);
+            prop_assert_eq!(tap.usage().is_some(), at > usage_at);
+            prop_assert_eq!(tap.model().is_some(), at > 1);
+        }
+
         #[test]
         fn any_split_forwards_and_observes(
             nl in prop_oneof![Just("\n"), Just("\r\n"), Just("\r")],
@@ -541,7 +754,22 @@ mod tests {
         ) {
             let points: Vec<usize> = cuts.iter().map(|c| c.index(stream.len() + 1)).collect();
             let mut tap = StreamTap::new(true);
-            prop_assert_eq!(run(&mut tap, &split_at_points(&stream, &points)), stream);
+            let expected = reference_prefix(&stream);
+            prop_assert_eq!(run(&mut tap, &split_at_points(&stream, &points)), expected);
+            prop_assert_eq!(tap.malformed(), expected.len() < stream.len());
+        }
+
+        #[test]
+        fn arbitrary_events_round_trip(
+            pieces in proptest::collection::vec(proptest::sample::select(PIECES), 0..40),
+            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..16),
+        ) {
+            let stream = pieces.concat();
+            let points: Vec<usize> = cuts.iter().map(|c| c.index(stream.len() + 1)).collect();
+            let mut tap = StreamTap::new(false);
+            let expected = reference_prefix(&stream);
+            prop_assert_eq!(run(&mut tap, &split_at_points(&stream, &points)), expected);
+            prop_assert_eq!(tap.malformed(), expected.len() < stream.len());
         }
     }
 }
