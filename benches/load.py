@@ -1,11 +1,12 @@
 """Load benchmark: the gateway (1 worker) vs the bare forwarding proxy vs direct-to-mock, in one run.
 
-Starts the bundled mock provider, the gateway on the bundled demo config, and the bare pyreqwest and aiohttp
-forwarders from ../shared/perf-baseline (patched to point at the mock), then drives each with the same wrk
-load: non-streaming at 32 connections (throughput) and at 1 connection (latency), and streaming likewise.
-Everything shares the same 2 cores, so compare the rows of one run, not numbers across runs.
+Starts an upstream (the bundled mock provider, or the baseline's nginx with a fixed answer), the gateway in
+front of it, and the bare pyreqwest and aiohttp forwarders from ../shared/perf-baseline (patched to point at
+the same upstream), then drives each with the same wrk load: non-streaming at 32 connections (throughput)
+and at 1 connection (latency), and streaming likewise against the mock. Everything shares the same 2 cores,
+so compare the rows of one run, not numbers across runs.
 
-    python benches/load.py [--duration 10] [--json results.json]
+    python benches/load.py [--upstream mock|nginx] [--duration 10] [--json results.json]
 """
 
 from __future__ import annotations
@@ -81,52 +82,105 @@ def start_baseline_proxy(name: str, mock_url: str, workdir: Path) -> Server | No
     return Server(cmd, {**os.environ}, None, f"http://127.0.0.1:{port}", cwd=workdir)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default 10)")
-    parser.add_argument("--json", help="also write the results to this file")
-    args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        sys.exit("wrk is not installed: apt-get install -y wrk")
+NGINX_CONF = """
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/nginx-error.log;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {dir}/body;
+  server {{
+    listen 127.0.0.1:{port};
+    location /v1/chat/completions {{
+      default_type application/json;
+      return 200 '{body}';
+    }}
+  }}
+}}
+"""
+NGINX_BODY = (
+    '{"id":"chatcmpl-mock","object":"chat.completion","created":1700000000,"model":"gpt-4o","choices":[{"index":0,'
+    '"message":{"role":"assistant","content":"The capital of France is Paris."},"finish_reason":"stop"}],'
+    '"usage":{"prompt_tokens":12,"completion_tokens":8,"total_tokens":20}}'
+)
 
-    workdir = Path(tempfile.mkdtemp(prefix="router-bench-"))
-    mock = start_mock()
-    mock_base = mock.base
-    env = gateway_env(workdir / "router.db", mock_base)
-    gateway = start_gateway(env, workers=1)
-    key = create_key(env, "bench")["key"]
-    targets = [("direct to mock", f"{mock_base}/v1/chat/completions", "gpt-4o")]
-    proxies = []
-    bare = (
-        ("proxy_pr.py", "bare proxy (RSGI, pyreqwest)"),
-        ("proxy_rsgi.py", "bare proxy (RSGI, aiohttp)"),
-        ("proxy_asgi.py", "bare proxy (ASGI, aiohttp)"),
+
+def start_nginx(workdir: Path) -> Server:
+    """The baseline's upstream: nginx returning a fixed completion (~100k req/s, never the bottleneck)."""
+    if shutil.which("nginx") is None:
+        sys.exit("nginx is not installed: apt-get install -y nginx-light")
+    port = free_port()
+    conf = workdir / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(dir=workdir, port=port, body=NGINX_BODY))
+    return Server(["nginx", "-c", str(conf), "-g", "daemon off;"], {**os.environ}, None, f"http://127.0.0.1:{port}")
+
+
+def _gateway_config(workdir: Path, upstream: str) -> Path:
+    config = workdir / "bench.yaml"
+    config.write_text(
+        f"providers: {{up: {{base_url: '{upstream}/v1', api_key: bench}}}}\n"
+        "models: [{id: up/gpt-4o, upstream_model: gpt-4o, capabilities: [streaming]}]\n"
     )
-    for name, label in bare:
-        proxy = start_baseline_proxy(name, f"{mock_base}/v1", workdir)
-        if proxy is not None:
-            proxies.append(proxy)
-            targets.append((label, f"{proxy.base}/v1/chat/completions", "gpt-4o"))
-    targets.append(("router gateway", f"{gateway.base}/v1/chat/completions", "mock/gpt-4o"))
+    return config
 
+
+def run(args: argparse.Namespace, workdir: Path) -> dict[str, dict[str, dict[str, float]]]:
+    upstream = start_mock() if args.upstream == "mock" else start_nginx(workdir)
+    env = gateway_env(workdir / "router.db", upstream.base, _gateway_config(workdir, upstream.base))
+    servers = [upstream]
     results: dict[str, dict[str, dict[str, float]]] = {}
     try:
-        for label, url, model in targets:
-            streaming = label.startswith(("direct", "router"))  # the bare proxies buffer whole answers
+        gateway = start_gateway(env, workers=1)
+        servers.append(gateway)
+        key = create_key(env, "bench")["key"]
+        targets = [(f"direct to {args.upstream}", upstream.base, "gpt-4o")]
+        for name, label in BARE_PROXIES:
+            proxy = start_baseline_proxy(name, f"{upstream.base}/v1", workdir)
+            if proxy is not None:
+                servers.append(proxy)
+                targets.append((label, proxy.base, "gpt-4o"))
+        targets.append(("router gateway", gateway.base, "up/gpt-4o"))
+        # Only the mock streams, and the bare proxies buffer whole answers.
+        for label, base, model in targets:
+            streams = args.upstream == "mock" and not label.startswith("bare")
             row = results[label] = {}
-            for mode in ("unary", "stream") if streaming else ("unary",):
-                body = _body(model, mode == "stream")
+            for mode in ("unary", "stream") if streams else ("unary",):
+                url, body = f"{base}/v1/chat/completions", _body(model, mode == "stream")
                 wrk(url, body, key, 8, 2, workdir)  # warm up pools and caches
                 row[f"{mode}_c32"] = wrk(url, body, key, 32, args.duration, workdir)
                 row[f"{mode}_c1"] = wrk(url, body, key, 1, args.duration, workdir)
     finally:
-        gateway.stop()
-        for proxy in proxies:
-            proxy.stop()
-        mock.stop()
+        for server in reversed(servers):
+            server.stop()
+    return results
 
-    direct = results["direct to mock"]
-    print(f"\nLoad benchmark, {os.cpu_count()} cores, 1 worker each, wrk -t1, {args.duration}s per cell\n")
+
+BARE_PROXIES = (
+    ("proxy_pr.py", "bare proxy (RSGI, pyreqwest)"),
+    ("proxy_rsgi.py", "bare proxy (RSGI, aiohttp)"),
+    ("proxy_asgi.py", "bare proxy (ASGI, aiohttp)"),
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default 10)")
+    parser.add_argument(
+        "--upstream",
+        choices=["mock", "nginx"],
+        default="mock",
+        help="mock: the bundled mock provider (streams too); nginx: the baseline's fixed-answer upstream",
+    )
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: apt-get install -y wrk")
+    results = run(args, Path(tempfile.mkdtemp(prefix="router-bench-")))
+
+    direct = results[f"direct to {args.upstream}"]
+    print(f"\nLoad benchmark, upstream {args.upstream}, {os.cpu_count()} cores, 1 worker each, wrk -t1, "
+          f"{args.duration}s per cell\n")  # fmt: skip
     print("| target | mode | req/s @32 conns | p50 @1 conn | p99 @1 conn | added p50 vs direct | non-2xx |")
     print("|---|---|---|---|---|---|---|")
     for label, row in results.items():

@@ -70,7 +70,8 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class UsageLogConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    flush_interval: float = 0.5
+    # Short batches: each flush is a burst of CPU, and smaller bursts keep tail latency down.
+    flush_interval: float = 0.25
     batch_size: int = 512
 
 
