@@ -47,5 +47,8 @@ test: build-prod lint test-rust test-python ## install everything, lint, cargo t
 bench: build-prod ## micro-benchmarks (pytest-benchmark)
 	$(BIN)/pytest benches --benchmark-only -o testpaths=benches
 
-bench-load: build-prod ## the load benchmark: gateway vs bare proxy vs direct-to-mock (needs wrk)
-	$(BIN)/python benches/load.py
+bench-load: build-prod ## load benchmark: gateway vs bare proxies vs direct, on the mock and on nginx
+	@command -v wrk >/dev/null && command -v nginx >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq wrk nginx-light)
+	$(BIN)/python benches/load.py --upstream mock
+	$(BIN)/python benches/load.py --upstream nginx
