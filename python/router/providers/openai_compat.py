@@ -40,13 +40,17 @@ class OpenAICompatProvider:
         self._base = config.base_url.rstrip("/")
         self._transport: Transport | None = None
 
-    def start(self) -> None:
-        """Open the connection pool. Called inside the worker's event loop."""
+    def default_headers(self) -> dict[str, str]:
+        """Headers on every upstream request: JSON, the configured extras, and the provider credential."""
         headers = {"content-type": "application/json", "accept": "application/json", **self.config.headers}
         if self.config.api_key:
             is_bearer = self.config.auth_header.lower() == "authorization"
             headers[self.config.auth_header] = f"Bearer {self.config.api_key}" if is_bearer else self.config.api_key
-        self._transport = Transport(self.timeouts, self.config.max_connections, headers)
+        return headers
+
+    def start(self) -> None:
+        """Open the connection pool. Called inside the worker's event loop."""
+        self._transport = Transport(self.timeouts, self.config.max_connections, self.default_headers())
 
     async def close(self) -> None:
         if self._transport is not None:
