@@ -27,6 +27,7 @@ def _fail(message: str, code: int = 2) -> int:
 
 
 def _db_url(config: str | None = None) -> str:
+    # ROUTER_DB first without reading the config: key management must work even when the config does not.
     if os.environ.get("ROUTER_DB"):
         return os.environ["ROUTER_DB"]
     return database_url(load_config(config).database)

@@ -89,9 +89,9 @@ async def forward_stream(ex: Exchange, model: Model, body: bytes, hide_usage: bo
         async with provider.stream(model.urls["chat"], body, ex.request_id) as response:
             if response.status != 200:
                 data = bytes(await response.bytes())
-                ex.upstream_seconds = time.perf_counter() - sent
                 # Nothing was sent yet, so the client gets a JSON error with the real status, not a 200 stream.
                 raise provider.error_from_status(response.status, data, response.get_header("retry-after"))
+            # Measured before the response head goes out: it carries the overhead header.
             ex.upstream_seconds = time.perf_counter() - sent
             transport = ex.start_stream(200, [("cache-control", "no-cache"), ("x-accel-buffering", "no")])
             tap = StreamTap(strip_usage_chunk=hide_usage)
@@ -126,10 +126,9 @@ async def forward_stream(ex: Exchange, model: Model, body: bytes, hide_usage: bo
             finally:
                 if tap.usage is not None:
                     record_usage(ex, _usage_value_decoder.decode(tap.usage))
-                ex.upstream_seconds = time.perf_counter() - sent
     except (rq.PyreqwestError, TimeoutError) as exc:
-        ex.upstream_seconds = time.perf_counter() - sent
         raise upstream_failure(exc, provider.name) from None
     finally:
         ended = True
         watch.cancel()
+        ex.upstream_seconds = time.perf_counter() - sent

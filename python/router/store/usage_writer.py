@@ -29,7 +29,6 @@ class UsageWriter:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="usage-writer")
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self.written = 0
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="usage-writer")
@@ -49,15 +48,11 @@ class UsageWriter:
                 continue
             batch, self._pending = self._pending, []
             try:
-                await loop.run_in_executor(self._executor, self._write, batch)
+                await loop.run_in_executor(self._executor, self._store.write_usage, batch)
             except Exception:
                 # Keep the rows for the next attempt (e.g. the database was locked for too long).
                 log.exception("usage log flush failed; %d rows kept for retry", len(batch))
                 self._pending[:0] = batch
-
-    def _write(self, batch: list[UsageRow]) -> None:
-        self._store.write_usage(batch)
-        self.written += len(batch)
 
     async def close(self) -> None:
         """Stop the flusher and write every row still held (graceful shutdown)."""
@@ -69,7 +64,7 @@ class UsageWriter:
         if self._pending:
             # Queued behind any in-flight write on the same thread, so rows stay in order.
             batch, self._pending = self._pending, []
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._write, batch)
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._store.write_usage, batch)
         self._executor.shutdown(wait=True)
         if self._owns_store:
             self._store.close()
