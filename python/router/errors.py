@@ -5,6 +5,7 @@ GatewayError                 an error answered to the client in the endpoint's A
  ├─ Unauthorized              401 authentication_error (missing, malformed, unknown or revoked key)
  ├─ PermissionDenied          403 permission_error
  ├─ NotFound                  404 not_found_error (unknown route or model)
+ ├─ Conflict                  409 conflict_error (the change clashes with the current state)
  ├─ PayloadTooLarge           413 request_too_large
  ├─ UnsupportedMediaType      415 invalid_request_error
  └─ UpstreamError             an upstream failure mapped to the client's status (429, 502, 503, 504)
@@ -57,6 +58,11 @@ class PermissionDenied(GatewayError):
 class NotFound(GatewayError):
     status = 404
     type = "not_found_error"
+
+
+class Conflict(GatewayError):
+    status = 409
+    type = "conflict_error"
 
 
 class PayloadTooLarge(GatewayError):

@@ -4,6 +4,10 @@ A key is `rk-` followed by 43 URL-safe characters (256 random bits). Only its SH
 with that much entropy a slow KDF adds nothing, and a fast digest keeps authentication at a dict hit.
 The cache is keyed by digest, so neither the dict lookup nor the final `compare_digest` leaks how much
 of a guessed key was right.
+
+Each cached principal carries the key's effective model set, computed once from the store, so a request
+pays a set lookup for governance, not a query. Any governance change bumps the store's epoch and the
+next request in every worker recomputes.
 """
 
 from __future__ import annotations
@@ -12,9 +16,13 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from ..errors import Unauthorized
 from ..store import KeyRecord, Store
+from ..store.records import AuditEvent, Rules
+from .resolve import APPROVED, KEY_LIST, Effective, resolve
 
 KEY_PREFIX = "rk-"
 _SECRET_BYTES = 32
@@ -32,42 +40,94 @@ def display_prefix(key: str) -> str:
     return key[: len(KEY_PREFIX) + _DISPLAY_CHARS]
 
 
-def create_key(store: Store, name: str) -> tuple[KeyRecord, str]:
-    """Mint a key, store its digest, and return the record with the secret (shown once, never stored)."""
+def iso_time(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def mint_key(name: str, **fields: Any) -> tuple[KeyRecord, str]:
+    """A new key record and its secret (shown once, never stored); the caller stores the record."""
     name = name.strip()
     if not name:
         raise ValueError("a key needs a non-empty name")
     secret = KEY_PREFIX + secrets.token_urlsafe(_SECRET_BYTES)
     record = KeyRecord(
-        id="key_" + secrets.token_hex(8), name=name, prefix=display_prefix(secret), created_at=time.time()
+        id="key_" + secrets.token_hex(8), name=name, prefix=display_prefix(secret), created_at=time.time(), **fields
     )
+    return record, secret
+
+
+def create_key(store: Store, name: str, **fields: Any) -> tuple[KeyRecord, str]:
+    """Mint a key and store its digest (no governance checks: the bootstrap path of `router keys create`)."""
+    record, secret = mint_key(name, **fields)
     store.insert_key(record, hash_key(secret))
     return record, secret
 
 
+def group_rules(store: Store, group_ids: Iterable[str]) -> list[Rules]:
+    """The rules of the access lists attached to these groups (groups without one contribute nothing)."""
+    groups = store.list_groups(ids=sorted(group_ids))
+    lists = [store.get_access_list(g.access_list_id) for g in groups if g.access_list_id is not None]
+    return [a.rules for a in lists if a is not None]
+
+
+def effective_for(store: Store, record: KeyRecord, catalog: Mapping[str, str]) -> Effective:
+    """Read every layer of the resolution rule for one key from the store and resolve it."""
+    configured, approved_ids = store.approval()
+    approved = approved_ids if configured else None
+    key_rules = None
+    if record.access_list_id is not None:
+        found = store.get_access_list(record.access_list_id)
+        if found is None:
+            # A dangling list id grants nothing rather than falling through to a wider layer.
+            return Effective(frozenset(), KEY_LIST, approved)
+        key_rules = found.rules
+    group_ids = set(record.groups)
+    if record.owner_type == "user" and record.owner_id:
+        group_ids.update(store.memberships(record.owner_id))
+    return resolve(catalog, key_rules, group_rules(store, group_ids), approved)
+
+
 class Principal:
-    """The authenticated caller of one request."""
+    """The authenticated caller of one request: who it is and which models it may call."""
 
-    __slots__ = ("is_admin", "key_id", "name")
+    __slots__ = ("effective", "expires_at", "expiry_logged", "is_admin", "key_id", "models_body", "name", "record")
 
-    def __init__(self, key_id: str, name: str, is_admin: bool = False) -> None:
+    def __init__(self, key_id: str, name: str, effective: Effective, record: KeyRecord | None = None) -> None:
         self.key_id = key_id
         self.name = name
-        self.is_admin = is_admin
+        self.is_admin = record is None
+        self.record = record
+        self.effective = effective
+        self.expires_at = record.expires_at if record is not None else None
+        self.expiry_logged = False
+        # The caller's `GET /v1/models` body, built on first use.
+        self.models_body: bytes | None = None
+
+    @property
+    def allowed(self) -> frozenset[str]:
+        return self.effective.models
 
 
 class KeyCache:
-    """Digest → Principal, filled on first use and dropped whole when the store's key epoch moves.
+    """Digest → Principal, filled on first use and dropped whole when the store's epoch moves.
 
-    Invalidation is by event, not by TTL: a revocation in any process bumps the epoch, and the next
-    request in every worker sees the new number before it trusts the cache.
+    Invalidation is by event, not by TTL: a revocation or any governance change in any process bumps the
+    epoch, and the next request in every worker sees the new number before it trusts the cache.
     """
 
-    def __init__(self, store: Store, admin_key: str | None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        admin_key: str | None,
+        catalog: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._store = store
         self._admin_digest = hash_key(admin_key) if admin_key else None
+        self._catalog = catalog or {}
         self._entries: dict[bytes, Principal] = {}
         self._epoch = store.keys_epoch()
+        self.clock = clock
 
     def authenticate(self, key: str | None) -> Principal:
         if not key:
@@ -83,13 +143,20 @@ class KeyCache:
             self._entries.clear()
             self._epoch = epoch
         principal = self._entries.get(digest)
-        if principal is not None:
-            return principal
-        if self._admin_digest is not None and hmac.compare_digest(digest, self._admin_digest):
-            principal = Principal(ADMIN_KEY_ID, "bootstrap admin", is_admin=True)
-        else:
-            principal = self._lookup(key, digest)
-        self._entries[digest] = principal
+        if principal is None:
+            if self._admin_digest is not None and hmac.compare_digest(digest, self._admin_digest):
+                configured, approved = self._store.approval()
+                models = approved & frozenset(self._catalog) if configured else frozenset(self._catalog)
+                principal = Principal(
+                    ADMIN_KEY_ID,
+                    "bootstrap admin",
+                    Effective(models, APPROVED, approved if configured else None),
+                )
+            else:
+                principal = self._lookup(key, digest)
+            self._entries[digest] = principal
+        if principal.expires_at is not None and self.clock() >= principal.expires_at:
+            self._expired(principal)
         return principal
 
     def _lookup(self, key: str, digest: bytes) -> Principal:
@@ -101,4 +168,37 @@ class KeyCache:
         record = found[0]
         if not record.active:
             raise Unauthorized("This API key has been revoked.", code="revoked_api_key")
-        return Principal(record.id, record.name)
+        if record.owner_type == "user" and record.owner_id:
+            owner = self._store.get_user(record.owner_id)
+            if owner is None or owner.status != "active":
+                raise Unauthorized("The user who owns this API key is inactive.", code="inactive_owner")
+        principal = Principal(record.id, record.name, effective_for(self._store, record, self._catalog), record)
+        principal.expiry_logged = record.expired_logged_at is not None
+        return principal
+
+    def _expired(self, principal: Principal) -> None:
+        assert principal.expires_at is not None
+        if not principal.expiry_logged:
+            principal.expiry_logged = True
+            log_expiry(self._store, principal.key_id, principal.expires_at, self.clock())
+        raise Unauthorized(f"API key expired at {iso_time(principal.expires_at)}.", code="expired_api_key")
+
+
+def log_expiry(store: Store, key_id: str, expires_at: float, now: float) -> bool:
+    """Write the `key.expired` security event, exactly once per key however many workers race to it."""
+    with store.transaction():
+        if not store.claim_expiry_event(key_id, now):
+            return False
+        store.append_audit(
+            [
+                AuditEvent(
+                    ts=now,
+                    actor="system",
+                    action="key.expired",
+                    target_type="api_key",
+                    target_id=key_id,
+                    detail={"expires_at": iso_time(expires_at)},
+                )
+            ]
+        )
+    return True

@@ -24,6 +24,8 @@ class ModelInfo(msgspec.Struct, omit_defaults=False):
     pricing: dict[str, float | None]
     object: str = "model"
     description: str | None = None
+    # Only in `?view=all`: whether the caller may use the model.
+    usable: bool | msgspec.UnsetType = msgspec.UNSET
 
 
 class Model:
@@ -68,9 +70,22 @@ class Catalog:
             name: OpenAICompatProvider(name, pc, config.timeouts_for(name)) for name, pc in config.providers.items()
         }
         self.models = {m.id: Model(m, self.providers[m.id.partition("/")[0]]) for m in config.models}
-        self.models_list_body = msgspec.json.encode(
-            {"object": "list", "data": [m.info(created) for m in self.models.values()]}
-        )
+        self._infos = {m.id: m.info(created) for m in self.models.values()}
+
+    def models_body(self, ids: frozenset[str] | None, usable: frozenset[str] | None = None) -> bytes:
+        """The `GET /v1/models` body for the models in `ids` (all when None), in catalog order."""
+        infos = [i for m, i in self._infos.items() if ids is None or m in ids]
+        if usable is not None:
+            infos = [msgspec.structs.replace(i, usable=i.id in usable) for i in infos]
+        return msgspec.json.encode({"object": "list", "data": infos})
+
+    @property
+    def provider_of(self) -> dict[str, str]:
+        return {m.id: m.provider.name for m in self.models.values()}
+
+    @property
+    def metadata(self) -> dict[str, tuple[str, bool]]:
+        return {m.id: (m.config.region, m.config.zdr) for m in self.models.values()}
 
     def get(self, model_id: str) -> Model | None:
         return self.models.get(model_id)

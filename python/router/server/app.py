@@ -14,9 +14,12 @@ from collections.abc import Awaitable, Callable
 
 from granian.rsgi import HTTPProtocol, ProtocolClosed, Scope
 
+from ..admin import api as admin_api
+from ..admin import openapi
 from ..config import Config, load_config
 from ..errors import GatewayError, NotFound
-from ..governance.keys import KeyCache
+from ..governance.keys import KeyCache, log_expiry
+from ..governance.service import Governance
 from ..metrics import Metrics
 from ..routing import Catalog
 from ..store import UsageRow, database_url, open_store
@@ -42,14 +45,37 @@ ROUTES: dict[tuple[str, str], tuple[str, Handler]] = {
 _PATHS = {path for _, path in ROUTES}
 # Only the proxied endpoints are logged to the usage table and counted per model.
 _USAGE_ENDPOINTS = frozenset({"chat", "embeddings"})
+# How often each worker looks for keys that expired unused, so `key.expired` is logged even for idle keys.
+_EXPIRY_SWEEP_SECONDS = 5.0
+# Tests only: a file holding a number of seconds added to the wall clock, to expire keys without waiting.
+CLOCK_OFFSET_ENV = "ROUTER_TEST_CLOCK_OFFSET_FILE"
+
+
+def make_clock(offset_file: str | None) -> Callable[[], float]:
+    if not offset_file:
+        return time.time
+
+    def clock() -> float:
+        try:
+            with open(offset_file) as f:
+                return time.time() + float(f.read().strip() or 0)
+        except FileNotFoundError:
+            return time.time()
+
+    return clock
 
 
 class App:
-    def __init__(self, config: Config, db_url: str, admin_key: str | None) -> None:
+    def __init__(
+        self, config: Config, db_url: str, admin_key: str | None, clock: Callable[[], float] = time.time
+    ) -> None:
         self.config = config
+        self.clock = clock
         self.store = open_store(db_url)
         self.catalog = Catalog(config, created=int(time.time()))
-        self.keys = KeyCache(self.store, admin_key)
+        self.keys = KeyCache(self.store, admin_key, self.catalog.provider_of, clock)
+        self.governance = Governance(self.store, self.catalog.provider_of, self.catalog.metadata, clock)
+        self.openapi_body = openapi.document()
         self.metrics = Metrics()
         self.request_ids = RequestIds()
         self.usage: UsageWriter | None = None
@@ -69,8 +95,22 @@ class App:
         cfg = self.config.usage_log
         self.usage = UsageWriter(self.store, flush_interval=cfg.flush_interval, batch_size=cfg.batch_size)
         self.usage.start()
+        loop = asyncio.get_running_loop()
         if self.metrics.shared:
-            self._background.append(asyncio.get_running_loop().create_task(self.metrics.publish()))
+            self._background.append(loop.create_task(self.metrics.publish()))
+        self._background.append(loop.create_task(self._sweep_expired()))
+
+    async def _sweep_expired(self) -> None:
+        while True:
+            now = self.clock()
+            try:
+                for key_id in self.store.expired_unlogged_keys(now):
+                    record = self.store.get_key(key_id)
+                    if record is not None and record.expires_at is not None:
+                        log_expiry(self.store, key_id, record.expires_at, now)
+            except Exception:
+                log.exception("expired-key sweep failed; retrying in %.0f s", _EXPIRY_SWEEP_SECONDS)
+            await asyncio.sleep(_EXPIRY_SWEEP_SECONDS)
 
     async def shutdown(self) -> None:
         for task in self._background:
@@ -90,6 +130,9 @@ class App:
             return
         route = ROUTES.get((scope.method, scope.path))
         if route is None:
+            if scope.path.startswith(admin_api.PREFIX + "/"):
+                await self._run(admin_api.dispatch, Exchange(scope, proto, "manage", self.request_ids.new()))
+                return
             await self._unrouted(scope, proto)
             return
         endpoint, handler = route
@@ -170,4 +213,5 @@ class App:
 def create_app() -> App:
     """The granian factory: each worker builds its own App from the environment `router serve` set."""
     config = load_config()
-    return App(config, database_url(config.database), os.environ.get("ROUTER_ADMIN_KEY") or None)
+    clock = make_clock(os.environ.get(CLOCK_OFFSET_ENV))
+    return App(config, database_url(config.database), os.environ.get("ROUTER_ADMIN_KEY") or None, clock)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl
 
 import msgspec
 
-from ..errors import InvalidRequest, NotFound
+from ..errors import InvalidRequest, NotFound, PermissionDenied
+from ..governance.keys import Principal
 from ..metrics import CONTENT_TYPE
 from ..routing import Model
+from ..store.records import AuditEvent
 from . import requests as rq
 from .exchange import JSON, Exchange
 from .proxy import forward_stream, forward_unary
@@ -17,7 +20,7 @@ if TYPE_CHECKING:
     from .app import App
 
 
-def _resolve(app: App, ex: Exchange, model_id: str, endpoint: str) -> Model:
+def _resolve(app: App, ex: Exchange, principal: Principal, model_id: str, endpoint: str) -> Model:
     model = app.catalog.get(model_id)
     if model is None:
         raise NotFound(
@@ -26,6 +29,8 @@ def _resolve(app: App, ex: Exchange, model_id: str, endpoint: str) -> Model:
             param="model",
             code="model_not_found",
         )
+    if model_id not in principal.allowed:
+        _deny(app, ex, principal, model_id)
     if model.is_embedding != (endpoint == "embeddings"):
         kind = "an embeddings" if model.is_embedding else "a chat"
         raise InvalidRequest(
@@ -38,17 +43,43 @@ def _resolve(app: App, ex: Exchange, model_id: str, endpoint: str) -> Model:
     return model
 
 
-async def _authenticated_body(app: App, ex: Exchange) -> tuple[bytes, dict[str, msgspec.Raw]]:
+def _deny(app: App, ex: Exchange, principal: Principal, model_id: str) -> None:
+    """Refuse a model outside the key's effective set: audited with the deciding layer, never forwarded."""
+    if app.usage is not None:
+        app.usage.audit(
+            AuditEvent(
+                ts=app.clock(),
+                actor=f"key:{principal.key_id}",
+                action="request.denied",
+                target_type="model",
+                target_id=model_id,
+                detail={
+                    "layer": principal.effective.denied_by(model_id),
+                    "request_id": ex.request_id,
+                    "endpoint": ex.endpoint,
+                },
+            )
+        )
+    # Neutral on purpose: naming the allowed models would map the organisation's policy for anyone holding a key.
+    raise PermissionDenied(
+        f"The model '{model_id}' is not allowed for this API key. List the models you can use with GET /v1/models.",
+        param="model",
+        code="model_not_allowed",
+    )
+
+
+async def _authenticated_body(app: App, ex: Exchange) -> tuple[Principal, bytes, dict[str, msgspec.Raw]]:
     """Who is calling, then their JSON body: raw, and cut into top-level fields still raw."""
-    ex.key_id = app.keys.authenticate(ex.api_key()).key_id
+    principal = app.keys.authenticate(ex.api_key())
+    ex.key_id = principal.key_id
     body = await ex.read_json_body(app.config.server.max_body_bytes)
-    return body, rq.decode_fields(body)
+    return principal, body, rq.decode_fields(body)
 
 
 async def chat_completions(app: App, ex: Exchange) -> None:
-    body, fields = await _authenticated_body(app, ex)
+    principal, body, fields = await _authenticated_body(app, ex)
     request = rq.validate_chat(body)
-    model = _resolve(app, ex, request.model, "chat")
+    model = _resolve(app, ex, principal, request.model, "chat")
 
     fields["model"] = model.upstream_name_json
     if not request.stream:
@@ -63,16 +94,27 @@ async def chat_completions(app: App, ex: Exchange) -> None:
 
 
 async def embeddings(app: App, ex: Exchange) -> None:
-    body, fields = await _authenticated_body(app, ex)
+    principal, body, fields = await _authenticated_body(app, ex)
     request = rq.validate_embeddings(body)
-    model = _resolve(app, ex, request.model, "embeddings")
+    model = _resolve(app, ex, principal, request.model, "embeddings")
     fields["model"] = model.upstream_name_json
     await forward_unary(ex, model, "embeddings", rq.encode_fields(fields))
 
 
 async def list_models(app: App, ex: Exchange) -> None:
-    ex.key_id = app.keys.authenticate(ex.api_key()).key_id
-    ex.send_bytes(200, app.catalog.models_list_body, JSON)
+    """Exactly the caller's effective set, so tool dropdowns only offer what works; `?view=all` shows the rest too."""
+    principal = app.keys.authenticate(ex.api_key())
+    ex.key_id = principal.key_id
+    if ex.scope.query_string:
+        view = dict(parse_qsl(ex.scope.query_string)).get("view", "allowed")
+        if view not in ("allowed", "all"):
+            raise InvalidRequest("'view' must be 'allowed' or 'all'.", param="view", code="invalid_value")
+        if view == "all":
+            ex.send_bytes(200, app.catalog.models_body(None, usable=principal.allowed), JSON)
+            return
+    if principal.models_body is None:
+        principal.models_body = app.catalog.models_body(principal.allowed)
+    ex.send_bytes(200, principal.models_body, JSON)
 
 
 async def healthz(app: App, ex: Exchange) -> None:

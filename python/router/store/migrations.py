@@ -43,4 +43,89 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "INSERT INTO epochs (name, value) VALUES ('keys', 0)",
         ],
     ),
+    (
+        2,
+        "governance: users, service accounts, groups, access lists, approved models, key fields, audit log",
+        [
+            """CREATE TABLE users (
+                id TEXT PRIMARY KEY,
+                email TEXT NOT NULL UNIQUE,
+                name TEXT NOT NULL,
+                role TEXT NOT NULL,
+                monthly_limit DOUBLE PRECISION,
+                status TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL
+            )""",
+            """CREATE TABLE service_accounts (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL UNIQUE,
+                description TEXT,
+                created_at DOUBLE PRECISION NOT NULL
+            )""",
+            """CREATE TABLE access_lists (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL UNIQUE,
+                description TEXT,
+                rules TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL
+            )""",
+            """CREATE TABLE groups (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL UNIQUE,
+                description TEXT,
+                access_list_id TEXT REFERENCES access_lists (id),
+                monthly_budget DOUBLE PRECISION,
+                created_at DOUBLE PRECISION NOT NULL
+            )""",
+            """CREATE TABLE group_members (
+                group_id TEXT NOT NULL REFERENCES groups (id),
+                user_id TEXT NOT NULL REFERENCES users (id),
+                role TEXT NOT NULL,
+                added_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (group_id, user_id)
+            )""",
+            "CREATE INDEX group_members_user ON group_members (user_id)",
+            """CREATE TABLE key_groups (
+                key_id TEXT NOT NULL REFERENCES api_keys (id),
+                group_id TEXT NOT NULL REFERENCES groups (id),
+                PRIMARY KEY (key_id, group_id)
+            )""",
+            "CREATE INDEX key_groups_group ON key_groups (group_id)",
+            "CREATE TABLE approved_models (model_id TEXT PRIMARY KEY, approved_at DOUBLE PRECISION NOT NULL)",
+            # One row of organisation settings; `approval` flips to 1 the first time an admin approves anything.
+            """CREATE TABLE org (
+                id INTEGER PRIMARY KEY,
+                name TEXT NOT NULL,
+                approval INTEGER NOT NULL
+            )""",
+            "INSERT INTO org (id, name, approval) VALUES (1, 'default', 0)",
+            "ALTER TABLE api_keys ADD COLUMN owner_type TEXT",
+            "ALTER TABLE api_keys ADD COLUMN owner_id TEXT",
+            "ALTER TABLE api_keys ADD COLUMN access_list_id TEXT REFERENCES access_lists (id)",
+            "ALTER TABLE api_keys ADD COLUMN labels TEXT NOT NULL DEFAULT '{}'",
+            "ALTER TABLE api_keys ADD COLUMN monthly_limit DOUBLE PRECISION",
+            "ALTER TABLE api_keys ADD COLUMN expires_at DOUBLE PRECISION",
+            "ALTER TABLE api_keys ADD COLUMN expired_logged_at DOUBLE PRECISION",
+            "ALTER TABLE api_keys ADD COLUMN created_by TEXT",
+            "ALTER TABLE api_keys ADD COLUMN permission TEXT",
+            "CREATE INDEX api_keys_owner ON api_keys (owner_id)",
+            # Append-only: rows are inserted, never updated or deleted. `seq` orders events written in the same instant
+            # (a rowid here; an identity column in PostgreSQL).
+            """CREATE TABLE audit_log (
+                seq INTEGER PRIMARY KEY,
+                ts DOUBLE PRECISION NOT NULL,
+                actor TEXT NOT NULL,
+                action TEXT NOT NULL,
+                target_type TEXT NOT NULL,
+                target_id TEXT,
+                before TEXT,
+                after TEXT,
+                detail TEXT
+            )""",
+            "CREATE INDEX audit_log_ts ON audit_log (ts)",
+            "CREATE INDEX audit_log_target ON audit_log (target_id, ts)",
+            "CREATE INDEX audit_log_actor ON audit_log (actor, ts)",
+        ],
+    ),
 ]

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import msgspec
 
+# Who a key belongs to: a person (role-bearing) or a non-human service account.
+OWNER_TYPES = ("user", "service_account")
+USER_ROLES = ("admin", "standard", "analyst")
+MEMBER_ROLES = ("member", "admin")
+KEY_PERMISSIONS = ("read", "write")
+
 
 class KeyRecord(msgspec.Struct, frozen=True):
     """An API key as stored: never the secret itself, only its SHA-256 digest and a display prefix."""
@@ -14,10 +20,92 @@ class KeyRecord(msgspec.Struct, frozen=True):
     created_at: float
     revoked_at: float | None = None
     last_used_at: float | None = None
+    owner_type: str | None = None
+    owner_id: str | None = None
+    access_list_id: str | None = None
+    labels: dict[str, str] = {}
+    monthly_limit: float | None = None
+    expires_at: float | None = None
+    expired_logged_at: float | None = None
+    created_by: str | None = None
+    permission: str | None = None
+    groups: tuple[str, ...] = ()
 
     @property
     def active(self) -> bool:
         return self.revoked_at is None
+
+    def status(self, now: float) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and now >= self.expires_at:
+            return "expired"
+        return "active"
+
+
+class UserRecord(msgspec.Struct, frozen=True):
+    id: str
+    email: str
+    name: str
+    role: str
+    monthly_limit: float | None
+    status: str
+    created_at: float
+
+
+class ServiceAccountRecord(msgspec.Struct, frozen=True):
+    id: str
+    name: str
+    description: str | None
+    created_at: float
+
+
+class Rules(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What an access list grants: model ids, whole providers and `*` patterns, minus denies (which win)."""
+
+    models: list[str] = []
+    providers: list[str] = []
+    patterns: list[str] = []
+    deny: list[str] = []
+
+
+class AccessListRecord(msgspec.Struct, frozen=True):
+    id: str
+    name: str
+    description: str | None
+    rules: Rules
+    created_at: float
+    updated_at: float
+
+
+class GroupMember(msgspec.Struct, frozen=True):
+    user_id: str
+    role: str
+    added_at: float
+
+
+class GroupRecord(msgspec.Struct, frozen=True):
+    id: str
+    name: str
+    description: str | None
+    access_list_id: str | None
+    monthly_budget: float | None
+    created_at: float
+    members: tuple[GroupMember, ...] = ()
+
+
+class AuditEvent(msgspec.Struct, frozen=True):
+    """One append-only audit row. `before`/`after` are the changed record's public fields, never key material."""
+
+    ts: float
+    actor: str
+    action: str
+    target_type: str
+    target_id: str | None = None
+    before: dict | None = None
+    after: dict | None = None
+    detail: dict | None = None
+    seq: int | None = None
 
 
 class UsageRow(msgspec.Struct, array_like=True):

@@ -10,17 +10,18 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import msgspec
 from msgspec.structs import astuple
 
+from .governance import KEY_COLUMNS, GovernanceTables, key_from_row
 from .migrations import MIGRATIONS
-from .records import USAGE_COLUMNS, KeyRecord, UsageRow
+from .records import USAGE_COLUMNS, AuditEvent, KeyRecord, UsageRow
 from .signal import ChangeSignal
 
-_KEY_COLUMNS = "id, name, prefix, created_at, revoked_at, last_used_at"
 _INSERT_USAGE = f"INSERT INTO usage_log ({', '.join(USAGE_COLUMNS)}) VALUES ({', '.join('?' * len(USAGE_COLUMNS))})"
 
 
-class SQLiteStore:
+class SQLiteStore(GovernanceTables):
     def __init__(self, path: str) -> None:
         self.path = path
         self._memory = path == ":memory:"
@@ -34,6 +35,7 @@ class SQLiteStore:
             self._conn.execute("PRAGMA synchronous = NORMAL")
         self._signal = None if self._memory else ChangeSignal(path + "-signal")
         self._local_epoch = 0
+        self._depth = 0
 
     def clone(self) -> SQLiteStore:
         """A second connection to the same database, for another thread."""
@@ -75,39 +77,35 @@ class SQLiteStore:
 
     # -- keys ---------------------------------------------------------------------------------------
 
-    def insert_key(self, record: KeyRecord, key_hash: bytes) -> None:
-        self._conn.execute(
-            f"INSERT INTO api_keys ({_KEY_COLUMNS}, key_hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (record.id, record.name, record.prefix, record.created_at, None, None, key_hash),
-        )
-
-    def list_keys(self) -> list[KeyRecord]:
-        rows = self._conn.execute(f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY created_at, id")
-        return [KeyRecord(*row) for row in rows]
-
-    def find_key(self, key_hash: bytes) -> tuple[KeyRecord, bytes] | None:
-        row = self._conn.execute(
-            f"SELECT {_KEY_COLUMNS}, key_hash FROM api_keys WHERE key_hash = ?", (key_hash,)
-        ).fetchone()
-        return (KeyRecord(*row[:-1]), row[-1]) if row else None
-
-    def revoke_key(self, key_id: str) -> KeyRecord | None:
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.execute(
-                "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (time.time(), key_id)
-            )
-            conn.execute("UPDATE epochs SET value = value + 1 WHERE name = 'keys'")
-            row = conn.execute(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE id = ?", (key_id,)).fetchone()
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+    def _after_commit(self) -> None:
         self._local_epoch += 1
         if self._signal is not None:
             self._signal.bump()
-        return KeyRecord(*row) if row else None
+
+    def insert_key(self, record: KeyRecord, key_hash: bytes) -> None:
+        values = list(astuple(record))[:-1]
+        values[9] = msgspec.json.encode(values[9]).decode()
+        with self.transaction():
+            self._conn.execute(
+                f"INSERT INTO api_keys ({KEY_COLUMNS}, key_hash) VALUES ({', '.join('?' * (len(values) + 1))})",
+                [*values, key_hash],
+            )
+            self._conn.executemany("INSERT INTO key_groups VALUES (?, ?)", [(record.id, g) for g in record.groups])
+
+    def find_key(self, key_hash: bytes) -> tuple[KeyRecord, bytes] | None:
+        row = self._conn.execute(
+            f"SELECT {KEY_COLUMNS}, key_hash FROM api_keys WHERE key_hash = ?", (key_hash,)
+        ).fetchone()
+        if row is None:
+            return None
+        return key_from_row(row[:-1], self._key_groups([row[0]]).get(row[0], ())), row[-1]
+
+    def revoke_key(self, key_id: str) -> KeyRecord | None:
+        with self.transaction():
+            self._conn.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (time.time(), key_id)
+            )
+        return self.get_key(key_id)
 
     def keys_epoch(self) -> int:
         """A number that changes whenever a cached key may have become invalid, in any process."""
@@ -117,7 +115,7 @@ class SQLiteStore:
 
     # -- usage --------------------------------------------------------------------------------------
 
-    def write_usage(self, rows: Sequence[UsageRow]) -> None:
+    def write_usage(self, rows: Sequence[UsageRow], audit: Sequence[AuditEvent] = ()) -> None:
         last_used: dict[str, float] = {}
         for row in rows:
             if row.key_id is not None:
@@ -126,6 +124,8 @@ class SQLiteStore:
         conn.execute("BEGIN")
         try:
             conn.executemany(_INSERT_USAGE, [astuple(r) for r in rows])
+            if audit:
+                self.append_audit(audit)
             conn.executemany(
                 "UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, 0), ?) WHERE id = ?",
                 [(ts, key_id) for key_id, ts in last_used.items()],

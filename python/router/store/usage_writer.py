@@ -1,4 +1,4 @@
-"""The usage log's background batch writer.
+"""The usage log's background batch writer (it also carries hot-path audit events: denials, expiries).
 
 Request handlers append a row and move on; a task flushes batches to the database from a dedicated
 thread, so the hot path never waits on disk. `close()` drains everything, which the server calls on
@@ -12,7 +12,7 @@ import contextlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
-from .records import UsageRow
+from .records import AuditEvent, UsageRow
 from .sqlite import SQLiteStore
 
 log = logging.getLogger("router.usage")
@@ -26,6 +26,7 @@ class UsageWriter:
         self._flush_interval = flush_interval
         self._batch_size = batch_size
         self._pending: list[UsageRow] = []
+        self._audit: list[AuditEvent] = []
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="usage-writer")
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -38,21 +39,27 @@ class UsageWriter:
         if len(self._pending) >= self._batch_size:
             self._wake.set()
 
+    def audit(self, event: AuditEvent) -> None:
+        self._audit.append(event)
+        self._wake.set()
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._flush_interval)
             self._wake.clear()
-            if not self._pending:
+            if not self._pending and not self._audit:
                 continue
             batch, self._pending = self._pending, []
+            events, self._audit = self._audit, []
             try:
-                await loop.run_in_executor(self._executor, self._store.write_usage, batch)
+                await loop.run_in_executor(self._executor, self._store.write_usage, batch, events)
             except Exception:
                 # Keep the rows for the next attempt (e.g. the database was locked for too long).
                 log.exception("usage log flush failed; %d rows kept for retry", len(batch))
                 self._pending[:0] = batch
+                self._audit[:0] = events
 
     async def close(self) -> None:
         """Stop the flusher and write every row still held (graceful shutdown)."""
@@ -61,10 +68,11 @@ class UsageWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        if self._pending:
+        if self._pending or self._audit:
             # Queued behind any in-flight write on the same thread, so rows stay in order.
             batch, self._pending = self._pending, []
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._store.write_usage, batch)
+            events, self._audit = self._audit, []
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._store.write_usage, batch, events)
         self._executor.shutdown(wait=True)
         if self._owns_store:
             self._store.close()

@@ -1,0 +1,504 @@
+"""The management API, `/v1/manage/...`: Requesty-compatible paths over the governance service.
+
+Each route is declared once, with its summary and body type; the dispatcher and the OpenAPI document
+(`GET /v1/manage/openapi.json`) are both built from the same table.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+import msgspec
+
+from ..errors import GatewayError, InvalidRequest, NotFound
+from ..governance import specs
+from ..governance.keys import iso_time
+from ..governance.rbac import Actor, actor_for
+from ..governance.rules import PRESETS, preset_models
+from ..governance.service import Governance
+from ..governance.views import access_list_view, group_view, key_view, service_account_view, user_view
+
+if TYPE_CHECKING:
+    from ..server.app import App
+    from ..server.exchange import Exchange
+
+PREFIX = "/v1/manage"
+_MAX_PAGE = 500
+_DEFAULT_PAGE = 100
+
+
+class Call(msgspec.Struct):
+    """One management request, as a handler sees it."""
+
+    gov: Governance
+    actor: Actor
+    params: dict[str, str]
+    query: dict[str, str]
+    body: Any = None
+
+
+Handler = Callable[[Call], tuple[int, Any]]
+
+
+class Route(msgspec.Struct):
+    method: str
+    template: str
+    pattern: re.Pattern[str]
+    summary: str
+    body: type | None
+    handler: Handler
+    tag: str
+
+
+ROUTES: list[Route] = []
+
+
+def route(method: str, template: str, summary: str, body: type | None = None) -> Callable[[Handler], Handler]:
+    pattern = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", PREFIX + template) + "$")
+    tag = template.strip("/").split("/")[0] or "org"
+
+    def register(handler: Handler) -> Handler:
+        ROUTES.append(Route(method, PREFIX + template, pattern, summary, body, handler, tag))
+        return handler
+
+    return register
+
+
+# -- query helpers ------------------------------------------------------------------------------------
+
+
+def _page(query: dict[str, str]) -> tuple[int, int]:
+    try:
+        limit = int(query.get("limit", _DEFAULT_PAGE))
+        offset = int(query.get("offset", 0))
+    except ValueError:
+        raise InvalidRequest("'limit' and 'offset' must be integers.", param="limit", code="invalid_value") from None
+    if not 1 <= limit <= _MAX_PAGE or offset < 0:
+        raise InvalidRequest(f"'limit' must be 1-{_MAX_PAGE} and 'offset' ≥ 0.", param="limit", code="invalid_value")
+    return limit, offset
+
+
+def _paged(call: Call, fetch: Callable[[int, int], list[Any]], view: Callable[[Any], Any]) -> tuple[int, Any]:
+    limit, offset = _page(call.query)
+    rows = fetch(limit + 1, offset)
+    more = len(rows) > limit
+    return 200, {
+        "object": "list",
+        "data": [view(r) for r in rows[:limit]],
+        "has_more": more,
+        "next_offset": offset + limit if more else None,
+    }
+
+
+def _when(query: dict[str, str], name: str, default: float) -> float:
+    raw = query.get(name)
+    if raw is None:
+        return default
+    try:
+        if len(raw) == 10:
+            return datetime.combine(date.fromisoformat(raw), datetime.min.time(), UTC).timestamp()
+        return datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise InvalidRequest(
+            f"'{name}' must be a date (2026-11-01) or an ISO 8601 time.", param=name, code="invalid_value"
+        ) from None
+
+
+def _now(call: Call) -> float:
+    return call.gov.clock()
+
+
+# -- organisation ----------------------------------------------------------------------------------------
+
+
+@route("GET", "/org", "The organisation: name, approval mode and counts")
+def get_org(call: Call) -> tuple[int, Any]:
+    configured, approved = call.gov.approved(call.actor)
+    store = call.gov.store
+    return 200, {
+        "id": "org_default",
+        "name": store.org_name(),
+        "approval_configured": configured,
+        "approved_models": len(approved),
+        "catalog_models": len(call.gov.catalog),
+        "counts": store.org_counts(),
+        "you": {"actor": call.actor.id, "role": call.actor.role, "user_id": call.actor.user_id},
+    }
+
+
+# -- API keys -------------------------------------------------------------------------------------------
+
+
+@route("GET", "/apikey", "List API keys (standard users: their own)")
+def list_keys(call: Call) -> tuple[int, Any]:
+    now = _now(call)
+    return _paged(call, lambda n, o: call.gov.list_keys(call.actor, n, o), lambda k: key_view(k, now))
+
+
+@route("POST", "/apikey", "Create an API key; the secret is returned once", specs.KeySpec)
+def create_key(call: Call) -> tuple[int, Any]:
+    record, secret = call.gov.create_key(call.actor, call.body)
+    return 201, {**key_view(record, _now(call)), "key": secret}
+
+
+@route("GET", "/apikey/{id}", "An API key with its usage for a date range, grouped by day and model")
+def get_key(call: Call) -> tuple[int, Any]:
+    now = _now(call)
+    today = datetime.fromtimestamp(now, UTC).date()
+    end = _when(call.query, "end", datetime.combine(today + timedelta(days=1), datetime.min.time(), UTC).timestamp())
+    start = _when(call.query, "start", end - 30 * 86400)
+    if start >= end:
+        raise InvalidRequest("'start' must be before 'end'.", param="start", code="invalid_value")
+    record, rows = call.gov.key_usage(call.actor, call.params["id"], start, end)
+    totals = {f: sum(r[f] for r in rows) for f in ("requests", "prompt_tokens", "completion_tokens", "errors")}
+    return 200, {
+        **key_view(record, now),
+        "usage": {
+            "start": iso_time(start),
+            "end": iso_time(end),
+            "group_by": ["day", "model"],
+            "data": rows,
+            "totals": totals,
+        },
+    }
+
+
+@route("DELETE", "/apikey/{id}", "Delete an API key (refused on the next request)")
+def delete_key(call: Call) -> tuple[int, Any]:
+    record = call.gov.delete_key(call.actor, call.params["id"])
+    return 200, {"id": record.id, "deleted": True}
+
+
+class LimitBody(msgspec.Struct, forbid_unknown_fields=True):
+    monthly_limit: float | None
+
+
+class LabelsBody(msgspec.Struct, forbid_unknown_fields=True):
+    labels: dict[str, str]
+
+
+class ExpiryBody(msgspec.Struct, forbid_unknown_fields=True):
+    expires_at: str | float | None = None
+
+
+class AccessListRef(msgspec.Struct, forbid_unknown_fields=True):
+    access_list: str | None
+
+
+class GroupsBody(msgspec.Struct, forbid_unknown_fields=True):
+    groups: list[str]
+
+
+class ModelsBody(msgspec.Struct, forbid_unknown_fields=True):
+    models: list[str]
+
+
+class PresetBody(msgspec.Struct, forbid_unknown_fields=True):
+    mode: str = "add"
+
+
+class RoleBody(msgspec.Struct, forbid_unknown_fields=True):
+    role: str
+
+
+@route("POST", "/apikey/{id}/limit", "Set (or clear with null) the monthly spend limit in USD", LimitBody)
+def key_limit(call: Call) -> tuple[int, Any]:
+    return 200, key_view(call.gov.set_key_limit(call.actor, call.params["id"], call.body.monthly_limit), _now(call))
+
+
+@route("POST", "/apikey/{id}/labels", "Replace the labels ({} removes all)", LabelsBody)
+def key_labels(call: Call) -> tuple[int, Any]:
+    return 200, key_view(call.gov.set_key_labels(call.actor, call.params["id"], call.body.labels), _now(call))
+
+
+@route("POST", "/apikey/{id}/expiry", "Set the expiry (ISO time or duration such as 90d; null removes it)", ExpiryBody)
+def key_expiry(call: Call) -> tuple[int, Any]:
+    return 200, key_view(call.gov.set_key_expiry(call.actor, call.params["id"], call.body.expires_at), _now(call))
+
+
+@route("POST", "/apikey/{id}/revoke", "Revoke an API key (kept for audit)")
+def key_revoke(call: Call) -> tuple[int, Any]:
+    return 200, key_view(call.gov.revoke_key(call.actor, call.params["id"]), _now(call))
+
+
+@route("POST", "/apikey/{id}/access-list", "Attach an access list to the key (null detaches)", AccessListRef)
+def key_access_list(call: Call) -> tuple[int, Any]:
+    record = call.gov.set_key_access_list(call.actor, call.params["id"], call.body.access_list)
+    return 200, key_view(record, _now(call))
+
+
+@route("POST", "/apikey/{id}/groups", "Replace the groups the key belongs to", GroupsBody)
+def key_groups(call: Call) -> tuple[int, Any]:
+    return 200, key_view(call.gov.set_key_groups(call.actor, call.params["id"], call.body.groups), _now(call))
+
+
+# -- groups ---------------------------------------------------------------------------------------------
+
+
+@route("GET", "/group", "List groups (standard users: their own)")
+def list_groups(call: Call) -> tuple[int, Any]:
+    return _paged(call, lambda n, o: call.gov.list_groups(call.actor, n, o), group_view)
+
+
+@route("POST", "/group", "Create a group", specs.GroupSpec)
+def create_group(call: Call) -> tuple[int, Any]:
+    return 201, group_view(call.gov.create_group(call.actor, call.body))
+
+
+@route("GET", "/group/{id}", "A group with its members")
+def get_group(call: Call) -> tuple[int, Any]:
+    return 200, group_view(call.gov.get_group(call.actor, call.params["id"]))
+
+
+@route("PATCH", "/group/{id}", "Change a group's description, access list or monthly budget", specs.GroupUpdate)
+def update_group(call: Call) -> tuple[int, Any]:
+    return 200, group_view(call.gov.update_group(call.actor, call.params["id"], call.body))
+
+
+@route("DELETE", "/group/{id}", "Delete a group")
+def delete_group(call: Call) -> tuple[int, Any]:
+    group = call.gov.delete_group(call.actor, call.params["id"])
+    return 200, {"id": group.id, "deleted": True}
+
+
+@route("POST", "/group/{id}/members", "Add a member (role member or admin)", specs.MemberSpec)
+def add_member(call: Call) -> tuple[int, Any]:
+    return 201, group_view(call.gov.set_member(call.actor, call.params["id"], call.body, must_exist=False))
+
+
+@route("PATCH", "/group/{id}/members/{user}", "Change a member's role", RoleBody)
+def update_member(call: Call) -> tuple[int, Any]:
+    spec = specs.MemberSpec(user_id=call.params["user"], role=call.body.role)
+    return 200, group_view(call.gov.set_member(call.actor, call.params["id"], spec, must_exist=True))
+
+
+@route("DELETE", "/group/{id}/members/{user}", "Remove a member")
+def remove_member(call: Call) -> tuple[int, Any]:
+    return 200, group_view(call.gov.remove_member(call.actor, call.params["id"], call.params["user"]))
+
+
+# -- approved models ---------------------------------------------------------------------------------------
+
+
+@route("GET", "/models", "The catalog, each model marked approved or not")
+def catalog(call: Call) -> tuple[int, Any]:
+    configured, approved = call.gov.approved(call.actor)
+    ids = set(approved)
+    return 200, {
+        "object": "list",
+        "approval_configured": configured,
+        "data": [
+            {"id": m, "provider": p, "region": call.gov.metadata[m][0], "zdr": call.gov.metadata[m][1],
+             "approved": (m in ids) if configured else None}
+            for m, p in sorted(call.gov.catalog.items())
+        ],
+    }  # fmt: skip
+
+
+@route("GET", "/models/approved", "The organisation's approved models")
+def list_approved(call: Call) -> tuple[int, Any]:
+    configured, approved = call.gov.approved(call.actor)
+    return 200, {"approval_configured": configured, "models": approved}
+
+
+@route("POST", "/models/approved", "Approve models (switches approval on: unapproved models are denied)", ModelsBody)
+def approve(call: Call) -> tuple[int, Any]:
+    return 200, {"approval_configured": True, "models": call.gov.approve(call.actor, call.body.models)}
+
+
+@route(
+    "POST", "/models/approved/remove", "Remove models from the approved list (every key loses them at once)", ModelsBody
+)
+def unapprove(call: Call) -> tuple[int, Any]:
+    return 200, {"approval_configured": True, "models": call.gov.unapprove(call.actor, call.body.models)}
+
+
+@route("GET", "/models/presets", "The approval presets and the models each would approve now")
+def presets(call: Call) -> tuple[int, Any]:
+    call.gov.approved(call.actor)
+    return 200, {
+        "data": [
+            {"name": n, "description": d, "models": preset_models(n, call.gov.metadata)}
+            for n, (d, _) in PRESETS.items()
+        ]
+    }
+
+
+@route("POST", "/models/presets/{preset}", "Apply a preset (mode add, or replace the approved list)", PresetBody)
+def apply_preset(call: Call) -> tuple[int, Any]:
+    if call.body.mode not in ("add", "replace"):
+        raise InvalidRequest("'mode' must be 'add' or 'replace'.", param="mode", code="invalid_value")
+    models = call.gov.apply_preset(call.actor, call.params["preset"], replace=call.body.mode == "replace")
+    return 200, {"approval_configured": True, "models": models}
+
+
+# -- access lists -----------------------------------------------------------------------------------------
+
+
+@route("GET", "/access-list", "List access lists")
+def list_access_lists(call: Call) -> tuple[int, Any]:
+    return _paged(call, lambda n, o: call.gov.list_access_lists(call.actor, n, o), access_list_view)
+
+
+@route("POST", "/access-list", "Create an access list (models must be approved)", specs.AccessListSpec)
+def create_access_list(call: Call) -> tuple[int, Any]:
+    return 201, access_list_view(call.gov.create_access_list(call.actor, call.body))
+
+
+@route("GET", "/access-list/{id}", "An access list")
+def get_access_list(call: Call) -> tuple[int, Any]:
+    return 200, access_list_view(call.gov.get_access_list(call.actor, call.params["id"]))
+
+
+@route("PUT", "/access-list/{id}", "Replace an access list's rules", specs.AccessListSpec)
+def update_access_list(call: Call) -> tuple[int, Any]:
+    return 200, access_list_view(call.gov.update_access_list(call.actor, call.params["id"], call.body))
+
+
+@route("DELETE", "/access-list/{id}", "Delete an access list (refused while attached)")
+def delete_access_list(call: Call) -> tuple[int, Any]:
+    record = call.gov.delete_access_list(call.actor, call.params["id"])
+    return 200, {"id": record.id, "deleted": True}
+
+
+@route("POST", "/access-list/{id}/attach", "Attach the list to many keys and groups at once", specs.Attachment)
+def attach(call: Call) -> tuple[int, Any]:
+    return 200, {"attached": call.gov.attach(call.actor, call.params["id"], call.body)}
+
+
+@route("POST", "/access-list/{id}/detach", "Detach the list from keys and groups", specs.Attachment)
+def detach(call: Call) -> tuple[int, Any]:
+    return 200, {"detached": call.gov.attach(call.actor, call.params["id"], call.body, detach=True)}
+
+
+# -- users and service accounts ------------------------------------------------------------------------------
+
+
+@route("GET", "/user", "List users")
+def list_users(call: Call) -> tuple[int, Any]:
+    return _paged(call, lambda n, o: call.gov.list_users(call.actor, n, o), user_view)
+
+
+@route("POST", "/user", "Create a user (role admin, standard or analyst)", specs.UserSpec)
+def create_user(call: Call) -> tuple[int, Any]:
+    return 201, user_view(call.gov.create_user(call.actor, call.body))
+
+
+@route("GET", "/user/{id}", "A user with their groups ('me' for yourself)")
+def get_user(call: Call) -> tuple[int, Any]:
+    user, groups = call.gov.get_user(call.actor, call.params["id"])
+    return 200, user_view(user, groups)
+
+
+@route("PATCH", "/user/{id}", "Change a user's name, role, monthly limit or status", specs.UserUpdate)
+def update_user(call: Call) -> tuple[int, Any]:
+    return 200, user_view(call.gov.update_user(call.actor, call.params["id"], call.body))
+
+
+@route("DELETE", "/user/{id}", "Delete a user (refused while they own active keys)")
+def delete_user(call: Call) -> tuple[int, Any]:
+    user = call.gov.delete_user(call.actor, call.params["id"])
+    return 200, {"id": user.id, "deleted": True}
+
+
+@route("GET", "/service-account", "List service accounts")
+def list_service_accounts(call: Call) -> tuple[int, Any]:
+    return _paged(call, lambda n, o: call.gov.list_service_accounts(call.actor, n, o), service_account_view)
+
+
+@route("POST", "/service-account", "Create a service account", specs.ServiceAccountSpec)
+def create_service_account(call: Call) -> tuple[int, Any]:
+    return 201, service_account_view(call.gov.create_service_account(call.actor, call.body))
+
+
+@route("GET", "/service-account/{id}", "A service account and its number of active keys")
+def get_service_account(call: Call) -> tuple[int, Any]:
+    account, active = call.gov.get_service_account(call.actor, call.params["id"])
+    return 200, service_account_view(account, active)
+
+
+@route("DELETE", "/service-account/{id}", "Delete a service account (refused while it has active keys)")
+def delete_service_account(call: Call) -> tuple[int, Any]:
+    account = call.gov.delete_service_account(call.actor, call.params["id"])
+    return 200, {"id": account.id, "deleted": True}
+
+
+# -- audit log ----------------------------------------------------------------------------------------------
+
+
+@route("GET", "/audit", "The audit log: filter by start, end, actor, target, action (key.* for a family)")
+def audit(call: Call) -> tuple[int, Any]:
+    q = call.query
+    start = _when(q, "start", 0.0) if "start" in q else None
+    end = _when(q, "end", 0.0) if "end" in q else None
+
+    def fetch(limit: int, offset: int) -> list[Any]:
+        return call.gov.audit_log(
+            call.actor, start=start, end=end, actor=q.get("actor"), target=q.get("target"), action=q.get("action"),
+            limit=limit, offset=offset,
+        )  # fmt: skip
+
+    def view(e: Any) -> dict[str, Any]:
+        return {**msgspec.structs.asdict(e), "time": iso_time(e.ts)}
+
+    return _paged(call, fetch, view)
+
+
+# -- dispatch -------------------------------------------------------------------------------------------------
+
+_PARAM_AT = re.compile(r"at `\$\.?([^`]*)`")
+
+
+def decode_body(raw: bytes, kind: type) -> Any:
+    try:
+        return msgspec.json.decode(raw or b"{}", type=kind)
+    except msgspec.ValidationError as exc:
+        found = _PARAM_AT.search(str(exc))
+        raise InvalidRequest(
+            f"Invalid request body: {exc}.", param=found.group(1) if found else None, code="invalid_value"
+        ) from None
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"The request body is not valid JSON: {exc}.", code="invalid_json") from None
+
+
+def find_route(method: str, path: str) -> tuple[Route, dict[str, str]]:
+    allowed = []
+    for r in ROUTES:
+        match = r.pattern.match(path)
+        if match is None:
+            continue
+        if r.method == method:
+            return r, match.groupdict()
+        allowed.append(r.method)
+    if allowed:
+        raise GatewayError(
+            f"Method {method} is not allowed on {path}; use {', '.join(sorted(set(allowed)))}.",
+            status=405,
+            type="invalid_request_error",
+            code="method_not_allowed",
+            headers=[("allow", ", ".join(sorted(set(allowed))))],
+        )
+    raise NotFound(f"Unknown route: {method} {path}.", code="unknown_route")
+
+
+async def dispatch(app: App, ex: Exchange) -> None:
+    scope = ex.scope
+    if scope.method == "GET" and scope.path == PREFIX + "/openapi.json":
+        ex.send_bytes(200, app.openapi_body)
+        return
+    r, params = find_route(scope.method, scope.path)
+    principal = app.keys.authenticate(ex.api_key())
+    ex.key_id = principal.key_id
+    body = None
+    if r.body is not None or scope.method in ("POST", "PUT", "PATCH"):
+        raw = await ex.read_json_body(app.config.server.max_body_bytes)
+        if r.body is not None:
+            body = decode_body(raw, r.body)
+    query = dict(parse_qsl(scope.query_string, keep_blank_values=True))
+    call = Call(app.governance, actor_for(principal, app.store), params, query, body)
+    status, payload = r.handler(call)
+    ex.send_bytes(status, msgspec.json.encode(payload))
