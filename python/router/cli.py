@@ -1,4 +1,4 @@
-"""The `router` command: serve the gateway, run the mock provider, manage API keys."""
+"""The `router` command: serve the gateway, run the mock provider, and govern keys, models, lists and groups."""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ import tempfile
 import time
 from collections.abc import Sequence
 
-import msgspec
-
 from . import mock
+from .admin import cli as admin_cli
 from .config import config_path, load_config
 from .errors import ConfigError
 from .governance.keys import create_key
@@ -103,56 +102,6 @@ def _demo(args: argparse.Namespace) -> int:
         child.wait(timeout=10)
 
 
-# -- keys -------------------------------------------------------------------------------------------
-
-_json = msgspec.json.Encoder()
-
-
-def _keys_create(args: argparse.Namespace) -> int:
-    store = open_store(_db_url())
-    try:
-        record, secret = create_key(store, args.name)
-    except ValueError as exc:
-        return _fail(str(exc))
-    finally:
-        store.close()
-    if args.json:
-        print(_json.encode({**msgspec.structs.asdict(record), "key": secret}).decode())
-    else:
-        print(f"created key {record.id} ({record.name})")
-        print(f"key: {secret}")
-        print("Store it now: it is shown only once.")
-    return 0
-
-
-def _keys_list(args: argparse.Namespace) -> int:
-    store = open_store(_db_url())
-    try:
-        records = store.list_keys()
-    finally:
-        store.close()
-    if args.json:
-        print(_json.encode([{**msgspec.structs.asdict(r), "active": r.active} for r in records]).decode())
-        return 0
-    print(f"{'ID':<22} {'NAME':<24} {'PREFIX':<14} {'STATUS':<8} CREATED")
-    for r in records:
-        created = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r.created_at))
-        print(f"{r.id:<22} {r.name[:24]:<24} {r.prefix + '…':<14} {'active' if r.active else 'revoked':<8} {created}")
-    return 0
-
-
-def _keys_revoke(args: argparse.Namespace) -> int:
-    store = open_store(_db_url())
-    try:
-        record = store.revoke_key(args.id)
-    finally:
-        store.close()
-    if record is None:
-        return _fail(f"no key with id {args.id!r}", 1)
-    print(f"revoked key {record.id} ({record.name})")
-    return 0
-
-
 # -- parser -----------------------------------------------------------------------------------------
 
 
@@ -180,17 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     mock.add_arguments(mock_parser)
     mock_parser.set_defaults(func=lambda a: mock.run(a) or 0)
 
-    keys = sub.add_parser("keys", help="create, list and revoke API keys").add_subparsers(dest="action", required=True)
-    create = keys.add_parser("create", help="mint a key (printed once)")
-    create.add_argument("--name", required=True)
-    create.add_argument("--json", action="store_true", help="print one JSON object with id and key")
-    create.set_defaults(func=_keys_create)
-    listing = keys.add_parser("list", help="list keys (never their secrets)")
-    listing.add_argument("--json", action="store_true")
-    listing.set_defaults(func=_keys_list)
-    revoke = keys.add_parser("revoke", help="revoke a key; every worker refuses it on the next request")
-    revoke.add_argument("id")
-    revoke.set_defaults(func=_keys_revoke)
+    admin_cli.add_commands(sub)
     return parser
 
 

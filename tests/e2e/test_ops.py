@@ -77,7 +77,7 @@ def test_keys_cli_create_list_revoke_take_effect_on_the_next_request(gateway, mo
     table = router_cli(gateway.env, "keys", "list").stdout
     assert created["id"] in table and "revoked" in table
     missing = router_cli(gateway.env, "keys", "revoke", "key_doesnotexist", check=False)
-    assert missing.returncode == 1 and "no key" in missing.stderr
+    assert missing.returncode == 1 and "No API key" in missing.stderr
 
 
 def test_admin_key_from_environment_reaches_every_route(gateway) -> None:

@@ -79,4 +79,4 @@ def require_user(actor: Actor) -> None:
 
 
 def not_found(kind: str, ident: str) -> NotFound:
-    return NotFound(f"No {kind} with id '{ident}'.", code=f"{kind.replace(' ', '_')}_not_found")
+    return NotFound(f"No {kind} with id '{ident}'.", code=f"{kind.lower().replace(' ', '_')}_not_found")

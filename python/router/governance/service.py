@@ -107,7 +107,7 @@ class Governance:
         rbac.require_user(actor)
         record = self.store.get_key(key_id)
         if record is None or not (actor.reads_all or (actor.user_id and record.owner_id == actor.user_id)):
-            raise rbac.not_found("api key", key_id)
+            raise rbac.not_found("API key", key_id)
         return record
 
     def _changeable_key(self, actor: Actor, key_id: str) -> KeyRecord:
@@ -737,6 +737,6 @@ class Governance:
 
     # -- audit ------------------------------------------------------------------------------------
 
-    def audit_log(self, actor: Actor, **filters: Any) -> list[AuditEvent]:
-        rbac.require_reader(actor, "read the audit log")
+    def audit_log(self, caller: Actor, **filters: Any) -> list[AuditEvent]:
+        rbac.require_reader(caller, "read the audit log")
         return self.store.query_audit(**filters)
