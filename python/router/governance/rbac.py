@@ -47,10 +47,11 @@ def actor_for(principal: Principal, store: Store) -> Actor:
     if record is None:
         return Actor(id="admin", role=ADMIN)
     actor_id = f"key:{record.id}"
+    owner = record.owner_id if record.owner_type == "user" else None
     if record.permission == "write":
-        return Actor(id=actor_id, role=ADMIN)
+        return Actor(id=actor_id, role=ADMIN, user_id=owner)
     if record.permission == "read":
-        return Actor(id=actor_id, role=ANALYST)
+        return Actor(id=actor_id, role=ANALYST, user_id=owner)
     if record.owner_type == "user" and record.owner_id:
         user = store.get_user(record.owner_id)
         if user is not None:
