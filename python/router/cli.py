@@ -42,7 +42,10 @@ def _serve(args: argparse.Namespace, banner: Sequence[str] = ()) -> int:
     path = config_path(args.config)
     config = load_config(path)
     db = database_url(config.database)
-    open_store(db).close()  # migrate once here, not racing in every worker
+    store = open_store(db)  # migrate once here, not racing in every worker
+    if config.governance.require_approval:
+        store.require_approval()
+    store.close()
     # Workers are separate processes that rebuild the app from these.
     os.environ["ROUTER_CONFIG"] = str(path.resolve())
     os.environ["ROUTER_DB"] = db if db == ":memory:" or "://" in db else os.path.abspath(db)

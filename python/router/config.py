@@ -75,10 +75,16 @@ class UsageLogConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     batch_size: int = 512
 
 
+class GovernanceConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    # Deny by default from the first request: nothing is callable until an admin approves it.
+    require_approval: bool = False
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     providers: dict[str, ProviderConfig]
     models: list[ModelConfig]
     server: ServerConfig = ServerConfig()
+    governance: GovernanceConfig = GovernanceConfig()
     timeouts: Timeouts = Timeouts()
     usage_log: UsageLogConfig = UsageLogConfig()
     database: str | None = None

@@ -324,6 +324,12 @@ class GovernanceTables:
         ids = frozenset(r[0] for r in self._conn.execute("SELECT model_id FROM approved_models"))
         return configured, ids
 
+    def require_approval(self) -> None:
+        """Switch approval on without approving anything (idempotent; a no-op once it is on)."""
+        if not self.approval()[0]:
+            with self.transaction():
+                self._conn.execute("UPDATE org SET approval = 1 WHERE id = 1")
+
     def approve_models(self, model_ids: Iterable[str], now: float) -> None:
         with self.transaction():
             self._conn.execute("UPDATE org SET approval = 1 WHERE id = 1")

@@ -1,0 +1,114 @@
+"""Load benchmark: the cost of governance, in one run.
+
+Two gateways (1 worker each) in front of the same mock, same catalog of 60 models:
+- off: no approval configured, a key with no owner, no groups, no list;
+- on:  approval configured (50 approved), a key owned by a user who is in three groups with access lists,
+       the key in a group of its own and carrying its own access list, with an expiry and labels.
+wrk drives both with the same unary load at 32 connections, alternating off/on for several rounds so that
+drift on a shared machine hits both alike. The issue's bar: the difference stays under 5% of requests/s.
+
+    python benches/load_governance.py [--duration 10] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from load import _body, wrk
+
+from servers import Server, create_key, gateway_env, start_gateway, start_mock
+
+MODELS = [f"up/m{i:02d}" for i in range(59)] + ["up/gpt-4o"]
+
+
+def _config(workdir: Path, upstream: str) -> Path:
+    config = workdir / "governance-bench.yaml"
+    lines = [f"providers: {{up: {{base_url: '{upstream}/v1', api_key: bench}}}}", "models:"]
+    lines += [f"  - {{id: {m}, upstream_model: gpt-4o, capabilities: [streaming]}}" for m in MODELS]
+    config.write_text("\n".join(lines) + "\n")
+    return config
+
+
+def _governed_key(gateway: Server) -> str:
+    admin = gateway.env["ROUTER_ADMIN_KEY"]
+
+    def call(method: str, path: str, body: dict) -> dict:
+        r = httpx.request(
+            method, f"{gateway.base}/v1/manage{path}", json=body, headers={"authorization": f"Bearer {admin}"}
+        )
+        r.raise_for_status()
+        return r.json()
+
+    call("POST", "/models/approved", {"models": MODELS[-50:]})
+    user = call("POST", "/user", {"email": "bench@corp.test"})["id"]
+    for i in range(3):
+        call("POST", "/access-list", {"name": f"team-{i}", "patterns": [f"up/m{i}*"], "deny": ["up/m00"]})
+        group = call("POST", "/group", {"name": f"group-{i}", "access_list": f"team-{i}"})["id"]
+        call("POST", f"/group/{group}/members", {"user_id": user})
+    call("POST", "/access-list", {"name": "key-list", "models": ["up/gpt-4o", *MODELS[-20:-1]], "providers": []})
+    call("POST", "/group", {"name": "key-group", "access_list": "key-list"})
+    return call(
+        "POST",
+        "/apikey",
+        {
+            "name": "governed",
+            "owner": {"type": "user", "id": user},
+            "groups": ["key-group"],
+            "access_list": "key-list",
+            "expires_at": "30d",
+            "labels": {"env": "bench", "team": "perf"},
+            "monthly_limit": 1000,
+        },
+    )["key"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="router-gov-bench-"))
+    mock = start_mock()
+    servers = [mock]
+    rps: dict[str, list[float]] = {"off": [], "on": []}
+    try:
+        config = _config(workdir, mock.base)
+        off = start_gateway(gateway_env(workdir / "off.db", mock.base, config))
+        on = start_gateway(gateway_env(workdir / "on.db", mock.base, config))
+        servers += [off, on]
+        keys = {"off": create_key(off.env, "plain")["key"], "on": _governed_key(on)}
+        bases = {"off": off.base, "on": on.base}
+        body = _body("up/gpt-4o", stream=False)
+        for mode in ("off", "on"):
+            wrk(f"{bases[mode]}/v1/chat/completions", body, keys[mode], 8, 2, workdir)
+        for _ in range(args.rounds):
+            for mode in ("off", "on"):
+                result = wrk(f"{bases[mode]}/v1/chat/completions", body, keys[mode], 32, args.duration, workdir)
+                if result["non_2xx"]:
+                    sys.exit(f"{mode}: {result['non_2xx']} non-2xx answers")
+                rps[mode].append(result["rps"])
+    finally:
+        for server in reversed(servers):
+            server.stop()
+    off_rps, on_rps = statistics.median(rps["off"]), statistics.median(rps["on"])
+    print(f"\nGovernance cost, {args.rounds} alternating rounds of {args.duration}s, unary @32 conns, 1 worker\n")
+    print("| gateway | req/s per round | median req/s |")
+    print("|---|---|---|")
+    for mode, label in (("off", "governance off"), ("on", "governance on (approved + groups + key list + expiry)")):
+        print(f"| {label} | {', '.join(f'{r:,.0f}' for r in rps[mode])} | {statistics.median(rps[mode]):,.0f} |")
+    print(f"\ndifference: {(on_rps - off_rps) / off_rps * 100:+.1f}% (bar: within -5%)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rps, indent=2))
+
+
+if __name__ == "__main__":
+    main()
