@@ -33,11 +33,13 @@ class Timeouts(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class Prices(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """USD per million tokens."""
+    """USD per million tokens (and per request, where a model charges one)."""
 
     input: float = 0.0
     output: float = 0.0
     cached_input: float | None = None
+    cache_write: float | None = None
+    per_request: float = 0.0
 
 
 class ModelConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -45,7 +47,8 @@ class ModelConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     upstream_model: str | None = None
     region: str = "global"
     zdr: bool = False
-    prices: Prices = Prices()
+    # None: take the price from the shipped catalog (spend/prices.yaml) by upstream model name, if it is there.
+    prices: Prices | None = None
     context_window: int | None = None
     max_output_tokens: int | None = None
     capabilities: list[Capability] = msgspec.field(default_factory=lambda: ["streaming"])
@@ -80,11 +83,23 @@ class GovernanceConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     require_approval: bool = False
 
 
+class SpendConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    # Budgets reset at 00:00 UTC on this day of each month.
+    reset_day: int = 1
+    # The organisation's monthly budget in USD (the management API can change it).
+    org_monthly_limit: float | None = None
+    # Request metadata (`requesty` body field or `x-router-metadata` header), encoded, at most this size.
+    max_metadata_bytes: int = 4096
+    # A YAML file of prices by upstream model name, replacing the shipped one.
+    prices_file: str | None = None
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     providers: dict[str, ProviderConfig]
     models: list[ModelConfig]
     server: ServerConfig = ServerConfig()
     governance: GovernanceConfig = GovernanceConfig()
+    spend: SpendConfig = SpendConfig()
     timeouts: Timeouts = Timeouts()
     usage_log: UsageLogConfig = UsageLogConfig()
     database: str | None = None
@@ -138,6 +153,11 @@ def _check(config: Config, source: str) -> None:
                 raise ConfigError(f"{source}: at {label}.{field}: expected a positive number of seconds")
     if config.server.max_body_bytes <= 0:
         raise ConfigError(f"{source}: at server.max_body_bytes: expected a positive number of bytes")
+    if not 1 <= config.spend.reset_day <= 28:
+        raise ConfigError(f"{source}: at spend.reset_day: expected a day of the month from 1 to 28")
+    limit = config.spend.org_monthly_limit
+    if limit is not None and limit < 0:
+        raise ConfigError(f"{source}: at spend.org_monthly_limit: expected a non-negative number of USD")
 
 
 def parse_config(text: str, source: str = "<config>") -> Config:

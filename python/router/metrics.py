@@ -54,6 +54,7 @@ FAMILIES: dict[str, tuple[str, tuple[str, ...], tuple[float, ...] | None]] = {
         OVERHEAD_BUCKETS,
     ),
     "router_tokens": ("Tokens counted, by model and kind (prompt, completion, cached).", ("model", "kind"), None),
+    "router_cost_usd": ("Cost of proxied requests in USD, from catalog prices.", ("model", "provider"), None),
 }
 IN_FLIGHT = "router_in_flight_requests"
 
@@ -126,6 +127,9 @@ class Metrics:
         if cached:
             self._count("router_tokens", (model, "cached"), cached)
 
+    def count_cost(self, model: str, provider: str, usd: float) -> None:
+        self._count("router_cost_usd", (model, provider), usd)
+
     # -- several workers ----------------------------------------------------------------------------
 
     def _snapshot(self) -> Snapshot:
@@ -196,14 +200,14 @@ class Metrics:
                     family.add_metric(key, cumulative, sum_value=values[-1])
             yield family
         gauge = GaugeMetricFamily(IN_FLIGHT, "Requests being handled right now, across workers.")
-        gauge.add_metric([], sum(s.in_flight for s in snapshots if s.pid == os.getpid() or _alive(s.pid)))
+        gauge.add_metric([], sum(s.in_flight for s in snapshots if s.pid == os.getpid() or pid_alive(s.pid)))
         yield gauge
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -27,10 +27,10 @@ models:
   - {id: openai/gpt-4.1-mini, upstream_model: gpt-4o-mini, region: us}
   - {id: openai/o1-preview, upstream_model: o1, region: us}
   - {id: openai/o1-mini, upstream_model: o1-mini, region: us}
-  - {id: anthropic/claude-sonnet-4-5, upstream_model: claude, region: us, zdr: true}
-  - {id: anthropic/claude-haiku-4-5, upstream_model: haiku, region: eu-west-1, zdr: true}
-  - {id: vertex/gemini-2.5-flash, upstream_model: gemini, region: eu-west-4}
-  - {id: vertex/gemini-2.5-pro, upstream_model: gemini-pro, region: us}
+  - {id: anthropic/claude-sonnet-4-5, upstream_model: claude-sonnet-4-5, region: us, zdr: true}
+  - {id: anthropic/claude-haiku-4-5, upstream_model: claude-haiku-4-5, region: eu-west-1, zdr: true}
+  - {id: vertex/gemini-2.5-flash, upstream_model: gemini-2.5-flash, region: eu-west-4}
+  - {id: vertex/gemini-2.5-pro, upstream_model: gemini-2.5-pro, region: us}
   - {id: openai/text-embedding-3-small, upstream_model: text-embedding-3-small, capabilities: [embeddings]}
 """
 ALL_CHAT = [

@@ -11,7 +11,13 @@ def test_models_list_matches_catalog_with_metadata(client: openai.OpenAI) -> Non
     gpt = models["mock/gpt-4o"].model_extra
     assert gpt["provider"] == "mock" and gpt["region"] == "us" and gpt["zdr"] is False
     assert gpt["context_window"] == 128000
-    assert gpt["pricing"] == {"input": 2.5, "output": 10.0, "cached_input": 1.25}
+    assert gpt["pricing"] == {
+        "input": 2.5,
+        "output": 10.0,
+        "cached_input": 1.25,
+        "cache_write": None,
+        "per_request": 0.0,
+    }
     assert "tools" in gpt["capabilities"]
     assert models["mock/gpt-4o-mini"].model_extra["zdr"] is True
     assert models["mock/gpt-4o"].owned_by == "mock"

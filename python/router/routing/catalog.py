@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import msgspec
 
-from ..config import Config, ModelConfig
+from ..config import Config, ModelConfig, Prices
 from ..providers import OpenAICompatProvider
+from ..spend.cost import load_prices, price_for
 
 
 class ModelInfo(msgspec.Struct, omit_defaults=False):
@@ -21,7 +24,7 @@ class ModelInfo(msgspec.Struct, omit_defaults=False):
     context_window: int | None
     max_output_tokens: int | None
     capabilities: list[str]
-    pricing: dict[str, float | None]
+    pricing: dict[str, float | None] | None
     object: str = "model"
     description: str | None = None
     # Only in `?view=all`: whether the caller may use the model.
@@ -31,13 +34,15 @@ class ModelInfo(msgspec.Struct, omit_defaults=False):
 class Model:
     """A servable model with everything the hot path needs precomputed."""
 
-    __slots__ = ("config", "id", "provider", "upstream_name", "upstream_name_json", "urls")
+    __slots__ = ("config", "id", "prices", "provider", "upstream_name", "upstream_name_json", "urls")
 
-    def __init__(self, config: ModelConfig, provider: OpenAICompatProvider) -> None:
+    def __init__(self, config: ModelConfig, provider: OpenAICompatProvider, shipped: Mapping[str, Prices]) -> None:
         self.config = config
         self.id = config.id
         self.provider = provider
         self.upstream_name = config.upstream_model or config.id.partition("/")[2]
+        # None: no price anywhere; keys with a spend limit are refused for this model.
+        self.prices = price_for(config.prices, self.upstream_name.partition("@")[0], shipped)
         # The request body is forwarded with only this value swapped in, pre-encoded once here.
         self.upstream_name_json = msgspec.Raw(msgspec.json.encode(self.upstream_name))
         self.urls = {endpoint: provider.url(endpoint, self.upstream_name) for endpoint in ("chat", "embeddings")}
@@ -59,7 +64,7 @@ class Model:
             context_window=c.context_window,
             max_output_tokens=c.max_output_tokens,
             capabilities=list(c.capabilities),
-            pricing={"input": c.prices.input, "output": c.prices.output, "cached_input": c.prices.cached_input},
+            pricing=None if self.prices is None else msgspec.structs.asdict(self.prices),
             description=c.description,
         )
 
@@ -69,7 +74,8 @@ class Catalog:
         self.providers = {
             name: OpenAICompatProvider(name, pc, config.timeouts_for(name)) for name, pc in config.providers.items()
         }
-        self.models = {m.id: Model(m, self.providers[m.id.partition("/")[0]]) for m in config.models}
+        shipped = load_prices(config.spend.prices_file)
+        self.models = {m.id: Model(m, self.providers[m.id.partition("/")[0]], shipped) for m in config.models}
         self._infos = {m.id: m.info(created) for m in self.models.values()}
 
     def models_body(self, ids: frozenset[str] | None, usable: frozenset[str] | None = None) -> bytes:

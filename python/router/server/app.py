@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 
+import msgspec
 from granian.rsgi import HTTPProtocol, ProtocolClosed, Scope
 
 from ..admin import api as admin_api
@@ -22,6 +23,9 @@ from ..governance.keys import KeyCache, log_expiry
 from ..governance.service import Governance
 from ..metrics import Metrics
 from ..routing import Catalog
+from ..spend.budgets import Spend
+from ..spend.cost import MICRO, cost_micro
+from ..spend.ledger import Ledger, ledger_path
 from ..store import UsageRow, database_url, open_store
 from ..store.usage_writer import UsageWriter
 from . import handlers
@@ -75,6 +79,7 @@ class App:
         self.catalog = Catalog(config, created=int(time.time()))
         self.keys = KeyCache(self.store, admin_key, self.catalog.provider_of, clock)
         self.governance = Governance(self.store, self.catalog.provider_of, self.catalog.metadata, clock)
+        self.spend = Spend(self.store, Ledger(ledger_path(self.store.path)), config.spend.reset_day)
         self.openapi_body = openapi.document()
         self.metrics = Metrics()
         self.request_ids = RequestIds()
@@ -90,6 +95,7 @@ class App:
         loop.run_until_complete(self.shutdown())
 
     async def startup(self) -> None:
+        self.spend.ledger.attach()
         for provider in self.catalog.providers.values():
             provider.start()
         cfg = self.config.usage_log
@@ -121,6 +127,7 @@ class App:
         for provider in self.catalog.providers.values():
             await provider.close()
         self.store.close()
+        self.spend.ledger.close()
         self.metrics.close()
 
     # -- requests -----------------------------------------------------------------------------------
@@ -189,6 +196,12 @@ class App:
         if ex.ttft is not None:
             metrics.observe_ttft(provider, model, ex.ttft)
         metrics.count_tokens(model, ex.prompt_tokens, ex.completion_tokens, ex.cached_tokens)
+        cost, estimated = request_cost(ex)
+        if ex.hold is not None:
+            self.spend.settle(ex.hold, cost or 0)
+        if cost:
+            metrics.count_cost(model, provider, cost / MICRO)
+        meta = ex.metadata
         if self.usage is not None:
             self.usage.add(
                 UsageRow(
@@ -206,8 +219,34 @@ class App:
                     ttft_ms=ex.ttft * 1000.0 if ex.ttft is not None else None,
                     stream=ex.stream,
                     error_type=ex.error_type,
+                    cost=None if cost is None else cost / MICRO,
+                    cost_estimated=estimated,
+                    period=ex.period,
+                    budgets=" ".join(ex.budgets) or None,
+                    user_id=ex.owner,
+                    end_user=meta.user_id if meta is not None and meta.user_id else ex.end_user,
+                    trace_id=meta.trace_id if meta is not None else None,
+                    tags=json_text(meta.tags) if meta is not None and meta.tags else None,
+                    extra=json_text(meta.extra) if meta is not None and meta.extra else None,
                 )
             )
+
+
+def json_text(value: object) -> str:
+    return msgspec.json.encode(value).decode()
+
+
+def request_cost(ex: Exchange) -> tuple[int | None, bool]:
+    """Micro-dollars the request cost, and whether that is an estimate (a stream cut off before its usage:
+    the prompt at ~4 bytes per token, one token per content event seen)."""
+    if ex.prices is None:
+        return None, False
+    prompt, completion = ex.prompt_tokens, ex.completion_tokens
+    if prompt is None and completion is None:
+        if not (ex.stream and ex.events_seen):
+            return 0, False
+        return cost_micro(ex.prices, ex.body_bytes // 4, ex.events_seen), True
+    return cost_micro(ex.prices, prompt or 0, completion or 0, ex.cached_tokens or 0), False
 
 
 def create_app() -> App:

@@ -10,7 +10,10 @@ from typing import Any
 import msgspec
 from granian.rsgi import HTTPProtocol, Scope
 
+from ..config import Prices
 from ..errors import GatewayError, PayloadTooLarge, UnsupportedMediaType
+from ..spend.budgets import Hold
+from .requests import Metadata
 
 JSON = "application/json"
 REQUEST_ID = "x-request-id"
@@ -50,9 +53,10 @@ class Exchange:
     """What the handlers of one request share: ids, timings, the outcome to log, and response helpers."""
 
     __slots__ = (
-        "cached_tokens", "completion_tokens", "endpoint", "error_type", "headers", "key_id", "model",
-        "prompt_tokens", "proto", "provider", "request_id", "responded", "scope", "started", "status",
-        "stream", "ttft", "upstream_seconds",
+        "body_bytes", "budgets", "cached_tokens", "completion_tokens", "end_user", "endpoint", "error_type",
+        "events_seen", "headers", "hold", "key_id", "metadata", "model", "owner", "period", "prices",
+        "prompt_tokens", "proto", "provider", "request_id", "responded", "scope", "started", "status", "stream",
+        "ttft", "upstream_seconds",
     )  # fmt: skip
 
     def __init__(self, scope: Scope, proto: HTTPProtocol, endpoint: str, request_id: str) -> None:
@@ -74,6 +78,16 @@ class Exchange:
         self.completion_tokens: int | None = None
         self.cached_tokens: int | None = None
         self.error_type: str | None = None
+        # Spend: the priced model, the reservation to settle, the budgets charged, request metadata.
+        self.prices: Prices | None = None
+        self.hold: Hold | None = None
+        self.budgets: tuple[str, ...] = ()
+        self.period: int | None = None
+        self.body_bytes = 0
+        self.events_seen = 0
+        self.owner: str | None = None
+        self.end_user: str | None = None
+        self.metadata: Metadata | None = None
 
     # -- request ------------------------------------------------------------------------------------
 

@@ -76,10 +76,40 @@ async def _authenticated_body(app: App, ex: Exchange) -> tuple[Principal, bytes,
     return principal, body, rq.decode_fields(body)
 
 
+def _charge(
+    app: App,
+    ex: Exchange,
+    principal: Principal,
+    model: Model,
+    fields: dict[str, msgspec.Raw],
+    metadata: rq.Metadata | None,
+    end_user: str | None,
+    max_output: int | None,
+) -> None:
+    """Record who and what the request is for, and reserve its worst-case cost against every limited budget."""
+    ex.metadata = rq.request_metadata(
+        metadata, ex.headers.get("x-router-metadata"), app.config.spend.max_metadata_bytes
+    )
+    # Gateway metadata is ours: the upstream never sees it (OpenAI itself rejects unknown fields).
+    fields.pop("requesty", None)
+    record = principal.record
+    ex.owner = record.owner_id if record is not None and record.owner_type == "user" else None
+    ex.end_user = end_user
+    ex.prices = model.prices
+    if max_output is None:
+        max_output = model.config.max_output_tokens
+    ex.hold, ex.budgets, ex.period = app.spend.reserve(
+        principal, model.prices, model.id, ex.body_bytes, max_output, app.clock()
+    )
+
+
 async def chat_completions(app: App, ex: Exchange) -> None:
     principal, body, fields = await _authenticated_body(app, ex)
     request = rq.validate_chat(body)
     model = _resolve(app, ex, principal, request.model, "chat")
+    ex.body_bytes = len(body)
+    max_output = request.max_completion_tokens or request.max_tokens
+    _charge(app, ex, principal, model, fields, request.requesty, request.user, max_output)
 
     fields["model"] = model.upstream_name_json
     if not request.stream:
@@ -97,6 +127,9 @@ async def embeddings(app: App, ex: Exchange) -> None:
     principal, body, fields = await _authenticated_body(app, ex)
     request = rq.validate_embeddings(body)
     model = _resolve(app, ex, principal, request.model, "embeddings")
+    ex.body_bytes = len(body)
+    # Embeddings produce no output tokens.
+    _charge(app, ex, principal, model, fields, request.requesty, request.user, 0)
     fields["model"] = model.upstream_name_json
     await forward_unary(ex, model, "embeddings", rq.encode_fields(fields))
 

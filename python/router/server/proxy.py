@@ -124,6 +124,7 @@ async def forward_stream(ex: Exchange, model: Model, body: bytes, hide_usage: bo
                 ex.error_type = failure.code
                 await transport.send_bytes(_error_event(failure))
             finally:
+                ex.events_seen = tap.data_events
                 if tap.usage is not None:
                     record_usage(ex, _usage_value_decoder.decode(tap.usage))
     except (rq.PyreqwestError, TimeoutError) as exc:

@@ -26,17 +26,32 @@ class StreamOptions(msgspec.Struct):
     include_usage: bool | None = None
 
 
+class Metadata(msgspec.Struct):
+    """Request metadata, Requesty-compatible: the body's `requesty` field or the `x-router-metadata` header."""
+
+    tags: list[str] = []
+    user_id: str | None = None
+    trace_id: str | None = None
+    extra: dict[str, str] = {}
+
+
 class ChatRequest(msgspec.Struct):
     model: str
     messages: list[Message]
     stream: bool | None = None
     stream_options: StreamOptions | None = None
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    user: str | None = None
+    requesty: Metadata | None = None
 
 
 class EmbeddingsRequest(msgspec.Struct):
     model: str
     # OpenAI also accepts token arrays (lists of ints, or lists of them).
     input: str | list[str | int | list[int]]
+    user: str | None = None
+    requesty: Metadata | None = None
 
 
 _fields_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
@@ -85,6 +100,37 @@ def validate_chat(body: bytes) -> ChatRequest:
     if not request.model:
         raise InvalidRequest("Invalid 'model': it must be a non-empty string.", param="model", code="invalid_value")
     return request
+
+
+_metadata_decoder = msgspec.json.Decoder(Metadata)
+
+
+def request_metadata(body: Metadata | None, header: str | None, limit: int) -> Metadata | None:
+    """The body's metadata, else the header's; refused (400) when malformed or larger than `limit` bytes."""
+    if body is None and header is None:
+        return None
+    if body is not None:
+        size, source = len(_encoder.encode(body)), "requesty"
+        metadata = body
+    else:
+        assert header is not None
+        size, source = len(header), "x-router-metadata"
+        try:
+            metadata = _metadata_decoder.decode(header)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            raise InvalidRequest(
+                f"Invalid 'x-router-metadata' header: {exc}; "
+                "expected a JSON object with tags, user_id, trace_id, extra.",
+                param="x-router-metadata",
+                code="invalid_metadata",
+            ) from None
+    if size > limit:
+        raise InvalidRequest(
+            f"Request metadata ('{source}') is {size} bytes; the limit is {limit} bytes.",
+            param=source,
+            code="metadata_too_large",
+        )
+    return metadata
 
 
 def validate_embeddings(body: bytes) -> EmbeddingsRequest:

@@ -343,6 +343,23 @@ class GovernanceTables:
             self._conn.execute("UPDATE org SET approval = 1 WHERE id = 1")
             self._conn.executemany("DELETE FROM approved_models WHERE model_id = ?", [(m,) for m in model_ids])
 
+    def org_limit(self) -> float | None:
+        return self._conn.execute("SELECT monthly_limit FROM org WHERE id = 1").fetchone()[0]
+
+    def set_org_limit(self, usd: float | None) -> None:
+        with self.transaction():
+            self._conn.execute("UPDATE org SET monthly_limit = ? WHERE id = 1", (usd,))
+
+    def spend_of(self, budget: str, period: int) -> int:
+        """Committed micro-dollars recorded for a budget and period."""
+        row = self._conn.execute(
+            "SELECT amount FROM spend WHERE budget = ? AND period = ?", (budget, period)
+        ).fetchone()
+        return row[0] if row else 0
+
+    def spend_for_period(self, period: int) -> list[tuple[str, int, int]]:
+        return self._conn.execute("SELECT budget, period, amount FROM spend WHERE period = ?", (period,)).fetchall()
+
     def org_name(self) -> str:
         return self._conn.execute("SELECT name FROM org WHERE id = 1").fetchone()[0]
 

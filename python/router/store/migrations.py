@@ -128,4 +128,37 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX audit_log_actor ON audit_log (actor, ts)",
         ],
     ),
+    (
+        3,
+        "spend: cost and request metadata on usage rows, committed spend per budget and period, feedback",
+        [
+            "ALTER TABLE usage_log ADD COLUMN cost DOUBLE PRECISION",
+            "ALTER TABLE usage_log ADD COLUMN cost_estimated INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE usage_log ADD COLUMN period INTEGER",
+            "ALTER TABLE usage_log ADD COLUMN budgets TEXT",
+            "ALTER TABLE usage_log ADD COLUMN user_id TEXT",
+            "ALTER TABLE usage_log ADD COLUMN end_user TEXT",
+            "ALTER TABLE usage_log ADD COLUMN trace_id TEXT",
+            "ALTER TABLE usage_log ADD COLUMN tags TEXT",
+            "ALTER TABLE usage_log ADD COLUMN extra TEXT",
+            "CREATE INDEX usage_log_trace ON usage_log (trace_id, ts)",
+            # Committed spend per budget (key:<id>, user:<id>, group:<id>, org) and period (YYYYMM), in
+            # micro-dollars: the stored side of the in-memory ledger, added to by the usage writer.
+            """CREATE TABLE spend (
+                budget TEXT NOT NULL,
+                period INTEGER NOT NULL,
+                amount INTEGER NOT NULL,
+                PRIMARY KEY (budget, period)
+            )""",
+            "ALTER TABLE org ADD COLUMN monthly_limit DOUBLE PRECISION",
+            """CREATE TABLE feedback (
+                request_id TEXT NOT NULL,
+                ts DOUBLE PRECISION NOT NULL,
+                key_id TEXT,
+                rating INTEGER,
+                data TEXT,
+                PRIMARY KEY (request_id, ts)
+            )""",
+        ],
+    ),
 ]

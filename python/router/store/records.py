@@ -125,6 +125,16 @@ class UsageRow(msgspec.Struct, array_like=True):
     ttft_ms: float | None = None
     stream: bool = False
     error_type: str | None = None
+    cost: float | None = None
+    cost_estimated: bool = False
+    period: int | None = None
+    # Every budget the request was charged to, space-separated (key:<id> user:<id> group:<id> org).
+    budgets: str | None = None
+    user_id: str | None = None
+    end_user: str | None = None
+    trace_id: str | None = None
+    tags: str | None = None  # JSON list
+    extra: str | None = None  # JSON object
 
 
 USAGE_COLUMNS = UsageRow.__struct_fields__

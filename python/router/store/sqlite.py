@@ -18,7 +18,15 @@ from .migrations import MIGRATIONS
 from .records import USAGE_COLUMNS, AuditEvent, KeyRecord, UsageRow
 from .signal import ChangeSignal
 
+_BOOL_COLUMNS = [USAGE_COLUMNS.index(c) for c in ("stream", "cost_estimated")]
 _INSERT_USAGE = f"INSERT INTO usage_log ({', '.join(USAGE_COLUMNS)}) VALUES ({', '.join('?' * len(USAGE_COLUMNS))})"
+
+
+def _usage_row(row: Sequence[object]) -> UsageRow:
+    values = list(row)
+    for i in _BOOL_COLUMNS:
+        values[i] = bool(values[i])
+    return UsageRow(*values)
 
 
 class SQLiteStore(GovernanceTables):
@@ -124,6 +132,17 @@ class SQLiteStore(GovernanceTables):
         conn.execute("BEGIN")
         try:
             conn.executemany(_INSERT_USAGE, [astuple(r) for r in rows])
+            spend: dict[tuple[str, int], int] = {}
+            for r in rows:
+                if r.cost and r.budgets and r.period is not None:
+                    micro = round(r.cost * 1_000_000)
+                    for budget in r.budgets.split():
+                        spend[(budget, r.period)] = spend.get((budget, r.period), 0) + micro
+            conn.executemany(
+                "INSERT INTO spend (budget, period, amount) VALUES (?, ?, ?) "
+                "ON CONFLICT (budget, period) DO UPDATE SET amount = amount + excluded.amount",
+                [(b, p, a) for (b, p), a in spend.items()],
+            )
             if audit:
                 self.append_audit(audit)
             conn.executemany(
@@ -139,7 +158,7 @@ class SQLiteStore(GovernanceTables):
         rows = self._conn.execute(
             f"SELECT {', '.join(USAGE_COLUMNS)} FROM usage_log ORDER BY ts DESC LIMIT ?", (limit,)
         )
-        return [UsageRow(*row[:-2], bool(row[-2]), row[-1]) for row in rows]
+        return [_usage_row(row) for row in rows]
 
     def count_usage(self) -> int:
         return self._conn.execute("SELECT COUNT(*) FROM usage_log").fetchone()[0]

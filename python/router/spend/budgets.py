@@ -1,0 +1,147 @@
+"""Spend limits that cannot be overrun: reserve the worst case before forwarding, settle the actual after.
+
+Every request is charged to its budgets: the key, its owning user, each of its groups and the owner's
+groups, and the organisation. Those that have a monthly limit are checked and reserved against together
+(atomically, across workers, in the shared ledger) before anything goes upstream; the tightest one that
+cannot take the request's worst-case cost refuses it with 402. On completion the reservation becomes the
+actual cost. Overshoot is zero whenever the output is bounded (`max_tokens`, or the model's output limit),
+because the reservation counts every body byte as a prompt token and every allowed output token.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import msgspec
+
+from ..config import Prices
+from ..errors import GatewayError, InvalidRequest
+from ..governance.keys import Principal, iso_time
+from ..store import Store
+from .cost import DEFAULT_MAX_OUTPUT, MICRO, worst_case_micro
+from .ledger import Ledger
+
+
+class BudgetExceeded(GatewayError):
+    status = 402
+    type = "insufficient_quota"
+
+
+class Budget(msgspec.Struct, frozen=True):
+    id: str  # key:<id>, user:<id>, group:<id>, org
+    label: str  # for people: "key 'ci'", "user 'a@b.c'", "group 'Data Science'", "the organisation"
+    limit_micro: int | None
+
+
+class Hold(msgspec.Struct):
+    """A reservation in flight, settled exactly once."""
+
+    budgets: tuple[str, ...]
+    period: int
+    amount: int
+
+
+def period_of(ts: float, reset_day: int) -> int:
+    """The budget period (YYYYMM of the month it started in) holding `ts`."""
+    dt = datetime.fromtimestamp(ts, UTC)
+    year, month = dt.year, dt.month
+    if dt.day < reset_day:
+        year, month = (year - 1, 12) if month == 1 else (year, month - 1)
+    return year * 100 + month
+
+
+def period_end(period: int, reset_day: int) -> float:
+    year, month = divmod(period, 100)
+    year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return datetime(year, month, reset_day, tzinfo=UTC).timestamp()
+
+
+def budgets_of(store: Store, principal: Principal) -> tuple[Budget, ...]:
+    """Every budget a request of this principal is charged to, with its limit (None: counted, not limited)."""
+    org_limit = store.org_limit()
+    org = Budget("org", "the organisation", _micro(org_limit))
+    record = principal.record
+    if record is None:
+        return (org,)
+    out = [Budget(f"key:{record.id}", f"API key '{record.name}'", _micro(record.monthly_limit))]
+    group_ids = set(record.groups)
+    if record.owner_type == "user" and record.owner_id:
+        user = store.get_user(record.owner_id)
+        if user is not None:
+            out.append(Budget(f"user:{user.id}", f"user '{user.email}'", _micro(user.monthly_limit)))
+            group_ids.update(store.memberships(user.id))
+    if group_ids:
+        out.extend(
+            Budget(f"group:{g.id}", f"group '{g.name}'", _micro(g.monthly_budget))
+            for g in store.list_groups(ids=sorted(group_ids))
+        )
+    out.append(org)
+    return tuple(out)
+
+
+def _micro(usd: float | None) -> int | None:
+    return None if usd is None else round(usd * MICRO)
+
+
+class Spend:
+    """The App's view of budgets: which apply to a principal, and the reserve/settle calls on the ledger."""
+
+    def __init__(self, store: Store, ledger: Ledger, reset_day: int) -> None:
+        self.store = store
+        self.ledger = ledger
+        self.reset_day = reset_day
+        # principal → (all budget ids, the limited budgets, the period their ledger slots were seeded for)
+        self._cache: dict[int, tuple[Principal, tuple[Budget, ...], int]] = {}
+
+    def budgets(self, principal: Principal, period: int) -> tuple[Budget, ...]:
+        cached = self._cache.get(id(principal))
+        if cached is not None and cached[0] is principal and cached[2] == period:
+            return cached[1]
+        budgets = budgets_of(self.store, principal)
+        for b in budgets:
+            if b.limit_micro is not None:
+                # A limit set mid-period starts from what the database has recorded so far this period.
+                self.ledger.seed(b.id, period, self.store.spend_of(b.id, period))
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[id(principal)] = (principal, budgets, period)
+        return budgets
+
+    def reserve(
+        self,
+        principal: Principal,
+        prices: Prices | None,
+        model_id: str,
+        body_bytes: int,
+        max_output: int | None,
+        now: float,
+    ) -> tuple[Hold | None, tuple[str, ...], int]:
+        """Reserve the worst case against every limited budget; (hold or None, every budget id, period)."""
+        period = period_of(now, self.reset_day)
+        budgets = self.budgets(principal, period)
+        limited = [(b.id, b.limit_micro) for b in budgets if b.limit_micro is not None]
+        ids = tuple(b.id for b in budgets)
+        if not limited:
+            return None, ids, period
+        if prices is None:
+            raise InvalidRequest(
+                f"The model '{model_id}' has no price in the catalog, and this API key has a spend limit: "
+                "it cannot be counted, so it is refused rather than treated as free.",
+                param="model",
+                code="model_not_priced",
+            )
+        amount = worst_case_micro(prices, body_bytes, DEFAULT_MAX_OUTPUT if max_output is None else max_output)
+        refused = self.ledger.reserve(limited, period, amount)  # type: ignore[arg-type]
+        if refused is not None:
+            budget = next(b for b in budgets if b.id == refused)
+            committed, reserved = self.ledger.usage(refused, period)
+            raise BudgetExceeded(
+                f"Monthly budget exceeded for {budget.label}: ${(committed + reserved) / MICRO:.4f} of "
+                f"${(budget.limit_micro or 0) / MICRO:.2f} is spent or reserved, and this request may cost up to "
+                f"${amount / MICRO:.4f}. The budget resets at {iso_time(period_end(period, self.reset_day))}.",
+                code="budget_exceeded",
+            )
+        return Hold(tuple(b for b, _ in limited), period, amount), ids, period
+
+    def settle(self, hold: Hold, actual: int) -> None:
+        self.ledger.settle(hold.budgets, hold.period, hold.amount, actual)

@@ -1,0 +1,59 @@
+"""What a request costs: catalog prices x tokens, and the worst case reserved before it is forwarded."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import msgspec
+import yaml
+
+from ..config import Prices
+from ..errors import ConfigError
+
+SHIPPED_PRICES = Path(__file__).with_name("prices.yaml")
+# Costs are kept in micro-dollars (integers) so that sums never drift by float rounding.
+MICRO = 1_000_000
+# When neither the request nor the catalog bounds the output, assume this many tokens for the reservation.
+DEFAULT_MAX_OUTPUT = 4096
+
+
+def load_prices(path: str | Path | None = None) -> dict[str, Prices]:
+    file = Path(path) if path else SHIPPED_PRICES
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+        return msgspec.convert(raw, dict[str, Prices], str_keys=True)
+    except (OSError, yaml.YAMLError, msgspec.ValidationError) as exc:
+        raise ConfigError(f"{file}: cannot read prices: {exc}") from None
+
+
+def price_for(configured: Prices | None, upstream_model: str, shipped: Mapping[str, Prices]) -> Prices | None:
+    return configured if configured is not None else shipped.get(upstream_model)
+
+
+def cost_micro(
+    prices: Prices,
+    prompt_tokens: int,
+    completion_tokens: int,
+    cached_tokens: int = 0,
+    cache_write_tokens: int = 0,
+) -> int:
+    """Micro-dollars for one request. OpenAI counts cached tokens inside prompt_tokens; they are billed at the
+    cached rate instead of the input rate. Reasoning tokens are inside completion_tokens, billed as output."""
+    cached = min(cached_tokens, prompt_tokens)
+    cached_rate = prices.cached_input if prices.cached_input is not None else prices.input
+    write_rate = prices.cache_write if prices.cache_write is not None else prices.input
+    per_million = (
+        (prompt_tokens - cached) * prices.input
+        + cached * cached_rate
+        + cache_write_tokens * write_rate
+        + completion_tokens * prices.output
+    )
+    # Per-million prices x tokens is already micro-dollars per token count.
+    return round(per_million) + round(prices.per_request * MICRO)
+
+
+def worst_case_micro(prices: Prices, body_bytes: int, max_output: int) -> int:
+    """An upper bound for a request not yet sent. A text token spans at least one byte, so the body's size
+    bounds the prompt's tokens; the output is bounded by max_tokens or the model's limit."""
+    return cost_micro(prices, body_bytes, max_output)
