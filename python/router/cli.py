@@ -17,6 +17,8 @@ from .config import config_path, load_config
 from .errors import ConfigError
 from .governance.keys import create_key
 from .metrics import METRICS_DIR_ENV
+from .spend.budgets import period_of
+from .spend.ledger import Ledger, ledger_path
 from .store import database_url, open_store
 
 
@@ -45,6 +47,13 @@ def _serve(args: argparse.Namespace, banner: Sequence[str] = ()) -> int:
     store = open_store(db)  # migrate once here, not racing in every worker
     if config.governance.require_approval:
         store.require_approval()
+    if config.spend.org_monthly_limit is not None:
+        store.set_org_limit(config.spend.org_monthly_limit)
+    # Reconcile before any worker runs: the shared ledger restarts from the spend the database recorded,
+    # which also drops reservations a crashed process may have left behind.
+    ledger = Ledger(ledger_path(store.path))
+    ledger.rebuild(store.spend_for_period(period_of(time.time(), config.spend.reset_day)))
+    ledger.close()
     store.close()
     # Workers are separate processes that rebuild the app from these.
     os.environ["ROUTER_CONFIG"] = str(path.resolve())

@@ -21,6 +21,8 @@ from ..governance.rbac import Actor, actor_for
 from ..governance.rules import PRESETS, preset_models
 from ..governance.service import Governance
 from ..governance.views import access_list_view, group_view, key_view, service_account_view, user_view
+from ..spend.budgets import Spend, period_end, period_of
+from ..spend.cost import MICRO
 
 if TYPE_CHECKING:
     from ..server.app import App
@@ -38,6 +40,7 @@ class Call(msgspec.Struct):
     actor: Actor
     params: dict[str, str]
     query: dict[str, str]
+    spend: Spend
     body: Any = None
 
 
@@ -112,65 +115,7 @@ def _now(call: Call) -> float:
     return call.gov.clock()
 
 
-# -- organisation ----------------------------------------------------------------------------------------
-
-
-@route("GET", "/org", "The organisation: name, approval mode and counts")
-def get_org(call: Call) -> tuple[int, Any]:
-    configured, approved = call.gov.approved(call.actor)
-    store = call.gov.store
-    return 200, {
-        "id": "org_default",
-        "name": store.org_name(),
-        "approval_configured": configured,
-        "approved_models": len(approved),
-        "catalog_models": len(call.gov.catalog),
-        "counts": store.org_counts(),
-        "you": {"actor": call.actor.id, "role": call.actor.role, "user_id": call.actor.user_id},
-    }
-
-
-# -- API keys -------------------------------------------------------------------------------------------
-
-
-@route("GET", "/apikey", "List API keys (standard users: their own)")
-def list_keys(call: Call) -> tuple[int, Any]:
-    now = _now(call)
-    return _paged(call, lambda n, o: call.gov.list_keys(call.actor, n, o), lambda k: key_view(k, now))
-
-
-@route("POST", "/apikey", "Create an API key; the secret is returned once", specs.KeySpec)
-def create_key(call: Call) -> tuple[int, Any]:
-    record, secret = call.gov.create_key(call.actor, call.body)
-    return 201, {**key_view(record, _now(call)), "key": secret}
-
-
-@route("GET", "/apikey/{id}", "An API key with its usage for a date range, grouped by day and model")
-def get_key(call: Call) -> tuple[int, Any]:
-    now = _now(call)
-    today = datetime.fromtimestamp(now, UTC).date()
-    end = _when(call.query, "end", datetime.combine(today + timedelta(days=1), datetime.min.time(), UTC).timestamp())
-    start = _when(call.query, "start", end - 30 * 86400)
-    if start >= end:
-        raise InvalidRequest("'start' must be before 'end'.", param="start", code="invalid_value")
-    record, rows = call.gov.key_usage(call.actor, call.params["id"], start, end)
-    totals = {f: sum(r[f] for r in rows) for f in ("requests", "prompt_tokens", "completion_tokens", "errors")}
-    return 200, {
-        **key_view(record, now),
-        "usage": {
-            "start": iso_time(start),
-            "end": iso_time(end),
-            "group_by": ["day", "model"],
-            "data": rows,
-            "totals": totals,
-        },
-    }
-
-
-@route("DELETE", "/apikey/{id}", "Delete an API key (refused on the next request)")
-def delete_key(call: Call) -> tuple[int, Any]:
-    record = call.gov.delete_key(call.actor, call.params["id"])
-    return 200, {"id": record.id, "deleted": True}
+# -- request bodies -------------------------------------------------------------------------------------
 
 
 class LimitBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -203,6 +148,83 @@ class PresetBody(msgspec.Struct, forbid_unknown_fields=True):
 
 class RoleBody(msgspec.Struct, forbid_unknown_fields=True):
     role: str
+
+
+# -- organisation ----------------------------------------------------------------------------------------
+
+
+@route("GET", "/org", "The organisation: name, approval mode and counts")
+def get_org(call: Call) -> tuple[int, Any]:
+    configured, approved = call.gov.approved(call.actor)
+    store = call.gov.store
+    return 200, {
+        "id": "org_default",
+        "name": store.org_name(),
+        "approval_configured": configured,
+        "approved_models": len(approved),
+        "catalog_models": len(call.gov.catalog),
+        "counts": store.org_counts(),
+        "you": {"actor": call.actor.id, "role": call.actor.role, "user_id": call.actor.user_id},
+    }
+
+
+@route("POST", "/org/limit", "Set (or clear with null) the organisation's monthly budget in USD", LimitBody)
+def org_limit(call: Call) -> tuple[int, Any]:
+    return 200, {"monthly_limit": call.gov.set_org_limit(call.actor, call.body.monthly_limit)}
+
+
+# -- API keys -------------------------------------------------------------------------------------------
+
+
+@route("GET", "/apikey", "List API keys (standard users: their own)")
+def list_keys(call: Call) -> tuple[int, Any]:
+    now = _now(call)
+    return _paged(call, lambda n, o: call.gov.list_keys(call.actor, n, o), lambda k: key_view(k, now))
+
+
+@route("POST", "/apikey", "Create an API key; the secret is returned once", specs.KeySpec)
+def create_key(call: Call) -> tuple[int, Any]:
+    record, secret = call.gov.create_key(call.actor, call.body)
+    return 201, {**key_view(record, _now(call)), "key": secret}
+
+
+@route("GET", "/apikey/{id}", "An API key with its usage for a date range, grouped by day and model")
+def get_key(call: Call) -> tuple[int, Any]:
+    now = _now(call)
+    today = datetime.fromtimestamp(now, UTC).date()
+    end = _when(call.query, "end", datetime.combine(today + timedelta(days=1), datetime.min.time(), UTC).timestamp())
+    start = _when(call.query, "start", end - 30 * 86400)
+    if start >= end:
+        raise InvalidRequest("'start' must be before 'end'.", param="start", code="invalid_value")
+    record, rows = call.gov.key_usage(call.actor, call.params["id"], start, end)
+    totals = {f: sum(r[f] for r in rows) for f in ("requests", "prompt_tokens", "completion_tokens", "errors", "cost")}
+    period = period_of(now, call.spend.reset_day)
+    committed, reserved = call.spend.ledger.usage(f"key:{record.id}", period)
+    if not committed and not reserved:
+        committed = call.gov.store.spend_of(f"key:{record.id}", period)
+    return 200, {
+        **key_view(record, now),
+        "budget": {
+            "period": f"{period // 100}-{period % 100:02d}",
+            "monthly_limit": record.monthly_limit,
+            "spent": committed / MICRO,
+            "reserved": reserved / MICRO,
+            "resets_at": iso_time(period_end(period, call.spend.reset_day)),
+        },
+        "usage": {
+            "start": iso_time(start),
+            "end": iso_time(end),
+            "group_by": ["day", "model"],
+            "data": rows,
+            "totals": totals,
+        },
+    }
+
+
+@route("DELETE", "/apikey/{id}", "Delete an API key (refused on the next request)")
+def delete_key(call: Call) -> tuple[int, Any]:
+    record = call.gov.delete_key(call.actor, call.params["id"])
+    return 200, {"id": record.id, "deleted": True}
 
 
 @route("POST", "/apikey/{id}/limit", "Set (or clear with null) the monthly spend limit in USD", LimitBody)
@@ -499,6 +521,6 @@ async def dispatch(app: App, ex: Exchange) -> None:
         if r.body is not None:
             body = decode_body(raw, r.body)
     query = dict(parse_qsl(scope.query_string, keep_blank_values=True))
-    call = Call(app.governance, actor_for(principal, app.store), params, query, body)
+    call = Call(app.governance, actor_for(principal, app.store), params, query, app.spend, body)
     status, payload = r.handler(call)
     ex.send_bytes(status, msgspec.json.encode(payload))

@@ -294,8 +294,8 @@ class Governance:
         record = self._visible_key(actor, key_id)
         rows = self.store.key_usage(record.id, start, end)
         return record, [
-            {"day": d, "model": m, "requests": n, "prompt_tokens": p, "completion_tokens": c, "errors": e}
-            for d, m, n, p, c, e in rows
+            {"day": d, "model": m, "requests": n, "prompt_tokens": p, "completion_tokens": c, "errors": e, "cost": usd}
+            for d, m, n, p, c, e, usd in rows
         ]
 
     # -- approved models --------------------------------------------------------------------------
@@ -734,6 +734,24 @@ class Governance:
                 actor, "service_account.delete", "service_account", account.id, before=service_account_view(account)
             )
         return account
+
+    # -- organisation -----------------------------------------------------------------------------
+
+    def set_org_limit(self, actor: Actor, monthly_limit: float | None) -> float | None:
+        rbac.require_admin(actor, "set the organisation's monthly limit")
+        limit = _amount(monthly_limit, "monthly_limit")
+        with self.store.transaction():
+            before = self.store.org_limit()
+            self.store.set_org_limit(limit)
+            self._audit(
+                actor,
+                "org.update_limit",
+                "org",
+                "org",
+                before={"monthly_limit": before},
+                after={"monthly_limit": limit},
+            )
+        return limit
 
     # -- audit ------------------------------------------------------------------------------------
 

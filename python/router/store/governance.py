@@ -434,11 +434,14 @@ class GovernanceTables:
 
     # -- usage per key ------------------------------------------------------------------------------
 
-    def key_usage(self, key_id: str, start: float, end: float) -> list[tuple[str, str | None, int, int, int, int]]:
-        """(UTC day, model, requests, prompt tokens, completion tokens, errors) for one key and range."""
+    def key_usage(
+        self, key_id: str, start: float, end: float
+    ) -> list[tuple[str, str | None, int, int, int, int, float]]:
+        """(UTC day, model, requests, prompt tokens, completion tokens, errors, cost) for one key and range."""
         rows = self._conn.execute(
             "SELECT strftime('%Y-%m-%d', ts, 'unixepoch') AS day, model, COUNT(*), COALESCE(SUM(prompt_tokens), 0), "
-            "COALESCE(SUM(completion_tokens), 0), SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END) "
+            "COALESCE(SUM(completion_tokens), 0), SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), "
+            "COALESCE(SUM(cost), 0) "
             "FROM usage_log WHERE key_id = ? AND ts >= ? AND ts < ? GROUP BY day, model ORDER BY day, model",
             (key_id, start, end),
         )

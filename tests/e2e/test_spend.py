@@ -1,0 +1,233 @@
+"""Spend limits as users meet them: concurrent requests cannot overrun a budget, crashes leak nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from servers import MockControl, Server, gateway_env, start_gateway, usage_rows
+
+# $1 per million tokens in and out, so a request's worst case in micro-dollars is its body bytes plus max_tokens.
+CONFIG = """
+providers:
+  mock: {base_url: env:ROUTER_MOCK_URL, api_key: k}
+models:
+  - {id: mock/cheap, upstream_model: gpt-4o, prices: {input: 1.0, output: 1.0}, max_output_tokens: 100}
+  - {id: mock/listed, upstream_model: gpt-4o-mini}
+  - {id: mock/unpriced, upstream_model: some-local-model}
+"""
+
+
+class Gateway:
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.base = server.base
+        self.env = server.env
+
+    def manage(self, method: str, path: str, body: dict | None = None) -> dict:
+        r = httpx.request(
+            method, f"{self.base}/v1/manage{path}", json=body,
+            headers={"authorization": f"Bearer {self.env['ROUTER_ADMIN_KEY']}"}, timeout=20,
+        )  # fmt: skip
+        assert r.status_code in (200, 201), r.text
+        return r.json()
+
+    def key(self, **spec) -> dict:
+        return self.manage("POST", "/apikey", {"name": "k", **spec})
+
+
+def start(root: Path, mock_base: str, workers: int) -> Gateway:
+    (root / "config.yaml").write_text(CONFIG)
+    return Gateway(start_gateway(gateway_env(root / "router.db", mock_base, root / "config.yaml"), workers=workers))
+
+
+@pytest.fixture(scope="module")
+def gw(mock_server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    gateway = start(tmp_path_factory.mktemp("spend"), mock_server.base, workers=2)
+    yield gateway
+    gateway.server.stop()
+
+
+def body(max_tokens: int = 10, ttft_ms: int = 0, stream: bool = False, **extra) -> bytes:
+    payload = {"model": "mock/cheap", "messages": [{"role": "user", "content": "hi"}], "max_tokens": max_tokens}
+    if ttft_ms:
+        payload["mock"] = {"ttft_ms": ttft_ms}
+    if stream:
+        payload["stream"] = True
+    payload.update(extra)
+    return json.dumps(payload).encode()
+
+
+async def fire(base: str, key: str, payload: bytes, n: int) -> list[int]:
+    limits = httpx.Limits(max_connections=n + 10, max_keepalive_connections=n + 10)
+    headers = {"authorization": f"Bearer {key}", "content-type": "application/json"}
+    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+        responses = await asyncio.gather(
+            *(client.post(f"{base}/v1/chat/completions", content=payload, headers=headers) for _ in range(n))
+        )
+    return [r.status_code for r in responses]
+
+
+def recorded_spend(gw: Gateway, key_id: str) -> float:
+    with sqlite3.connect(gw.env["ROUTER_DB"]) as conn:
+        return conn.execute("SELECT COALESCE(SUM(cost), 0) FROM usage_log WHERE key_id = ?", (key_id,)).fetchone()[0]
+
+
+def test_200_concurrent_requests_against_room_for_50(gw: Gateway, mock: MockControl) -> None:
+    payload = body(max_tokens=10, ttft_ms=1500)
+    reservation = len(payload) + 10  # micro-dollars: every body byte as a prompt token, plus max_tokens
+    limit = 50.5 * reservation / 1e6
+    created = gw.key(monthly_limit=limit)
+    statuses = asyncio.run(fire(gw.base, created["key"], payload, 200))
+    ok = statuses.count(200)
+    assert statuses.count(402) == 200 - ok
+    # Every request that fit was forwarded, and only those.
+    assert ok == 50
+    assert mock.count() == ok
+    rows = usage_rows(gw.server, f"key_id = '{created['id']}' AND status = 200", expect=ok)
+    assert len(rows) == ok and all(r["cost"] > 0 for r in rows)
+    assert recorded_spend(gw, created["id"]) <= limit
+
+
+def test_402_names_the_budget_and_when_it_resets(gw: Gateway, mock: MockControl) -> None:
+    user = gw.manage("POST", "/user", {"email": "spender@corp.test", "monthly_limit": 0.0001})
+    created = gw.key(owner={"type": "user", "id": user["id"]}, monthly_limit=100)
+    client = openai.OpenAI(base_url=f"{gw.base}/v1", api_key=created["key"], max_retries=0)
+    before = mock.count()
+    with pytest.raises(openai.APIStatusError) as err:
+        client.chat.completions.create(model="mock/cheap", messages=[{"role": "user", "content": "x" * 200}])
+    assert err.value.status_code == 402
+    error = err.value.body
+    assert error["code"] == "budget_exceeded"
+    assert "user 'spender@corp.test'" in error["message"] and "resets at" in error["message"]
+    assert mock.count() == before
+
+
+def test_limits_apply_across_requests_and_the_key_shows_its_budget(gw: Gateway) -> None:
+    payload = body(max_tokens=10)
+    reservation = len(payload) + 10
+    created = gw.key(monthly_limit=3 * reservation / 1e6)
+    statuses: list[int] = []
+    while 402 not in statuses and len(statuses) < 100:
+        statuses += asyncio.run(fire(gw.base, created["key"], payload, 1))
+    # Each answer costs less than its reservation, so more than three fit; then the limit holds.
+    assert statuses.count(200) > 3 and statuses[-1] == 402
+    usage_rows(gw.server, f"key_id = '{created['id']}' AND status = 200", expect=statuses.count(200))
+    shown = gw.manage("GET", f"/apikey/{created['id']}")
+    assert shown["budget"]["spent"] <= shown["budget"]["monthly_limit"]
+    assert shown["budget"]["reserved"] == 0
+    assert shown["usage"]["totals"]["cost"] == pytest.approx(recorded_spend(gw, created["id"]))
+
+
+def test_unpriced_models_are_refused_only_for_keys_with_a_limit(gw: Gateway, mock: MockControl) -> None:
+    limited = openai.OpenAI(base_url=f"{gw.base}/v1", api_key=gw.key(monthly_limit=5)["key"], max_retries=0)
+    free = openai.OpenAI(base_url=f"{gw.base}/v1", api_key=gw.key()["key"], max_retries=0)
+    messages = [{"role": "user", "content": "hi"}]
+    with pytest.raises(openai.BadRequestError) as err:
+        limited.chat.completions.create(model="mock/unpriced", messages=messages)
+    assert err.value.code == "model_not_priced"
+    assert free.chat.completions.create(model="mock/unpriced", messages=messages).choices
+    # A model priced only by the shipped catalog (gpt-4o-mini) is counted.
+    assert limited.chat.completions.create(model="mock/listed", messages=messages).choices
+
+
+def test_cost_and_metadata_are_recorded_and_metadata_never_goes_upstream(gw: Gateway, mock: MockControl) -> None:
+    created = gw.key()
+    client = openai.OpenAI(base_url=f"{gw.base}/v1", api_key=created["key"], max_retries=0)
+    meta = {"tags": ["exp-7", "summaries"], "user_id": "end-user-42", "trace_id": "trace-abc", "extra": {"team": "a"}}
+    answer = client.chat.completions.create(
+        model="mock/cheap", messages=[{"role": "user", "content": "hi"}], extra_body={"requesty": meta}
+    )
+    (row,) = usage_rows(gw.server, f"key_id = '{created['id']}'")
+    assert row["cost"] == pytest.approx((answer.usage.prompt_tokens + answer.usage.completion_tokens) / 1e6)
+    assert row["trace_id"] == "trace-abc" and row["end_user"] == "end-user-42"
+    assert json.loads(row["tags"]) == ["exp-7", "summaries"] and json.loads(row["extra"]) == {"team": "a"}
+    assert "requesty" not in mock.requests()[-1]["body"]
+
+    via_header = openai.OpenAI(
+        base_url=f"{gw.base}/v1", api_key=created["key"], max_retries=0,
+        default_headers={"x-router-metadata": json.dumps({"trace_id": "trace-header", "tags": ["h"]})},
+    )  # fmt: skip
+    via_header.chat.completions.create(model="mock/cheap", messages=[{"role": "user", "content": "hi"}])
+    rows = usage_rows(gw.server, f"key_id = '{created['id']}'", expect=2)
+    assert rows[-1]["trace_id"] == "trace-header"
+
+    with pytest.raises(openai.BadRequestError) as err:
+        client.chat.completions.create(
+            model="mock/cheap",
+            messages=[{"role": "user", "content": "hi"}],
+            extra_body={"requesty": {"extra": {"blob": "x" * 5000}}},
+        )
+    assert err.value.code == "metadata_too_large"
+    broken = httpx.post(
+        f"{gw.base}/v1/chat/completions",
+        content=body(),
+        headers={"authorization": f"Bearer {created['key']}", "x-router-metadata": "{nope"},
+    )
+    assert broken.status_code == 400 and broken.json()["error"]["param"] == "x-router-metadata"
+
+
+def test_cut_off_streams_are_costed_as_estimates(gw: Gateway, mock: MockControl) -> None:
+    created = gw.key()
+    payload = json.loads(body(max_tokens=50, stream=True))
+    payload["mock"] = {"tokens": 200, "token_delay_ms": 20}
+    with httpx.stream(
+        "POST", f"{gw.base}/v1/chat/completions", json=payload, headers={"authorization": f"Bearer {created['key']}"}
+    ) as response:
+        for i, _ in enumerate(response.iter_lines()):
+            if i > 20:
+                break
+    (row,) = usage_rows(gw.server, f"key_id = '{created['id']}'")
+    assert row["cost_estimated"] == 1 and row["cost"] > 0
+
+
+def test_a_crash_leaks_no_reservation_and_restart_reconciles(mock_server: Server, tmp_path: Path) -> None:
+    gateway = start(tmp_path, mock_server.base, workers=1)
+    payload = body(max_tokens=10, ttft_ms=30_000, stream=True)
+    reservation = len(payload) + 10
+    created = gateway.key(monthly_limit=3.5 * reservation / 1e6)
+    paid = gateway.key(monthly_limit=1)
+    openai.OpenAI(base_url=f"{gateway.base}/v1", api_key=paid["key"], max_retries=0).chat.completions.create(
+        model="mock/cheap", messages=[{"role": "user", "content": "hi"}]
+    )
+    usage_rows(gateway.server, f"key_id = '{paid['id']}'")
+
+    async def hold_three() -> list[int]:
+        tasks = [asyncio.create_task(fire(gateway.base, created["key"], payload, 1)) for _ in range(3)]
+        await asyncio.sleep(1.5)
+        # The budget is fully reserved by the three streams in flight.
+        assert (await fire(gateway.base, created["key"], payload, 1)) == [402]
+        os.killpg(gateway.server.proc.pid, signal.SIGKILL)  # the whole server, workers included, mid-flight
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        return [r for r in results if not isinstance(r, BaseException)]
+
+    asyncio.run(hold_three())
+    gateway.server.stop()
+    spent_before = gateway_spend = None
+    with sqlite3.connect(gateway.env["ROUTER_DB"]) as conn:
+        gateway_spend = dict(conn.execute("SELECT budget, amount FROM spend").fetchall())
+    spent_before = gateway_spend.get(f"key:{paid['id']}")
+    assert spent_before and spent_before > 0
+
+    restarted = Gateway(start_gateway(gateway.env, workers=1))
+    try:
+        shown = restarted.manage("GET", f"/apikey/{created['id']}")
+        assert shown["budget"]["reserved"] == 0 and shown["budget"]["spent"] == 0
+        # Every reservation was released: three more fit.
+        quick = body(max_tokens=10, stream=True)
+        assert len(quick) <= len(payload)
+        assert asyncio.run(fire(restarted.base, created["key"], quick, 3)) == [200, 200, 200]
+        # The stored and in-memory counters agree after the restart.
+        paid_view = restarted.manage("GET", f"/apikey/{paid['id']}")
+        assert paid_view["budget"]["spent"] == pytest.approx(spent_before / 1e6)
+    finally:
+        restarted.server.stop()
