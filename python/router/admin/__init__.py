@@ -1,1 +1,8 @@
-"""The management API (`/v1/manage/...`) and its OpenAPI document."""
+"""The management API (`/v1/manage/...`), its OpenAPI document, and the governance CLI.
+
+Importing the package imports the route modules, which register their routes in `routing.ROUTES`.
+"""
+
+from . import api
+
+__all__ = ["api"]

@@ -1,119 +1,20 @@
-"""The management API, `/v1/manage/...`: Requesty-compatible paths over the governance service.
-
-Each route is declared once, with its summary and body type; the dispatcher and the OpenAPI document
-(`GET /v1/manage/openapi.json`) are both built from the same table.
-"""
+"""The governance routes of the management API: keys, groups, approved models, access lists, users, audit."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import msgspec
 
-from ..errors import GatewayError, InvalidRequest, NotFound
+from ..errors import InvalidRequest
 from ..governance import specs
 from ..governance.keys import iso_time
-from ..governance.rbac import Actor, actor_for
 from ..governance.rules import PRESETS, preset_models
-from ..governance.service import Governance
 from ..governance.views import access_list_view, group_view, key_view, service_account_view, user_view
-from ..spend.budgets import Spend, period_end, period_of
+from ..spend.budgets import period_end, period_of
 from ..spend.cost import MICRO
-
-if TYPE_CHECKING:
-    from ..server.app import App
-    from ..server.exchange import Exchange
-
-PREFIX = "/v1/manage"
-_MAX_PAGE = 500
-_DEFAULT_PAGE = 100
-
-
-class Call(msgspec.Struct):
-    """One management request, as a handler sees it."""
-
-    gov: Governance
-    actor: Actor
-    params: dict[str, str]
-    query: dict[str, str]
-    spend: Spend
-    body: Any = None
-
-
-Handler = Callable[[Call], tuple[int, Any]]
-
-
-class Route(msgspec.Struct):
-    method: str
-    template: str
-    pattern: re.Pattern[str]
-    summary: str
-    body: type | None
-    handler: Handler
-    tag: str
-
-
-ROUTES: list[Route] = []
-
-
-def route(method: str, template: str, summary: str, body: type | None = None) -> Callable[[Handler], Handler]:
-    pattern = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", PREFIX + template) + "$")
-    tag = template.strip("/").split("/")[0] or "org"
-
-    def register(handler: Handler) -> Handler:
-        ROUTES.append(Route(method, PREFIX + template, pattern, summary, body, handler, tag))
-        return handler
-
-    return register
-
-
-# -- query helpers ------------------------------------------------------------------------------------
-
-
-def _page(query: dict[str, str]) -> tuple[int, int]:
-    try:
-        limit = int(query.get("limit", _DEFAULT_PAGE))
-        offset = int(query.get("offset", 0))
-    except ValueError:
-        raise InvalidRequest("'limit' and 'offset' must be integers.", param="limit", code="invalid_value") from None
-    if not 1 <= limit <= _MAX_PAGE or offset < 0:
-        raise InvalidRequest(f"'limit' must be 1-{_MAX_PAGE} and 'offset' ≥ 0.", param="limit", code="invalid_value")
-    return limit, offset
-
-
-def _paged(call: Call, fetch: Callable[[int, int], list[Any]], view: Callable[[Any], Any]) -> tuple[int, Any]:
-    limit, offset = _page(call.query)
-    rows = fetch(limit + 1, offset)
-    more = len(rows) > limit
-    return 200, {
-        "object": "list",
-        "data": [view(r) for r in rows[:limit]],
-        "has_more": more,
-        "next_offset": offset + limit if more else None,
-    }
-
-
-def _when(query: dict[str, str], name: str, default: float) -> float:
-    raw = query.get(name)
-    if raw is None:
-        return default
-    try:
-        if len(raw) == 10:
-            return datetime.combine(date.fromisoformat(raw), datetime.min.time(), UTC).timestamp()
-        return datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        raise InvalidRequest(
-            f"'{name}' must be a date (2026-11-01) or an ISO 8601 time.", param=name, code="invalid_value"
-        ) from None
-
-
-def _now(call: Call) -> float:
-    return call.gov.clock()
-
+from .routing import Call, paged, route, when
 
 # -- request bodies -------------------------------------------------------------------------------------
 
@@ -178,32 +79,32 @@ def org_limit(call: Call) -> tuple[int, Any]:
 
 @route("GET", "/apikey", "List API keys (standard users: their own)")
 def list_keys(call: Call) -> tuple[int, Any]:
-    now = _now(call)
-    return _paged(call, lambda n, o: call.gov.list_keys(call.actor, n, o), lambda k: key_view(k, now))
+    at = call.now()
+    return paged(call, lambda n, o: call.gov.list_keys(call.actor, n, o), lambda k: key_view(k, at))
 
 
 @route("POST", "/apikey", "Create an API key; the secret is returned once", specs.KeySpec)
 def create_key(call: Call) -> tuple[int, Any]:
     record, secret = call.gov.create_key(call.actor, call.body)
-    return 201, {**key_view(record, _now(call)), "key": secret}
+    return 201, {**key_view(record, call.now()), "key": secret}
 
 
 @route("GET", "/apikey/{id}", "An API key with its usage for a date range, grouped by day and model")
 def get_key(call: Call) -> tuple[int, Any]:
-    now = _now(call)
-    today = datetime.fromtimestamp(now, UTC).date()
-    end = _when(call.query, "end", datetime.combine(today + timedelta(days=1), datetime.min.time(), UTC).timestamp())
-    start = _when(call.query, "start", end - 30 * 86400)
+    at = call.now()
+    today = datetime.fromtimestamp(at, UTC).date()
+    end = when(call.query, "end", datetime.combine(today + timedelta(days=1), datetime.min.time(), UTC).timestamp())
+    start = when(call.query, "start", end - 30 * 86400)
     if start >= end:
         raise InvalidRequest("'start' must be before 'end'.", param="start", code="invalid_value")
     record, rows = call.gov.key_usage(call.actor, call.params["id"], start, end)
     totals = {f: sum(r[f] for r in rows) for f in ("requests", "prompt_tokens", "completion_tokens", "errors", "cost")}
-    period = period_of(now, call.spend.reset_day)
+    period = period_of(at, call.spend.reset_day)
     committed, reserved = call.spend.ledger.usage(f"key:{record.id}", period)
     if not committed and not reserved:
         committed = call.gov.store.spend_of(f"key:{record.id}", period)
     return 200, {
-        **key_view(record, now),
+        **key_view(record, at),
         "budget": {
             "period": f"{period // 100}-{period % 100:02d}",
             "monthly_limit": record.monthly_limit,
@@ -229,33 +130,33 @@ def delete_key(call: Call) -> tuple[int, Any]:
 
 @route("POST", "/apikey/{id}/limit", "Set (or clear with null) the monthly spend limit in USD", LimitBody)
 def key_limit(call: Call) -> tuple[int, Any]:
-    return 200, key_view(call.gov.set_key_limit(call.actor, call.params["id"], call.body.monthly_limit), _now(call))
+    return 200, key_view(call.gov.set_key_limit(call.actor, call.params["id"], call.body.monthly_limit), call.now())
 
 
 @route("POST", "/apikey/{id}/labels", "Replace the labels ({} removes all)", LabelsBody)
 def key_labels(call: Call) -> tuple[int, Any]:
-    return 200, key_view(call.gov.set_key_labels(call.actor, call.params["id"], call.body.labels), _now(call))
+    return 200, key_view(call.gov.set_key_labels(call.actor, call.params["id"], call.body.labels), call.now())
 
 
 @route("POST", "/apikey/{id}/expiry", "Set the expiry (ISO time or duration such as 90d; null removes it)", ExpiryBody)
 def key_expiry(call: Call) -> tuple[int, Any]:
-    return 200, key_view(call.gov.set_key_expiry(call.actor, call.params["id"], call.body.expires_at), _now(call))
+    return 200, key_view(call.gov.set_key_expiry(call.actor, call.params["id"], call.body.expires_at), call.now())
 
 
 @route("POST", "/apikey/{id}/revoke", "Revoke an API key (kept for audit)")
 def key_revoke(call: Call) -> tuple[int, Any]:
-    return 200, key_view(call.gov.revoke_key(call.actor, call.params["id"]), _now(call))
+    return 200, key_view(call.gov.revoke_key(call.actor, call.params["id"]), call.now())
 
 
 @route("POST", "/apikey/{id}/access-list", "Attach an access list to the key (null detaches)", AccessListRef)
 def key_access_list(call: Call) -> tuple[int, Any]:
     record = call.gov.set_key_access_list(call.actor, call.params["id"], call.body.access_list)
-    return 200, key_view(record, _now(call))
+    return 200, key_view(record, call.now())
 
 
 @route("POST", "/apikey/{id}/groups", "Replace the groups the key belongs to", GroupsBody)
 def key_groups(call: Call) -> tuple[int, Any]:
-    return 200, key_view(call.gov.set_key_groups(call.actor, call.params["id"], call.body.groups), _now(call))
+    return 200, key_view(call.gov.set_key_groups(call.actor, call.params["id"], call.body.groups), call.now())
 
 
 # -- groups ---------------------------------------------------------------------------------------------
@@ -263,7 +164,7 @@ def key_groups(call: Call) -> tuple[int, Any]:
 
 @route("GET", "/group", "List groups (standard users: their own)")
 def list_groups(call: Call) -> tuple[int, Any]:
-    return _paged(call, lambda n, o: call.gov.list_groups(call.actor, n, o), group_view)
+    return paged(call, lambda n, o: call.gov.list_groups(call.actor, n, o), group_view)
 
 
 @route("POST", "/group", "Create a group", specs.GroupSpec)
@@ -363,7 +264,7 @@ def apply_preset(call: Call) -> tuple[int, Any]:
 
 @route("GET", "/access-list", "List access lists")
 def list_access_lists(call: Call) -> tuple[int, Any]:
-    return _paged(call, lambda n, o: call.gov.list_access_lists(call.actor, n, o), access_list_view)
+    return paged(call, lambda n, o: call.gov.list_access_lists(call.actor, n, o), access_list_view)
 
 
 @route("POST", "/access-list", "Create an access list (models must be approved)", specs.AccessListSpec)
@@ -402,7 +303,7 @@ def detach(call: Call) -> tuple[int, Any]:
 
 @route("GET", "/user", "List users")
 def list_users(call: Call) -> tuple[int, Any]:
-    return _paged(call, lambda n, o: call.gov.list_users(call.actor, n, o), user_view)
+    return paged(call, lambda n, o: call.gov.list_users(call.actor, n, o), user_view)
 
 
 @route("POST", "/user", "Create a user (role admin, standard or analyst)", specs.UserSpec)
@@ -429,7 +330,7 @@ def delete_user(call: Call) -> tuple[int, Any]:
 
 @route("GET", "/service-account", "List service accounts")
 def list_service_accounts(call: Call) -> tuple[int, Any]:
-    return _paged(call, lambda n, o: call.gov.list_service_accounts(call.actor, n, o), service_account_view)
+    return paged(call, lambda n, o: call.gov.list_service_accounts(call.actor, n, o), service_account_view)
 
 
 @route("POST", "/service-account", "Create a service account", specs.ServiceAccountSpec)
@@ -455,8 +356,8 @@ def delete_service_account(call: Call) -> tuple[int, Any]:
 @route("GET", "/audit", "The audit log: filter by start, end, actor, target, action (key.* for a family)")
 def audit(call: Call) -> tuple[int, Any]:
     q = call.query
-    start = _when(q, "start", 0.0) if "start" in q else None
-    end = _when(q, "end", 0.0) if "end" in q else None
+    start = when(q, "start", 0.0) if "start" in q else None
+    end = when(q, "end", 0.0) if "end" in q else None
 
     def fetch(limit: int, offset: int) -> list[Any]:
         return call.gov.audit_log(
@@ -467,60 +368,4 @@ def audit(call: Call) -> tuple[int, Any]:
     def view(e: Any) -> dict[str, Any]:
         return {**msgspec.structs.asdict(e), "time": iso_time(e.ts)}
 
-    return _paged(call, fetch, view)
-
-
-# -- dispatch -------------------------------------------------------------------------------------------------
-
-_PARAM_AT = re.compile(r"at `\$\.?([^`]*)`")
-
-
-def decode_body(raw: bytes, kind: type) -> Any:
-    try:
-        return msgspec.json.decode(raw or b"{}", type=kind)
-    except msgspec.ValidationError as exc:
-        found = _PARAM_AT.search(str(exc))
-        raise InvalidRequest(
-            f"Invalid request body: {exc}.", param=found.group(1) if found else None, code="invalid_value"
-        ) from None
-    except msgspec.DecodeError as exc:
-        raise InvalidRequest(f"The request body is not valid JSON: {exc}.", code="invalid_json") from None
-
-
-def find_route(method: str, path: str) -> tuple[Route, dict[str, str]]:
-    allowed = []
-    for r in ROUTES:
-        match = r.pattern.match(path)
-        if match is None:
-            continue
-        if r.method == method:
-            return r, match.groupdict()
-        allowed.append(r.method)
-    if allowed:
-        raise GatewayError(
-            f"Method {method} is not allowed on {path}; use {', '.join(sorted(set(allowed)))}.",
-            status=405,
-            type="invalid_request_error",
-            code="method_not_allowed",
-            headers=[("allow", ", ".join(sorted(set(allowed))))],
-        )
-    raise NotFound(f"Unknown route: {method} {path}.", code="unknown_route")
-
-
-async def dispatch(app: App, ex: Exchange) -> None:
-    scope = ex.scope
-    if scope.method == "GET" and scope.path == PREFIX + "/openapi.json":
-        ex.send_bytes(200, app.openapi_body)
-        return
-    r, params = find_route(scope.method, scope.path)
-    principal = app.keys.authenticate(ex.api_key())
-    ex.key_id = principal.key_id
-    body = None
-    if r.body is not None or scope.method in ("POST", "PUT", "PATCH"):
-        raw = await ex.read_json_body(app.config.server.max_body_bytes)
-        if r.body is not None:
-            body = decode_body(raw, r.body)
-    query = dict(parse_qsl(scope.query_string, keep_blank_values=True))
-    call = Call(app.governance, actor_for(principal, app.store), params, query, app.spend, body)
-    status, payload = r.handler(call)
-    ex.send_bytes(status, msgspec.json.encode(payload))
+    return paged(call, fetch, view)

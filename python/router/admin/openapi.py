@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from .api import ROUTES
+from .routing import ROUTES
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _STATUS = {

@@ -15,8 +15,7 @@ from collections.abc import Awaitable, Callable
 import msgspec
 from granian.rsgi import HTTPProtocol, ProtocolClosed, Scope
 
-from ..admin import api as admin_api
-from ..admin import openapi
+from ..admin import openapi, routing
 from ..config import Config, load_config
 from ..errors import GatewayError, NotFound
 from ..governance.keys import KeyCache, log_expiry
@@ -137,8 +136,8 @@ class App:
             return
         route = ROUTES.get((scope.method, scope.path))
         if route is None:
-            if scope.path.startswith(admin_api.PREFIX + "/"):
-                await self._run(admin_api.dispatch, Exchange(scope, proto, "manage", self.request_ids.new()))
+            if scope.path.startswith(routing.PREFIX + "/"):
+                await self._run(routing.dispatch, Exchange(scope, proto, "manage", self.request_ids.new()))
                 return
             await self._unrouted(scope, proto)
             return
