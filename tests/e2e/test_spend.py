@@ -231,3 +231,103 @@ def test_a_crash_leaks_no_reservation_and_restart_reconciles(mock_server: Server
         assert paid_view["budget"]["spent"] == pytest.approx(spent_before / 1e6)
     finally:
         restarted.server.stop()
+
+
+# -- usage analytics, traces, export, feedback -----------------------------------------------------------
+
+
+def _manage_raw(gw: Gateway, secret: str, path: str, **params) -> httpx.Response:
+    headers = {"authorization": f"Bearer {secret}"}
+    return httpx.get(f"{gw.base}/v1/manage{path}", params=params, headers=headers, timeout=20)
+
+
+def test_usage_report_grouped_and_filtered(gw: Gateway) -> None:
+    user = gw.manage("POST", "/user", {"email": "analyst-target@corp.test"})
+    own = gw.key(owner={"type": "user", "id": user["id"]})
+    other = gw.key()
+    client = openai.OpenAI(base_url=f"{gw.base}/v1", api_key=own["key"], max_retries=0)
+    for i in range(4):
+        client.chat.completions.create(
+            model="mock/cheap" if i % 2 else "mock/listed",
+            messages=[{"role": "user", "content": "hi"}],
+            extra_body={
+                "requesty": {
+                    "tags": ["batch"] if i < 3 else ["solo"],
+                    "trace_id": "t-report",
+                    "extra": {"feature": "f1"},
+                }
+            },
+        )
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="mock/nope", messages=[{"role": "user", "content": "hi"}])
+    openai.OpenAI(base_url=f"{gw.base}/v1", api_key=other["key"], max_retries=0).chat.completions.create(
+        model="mock/cheap", messages=[{"role": "user", "content": "hi"}]
+    )
+    usage_rows(gw.server, f"key_id IN ('{own['id']}', '{other['id']}')", expect=6)
+
+    report = gw.manage("GET", f"/usage?key={own['id']}&group_by=model&bucket=day")
+    assert report["source"] == "rollup"
+    by_model = {r["model"]: r for r in report["data"]}
+    assert by_model["mock/cheap"]["requests"] == 2 and by_model["mock/listed"]["requests"] == 2
+    assert by_model["mock/cheap"]["cost"] > 0 and by_model["mock/cheap"]["latency_ms"]["p50"] is not None
+    assert all(r["bucket"] == by_model["mock/cheap"]["bucket"] for r in report["data"])
+    assert by_model[""]["errors"] == 1 and by_model[""]["error_rate"] == 1.0
+
+    tagged = gw.manage("GET", f"/usage?key={own['id']}&tag=batch")
+    assert tagged["source"] == "raw" and tagged["data"][0]["requests"] == 3
+    by_meta = gw.manage("GET", f"/usage?meta.feature=f1&key={own['id']},{other['id']}")
+    assert by_meta["data"][0]["requests"] == 4
+    errors = gw.manage("GET", f"/usage?key={own['id']}&status=error&group_by=status")
+    assert errors["data"][0]["status"] == 404
+
+    # A standard user sees only their own keys, whatever they ask for.
+    mine = _manage_raw(gw, own["key"], "/usage", group_by="key", key=f"{own['id']},{other['id']}").json()
+    assert [r["key"] for r in mine["data"]] == [own["id"]]
+    assert _manage_raw(gw, own["key"], "/usage", bucket="fortnight").status_code == 400
+
+    trace = gw.manage("GET", "/traces/t-report")
+    assert [r["model"] for r in trace["requests"]] == ["mock/listed", "mock/cheap", "mock/listed", "mock/cheap"]
+    assert _manage_raw(gw, other["key"], "/traces/t-report").status_code in (403, 404)
+
+
+def test_export_streams_csv_and_jsonl(gw: Gateway) -> None:
+    created = gw.key()
+    client = openai.OpenAI(base_url=f"{gw.base}/v1", api_key=created["key"], max_retries=0)
+    for _ in range(3):
+        client.chat.completions.create(model="mock/cheap", messages=[{"role": "user", "content": "hi"}])
+    usage_rows(gw.server, f"key_id = '{created['id']}'", expect=3)
+    headers = {"authorization": f"Bearer {gw.env['ROUTER_ADMIN_KEY']}"}
+    with httpx.stream(
+        "GET", f"{gw.base}/v1/manage/usage/export", params={"key": created["id"], "format": "csv"}, headers=headers
+    ) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+        lines = list(r.iter_lines())
+    assert lines[0].startswith("request_id,ts,key_id") and len(lines) == 4
+    r = httpx.get(f"{gw.base}/v1/manage/usage/export", params={"key": created["id"]}, headers=headers)
+    rows = [json.loads(line) for line in r.text.splitlines()]
+    assert len(rows) == 3 and all(row["key_id"] == created["id"] and row["cost"] > 0 for row in rows)
+    assert httpx.get(f"{gw.base}/v1/manage/usage/export", params={"format": "xml"}, headers=headers).status_code == 400
+
+
+def test_feedback_on_a_request(gw: Gateway) -> None:
+    created = gw.key()
+    client = openai.OpenAI(base_url=f"{gw.base}/v1", api_key=created["key"], max_retries=0)
+    raw = client.chat.completions.with_raw_response.create(
+        model="mock/cheap", messages=[{"role": "user", "content": "hi"}]
+    )
+    request_id = raw.headers["x-request-id"]
+    auth = {"authorization": f"Bearer {created['key']}"}
+    stored = httpx.post(
+        f"{gw.base}/v1/feedback/{request_id}", json={"rating": 1, "data": {"why": "concise"}}, headers=auth
+    )
+    assert stored.status_code == 201
+    assert httpx.post(f"{gw.base}/v1/feedback/{request_id}", json={"rating": "great"}, headers=auth).status_code == 400
+    assert httpx.post(f"{gw.base}/v1/feedback/not-an-id", json={"rating": 1}, headers=auth).status_code == 404
+    usage_rows(gw.server, f"request_id = '{request_id}'")
+    stranger = gw.key()["key"]
+    refused = httpx.post(
+        f"{gw.base}/v1/feedback/{request_id}", json={"rating": 0}, headers={"authorization": f"Bearer {stranger}"}
+    )
+    assert refused.status_code == 404
+    shown = gw.manage("GET", f"/feedback/{request_id}")
+    assert shown["data"][0]["rating"] == 1 and json.loads(shown["data"][0]["data"]) == {"why": "concise"}

@@ -3,6 +3,6 @@
 Importing the package imports the route modules, which register their routes in `routing.ROUTES`.
 """
 
-from . import api
+from . import api, usage
 
-__all__ = ["api"]
+__all__ = ["api", "usage"]

@@ -8,7 +8,7 @@ the same table.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
@@ -41,6 +41,14 @@ class Call(msgspec.Struct):
 
     def now(self) -> float:
         return self.gov.clock()
+
+
+class Streamed(msgspec.Struct):
+    """A response sent in pieces as they are produced (exports), instead of one JSON body."""
+
+    content_type: str
+    chunks: Iterator[bytes]
+    headers: list[tuple[str, str]] = []
 
 
 Handler = Callable[[Call], tuple[int, Any]]
@@ -163,4 +171,9 @@ async def dispatch(app: App, ex: Exchange) -> None:
     query = dict(parse_qsl(scope.query_string, keep_blank_values=True))
     call = Call(app.governance, actor_for(principal, app.store), params, query, app.spend, body)
     status, payload = r.handler(call)
+    if isinstance(payload, Streamed):
+        transport = ex.start_stream(status, payload.headers, payload.content_type)
+        for chunk in payload.chunks:
+            await transport.send_bytes(chunk)
+        return
     ex.send_bytes(status, msgspec.json.encode(payload))

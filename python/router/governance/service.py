@@ -735,6 +735,15 @@ class Governance:
             )
         return account
 
+    # -- usage visibility -------------------------------------------------------------------------
+
+    def usage_scope(self, actor: Actor) -> list[str] | None:
+        """The key ids whose usage the actor may read: None for all (admins, analysts), else their own keys."""
+        rbac.require_user(actor)
+        if actor.reads_all:
+            return None
+        return [k.id for k in self.store.keys_of_owner(actor.user_id or "", active_only=False)]
+
     # -- organisation -----------------------------------------------------------------------------
 
     def set_org_limit(self, actor: Actor, monthly_limit: float | None) -> float | None:

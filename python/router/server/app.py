@@ -139,6 +139,9 @@ class App:
             if scope.path.startswith(routing.PREFIX + "/"):
                 await self._run(routing.dispatch, Exchange(scope, proto, "manage", self.request_ids.new()))
                 return
+            if scope.method == "POST" and scope.path.startswith("/v1/feedback/"):
+                await self._run(handlers.feedback, Exchange(scope, proto, "feedback", self.request_ids.new()))
+                return
             await self._unrouted(scope, proto)
             return
         endpoint, handler = route
@@ -196,6 +199,7 @@ class App:
             metrics.observe_ttft(provider, model, ex.ttft)
         metrics.count_tokens(model, ex.prompt_tokens, ex.completion_tokens, ex.cached_tokens)
         cost, estimated = request_cost(ex)
+        savings = cache_savings(ex)
         if ex.hold is not None:
             self.spend.settle(ex.hold, cost or 0)
         if cost:
@@ -220,6 +224,7 @@ class App:
                     error_type=ex.error_type,
                     cost=None if cost is None else cost / MICRO,
                     cost_estimated=estimated,
+                    cache_savings=savings,
                     period=ex.period,
                     budgets=" ".join(ex.budgets) or None,
                     user_id=ex.owner,
@@ -246,6 +251,14 @@ def request_cost(ex: Exchange) -> tuple[int | None, bool]:
             return 0, False
         return cost_micro(ex.prices, ex.body_bytes // 4, ex.events_seen), True
     return cost_micro(ex.prices, prompt or 0, completion or 0, ex.cached_tokens or 0), False
+
+
+def cache_savings(ex: Exchange) -> float | None:
+    """USD saved by cached prompt tokens billed at the cached rate instead of the input rate."""
+    prices = ex.prices
+    if prices is None or not ex.cached_tokens or prices.cached_input is None:
+        return None
+    return ex.cached_tokens * (prices.input - prices.cached_input) / MICRO
 
 
 def create_app() -> App:

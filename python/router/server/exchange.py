@@ -152,7 +152,9 @@ class Exchange:
         self.error_type = exc.code or exc.type
         self.send_bytes(exc.status, openai_error_body(exc), JSON, exc.headers)
 
-    def start_stream(self, status: int, extra: list[tuple[str, str]]) -> Any:
+    def start_stream(
+        self, status: int, extra: list[tuple[str, str]], content_type: str = "text/event-stream; charset=utf-8"
+    ) -> Any:
         self.status = status
         self.responded = True
-        return self.proto.response_stream(status, self.response_headers("text/event-stream; charset=utf-8", extra))
+        return self.proto.response_stream(status, self.response_headers(content_type, extra))

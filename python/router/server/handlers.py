@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import re
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 import msgspec
@@ -148,6 +149,39 @@ async def list_models(app: App, ex: Exchange) -> None:
     if principal.models_body is None:
         principal.models_body = app.catalog.models_body(principal.allowed)
     ex.send_bytes(200, principal.models_body, JSON)
+
+
+class Feedback(msgspec.Struct, forbid_unknown_fields=True):
+    rating: int | None = None
+    data: dict[str, Any] | None = None
+
+
+_REQUEST_ID = re.compile(r"^req_[0-9a-f]{12}[0-9a-f]{8,16}$")
+_feedback_decoder = msgspec.json.Decoder(Feedback)
+
+
+async def feedback(app: App, ex: Exchange) -> None:
+    """`POST /v1/feedback/{request_id}`: a rating and free-form data about an answer, by the key that asked."""
+    principal = app.keys.authenticate(ex.api_key())
+    ex.key_id = principal.key_id
+    request_id = ex.scope.path.removeprefix("/v1/feedback/")
+    if not _REQUEST_ID.match(request_id):
+        raise NotFound(
+            f"'{request_id}' is not a request id (they look like req_… from x-request-id).", code="request_not_found"
+        )
+    raw = await ex.read_json_body(64 * 1024)
+    try:
+        given = _feedback_decoder.decode(raw or b"{}")
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise InvalidRequest(f"Invalid feedback: {exc}.", code="invalid_value") from None
+    if given.rating is None and not given.data:
+        raise InvalidRequest("Send a 'rating' (integer) and/or 'data' (object).", param="rating", code="invalid_value")
+    owner = app.store.request_key(request_id)
+    if owner is not None and owner != principal.key_id and not principal.is_admin:
+        raise NotFound(f"No request '{request_id}' made with this API key.", code="request_not_found")
+    data = None if given.data is None else msgspec.json.encode(given.data).decode()
+    app.store.add_feedback(request_id, principal.key_id, given.rating, data, app.clock())
+    ex.send_bytes(201, msgspec.json.encode({"request_id": request_id, "stored": True}), JSON)
 
 
 async def healthz(app: App, ex: Exchange) -> None:

@@ -311,6 +311,15 @@ class GovernanceTables:
         with self.transaction():
             self._conn.execute("DELETE FROM group_members WHERE group_id = ? AND user_id = ?", (group_id, user_id))
 
+    def keys_of_group(self, group_id: str) -> list[str]:
+        """Keys in the group directly or through their owner's membership."""
+        rows = self._conn.execute(
+            "SELECT key_id FROM key_groups WHERE group_id = ? UNION "
+            "SELECT k.id FROM api_keys k JOIN group_members m ON m.user_id = k.owner_id WHERE m.group_id = ?",
+            (group_id, group_id),
+        )
+        return [r[0] for r in rows]
+
     def memberships(self, user_id: str) -> dict[str, str]:
         """group id → the user's role in it."""
         rows = self._conn.execute("SELECT group_id, role FROM group_members WHERE user_id = ?", (user_id,))

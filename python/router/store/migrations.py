@@ -6,6 +6,8 @@ is the one rename), so the PostgreSQL backend can mirror these versions one for 
 
 from __future__ import annotations
 
+from .rollup import ROLLUP_SUMS_SQL
+
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (
         1,
@@ -134,6 +136,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         [
             "ALTER TABLE usage_log ADD COLUMN cost DOUBLE PRECISION",
             "ALTER TABLE usage_log ADD COLUMN cost_estimated INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE usage_log ADD COLUMN cache_savings DOUBLE PRECISION",
             "ALTER TABLE usage_log ADD COLUMN period INTEGER",
             "ALTER TABLE usage_log ADD COLUMN budgets TEXT",
             "ALTER TABLE usage_log ADD COLUMN user_id TEXT",
@@ -142,6 +145,17 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "ALTER TABLE usage_log ADD COLUMN tags TEXT",
             "ALTER TABLE usage_log ADD COLUMN extra TEXT",
             "CREATE INDEX usage_log_trace ON usage_log (trace_id, ts)",
+            # Hourly rollup of the usage log, written with it: analytics over months read this, not raw rows.
+            f"""CREATE TABLE usage_hourly (
+                hour INTEGER NOT NULL,
+                key_id TEXT NOT NULL,
+                user_id TEXT NOT NULL,
+                model TEXT NOT NULL,
+                provider TEXT NOT NULL,
+                endpoint TEXT NOT NULL,
+                {ROLLUP_SUMS_SQL},
+                PRIMARY KEY (hour, key_id, user_id, model, provider, endpoint)
+            )""",
             # Committed spend per budget (key:<id>, user:<id>, group:<id>, org) and period (YYYYMM), in
             # micro-dollars: the stored side of the in-memory ledger, added to by the usage writer.
             """CREATE TABLE spend (

@@ -127,6 +127,7 @@ class UsageRow(msgspec.Struct, array_like=True):
     error_type: str | None = None
     cost: float | None = None
     cost_estimated: bool = False
+    cache_savings: float | None = None
     period: int | None = None
     # Every budget the request was charged to, space-separated (key:<id> user:<id> group:<id> org).
     budgets: str | None = None

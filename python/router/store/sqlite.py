@@ -13,6 +13,8 @@ from pathlib import Path
 import msgspec
 from msgspec.structs import astuple
 
+from . import rollup
+from .analytics import AnalyticsQueries
 from .governance import KEY_COLUMNS, GovernanceTables, key_from_row
 from .migrations import MIGRATIONS
 from .records import USAGE_COLUMNS, AuditEvent, KeyRecord, UsageRow
@@ -29,7 +31,7 @@ def _usage_row(row: Sequence[object]) -> UsageRow:
     return UsageRow(*values)
 
 
-class SQLiteStore(GovernanceTables):
+class SQLiteStore(GovernanceTables, AnalyticsQueries):
     def __init__(self, path: str) -> None:
         self.path = path
         self._memory = path == ":memory:"
@@ -138,6 +140,7 @@ class SQLiteStore(GovernanceTables):
                     micro = round(r.cost * 1_000_000)
                     for budget in r.budgets.split():
                         spend[(budget, r.period)] = spend.get((budget, r.period), 0) + micro
+            conn.executemany(rollup.UPSERT_SQL, rollup.fold(rows))
             conn.executemany(
                 "INSERT INTO spend (budget, period, amount) VALUES (?, ?, ?) "
                 "ON CONFLICT (budget, period) DO UPDATE SET amount = amount + excluded.amount",

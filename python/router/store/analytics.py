@@ -1,0 +1,236 @@
+"""Usage analytics queries: grouped reports (from the hourly rollup when the filters allow, else raw rows),
+traces, streamed exports and request feedback."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import msgspec
+
+from . import rollup
+
+# The dimensions the rollup keeps; anything else (tags, trace, end user, status code, metadata) needs raw rows.
+ROLLUP_DIMENSIONS = ("key", "user", "model", "provider", "endpoint")
+RAW_DIMENSIONS = (*ROLLUP_DIMENSIONS, "status", "end_user", "trace")
+BUCKETS = ("hour", "day", "week", "month")
+_COLUMN = {
+    "key": "key_id", "user": "user_id", "model": "model", "provider": "provider", "endpoint": "endpoint",
+    "status": "status", "end_user": "end_user", "trace": "trace_id",
+}  # fmt: skip
+
+
+def _bucket_sql(bucket: str | None, ts: str) -> str | None:
+    if bucket is None:
+        return None
+    return {
+        "hour": f"strftime('%Y-%m-%dT%H:00:00Z', {ts}, 'unixepoch')",
+        "day": f"strftime('%Y-%m-%d', {ts}, 'unixepoch')",
+        "week": f"strftime('%Y-W%W', {ts}, 'unixepoch')",
+        "month": f"strftime('%Y-%m', {ts}, 'unixepoch')",
+    }[bucket]
+
+
+class Filters(msgspec.Struct):
+    """Each set field narrows the report; lists mean "any of"."""
+
+    start: float
+    end: float
+    keys: list[str] | None = None  # None: all; [] matches nothing (a standard user with no keys)
+    users: list[str] | None = None
+    models: list[str] | None = None
+    providers: list[str] | None = None
+    endpoint: str | None = None
+    tag: str | None = None
+    trace: str | None = None
+    end_user: str | None = None
+    status: str | None = None  # "ok", "error", or an HTTP status code
+    extra: dict[str, str] = {}
+
+    @property
+    def needs_raw(self) -> bool:
+        return bool(self.tag or self.trace or self.end_user or self.status or self.extra)
+
+
+def _in(column: str, values: Sequence[str], clauses: list[str], params: list[Any]) -> None:
+    if not values:
+        clauses.append("0")
+        return
+    clauses.append(f"{column} IN ({', '.join('?' * len(values))})")
+    params.extend(values)
+
+
+def _where(f: Filters, raw: bool) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if raw:
+        clauses += ["ts >= ?", "ts < ?"]
+        params += [f.start, f.end]
+    else:
+        # Whole hours only: a range is widened to the hours it touches.
+        clauses += ["hour >= ?", "hour < ?"]
+        params += [int(f.start // 3600), int(-(-f.end // 3600))]
+    for column, values in (("key_id", f.keys), ("user_id", f.users), ("model", f.models), ("provider", f.providers)):
+        if values is not None:
+            _in(column, values, clauses, params)
+    if f.endpoint:
+        clauses.append("endpoint = ?")
+        params.append(f.endpoint)
+    if raw:
+        if f.tag:
+            # Tags are stored as a JSON list; match the quoted element.
+            clauses.append("instr(tags, ?) > 0")
+            params.append(msgspec.json.encode(f.tag).decode())
+        if f.trace:
+            clauses.append("trace_id = ?")
+            params.append(f.trace)
+        if f.end_user:
+            clauses.append("end_user = ?")
+            params.append(f.end_user)
+        if f.status == "ok":
+            clauses.append("status < 400")
+        elif f.status == "error":
+            clauses.append("status >= 400")
+        elif f.status:
+            clauses.append("status = ?")
+            params.append(int(f.status))
+        for field, value in f.extra.items():
+            clauses.append("json_extract(extra, ?) = ?")
+            params += [f"$.{field}", value]
+    return " AND ".join(clauses), params
+
+
+def _quantile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    values.sort()
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+class AnalyticsQueries:
+    _conn: sqlite3.Connection
+    path: str
+
+    def usage_report(self, f: Filters, group_by: Sequence[str], bucket: str | None) -> tuple[list[dict], str]:
+        """Grouped totals with error rate and p50/p95 latency and TTFT; also says which table answered."""
+        raw = f.needs_raw or any(g not in ROLLUP_DIMENSIONS for g in group_by)
+        where, params = _where(f, raw)
+        dims = [_COLUMN[g] if raw else ("key_id" if g == "key" else "user_id" if g == "user" else g) for g in group_by]
+        time_sql = _bucket_sql(bucket, "ts" if raw else "hour * 3600")
+        select_dims = ([f"{time_sql} AS bucket"] if time_sql else []) + dims
+        group = ", ".join(["bucket"] * bool(time_sql) + dims)
+        labels = (["bucket"] if time_sql else []) + list(group_by)
+        if raw:
+            sums = (
+                "COUNT(*), SUM(status >= 400), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0), "
+                "COALESCE(SUM(cached_tokens), 0), COALESCE(SUM(cost), 0), COALESCE(SUM(cache_savings), 0), "
+                "group_concat(latency_ms), group_concat(ttft_ms)"
+            )
+        else:
+            sums = ", ".join(f"SUM({name})" for name in rollup.SUMS)
+        sql = f"SELECT {', '.join([*select_dims, sums])} FROM {'usage_log' if raw else 'usage_hourly'} WHERE {where}"
+        if group:
+            sql += f" GROUP BY {group} ORDER BY {group}"
+        out = []
+        n = len(labels)
+        for row in self._conn.execute(sql, params):
+            if row[n] is None or row[n] == 0:
+                continue
+            entry: dict[str, Any] = dict(zip(labels, row[:n], strict=True))
+            requests, errors, prompt, completion, cached, cost, savings = row[n : n + 7]
+            entry |= {
+                "requests": requests,
+                "errors": errors,
+                "error_rate": errors / requests if requests else 0.0,
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "cached_tokens": cached,
+                "cost": cost,
+                "cache_savings": savings,
+            }
+            if raw:
+                latencies = [float(v) for v in (row[n + 7] or "").split(",") if v]
+                ttfts = [float(v) for v in (row[n + 8] or "").split(",") if v]
+                p50, p95 = _quantile(latencies, 0.5), _quantile(latencies, 0.95)
+                t50, t95 = _quantile(ttfts, 0.5), _quantile(ttfts, 0.95)
+            else:
+                size = len(rollup.LATENCY_BUCKETS_MS) + 1
+                lat, ttft = row[n + 7 : n + 7 + size], row[n + 7 + size : n + 7 + 2 * size]
+                p50, p95 = rollup.percentile(lat, 0.5), rollup.percentile(lat, 0.95)
+                t50, t95 = rollup.percentile(ttft, 0.5), rollup.percentile(ttft, 0.95)
+            entry["latency_ms"] = {"p50": p50, "p95": p95}
+            entry["ttft_ms"] = {"p50": t50, "p95": t95}
+            out.append(entry)
+        return out, "raw" if raw else "rollup"
+
+    def trace(self, trace_id: str, keys: list[str] | None) -> list[dict[str, Any]]:
+        f = Filters(start=0, end=float("inf"), keys=keys, trace=trace_id)
+        where, params = _where(f, raw=True)
+        return self._rows(f"SELECT * FROM usage_log WHERE {where} ORDER BY ts, request_id", params)
+
+    def _rows(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        cur = self._conn.execute(sql, params)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r, strict=True)) for r in cur]
+
+    def export_rows(self, f: Filters, batch: int = 1000) -> Iterator[tuple[list[str], list[tuple[Any, ...]]]]:
+        """(column names, a batch of rows) at a time, oldest first: never the whole range in memory."""
+        where, params = _where(f, raw=True)
+        # A connection of its own, so an export streaming for a while never holds the shared one's cursor.
+        conn = sqlite3.connect(self.path, check_same_thread=False) if self.path != ":memory:" else self._conn
+        try:
+            cur = conn.execute(f"SELECT * FROM usage_log WHERE {where} ORDER BY ts, request_id", params)
+            names = [d[0] for d in cur.description]
+            while chunk := cur.fetchmany(batch):
+                yield names, chunk
+        finally:
+            if conn is not self._conn:
+                conn.close()
+
+    def add_feedback(
+        self, request_id: str, key_id: str | None, rating: int | None, data: str | None, ts: float
+    ) -> None:
+        self._conn.execute(
+            "INSERT INTO feedback (request_id, ts, key_id, rating, data) VALUES (?, ?, ?, ?, ?)",
+            (request_id, ts, key_id, rating, data),
+        )
+
+    def feedback_for(self, request_id: str) -> list[dict[str, Any]]:
+        return self._rows("SELECT * FROM feedback WHERE request_id = ? ORDER BY ts", (request_id,))
+
+    def request_key(self, request_id: str) -> str | None:
+        row = self._conn.execute("SELECT key_id FROM usage_log WHERE request_id = ?", (request_id,)).fetchone()
+        return row[0] if row else None
+
+    def rebuild_rollup(self) -> None:
+        """Recompute the hourly rollup from the usage log (after a bulk import, say)."""
+        size = len(rollup.LATENCY_BUCKETS_MS) + 1
+
+        def case(column: str, i: int) -> str:
+            low = rollup.LATENCY_BUCKETS_MS[i - 1] if i else None
+            high = rollup.LATENCY_BUCKETS_MS[i] if i < size - 1 else None
+            conds = [f"{column} IS NOT NULL"]
+            if low is not None:
+                conds.append(f"{column} > {low}")
+            if high is not None:
+                conds.append(f"{column} <= {high}")
+            return f"SUM(CASE WHEN {' AND '.join(conds)} THEN 1 ELSE 0 END)"
+
+        sums = [
+            "COUNT(*)", "SUM(status >= 400)", "COALESCE(SUM(prompt_tokens), 0)", "COALESCE(SUM(completion_tokens), 0)",
+            "COALESCE(SUM(cached_tokens), 0)", "COALESCE(SUM(cost), 0)", "COALESCE(SUM(cache_savings), 0)",
+            *(case("latency_ms", i) for i in range(size)), *(case("ttft_ms", i) for i in range(size)),
+        ]  # fmt: skip
+        dims = "CAST(ts / 3600 AS INTEGER), COALESCE(key_id, ''), COALESCE(user_id, ''), COALESCE(model, ''), " \
+            "COALESCE(provider, ''), endpoint"  # fmt: skip
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._conn.execute("DELETE FROM usage_hourly")
+            self._conn.execute(
+                f"INSERT INTO usage_hourly SELECT {dims}, {', '.join(sums)} FROM usage_log GROUP BY {dims}"
+            )
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
