@@ -92,6 +92,36 @@ class SpendConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     max_metadata_bytes: int = 4096
     # A YAML file of prices by upstream model name, replacing the shipped one.
     prices_file: str | None = None
+    # Budgets exported as Prometheus gauges: "org", "group:<name>", "user:<email>", "key:<name>". Only
+    # these, so the metric's cardinality is this list's length.
+    export_budgets: list[str] = []
+
+
+class Webhook(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    url: str
+    # HMAC-SHA256 key for the `x-router-signature` header (use env:VAR).
+    secret: str
+    # Which alert kinds to send here (budget, error_rate, latency); empty: all.
+    kinds: list[str] = []
+
+
+class RateAlert(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    threshold: float
+    window_minutes: int = 5
+    # Too few requests say nothing about a rate.
+    min_requests: int = 20
+
+
+class AlertsConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    # Percentages of a budget's monthly limit; each fires once per budget and period.
+    budget_thresholds: list[float] = msgspec.field(default_factory=lambda: [50.0, 80.0, 100.0])
+    error_rate: RateAlert | None = None  # fraction of requests answered >= 400 in the window
+    latency_p95_ms: RateAlert | None = None  # p95 latency in the window, milliseconds
+    webhooks: list[Webhook] = []
+    check_interval: float = 15.0
+    retries: int = 5
+    # Delay before the first retry; each further retry waits twice as long.
+    retry_base_seconds: float = 1.0
 
 
 class Config(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -100,6 +130,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     server: ServerConfig = ServerConfig()
     governance: GovernanceConfig = GovernanceConfig()
     spend: SpendConfig = SpendConfig()
+    alerts: AlertsConfig = AlertsConfig()
     timeouts: Timeouts = Timeouts()
     usage_log: UsageLogConfig = UsageLogConfig()
     database: str | None = None
@@ -153,6 +184,15 @@ def _check(config: Config, source: str) -> None:
                 raise ConfigError(f"{source}: at {label}.{field}: expected a positive number of seconds")
     if config.server.max_body_bytes <= 0:
         raise ConfigError(f"{source}: at server.max_body_bytes: expected a positive number of bytes")
+    for i, hook in enumerate(config.alerts.webhooks):
+        if not hook.url.startswith(("http://", "https://")):
+            raise ConfigError(f"{source}: at alerts.webhooks[{i}].url: expected an http:// or https:// URL")
+        unknown = set(hook.kinds) - {"budget", "error_rate", "latency"}
+        if unknown:
+            raise ConfigError(f"{source}: at alerts.webhooks[{i}].kinds: unknown kind {sorted(unknown)[0]!r}")
+    for t in config.alerts.budget_thresholds:
+        if not 0 < t <= 1000:
+            raise ConfigError(f"{source}: at alerts.budget_thresholds: {t} is not a percentage above 0")
     if not 1 <= config.spend.reset_day <= 28:
         raise ConfigError(f"{source}: at spend.reset_day: expected a day of the month from 1 to 28")
     limit = config.spend.org_monthly_limit

@@ -14,7 +14,7 @@ import asyncio
 import bisect
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import msgspec
@@ -54,7 +54,11 @@ FAMILIES: dict[str, tuple[str, tuple[str, ...], tuple[float, ...] | None]] = {
         OVERHEAD_BUCKETS,
     ),
     "router_tokens": ("Tokens counted, by model and kind (prompt, completion, cached).", ("model", "kind"), None),
-    "router_cost_usd": ("Cost of proxied requests in USD, from catalog prices.", ("model", "provider"), None),
+    "router_cost_usd": (
+        "Cost of proxied requests in USD, from catalog prices, by model, provider and the key's first group id.",
+        ("model", "provider", "group"),
+        None,
+    ),
 }
 IN_FLIGHT = "router_in_flight_requests"
 
@@ -83,6 +87,8 @@ class Metrics:
         self.in_flight = 0
         self._series: dict[str, dict[tuple[str, ...], Series]] = {name: {} for name in FAMILIES}
         self._dir = multiprocess_dir()
+        # Gauges read at scrape time from shared state (budgets): (name, help, label name, [(label, value)]).
+        self.gauges: Callable[[], list[tuple[str, str, str, list[tuple[str, float]]]]] | None = None
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
 
@@ -127,8 +133,8 @@ class Metrics:
         if cached:
             self._count("router_tokens", (model, "cached"), cached)
 
-    def count_cost(self, model: str, provider: str, usd: float) -> None:
-        self._count("router_cost_usd", (model, provider), usd)
+    def count_cost(self, model: str, provider: str, group: str, usd: float) -> None:
+        self._count("router_cost_usd", (model, provider, group), usd)
 
     # -- several workers ----------------------------------------------------------------------------
 
@@ -199,6 +205,12 @@ class Metrics:
                         cumulative.append((bound, running))
                     family.add_metric(key, cumulative, sum_value=values[-1])
             yield family
+        if self.gauges is not None:
+            for name, doc, label, values in self.gauges():
+                family = GaugeMetricFamily(name, doc, labels=[label])
+                for value_label, value in values:
+                    family.add_metric([value_label], value)
+                yield family
         gauge = GaugeMetricFamily(IN_FLIGHT, "Requests being handled right now, across workers.")
         gauge.add_metric([], sum(s.in_flight for s in snapshots if s.pid == os.getpid() or pid_alive(s.pid)))
         yield gauge

@@ -120,3 +120,12 @@ def export(call: Call) -> tuple[int, Any]:
             "text/csv; charset=utf-8", _csv(batches), [("content-disposition", "attachment; filename=usage.csv")]
         )
     return 200, Streamed("application/x-ndjson", _jsonl(batches))
+
+
+@route("GET", "/alerts", "Alerts that fired, newest first, each with its webhook delivery attempts")
+def alerts(call: Call) -> tuple[int, Any]:
+    rbac.require_reader(call.actor, "read alerts")
+    fired = call.gov.store.alerts()
+    for alert in fired:
+        alert["payload"] = msgspec.json.decode(alert["payload"])
+    return 200, {"object": "list", "data": fired}

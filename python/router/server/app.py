@@ -16,13 +16,14 @@ import msgspec
 from granian.rsgi import HTTPProtocol, ProtocolClosed, Scope
 
 from ..admin import openapi, routing
+from ..alerts import Alerts
 from ..config import Config, load_config
 from ..errors import GatewayError, NotFound
 from ..governance.keys import KeyCache, log_expiry
 from ..governance.service import Governance
 from ..metrics import Metrics
 from ..routing import Catalog
-from ..spend.budgets import Spend
+from ..spend.budgets import Spend, budget_gauges
 from ..spend.cost import MICRO, cost_micro
 from ..spend.ledger import Ledger, ledger_path
 from ..store import UsageRow, database_url, open_store
@@ -78,9 +79,14 @@ class App:
         self.catalog = Catalog(config, created=int(time.time()))
         self.keys = KeyCache(self.store, admin_key, self.catalog.provider_of, clock)
         self.governance = Governance(self.store, self.catalog.provider_of, self.catalog.metadata, clock)
-        self.spend = Spend(self.store, Ledger(ledger_path(self.store.path)), config.spend.reset_day)
+        self.alerts = Alerts(config.alerts, self.store, clock)
+        self.spend = Spend(
+            self.store, Ledger(ledger_path(self.store.path)), config.spend.reset_day, notify=self.alerts.budget
+        )
         self.openapi_body = openapi.document()
         self.metrics = Metrics()
+        if config.spend.export_budgets:
+            self.metrics.gauges = lambda: budget_gauges(self.store, self.spend, config.spend.export_budgets, clock())
         self.request_ids = RequestIds()
         self.usage: UsageWriter | None = None
         self._background: list[asyncio.Task[None]] = []
@@ -95,6 +101,7 @@ class App:
 
     async def startup(self) -> None:
         self.spend.ledger.attach()
+        self.alerts.start()
         for provider in self.catalog.providers.values():
             provider.start()
         cfg = self.config.usage_log
@@ -120,6 +127,7 @@ class App:
     async def shutdown(self) -> None:
         for task in self._background:
             task.cancel()
+        await self.alerts.close()
         if self.usage is not None:
             await self.usage.close()
             self.usage = None
@@ -203,7 +211,8 @@ class App:
         if ex.hold is not None:
             self.spend.settle(ex.hold, cost or 0)
         if cost:
-            metrics.count_cost(model, provider, cost / MICRO)
+            group = next((b[6:] for b in ex.budgets if b.startswith("group:")), "")
+            metrics.count_cost(model, provider, group, cost / MICRO)
         meta = ex.metadata
         if self.usage is not None:
             self.usage.add(

@@ -10,6 +10,7 @@ because the reservation counts every body byte as a prompt token and every allow
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import msgspec
@@ -20,6 +21,9 @@ from ..governance.keys import Principal, iso_time
 from ..store import Store
 from .cost import DEFAULT_MAX_OUTPUT, MICRO, worst_case_micro
 from .ledger import Ledger
+
+# (budget id, label, period, limit, used, refused), all money in micro-dollars.
+Notify = Callable[[str, str, int, int, int, bool], None]
 
 
 class BudgetExceeded(GatewayError):
@@ -86,10 +90,13 @@ def _micro(usd: float | None) -> int | None:
 class Spend:
     """The App's view of budgets: which apply to a principal, and the reserve/settle calls on the ledger."""
 
-    def __init__(self, store: Store, ledger: Ledger, reset_day: int) -> None:
+    def __init__(self, store: Store, ledger: Ledger, reset_day: int, notify: Notify | None = None) -> None:
         self.store = store
         self.ledger = ledger
         self.reset_day = reset_day
+        # Told about every limited budget's spend after a request settles, and about refusals (alerts).
+        self.notify = notify
+        self._labels: dict[str, tuple[str, int]] = {}
         # principal → (all budget ids, the limited budgets, the period their ledger slots were seeded for)
         self._cache: dict[int, tuple[Principal, tuple[Budget, ...], int]] = {}
 
@@ -100,6 +107,7 @@ class Spend:
         budgets = budgets_of(self.store, principal)
         for b in budgets:
             if b.limit_micro is not None:
+                self._labels[b.id] = (b.label, b.limit_micro)
                 # A limit set mid-period starts from what the database has recorded so far this period.
                 self.ledger.seed(b.id, period, self.store.spend_of(b.id, period))
         if len(self._cache) > 10_000:
@@ -135,6 +143,8 @@ class Spend:
         if refused is not None:
             budget = next(b for b in budgets if b.id == refused)
             committed, reserved = self.ledger.usage(refused, period)
+            if self.notify is not None:
+                self.notify(refused, budget.label, period, budget.limit_micro or 0, committed + reserved, True)
             raise BudgetExceeded(
                 f"Monthly budget exceeded for {budget.label}: ${(committed + reserved) / MICRO:.4f} of "
                 f"${(budget.limit_micro or 0) / MICRO:.2f} is spent or reserved, and this request may cost up to "
@@ -144,4 +154,48 @@ class Spend:
         return Hold(tuple(b for b, _ in limited), period, amount), ids, period
 
     def settle(self, hold: Hold, actual: int) -> None:
-        self.ledger.settle(hold.budgets, hold.period, hold.amount, actual)
+        committed = self.ledger.settle(hold.budgets, hold.period, hold.amount, actual)
+        if self.notify is not None and actual:
+            for budget, used in zip(hold.budgets, committed, strict=True):
+                label, limit = self._labels.get(budget, (budget, 0))
+                self.notify(budget, label, hold.period, limit, used, False)
+
+
+def _resolve_budget(store: Store, name: str) -> tuple[str, float | None] | None:
+    """An exported budget's configured name → (budget id, limit in USD), or None if it names nothing."""
+    kind, _, ref = name.partition(":")
+    if kind == "org" and not ref:
+        return "org", store.org_limit()
+    if kind == "group" and (group := store.get_group(ref)) is not None:
+        return f"group:{group.id}", group.monthly_budget
+    if kind == "user" and (user := store.find_user(ref)) is not None:
+        return f"user:{user.id}", user.monthly_limit
+    if kind == "key":
+        key = next((k for k in store.list_keys() if k.name == ref or k.id == ref), None)
+        if key is not None:
+            return f"key:{key.id}", key.monthly_limit
+    return None
+
+
+def budget_gauges(
+    store: Store, spend: Spend, names: list[str], now: float
+) -> list[tuple[str, str, str, list[tuple[str, float]]]]:
+    """Scrape-time gauges for the budgets the config exports: limit, spent (committed + reserved), remaining."""
+    period = period_of(now, spend.reset_day)
+    limits, spent, remaining = [], [], []
+    for name in names:
+        found = _resolve_budget(store, name)
+        if found is None:
+            continue
+        budget, limit = found
+        committed, reserved = spend.ledger.usage(budget, period)
+        used = max(committed, store.spend_of(budget, period)) + reserved
+        spent.append((name, used / MICRO))
+        if limit is not None:
+            limits.append((name, limit))
+            remaining.append((name, max(limit - used / MICRO, 0.0)))
+    return [
+        ("router_budget_limit_usd", "Monthly limit of an exported budget.", "budget", limits),
+        ("router_budget_spent_usd", "Spent or reserved this period on an exported budget.", "budget", spent),
+        ("router_budget_remaining_usd", "What is left this period of an exported budget.", "budget", remaining),
+    ]

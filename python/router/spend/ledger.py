@@ -157,9 +157,11 @@ class Ledger:
                 q[base + column] += amount
         return None
 
-    def settle(self, budgets: Iterable[str], period: int, reserved: int, actual: int) -> None:
-        """Replace a reservation by the actual cost (which may be zero for a failed request)."""
+    def settle(self, budgets: Iterable[str], period: int, reserved: int, actual: int) -> list[int]:
+        """Replace a reservation by the actual cost (which may be zero for a failed request); returns each
+        budget's committed spend after it."""
         q, column = self._q, _LANES + self.lane
+        committed = []
         with self._locked():
             for budget in budgets:
                 base = self._slot(budget, period, create=True)
@@ -167,6 +169,8 @@ class Ledger:
                 q[base + _RESERVED] -= reserved
                 q[base + column] -= reserved
                 q[base + _COMMITTED] += actual
+                committed.append(q[base + _COMMITTED])
+        return committed
 
     def seed(self, budget: str, period: int, committed: int) -> None:
         """Create the slot with this committed spend, unless it exists already (then it is left alone)."""

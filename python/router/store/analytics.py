@@ -203,6 +203,44 @@ class AnalyticsQueries:
         row = self._conn.execute("SELECT key_id FROM usage_log WHERE request_id = ?", (request_id,)).fetchone()
         return row[0] if row else None
 
+    def claim_alert(self, alert: str, ts: float, payload: str) -> bool:
+        """True for exactly one caller per alert id, across every process."""
+        cur = self._conn.execute(
+            "INSERT INTO alerts_fired (alert, ts, payload) VALUES (?, ?, ?) ON CONFLICT (alert) DO NOTHING",
+            (alert, ts, payload),
+        )
+        return cur.rowcount == 1
+
+    def log_delivery(
+        self, alert: str, url: str, attempt: int, ts: float, status: int | None, error: str | None
+    ) -> None:
+        self._conn.execute(
+            "INSERT INTO alert_deliveries (alert, url, attempt, ts, status, error) VALUES (?, ?, ?, ?, ?, ?)",
+            (alert, url, attempt, ts, status, error),
+        )
+
+    def alerts(self, limit: int = 100) -> list[dict[str, Any]]:
+        fired = self._rows("SELECT alert, ts, payload FROM alerts_fired ORDER BY ts DESC LIMIT ?", (limit,))
+        for alert in fired:
+            alert["deliveries"] = self._rows(
+                "SELECT url, attempt, ts, status, error FROM alert_deliveries WHERE alert = ? ORDER BY seq",
+                (alert["alert"],),
+            )
+        return fired
+
+    def window_stats(self, since: float) -> tuple[int, int, float | None]:
+        """(requests, errors, p95 latency in ms) of proxied requests since `since`."""
+        count, errors = self._conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(status >= 400), 0) FROM usage_log WHERE ts >= ?", (since,)
+        ).fetchone()
+        if not count:
+            return 0, 0, None
+        row = self._conn.execute(
+            "SELECT latency_ms FROM usage_log WHERE ts >= ? ORDER BY latency_ms LIMIT 1 OFFSET ?",
+            (since, min(count - 1, int(count * 0.95))),
+        ).fetchone()
+        return count, errors, row[0] if row else None
+
     def rebuild_rollup(self) -> None:
         """Recompute the hourly rollup from the usage log (after a bulk import, say)."""
         size = len(rollup.LATENCY_BUCKETS_MS) + 1

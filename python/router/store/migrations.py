@@ -165,6 +165,21 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 PRIMARY KEY (budget, period)
             )""",
             "ALTER TABLE org ADD COLUMN monthly_limit DOUBLE PRECISION",
+            # One row per alert that fired: the primary key makes "once per threshold per period" hold across workers.
+            """CREATE TABLE alerts_fired (
+                alert TEXT PRIMARY KEY,
+                ts DOUBLE PRECISION NOT NULL,
+                payload TEXT NOT NULL
+            )""",
+            """CREATE TABLE alert_deliveries (
+                seq INTEGER PRIMARY KEY,
+                alert TEXT NOT NULL,
+                url TEXT NOT NULL,
+                attempt INTEGER NOT NULL,
+                ts DOUBLE PRECISION NOT NULL,
+                status INTEGER,
+                error TEXT
+            )""",
             """CREATE TABLE feedback (
                 request_id TEXT NOT NULL,
                 ts DOUBLE PRECISION NOT NULL,
