@@ -266,7 +266,7 @@ def test_usage_report_grouped_and_filtered(gw: Gateway) -> None:
     usage_rows(gw.server, f"key_id IN ('{own['id']}', '{other['id']}')", expect=6)
 
     report = gw.manage("GET", f"/usage?key={own['id']}&group_by=model&bucket=day")
-    assert report["source"] == "rollup"
+    assert report["source"] == "usage_hourly"
     by_model = {r["model"]: r for r in report["data"]}
     assert by_model["mock/cheap"]["requests"] == 2 and by_model["mock/listed"]["requests"] == 2
     assert by_model["mock/cheap"]["cost"] > 0 and by_model["mock/cheap"]["latency_ms"]["p50"] is not None
@@ -274,7 +274,7 @@ def test_usage_report_grouped_and_filtered(gw: Gateway) -> None:
     assert by_model[""]["errors"] == 1 and by_model[""]["error_rate"] == 1.0
 
     tagged = gw.manage("GET", f"/usage?key={own['id']}&tag=batch")
-    assert tagged["source"] == "raw" and tagged["data"][0]["requests"] == 3
+    assert tagged["source"] == "usage_log" and tagged["data"][0]["requests"] == 3
     by_meta = gw.manage("GET", f"/usage?meta.feature=f1&key={own['id']},{other['id']}")
     assert by_meta["data"][0]["requests"] == 4
     errors = gw.manage("GET", f"/usage?key={own['id']}&status=error&group_by=status")

@@ -1,5 +1,5 @@
-"""Usage analytics queries: grouped reports (from the hourly rollup when the filters allow, else raw rows),
-traces, streamed exports and request feedback."""
+"""Usage analytics queries: grouped reports (from the smallest rollup that can answer, else raw rows),
+traces, streamed exports, request feedback and alert records."""
 
 from __future__ import annotations
 
@@ -61,16 +61,17 @@ def _in(column: str, values: Sequence[str], clauses: list[str], params: list[Any
     params.extend(values)
 
 
-def _where(f: Filters, raw: bool) -> tuple[str, list[Any]]:
+def _where(f: Filters, table: rollup.Rollup | None) -> tuple[str, list[Any]]:
+    raw = table is None
     clauses: list[str] = []
     params: list[Any] = []
-    if raw:
+    if table is None:
         clauses += ["ts >= ?", "ts < ?"]
         params += [f.start, f.end]
     else:
-        # Whole hours only: a range is widened to the hours it touches.
-        clauses += ["hour >= ?", "hour < ?"]
-        params += [int(f.start // 3600), int(-(-f.end // 3600))]
+        # Whole slots only: a range is widened to the hours (or days) it touches.
+        clauses += ["slot >= ?", "slot < ?"]
+        params += [int(f.start // table.seconds), int(-(-f.end // table.seconds))]
     for column, values in (("key_id", f.keys), ("user_id", f.users), ("model", f.models), ("provider", f.providers)):
         if values is not None:
             _in(column, values, clauses, params)
@@ -101,6 +102,15 @@ def _where(f: Filters, raw: bool) -> tuple[str, list[Any]]:
     return " AND ".join(clauses), params
 
 
+def _plan(f: Filters, group_by: Sequence[str], bucket: str | None) -> rollup.Rollup | None:
+    """The smallest table that can answer: the daily rollup, the hourly one, or None for raw rows."""
+    if f.needs_raw or any(g not in ROLLUP_DIMENSIONS for g in group_by):
+        return None
+    if f.keys is None and f.users is None and not {"key", "user"} & set(group_by) and bucket != "hour":
+        return rollup.DAILY
+    return rollup.HOURLY
+
+
 def _quantile(values: list[float], q: float) -> float | None:
     if not values:
         return None
@@ -114,10 +124,11 @@ class AnalyticsQueries:
 
     def usage_report(self, f: Filters, group_by: Sequence[str], bucket: str | None) -> tuple[list[dict], str]:
         """Grouped totals with error rate and p50/p95 latency and TTFT; also says which table answered."""
-        raw = f.needs_raw or any(g not in ROLLUP_DIMENSIONS for g in group_by)
-        where, params = _where(f, raw)
-        dims = [_COLUMN[g] if raw else ("key_id" if g == "key" else "user_id" if g == "user" else g) for g in group_by]
-        time_sql = _bucket_sql(bucket, "ts" if raw else "hour * 3600")
+        table = _plan(f, group_by, bucket)
+        raw = table is None
+        where, params = _where(f, table)
+        dims = [_COLUMN[g] for g in group_by]
+        time_sql = _bucket_sql(bucket, "ts" if table is None else f"slot * {table.seconds}")
         select_dims = ([f"{time_sql} AS bucket"] if time_sql else []) + dims
         group = ", ".join(["bucket"] * bool(time_sql) + dims)
         labels = (["bucket"] if time_sql else []) + list(group_by)
@@ -129,7 +140,7 @@ class AnalyticsQueries:
             )
         else:
             sums = ", ".join(f"SUM({name})" for name in rollup.SUMS)
-        sql = f"SELECT {', '.join([*select_dims, sums])} FROM {'usage_log' if raw else 'usage_hourly'} WHERE {where}"
+        sql = f"SELECT {', '.join([*select_dims, sums])} FROM {table.table if table else 'usage_log'} WHERE {where}"
         if group:
             sql += f" GROUP BY {group} ORDER BY {group}"
         out = []
@@ -155,18 +166,18 @@ class AnalyticsQueries:
                 p50, p95 = _quantile(latencies, 0.5), _quantile(latencies, 0.95)
                 t50, t95 = _quantile(ttfts, 0.5), _quantile(ttfts, 0.95)
             else:
-                size = len(rollup.LATENCY_BUCKETS_MS) + 1
+                size = rollup.HIST
                 lat, ttft = row[n + 7 : n + 7 + size], row[n + 7 + size : n + 7 + 2 * size]
                 p50, p95 = rollup.percentile(lat, 0.5), rollup.percentile(lat, 0.95)
                 t50, t95 = rollup.percentile(ttft, 0.5), rollup.percentile(ttft, 0.95)
             entry["latency_ms"] = {"p50": p50, "p95": p95}
             entry["ttft_ms"] = {"p50": t50, "p95": t95}
             out.append(entry)
-        return out, "raw" if raw else "rollup"
+        return out, table.table if table else "usage_log"
 
     def trace(self, trace_id: str, keys: list[str] | None) -> list[dict[str, Any]]:
         f = Filters(start=0, end=float("inf"), keys=keys, trace=trace_id)
-        where, params = _where(f, raw=True)
+        where, params = _where(f, None)
         return self._rows(f"SELECT * FROM usage_log WHERE {where} ORDER BY ts, request_id", params)
 
     def _rows(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
@@ -176,7 +187,7 @@ class AnalyticsQueries:
 
     def export_rows(self, f: Filters, batch: int = 1000) -> Iterator[tuple[list[str], list[tuple[Any, ...]]]]:
         """(column names, a batch of rows) at a time, oldest first: never the whole range in memory."""
-        where, params = _where(f, raw=True)
+        where, params = _where(f, None)
         # A connection of its own, so an export streaming for a while never holds the shared one's cursor.
         conn = sqlite3.connect(self.path, check_same_thread=False) if self.path != ":memory:" else self._conn
         try:
@@ -242,32 +253,12 @@ class AnalyticsQueries:
         return count, errors, row[0] if row else None
 
     def rebuild_rollup(self) -> None:
-        """Recompute the hourly rollup from the usage log (after a bulk import, say)."""
-        size = len(rollup.LATENCY_BUCKETS_MS) + 1
-
-        def case(column: str, i: int) -> str:
-            low = rollup.LATENCY_BUCKETS_MS[i - 1] if i else None
-            high = rollup.LATENCY_BUCKETS_MS[i] if i < size - 1 else None
-            conds = [f"{column} IS NOT NULL"]
-            if low is not None:
-                conds.append(f"{column} > {low}")
-            if high is not None:
-                conds.append(f"{column} <= {high}")
-            return f"SUM(CASE WHEN {' AND '.join(conds)} THEN 1 ELSE 0 END)"
-
-        sums = [
-            "COUNT(*)", "SUM(status >= 400)", "COALESCE(SUM(prompt_tokens), 0)", "COALESCE(SUM(completion_tokens), 0)",
-            "COALESCE(SUM(cached_tokens), 0)", "COALESCE(SUM(cost), 0)", "COALESCE(SUM(cache_savings), 0)",
-            *(case("latency_ms", i) for i in range(size)), *(case("ttft_ms", i) for i in range(size)),
-        ]  # fmt: skip
-        dims = "CAST(ts / 3600 AS INTEGER), COALESCE(key_id, ''), COALESCE(user_id, ''), COALESCE(model, ''), " \
-            "COALESCE(provider, ''), endpoint"  # fmt: skip
+        """Recompute every rollup from the usage log (after a bulk import, say)."""
         self._conn.execute("BEGIN IMMEDIATE")
         try:
-            self._conn.execute("DELETE FROM usage_hourly")
-            self._conn.execute(
-                f"INSERT INTO usage_hourly SELECT {dims}, {', '.join(sums)} FROM usage_log GROUP BY {dims}"
-            )
+            for table in rollup.ROLLUPS:
+                self._conn.execute(f"DELETE FROM {table.table}")
+                self._conn.execute(table.rebuild_sql())
             self._conn.execute("COMMIT")
         except BaseException:
             self._conn.execute("ROLLBACK")

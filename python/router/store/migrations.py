@@ -6,7 +6,7 @@ is the one rename), so the PostgreSQL backend can mirror these versions one for 
 
 from __future__ import annotations
 
-from .rollup import ROLLUP_SUMS_SQL
+from .rollup import DAILY, HOURLY
 
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (
@@ -145,17 +145,11 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "ALTER TABLE usage_log ADD COLUMN tags TEXT",
             "ALTER TABLE usage_log ADD COLUMN extra TEXT",
             "CREATE INDEX usage_log_trace ON usage_log (trace_id, ts)",
-            # Hourly rollup of the usage log, written with it: analytics over months read this, not raw rows.
-            f"""CREATE TABLE usage_hourly (
-                hour INTEGER NOT NULL,
-                key_id TEXT NOT NULL,
-                user_id TEXT NOT NULL,
-                model TEXT NOT NULL,
-                provider TEXT NOT NULL,
-                endpoint TEXT NOT NULL,
-                {ROLLUP_SUMS_SQL},
-                PRIMARY KEY (hour, key_id, user_id, model, provider, endpoint)
-            )""",
+            # Rollups of the usage log, written with it: analytics over months read these, not raw rows.
+            DAILY.create_sql(),
+            HOURLY.create_sql(),
+            "CREATE INDEX usage_hourly_key ON usage_hourly (key_id, slot)",
+            "CREATE INDEX usage_hourly_user ON usage_hourly (user_id, slot)",
             # Committed spend per budget (key:<id>, user:<id>, group:<id>, org) and period (YYYYMM), in
             # micro-dollars: the stored side of the in-memory ledger, added to by the usage writer.
             """CREATE TABLE spend (

@@ -1,62 +1,112 @@
-"""The hourly usage rollup: per hour, key, user, model, provider and endpoint, sums and latency histograms.
+"""Usage rollups: sums and latency histograms, folded in by the usage writer with each batch of rows.
 
-Batches of usage rows are folded into it by the usage writer in the same transaction as the rows, so a
-month of analytics reads at most hours times combinations rows instead of every request. Percentiles from the
-rollup are interpolated within histogram buckets (exact ones come from raw rows, for narrow filters).
+Two tables, so each question reads the fewest rows that can answer it:
+- `usage_daily`  per day, model, provider and endpoint: organisation-wide reports (a month is at most
+  days x models rows, whatever the traffic);
+- `usage_hourly` per hour, key, user, model, provider and endpoint: reports filtered or grouped by key or
+  user, and hour buckets.
+Anything else (tags, traces, end users, status codes, metadata fields) reads raw rows. Percentiles from a
+rollup are interpolated within histogram buckets; raw-row percentiles are exact.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+import msgspec
+
 from .records import UsageRow
 
 # Upper bounds in milliseconds; the last bucket is everything above.
 LATENCY_BUCKETS_MS = (10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 120000)
-_N = len(LATENCY_BUCKETS_MS) + 1
+HIST = len(LATENCY_BUCKETS_MS) + 1
 SUMS = (
     "requests", "errors", "prompt_tokens", "completion_tokens", "cached_tokens", "cost", "cache_savings",
-    *(f"l{i}" for i in range(_N)), *(f"t{i}" for i in range(_N)),
+    *(f"l{i}" for i in range(HIST)), *(f"t{i}" for i in range(HIST)),
 )  # fmt: skip
-ROLLUP_SUMS_SQL = ",\n                ".join(
-    f"{name} {'DOUBLE PRECISION' if name in ('cost', 'cache_savings') else 'INTEGER'} NOT NULL DEFAULT 0"
-    for name in SUMS
-)
-_DIMENSIONS = ("hour", "key_id", "user_id", "model", "provider", "endpoint")
-UPSERT_SQL = (
-    f"INSERT INTO usage_hourly ({', '.join((*_DIMENSIONS, *SUMS))}) "
-    f"VALUES ({', '.join('?' * (len(_DIMENSIONS) + len(SUMS)))}) "
-    f"ON CONFLICT ({', '.join(_DIMENSIONS)}) DO UPDATE SET "
-    + ", ".join(f"{name} = {name} + excluded.{name}" for name in SUMS)
-)
+_FLOAT_SUMS = ("cost", "cache_savings")
+
+
+class Rollup(msgspec.Struct, frozen=True):
+    table: str
+    seconds: int  # the time granularity: 3600 or 86400
+    dimensions: tuple[str, ...]  # usage_log columns kept besides time
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return ("slot", *self.dimensions)
+
+    def create_sql(self) -> str:
+        dims = ",\n                ".join(f"{d} TEXT NOT NULL" for d in self.dimensions)
+        sums = ",\n                ".join(
+            f"{s} {'DOUBLE PRECISION' if s in _FLOAT_SUMS else 'INTEGER'} NOT NULL DEFAULT 0" for s in SUMS
+        )
+        return f"""CREATE TABLE {self.table} (
+                slot INTEGER NOT NULL,
+                {dims},
+                {sums},
+                PRIMARY KEY ({", ".join(self.columns)})
+            )"""
+
+    def upsert_sql(self) -> str:
+        names = (*self.columns, *SUMS)
+        return (
+            f"INSERT INTO {self.table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
+            f"ON CONFLICT ({', '.join(self.columns)}) DO UPDATE SET "
+            + ", ".join(f"{s} = {s} + excluded.{s}" for s in SUMS)
+        )
+
+    def fold(self, rows: Iterable[UsageRow]) -> list[tuple[object, ...]]:
+        """Rows → one upsert tuple per cell of this rollup touched by the batch."""
+        cells: dict[tuple[object, ...], list[float]] = {}
+        for r in rows:
+            key = (int(r.ts // self.seconds), *((getattr(r, d) or "") for d in self.dimensions))
+            cell = cells.get(key)
+            if cell is None:
+                cell = cells[key] = [0] * len(SUMS)
+            cell[0] += 1
+            cell[1] += r.status >= 400
+            cell[2] += r.prompt_tokens or 0
+            cell[3] += r.completion_tokens or 0
+            cell[4] += r.cached_tokens or 0
+            cell[5] += r.cost or 0.0
+            cell[6] += r.cache_savings or 0.0
+            cell[7 + bucket(r.latency_ms)] += 1
+            if r.ttft_ms is not None:
+                cell[7 + HIST + bucket(r.ttft_ms)] += 1
+        return [(*k, *v) for k, v in cells.items()]
+
+    def rebuild_sql(self) -> str:
+        """Recompute the whole table from usage_log in one statement (bucket indexes computed once per row)."""
+        dims = ", ".join(self.dimensions)
+        inner = ", ".join(f"COALESCE({d}, '') AS {d}" for d in self.dimensions)
+        hist = ", ".join([f"SUM(lb = {i})" for i in range(HIST)] + [f"SUM(tb = {i})" for i in range(HIST)])
+        return (
+            f"INSERT INTO {self.table} SELECT slot, {dims}, COUNT(*), SUM(status >= 400), "
+            "COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0), COALESCE(SUM(cached_tokens), 0), "
+            f"COALESCE(SUM(cost), 0), COALESCE(SUM(cache_savings), 0), {hist} "
+            f"FROM (SELECT CAST(ts / {self.seconds} AS INTEGER) AS slot, {inner}, status, prompt_tokens, "
+            "completion_tokens, cached_tokens, cost, cache_savings, "
+            f"{_bucket_case('latency_ms')} AS lb, {_bucket_case('ttft_ms')} AS tb FROM usage_log) "
+            f"GROUP BY slot, {dims}"
+        )
+
+
+def _bucket_case(column: str) -> str:
+    arms = " ".join(f"WHEN {column} <= {bound} THEN {i}" for i, bound in enumerate(LATENCY_BUCKETS_MS))
+    return f"CASE WHEN {column} IS NULL THEN -1 {arms} ELSE {HIST - 1} END"
+
+
+DAILY = Rollup("usage_daily", 86400, ("model", "provider", "endpoint"))
+HOURLY = Rollup("usage_hourly", 3600, ("key_id", "user_id", "model", "provider", "endpoint"))
+ROLLUPS = (DAILY, HOURLY)
 
 
 def bucket(ms: float) -> int:
     for i, bound in enumerate(LATENCY_BUCKETS_MS):
         if ms <= bound:
             return i
-    return _N - 1
-
-
-def fold(rows: Iterable[UsageRow]) -> list[tuple[object, ...]]:
-    """Rows → one upsert tuple per (hour, key, user, model, provider, endpoint) in the batch."""
-    cells: dict[tuple[object, ...], list[float]] = {}
-    for r in rows:
-        key = (int(r.ts // 3600), r.key_id or "", r.user_id or "", r.model or "", r.provider or "", r.endpoint)
-        cell = cells.get(key)
-        if cell is None:
-            cell = cells[key] = [0] * len(SUMS)
-        cell[0] += 1
-        cell[1] += r.status >= 400
-        cell[2] += r.prompt_tokens or 0
-        cell[3] += r.completion_tokens or 0
-        cell[4] += r.cached_tokens or 0
-        cell[5] += r.cost or 0.0
-        cell[6] += r.cache_savings or 0.0
-        cell[7 + bucket(r.latency_ms)] += 1
-        if r.ttft_ms is not None:
-            cell[7 + _N + bucket(r.ttft_ms)] += 1
-    return [(*k, *v) for k, v in cells.items()]
+    return HIST - 1
 
 
 def percentile(histogram: Sequence[float], q: float) -> float | None:

@@ -20,6 +20,7 @@ from .migrations import MIGRATIONS
 from .records import USAGE_COLUMNS, AuditEvent, KeyRecord, UsageRow
 from .signal import ChangeSignal
 
+_ROLLUP_UPSERTS = [(r, r.upsert_sql()) for r in rollup.ROLLUPS]
 _BOOL_COLUMNS = [USAGE_COLUMNS.index(c) for c in ("stream", "cost_estimated")]
 _INSERT_USAGE = f"INSERT INTO usage_log ({', '.join(USAGE_COLUMNS)}) VALUES ({', '.join('?' * len(USAGE_COLUMNS))})"
 
@@ -140,7 +141,8 @@ class SQLiteStore(GovernanceTables, AnalyticsQueries):
                     micro = round(r.cost * 1_000_000)
                     for budget in r.budgets.split():
                         spend[(budget, r.period)] = spend.get((budget, r.period), 0) + micro
-            conn.executemany(rollup.UPSERT_SQL, rollup.fold(rows))
+            for table, upsert in _ROLLUP_UPSERTS:
+                conn.executemany(upsert, table.fold(rows))
             conn.executemany(
                 "INSERT INTO spend (budget, period, amount) VALUES (?, ?, ?) "
                 "ON CONFLICT (budget, period) DO UPDATE SET amount = amount + excluded.amount",

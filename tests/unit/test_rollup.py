@@ -1,0 +1,85 @@
+"""The hourly rollup written with each batch equals one rebuilt from the raw rows, and reports agree."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from router.store import UsageRow, open_store
+from router.store.analytics import Filters
+from router.store.rollup import LATENCY_BUCKETS_MS, percentile
+
+T0 = 1_795_000_000.0
+
+
+def rows(n: int) -> list[UsageRow]:
+    rnd = random.Random(7)
+    return [
+        UsageRow(
+            request_id=f"req_{i}",
+            ts=T0 + rnd.uniform(0, 3 * 86400),
+            key_id=rnd.choice(["key_a", "key_b", None]),
+            endpoint="chat",
+            model=rnd.choice(["m/x", "m/y"]),
+            provider="m",
+            status=rnd.choice([200, 200, 200, 429, 500]),
+            prompt_tokens=rnd.randint(1, 500),
+            completion_tokens=rnd.randint(1, 200),
+            cached_tokens=rnd.randint(0, 1),
+            latency_ms=rnd.expovariate(1 / 300),
+            ttft_ms=rnd.choice([None, rnd.uniform(10, 900)]),
+            cost=rnd.uniform(0, 0.01),
+            tags='["a"]' if i % 3 else None,
+        )
+        for i in range(n)
+    ]
+
+
+def test_rollup_from_batches_equals_rebuild_and_matches_raw_sums(tmp_path) -> None:
+    store = open_store(str(tmp_path / "u.db"))
+    data = rows(3000)
+    for start in range(0, len(data), 250):
+        store.write_usage(data[start : start + 250])
+    tables = {"usage_hourly": "1, 2, 3, 4, 5, 6", "usage_daily": "1, 2, 3, 4"}
+    incremental = {t: store._conn.execute(f"SELECT * FROM {t} ORDER BY {o}").fetchall() for t, o in tables.items()}
+    store.rebuild_rollup()
+    for table, order in tables.items():
+        rebuilt = store._conn.execute(f"SELECT * FROM {table} ORDER BY {order}").fetchall()
+        assert len(incremental[table]) == len(rebuilt) > 0
+        for a, b in zip(incremental[table], rebuilt, strict=True):
+            for x, y in zip(a, b, strict=True):
+                assert x == (pytest.approx(y) if isinstance(y, float) else y)
+
+    f = Filters(start=T0 - 3600, end=T0 + 4 * 86400)
+    rolled, source = store.usage_report(f, ["model"], "day")
+    assert source == "usage_daily"
+    f_raw = Filters(start=T0 - 3600, end=T0 + 4 * 86400, status="ok")
+    raw_ok, raw_source = store.usage_report(f_raw, ["model"], "day")
+    assert raw_source == "usage_log"
+    by_key, key_source = store.usage_report(Filters(start=f.start, end=f.end, keys=["key_a"]), [], None)
+    assert key_source == "usage_hourly"
+    assert by_key[0]["requests"] == sum(1 for r in data if r.key_id == "key_a")
+    total = sum(r["requests"] for r in rolled)
+    assert total == len(data)
+    assert sum(r["errors"] for r in rolled) == sum(1 for r in data if r.status >= 400)
+    assert sum(r["requests"] for r in raw_ok) == sum(1 for r in data if r.status < 400)
+    assert sum(r["cost"] for r in rolled) == pytest.approx(sum(r.cost for r in data))
+    store.close()
+
+
+def test_bucketed_percentiles_are_close_to_exact() -> None:
+    rnd = random.Random(3)
+    values = sorted(rnd.expovariate(1 / 300) for _ in range(20_000))
+    histogram = [0] * (len(LATENCY_BUCKETS_MS) + 1)
+    for v in values:
+        histogram[next((i for i, b in enumerate(LATENCY_BUCKETS_MS) if v <= b), len(LATENCY_BUCKETS_MS))] += 1
+    for q in (0.5, 0.95):
+        exact = values[int(q * len(values))]
+        estimate = percentile(histogram, q)
+        assert estimate is not None
+        # Within the width of the bucket holding the exact value.
+        i = next(i for i, b in enumerate(LATENCY_BUCKETS_MS) if exact <= b)
+        width = LATENCY_BUCKETS_MS[i] - (LATENCY_BUCKETS_MS[i - 1] if i else 0)
+        assert abs(estimate - exact) <= width
+    assert percentile([0] * len(histogram), 0.5) is None
