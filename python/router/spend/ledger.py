@@ -61,7 +61,8 @@ class Ledger:
         with self._locked():
             if self._q[0] != _MAGIC:
                 self._init_header()
-        self._slot_of: dict[int, int] = {}
+        # (budget, period) → (slot base, key hash): skips hashing and probing on the hot path.
+        self._slot_of: dict[tuple[str, int], tuple[int, int]] = {}
         self.lane = 0
 
     def close(self) -> None:
@@ -117,24 +118,25 @@ class Ledger:
 
     def _slot(self, budget: str, period: int, create: bool) -> int | None:
         """The slot's base index (call with the lock held)."""
-        h = budget_hash(budget, period)
-        base = self._slot_of.get(h)
         q = self._q
-        if base is not None and q[base + _HASH] == h:
-            return base
+        known = self._slot_of.get((budget, period))
+        # Checked against the file: a rebuild by another process may have moved the slot.
+        if known is not None and q[known[0] + _HASH] == known[1]:
+            return known[0]
+        h = budget_hash(budget, period)
         w = self._width
         start = h % self.n_slots
         for probe in range(self.n_slots):
             base = self._slots_at + ((start + probe) % self.n_slots) * w
             found = q[base + _HASH]
             if found == h:
-                self._slot_of[h] = base
+                self._slot_of[(budget, period)] = (base, h)
                 return base
             if found == 0:
                 if not create:
                     return None
                 q[base + _HASH], q[base + _PERIOD] = h, period
-                self._slot_of[h] = base
+                self._slot_of[(budget, period)] = (base, h)
                 return base
         raise LedgerFull(f"the budget ledger has no free slot among {self.n_slots}")
 

@@ -1,13 +1,16 @@
-"""Load benchmark: the cost of governance, in one run.
+"""Load benchmark: what a feature costs, off vs on, in one run.
 
-Two gateways (1 worker each) in front of the same mock, same catalog of 60 models:
-- off: no approval configured, a key with no owner, no groups, no list;
-- on:  approval configured (50 approved), a key owned by a user who is in three groups with access lists,
-       the key in a group of its own and carrying its own access list, with an expiry and labels.
+Two gateways (1 worker each) in front of the same mock, same catalog of 60 models; `off` is a plain key on
+an empty database, `on` depends on the scenario:
+- governance: approval configured (50 approved), a key owned by a user who is in three groups with access
+  lists, the key in a group of its own and carrying its own access list, with an expiry and labels;
+- spend: a monthly limit on the key, its user, its group and the organisation (every request reserves and
+  settles against all four), and request metadata (tags, user, trace, extra) on every request.
 wrk drives both with the same unary load at 32 connections, alternating off/on for several rounds so that
-drift on a shared machine hits both alike. The issue's bar: the difference stays under 5% of requests/s.
+drift on a shared machine hits both alike, and the gateway's own CPU per request is read from /proc. The
+issues' bar: the difference stays under 5% of requests/s.
 
-    python benches/load_governance.py [--duration 10] [--rounds 3]
+    python benches/load_compare.py --scenario governance|spend [--duration 10] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -86,13 +89,40 @@ def _governed_key(gateway: Server) -> str:
     )["key"]
 
 
+def _limited_key(gateway: Server) -> str:
+    admin = gateway.env["ROUTER_ADMIN_KEY"]
+
+    def call(method: str, path: str, body: dict) -> dict:
+        r = httpx.request(
+            method, f"{gateway.base}/v1/manage{path}", json=body, headers={"authorization": f"Bearer {admin}"}
+        )
+        r.raise_for_status()
+        return r.json()
+
+    call("POST", "/org/limit", {"monthly_limit": 1_000_000})
+    user = call("POST", "/user", {"email": "spender@corp.test", "monthly_limit": 1_000_000})["id"]
+    group = call("POST", "/group", {"name": "budgeted", "monthly_budget": 1_000_000})["id"]
+    call("POST", f"/group/{group}/members", {"user_id": user})
+    return call(
+        "POST", "/apikey", {"name": "limited", "owner": {"type": "user", "id": user}, "monthly_limit": 1_000_000}
+    )["key"]
+
+
+METADATA = {"tags": ["bench", "load"], "user_id": "end-user-1", "trace_id": "trace-1", "extra": {"feature": "x"}}
+SCENARIOS = {
+    "governance": ("governance on (approved + groups + key list + expiry)", _governed_key, False),
+    "spend": ("limits on key, user, group and org + metadata", _limited_key, True),
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="governance")
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json")
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="router-gov-bench-"))
+    workdir = Path(tempfile.mkdtemp(prefix="router-compare-bench-"))
     mock = start_mock()
     servers = [mock]
     rps: dict[str, list[float]] = {"off": [], "on": []}
@@ -102,16 +132,21 @@ def main() -> None:
         off = start_gateway(gateway_env(workdir / "off.db", mock.base, config))
         on = start_gateway(gateway_env(workdir / "on.db", mock.base, config))
         servers += [off, on]
-        keys = {"off": create_key(off.env, "plain")["key"], "on": _governed_key(on)}
+        label, make_key, with_metadata = SCENARIOS[args.scenario]
+        keys = {"off": create_key(off.env, "plain")["key"], "on": make_key(on)}
         bases = {"off": off.base, "on": on.base}
-        body = _body("up/gpt-4o", stream=False)
+        plain = _body("up/gpt-4o", stream=False)
+        bodies = {
+            "off": plain,
+            "on": json.dumps({**json.loads(plain), "requesty": METADATA}) if with_metadata else plain,
+        }
         for mode in ("off", "on"):
-            wrk(f"{bases[mode]}/v1/chat/completions", body, keys[mode], 8, 2, workdir)
+            wrk(f"{bases[mode]}/v1/chat/completions", bodies[mode], keys[mode], 8, 2, workdir)
         gateways = {"off": off, "on": on}
         for _ in range(args.rounds):
             for mode in ("off", "on"):
                 cpu_before = _cpu_seconds(gateways[mode])
-                result = wrk(f"{bases[mode]}/v1/chat/completions", body, keys[mode], 32, args.duration, workdir)
+                result = wrk(f"{bases[mode]}/v1/chat/completions", bodies[mode], keys[mode], 32, args.duration, workdir)
                 if result["non_2xx"]:
                     sys.exit(f"{mode}: {result['non_2xx']} non-2xx answers")
                 rps[mode].append(result["rps"])
@@ -121,14 +156,12 @@ def main() -> None:
         for server in reversed(servers):
             server.stop()
     off_rps, on_rps = statistics.median(rps["off"]), statistics.median(rps["on"])
-    print(f"\nGovernance cost, {args.rounds} alternating rounds of {args.duration}s, unary @32 conns, 1 worker\n")
+    print(f"\n{args.scenario}: {args.rounds} alternating rounds of {args.duration}s, unary @32 conns, 1 worker\n")
     print("| gateway | req/s per round | median req/s | gateway CPU per request (median) |")
     print("|---|---|---|---|")
-    for mode, label in (("off", "governance off"), ("on", "governance on (approved + groups + key list + expiry)")):
+    for mode, name in (("off", f"{args.scenario} off"), ("on", label)):
         rounds = ", ".join(f"{r:,.0f}" for r in rps[mode])
-        print(
-            f"| {label} | {rounds} | {statistics.median(rps[mode]):,.0f} | {statistics.median(cpu_us[mode]):.0f} µs |"
-        )
+        print(f"| {name} | {rounds} | {statistics.median(rps[mode]):,.0f} | {statistics.median(cpu_us[mode]):.0f} µs |")
     off_cpu, on_cpu = statistics.median(cpu_us["off"]), statistics.median(cpu_us["on"])
     print(f"\nreq/s difference: {(on_rps - off_rps) / off_rps * 100:+.1f}% (bar: within -5%)")
     print(f"CPU per request difference: {(on_cpu - off_cpu) / off_cpu * 100:+.1f}% (less sensitive to other load)")
