@@ -77,10 +77,10 @@ def main() -> None:
     )
     raw_s, raw_rows = timed(lambda: store._conn.execute(raw_sql, (month.start, month.end)).fetchall(), repeat=1)
     assert sum(r["requests"] for r in rows) == sum(r[2] for r in raw_rows) == count
-    print(f"\nUsage query over {count:,} rows ({hourly:,} hourly rollup rows): a month by day x model\n")
+    print(f"\nUsage query over {count:,} rows ({hourly:,} rows in the hourly rollup): a month by day x model\n")
     print("| path | median time | groups |")
     print("|---|---|---|")
-    print(f"| hourly rollup (the gateway, with p50/p95) | {rollup_s * 1000:,.0f} ms | {len(rows)} |")
+    print(f"| {source} rollup (the gateway, with p50/p95) | {rollup_s * 1000:,.0f} ms | {len(rows)} |")
     print(f"| raw rows, GROUP BY over the (ts) index (sums only) | {raw_s * 1000:,.0f} ms | {len(raw_rows)} |")
     store.close()
 

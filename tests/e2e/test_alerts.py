@@ -75,6 +75,7 @@ alerts:
     yield server, receiver
     server.stop()
     receiver.server.shutdown()
+    receiver.server.server_close()
 
 
 def test_budget_thresholds_fire_once_each_signed_and_retried(setup) -> None:
@@ -116,8 +117,11 @@ def test_budget_thresholds_fire_once_each_signed_and_retried(setup) -> None:
     attempts = [d for a in log for d in a["deliveries"]]
     assert any(d["status"] == 500 for d in attempts) and sum(d["status"] == 200 for d in attempts) == 3
 
-    metrics = httpx.get(f"{server.base}/metrics").text
+    # Two workers publish their counters to each other once a second.
+    deadline = time.monotonic() + 5
+    while 'router_cost_usd_total{group="grp_' not in (metrics := httpx.get(f"{server.base}/metrics").text):
+        assert time.monotonic() < deadline, metrics
+        time.sleep(0.2)
     assert 'router_budget_limit_usd{budget="group:Budgeted"} 0.2' in metrics
     assert 'router_budget_remaining_usd{budget="group:Budgeted"}' in metrics
     assert "nobody@corp.test" not in metrics  # a budget that names nothing is not exported
-    assert 'router_cost_usd_total{group="grp_' in metrics

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import json
 import os
 import signal
 import sqlite3
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -67,14 +69,15 @@ def body(max_tokens: int = 10, ttft_ms: int = 0, stream: bool = False, **extra) 
     return json.dumps(payload).encode()
 
 
-async def fire(base: str, key: str, payload: bytes, n: int) -> list[int]:
+def fire(base: str, key: str, payload: bytes, n: int) -> list[int]:
+    """`n` requests at once (one thread each), their statuses in order."""
     limits = httpx.Limits(max_connections=n + 10, max_keepalive_connections=n + 10)
     headers = {"authorization": f"Bearer {key}", "content-type": "application/json"}
-    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
-        responses = await asyncio.gather(
-            *(client.post(f"{base}/v1/chat/completions", content=payload, headers=headers) for _ in range(n))
-        )
-    return [r.status_code for r in responses]
+    with httpx.Client(limits=limits, timeout=60) as client, ThreadPoolExecutor(max_workers=n) as pool:
+        futures = [
+            pool.submit(client.post, f"{base}/v1/chat/completions", content=payload, headers=headers) for _ in range(n)
+        ]
+        return [f.result().status_code for f in futures]
 
 
 def recorded_spend(gw: Gateway, key_id: str) -> float:
@@ -83,11 +86,11 @@ def recorded_spend(gw: Gateway, key_id: str) -> float:
 
 
 def test_200_concurrent_requests_against_room_for_50(gw: Gateway, mock: MockControl) -> None:
-    payload = body(max_tokens=10, ttft_ms=1500)
+    payload = body(max_tokens=10, ttft_ms=4000)
     reservation = len(payload) + 10  # micro-dollars: every body byte as a prompt token, plus max_tokens
     limit = 50.5 * reservation / 1e6
     created = gw.key(monthly_limit=limit)
-    statuses = asyncio.run(fire(gw.base, created["key"], payload, 200))
+    statuses = fire(gw.base, created["key"], payload, 200)
     ok = statuses.count(200)
     assert statuses.count(402) == 200 - ok
     # Every request that fit was forwarded, and only those.
@@ -118,7 +121,7 @@ def test_limits_apply_across_requests_and_the_key_shows_its_budget(gw: Gateway) 
     created = gw.key(monthly_limit=3 * reservation / 1e6)
     statuses: list[int] = []
     while 402 not in statuses and len(statuses) < 100:
-        statuses += asyncio.run(fire(gw.base, created["key"], payload, 1))
+        statuses += fire(gw.base, created["key"], payload, 1)
     # Each answer costs less than its reservation, so more than three fit; then the limit holds.
     assert statuses.count(200) > 3 and statuses[-1] == 402
     usage_rows(gw.server, f"key_id = '{created['id']}' AND status = 200", expect=statuses.count(200))
@@ -201,18 +204,16 @@ def test_a_crash_leaks_no_reservation_and_restart_reconciles(mock_server: Server
     )
     usage_rows(gateway.server, f"key_id = '{paid['id']}'")
 
-    async def hold_three() -> list[int]:
-        tasks = [asyncio.create_task(fire(gateway.base, created["key"], payload, 1)) for _ in range(3)]
-        await asyncio.sleep(1.5)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        in_flight = [pool.submit(fire, gateway.base, created["key"], payload, 1) for _ in range(3)]
+        time.sleep(2.0)
         # The budget is fully reserved by the three streams in flight.
-        assert (await fire(gateway.base, created["key"], payload, 1)) == [402]
+        assert fire(gateway.base, created["key"], payload, 1) == [402]
         os.killpg(gateway.server.proc.pid, signal.SIGKILL)  # the whole server, workers included, mid-flight
-        results = await asyncio.gather(*tasks, return_exceptions=True)
-        return [r for r in results if not isinstance(r, BaseException)]
-
-    asyncio.run(hold_three())
+        for future in in_flight:
+            with contextlib.suppress(httpx.HTTPError):
+                future.result()
     gateway.server.stop()
-    spent_before = gateway_spend = None
     with sqlite3.connect(gateway.env["ROUTER_DB"]) as conn:
         gateway_spend = dict(conn.execute("SELECT budget, amount FROM spend").fetchall())
     spent_before = gateway_spend.get(f"key:{paid['id']}")
@@ -225,7 +226,7 @@ def test_a_crash_leaks_no_reservation_and_restart_reconciles(mock_server: Server
         # Every reservation was released: three more fit.
         quick = body(max_tokens=10, stream=True)
         assert len(quick) <= len(payload)
-        assert asyncio.run(fire(restarted.base, created["key"], quick, 3)) == [200, 200, 200]
+        assert fire(restarted.base, created["key"], quick, 3) == [200, 200, 200]
         # The stored and in-memory counters agree after the restart.
         paid_view = restarted.manage("GET", f"/apikey/{paid['id']}")
         assert paid_view["budget"]["spent"] == pytest.approx(spent_before / 1e6)
