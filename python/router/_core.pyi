@@ -95,10 +95,18 @@ class Transcoder:
     """
 
     def __new__(
-        cls, upstream: str, caller: str, model: str, created: int, input_tokens: int = 0, include_usage: bool = True
+        cls,
+        upstream: str,
+        caller: str,
+        model: str,
+        created: int,
+        input_tokens: int = 0,
+        include_usage: bool = True,
+        json_tool: str | None = None,
     ) -> Self:
         """`model` is shown to the caller; `input_tokens` is the estimate Anthropic callers see in
-        `message_start` until the upstream reports the real count; `include_usage` adds OpenAI's usage chunk."""
+        `message_start` until the upstream reports the real count; `include_usage` adds OpenAI's usage chunk;
+        `json_tool` names a forced tool whose arguments are the structured answer, passed on as text."""
     def feed(self, chunk: bytes) -> bytes:
         """Translate every event `chunk` completes; b"" once the stream is done, failed or malformed."""
     def fail(self, kind: str, message: str) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from ..config import Config, ModelConfig
-from ..providers import OpenAICompatProvider
+from ..providers import OpenAICompatProvider, make_provider
 
 
 class ModelInfo(msgspec.Struct, omit_defaults=False):
@@ -65,7 +65,7 @@ class Model:
 class Catalog:
     def __init__(self, config: Config, created: int) -> None:
         self.providers = {
-            name: OpenAICompatProvider(name, pc, config.timeouts_for(name)) for name, pc in config.providers.items()
+            name: make_provider(name, pc, config.timeouts_for(name)) for name, pc in config.providers.items()
         }
         self.models = {m.id: Model(m, self.providers[m.id.partition("/")[0]]) for m in config.models}
         self.models_list_body = msgspec.json.encode(

@@ -7,29 +7,18 @@ import os
 import time
 from typing import Any
 
-import msgspec
 from granian.rsgi import HTTPProtocol, Scope
 
 from ..errors import GatewayError, PayloadTooLarge, UnsupportedMediaType
+from ..protocols.errors import Api, error_body, error_status
 
 JSON = "application/json"
 REQUEST_ID = "x-request-id"
 OVERHEAD = "x-router-overhead-ms"
 
 
-class ErrorDetail(msgspec.Struct, omit_defaults=False):
-    message: str
-    type: str
-    param: str | None
-    code: str | None
-
-
-class ErrorBody(msgspec.Struct):
-    error: ErrorDetail
-
-
 def openai_error_body(exc: GatewayError) -> bytes:
-    return msgspec.json.encode(ErrorBody(ErrorDetail(exc.message, exc.type, exc.param, exc.code)))
+    return error_body(exc, "openai")
 
 
 class RequestIds:
@@ -50,7 +39,7 @@ class Exchange:
     """What the handlers of one request share: ids, timings, the outcome to log, and response helpers."""
 
     __slots__ = (
-        "cached_tokens", "completion_tokens", "endpoint", "error_type", "headers", "key_id", "model",
+        "api", "cached_tokens", "completion_tokens", "endpoint", "error_type", "headers", "key_id", "model",
         "prompt_tokens", "proto", "provider", "request_id", "responded", "scope", "started", "status",
         "stream", "ttft", "upstream_seconds",
     )  # fmt: skip
@@ -74,6 +63,8 @@ class Exchange:
         self.completion_tokens: int | None = None
         self.cached_tokens: int | None = None
         self.error_type: str | None = None
+        # Which API's error shape the caller expects.
+        self.api: Api = "openai"
 
     # -- request ------------------------------------------------------------------------------------
 
@@ -136,7 +127,8 @@ class Exchange:
 
     def send_error(self, exc: GatewayError) -> None:
         self.error_type = exc.code or exc.type
-        self.send_bytes(exc.status, openai_error_body(exc), JSON, exc.headers)
+        body = error_body(exc, self.api, self.request_id if self.api == "anthropic" else None)
+        self.send_bytes(error_status(exc, self.api), body, JSON, exc.headers)
 
     def start_stream(self, status: int, extra: list[tuple[str, str]]) -> Any:
         self.status = status

@@ -49,6 +49,12 @@ async def chat_completions(app: App, ex: Exchange) -> None:
     body, fields = await _authenticated_body(app, ex)
     request = rq.validate_chat(body)
     model = _resolve(app, ex, request.model, "chat")
+    if model.provider.api != "chat":
+        from .translating import forward  # translating imports this module's helpers
+
+        include_usage = bool(request.stream_options and request.stream_options.include_usage)
+        await forward(ex, model, "chat", body, fields, bool(request.stream), 0, include_usage, None)
+        return
 
     fields["model"] = model.upstream_name_json
     if not request.stream:

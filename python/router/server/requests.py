@@ -6,13 +6,13 @@ provider-specific extensions) is forwarded byte for byte and never decoded.
 
 from __future__ import annotations
 
-from typing import Literal, TypeVar
+from typing import Literal
 
 import msgspec
 
 from ..errors import InvalidRequest
+from ..protocols.validation import validate as _validate
 
-T = TypeVar("T")
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 
 
@@ -55,25 +55,6 @@ def decode_fields(body: bytes) -> dict[str, msgspec.Raw]:
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_json") from None
     except msgspec.DecodeError as exc:
         raise InvalidRequest(f"The request body is not valid JSON: {exc}.", code="invalid_json") from None
-
-
-def _validate(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
-    try:
-        return decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        text = str(exc)
-        message, sep, where = text.rpartition(" - at `$")
-        if not sep:
-            message, where = text, ""
-        param = where.rstrip("`").lstrip(".") or None
-        if message.startswith("Object missing required field"):
-            field = message.rpartition("`")[0].rpartition("`")[2]
-            param = f"{param}.{field}" if param else field
-            raise InvalidRequest(
-                f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
-            ) from None
-        target = f"Invalid value for '{param}': " if param else "Invalid request: "
-        raise InvalidRequest(target + message.replace("`", "'") + ".", param=param, code="invalid_type") from None
 
 
 def validate_chat(body: bytes) -> ChatRequest:

@@ -106,6 +106,9 @@ pub struct Options {
     pub input_tokens_estimate: u64,
     /// Emit OpenAI's usage chunk before `[DONE]` (chat callers' `stream_options.include_usage`).
     pub include_usage: bool,
+    /// A forced tool that carries structured output (Anthropic upstreams with `response_format`): its
+    /// arguments reach the caller as text, and its `tool_use` stop as a normal end of turn.
+    pub json_tool: Option<String>,
 }
 
 /// Counts of what went through, for the gateway's metrics and checks.
@@ -131,10 +134,20 @@ pub struct Transcoder {
 
 impl Transcoder {
     pub fn new(upstream: Api, caller: Api, options: Options) -> Self {
+        let json_tool = options.json_tool.clone();
         let sink: Box<dyn Sink> = match caller {
             Api::Chat => Box::new(chat::ChatEncoder::new(options)),
             Api::Messages => Box::new(messages::MessagesEncoder::new(options)),
             Api::Responses => Box::new(responses::ResponsesEncoder::new(options)),
+        };
+        let sink = match json_tool {
+            Some(name) => Box::new(JsonTool {
+                inner: sink,
+                name,
+                active: false,
+                other_tools: false,
+            }),
+            None => sink,
         };
         Self {
             parser: SseParser::new(),
@@ -200,6 +213,64 @@ impl Transcoder {
     /// The upstream's (or `fail`'s) error: `(type, message)`.
     pub fn error(&self) -> Option<(&str, &str)> {
         self.error.as_ref().map(|(k, m)| (k.as_str(), m.as_str()))
+    }
+}
+
+/// Turns the structured-output tool call back into text (see [`Options::json_tool`]).
+struct JsonTool {
+    inner: Box<dyn Sink>,
+    name: String,
+    /// The structured-output call is streaming.
+    active: bool,
+    /// Real tool calls were forwarded, so a `tool_use` stop is still one.
+    other_tools: bool,
+}
+
+impl Sink for JsonTool {
+    fn start(&mut self, out: &mut Vec<u8>, id: &str, usage: &Usage) {
+        self.inner.start(out, id, usage);
+    }
+    fn text(&mut self, out: &mut Vec<u8>, text: &str) {
+        self.inner.text(out, text);
+    }
+    fn thinking(&mut self, out: &mut Vec<u8>, text: &str) {
+        self.inner.thinking(out, text);
+    }
+    fn signature(&mut self, out: &mut Vec<u8>, signature: &str) {
+        self.inner.signature(out, signature);
+    }
+    fn redacted_thinking(&mut self, out: &mut Vec<u8>, data: &str) {
+        self.inner.redacted_thinking(out, data);
+    }
+    fn tool_start(&mut self, out: &mut Vec<u8>, id: &str, name: &str) {
+        self.active = name == self.name;
+        if !self.active {
+            self.other_tools = true;
+            self.inner.tool_start(out, id, name);
+        }
+    }
+    fn tool_args(&mut self, out: &mut Vec<u8>, fragment: &str) {
+        if self.active {
+            self.inner.text(out, fragment);
+        } else {
+            self.inner.tool_args(out, fragment);
+        }
+    }
+    fn block_end(&mut self, out: &mut Vec<u8>) {
+        self.inner.block_end(out);
+    }
+    fn stop(&mut self, out: &mut Vec<u8>, reason: Stop) {
+        let reason = match reason {
+            Stop::ToolUse if !self.other_tools => Stop::EndTurn,
+            other => other,
+        };
+        self.inner.stop(out, reason);
+    }
+    fn end(&mut self, out: &mut Vec<u8>, usage: &Usage) {
+        self.inner.end(out, usage);
+    }
+    fn error(&mut self, out: &mut Vec<u8>, kind: &str, message: &str) {
+        self.inner.error(out, kind, message);
     }
 }
 

@@ -22,7 +22,7 @@ fn api(name: &str) -> PyResult<Api> {
 #[pymethods]
 impl PyTranscoder {
     #[new]
-    #[pyo3(signature = (upstream, caller, model, created, input_tokens = 0, include_usage = true))]
+    #[pyo3(signature = (upstream, caller, model, created, input_tokens = 0, include_usage = true, json_tool = None))]
     fn new(
         upstream: &str,
         caller: &str,
@@ -30,12 +30,14 @@ impl PyTranscoder {
         created: u64,
         input_tokens: u64,
         include_usage: bool,
+        json_tool: Option<String>,
     ) -> PyResult<Self> {
         let options = Options {
             model,
             created,
             input_tokens_estimate: input_tokens,
             include_usage,
+            json_tool,
         };
         Ok(Self(Transcoder::new(api(upstream)?, api(caller)?, options)))
     }

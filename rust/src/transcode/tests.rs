@@ -25,6 +25,7 @@ fn options() -> Options {
         created: 1_700_000_123,
         input_tokens_estimate: 42,
         include_usage: true,
+        json_tool: None,
     }
 }
 
@@ -188,6 +189,18 @@ fn without_include_usage_chat_callers_get_no_usage_chunk() {
     assert!(!text.contains("\"usage\""));
     assert!(text.ends_with("\"finish_reason\":\"tool_calls\"}]}\n\ndata: [DONE]\n\n"));
     assert_eq!(t.usage().output, Some(30));
+}
+
+#[test]
+fn the_structured_output_tool_reaches_the_caller_as_text() {
+    let mut opts = options();
+    opts.json_tool = Some("get_time".into());
+    let mut t = Transcoder::new(Api::Messages, Api::Chat, opts);
+    let text = String::from_utf8(t.feed(&upstream_bytes("messages"))).unwrap();
+    assert!(text.contains(r#""delta":{"content":"{\"zone\":\"CET\"}"}"#));
+    assert!(!text.contains("get_time"));
+    // The other tool call is still a tool call, so the turn still ends for tools.
+    assert!(text.contains(r#""finish_reason":"tool_calls""#));
 }
 
 proptest! {

@@ -1,0 +1,196 @@
+"""The Anthropic Messages and OpenAI Responses endpoints, and forwarding any caller API to any upstream API.
+
+When caller and upstream speak the same API the body goes through with only the model swapped (streams are
+still read by the Rust Transcoder, which observes usage). Otherwise the request is translated in Python
+(`protocols.to_upstream`), a whole answer back in Python (`protocols.to_caller`), and a stream in Rust
+(`router._core.Transcoder`): Python only hands it bytes and writes out what it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from pyreqwest import exceptions as rq
+
+from .._core import Transcoder
+from ..errors import UpstreamError
+from ..protocols import anthropic, responses
+from ..protocols.to_caller import translate_reply, usage_of
+from ..protocols.to_upstream import Plan, translate_request
+from ..providers.transport import upstream_failure
+from ..routing import Model
+from . import requests as rq_shapes
+from .exchange import JSON, Exchange
+from .handlers import _authenticated_body, _resolve
+
+if TYPE_CHECKING:
+    from .app import App
+
+# Client headers an Anthropic upstream needs to see (beta features, API version pinning).
+_ANTHROPIC_PASSTHROUGH = ("anthropic-beta", "anthropic-version")
+
+
+async def messages(app: App, ex: Exchange) -> None:
+    ex.api = "anthropic"
+    body, fields = await _authenticated_body(app, ex)
+    request = anthropic.validate_messages(body)
+    model = _resolve(app, ex, request.model, "chat")
+    extra = None
+    if model.provider.api == "messages":
+        extra = {name: value for name in _ANTHROPIC_PASSTHROUGH if (value := ex.headers.get(name))}
+    estimate = anthropic.estimate_input_tokens(request)
+    await forward(ex, model, "messages", body, fields, bool(request.stream), estimate, True, extra)
+
+
+async def count_tokens(app: App, ex: Exchange) -> None:
+    """An estimate (see `protocols.anthropic.estimate_input_tokens`); never sent upstream."""
+    ex.api = "anthropic"
+    body, _ = await _authenticated_body(app, ex)
+    request = anthropic.validate_count_tokens(body)
+    _resolve(app, ex, request.model, "chat")
+    ex.send_bytes(200, b'{"input_tokens":%d}' % anthropic.estimate_input_tokens(request), JSON)
+
+
+async def responses_create(app: App, ex: Exchange) -> None:
+    body, fields = await _authenticated_body(app, ex)
+    request = responses.validate_responses(body)
+    model = _resolve(app, ex, request.model, "chat")
+    await forward(ex, model, "responses", body, fields, bool(request.stream), 0, True, None)
+
+
+def _price(model: Model, completion: dict[str, Any]) -> float | None:
+    """USD for one hub completion at the model's configured prices (the Responses `usage.cost` extension)."""
+    prices = model.config.prices
+    usage = completion.get("usage") or {}
+    prompt = usage.get("prompt_tokens") or 0
+    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
+    cached_price = prices.cached_input if prices.cached_input is not None else prices.input
+    output = usage.get("completion_tokens") or 0
+    return ((prompt - cached) * prices.input + cached * cached_price + output * prices.output) / 1e6
+
+
+async def forward(
+    ex: Exchange,
+    model: Model,
+    caller: str,
+    body: bytes,
+    fields: dict[str, msgspec.Raw],
+    stream: bool,
+    input_estimate: int,
+    include_usage: bool,
+    extra: dict[str, str] | None,
+) -> None:
+    """Send a validated ``caller``-API request to the model's upstream and answer in the caller's API."""
+    upstream = model.provider.api
+    plan = Plan()
+    if caller == upstream:
+        fields["model"] = model.upstream_name_json
+        upstream_body = rq_shapes.encode_fields(fields)
+    else:
+        request = msgspec.json.decode(body)
+        translated, plan = translate_request(request, caller, upstream, model.config.max_output_tokens)
+        translated["model"] = model.upstream_name
+        if stream:
+            translated["stream"] = True
+            if upstream == "chat":
+                translated["stream_options"] = {"include_usage": True}
+        upstream_body = msgspec.json.encode(translated)
+    if stream:
+        ex.stream = True
+        transcoder = Transcoder(
+            upstream, caller, model.id, int(time.time()), input_estimate, include_usage, plan.json_tool
+        )
+        await _stream(ex, model, upstream_body, transcoder, extra)
+    else:
+        await _unary(ex, model, caller, upstream_body, plan, extra)
+
+
+async def _unary(
+    ex: Exchange, model: Model, caller: str, body: bytes, plan: Plan, extra: dict[str, str] | None
+) -> None:
+    provider = model.provider
+    sent = time.perf_counter()
+    try:
+        response, data = await provider.post(model.urls["chat"], body, ex.request_id, extra)
+    except (rq.PyreqwestError, TimeoutError) as exc:
+        raise upstream_failure(exc, provider.name) from None
+    finally:
+        ex.upstream_seconds = time.perf_counter() - sent
+    if response.status != 200:
+        raise provider.error_from_status(response.status, data, response.get_header("retry-after"))
+    try:
+        reply = msgspec.json.decode(data)
+        if not isinstance(reply, dict):
+            raise msgspec.DecodeError("not an object")
+        if caller != provider.api:
+            reply = translate_reply(reply, provider.api, caller, model.id, plan, lambda c: _price(model, c))
+            data = msgspec.json.encode(reply)
+    except (msgspec.DecodeError, KeyError, TypeError, AttributeError):
+        raise UpstreamError(
+            f"Upstream provider '{provider.name}' returned an invalid JSON response.", code="upstream_invalid_response"
+        ) from None
+    ex.prompt_tokens, ex.completion_tokens, ex.cached_tokens = usage_of(reply, caller)
+    ex.send_bytes(200, data, JSON)
+
+
+async def _stream(
+    ex: Exchange, model: Model, body: bytes, transcoder: Transcoder, extra: dict[str, str] | None
+) -> None:
+    provider = model.provider
+    idle = provider.timeouts.idle_read
+    loop = asyncio.get_running_loop()
+    # As in proxy.forward_stream: a client that leaves cancels this task, which drops the upstream connection.
+    task = asyncio.current_task()
+    assert task is not None
+    ended = False
+    watch = asyncio.ensure_future(ex.proto.client_disconnect())
+    watch.add_done_callback(lambda w: None if ended or w.cancelled() else task.cancel())
+    sent = time.perf_counter()
+    try:
+        async with provider.stream(model.urls["chat"], body, ex.request_id, extra) as response:
+            if response.status != 200:
+                data = bytes(await response.bytes())
+                raise provider.error_from_status(response.status, data, response.get_header("retry-after"))
+            ex.upstream_seconds = time.perf_counter() - sent
+            transport = ex.start_stream(200, [("cache-control", "no-cache"), ("x-accel-buffering", "no")])
+            reader = response.body_reader
+            try:
+                async with asyncio.timeout(idle) as deadline:
+                    while (chunk := await reader.read_chunk()) is not None:
+                        out = transcoder.feed(bytes(chunk))
+                        if out:
+                            if ex.ttft is None and transcoder.deltas:
+                                ex.ttft = time.perf_counter() - ex.started
+                            await transport.send_bytes(out)
+                        if transcoder.malformed:
+                            raise UpstreamError(
+                                f"Upstream provider '{provider.name}' sent a malformed stream event.",
+                                code="upstream_invalid_stream",
+                            )
+                        if transcoder.done or transcoder.error is not None:
+                            break
+                        deadline.reschedule(loop.time() + idle)
+                if transcoder.error is not None:
+                    ex.error_type = transcoder.error[0]
+                elif not transcoder.done:
+                    raise UpstreamError(
+                        f"Upstream provider '{provider.name}' ended the stream before it was complete.",
+                        code="upstream_stream_incomplete",
+                    )
+            except (rq.PyreqwestError, TimeoutError, UpstreamError) as exc:
+                failure = exc if isinstance(exc, UpstreamError) else upstream_failure(exc, provider.name)
+                ex.error_type = failure.code
+                await transport.send_bytes(transcoder.fail(failure.code or failure.type, failure.message))
+            finally:
+                ex.prompt_tokens = transcoder.prompt_tokens
+                ex.completion_tokens = transcoder.completion_tokens
+                ex.cached_tokens = transcoder.cached_tokens
+    except (rq.PyreqwestError, TimeoutError) as exc:
+        raise upstream_failure(exc, provider.name) from None
+    finally:
+        ended = True
+        watch.cancel()
+        ex.upstream_seconds = time.perf_counter() - sent
