@@ -127,7 +127,10 @@ async def _unary(
             raise msgspec.DecodeError("not an object")
         if caller != provider.api:
             reply = translate_reply(reply, provider.api, caller, model.id, plan, lambda c: _price(model, c))
-            data = msgspec.json.encode(reply)
+        else:
+            # The caller named the gateway's model id; streams (re-encoded by the transcoder) show it too.
+            reply["model"] = model.id
+        data = msgspec.json.encode(reply)
     except (msgspec.DecodeError, KeyError, TypeError, AttributeError):
         raise UpstreamError(
             f"Upstream provider '{provider.name}' returned an invalid JSON response.", code="upstream_invalid_response"

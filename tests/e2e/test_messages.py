@@ -1,0 +1,291 @@
+"""/v1/messages and /v1/messages/count_tokens with the official anthropic SDK, against every upstream kind."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import anthropic
+import httpx
+import pytest
+
+from servers import Server, create_key, gateway_env, start_gateway, usage_rows
+
+# One model per upstream wire format, all served by the mock (see python/router/demo.yaml).
+MODELS = ["anthropic/claude-sonnet-4-5", "mock/gpt-4o", "openai-responses/gpt-4o"]
+HELLO = [{"role": "user", "content": "Say hello to the gateway"}]
+TOOLS = [
+    {
+        "name": "get_weather",
+        "description": "Weather for a city",
+        "input_schema": {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}}},
+    },
+    {"name": "get_time", "input_schema": {"type": "object", "properties": {"zone": {"type": "string"}}}},
+]
+THINKING = {"type": "enabled", "budget_tokens": 1024}
+
+FAULTS_CONFIG = """
+providers:
+  anthropic:
+    kind: anthropic
+    base_url: env:ROUTER_MOCK_URL
+    api_key: mock-upstream-key
+  mock:
+    base_url: env:ROUTER_MOCK_URL
+    api_key: mock-upstream-key
+models:
+  - id: anthropic/overloaded
+    upstream_model: claude@fail=529
+  - id: anthropic/limited
+    upstream_model: claude@fail=429@retry_after=7
+  - id: mock/overloaded
+    upstream_model: gpt-4o@fail=503
+  - id: anthropic/cut
+    upstream_model: claude@fail=drop
+"""
+
+
+@pytest.fixture
+def claude(gateway: Server, api_key: str) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=gateway.base, api_key=api_key, max_retries=0, timeout=20)
+
+
+@pytest.fixture(scope="module")
+def faults_gateway(mock_server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp("faults")
+    config = root / "faults.yaml"
+    config.write_text(FAULTS_CONFIG)
+    server = start_gateway(gateway_env(root / "router.db", mock_server.base, config))
+    server.key = create_key(server.env, "faults")["key"]  # type: ignore[attr-defined]
+    yield server
+    server.stop()
+
+
+def _blocks(message: anthropic.types.Message) -> list[dict]:
+    return [block.model_dump() for block in message.content]
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_create_and_stream_agree(claude: anthropic.Anthropic, model: str, mock) -> None:
+    message = claude.messages.create(model=model, max_tokens=500, system="Be brief.", messages=HELLO)
+    assert message.type == "message" and message.role == "assistant" and message.model == model
+    assert message.stop_reason == "end_turn"
+    assert message.content[0].type == "text" and message.content[0].text.startswith("The quick brown fox")
+    assert message.usage.input_tokens > 0 and message.usage.output_tokens > 0
+    with claude.messages.stream(model=model, max_tokens=500, system="Be brief.", messages=HELLO) as stream:
+        texts = list(stream.text_stream)
+        streamed = stream.get_final_message()
+    assert len(texts) > 1, "the answer arrives token by token"
+    assert _blocks(streamed) == _blocks(message)
+    assert streamed.stop_reason == message.stop_reason
+    assert streamed.usage.output_tokens == message.usage.output_tokens
+    assert streamed.usage.input_tokens == message.usage.input_tokens
+    # The system prompt reached the upstream in its own format.
+    seen = [r for r in mock.requests() if r["path"] in ("/v1/messages", "/v1/chat/completions", "/v1/responses")]
+    assert len(seen) == 2
+    body = seen[0]["body"]
+    if seen[0]["path"] == "/v1/messages":
+        assert body["system"] == "Be brief." and seen[0]["headers"]["x-api-key"].startswith("mock-ups")
+        assert seen[0]["headers"]["anthropic-version"]
+    elif seen[0]["path"] == "/v1/chat/completions":
+        assert body["messages"][0] == {"role": "system", "content": "Be brief."}
+    else:
+        assert body["instructions"] == "Be brief."
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_streamed_tool_use_with_several_tools(claude: anthropic.Anthropic, model: str) -> None:
+    kwargs = {"model": model, "max_tokens": 500, "messages": HELLO, "tools": TOOLS, "tool_choice": {"type": "any"}}
+    with claude.messages.stream(**kwargs) as stream:
+        events = list(stream)
+        streamed = stream.get_final_message()
+    message = claude.messages.create(**kwargs)
+    assert streamed.stop_reason == message.stop_reason == "tool_use"
+    uses = [b for b in streamed.content if b.type == "tool_use"]
+    assert [(u.name, u.input) for u in uses] == [("get_weather", {"city": "mock", "days": 1}), ("get_time", {"zone": "mock"})]
+    assert _blocks(streamed) == _blocks(message)
+    # Arguments arrive as input_json_delta on sequential, distinct block indices.
+    starts = [e.index for e in events if e.type == "content_block_start"]
+    assert starts == list(range(len(starts)))
+    assert any(e.type == "content_block_delta" and e.delta.type == "input_json_delta" for e in events)
+
+
+@pytest.mark.parametrize("model", ["anthropic/claude-sonnet-4-5", "openai-responses/gpt-4o"])
+def test_thinking_streams_with_its_signature(claude: anthropic.Anthropic, model: str, mock) -> None:
+    kwargs = {"model": model, "max_tokens": 2048, "messages": HELLO, "thinking": THINKING}
+    message = claude.messages.create(**kwargs)
+    with claude.messages.stream(**kwargs) as stream:
+        thinking_deltas = [e for e in stream if e.type == "content_block_delta" and e.delta.type == "thinking_delta"]
+        streamed = stream.get_final_message()
+    assert thinking_deltas
+    assert [b.type for b in streamed.content] == ["thinking", "text"]
+    assert _blocks(streamed) == _blocks(message)
+    if model.startswith("anthropic/"):
+        # The provider's signature arrives byte for byte; it is what the client must send back.
+        assert streamed.content[0].signature.startswith("mocksig_")
+        mock.reset()
+        follow_up = [
+            *HELLO,
+            {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in streamed.content]},
+            {"role": "user", "content": "And again?"},
+        ]
+        claude.messages.create(model=model, max_tokens=2048, messages=follow_up, thinking=THINKING)
+        (seen,) = mock.requests()
+        assert seen["body"]["messages"][1]["content"][0]["signature"] == streamed.content[0].signature
+    else:
+        (upstream,) = [r for r in mock.requests() if r["path"] == "/v1/responses"][:1]
+        assert upstream["body"]["reasoning"]["effort"] == "low"  # budget 1024 → "low" per the reasoning table
+
+
+def test_tool_results_round_trip_to_an_openai_upstream(claude: anthropic.Anthropic, mock) -> None:
+    messages = [
+        *HELLO,
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "text", "text": "Checking."},
+                {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Oslo"}},
+                {"type": "tool_use", "id": "toolu_2", "name": "get_time", "input": {"zone": "CET"}},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_1", "content": "Sunny"},
+                {"type": "tool_result", "tool_use_id": "toolu_2", "content": [{"type": "text", "text": "12:00"}]},
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}},
+            ],
+        },
+    ]
+    claude.messages.create(model="mock/gpt-4o", max_tokens=100, messages=messages, tools=TOOLS)
+    (seen,) = mock.requests()
+    sent = seen["body"]["messages"]
+    assert sent[1]["tool_calls"][1] == {
+        "id": "toolu_2",
+        "type": "function",
+        "function": {"name": "get_time", "arguments": '{"zone":"CET"}'},
+    }
+    assert sent[2] == {"role": "tool", "tool_call_id": "toolu_1", "content": "Sunny"}
+    assert sent[3] == {"role": "tool", "tool_call_id": "toolu_2", "content": "12:00"}
+    assert sent[4]["content"][0]["image_url"]["url"] == "data:image/png;base64,iVBORw0KGgo="
+    assert seen["body"]["tools"][0]["function"]["parameters"] == TOOLS[0]["input_schema"]
+
+
+def test_count_tokens_is_an_estimate_and_never_goes_upstream(claude: anthropic.Anthropic, mock) -> None:
+    short = claude.messages.count_tokens(model="anthropic/claude-sonnet-4-5", messages=HELLO)
+    longer = claude.messages.count_tokens(
+        model="anthropic/claude-sonnet-4-5", messages=HELLO, system="x" * 4000, tools=TOOLS
+    )
+    assert short.input_tokens == len(HELLO[0]["content"]) // 4
+    assert longer.input_tokens > short.input_tokens + 1000
+    assert mock.count() == 0
+
+
+def test_streamed_message_start_carries_an_input_estimate(claude: anthropic.Anthropic) -> None:
+    # A chat upstream reports input tokens only at the end; Claude Code reads message_start.
+    with claude.messages.stream(model="mock/gpt-4o", max_tokens=100, messages=HELLO) as stream:
+        start = next(e for e in stream if e.type == "message_start")
+        final = stream.get_final_message()
+    assert start.message.usage.input_tokens > 0
+    assert final.usage.input_tokens > 0
+
+
+def test_usage_is_logged_for_messages(claude: anthropic.Anthropic, gateway: Server) -> None:
+    raw = claude.messages.with_raw_response.create(model="anthropic/claude-sonnet-4-5", max_tokens=50, messages=HELLO)
+    message = raw.parse()
+    request_id = raw.headers["x-request-id"]
+    (row,) = usage_rows(gateway, f"request_id = '{request_id}'")
+    assert row["endpoint"] == "messages" and row["model"] == "anthropic/claude-sonnet-4-5"
+    assert row["completion_tokens"] == message.usage.output_tokens
+    assert row["prompt_tokens"] == message.usage.input_tokens
+
+
+# --- errors: the SDK's classes, Anthropic's body shape, nothing forwarded ---
+
+
+def _anthropic_error(response: httpx.Response, status: int, kind: str) -> dict:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["type"] == "error" and body["error"]["type"] == kind, body
+    assert body["request_id"] == response.headers["x-request-id"]
+    return body["error"]
+
+
+BAD_BODIES = [
+    ({"model": "anthropic/claude-sonnet-4-5", "messages": HELLO}, "max_tokens"),
+    ({"model": "anthropic/claude-sonnet-4-5", "max_tokens": 10, "messages": [{"role": "system", "content": "x"}]}, "role"),
+    (
+        {
+            "model": "anthropic/claude-sonnet-4-5",
+            "max_tokens": 10,
+            "messages": [{"role": "user", "content": [{"type": "hologram", "text": "x"}]}],
+        },
+        "messages[0].content",
+    ),
+    (
+        {
+            "model": "mock/gpt-4o",
+            "max_tokens": 10,
+            "messages": HELLO,
+            "tools": [{"name": "t", "input_schema": {"type": "string"}}],
+        },
+        "tools.0.input_schema",
+    ),
+    (
+        {"model": "anthropic/claude-sonnet-4-5", "max_tokens": 1000, "messages": HELLO, "thinking": THINKING},
+        "budget_tokens",
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "where"), BAD_BODIES)
+def test_bad_input_gets_an_anthropic_400_and_never_reaches_upstream(gateway, api_key, mock, body, where) -> None:
+    response = httpx.post(f"{gateway.base}/v1/messages", json=body, headers={"x-api-key": api_key})
+    error = _anthropic_error(response, 400, "invalid_request_error")
+    assert where in error["message"]
+    assert mock.count() == 0
+
+
+def test_sdk_error_classes(gateway, api_key, faults_gateway, mock) -> None:
+    bad_key = anthropic.Anthropic(base_url=gateway.base, api_key="rk-" + "x" * 43, max_retries=0)
+    with pytest.raises(anthropic.AuthenticationError):
+        bad_key.messages.create(model="anthropic/claude-sonnet-4-5", max_tokens=10, messages=HELLO)
+    # Bearer works as well as x-api-key.
+    response = httpx.post(
+        f"{gateway.base}/v1/messages",
+        json={"model": "nope/nope", "max_tokens": 10, "messages": HELLO},
+        headers={"authorization": f"Bearer {api_key}"},
+    )
+    assert "nope/nope" in _anthropic_error(response, 404, "not_found_error")["message"]
+    client = anthropic.Anthropic(base_url=faults_gateway.base, api_key=faults_gateway.key, max_retries=0)
+    with pytest.raises(anthropic.RateLimitError) as limited:
+        client.messages.create(model="anthropic/limited", max_tokens=10, messages=HELLO)
+    assert limited.value.response.headers["retry-after"] == "7"
+    with pytest.raises(anthropic.OverloadedError):
+        client.messages.create(model="anthropic/overloaded", max_tokens=10, messages=HELLO)
+    with pytest.raises(anthropic.InternalServerError) as failed:
+        client.messages.create(model="mock/overloaded", max_tokens=10, messages=HELLO)
+    assert failed.value.body["type"] == "error"
+
+
+def test_upstream_overload_is_503_for_openai_callers(faults_gateway) -> None:
+    import openai
+
+    client = openai.OpenAI(base_url=f"{faults_gateway.base}/v1", api_key=faults_gateway.key, max_retries=0)
+    with pytest.raises(openai.InternalServerError) as err:
+        client.chat.completions.create(model="anthropic/overloaded", messages=HELLO)
+    assert err.value.status_code == 503
+    assert err.value.body["type"] == "overloaded_error"
+    with pytest.raises(openai.RateLimitError):
+        client.chat.completions.create(model="anthropic/limited", messages=HELLO)
+
+
+def test_a_stream_cut_upstream_ends_with_an_anthropic_error_event(faults_gateway) -> None:
+    client = anthropic.Anthropic(base_url=faults_gateway.base, api_key=faults_gateway.key, max_retries=0)
+    with (
+        pytest.raises(anthropic.APIStatusError) as err,
+        client.messages.stream(model="anthropic/cut", max_tokens=50, messages=HELLO) as stream,
+    ):
+        list(stream)
+    # The SDK raised from the `event: error` frame (an unnamed frame would have been dropped silently).
+    assert err.value.body["type"] == "error" and err.value.body["error"]["type"] == "api_error"
+    assert "Upstream provider 'anthropic'" in err.value.body["error"]["message"]
