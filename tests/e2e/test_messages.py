@@ -101,7 +101,10 @@ def test_streamed_tool_use_with_several_tools(claude: anthropic.Anthropic, model
     message = claude.messages.create(**kwargs)
     assert streamed.stop_reason == message.stop_reason == "tool_use"
     uses = [b for b in streamed.content if b.type == "tool_use"]
-    assert [(u.name, u.input) for u in uses] == [("get_weather", {"city": "mock", "days": 1}), ("get_time", {"zone": "mock"})]
+    assert [(u.name, u.input) for u in uses] == [
+        ("get_weather", {"city": "mock", "days": 1}),
+        ("get_time", {"zone": "mock"}),
+    ]
     assert _blocks(streamed) == _blocks(message)
     # Arguments arrive as input_json_delta on sequential, distinct block indices.
     starts = [e.index for e in events if e.type == "content_block_start"]
@@ -212,7 +215,10 @@ def _anthropic_error(response: httpx.Response, status: int, kind: str) -> dict:
 
 BAD_BODIES = [
     ({"model": "anthropic/claude-sonnet-4-5", "messages": HELLO}, "max_tokens"),
-    ({"model": "anthropic/claude-sonnet-4-5", "max_tokens": 10, "messages": [{"role": "system", "content": "x"}]}, "role"),
+    (
+        {"model": "anthropic/claude-sonnet-4-5", "max_tokens": 10, "messages": [{"role": "system", "content": "x"}]},
+        "role",
+    ),
     (
         {
             "model": "anthropic/claude-sonnet-4-5",
