@@ -295,3 +295,13 @@ def test_a_stream_cut_upstream_ends_with_an_anthropic_error_event(faults_gateway
     # The SDK raised from the `event: error` frame (an unnamed frame would have been dropped silently).
     assert err.value.body["type"] == "error" and err.value.body["error"]["type"] == "api_error"
     assert "Upstream provider 'anthropic'" in err.value.body["error"]["message"]
+
+
+def test_anthropic_beta_header_reaches_anthropic_upstreams_only(claude: anthropic.Anthropic, mock) -> None:
+    beta = {"anthropic-beta": "interleaved-thinking-2025-05-14", "anthropic-version": "2023-06-01"}
+    for model in ("anthropic/claude-sonnet-4-5", "mock/gpt-4o"):
+        claude.messages.create(model=model, max_tokens=10, messages=HELLO, extra_headers=beta)
+    anthropic_seen, openai_seen = mock.requests()
+    assert anthropic_seen["headers"]["anthropic-beta"] == "interleaved-thinking-2025-05-14"
+    assert anthropic_seen["headers"]["anthropic-version"] == "2023-06-01"
+    assert "anthropic-beta" not in openai_seen["headers"]

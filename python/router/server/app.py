@@ -21,7 +21,7 @@ from ..metrics import Metrics
 from ..routing import Catalog
 from ..store import UsageRow, database_url, open_store
 from ..store.usage_writer import UsageWriter
-from . import handlers, translating
+from . import handlers
 from .exchange import Exchange, RequestIds
 
 log = logging.getLogger("router.server")
@@ -34,9 +34,9 @@ CLIENT_CLOSED = 499
 ROUTES: dict[tuple[str, str], tuple[str, Handler]] = {
     ("POST", "/v1/chat/completions"): ("chat", handlers.chat_completions),
     ("POST", "/v1/embeddings"): ("embeddings", handlers.embeddings),
-    ("POST", "/v1/messages"): ("messages", translating.messages),
-    ("POST", "/v1/messages/count_tokens"): ("count_tokens", translating.count_tokens),
-    ("POST", "/v1/responses"): ("responses", translating.responses_create),
+    ("POST", "/v1/messages"): ("messages", handlers.messages),
+    ("POST", "/v1/messages/count_tokens"): ("count_tokens", handlers.count_tokens),
+    ("POST", "/v1/responses"): ("responses", handlers.responses_create),
     ("GET", "/v1/models"): ("models", handlers.list_models),
     ("GET", "/healthz"): ("healthz", handlers.healthz),
     ("GET", "/readyz"): ("readyz", handlers.readyz),

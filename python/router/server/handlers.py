@@ -8,10 +8,12 @@ import msgspec
 
 from ..errors import InvalidRequest, NotFound
 from ..metrics import CONTENT_TYPE
+from ..protocols import anthropic, responses
 from ..routing import Model
 from . import requests as rq
 from .exchange import JSON, Exchange
 from .proxy import forward_stream, forward_unary
+from .translating import forward
 
 if TYPE_CHECKING:
     from .app import App
@@ -50,8 +52,6 @@ async def chat_completions(app: App, ex: Exchange) -> None:
     request = rq.validate_chat(body)
     model = _resolve(app, ex, request.model, "chat")
     if model.provider.api != "chat":
-        from .translating import forward  # translating imports this module's helpers
-
         include_usage = bool(request.stream_options and request.stream_options.include_usage)
         await forward(ex, model, "chat", body, fields, bool(request.stream), 0, include_usage, None)
         return
@@ -66,6 +66,38 @@ async def chat_completions(app: App, ex: Exchange) -> None:
     if not client_wants_usage:
         rq.with_usage_requested(fields, request.stream_options)
     await forward_stream(ex, model, rq.encode_fields(fields), hide_usage=not client_wants_usage)
+
+
+# Client headers an Anthropic upstream needs to see (beta features, API version pinning).
+_ANTHROPIC_PASSTHROUGH = ("anthropic-beta", "anthropic-version")
+
+
+async def messages(app: App, ex: Exchange) -> None:
+    ex.api = "anthropic"
+    body, fields = await _authenticated_body(app, ex)
+    request = anthropic.validate_messages(body)
+    model = _resolve(app, ex, request.model, "chat")
+    extra = None
+    if model.provider.api == "messages":
+        extra = {name: value for name in _ANTHROPIC_PASSTHROUGH if (value := ex.headers.get(name))}
+    estimate = anthropic.estimate_input_tokens(request)
+    await forward(ex, model, "messages", body, fields, bool(request.stream), estimate, True, extra)
+
+
+async def count_tokens(app: App, ex: Exchange) -> None:
+    """An estimate (see `protocols.anthropic.estimate_input_tokens`); never sent upstream."""
+    ex.api = "anthropic"
+    body, _ = await _authenticated_body(app, ex)
+    request = anthropic.validate_count_tokens(body)
+    _resolve(app, ex, request.model, "chat")
+    ex.send_bytes(200, b'{"input_tokens":%d}' % anthropic.estimate_input_tokens(request), JSON)
+
+
+async def responses_create(app: App, ex: Exchange) -> None:
+    body, fields = await _authenticated_body(app, ex)
+    request = responses.validate_responses(body)
+    model = _resolve(app, ex, request.model, "chat")
+    await forward(ex, model, "responses", body, fields, bool(request.stream), 0, True, None)
 
 
 async def embeddings(app: App, ex: Exchange) -> None:

@@ -1,4 +1,4 @@
-"""The Anthropic Messages and OpenAI Responses endpoints, and forwarding any caller API to any upstream API.
+"""Forwarding a request in any caller API (chat, Anthropic Messages, Responses) to an upstream of any API.
 
 When caller and upstream speak the same API the body goes through with only the model swapped (streams are
 still read by the Rust Transcoder, which observes usage). Otherwise the request is translated in Python
@@ -10,55 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 from pyreqwest import exceptions as rq
 
 from .._core import Transcoder
 from ..errors import UpstreamError
-from ..protocols import anthropic, responses
 from ..protocols.to_caller import translate_reply, usage_of
 from ..protocols.to_upstream import Plan, translate_request
 from ..providers.transport import upstream_failure
 from ..routing import Model
 from . import requests as rq_shapes
 from .exchange import JSON, Exchange
-from .handlers import _authenticated_body, _resolve
-
-if TYPE_CHECKING:
-    from .app import App
-
-# Client headers an Anthropic upstream needs to see (beta features, API version pinning).
-_ANTHROPIC_PASSTHROUGH = ("anthropic-beta", "anthropic-version")
-
-
-async def messages(app: App, ex: Exchange) -> None:
-    ex.api = "anthropic"
-    body, fields = await _authenticated_body(app, ex)
-    request = anthropic.validate_messages(body)
-    model = _resolve(app, ex, request.model, "chat")
-    extra = None
-    if model.provider.api == "messages":
-        extra = {name: value for name in _ANTHROPIC_PASSTHROUGH if (value := ex.headers.get(name))}
-    estimate = anthropic.estimate_input_tokens(request)
-    await forward(ex, model, "messages", body, fields, bool(request.stream), estimate, True, extra)
-
-
-async def count_tokens(app: App, ex: Exchange) -> None:
-    """An estimate (see `protocols.anthropic.estimate_input_tokens`); never sent upstream."""
-    ex.api = "anthropic"
-    body, _ = await _authenticated_body(app, ex)
-    request = anthropic.validate_count_tokens(body)
-    _resolve(app, ex, request.model, "chat")
-    ex.send_bytes(200, b'{"input_tokens":%d}' % anthropic.estimate_input_tokens(request), JSON)
-
-
-async def responses_create(app: App, ex: Exchange) -> None:
-    body, fields = await _authenticated_body(app, ex)
-    request = responses.validate_responses(body)
-    model = _resolve(app, ex, request.model, "chat")
-    await forward(ex, model, "responses", body, fields, bool(request.stream), 0, True, None)
 
 
 def _price(model: Model, completion: dict[str, Any]) -> float | None:
