@@ -208,3 +208,10 @@ def test_chat_with_unsupported_parts_for_anthropic_is_a_400(client: openai.OpenA
         )
     assert "input_audio" in err.value.message
     assert mock.count() == 0
+
+
+@pytest.mark.parametrize(("effort", "sent"), [("max", "high"), ("min", "low"), ("10000", "high"), ("medium", "medium")])
+def test_chat_reasoning_effort_is_mapped_for_openai_upstreams(client: openai.OpenAI, mock, effort, sent) -> None:
+    client.chat.completions.create(model="mock/o3-mini", messages=HELLO, reasoning_effort=effort)
+    (seen,) = mock.requests()
+    assert seen["body"]["reasoning_effort"] == sent

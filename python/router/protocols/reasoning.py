@@ -6,6 +6,8 @@ OpenAI-style upstreams take an effort; Anthropic takes a budget, which must stay
 
 from __future__ import annotations
 
+import msgspec
+
 # Anthropic's budget for each effort; "max" is the model's output limit minus one.
 _BUDGETS = {"none": 1024, "min": 1024, "minimal": 1024, "low": 1024, "medium": 8192, "high": 16384}
 # Anthropic refuses smaller budgets.
@@ -46,3 +48,18 @@ def to_budget(value: str | int, max_tokens: int, model_max_output: int | None) -
         budget = _BUDGETS.get(value, _BUDGETS["medium"])
     budget = min(budget, max_tokens - 1)
     return budget if budget >= MIN_BUDGET else None
+
+
+_OPENAI_EFFORTS = {name: msgspec.Raw(msgspec.json.encode(name)) for name in ("low", "medium", "high")}
+
+
+def openai_effort_field(raw: msgspec.Raw) -> msgspec.Raw:
+    """A chat request's raw ``reasoning_effort`` as an OpenAI-style upstream accepts it (the value unchanged
+    when it already is one)."""
+    try:
+        value = parse(msgspec.json.decode(raw))
+    except msgspec.DecodeError:
+        return raw
+    if value is None:
+        return raw
+    return _OPENAI_EFFORTS[to_effort(value)]

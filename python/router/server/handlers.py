@@ -8,7 +8,7 @@ import msgspec
 
 from ..errors import InvalidRequest, NotFound
 from ..metrics import CONTENT_TYPE
-from ..protocols import anthropic, responses
+from ..protocols import anthropic, reasoning, responses
 from ..routing import Model
 from . import requests as rq
 from .exchange import JSON, Exchange
@@ -57,6 +57,8 @@ async def chat_completions(app: App, ex: Exchange) -> None:
         return
 
     fields["model"] = model.upstream_name_json
+    if "reasoning_effort" in fields:  # max, min, none and budgets are ours; OpenAI knows low|medium|high
+        fields["reasoning_effort"] = reasoning.openai_effort_field(fields["reasoning_effort"])
     if not request.stream:
         await forward_unary(ex, model, "chat", rq.encode_fields(fields))
         return
