@@ -305,3 +305,35 @@ def test_anthropic_beta_header_reaches_anthropic_upstreams_only(claude: anthropi
     assert anthropic_seen["headers"]["anthropic-beta"] == "interleaved-thinking-2025-05-14"
     assert anthropic_seen["headers"]["anthropic-version"] == "2023-06-01"
     assert "anthropic-beta" not in openai_seen["headers"]
+
+
+LONG_SYSTEM = "You are a careful assistant. " * 200  # ~5,800 characters: above Anthropic's cacheable minimum
+
+
+def test_auto_cache_adds_breakpoints_and_reports_cache_reads(claude: anthropic.Anthropic, mock) -> None:
+    kwargs = {"model": "anthropic/claude-sonnet-4-5", "max_tokens": 10, "system": LONG_SYSTEM, "messages": HELLO}
+    cached = claude.messages.create(**kwargs, extra_body={"requesty": {"auto_cache": True}})
+    plain = claude.messages.create(**kwargs, extra_body={"requesty": {"auto_cache": False}})
+    with_cache, without = mock.requests()
+    assert with_cache["body"]["system"] == [
+        {"type": "text", "text": LONG_SYSTEM, "cache_control": {"type": "ephemeral"}}
+    ]
+    assert with_cache["body"]["messages"][-1]["content"][-1]["cache_control"] == {"type": "ephemeral"}
+    assert "requesty" not in with_cache["body"] and "requesty" not in without["body"]
+    assert without["body"]["system"] == LONG_SYSTEM  # false never adds breakpoints
+    assert cached.usage.cache_read_input_tokens > 1000 and plain.usage.cache_read_input_tokens == 0
+    # Same prompt either way: what the cache served is no longer in input_tokens (the mock bills at least 1).
+    total = cached.usage.input_tokens + cached.usage.cache_read_input_tokens
+    assert plain.usage.input_tokens <= total <= plain.usage.input_tokens + 1
+
+
+def test_auto_cache_from_an_openai_caller(client, mock) -> None:
+    completion = client.chat.completions.create(
+        model="anthropic/claude-sonnet-4-5",
+        messages=[{"role": "system", "content": LONG_SYSTEM}, *HELLO],
+        extra_body={"requesty": {"auto_cache": True}},
+    )
+    (seen,) = mock.requests()
+    assert seen["body"]["system"][0]["cache_control"] == {"type": "ephemeral"}
+    cached = completion.usage.prompt_tokens_details.cached_tokens
+    assert cached > 1000 and completion.usage.prompt_tokens > cached  # prompt_tokens includes the cached part

@@ -57,6 +57,7 @@ async def chat_completions(app: App, ex: Exchange) -> None:
         return
 
     fields["model"] = model.upstream_name_json
+    fields.pop("requesty", None)  # gateway settings, not an OpenAI parameter
     if "reasoning_effort" in fields:  # max, min, none and budgets are ours; OpenAI knows low|medium|high
         fields["reasoning_effort"] = reasoning.openai_effort_field(fields["reasoning_effort"])
     if not request.stream:

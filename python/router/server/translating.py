@@ -17,6 +17,7 @@ from pyreqwest import exceptions as rq
 
 from .._core import Transcoder
 from ..errors import UpstreamError
+from ..protocols import caching
 from ..protocols.to_caller import translate_reply, usage_of
 from ..protocols.to_upstream import Plan, translate_request
 from ..providers.transport import upstream_failure
@@ -50,12 +51,16 @@ async def forward(
     """Send a validated ``caller``-API request to the model's upstream and answer in the caller's API."""
     upstream = model.provider.api
     plan = Plan()
-    if caller == upstream:
+    auto_cache = caching.wanted(fields.pop("requesty", None)) and upstream == "messages"
+    if caller == upstream and not auto_cache:
         fields["model"] = model.upstream_name_json
         upstream_body = rq_shapes.encode_fields(fields)
     else:
         request = msgspec.json.decode(body)
+        request.pop("requesty", None)
         translated, plan = translate_request(request, caller, upstream, model.config.max_output_tokens)
+        if auto_cache:
+            caching.add_breakpoints(translated)
         translated["model"] = model.upstream_name
         if stream:
             translated["stream"] = True
