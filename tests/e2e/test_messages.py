@@ -112,7 +112,7 @@ def test_streamed_tool_use_with_several_tools(claude: anthropic.Anthropic, model
     assert any(e.type == "content_block_delta" and e.delta.type == "input_json_delta" for e in events)
 
 
-@pytest.mark.parametrize("model", ["anthropic/claude-sonnet-4-5", "openai-responses/gpt-4o"])
+@pytest.mark.parametrize("model", MODELS)
 def test_thinking_streams_with_its_signature(claude: anthropic.Anthropic, model: str, mock) -> None:
     kwargs = {"model": model, "max_tokens": 2048, "messages": HELLO, "thinking": THINKING}
     message = claude.messages.create(**kwargs)
@@ -134,9 +134,14 @@ def test_thinking_streams_with_its_signature(claude: anthropic.Anthropic, model:
         claude.messages.create(model=model, max_tokens=2048, messages=follow_up, thinking=THINKING)
         (seen,) = mock.requests()
         assert seen["body"]["messages"][1]["content"][0]["signature"] == streamed.content[0].signature
-    else:
-        (upstream,) = [r for r in mock.requests() if r["path"] == "/v1/responses"][:1]
+    elif model.startswith("openai-responses/"):
+        upstream = mock.requests()[0]
         assert upstream["body"]["reasoning"]["effort"] == "low"  # budget 1024 → "low" per the reasoning table
+    else:
+        # A chat upstream reasons in `reasoning_content` (DeepSeek style), which has no signature to keep.
+        upstream = mock.requests()[0]
+        assert upstream["body"]["reasoning_effort"] == "low"
+        assert streamed.content[0].signature == ""
 
 
 def test_tool_results_round_trip_to_an_openai_upstream(claude: anthropic.Anthropic, mock) -> None:
@@ -262,6 +267,10 @@ def test_sdk_error_classes(gateway, api_key, faults_gateway, mock) -> None:
         headers={"authorization": f"Bearer {api_key}"},
     )
     assert "nope/nope" in _anthropic_error(response, 404, "not_found_error")["message"]
+    with pytest.raises(anthropic.NotFoundError):
+        anthropic.Anthropic(base_url=gateway.base, api_key=api_key, max_retries=0).messages.count_tokens(
+            model="nope/nope", messages=HELLO
+        )
     client = anthropic.Anthropic(base_url=faults_gateway.base, api_key=faults_gateway.key, max_retries=0)
     with pytest.raises(anthropic.RateLimitError) as limited:
         client.messages.create(model="anthropic/limited", max_tokens=10, messages=HELLO)

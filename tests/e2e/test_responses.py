@@ -140,17 +140,28 @@ def test_chat_on_translated_upstreams(client: openai.OpenAI, model: str) -> None
     assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
 
 
-def test_chat_reasoning_content_from_anthropic_thinking(client: openai.OpenAI) -> None:
-    completion = client.chat.completions.create(
-        model="anthropic/claude-sonnet-4-5", messages=HELLO, reasoning_effort="low", max_tokens=4000
+def test_chat_response_format_reaches_a_responses_upstream_as_text_format(client: openai.OpenAI, mock) -> None:
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}}
+    client.chat.completions.create(
+        model="openai-responses/gpt-4o",
+        messages=HELLO,
+        response_format={"type": "json_schema", "json_schema": {"name": "numbers", "schema": schema, "strict": True}},
     )
-    message = completion.choices[0].message
-    assert message.reasoning_content.startswith("The user wants")  # type: ignore[attr-defined]
-    stream = client.chat.completions.create(
-        model="anthropic/claude-sonnet-4-5", messages=HELLO, reasoning_effort="low", max_tokens=4000, stream=True
-    )
-    streamed = "".join(getattr(c.choices[0].delta, "reasoning_content", None) or "" for c in stream if c.choices)
-    assert streamed == message.reasoning_content  # type: ignore[attr-defined]
+    (seen,) = mock.requests()
+    assert seen["body"]["text"] == {
+        "format": {"type": "json_schema", "name": "numbers", "schema": schema, "strict": True}
+    }
+
+
+# Responses upstreams return reasoning only as a summary when asked for one (translated requests ask).
+@pytest.mark.parametrize("model", MODELS)
+def test_chat_reasoning_content_streams_like_the_whole_answer(client: openai.OpenAI, model: str) -> None:
+    kwargs = {"model": model, "messages": HELLO, "reasoning_effort": "low", "max_tokens": 4000}
+    whole = client.chat.completions.create(**kwargs).choices[0].message
+    chunks = list(client.chat.completions.create(**kwargs, stream=True))
+    streamed = "".join(getattr(c.choices[0].delta, "reasoning_content", None) or "" for c in chunks if c.choices)
+    assert streamed == whole.reasoning_content  # type: ignore[attr-defined]
+    assert whole.reasoning_content.startswith("The user wants")  # type: ignore[attr-defined]
 
 
 class Person(pydantic.BaseModel):

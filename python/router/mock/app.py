@@ -240,7 +240,11 @@ class MockApp:
         await self._send_json(scope, proto, template.render(response_id.encode(), created, prompt), fail)
 
     def _template(self, request: chat.ChatRequest, model: str, knobs: Resolved) -> chat.CompletionTemplate:
-        if knobs.echo or (request.tools and chat.selected_tools(request, knobs.tool_calls)):
+        if (
+            knobs.echo
+            or request.reasoning_effort is not None
+            or (request.tools and chat.selected_tools(request, knobs.tool_calls))
+        ):
             return chat.CompletionTemplate(model, chat.plan_reply(request, knobs))
         count, finish = chat.token_limit(request, knobs.tokens)
         key = (model, count, finish)
