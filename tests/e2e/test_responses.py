@@ -226,3 +226,10 @@ def test_chat_reasoning_effort_is_mapped_for_openai_upstreams(client: openai.Ope
     client.chat.completions.create(model="mock/o3-mini", messages=HELLO, reasoning_effort=effort)
     (seen,) = mock.requests()
     assert seen["body"]["reasoning_effort"] == sent
+
+
+def test_odd_chat_content_for_a_translated_upstream_is_a_400(client: openai.OpenAI, mock) -> None:
+    with pytest.raises(openai.BadRequestError) as err:
+        client.chat.completions.create(model="anthropic/claude-sonnet-4-5", messages=[{"role": "user", "content": [5]}])
+    assert "anthropic/claude-sonnet-4-5" in err.value.message
+    assert mock.count() == 0

@@ -54,8 +54,15 @@ def _anthropic_part_to_chat(block: Json, where: str) -> Json:
         return part
     source = block.get("source") or {}
     if kind == "image":
-        url = source.get("url") if source.get("type") == "url" else _data_url(source["media_type"], source["data"])
-        return {"type": "image_url", "image_url": {"url": url}}
+        if source.get("type") == "url":
+            return {"type": "image_url", "image_url": {"url": source.get("url") or ""}}
+        if source.get("type") == "base64" and source.get("data"):
+            url = _data_url(source.get("media_type") or "image/png", source["data"])
+            return {"type": "image_url", "image_url": {"url": url}}
+        raise InvalidRequest(
+            f"{where}: this model's provider takes images as base64 data or URLs, not '{source.get('type')}' sources.",
+            param=where,
+        )
     if kind == "document":
         if source.get("type") == "text":
             return {"type": "text", "text": source.get("data", "")}

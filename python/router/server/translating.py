@@ -16,7 +16,7 @@ import msgspec
 from pyreqwest import exceptions as rq
 
 from .._core import Transcoder
-from ..errors import UpstreamError
+from ..errors import InvalidRequest, UpstreamError
 from ..protocols import caching
 from ..protocols.to_caller import translate_reply, usage_of
 from ..protocols.to_upstream import Plan, translate_request
@@ -58,7 +58,16 @@ async def forward(
     else:
         request = msgspec.json.decode(body)
         request.pop("requesty", None)
-        translated, plan = translate_request(request, caller, upstream, model.config.max_output_tokens)
+        try:
+            translated, plan = translate_request(request, caller, upstream, model.config.max_output_tokens)
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            # Validation checks what each API promises; a shape it lets through that cannot be expressed for
+            # this upstream is still the client's to fix, not a gateway failure.
+            raise InvalidRequest(
+                f"The request cannot be translated for model '{model.id}' ({upstream} API): malformed "
+                f"content ({type(exc).__name__}: {exc}).",
+                code="untranslatable_request",
+            ) from None
         if auto_cache:
             caching.add_breakpoints(translated)
         translated["model"] = model.upstream_name
