@@ -7,7 +7,7 @@ over one keep-alive connection, alternating the routes request by request so dri
 - chat → chat        pass-through (Rust StreamTap), the baseline
 - chat → Anthropic   request translated in Python, stream by the Rust Transcoder
 - Anthropic → chat   /v1/messages caller on the OpenAI upstream
-- Anthropic → Anthropic  /v1/messages pass-through (Transcoder in identity mode)
+- Anthropic → Anthropic  /v1/messages pass-through (events passed on by the Transcoder)
 
 TTFT is measured from sending the request to receiving the first body chunk that carries a content delta.
 

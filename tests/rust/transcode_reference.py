@@ -412,6 +412,7 @@ class RefTranscoder:
         self, upstream: str, caller: str, model: str, created: int, input_tokens: int = 0, include_usage: bool = True
     ) -> None:
         self.upstream = upstream
+        self.passthrough = upstream == caller
         self.parser = RefSseParser()
         self.out = (
             ChatOut(model, created, include_usage)
@@ -435,15 +436,22 @@ class RefTranscoder:
         for event in self.parser.feed(chunk):
             if self.done or self.malformed or self.error:
                 break
+            translated: list[str] = []
             if self.upstream == "chat" and event.data == "[DONE]":
-                self._finish(parts)
-                continue
-            try:
-                data = json.loads(event.data)
-            except ValueError:
-                self.malformed = True
-                break
-            getattr(self, "_" + self.upstream)(data, parts)
+                self._finish(translated)
+            else:
+                try:
+                    data = json.loads(event.data)
+                except ValueError:
+                    self.malformed = True
+                    break
+                getattr(self, "_" + self.upstream)(data, translated)
+            if self.passthrough:
+                # Same API: the event goes on as it came, only re-framed.
+                name = f"event: {event.event}\n" if event.event else ""
+                parts.append(name + "".join(f"data: {line}\n" for line in event.data.split("\n")) + "\n")
+            else:
+                parts.extend(translated)
         return "".join(parts).encode()
 
     def _start(self, id: str, parts: list[str]) -> None:

@@ -1,9 +1,10 @@
 """Forwarding a request in any caller API (chat, Anthropic Messages, Responses) to an upstream of any API.
 
-When caller and upstream speak the same API the body goes through with only the model swapped (streams are
-still read by the Rust Transcoder, which observes usage). Otherwise the request is translated in Python
-(`protocols.to_upstream`), a whole answer back in Python (`protocols.to_caller`), and a stream in Rust
-(`router._core.Transcoder`): Python only hands it bytes and writes out what it returns.
+When caller and upstream speak the same API the body goes through with only the model swapped and the answer
+comes back as sent (streams still pass through the Rust Transcoder, which observes usage and errors).
+Otherwise the request is translated in Python (`protocols.to_upstream`), a whole answer back in Python
+(`protocols.to_caller`), and a stream in Rust (`router._core.Transcoder`): Python only hands it bytes and
+writes out what it returns.
 """
 
 from __future__ import annotations
@@ -105,10 +106,7 @@ async def _unary(
             raise msgspec.DecodeError("not an object")
         if caller != provider.api:
             reply = translate_reply(reply, provider.api, caller, model.id, plan, lambda c: _price(model, c))
-        else:
-            # The caller named the gateway's model id; streams (re-encoded by the transcoder) show it too.
-            reply["model"] = model.id
-        data = msgspec.json.encode(reply)
+            data = msgspec.json.encode(reply)
     except (msgspec.DecodeError, KeyError, TypeError, AttributeError):
         raise UpstreamError(
             f"Upstream provider '{provider.name}' returned an invalid JSON response.", code="upstream_invalid_response"

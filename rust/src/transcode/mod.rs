@@ -6,6 +6,10 @@
 //! events lives in those two halves: block and tool-call indices, the stop reason held back until usage
 //! arrives, and the cumulative usage (kept here, in Anthropic's terms: `input` excludes cached tokens).
 //!
+//! When upstream and caller speak the same API the events pass through as they came (re-framed, so provider
+//! comments are dropped), still decoded on the way for usage, completion and errors: nothing the translation
+//! would not know about (citations, server-tool blocks, new event types) is lost.
+//!
 //! Output depends only on the sequence of upstream events, never on how the bytes were split.
 mod chat;
 mod decode;
@@ -130,6 +134,7 @@ pub struct Transcoder {
     usage: Usage,
     progress: Progress,
     error: Option<(String, String)>,
+    passthrough: bool,
 }
 
 impl Transcoder {
@@ -157,6 +162,7 @@ impl Transcoder {
             usage: Usage::default(),
             progress: Progress::default(),
             error: None,
+            passthrough: upstream == caller,
         }
     }
 
@@ -168,6 +174,7 @@ impl Transcoder {
         }
         self.parser.feed_into(chunk, &mut self.events);
         let events = std::mem::take(&mut self.events);
+        let mut translated = Vec::new();
         for event in &events {
             if self.finished() {
                 break;
@@ -177,10 +184,17 @@ impl Transcoder {
                 usage: &mut self.usage,
                 progress: &mut self.progress,
                 error: &mut self.error,
-                out: &mut out,
+                out: if self.passthrough {
+                    &mut translated
+                } else {
+                    &mut out
+                },
             };
             if self.decoder.event(event, step).is_err() {
                 self.progress.malformed = true;
+            } else if self.passthrough {
+                translated.clear();
+                write_event(&mut out, event);
             }
         }
         self.events = events;
@@ -272,6 +286,21 @@ impl Sink for JsonTool {
     fn error(&mut self, out: &mut Vec<u8>, kind: &str, message: &str) {
         self.inner.error(out, kind, message);
     }
+}
+
+/// Appends `event` in SSE framing.
+fn write_event(out: &mut Vec<u8>, event: &SseEvent) {
+    if let Some(name) = &event.event {
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(name.as_bytes());
+        out.push(b'\n');
+    }
+    for line in event.data.split('\n') {
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(line.as_bytes());
+        out.push(b'\n');
+    }
+    out.push(b'\n');
 }
 
 /// Appends `s` as a JSON string literal.
