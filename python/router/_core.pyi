@@ -103,10 +103,12 @@ class Transcoder:
         input_tokens: int = 0,
         include_usage: bool = True,
         json_tool: str | None = None,
+        prices: tuple[float, float, float] | None = None,
     ) -> Self:
         """`model` is shown to the caller; `input_tokens` is the estimate Anthropic callers see in
         `message_start` until the upstream reports the real count; `include_usage` adds OpenAI's usage chunk;
-        `json_tool` names a forced tool whose arguments are the structured answer, passed on as text."""
+        `json_tool` names a forced tool whose arguments are the structured answer, passed on as text;
+        `prices` (USD per million input, output, cached input tokens) adds `usage.cost` for Responses callers."""
     def feed(self, chunk: bytes) -> bytes:
         """Translate every event `chunk` completes; b"" once the stream is done, failed or malformed."""
     def fail(self, kind: str, message: str) -> bytes:

@@ -113,11 +113,24 @@ def test_responses_reasoning_effort_becomes_an_anthropic_budget(client: openai.O
     assert reasoning.type == "reasoning" and reasoning.encrypted_content.startswith("mocksig_")
 
 
-def test_responses_usage_cost_extension(client: openai.OpenAI) -> None:
-    response = client.responses.create(model="mock/gpt-4o", input="Say hello")
-    usage = response.usage
-    # demo prices for mock/gpt-4o: $2.5 input / $10 output per million tokens.
-    assert usage.cost == pytest.approx((usage.input_tokens * 2.5 + usage.output_tokens * 10.0) / 1e6)
+# The demo's prices (USD per million input / output tokens) for each model.
+PRICES = {
+    "anthropic/claude-sonnet-4-5": (3.0, 15.0),
+    "mock/gpt-4o": (2.5, 10.0),
+    "openai-responses/gpt-4o": (2.5, 10.0),
+}
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_responses_usage_cost_extension(client: openai.OpenAI, model: str) -> None:
+    usage = client.responses.create(model=model, input="Say hello").usage
+    input_price, output_price = PRICES[model]
+    assert usage.cost == pytest.approx((usage.input_tokens * input_price + usage.output_tokens * output_price) / 1e6)
+    if model.startswith("openai-responses/"):
+        return  # a same-API stream comes back exactly as the upstream sent it
+    with client.responses.stream(model=model, input="Say hello") as stream:
+        streamed = stream.get_final_response().usage
+    assert streamed.cost == pytest.approx(usage.cost)
 
 
 @pytest.mark.parametrize("model", TRANSLATED)

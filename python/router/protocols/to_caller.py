@@ -165,7 +165,7 @@ def chat_to_anthropic(completion: Json, model: str) -> Json:
     }
 
 
-def chat_to_responses(completion: Json, model: str, cost: float | None) -> Json:
+def chat_to_responses(completion: Json, model: str) -> Json:
     choice = (completion.get("choices") or [{}])[0]
     message = choice.get("message") or {}
     base = completion.get("id", "")
@@ -210,8 +210,6 @@ def chat_to_responses(completion: Json, model: str, cost: float | None) -> Json:
         },
         "total_tokens": prompt + output_tokens,
     }
-    if cost is not None:
-        usage["cost"] = cost
     return {
         "id": response_id,
         "object": "response",
@@ -234,8 +232,8 @@ def chat_to_responses(completion: Json, model: str, cost: float | None) -> Json:
     }
 
 
-def translate_reply(body: Json, upstream: str, caller: str, model: str, plan: Plan, cost_fn: Any) -> Json:
-    """An upstream's whole answer in the caller's API. ``cost_fn(completion) -> float | None`` prices it."""
+def translate_reply(body: Json, upstream: str, caller: str, model: str, plan: Plan) -> Json:
+    """An upstream's whole answer in the caller's API."""
     if upstream == "messages":
         chat = anthropic_to_chat(body, model, plan)
     elif upstream == "responses":
@@ -246,7 +244,7 @@ def translate_reply(body: Json, upstream: str, caller: str, model: str, plan: Pl
     if caller == "messages":
         return chat_to_anthropic(chat, model)
     if caller == "responses":
-        return chat_to_responses(chat, model, cost_fn(chat))
+        return chat_to_responses(chat, model)
     # Chat callers keep `thinking_blocks`: sending them back lets the signatures reach Anthropic again.
     return chat
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 import msgspec
 from pyreqwest import exceptions as rq
@@ -27,15 +26,17 @@ from . import requests as rq_shapes
 from .exchange import JSON, Exchange
 
 
-def _price(model: Model, completion: dict[str, Any]) -> float | None:
-    """USD for one hub completion at the model's configured prices (the Responses `usage.cost` extension)."""
+def _prices(model: Model) -> tuple[float, float, float]:
+    """USD per million (input, output, cached input) tokens: what the Responses `usage.cost` extension uses."""
     prices = model.config.prices
-    usage = completion.get("usage") or {}
-    prompt = usage.get("prompt_tokens") or 0
-    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
-    cached_price = prices.cached_input if prices.cached_input is not None else prices.input
-    output = usage.get("completion_tokens") or 0
-    return ((prompt - cached) * prices.input + cached * cached_price + output * prices.output) / 1e6
+    return prices.input, prices.output, prices.cached_input if prices.cached_input is not None else prices.input
+
+
+def _cost(model: Model, prompt: int | None, output: int | None, cached: int | None) -> float:
+    """USD for one answer; `prompt` includes the `cached` tokens (OpenAI's convention)."""
+    input_price, output_price, cached_price = _prices(model)
+    uncached = (prompt or 0) - (cached or 0)
+    return (uncached * input_price + (cached or 0) * cached_price + (output or 0) * output_price) / 1e6
 
 
 async def forward(
@@ -79,8 +80,9 @@ async def forward(
         upstream_body = msgspec.json.encode(translated)
     if stream:
         ex.stream = True
+        prices = _prices(model) if caller == "responses" else None
         transcoder = Transcoder(
-            upstream, caller, model.id, int(time.time()), input_estimate, include_usage, plan.json_tool
+            upstream, caller, model.id, int(time.time()), input_estimate, include_usage, plan.json_tool, prices
         )
         await _stream(ex, model, upstream_body, transcoder, extra)
     else:
@@ -105,13 +107,17 @@ async def _unary(
         if not isinstance(reply, dict):
             raise msgspec.DecodeError("not an object")
         if caller != provider.api:
-            reply = translate_reply(reply, provider.api, caller, model.id, plan, lambda c: _price(model, c))
+            reply = translate_reply(reply, provider.api, caller, model.id, plan)
+        usage = usage_of(reply, caller)
+        if caller == "responses" and isinstance(reply.get("usage"), dict):
+            reply["usage"]["cost"] = _cost(model, *usage)
+        if caller != provider.api or caller == "responses":
             data = msgspec.json.encode(reply)
     except (msgspec.DecodeError, KeyError, TypeError, AttributeError):
         raise UpstreamError(
             f"Upstream provider '{provider.name}' returned an invalid JSON response.", code="upstream_invalid_response"
         ) from None
-    ex.prompt_tokens, ex.completion_tokens, ex.cached_tokens = usage_of(reply, caller)
+    ex.prompt_tokens, ex.completion_tokens, ex.cached_tokens = usage
     ex.send_bytes(200, data, JSON)
 
 

@@ -113,6 +113,26 @@ pub struct Options {
     /// A forced tool that carries structured output (Anthropic upstreams with `response_format`): its
     /// arguments reach the caller as text, and its `tool_use` stop as a normal end of turn.
     pub json_tool: Option<String>,
+    /// USD per million tokens (input, output, cached input): Responses callers get `usage.cost`.
+    pub prices: Option<Prices>,
+}
+
+/// A model's prices in USD per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Prices {
+    pub input: f64,
+    pub output: f64,
+    pub cached_input: f64,
+}
+
+impl Prices {
+    /// The price of `usage` in USD.
+    pub fn cost(&self, usage: &Usage) -> f64 {
+        let cached = usage.cache_read.unwrap_or(0) as f64;
+        let uncached = usage.prompt_total().unwrap_or(0) as f64 - cached;
+        let output = usage.output.unwrap_or(0) as f64;
+        (uncached * self.input + cached * self.cached_input + output * self.output) / 1e6
+    }
 }
 
 /// Counts of what went through, for the gateway's metrics and checks.

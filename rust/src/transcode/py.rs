@@ -3,7 +3,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use super::{Api, Options, Transcoder};
+use super::{Api, Options, Prices, Transcoder};
 
 const _: () = assert!(std::mem::align_of::<Transcoder>() <= 16);
 
@@ -22,7 +22,10 @@ fn api(name: &str) -> PyResult<Api> {
 #[pymethods]
 impl PyTranscoder {
     #[new]
-    #[pyo3(signature = (upstream, caller, model, created, input_tokens = 0, include_usage = true, json_tool = None))]
+    #[pyo3(signature = (
+        upstream, caller, model, created, input_tokens = 0, include_usage = true, json_tool = None, prices = None
+    ))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         upstream: &str,
         caller: &str,
@@ -31,6 +34,7 @@ impl PyTranscoder {
         input_tokens: u64,
         include_usage: bool,
         json_tool: Option<String>,
+        prices: Option<(f64, f64, f64)>,
     ) -> PyResult<Self> {
         let options = Options {
             model,
@@ -38,6 +42,11 @@ impl PyTranscoder {
             input_tokens_estimate: input_tokens,
             include_usage,
             json_tool,
+            prices: prices.map(|(input, output, cached_input)| Prices {
+                input,
+                output,
+                cached_input,
+            }),
         };
         Ok(Self(Transcoder::new(api(upstream)?, api(caller)?, options)))
     }

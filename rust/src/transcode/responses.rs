@@ -101,6 +101,11 @@ impl ResponsesEncoder {
                 push_u64(out, u.reasoning.unwrap_or(0));
                 out.extend_from_slice(b"},\"total_tokens\":");
                 push_u64(out, input + output);
+                if let Some(prices) = &self.options.prices {
+                    out.extend_from_slice(b",\"cost\":");
+                    // Writing into a Vec cannot fail.
+                    let _ = serde_json::to_writer(&mut *out, &prices.cost(u));
+                }
                 out.push(b'}');
             }
         }

@@ -26,6 +26,7 @@ fn options() -> Options {
         input_tokens_estimate: 42,
         include_usage: true,
         json_tool: None,
+        prices: None,
     }
 }
 
@@ -201,6 +202,24 @@ fn the_structured_output_tool_reaches_the_caller_as_text() {
     assert!(!text.contains("get_time"));
     // The other tool call is still a tool call, so the turn still ends for tools.
     assert!(text.contains(r#""finish_reason":"tool_calls""#));
+}
+
+#[test]
+fn responses_callers_get_the_cost_of_the_stream() {
+    let mut opts = options();
+    opts.prices = Some(Prices {
+        input: 3.0,
+        output: 15.0,
+        cached_input: 0.3,
+    });
+    let mut t = Transcoder::new(Api::Messages, Api::Responses, opts);
+    let text = String::from_utf8(t.feed(&upstream_bytes("messages"))).unwrap();
+    // 40 uncached input tokens (35 + 5 written), 10 read from the cache, 30 output tokens.
+    let cost = (40.0 * 3.0 + 10.0 * 0.3 + 30.0 * 15.0) / 1e6;
+    assert!(
+        text.contains(&format!(r#""total_tokens":80,"cost":{cost}}}"#)),
+        "{text}"
+    );
 }
 
 proptest! {
