@@ -279,6 +279,12 @@ def test_sdk_error_classes(gateway, api_key, faults_gateway, mock) -> None:
     assert limited.value.response.headers["retry-after"] == "7"
     with pytest.raises(anthropic.OverloadedError):
         client.messages.create(model="anthropic/overloaded", max_tokens=10, messages=HELLO)
+    # A stream that fails before its first byte is a JSON error with the real status, not a 200 stream.
+    with (
+        pytest.raises(anthropic.OverloadedError),
+        client.messages.stream(model="anthropic/overloaded", max_tokens=10, messages=HELLO) as stream,
+    ):
+        list(stream)
     with pytest.raises(anthropic.InternalServerError) as failed:
         client.messages.create(model="mock/overloaded", max_tokens=10, messages=HELLO)
     assert failed.value.body["type"] == "error"
