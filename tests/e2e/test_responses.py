@@ -248,3 +248,12 @@ def test_odd_chat_content_for_a_translated_upstream_is_a_400(client: openai.Open
         client.chat.completions.create(model="anthropic/claude-sonnet-4-5", messages=[{"role": "user", "content": [5]}])
     assert "anthropic/claude-sonnet-4-5" in err.value.message
     assert mock.count() == 0
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_malformed_chat_tool_schema_is_a_400_for_every_upstream(client: openai.OpenAI, mock, model: str) -> None:
+    bad = [{"type": "function", "function": {"name": "f", "parameters": {"type": "string"}}}]
+    with pytest.raises(openai.BadRequestError) as err:
+        client.chat.completions.create(model=model, messages=HELLO, tools=bad)
+    assert err.value.param == "tools[0].function.parameters"
+    assert mock.count() == 0

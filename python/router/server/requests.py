@@ -26,11 +26,23 @@ class StreamOptions(msgspec.Struct):
     include_usage: bool | None = None
 
 
+class FunctionDef(msgspec.Struct):
+    name: str
+    # A JSON schema object: only its top level is decoded, to check it describes an object.
+    parameters: dict[str, msgspec.Raw] | None = None
+
+
+class Tool(msgspec.Struct):
+    type: str
+    function: FunctionDef | None = None
+
+
 class ChatRequest(msgspec.Struct):
     model: str
     messages: list[Message]
     stream: bool | None = None
     stream_options: StreamOptions | None = None
+    tools: list[Tool] | None = None
 
 
 class EmbeddingsRequest(msgspec.Struct):
@@ -65,6 +77,23 @@ def validate_chat(body: bytes) -> ChatRequest:
         )
     if not request.model:
         raise InvalidRequest("Invalid 'model': it must be a non-empty string.", param="model", code="invalid_value")
+    for i, tool in enumerate(request.tools or ()):
+        if tool.type != "function":
+            continue
+        if tool.function is None:
+            raise InvalidRequest(
+                f"Missing required parameter: 'tools[{i}].function'.",
+                param=f"tools[{i}].function",
+                code="missing_required_parameter",
+            )
+        schema_type = (tool.function.parameters or {}).get("type")
+        if schema_type is not None and bytes(schema_type) != b'"object"':
+            raise InvalidRequest(
+                f"Invalid schema for function '{tool.function.name}': schema must be a JSON Schema of 'type: "
+                f"\"object\"', got 'type: {bytes(schema_type).decode()}'.",
+                param=f"tools[{i}].function.parameters",
+                code="invalid_function_parameters",
+            )
     return request
 
 
