@@ -155,8 +155,7 @@ async def _stream(
                                 f"Upstream provider '{provider.name}' sent a malformed stream event.",
                                 code="upstream_invalid_stream",
                             )
-                        if transcoder.done or transcoder.error is not None:
-                            break
+                        # Read on after the last event: a body read to its end keeps the connection reusable.
                         deadline.reschedule(loop.time() + idle)
                 if transcoder.error is not None:
                     ex.error_type = transcoder.error[0]
