@@ -354,3 +354,10 @@ def test_auto_cache_from_an_openai_caller(client, mock) -> None:
     assert seen["body"]["system"][0]["cache_control"] == {"type": "ephemeral"}
     cached = completion.usage.prompt_tokens_details.cached_tokens
     assert cached > 1000 and completion.usage.prompt_tokens > cached  # prompt_tokens includes the cached part
+
+
+def test_an_embeddings_model_on_messages_is_a_400(gateway, api_key, mock) -> None:
+    body = {"model": "mock/text-embedding-3-small", "max_tokens": 10, "messages": HELLO}
+    response = httpx.post(f"{gateway.base}/v1/messages", json=body, headers={"x-api-key": api_key})
+    assert "/v1/messages" in _anthropic_error(response, 400, "invalid_request_error")["message"]
+    assert mock.count() == 0

@@ -79,7 +79,7 @@ async def messages(app: App, ex: Exchange) -> None:
     ex.api = "anthropic"
     body, fields = await _authenticated_body(app, ex)
     request = anthropic.validate_messages(body)
-    model = _resolve(app, ex, request.model, "chat")
+    model = _resolve(app, ex, request.model, "messages")
     extra = None
     if model.provider.api == "messages":
         extra = {name: value for name in _ANTHROPIC_PASSTHROUGH if (value := ex.headers.get(name))}
@@ -92,14 +92,14 @@ async def count_tokens(app: App, ex: Exchange) -> None:
     ex.api = "anthropic"
     body, _ = await _authenticated_body(app, ex)
     request = anthropic.validate_count_tokens(body)
-    _resolve(app, ex, request.model, "chat")
+    _resolve(app, ex, request.model, "messages/count_tokens")
     ex.send_bytes(200, b'{"input_tokens":%d}' % anthropic.estimate_input_tokens(request), JSON)
 
 
 async def responses_create(app: App, ex: Exchange) -> None:
     body, fields = await _authenticated_body(app, ex)
     request = responses.validate_responses(body)
-    model = _resolve(app, ex, request.model, "chat")
+    model = _resolve(app, ex, request.model, "responses")
     await forward(ex, model, "responses", body, fields, bool(request.stream), 0, True, None)
 
 
