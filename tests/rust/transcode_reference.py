@@ -426,6 +426,7 @@ class RefTranscoder:
         self.error: tuple[str, str] | None = None
         self.started = False
         self.tool: int | None = None
+        self.tool_id = ""
         self.saw_tool = False
         self.deltas = 0
 
@@ -497,8 +498,9 @@ class RefTranscoder:
             for call in delta.get("tool_calls") or ():
                 index = call.get("index") or 0
                 function = call.get("function") or {}
-                if self.tool != index:
-                    self.tool = index
+                call_id = call.get("id") or ""
+                if self.tool != index or (call_id and call_id != self.tool_id):
+                    self.tool, self.tool_id = index, call_id
                     parts.append(out.tool_start(call.get("id") or "", function.get("name") or ""))
                 if function.get("arguments"):
                     self.deltas += 1

@@ -51,8 +51,9 @@ pub(crate) enum Decoder {
 #[derive(Default)]
 pub(crate) struct ChatState {
     started: bool,
-    /// The upstream index of the tool call being streamed.
+    /// The upstream index and id of the tool call being streamed.
     tool: Option<u64>,
+    tool_id: String,
 }
 
 #[derive(Default)]
@@ -242,8 +243,11 @@ fn chat_event(
             for call in delta.tool_calls.into_iter().flatten() {
                 let index = call.index.unwrap_or(0);
                 let function = call.function;
-                if state.tool != Some(index) {
+                let id = call.id.as_deref().filter(|id| !id.is_empty());
+                // A new id starts a new call even under the same index: some providers send every call as 0.
+                if state.tool != Some(index) || id.is_some_and(|id| id != state.tool_id) {
                     state.tool = Some(index);
+                    state.tool_id = id.unwrap_or("").to_owned();
                     let name = function
                         .as_ref()
                         .and_then(|f| f.name.as_deref())

@@ -193,6 +193,29 @@ fn without_include_usage_chat_callers_get_no_usage_chunk() {
 }
 
 #[test]
+fn tool_calls_all_sent_as_index_0_stay_separate() {
+    let chunk = |call: &str| {
+        format!("data: {{\"id\":\"c\",\"choices\":[{{\"index\":0,\"delta\":{{\"tool_calls\":[{call}]}}}}]}}\n\n")
+    };
+    let input = [
+        chunk(r#"{"index":0,"id":"call_a","function":{"name":"f","arguments":"{}"}}"#),
+        chunk(r#"{"index":0,"id":"call_b","function":{"name":"g","arguments":"{\"x\":"}}"#),
+        chunk(r#"{"index":0,"function":{"arguments":"1}"}}"#),
+        "data: [DONE]\n\n".to_owned(),
+    ]
+    .concat();
+    let (out, _) = run(Api::Chat, Api::Messages, &[input.as_bytes()]);
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains(r#""index":0,"content_block":{"type":"tool_use","id":"call_a","name":"f""#)
+    );
+    assert!(
+        text.contains(r#""index":1,"content_block":{"type":"tool_use","id":"call_b","name":"g""#)
+    );
+    assert!(text.contains(r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"1}"}}"#));
+}
+
+#[test]
 fn the_structured_output_tool_reaches_the_caller_as_text() {
     let mut opts = options();
     opts.json_tool = Some("get_time".into());
