@@ -361,3 +361,22 @@ def test_an_embeddings_model_on_messages_is_a_400(gateway, api_key, mock) -> Non
     response = httpx.post(f"{gateway.base}/v1/messages", json=body, headers={"x-api-key": api_key})
     assert "/v1/messages" in _anthropic_error(response, 400, "invalid_request_error")["message"]
     assert mock.count() == 0
+
+
+def test_server_tool_history_reaches_anthropic_untouched(claude: anthropic.Anthropic, mock) -> None:
+    # What Claude Code sends back after a web search: server-side blocks the gateway must not reject or rewrite.
+    history = [
+        {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {"query": "weather"}},
+        {
+            "type": "web_search_tool_result",
+            "tool_use_id": "srvtoolu_1",
+            "content": [{"type": "web_search_result", "url": "https://example.com", "title": "Weather"}],
+        },
+        {"type": "text", "text": "It is sunny."},
+    ]
+    messages = [*HELLO, {"role": "assistant", "content": history}, {"role": "user", "content": "Thanks"}]
+    tools = [{"type": "web_search_20250305", "name": "web_search", "max_uses": 1}]
+    claude.messages.create(model="anthropic/claude-sonnet-4-5", max_tokens=10, messages=messages, tools=tools)
+    (seen,) = mock.requests()
+    assert seen["body"]["messages"][1]["content"] == history
+    assert seen["body"]["tools"] == tools

@@ -7,6 +7,8 @@ accepted (Anthropic adds them often) and forwarded untouched to Anthropic upstre
 
 from __future__ import annotations
 
+import functools
+import operator
 from typing import Any, Literal
 
 import msgspec
@@ -69,7 +71,23 @@ class RedactedThinkingBlock(msgspec.Struct, tag_field="type", tag="redacted_thin
     data: str
 
 
-Block = TextBlock | ImageBlock | DocumentBlock | ToolUseBlock | ToolResultBlock | ThinkingBlock | RedactedThinkingBlock
+# Anthropic's server-side tool blocks (web search, code execution, MCP, …) appear in the history clients such
+# as Claude Code send back. Only Anthropic upstreams can take them, so they are accepted as they are and
+# forwarded untouched there; their fields are Anthropic's business.
+SERVER_BLOCK_TYPES = (
+    "server_tool_use", "web_search_tool_result", "web_fetch_tool_result", "code_execution_tool_result",
+    "bash_code_execution_tool_result", "text_editor_code_execution_tool_result", "mcp_tool_use",
+    "mcp_tool_result", "container_upload", "search_result", "tool_reference",
+)  # fmt: skip
+_SERVER_BLOCKS = [
+    msgspec.defstruct(f"ServerBlock_{kind}", [], tag_field="type", tag=kind) for kind in SERVER_BLOCK_TYPES
+]
+
+Block = functools.reduce(
+    operator.or_,
+    [TextBlock, ImageBlock, DocumentBlock, ToolUseBlock, ToolResultBlock, ThinkingBlock, RedactedThinkingBlock,
+     *_SERVER_BLOCKS],
+)  # fmt: skip
 
 
 class Message(msgspec.Struct):
