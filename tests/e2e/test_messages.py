@@ -380,3 +380,12 @@ def test_server_tool_history_reaches_anthropic_untouched(claude: anthropic.Anthr
     (seen,) = mock.requests()
     assert seen["body"]["messages"][1]["content"] == history
     assert seen["body"]["tools"] == tools
+
+
+def test_reasoning_models_get_max_completion_tokens(claude: anthropic.Anthropic, mock) -> None:
+    # OpenAI's reasoning models refuse max_tokens; mock/o3-mini is configured with the reasoning capability.
+    claude.messages.create(model="mock/o3-mini", max_tokens=300, messages=HELLO)
+    claude.messages.create(model="mock/gpt-4o", max_tokens=300, messages=HELLO)
+    reasoning, plain = mock.requests()
+    assert reasoning["body"]["max_completion_tokens"] == 300 and "max_tokens" not in reasoning["body"]
+    assert plain["body"]["max_tokens"] == 300

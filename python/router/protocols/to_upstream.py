@@ -551,8 +551,12 @@ def chat_to_responses(chat: Json) -> Json:
 # --- hub → chat upstream ---
 
 
-def chat_for_upstream(chat: Json) -> Json:
-    """Remove the hub's extensions and map reasoning effort to what OpenAI-style upstreams accept."""
+def chat_for_upstream(chat: Json, reasoning_model: bool = False) -> Json:
+    """Remove the hub's extensions and map reasoning effort to what OpenAI-style upstreams accept.
+
+    OpenAI's reasoning models refuse ``max_tokens`` and want ``max_completion_tokens``; other OpenAI-compatible
+    servers do not all know the newer name, so it is used only for models configured with ``reasoning``.
+    """
     for message in chat["messages"]:
         message.pop("thinking_blocks", None)
         message.pop("reasoning_content", None)
@@ -563,10 +567,14 @@ def chat_for_upstream(chat: Json) -> Json:
     effort = reasoning.parse(chat.get("reasoning_effort"))
     if effort is not None:
         chat["reasoning_effort"] = reasoning.to_effort(effort)
+    if reasoning_model and "max_tokens" in chat:
+        chat["max_completion_tokens"] = chat.pop("max_tokens")
     return chat
 
 
-def translate_request(req: Json, caller: str, upstream: str, model_max_output: int | None) -> tuple[Json, Plan]:
+def translate_request(
+    req: Json, caller: str, upstream: str, model_max_output: int | None, reasoning_model: bool = False
+) -> tuple[Json, Plan]:
     """``req`` (already validated, in the caller's API) as the upstream's request body."""
     if caller == upstream:
         return req, Plan()
@@ -575,4 +583,4 @@ def translate_request(req: Json, caller: str, upstream: str, model_max_output: i
         return chat_to_anthropic(chat, model_max_output)
     if upstream == "responses":
         return chat_to_responses(chat), Plan()
-    return chat_for_upstream(chat), Plan()
+    return chat_for_upstream(chat, reasoning_model), Plan()

@@ -61,7 +61,9 @@ async def forward(
         request = msgspec.json.decode(body)
         request.pop("requesty", None)
         try:
-            translated, plan = translate_request(request, caller, upstream, model.config.max_output_tokens)
+            config = model.config
+            reasoning_model = "reasoning" in config.capabilities
+            translated, plan = translate_request(request, caller, upstream, config.max_output_tokens, reasoning_model)
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             # Validation checks what each API promises; a shape it lets through that cannot be expressed for
             # this upstream is still the client's to fix, not a gateway failure.
