@@ -60,9 +60,9 @@ async def forward(
     else:
         request = msgspec.json.decode(body)
         request.pop("requesty", None)
+        config = model.config
+        reasoning_model = "reasoning" in config.capabilities
         try:
-            config = model.config
-            reasoning_model = "reasoning" in config.capabilities
             translated, plan = translate_request(request, caller, upstream, config.max_output_tokens, reasoning_model)
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             # Validation checks what each API promises; a shape it lets through that cannot be expressed for
