@@ -2,7 +2,7 @@
 
 from typing import Self, final
 
-__all__ = ["SseEvent", "SseParser", "StreamTap", "__version__"]
+__all__ = ["SseEvent", "SseParser", "StreamTap", "Transcoder", "__version__"]
 
 __version__: str
 
@@ -85,3 +85,56 @@ class StreamTap:
         That event and everything after it are withheld from `feed`/`finish` output, and not observed:
         the caller should end the client's stream (it has received only whole, valid events).
         """
+
+@final
+class Transcoder:
+    """One stream's translation between wire formats: upstream SSE bytes in, the caller's SSE bytes out.
+
+    `upstream` and `caller` are "chat" (OpenAI chat completions), "messages" (Anthropic) or "responses"
+    (OpenAI Responses). Output depends only on the upstream events, never on how the bytes were split.
+    """
+
+    def __new__(
+        cls,
+        upstream: str,
+        caller: str,
+        model: str,
+        created: int,
+        input_tokens: int = 0,
+        include_usage: bool = True,
+        json_tool: str | None = None,
+        prices: tuple[float, float, float] | None = None,
+    ) -> Self:
+        """`model` is shown to the caller; `input_tokens` is the estimate Anthropic callers see in
+        `message_start` until the upstream reports the real count; `include_usage` adds OpenAI's usage chunk;
+        `json_tool` names a forced tool whose arguments are the structured answer, passed on as text;
+        `prices` (USD per million input, output, cached input tokens) adds `usage.cost` for Responses callers."""
+    def feed(self, chunk: bytes) -> bytes:
+        """Translate every event `chunk` completes; b"" once the stream is done, failed or malformed."""
+    def fail(self, kind: str, message: str) -> bytes:
+        """An error event in the caller's shape that ends the stream (b"" if it already ended in an error)."""
+    @property
+    def deltas(self) -> int:
+        """Content deltas received (text, thinking, tool arguments)."""
+    @property
+    def done(self) -> bool:
+        """The upstream finished the message normally (the caller got its terminal events)."""
+    @property
+    def malformed(self) -> bool:
+        """An upstream data event was not the JSON its format promises; output stopped before it."""
+    @property
+    def error(self) -> tuple[str, str] | None:
+        """(type, message) of the upstream's error event, or of `fail`."""
+    @property
+    def prompt_tokens(self) -> int | None:
+        """Input tokens including cached ones (OpenAI's convention)."""
+    @property
+    def completion_tokens(self) -> int | None: ...
+    @property
+    def cached_tokens(self) -> int | None:
+        """Input tokens read from the cache."""
+    @property
+    def cache_creation_tokens(self) -> int | None:
+        """Input tokens written to the cache (Anthropic)."""
+    @property
+    def reasoning_tokens(self) -> int | None: ...

@@ -107,6 +107,11 @@ def _demo(args: argparse.Namespace) -> int:
             f"    curl {base}/chat/completions -H 'Authorization: Bearer {secret}' \\",
             "      -H 'Content-Type: application/json' \\",
             """      -d '{"model":"mock/gpt-4o","messages":[{"role":"user","content":"Hello"}]}'""",
+            "  or as Anthropic Messages (any model works on any endpoint):",
+            f"    curl {base}/messages -H 'x-api-key: {secret}' -H 'anthropic-version: 2023-06-01' \\",
+            "      -H 'Content-Type: application/json' \\",
+            """      -d '{"model":"anthropic/claude-sonnet-4-5","max_tokens":99,""",
+            """           "messages":[{"role":"user","content":"Hi"}]}'""",
         ]
         return _serve(args, banner)
     finally:

@@ -57,7 +57,8 @@ class ModelConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 class ProviderConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     base_url: str
-    kind: Literal["openai"] = "openai"
+    # The upstream wire format: OpenAI chat completions, Anthropic Messages, or OpenAI Responses.
+    kind: Literal["openai", "anthropic", "openai-responses"] = "openai"
     api_key: str | None = None
     # Azure OpenAI authenticates with `api-key: <key>` instead of a bearer token.
     auth_header: str = "authorization"

@@ -4,6 +4,7 @@
 use pyo3::prelude::*;
 
 pub mod sse;
+pub mod transcode;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -11,5 +12,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<sse::py::PySseEvent>()?;
     m.add_class::<sse::py::PySseParser>()?;
     m.add_class::<sse::py::PyStreamTap>()?;
+    m.add_class::<transcode::py::PyTranscoder>()?;
     Ok(())
 }

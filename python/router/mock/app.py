@@ -12,17 +12,19 @@ import itertools
 import os
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import msgspec
 from granian.rsgi import ProtocolClosed, ProtocolError
 
+from . import anthropic_messages as messages
 from . import openai_chat as chat
 from . import openai_embeddings as embeddings
+from . import openai_responses as responses
 from .catalog import find_model, model_body, model_list_body
 from .content import canned_tokens, prompt_tokens
-from .errors import FAULT_RESPONSES, openai_error
+from .errors import ANTHROPIC_FAULT_RESPONSES, FAULT_RESPONSES, anthropic_error, openai_error
 from .faults import abort_connection
 from .knobs import KnobError, Knobs, Resolved, from_env, from_headers, resolve, split_model
 from .recorder import Recorder
@@ -68,6 +70,8 @@ class MockApp:
         self._routes: dict[str, tuple[str, Handler]] = {
             "/v1/chat/completions": ("POST", self._chat),
             "/v1/embeddings": ("POST", self._embeddings),
+            "/v1/messages": ("POST", self._messages),
+            "/v1/responses": ("POST", self._responses),
             "/v1/models": ("GET", self._list_models),
             "/_mock/health": ("GET", self._health),
             "/_mock/requests": ("GET", self._requests),
@@ -124,14 +128,16 @@ class MockApp:
             return knobs.fail
         return "none"
 
-    async def _before_reply(self, proto: Any, knobs: Resolved, fail: str) -> bool:
-        """Hang, time-to-first-byte and HTTP error faults; True when the request is fully handled."""
+    async def _before_reply(
+        self, proto: Any, knobs: Resolved, fail: str, faults: Mapping[str, tuple[int, bytes]] = FAULT_RESPONSES
+    ) -> bool:
+        """Hang, time-to-first-byte and HTTP error faults (bodies in the endpoint's API shape); True when handled."""
         if fail == "hang":
             await proto.client_disconnect()
             return True
         if knobs.ttft_ms:
             await asyncio.sleep(knobs.ttft_ms / 1000)
-        fault = FAULT_RESPONSES.get(fail)
+        fault = faults.get(fail)
         if fault is not None:
             status, body = fault
             headers = [*JSON_HEADERS, ("retry-after", str(knobs.retry_after))] if status == 429 else JSON_HEADERS
@@ -177,12 +183,32 @@ class MockApp:
             # If the socket cannot be found the stream still ends without a finish chunk or [DONE].
             abort_connection(scope.client)
 
-    def _bad_body(self, scope: Any, proto: Any, exc: Exception, body: bytes) -> None:
+    async def _counted_stream(
+        self, scope: Any, proto: Any, events: chat.StreamEvents, knobs: Resolved, fail: str
+    ) -> None:
+        # Tests prove a gateway cancels upstream streams by watching these two numbers.
+        self.recorder.streams_active += 1
+        finished = False
+        try:
+            await self._send_stream(scope, proto, events, knobs, fail)
+            finished = True
+        finally:
+            self.recorder.streams_active -= 1
+            if not finished:
+                self.recorder.streams_aborted += 1
+
+    def _bad_body(self, scope: Any, proto: Any, exc: Exception, body: bytes, anthropic: bool = False) -> None:
         self._record(scope, body=body)
         if isinstance(exc, msgspec.ValidationError):
-            _error(proto, 400, f"Invalid request body: {exc}", param=_param_of(exc))
+            message = f"Invalid request body: {exc}"
         else:
-            _error(proto, 400, f"We could not parse the JSON body of your request: {exc}")
+            message = f"We could not parse the JSON body of your request: {exc}"
+        if anthropic:
+            proto.response_bytes(400, JSON_HEADERS, anthropic_error(message))
+        elif isinstance(exc, msgspec.ValidationError):
+            _error(proto, 400, message, param=_param_of(exc))
+        else:
+            _error(proto, 400, message)
 
     # --- /v1 endpoints ---
 
@@ -207,24 +233,18 @@ class MockApp:
             include_usage = bool(request.stream_options and request.stream_options.include_usage)
             plan = chat.plan_reply(request, knobs)
             events = chat.stream_events(plan, response_id, created, model, prompt, include_usage)
-            # Tests prove a gateway cancels upstream streams by watching these two numbers.
-            self.recorder.streams_active += 1
-            finished = False
-            try:
-                await self._send_stream(scope, proto, events, knobs, fail)
-                finished = True
-            finally:
-                self.recorder.streams_active -= 1
-                if not finished:
-                    self.recorder.streams_aborted += 1
-            return None
+            return await self._counted_stream(scope, proto, events, knobs, fail)
         template = self._template(request, model, knobs)
         if knobs.token_delay_ms:
             await asyncio.sleep(knobs.token_delay_ms * template.completion_tokens / 1000)
         await self._send_json(scope, proto, template.render(response_id.encode(), created, prompt), fail)
 
     def _template(self, request: chat.ChatRequest, model: str, knobs: Resolved) -> chat.CompletionTemplate:
-        if knobs.echo or (request.tools and chat.selected_tools(request, knobs.tool_calls)):
+        if (
+            knobs.echo
+            or request.reasoning_effort is not None
+            or (request.tools and chat.selected_tools(request, knobs.tool_calls))
+        ):
             return chat.CompletionTemplate(model, chat.plan_reply(request, knobs))
         count, finish = chat.token_limit(request, knobs.tokens)
         key = (model, count, finish)
@@ -235,6 +255,53 @@ class MockApp:
             plan = chat.ReplyPlan(tokens=canned_tokens(count), tool_calls=(), finish_reason=finish)
             template = self._templates[key] = chat.CompletionTemplate(model, plan)
         return template
+
+    async def _messages(self, scope: Any, proto: Any) -> None:
+        body = await proto()
+        try:
+            request = messages.REQUEST_DECODER.decode(body)
+        except msgspec.DecodeError as exc:
+            return self._bad_body(scope, proto, exc, body, anthropic=True)
+        self._record(scope, request.model, bool(request.stream), body)
+        try:
+            model, knobs = self._resolve(scope.headers, request.mock, request.model)
+        except KnobError as exc:
+            return proto.response_bytes(400, JSON_HEADERS, anthropic_error(str(exc)))
+        fail = self._failure(knobs)
+        if await self._before_reply(proto, knobs, fail, ANTHROPIC_FAULT_RESPONSES):
+            return None
+        plan = messages.plan_reply(request, knobs)
+        message_id = self._new_id("msg_")
+        if request.stream:
+            events = messages.stream_events(request, plan, message_id, model)
+            return await self._counted_stream(scope, proto, events, knobs, fail)
+        if knobs.token_delay_ms:
+            await asyncio.sleep(knobs.token_delay_ms * plan.completion_tokens / 1000)
+        await self._send_json(scope, proto, messages.message_body(request, plan, message_id, model), fail)
+
+    async def _responses(self, scope: Any, proto: Any) -> None:
+        body = await proto()
+        try:
+            request = responses.REQUEST_DECODER.decode(body)
+        except msgspec.DecodeError as exc:
+            return self._bad_body(scope, proto, exc, body)
+        self._record(scope, request.model, bool(request.stream), body)
+        try:
+            model, knobs = self._resolve(scope.headers, request.mock, request.model)
+        except KnobError as exc:
+            return _error(proto, 400, str(exc), param=exc.param)
+        fail = self._failure(knobs)
+        if await self._before_reply(proto, knobs, fail):
+            return None
+        plan = responses.plan_reply(request, knobs)
+        response_id = self._new_id("resp_")
+        created = int(time.time())
+        if request.stream:
+            events = responses.stream_events(request, plan, response_id, created, model)
+            return await self._counted_stream(scope, proto, events, knobs, fail)
+        if knobs.token_delay_ms:
+            await asyncio.sleep(knobs.token_delay_ms * plan.completion_tokens / 1000)
+        await self._send_json(scope, proto, responses.response_body(request, plan, response_id, created, model), fail)
 
     async def _embeddings(self, scope: Any, proto: Any) -> None:
         body = await proto()

@@ -9,6 +9,7 @@ Token rules (documented for the usage numbers the mock reports):
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 WORDS: tuple[str, ...] = (
@@ -46,3 +47,12 @@ def fragments(arguments: str) -> list[str]:
         return [arguments]
     bounds = [size * i // count for i in range(count + 1)]
     return [arguments[bounds[i] : bounds[i + 1]] for i in range(count)]
+
+
+# What a thinking/reasoning reply "thinks": fixed, so streamed and whole answers match token for token.
+THINKING_TEXT = "The user wants a short answer, so I will reply with the canned sentence."
+
+
+def thinking_signature(text: str) -> str:
+    """A stable opaque signature for a thinking block (real providers sign theirs; clients must echo it back)."""
+    return "mocksig_" + hashlib.sha256(text.encode()).hexdigest()[:32]

@@ -1,4 +1,8 @@
-"""OpenAI-shaped error bodies (``{"error": {"message", "type", "param", "code"}}``) for faults and bad input."""
+"""Error bodies for faults and bad input, in each API's own shape.
+
+OpenAI: ``{"error": {"message", "type", "param", "code"}}``;
+Anthropic: ``{"type": "error", "error": {"type", "message"}}``.
+"""
 
 from __future__ import annotations
 
@@ -50,5 +54,30 @@ FAULT_RESPONSES: MappingProxyType[str, tuple[int, bytes]] = MappingProxyType(
                 code="service_unavailable",
             ),
         ),
+        "529": (529, openai_error("Overloaded (mock)", type="server_error", code="overloaded")),
+    }
+)
+
+
+class AnthropicErrorDetail(msgspec.Struct):
+    type: str
+    message: str
+
+
+class AnthropicErrorBody(msgspec.Struct, tag_field="type", tag="error"):
+    error: AnthropicErrorDetail
+
+
+def anthropic_error(message: str, type: str = "invalid_request_error") -> bytes:
+    return msgspec.json.encode(AnthropicErrorBody(AnthropicErrorDetail(type=type, message=message)))
+
+
+# The same faults as Anthropic answers them; its "overloaded" status is 529.
+ANTHROPIC_FAULT_RESPONSES: MappingProxyType[str, tuple[int, bytes]] = MappingProxyType(
+    {
+        "429": (429, anthropic_error("Number of requests has exceeded your rate limit (mock).", "rate_limit_error")),
+        "500": (500, anthropic_error("Internal server error (mock)", "api_error")),
+        "503": (503, anthropic_error("Service unavailable (mock)", "api_error")),
+        "529": (529, anthropic_error("Overloaded (mock)", "overloaded_error")),
     }
 )

@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from .content import canned_tokens, fragments, text_tokens
+from .content import THINKING_TEXT, canned_tokens, fragments, text_tokens
 from .knobs import Knobs, Resolved
 
 # --- request (only the fields the mock reads; everything else is ignored by msgspec) ---
@@ -58,6 +58,8 @@ class ChatRequest(msgspec.Struct):
     tool_choice: str | NamedToolChoice | None = None
     max_tokens: int | None = None
     max_completion_tokens: int | None = None
+    # Any effort but none/minimal makes the reply "think" (DeepSeek-style `reasoning_content`).
+    reasoning_effort: str | None = None
     mock: Knobs | None = None
 
 
@@ -95,10 +97,11 @@ class ReplyPlan(msgspec.Struct, frozen=True):
     tokens: tuple[str, ...]
     tool_calls: tuple[PlannedToolCall, ...]
     finish_reason: str
+    reasoning: tuple[str, ...] = ()
 
     @property
     def completion_tokens(self) -> int:
-        return len(self.tokens) + sum(len(call.fragments) for call in self.tool_calls)
+        return len(self.tokens) + sum(len(call.fragments) for call in self.tool_calls) + len(self.reasoning)
 
 
 _EXAMPLE_VALUES: dict[str, Any] = {
@@ -167,6 +170,13 @@ def token_limit(request: ChatRequest, tokens: int) -> tuple[int, str]:
 
 
 def plan_reply(request: ChatRequest, knobs: Resolved) -> ReplyPlan:
+    plan = _plan_answer(request, knobs)
+    if request.reasoning_effort not in (None, "none", "minimal"):
+        return msgspec.structs.replace(plan, reasoning=text_tokens(THINKING_TEXT))
+    return plan
+
+
+def _plan_answer(request: ChatRequest, knobs: Resolved) -> ReplyPlan:
     functions = selected_tools(request, knobs.tool_calls)
     if functions:
         calls = []
@@ -200,6 +210,7 @@ class AssistantMessage(msgspec.Struct, kw_only=True):
     role: str = "assistant"
     content: str | None
     refusal: None = None
+    reasoning_content: str | UnsetType = UNSET
     tool_calls: list[ToolCall] | UnsetType = UNSET
 
 
@@ -251,6 +262,7 @@ class ToolCallDelta(msgspec.Struct, kw_only=True):
 class Delta(msgspec.Struct):
     role: str | UnsetType = UNSET
     content: str | UnsetType | None = UNSET
+    reasoning_content: str | UnsetType = UNSET
     tool_calls: list[ToolCallDelta] | UnsetType = UNSET
 
 
@@ -272,15 +284,17 @@ class ChatCompletionChunk(msgspec.Struct, kw_only=True):
     usage: Usage | UnsetType | None = UNSET
 
 
-def usage(prompt_tokens: int, completion_tokens: int) -> Usage:
-    return Usage(prompt_tokens, completion_tokens, prompt_tokens + completion_tokens)
+def usage(prompt_tokens: int, completion_tokens: int, reasoning_tokens: int = 0) -> Usage:
+    details = CompletionTokensDetails(reasoning_tokens)
+    return Usage(prompt_tokens, completion_tokens, prompt_tokens + completion_tokens, completion_tokens_details=details)
 
 
 def reply_message(plan: ReplyPlan) -> AssistantMessage:
+    reasoning = "".join(plan.reasoning) if plan.reasoning else UNSET
     if plan.tool_calls:
         calls = [ToolCall(id=c.id, function=FunctionCall(name=c.name, arguments=c.arguments)) for c in plan.tool_calls]
-        return AssistantMessage(content=None, tool_calls=calls)
-    return AssistantMessage(content="".join(plan.tokens))
+        return AssistantMessage(content=None, reasoning_content=reasoning, tool_calls=calls)
+    return AssistantMessage(content="".join(plan.tokens), reasoning_content=reasoning)
 
 
 def _literal(data: bytes) -> bytes:
@@ -301,7 +315,7 @@ class CompletionTemplate:
         encode = msgspec.json.encode
         choice = Choice(index=0, message=reply_message(plan), finish_reason=plan.finish_reason)
         # Everything after the three token counts, minus the closing brace of "usage".
-        usage_tail = encode(Usage(0, 0, 0))
+        usage_tail = encode(usage(0, 0, len(plan.reasoning)))
         usage_tail = usage_tail[usage_tail.index(b',"prompt_tokens_details"') : -1]
         # Field order matches ChatCompletion's encoding; the tests check both stay byte-identical.
         self.completion_tokens = plan.completion_tokens
@@ -329,7 +343,7 @@ def completion_body(plan: ReplyPlan, response_id: str, created: int, model: str,
             created=created,
             model=model,
             choices=[choice],
-            usage=usage(prompt_tokens, plan.completion_tokens),
+            usage=usage(prompt_tokens, plan.completion_tokens, len(plan.reasoning)),
         )
     )
 
@@ -360,7 +374,8 @@ def stream_events(
         return b"data: " + encode(chunk) + b"\n\n"
 
     head = event([ChunkChoice(delta=Delta(role="assistant", content=None if plan.tool_calls else ""))])
-    tokens = [event([ChunkChoice(delta=Delta(content=token))]) for token in plan.tokens]
+    tokens = [event([ChunkChoice(delta=Delta(reasoning_content=token))]) for token in plan.reasoning]
+    tokens += [event([ChunkChoice(delta=Delta(content=token))]) for token in plan.tokens]
     for index, call in enumerate(plan.tool_calls):
         opening = ToolCallDelta(
             index=index, id=call.id, type="function", function=FunctionDelta(name=call.name, arguments="")
@@ -378,5 +393,5 @@ def stream_events(
         )
     tail = event([ChunkChoice(delta=Delta(), finish_reason=plan.finish_reason)])
     if include_usage:
-        tail += event([], usage(prompt_tokens, plan.completion_tokens))
+        tail += event([], usage(prompt_tokens, plan.completion_tokens, len(plan.reasoning)))
     return StreamEvents(head=head, tokens=tokens, tail=tail + DONE_EVENT)

@@ -1,5 +1,19 @@
 """Upstream providers: the HTTP transport and one adapter per wire format."""
 
+from ..config import ProviderConfig, Timeouts
+from .anthropic import AnthropicProvider
 from .openai_compat import OpenAICompatProvider
+from .openai_responses import OpenAIResponsesProvider
 
-__all__ = ["OpenAICompatProvider"]
+__all__ = ["AnthropicProvider", "OpenAICompatProvider", "OpenAIResponsesProvider", "make_provider"]
+
+_KINDS: dict[str, type[OpenAICompatProvider]] = {
+    "openai": OpenAICompatProvider,
+    "anthropic": AnthropicProvider,
+    "openai-responses": OpenAIResponsesProvider,
+}
+
+
+def make_provider(name: str, config: ProviderConfig, timeouts: Timeouts) -> OpenAICompatProvider:
+    """The adapter for the provider's configured ``kind``."""
+    return _KINDS[config.kind](name, config, timeouts)

@@ -33,6 +33,9 @@ _error_decoder = msgspec.json.Decoder(_ErrorBody)
 
 
 class OpenAICompatProvider:
+    # The wire format of this provider's generation endpoint (the names router._core.Transcoder uses).
+    api = "chat"
+
     def __init__(self, name: str, config: ProviderConfig, timeouts: Timeouts) -> None:
         self.name = name
         self.config = config
@@ -64,20 +67,24 @@ class OpenAICompatProvider:
             return f"{self._base}/openai/deployments/{deployment}/{path}?api-version={self.config.azure_api_version}"
         return f"{self._base}/{path}"
 
-    async def post(self, url: str, body: bytes, request_id: str) -> tuple[Response, bytes]:
+    async def post(
+        self, url: str, body: bytes, request_id: str, extra: dict[str, str] | None = None
+    ) -> tuple[Response, bytes]:
         assert self._transport is not None
-        return await self._transport.post(url, {"x-request-id": request_id}, body)
+        return await self._transport.post(url, {"x-request-id": request_id, **(extra or {})}, body)
 
     @asynccontextmanager
-    async def stream(self, url: str, body: bytes, request_id: str) -> AsyncIterator[Response]:
+    async def stream(
+        self, url: str, body: bytes, request_id: str, extra: dict[str, str] | None = None
+    ) -> AsyncIterator[Response]:
         assert self._transport is not None
-        headers = {"x-request-id": request_id, "accept": "text/event-stream"}
+        headers = {"x-request-id": request_id, "accept": "text/event-stream", **(extra or {})}
         async with self._transport.stream(url, headers, body) as response:
             yield response
 
     def error_from_status(self, status: int, body: bytes, retry_after: str | None) -> GatewayError:
         """Turn an upstream error answer into the error our client sees."""
-        detail = _upstream_message(body)
+        detail = upstream_message(body)
         said = f": {detail}" if detail else ""
         if status == 429:
             headers = [("retry-after", retry_after)] if retry_after else []
@@ -104,7 +111,7 @@ class OpenAICompatProvider:
         return UpstreamError(f"Upstream provider '{self.name}' failed with HTTP {status}{said}", code="upstream_error")
 
 
-def _upstream_message(body: bytes) -> str | None:
+def upstream_message(body: bytes) -> str | None:
     try:
         parsed = _error_decoder.decode(body)
     except msgspec.DecodeError:

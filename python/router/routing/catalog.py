@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import msgspec
 
 from ..config import Config, ModelConfig, Prices
-from ..providers import OpenAICompatProvider
+from ..providers import OpenAICompatProvider, make_provider
 from ..spend.cost import load_prices, price_for
 
 
@@ -72,7 +72,7 @@ class Model:
 class Catalog:
     def __init__(self, config: Config, created: int) -> None:
         self.providers = {
-            name: OpenAICompatProvider(name, pc, config.timeouts_for(name)) for name, pc in config.providers.items()
+            name: make_provider(name, pc, config.timeouts_for(name)) for name, pc in config.providers.items()
         }
         shipped = load_prices(config.spend.prices_file)
         self.models = {m.id: Model(m, self.providers[m.id.partition("/")[0]], shipped) for m in config.models}

@@ -41,6 +41,9 @@ CLIENT_CLOSED = 499
 ROUTES: dict[tuple[str, str], tuple[str, Handler]] = {
     ("POST", "/v1/chat/completions"): ("chat", handlers.chat_completions),
     ("POST", "/v1/embeddings"): ("embeddings", handlers.embeddings),
+    ("POST", "/v1/messages"): ("messages", handlers.messages),
+    ("POST", "/v1/messages/count_tokens"): ("count_tokens", handlers.count_tokens),
+    ("POST", "/v1/responses"): ("responses", handlers.responses_create),
     ("GET", "/v1/models"): ("models", handlers.list_models),
     ("GET", "/healthz"): ("healthz", handlers.healthz),
     ("GET", "/readyz"): ("readyz", handlers.readyz),
@@ -48,7 +51,7 @@ ROUTES: dict[tuple[str, str], tuple[str, Handler]] = {
 }
 _PATHS = {path for _, path in ROUTES}
 # Only the proxied endpoints are logged to the usage table and counted per model.
-_USAGE_ENDPOINTS = frozenset({"chat", "embeddings"})
+_USAGE_ENDPOINTS = frozenset({"chat", "embeddings", "messages", "responses"})
 # How often each worker looks for keys that expired unused, so `key.expired` is logged even for idle keys.
 _EXPIRY_SWEEP_SECONDS = 5.0
 # Tests only: a file holding a number of seconds added to the wall clock, to expire keys without waiting.

@@ -7,11 +7,11 @@ import os
 import time
 from typing import Any
 
-import msgspec
 from granian.rsgi import HTTPProtocol, Scope
 
 from ..config import Prices
 from ..errors import GatewayError, PayloadTooLarge, UnsupportedMediaType
+from ..protocols.errors import Api, error_body, error_status
 from ..spend.budgets import Hold
 from .requests import Metadata
 
@@ -20,19 +20,8 @@ REQUEST_ID = "x-request-id"
 OVERHEAD = "x-router-overhead-ms"
 
 
-class ErrorDetail(msgspec.Struct, omit_defaults=False):
-    message: str
-    type: str
-    param: str | None
-    code: str | None
-
-
-class ErrorBody(msgspec.Struct):
-    error: ErrorDetail
-
-
 def openai_error_body(exc: GatewayError) -> bytes:
-    return msgspec.json.encode(ErrorBody(ErrorDetail(exc.message, exc.type, exc.param, exc.code)))
+    return error_body(exc, "openai")
 
 
 class RequestIds:
@@ -53,7 +42,7 @@ class Exchange:
     """What the handlers of one request share: ids, timings, the outcome to log, and response helpers."""
 
     __slots__ = (
-        "body_bytes", "budgets", "cached_tokens", "completion_tokens", "end_user", "endpoint", "error_type",
+        "api", "body_bytes", "budgets", "cached_tokens", "completion_tokens", "end_user", "endpoint", "error_type",
         "events_seen", "headers", "hold", "key_id", "metadata", "model", "owner", "period", "prices",
         "prompt_tokens", "proto", "provider", "request_id", "responded", "scope", "started", "status", "stream",
         "ttft", "upstream_seconds",
@@ -88,6 +77,8 @@ class Exchange:
         self.owner: str | None = None
         self.end_user: str | None = None
         self.metadata: Metadata | None = None
+        # Which API's error shape the caller expects.
+        self.api: Api = "openai"
 
     # -- request ------------------------------------------------------------------------------------
 
@@ -150,7 +141,8 @@ class Exchange:
 
     def send_error(self, exc: GatewayError) -> None:
         self.error_type = exc.code or exc.type
-        self.send_bytes(exc.status, openai_error_body(exc), JSON, exc.headers)
+        body = error_body(exc, self.api, self.request_id if self.api == "anthropic" else None)
+        self.send_bytes(error_status(exc, self.api), body, JSON, exc.headers)
 
     def start_stream(
         self, status: int, extra: list[tuple[str, str]], content_type: str = "text/event-stream; charset=utf-8"

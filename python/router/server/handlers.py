@@ -11,11 +11,13 @@ import msgspec
 from ..errors import InvalidRequest, NotFound, PermissionDenied
 from ..governance.keys import Principal
 from ..metrics import CONTENT_TYPE
+from ..protocols import anthropic, reasoning, responses
 from ..routing import Model
 from ..store.records import AuditEvent
 from . import requests as rq
 from .exchange import JSON, Exchange
 from .proxy import forward_stream, forward_unary
+from .translating import forward
 
 if TYPE_CHECKING:
     from .app import App
@@ -83,16 +85,16 @@ def _charge(
     principal: Principal,
     model: Model,
     fields: dict[str, msgspec.Raw],
-    metadata: rq.Metadata | None,
     end_user: str | None,
     max_output: int | None,
 ) -> None:
-    """Record who and what the request is for, and reserve its worst-case cost against every limited budget."""
+    """Record who and what the request is for, and reserve its worst-case cost against every limited budget.
+
+    The `requesty` field stays in `fields` for the forwarding step, which reads its gateway settings
+    (auto_cache) and never sends it upstream."""
     ex.metadata = rq.request_metadata(
-        metadata, ex.headers.get("x-router-metadata"), app.config.spend.max_metadata_bytes
+        fields.get("requesty"), ex.headers.get("x-router-metadata"), app.config.spend.max_metadata_bytes
     )
-    # Gateway metadata is ours: the upstream never sees it (OpenAI itself rejects unknown fields).
-    fields.pop("requesty", None)
     record = principal.record
     ex.owner = record.owner_id if record is not None and record.owner_type == "user" else None
     ex.end_user = end_user
@@ -109,10 +111,16 @@ async def chat_completions(app: App, ex: Exchange) -> None:
     request = rq.validate_chat(body)
     model = _resolve(app, ex, principal, request.model, "chat")
     ex.body_bytes = len(body)
-    max_output = request.max_completion_tokens or request.max_tokens
-    _charge(app, ex, principal, model, fields, request.requesty, request.user, max_output)
+    _charge(app, ex, principal, model, fields, request.user, request.max_completion_tokens or request.max_tokens)
+    if model.provider.api != "chat":
+        include_usage = bool(request.stream_options and request.stream_options.include_usage)
+        await forward(ex, model, "chat", body, fields, bool(request.stream), 0, include_usage, None)
+        return
 
     fields["model"] = model.upstream_name_json
+    fields.pop("requesty", None)  # gateway settings, not an OpenAI parameter
+    if "reasoning_effort" in fields:  # max, min, none and budgets are ours; OpenAI knows low|medium|high
+        fields["reasoning_effort"] = reasoning.openai_effort_field(fields["reasoning_effort"])
     if not request.stream:
         await forward_unary(ex, model, "chat", rq.encode_fields(fields))
         return
@@ -124,14 +132,51 @@ async def chat_completions(app: App, ex: Exchange) -> None:
     await forward_stream(ex, model, rq.encode_fields(fields), hide_usage=not client_wants_usage)
 
 
+# Client headers an Anthropic upstream needs to see (beta features, API version pinning).
+_ANTHROPIC_PASSTHROUGH = ("anthropic-beta", "anthropic-version")
+
+
+async def messages(app: App, ex: Exchange) -> None:
+    ex.api = "anthropic"
+    principal, body, fields = await _authenticated_body(app, ex)
+    request = anthropic.validate_messages(body)
+    model = _resolve(app, ex, principal, request.model, "messages")
+    ex.body_bytes = len(body)
+    _charge(app, ex, principal, model, fields, None, request.max_tokens)
+    extra = None
+    if model.provider.api == "messages":
+        extra = {name: value for name in _ANTHROPIC_PASSTHROUGH if (value := ex.headers.get(name))}
+    estimate = anthropic.estimate_input_tokens(request)
+    await forward(ex, model, "messages", body, fields, bool(request.stream), estimate, True, extra)
+
+
+async def count_tokens(app: App, ex: Exchange) -> None:
+    """An estimate (see `protocols.anthropic.estimate_input_tokens`); never sent upstream."""
+    ex.api = "anthropic"
+    principal, body, _ = await _authenticated_body(app, ex)
+    request = anthropic.validate_count_tokens(body)
+    _resolve(app, ex, principal, request.model, "messages/count_tokens")
+    ex.send_bytes(200, b'{"input_tokens":%d}' % anthropic.estimate_input_tokens(request), JSON)
+
+
+async def responses_create(app: App, ex: Exchange) -> None:
+    principal, body, fields = await _authenticated_body(app, ex)
+    request = responses.validate_responses(body)
+    model = _resolve(app, ex, principal, request.model, "responses")
+    ex.body_bytes = len(body)
+    _charge(app, ex, principal, model, fields, None, request.max_output_tokens)
+    await forward(ex, model, "responses", body, fields, bool(request.stream), 0, True, None)
+
+
 async def embeddings(app: App, ex: Exchange) -> None:
     principal, body, fields = await _authenticated_body(app, ex)
     request = rq.validate_embeddings(body)
     model = _resolve(app, ex, principal, request.model, "embeddings")
     ex.body_bytes = len(body)
     # Embeddings produce no output tokens.
-    _charge(app, ex, principal, model, fields, request.requesty, request.user, 0)
+    _charge(app, ex, principal, model, fields, request.user, 0)
     fields["model"] = model.upstream_name_json
+    fields.pop("requesty", None)
     await forward_unary(ex, model, "embeddings", rq.encode_fields(fields))
 
 

@@ -6,13 +6,13 @@ provider-specific extensions) is forwarded byte for byte and never decoded.
 
 from __future__ import annotations
 
-from typing import Literal, TypeVar
+from typing import Literal
 
 import msgspec
 
 from ..errors import InvalidRequest
+from ..protocols.validation import validate as _validate
 
-T = TypeVar("T")
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 
 
@@ -35,6 +35,17 @@ class Metadata(msgspec.Struct):
     extra: dict[str, str] = {}
 
 
+class FunctionDef(msgspec.Struct):
+    name: str
+    # A JSON schema object: only its top level is decoded, to check it describes an object.
+    parameters: dict[str, msgspec.Raw] | None = None
+
+
+class Tool(msgspec.Struct):
+    type: str
+    function: FunctionDef | None = None
+
+
 class ChatRequest(msgspec.Struct):
     model: str
     messages: list[Message]
@@ -43,7 +54,7 @@ class ChatRequest(msgspec.Struct):
     max_tokens: int | None = None
     max_completion_tokens: int | None = None
     user: str | None = None
-    requesty: Metadata | None = None
+    tools: list[Tool] | None = None
 
 
 class EmbeddingsRequest(msgspec.Struct):
@@ -51,7 +62,6 @@ class EmbeddingsRequest(msgspec.Struct):
     # OpenAI also accepts token arrays (lists of ints, or lists of them).
     input: str | list[str | int | list[int]]
     user: str | None = None
-    requesty: Metadata | None = None
 
 
 _fields_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
@@ -72,25 +82,6 @@ def decode_fields(body: bytes) -> dict[str, msgspec.Raw]:
         raise InvalidRequest(f"The request body is not valid JSON: {exc}.", code="invalid_json") from None
 
 
-def _validate(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
-    try:
-        return decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        text = str(exc)
-        message, sep, where = text.rpartition(" - at `$")
-        if not sep:
-            message, where = text, ""
-        param = where.rstrip("`").lstrip(".") or None
-        if message.startswith("Object missing required field"):
-            field = message.rpartition("`")[0].rpartition("`")[2]
-            param = f"{param}.{field}" if param else field
-            raise InvalidRequest(
-                f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
-            ) from None
-        target = f"Invalid value for '{param}': " if param else "Invalid request: "
-        raise InvalidRequest(target + message.replace("`", "'") + ".", param=param, code="invalid_type") from None
-
-
 def validate_chat(body: bytes) -> ChatRequest:
     request = _validate(_chat_decoder, body)
     if not request.messages:
@@ -99,31 +90,43 @@ def validate_chat(body: bytes) -> ChatRequest:
         )
     if not request.model:
         raise InvalidRequest("Invalid 'model': it must be a non-empty string.", param="model", code="invalid_value")
+    for i, tool in enumerate(request.tools or ()):
+        if tool.type != "function":
+            continue
+        if tool.function is None:
+            raise InvalidRequest(
+                f"Missing required parameter: 'tools[{i}].function'.",
+                param=f"tools[{i}].function",
+                code="missing_required_parameter",
+            )
+        schema_type = (tool.function.parameters or {}).get("type")
+        if schema_type is not None and bytes(schema_type) != b'"object"':
+            raise InvalidRequest(
+                f"Invalid schema for function '{tool.function.name}': schema must be a JSON Schema of 'type: "
+                f"\"object\"', got 'type: {bytes(schema_type).decode()}'.",
+                param=f"tools[{i}].function.parameters",
+                code="invalid_function_parameters",
+            )
     return request
 
 
 _metadata_decoder = msgspec.json.Decoder(Metadata)
 
 
-def request_metadata(body: Metadata | None, header: str | None, limit: int) -> Metadata | None:
-    """The body's metadata, else the header's; refused (400) when malformed or larger than `limit` bytes."""
+def request_metadata(body: msgspec.Raw | None, header: str | None, limit: int) -> Metadata | None:
+    """The body's `requesty` metadata, else the header's; refused (400) when malformed or over `limit` bytes."""
     if body is None and header is None:
         return None
-    if body is not None:
-        size, source = len(_encoder.encode(body)), "requesty"
-        metadata = body
-    else:
-        assert header is not None
-        size, source = len(header), "x-router-metadata"
-        try:
-            metadata = _metadata_decoder.decode(header)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            raise InvalidRequest(
-                f"Invalid 'x-router-metadata' header: {exc}; "
-                "expected a JSON object with tags, user_id, trace_id, extra.",
-                param="x-router-metadata",
-                code="invalid_metadata",
-            ) from None
+    raw, source = (bytes(body), "requesty") if body is not None else ((header or "").encode(), "x-router-metadata")
+    size = len(raw)
+    try:
+        metadata = _metadata_decoder.decode(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise InvalidRequest(
+            f"Invalid '{source}': {exc}; expected a JSON object with tags, user_id, trace_id, extra.",
+            param=source,
+            code="invalid_metadata",
+        ) from None
     if size > limit:
         raise InvalidRequest(
             f"Request metadata ('{source}') is {size} bytes; the limit is {limit} bytes.",

@@ -1,0 +1,179 @@
+"""Forwarding a request in any caller API (chat, Anthropic Messages, Responses) to an upstream of any API.
+
+When caller and upstream speak the same API the body goes through with only the model swapped and the answer
+comes back as sent (streams still pass through the Rust Transcoder, which observes usage and errors).
+Otherwise the request is translated in Python (`protocols.to_upstream`), a whole answer back in Python
+(`protocols.to_caller`), and a stream in Rust (`router._core.Transcoder`): Python only hands it bytes and
+writes out what it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import msgspec
+from pyreqwest import exceptions as rq
+
+from .._core import Transcoder
+from ..errors import InvalidRequest, UpstreamError
+from ..protocols import caching
+from ..protocols.to_caller import translate_reply, usage_of
+from ..protocols.to_upstream import Plan, translate_request
+from ..providers.transport import upstream_failure
+from ..routing import Model
+from ..spend.cost import MICRO, cost_micro
+from . import requests as rq_shapes
+from .exchange import JSON, Exchange
+
+
+def _prices(model: Model) -> tuple[float, float, float] | None:
+    """USD per million (input, output, cached input) tokens: what the Responses `usage.cost` extension uses."""
+    prices = model.prices
+    if prices is None:
+        return None
+    return prices.input, prices.output, prices.cached_input if prices.cached_input is not None else prices.input
+
+
+async def forward(
+    ex: Exchange,
+    model: Model,
+    caller: str,
+    body: bytes,
+    fields: dict[str, msgspec.Raw],
+    stream: bool,
+    input_estimate: int,
+    include_usage: bool,
+    extra: dict[str, str] | None,
+) -> None:
+    """Send a validated ``caller``-API request to the model's upstream and answer in the caller's API."""
+    upstream = model.provider.api
+    plan = Plan()
+    auto_cache = caching.wanted(fields.pop("requesty", None)) and upstream == "messages"
+    if caller == upstream and not auto_cache:
+        fields["model"] = model.upstream_name_json
+        upstream_body = rq_shapes.encode_fields(fields)
+    else:
+        request = msgspec.json.decode(body)
+        request.pop("requesty", None)
+        config = model.config
+        reasoning_model = "reasoning" in config.capabilities
+        try:
+            translated, plan = translate_request(request, caller, upstream, config.max_output_tokens, reasoning_model)
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            # Validation checks what each API promises; a shape it lets through that cannot be expressed for
+            # this upstream is still the client's to fix, not a gateway failure.
+            raise InvalidRequest(
+                f"The request cannot be translated for model '{model.id}' ({upstream} API): malformed "
+                f"content ({type(exc).__name__}: {exc}).",
+                code="untranslatable_request",
+            ) from None
+        if auto_cache:
+            caching.add_breakpoints(translated)
+        translated["model"] = model.upstream_name
+        if stream:
+            translated["stream"] = True
+            if upstream == "chat":
+                translated["stream_options"] = {"include_usage": True}
+        upstream_body = msgspec.json.encode(translated)
+    if stream:
+        ex.stream = True
+        prices = _prices(model) if caller == "responses" else None
+        transcoder = Transcoder(
+            upstream, caller, model.id, int(time.time()), input_estimate, include_usage, plan.json_tool, prices
+        )
+        await _stream(ex, model, upstream_body, transcoder, extra)
+    else:
+        await _unary(ex, model, caller, upstream_body, plan, extra)
+
+
+async def _unary(
+    ex: Exchange, model: Model, caller: str, body: bytes, plan: Plan, extra: dict[str, str] | None
+) -> None:
+    provider = model.provider
+    sent = time.perf_counter()
+    try:
+        response, data = await provider.post(model.urls["chat"], body, ex.request_id, extra)
+    except (rq.PyreqwestError, TimeoutError) as exc:
+        raise upstream_failure(exc, provider.name) from None
+    finally:
+        ex.upstream_seconds = time.perf_counter() - sent
+    if response.status != 200:
+        raise provider.error_from_status(response.status, data, response.get_header("retry-after"))
+    try:
+        reply = msgspec.json.decode(data)
+        if not isinstance(reply, dict):
+            raise msgspec.DecodeError("not an object")
+        if caller != provider.api:
+            reply = translate_reply(reply, provider.api, caller, model.id, plan)
+        usage = usage_of(reply, caller)
+        if caller == "responses" and isinstance(reply.get("usage"), dict) and model.prices is not None:
+            prompt, output, cached = usage
+            reply["usage"]["cost"] = cost_micro(model.prices, prompt or 0, output or 0, cached or 0) / MICRO
+        if caller != provider.api or caller == "responses":
+            data = msgspec.json.encode(reply)
+    except (msgspec.DecodeError, KeyError, TypeError, AttributeError):
+        raise UpstreamError(
+            f"Upstream provider '{provider.name}' returned an invalid JSON response.", code="upstream_invalid_response"
+        ) from None
+    ex.prompt_tokens, ex.completion_tokens, ex.cached_tokens = usage
+    ex.send_bytes(200, data, JSON)
+
+
+async def _stream(
+    ex: Exchange, model: Model, body: bytes, transcoder: Transcoder, extra: dict[str, str] | None
+) -> None:
+    provider = model.provider
+    idle = provider.timeouts.idle_read
+    loop = asyncio.get_running_loop()
+    # As in proxy.forward_stream: a client that leaves cancels this task, which drops the upstream connection.
+    task = asyncio.current_task()
+    assert task is not None
+    ended = False
+    watch = asyncio.ensure_future(ex.proto.client_disconnect())
+    watch.add_done_callback(lambda w: None if ended or w.cancelled() else task.cancel())
+    sent = time.perf_counter()
+    try:
+        async with provider.stream(model.urls["chat"], body, ex.request_id, extra) as response:
+            if response.status != 200:
+                data = bytes(await response.bytes())
+                raise provider.error_from_status(response.status, data, response.get_header("retry-after"))
+            ex.upstream_seconds = time.perf_counter() - sent
+            transport = ex.start_stream(200, [("cache-control", "no-cache"), ("x-accel-buffering", "no")])
+            reader = response.body_reader
+            try:
+                async with asyncio.timeout(idle) as deadline:
+                    while (chunk := await reader.read_chunk()) is not None:
+                        out = transcoder.feed(bytes(chunk))
+                        if out:
+                            if ex.ttft is None and transcoder.deltas:
+                                ex.ttft = time.perf_counter() - ex.started
+                            await transport.send_bytes(out)
+                        if transcoder.malformed:
+                            raise UpstreamError(
+                                f"Upstream provider '{provider.name}' sent a malformed stream event.",
+                                code="upstream_invalid_stream",
+                            )
+                        # Read on after the last event: a body read to its end keeps the connection reusable.
+                        deadline.reschedule(loop.time() + idle)
+                if transcoder.error is not None:
+                    ex.error_type = transcoder.error[0]
+                elif not transcoder.done:
+                    raise UpstreamError(
+                        f"Upstream provider '{provider.name}' ended the stream before it was complete.",
+                        code="upstream_stream_incomplete",
+                    )
+            except (rq.PyreqwestError, TimeoutError, UpstreamError) as exc:
+                failure = exc if isinstance(exc, UpstreamError) else upstream_failure(exc, provider.name)
+                ex.error_type = failure.code
+                await transport.send_bytes(transcoder.fail(failure.code or failure.type, failure.message))
+            finally:
+                ex.prompt_tokens = transcoder.prompt_tokens
+                ex.completion_tokens = transcoder.completion_tokens
+                ex.cached_tokens = transcoder.cached_tokens
+    except (rq.PyreqwestError, TimeoutError) as exc:
+        raise upstream_failure(exc, provider.name) from None
+    finally:
+        ended = True
+        watch.cancel()
+        ex.upstream_seconds = time.perf_counter() - sent
