@@ -3,6 +3,8 @@
 //! This file is only the registry of Python bindings; logic lives in one module per concept.
 use pyo3::prelude::*;
 
+pub mod balance;
+pub mod latency;
 pub mod sse;
 
 #[pymodule]
@@ -11,5 +13,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<sse::py::PySseEvent>()?;
     m.add_class::<sse::py::PySseParser>()?;
     m.add_class::<sse::py::PyStreamTap>()?;
+    m.add_class::<balance::PyRendezvous>()?;
+    m.add_class::<latency::PyLatencyTracker>()?;
     Ok(())
 }
