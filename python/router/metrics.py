@@ -54,6 +54,12 @@ FAMILIES: dict[str, tuple[str, tuple[str, ...], tuple[float, ...] | None]] = {
         OVERHEAD_BUCKETS,
     ),
     "router_tokens": ("Tokens counted, by model and kind (prompt, completion, cached).", ("model", "kind"), None),
+    "router_policy_attempts": (
+        "Attempts made for policy/<name> requests, by policy, target model and outcome "
+        "(ok, error: retryable failure, rejected: non-retryable upstream answer, broken_stream, skipped).",
+        ("policy", "model", "outcome"),
+        None,
+    ),
 }
 IN_FLIGHT = "router_in_flight_requests"
 
@@ -125,6 +131,9 @@ class Metrics:
             self._count("router_tokens", (model, "completion"), completion)
         if cached:
             self._count("router_tokens", (model, "cached"), cached)
+
+    def count_attempt(self, policy: str, model: str, outcome: str) -> None:
+        self._count("router_policy_attempts", (policy, model, outcome))
 
     # -- several workers ----------------------------------------------------------------------------
 

@@ -59,6 +59,8 @@ class MockApp:
         self.recorder = Recorder(record_capacity)
         self._default_knobs = resolve([self.defaults])
         self._fail_credit = 0.0
+        # Requests seen per model name, for ``fail_first``.
+        self._fail_first_seen: dict[str, int] = {}
         self._ids = itertools.count(1)
         # The pid keeps ids unique across workers without any coordination.
         self._id_prefix = f"mock{os.getpid():x}x"
@@ -110,12 +112,19 @@ class MockApp:
             return base, self._default_knobs
         return base, resolve((header_knobs, body_knobs, model_knobs, self.defaults))
 
-    def _failure(self, knobs: Resolved) -> str:
+    def _failure(self, knobs: Resolved, model: str) -> str:
         """The fault this request gets ("none" if spared), spreading ``fail_rate`` exactly and reproducibly.
 
         A credit accumulator rather than random(): rate 0.25 fails precisely every 4th request, which keeps
-        tests and load-test error budgets deterministic.
+        tests and load-test error budgets deterministic. ``fail_first`` counts per model name instead, so
+        "fail twice, then answer" scenarios do not depend on other traffic.
         """
+        if knobs.fail_first is not None:
+            seen = self._fail_first_seen.get(model, 0)
+            if len(self._fail_first_seen) >= MAX_CACHED:
+                self._fail_first_seen.clear()
+            self._fail_first_seen[model] = seen + 1
+            return knobs.fail if seen < knobs.fail_first else "none"
         if knobs.fail == "none" or knobs.fail_rate >= 1.0:
             return knobs.fail
         self._fail_credit += knobs.fail_rate
@@ -197,7 +206,7 @@ class MockApp:
             model, knobs = self._resolve(scope.headers, request.mock, request.model)
         except KnobError as exc:
             return _error(proto, 400, str(exc), param=exc.param)
-        fail = self._failure(knobs)
+        fail = self._failure(knobs, request.model)
         if await self._before_reply(proto, knobs, fail):
             return
         prompt = prompt_tokens(chat.prompt_chars(request.messages))
@@ -250,7 +259,7 @@ class MockApp:
             return _error(proto, 400, str(exc), param=exc.param)
         except embeddings.EmbeddingInputError as exc:
             return _error(proto, 400, str(exc), param=exc.param)
-        fail = self._failure(knobs)
+        fail = self._failure(knobs, request.model)
         if await self._before_reply(proto, knobs, fail):
             return
         await self._send_json(scope, proto, reply, fail)
@@ -284,6 +293,7 @@ class MockApp:
     async def _reset(self, scope: Any, proto: Any) -> None:
         # Also restart the fail-rate sequence, so a test after a reset sees the same pattern every time.
         self._fail_credit = 0.0
+        self._fail_first_seen.clear()
         cleared = self.recorder.reset()
         proto.response_bytes(200, JSON_HEADERS, b'{"cleared":%d}' % cleared)
 

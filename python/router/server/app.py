@@ -14,11 +14,11 @@ from collections.abc import Awaitable, Callable
 
 from granian.rsgi import HTTPProtocol, ProtocolClosed, Scope
 
-from ..config import Config, load_config
+from ..config import Config, PolicyConfig, load_config
 from ..errors import GatewayError, NotFound
 from ..governance.keys import KeyCache
 from ..metrics import Metrics
-from ..routing import Catalog
+from ..routing import Catalog, Routing
 from ..store import UsageRow, database_url, open_store
 from ..store.usage_writer import UsageWriter
 from . import handlers
@@ -48,12 +48,18 @@ class App:
     def __init__(self, config: Config, db_url: str, admin_key: str | None) -> None:
         self.config = config
         self.store = open_store(db_url)
-        self.catalog = Catalog(config, created=int(time.time()))
+        created = int(time.time())
+        self.catalog = Catalog(config, created=created)
         self.keys = KeyCache(self.store, admin_key)
         self.metrics = Metrics()
+        self.routing = Routing(config, self.catalog, self.metrics, created)
         self.request_ids = RequestIds()
         self.usage: UsageWriter | None = None
         self._background: list[asyncio.Task[None]] = []
+
+    def replace_policies(self, policies: list[PolicyConfig]) -> None:
+        """Check and swap in a new set of routing policies (for the management API); raises ConfigError."""
+        self.routing.replace_policies(policies)
 
     # -- lifecycle (granian calls these in each worker, outside the running loop) ------------------
 
@@ -163,8 +169,11 @@ class App:
                     ttft_ms=ex.ttft * 1000.0 if ex.ttft is not None else None,
                     stream=ex.stream,
                     error_type=ex.error_type,
+                    attempt=max(ex.attempts, 1),
                 )
             )
+            for row in ex.attempt_rows:
+                self.usage.add(row)
 
 
 def create_app() -> App:

@@ -11,10 +11,15 @@ import msgspec
 from granian.rsgi import HTTPProtocol, Scope
 
 from ..errors import GatewayError, PayloadTooLarge, UnsupportedMediaType
+from ..store import UsageRow
 
 JSON = "application/json"
 REQUEST_ID = "x-request-id"
 OVERHEAD = "x-router-overhead-ms"
+# Which model and provider answered, after how many upstream calls (policies may try several).
+ROUTER_MODEL = "x-router-model"
+ROUTER_PROVIDER = "x-router-provider"
+ROUTER_ATTEMPTS = "x-router-attempts"
 
 
 class ErrorDetail(msgspec.Struct, omit_defaults=False):
@@ -50,9 +55,9 @@ class Exchange:
     """What the handlers of one request share: ids, timings, the outcome to log, and response helpers."""
 
     __slots__ = (
-        "cached_tokens", "completion_tokens", "endpoint", "error_type", "headers", "key_id", "model",
-        "prompt_tokens", "proto", "provider", "request_id", "responded", "scope", "started", "status",
-        "stream", "ttft", "upstream_seconds",
+        "attempt_rows", "attempts", "cached_tokens", "completion_tokens", "endpoint", "error_type", "headers",
+        "key_id", "model", "prompt_tokens", "proto", "provider", "request_id", "responded", "routing_seconds",
+        "scope", "started", "status", "stream", "ttft", "upstream_seconds",
     )  # fmt: skip
 
     def __init__(self, scope: Scope, proto: HTTPProtocol, endpoint: str, request_id: str) -> None:
@@ -74,6 +79,10 @@ class Exchange:
         self.completion_tokens: int | None = None
         self.cached_tokens: int | None = None
         self.error_type: str | None = None
+        # Routing: upstream calls made, time spent on attempts that failed (and backoff), their usage rows.
+        self.attempts = 0
+        self.routing_seconds = 0.0
+        self.attempt_rows: list[UsageRow] = []
 
     # -- request ------------------------------------------------------------------------------------
 
@@ -115,7 +124,7 @@ class Exchange:
     # -- response -----------------------------------------------------------------------------------
 
     def overhead_seconds(self) -> float:
-        return max(time.perf_counter() - self.started - self.upstream_seconds, 0.0)
+        return max(time.perf_counter() - self.started - self.upstream_seconds - self.routing_seconds, 0.0)
 
     def response_headers(self, content_type: str, extra: list[tuple[str, str]] | None = None) -> list[tuple[str, str]]:
         headers = [
@@ -123,6 +132,12 @@ class Exchange:
             (REQUEST_ID, self.request_id),
             (OVERHEAD, f"{self.overhead_seconds() * 1000:.3f}"),
         ]
+        if self.attempts:
+            headers += [
+                (ROUTER_MODEL, self.model),
+                (ROUTER_PROVIDER, self.provider),
+                (ROUTER_ATTEMPTS, str(self.attempts)),
+            ]
         if extra:
             headers.extend(extra)
         return headers

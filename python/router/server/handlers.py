@@ -6,36 +6,14 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from ..errors import InvalidRequest, NotFound
 from ..metrics import CONTENT_TYPE
-from ..routing import Model
+from ..routing import Model, Need
 from . import requests as rq
 from .exchange import JSON, Exchange
 from .proxy import forward_stream, forward_unary
 
 if TYPE_CHECKING:
     from .app import App
-
-
-def _resolve(app: App, ex: Exchange, model_id: str, endpoint: str) -> Model:
-    model = app.catalog.get(model_id)
-    if model is None:
-        raise NotFound(
-            f"The model '{model_id}' does not exist or you do not have access to it. "
-            "List the models you can use with GET /v1/models.",
-            param="model",
-            code="model_not_found",
-        )
-    if model.is_embedding != (endpoint == "embeddings"):
-        kind = "an embeddings" if model.is_embedding else "a chat"
-        raise InvalidRequest(
-            f"The model '{model_id}' is {kind} model and cannot be used with /v1/{endpoint}.",
-            param="model",
-            code="model_not_supported",
-        )
-    ex.model = model.id
-    ex.provider = model.provider.name
-    return model
 
 
 async def _authenticated_body(app: App, ex: Exchange) -> tuple[bytes, dict[str, msgspec.Raw]]:
@@ -48,31 +26,43 @@ async def _authenticated_body(app: App, ex: Exchange) -> tuple[bytes, dict[str, 
 async def chat_completions(app: App, ex: Exchange) -> None:
     body, fields = await _authenticated_body(app, ex)
     request = rq.validate_chat(body)
-    model = _resolve(app, ex, request.model, "chat")
-
-    fields["model"] = model.upstream_name_json
+    need = Need.chat(body, fields, stream=bool(request.stream))
+    # A model or policy/<name>: routing calls one of these per attempt with the model to try.
     if not request.stream:
-        await forward_unary(ex, model, "chat", rq.encode_fields(fields))
+
+        async def unary(model: Model) -> None:
+            fields["model"] = model.upstream_name_json
+            await forward_unary(ex, model, "chat", rq.encode_fields(fields))
+
+        await app.routing.run(ex, request.model, need, fields, unary)
         return
     ex.stream = True
     client_wants_usage = bool(request.stream_options and request.stream_options.include_usage)
     # Every token is counted: ask for usage even when the client did not, and hide that chunk from it.
     if not client_wants_usage:
         rq.with_usage_requested(fields, request.stream_options)
-    await forward_stream(ex, model, rq.encode_fields(fields), hide_usage=not client_wants_usage)
+
+    async def stream(model: Model) -> None:
+        fields["model"] = model.upstream_name_json
+        await forward_stream(ex, model, rq.encode_fields(fields), hide_usage=not client_wants_usage)
+
+    await app.routing.run(ex, request.model, need, fields, stream)
 
 
 async def embeddings(app: App, ex: Exchange) -> None:
     body, fields = await _authenticated_body(app, ex)
     request = rq.validate_embeddings(body)
-    model = _resolve(app, ex, request.model, "embeddings")
-    fields["model"] = model.upstream_name_json
-    await forward_unary(ex, model, "embeddings", rq.encode_fields(fields))
+
+    async def embed(model: Model) -> None:
+        fields["model"] = model.upstream_name_json
+        await forward_unary(ex, model, "embeddings", rq.encode_fields(fields))
+
+    await app.routing.run(ex, request.model, Need("embeddings"), fields, embed)
 
 
 async def list_models(app: App, ex: Exchange) -> None:
     ex.key_id = app.keys.authenticate(ex.api_key()).key_id
-    ex.send_bytes(200, app.catalog.models_list_body, JSON)
+    ex.send_bytes(200, app.routing.models_list_body, JSON)
 
 
 async def healthz(app: App, ex: Exchange) -> None:

@@ -43,4 +43,34 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "INSERT INTO epochs (name, value) VALUES ('keys', 0)",
         ],
     ),
+    (
+        2,
+        "usage log: one row per upstream attempt (policies retry and fall back), keyed by request id and attempt",
+        [
+            # A primary key cannot be altered in SQLite: rebuild the table (the same statements work in PostgreSQL).
+            "ALTER TABLE usage_log RENAME TO usage_log_v1",
+            """CREATE TABLE usage_log (
+                request_id TEXT NOT NULL,
+                ts DOUBLE PRECISION NOT NULL,
+                key_id TEXT,
+                endpoint TEXT NOT NULL,
+                model TEXT,
+                provider TEXT,
+                status INTEGER NOT NULL,
+                prompt_tokens INTEGER,
+                completion_tokens INTEGER,
+                cached_tokens INTEGER,
+                latency_ms DOUBLE PRECISION NOT NULL,
+                ttft_ms DOUBLE PRECISION,
+                stream INTEGER NOT NULL,
+                error_type TEXT,
+                attempt INTEGER NOT NULL DEFAULT 1,
+                PRIMARY KEY (request_id, attempt)
+            )""",
+            "INSERT INTO usage_log SELECT *, 1 FROM usage_log_v1",
+            "DROP TABLE usage_log_v1",
+            "CREATE INDEX usage_log_ts ON usage_log (ts)",
+            "CREATE INDEX usage_log_key_ts ON usage_log (key_id, ts)",
+        ],
+    ),
 ]

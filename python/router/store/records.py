@@ -37,6 +37,8 @@ class UsageRow(msgspec.Struct, array_like=True):
     ttft_ms: float | None = None
     stream: bool = False
     error_type: str | None = None
+    # 1 for the first upstream call of a request; a policy's retries and fallbacks get 2, 3, ...
+    attempt: int = 1
 
 
 USAGE_COLUMNS = UsageRow.__struct_fields__

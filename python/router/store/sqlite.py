@@ -139,7 +139,7 @@ class SQLiteStore:
         rows = self._conn.execute(
             f"SELECT {', '.join(USAGE_COLUMNS)} FROM usage_log ORDER BY ts DESC LIMIT ?", (limit,)
         )
-        return [UsageRow(*row[:-2], bool(row[-2]), row[-1]) for row in rows]
+        return [UsageRow(*row[:-3], bool(row[-3]), *row[-2:]) for row in rows]
 
     def count_usage(self) -> int:
         return self._conn.execute("SELECT COUNT(*) FROM usage_log").fetchone()[0]
