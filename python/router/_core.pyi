@@ -129,8 +129,9 @@ class LatencyTracker:
     def record_failure(self, target: str, seconds: float, now: float | None = None) -> None:
         """A failed call: recorded as max(seconds, failure_penalty)."""
     def order(self, targets: list[str], now: float | None = None) -> list[int]:
-        """Indexes of `targets` to try in turn: warm ones fastest first, then those with fewer than
-        `min_samples` samples (fewest first); on an `explore` fraction of calls the coldest goes first."""
+        """Indexes of `targets` to try in turn: those with samples by score (fastest first), then those
+        without; on an `explore` fraction of calls the one with the fewest samples (below `min_samples`)
+        goes first."""
     def score(self, target: str, now: float | None = None) -> float | None:
         """The trimmed mean of the live window, None without samples."""
     def samples(self, target: str, now: float | None = None) -> int:

@@ -14,9 +14,10 @@
 //! A sorted copy of the window is kept next to the ring of samples, so an update is a binary search and a
 //! short memmove (≤ 100 doubles), and the score is recomputed at once: reading the order costs lookups only.
 //!
-//! Targets with fewer than `min_samples` samples are "cold": they go after every warm target, and on a
-//! fraction `explore` of the calls to `order` the coldest one is moved to the front, so a new target gets
-//! its first samples without waiting for the others to fail.
+//! Targets with samples are sorted by score; targets without any go last. A target with fewer than
+//! `min_samples` samples is "cold": on a fraction `explore` of the calls to `order` the coldest one is
+//! moved to the front, so a new target gets its first samples without waiting for the others to fail,
+//! and a target with one lucky sample is checked again soon rather than trusted or forgotten.
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
@@ -201,32 +202,39 @@ impl Tracker {
         self.current(target, now).map_or(0, Window::len)
     }
 
-    /// The order to try `targets` in: warm targets by score (fastest first), then cold ones by how few
-    /// samples they have; on an `explore` fraction of calls the coldest target goes first instead.
+    /// The order to try `targets` in: those with samples by score (fastest first), then those without
+    /// (in the given order); on an `explore` fraction of calls the coldest target (fewest samples, below
+    /// `min_samples`) goes first instead.
     pub fn order<S: AsRef<str>>(&mut self, targets: &[S], now: f64) -> Vec<usize> {
         let min = self.settings.min_samples;
-        let mut warm: Vec<(f64, usize)> = Vec::with_capacity(targets.len());
-        let mut cold: Vec<(usize, usize)> = Vec::new();
+        let mut scored: Vec<(f64, usize)> = Vec::with_capacity(targets.len());
+        let mut unknown: Vec<usize> = Vec::new();
+        // (samples, index) of the coldest target, if any is below `min_samples`.
+        let mut coldest: Option<(usize, usize)> = None;
         for (i, t) in targets.iter().enumerate() {
-            match self.current(t.as_ref(), now) {
-                Some(w) if w.len() >= min => {
-                    warm.push((w.score().expect("a warm window has a score"), i))
-                }
-                Some(w) => cold.push((w.len(), i)),
-                None => cold.push((0, i)),
+            let (n, score) = self
+                .current(t.as_ref(), now)
+                .map_or((0, None), |w| (w.len(), w.score()));
+            match score {
+                Some(s) => scored.push((s, i)),
+                None => unknown.push(i),
+            }
+            if n < min && coldest.is_none_or(|(m, _)| n < m) {
+                coldest = Some((n, i));
             }
         }
-        warm.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        cold.sort_unstable();
+        scored.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         let mut order: Vec<usize> = Vec::with_capacity(targets.len());
-        // With nothing warm the cold order already starts with the coldest: no coin needed.
-        if !cold.is_empty() && !warm.is_empty() && self.next_unit() < self.settings.explore {
-            order.push(cold[0].1);
-            order.extend(warm.iter().map(|&(_, i)| i));
-            order.extend(cold[1..].iter().map(|&(_, i)| i));
-        } else {
-            order.extend(warm.iter().map(|&(_, i)| i));
-            order.extend(cold.iter().map(|&(_, i)| i));
+        order.extend(scored.iter().map(|&(_, i)| i));
+        order.extend(unknown);
+        if let Some((_, cold)) = coldest {
+            if order[0] != cold && self.next_unit() < self.settings.explore {
+                let at = order
+                    .iter()
+                    .position(|&i| i == cold)
+                    .expect("every index is in the order");
+                order[..=at].rotate_right(1);
+            }
         }
         order
     }
@@ -429,7 +437,7 @@ mod tests {
     }
 
     #[test]
-    fn order_puts_warm_targets_by_score_then_cold_ones() {
+    fn order_puts_targets_with_samples_by_score_then_unknown_ones() {
         let mut t = Tracker::new(
             Settings {
                 explore: 0.0,
@@ -445,8 +453,8 @@ mod tests {
                 t.record("new", 0.01, i as f64);
             }
         }
-        let names = ["new", "slow", "unknown", "fast"];
-        assert_eq!(t.order(&names, 10.0), vec![3, 1, 2, 0]);
+        let names = ["new", "slow", "unknown", "fast", "unknown-too"];
+        assert_eq!(t.order(&names, 10.0), vec![0, 3, 1, 2, 4]);
     }
 
     #[test]
@@ -511,9 +519,11 @@ mod tests {
             let mut sorted = order.clone();
             sorted.sort_unstable();
             prop_assert_eq!(sorted, (0..names.len()).collect::<Vec<_>>());
-            // Ignoring a possibly explored first entry, warm targets come first, fastest first.
-            let rest: Vec<usize> = order.iter().copied().filter(|&i| counts[i].0 >= 5).collect();
-            let scores: Vec<f64> = rest.iter().map(|&i| counts[i].1).collect();
+            // Ignoring a possibly explored first entry: targets with samples, fastest first, then the rest.
+            let rest = if order.len() > 1 && counts[order[0]].0 < 5 { &order[1..] } else { &order[..] };
+            let with_samples: Vec<usize> = rest.iter().copied().take_while(|&i| counts[i].0 > 0).collect();
+            prop_assert!(rest[with_samples.len()..].iter().all(|&i| counts[i].0 == 0));
+            let scores: Vec<f64> = with_samples.iter().map(|&i| counts[i].1).collect();
             prop_assert!(scores.windows(2).all(|w| w[0] <= w[1]));
         }
     }
