@@ -14,6 +14,7 @@ import openai
 import pytest
 
 from router._core import Rendezvous
+
 from servers import MockControl, Server, create_key, gateway_env, start_gateway, usage_rows
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
@@ -35,6 +36,7 @@ models:
   - {id: mock/drops, upstream_model: "gpt-4o@fail=drop@token_delay_ms=1"}
   - {id: mock/stream-503, upstream_model: "gpt-4o@fail=503@tokens=5"}
   - {id: mock/down, upstream_model: "gpt-4o@fail=500@tokens=5"}
+  - {id: mock/cut, upstream_model: "gpt-4o@fail=drop@drop_after=0"}
   - {id: mock/a, upstream_model: "gpt-4o@tokens=3"}
   - {id: mock/b, upstream_model: "gpt-4o@tokens=4"}
   - {id: mock/fast, upstream_model: "gpt-4o@ttft_ms=1"}
@@ -60,7 +62,7 @@ policies:
     targets: [{model: mock/drops}, {model: mock/gpt-4o}]
   - name: stream-failover
     type: fallback
-    targets: [{model: mock/no-stream}, {model: mock/stream-503}, {model: mock/gpt-4o}]
+    targets: [{model: mock/no-stream}, {model: mock/stream-503}, {model: mock/cut}, {model: mock/gpt-4o}]
   - name: canary
     type: load_balance
     targets: [{model: mock/a, weight: 70}, {model: mock/b, weight: 30}]
@@ -148,11 +150,12 @@ def test_stream_failing_after_the_first_byte_ends_with_an_error_event(
 ) -> None:
     stream = pclient.chat.completions.with_raw_response.create(model="policy/drops", messages=MESSAGES, stream=True)
     assert stream.headers["x-router-model"] == "mock/drops" and stream.headers["x-router-attempts"] == "1"
-    received = []
+    chunks = stream.parse()
+    # The client gets tokens first: after that there is no failing over, only a well-formed error event.
+    first = next(chunks)
+    assert first.choices[0].delta.role == "assistant"
     with pytest.raises(openai.APIError, match="the connection broke"):
-        for chunk in stream.parse():
-            received.append(chunk)
-    assert received  # the client had tokens already: there is no failing over after that
+        list(chunks)
     assert upstream_models(mock) == ["gpt-4o@fail=drop@token_delay_ms=1"]
 
 
@@ -164,9 +167,10 @@ def test_stream_fails_over_before_the_first_byte_and_skips_what_cannot_stream(
     )
     text = "".join(c.choices[0].delta.content or "" for c in stream.parse() if c.choices)
     assert text
-    assert stream.headers["x-router-model"] == "mock/gpt-4o" and stream.headers["x-router-attempts"] == "2"
-    # mock/no-stream lacks the streaming capability: skipped without a call.
-    assert upstream_models(mock) == ["gpt-4o@fail=503@tokens=5", "gpt-4o"]
+    assert stream.headers["x-router-model"] == "mock/gpt-4o" and stream.headers["x-router-attempts"] == "3"
+    # mock/no-stream lacks the streaming capability: skipped without a call. mock/cut answers 200 and dies
+    # before its first event: nothing reached the client yet, so that fails over too.
+    assert upstream_models(mock) == ["gpt-4o@fail=503@tokens=5", "gpt-4o@fail=drop@drop_after=0", "gpt-4o"]
 
 
 def test_nested_policy_and_sticky_load_balancing(pclient: openai.OpenAI) -> None:
@@ -204,9 +208,11 @@ def test_latency_policy_converges_on_the_faster_target(pclient: openai.OpenAI) -
         pclient.chat.completions.with_raw_response.create(model="policy/fastest", messages=MESSAGES).headers[
             "x-router-model"
         ]
-        for _ in range(40)
+        for _ in range(60)
     ]
     assert served[0] == "mock/slow"  # no data yet: the configured order
+    # The slow one is explored until it has 5 samples (30% of requests here), then only the fast one serves.
+    assert served.count("mock/slow") == 5
     assert served[-20:] == ["mock/fast"] * 20
 
 

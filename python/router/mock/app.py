@@ -30,8 +30,6 @@ from .recorder import Recorder
 JSON_HEADERS = [("content-type", "application/json")]
 SSE_HEADERS = [("content-type", "text/event-stream; charset=utf-8"), ("cache-control", "no-cache")]
 MALFORMED_EVENT = b"data: {not json\n\n"
-# "drop" streams this many token chunks (after the role chunk) before cutting the connection.
-DROP_AFTER_TOKENS = 2
 # Time for granian to write what was sent before the socket is shut down under it.
 DROP_FLUSH_SECONDS = 0.05
 # Bounds for caches keyed by client-chosen model names, so arbitrary names cannot grow memory forever.
@@ -167,12 +165,15 @@ class MockApp:
         if fail == "malformed":
             middle = len(tokens) // 2
             tokens = [*tokens[:middle], MALFORMED_EVENT, *tokens[middle:]]
-        elif fail == "drop":
-            tokens, tail = tokens[:DROP_AFTER_TOKENS], b""
+        head = events.head
+        if fail == "drop":
+            # ``drop_after`` counts the role chunk too: 0 cuts the stream before its first byte.
+            head = head if knobs.drop_after else b""
+            tokens, tail = tokens[: max(knobs.drop_after - 1, 0)], b""
         transport = proto.response_stream(200, SSE_HEADERS)
         delay = knobs.token_delay_ms / 1000
         if delay:
-            await transport.send_bytes(events.head)
+            await transport.send_bytes(head)
             for event in tokens:
                 await asyncio.sleep(delay)
                 await transport.send_bytes(event)
@@ -180,7 +181,7 @@ class MockApp:
                 await transport.send_bytes(tail)
         else:
             # Unpaced: one write instead of one per chunk keeps the mock cheap in load tests.
-            await transport.send_bytes(events.head + b"".join(tokens) + tail)
+            await transport.send_bytes(head + b"".join(tokens) + tail)
         if fail == "drop":
             await asyncio.sleep(DROP_FLUSH_SECONDS)
             # If the socket cannot be found the stream still ends without a finish chunk or [DONE].

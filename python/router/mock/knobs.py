@@ -43,13 +43,15 @@ class Knobs(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     fail_rate: float | None = None
     # Only the first N requests for this exact model name (knobs included) fail, counted since the last reset.
     fail_first: int | None = None
+    # "drop": stream events sent before the connection is cut (the role chunk counts; 0: nothing at all).
+    drop_after: int | None = None
     retry_after: int | None = None
     echo: bool | None = None
     tool_calls: int | None = None
 
     def __post_init__(self) -> None:
         # Runs inside msgspec decode/convert too, so every source gets the same validation and error messages.
-        for name in ("tokens", "ttft_ms", "token_delay_ms", "fail_first", "retry_after", "tool_calls"):
+        for name in ("tokens", "ttft_ms", "token_delay_ms", "fail_first", "drop_after", "retry_after", "tool_calls"):
             value, limit = getattr(self, name), _MAXIMA.get(name)
             if value is not None and value < 0:
                 raise ValueError(f"{name} must be >= 0")
@@ -77,6 +79,7 @@ class Resolved(msgspec.Struct, frozen=True):
     fail: str = "none"
     fail_rate: float = 1.0
     fail_first: int | None = None
+    drop_after: int = 3
     retry_after: int = 1
     echo: bool = False
     # None: the count follows tool_choice (auto → 1, required → every tool); a number overrides it.
