@@ -6,7 +6,11 @@ the same upstream), then drives each with the same wrk load: non-streaming at 32
 and at 1 connection (latency), and streaming likewise against the mock. Everything shares the same 2 cores,
 so compare the rows of one run, not numbers across runs.
 
-    python benches/load.py [--upstream mock|nginx] [--duration 10] [--json results.json]
+With `--policy fallback|load_balance|latency` it measures the gateway on a direct model route and on a
+`policy/<type>` route over two models of the same upstream instead (no bare proxies): what a routing
+policy costs per request.
+
+    python benches/load.py [--upstream mock|nginx] [--duration 10] [--policy TYPE] [--json results.json]
 """
 
 from __future__ import annotations
@@ -120,9 +124,20 @@ def _gateway_config(workdir: Path, upstream: str) -> Path:
     config = workdir / "bench.yaml"
     config.write_text(
         f"providers: {{up: {{base_url: '{upstream}/v1', api_key: bench}}}}\n"
-        "models: [{id: up/gpt-4o, upstream_model: gpt-4o, capabilities: [streaming]}]\n"
+        "models:\n"
+        "  - {id: up/gpt-4o, upstream_model: gpt-4o, capabilities: [streaming]}\n"
+        "  - {id: up/gpt-4o-b, upstream_model: gpt-4o, capabilities: [streaming]}\n"
+        "policies:\n"
+        + "".join(
+            f"  - {{name: bench-{kind}, type: {kind}, targets: [{{model: up/gpt-4o, weight: 70}}, "
+            "{model: up/gpt-4o-b, weight: 30}]}\n"
+            for kind in POLICY_TYPES
+        )
     )
     return config
+
+
+POLICY_TYPES = ("fallback", "load_balance", "latency")
 
 
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, dict[str, dict[str, float]]]:
@@ -135,12 +150,14 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, dict[str, dict[str
         servers.append(gateway)
         key = create_key(env, "bench")["key"]
         targets = [(f"direct to {args.upstream}", upstream.base, "gpt-4o")]
-        for name, label in BARE_PROXIES:
+        for name, label in BARE_PROXIES if not args.policy else ():
             proxy = start_baseline_proxy(name, f"{upstream.base}/v1", workdir)
             if proxy is not None:
                 servers.append(proxy)
                 targets.append((label, proxy.base, "gpt-4o"))
         targets.append(("router gateway", gateway.base, "up/gpt-4o"))
+        if args.policy:
+            targets.append((f"router gateway, policy/bench-{args.policy}", gateway.base, f"policy/bench-{args.policy}"))
         # Only the mock streams, and the bare proxies buffer whole answers.
         for label, base, model in targets:
             streams = args.upstream == "mock" and not label.startswith("bare")
@@ -171,6 +188,9 @@ def main() -> None:
         choices=["mock", "nginx"],
         default="mock",
         help="mock: the bundled mock provider (streams too); nginx: the baseline's fixed-answer upstream",
+    )
+    parser.add_argument(
+        "--policy", choices=POLICY_TYPES, help="compare the gateway's direct-model route with a policy/ route"
     )
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
