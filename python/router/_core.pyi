@@ -90,8 +90,8 @@ class StreamTap:
 class Rendezvous:
     """Weighted rendezvous hashing with XXH3 over a fixed list of targets (immutable).
 
-    Target `i` scores `w_i / -ln(u_i)` with `u_i` uniform in (0, 1) from `xxh3(key, xxh3(name_i))`; the
-    highest wins, so a key lands on `i` with probability `w_i / sum(w)`, and changing one weight moves only
+    Target `i` scores `w_i / -ln(u_i)` with `u_i` uniform in (0, 1) from `splitmix(xxh3(key) ^ xxh3(name_i))`;
+    the highest wins, so a key lands on `i` with probability `w_i / sum(w)`, and changing one weight moves only
     the keys that must move. Raises ValueError for no targets, a length mismatch, a weight that is not
     finite and positive, or a duplicate name.
     """

@@ -1,8 +1,9 @@
 //! Weighted rendezvous hashing (highest random weight) with XXH3: a load-balancing pick that is a pure
 //! function of the request's trace key, so the same trace always lands on the same target.
 //!
-//! Each target `i` draws a uniform `u_i` in (0, 1) from `xxh3(key, seed_i)`, where `seed_i` is the XXH3 of
-//! the target's name; its score is `w_i / -ln(u_i)` and the highest score wins. `-ln(u_i) / w_i` is an
+//! Each target `i` draws a uniform `u_i` in (0, 1) from `mix(xxh3(key) ^ seed_i)`, where `seed_i` is the
+//! XXH3 of the target's name and `mix` the SplitMix64 finaliser (the key is hashed once, not once per
+//! target); its score is `w_i / -ln(u_i)` and the highest score wins. `-ln(u_i) / w_i` is an
 //! exponential variable with rate `w_i`, and the smallest of independent exponentials is `i` with
 //! probability `w_i / Σw` (an "exponential race"), so the pick follows the normalised weights exactly.
 //!
@@ -12,7 +13,7 @@
 //! removing a target only moves the traces it had. Bucket schemes shift every boundary after the change.
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
+use xxhash_rust::xxh3::xxh3_64;
 
 /// Targets and weights that cannot be balanced.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,6 +45,14 @@ impl std::fmt::Display for BalanceError {
 pub struct Rendezvous {
     seeds: Vec<u64>,
     weights: Vec<f64>,
+}
+
+/// SplitMix64's finaliser: a bijection with full avalanche, so each target's draw looks independent.
+#[inline]
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// The top 53 bits of a hash as a uniform double in the open interval (0, 1).
@@ -103,16 +112,17 @@ impl Rendezvous {
     }
 
     #[inline]
-    fn score(&self, i: usize, key: &[u8]) -> f64 {
-        self.weights[i] / -unit(xxh3_64_with_seed(key, self.seeds[i])).ln()
+    fn score(&self, i: usize, hash: u64) -> f64 {
+        self.weights[i] / -unit(mix(hash ^ self.seeds[i])).ln()
     }
 
     /// The index of the target this key lands on.
     pub fn pick(&self, key: &[u8]) -> usize {
+        let hash = xxh3_64(key);
         let mut best = 0;
-        let mut best_score = self.score(0, key);
+        let mut best_score = self.score(0, hash);
         for i in 1..self.seeds.len() {
-            let s = self.score(i, key);
+            let s = self.score(i, hash);
             // Strictly greater: an exact tie (practically impossible) goes to the earlier target.
             if s > best_score {
                 best = i;
@@ -125,8 +135,9 @@ impl Rendezvous {
     /// Every target index, best first for this key: `rank(key)[0] == pick(key)`, and dropping any target
     /// from the set leaves the relative order of the others unchanged (the failover order).
     pub fn rank(&self, key: &[u8]) -> Vec<usize> {
+        let hash = xxh3_64(key);
         let mut scored: Vec<(f64, usize)> = (0..self.seeds.len())
-            .map(|i| (self.score(i, key), i))
+            .map(|i| (self.score(i, hash), i))
             .collect();
         scored.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
         scored.into_iter().map(|(_, i)| i).collect()
