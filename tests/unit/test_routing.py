@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter, defaultdict
 from types import SimpleNamespace
 
@@ -235,10 +236,12 @@ def test_when_everything_fails_the_last_upstream_error_lists_the_attempts() -> N
     assert [(r.attempt, r.status, r.error_type) for r in ex.attempt_rows] == [(1, 502, "upstream_error")]
 
 
-def test_targets_that_cannot_serve_are_skipped_without_a_call() -> None:
+def test_targets_that_cannot_serve_are_skipped_without_a_call(caplog: pytest.LogCaptureFixture) -> None:
     h = Harness("  - {name: mixed, type: fallback, targets: [{model: p/plain}, {model: p/small}, {model: p/b}]}\n")
-    ex, error = h.run("policy/mixed", need=Need("chat", stream=True, tokens=50))
+    with caplog.at_level(logging.INFO, logger="router.routing"):
+        ex, error = h.run("policy/mixed", need=Need("chat", stream=True, tokens=50))
     assert error is None and h.calls == ["p/b"] and ex.attempts == 1
+    assert "policy/mixed: skipped p/plain: it does not support streaming" in caplog.messages
     _, error = h.run("policy/mixed", need=Need("chat", tools=True))
     assert error is None and h.calls[-1] == "p/b"
     h.calls.clear()
@@ -467,8 +470,11 @@ def test_replace_policies_rejects_bad_sets_and_keeps_the_old_one() -> None:
 
 def test_models_list_includes_policies() -> None:
     h = Harness(NESTED)
-    listing = msgspec.json.decode(h.routing.models_list_body)
+    listing = msgspec.json.decode(h.routing.models_list())
     ids = [entry["id"] for entry in listing["data"]]
     assert "p/a" in ids and "policy/outer" in ids and "policy/spread" in ids
     outer = next(e for e in listing["data"] if e["id"] == "policy/outer")
     assert outer["policy_type"] == "fallback" and outer["targets"] == ["policy/spread", "p/c"]
+    # With the governance hook: only admitted models, and only policies that can reach one of them.
+    only_c = msgspec.json.decode(h.routing.models_list(lambda m: m == "p/c"))
+    assert [e["id"] for e in only_c["data"]] == ["p/c", "policy/outer"]

@@ -216,9 +216,25 @@ class Routing:
 
     def _install(self, policies: PolicySet) -> None:
         # One assignment each: a request that already holds a Policy finishes with the set it started with.
-        data = [m.info(self.created) for m in self.catalog.models.values()]
-        self.models_list_body = msgspec.json.encode({"object": "list", "data": [*data, *policies.infos]})
+        self._model_infos = [m.info(self.created) for m in self.catalog.models.values()]
+        self._models_list_body = self._list_body(None, policies)
         self.policies = policies
+
+    def models_list(self, allowed: Allowed | None = None) -> bytes:
+        """The `GET /v1/models` body: the models `allowed` admits (None: all, precomputed), and the policies
+        that can reach at least one of them."""
+        if allowed is None:
+            return self._models_list_body
+        return self._list_body(allowed, self.policies)
+
+    def _list_body(self, allowed: Allowed | None, policies: PolicySet) -> bytes:
+        models = [m for m in self._model_infos if allowed is None or allowed(m.id)]
+        usable = [
+            info
+            for info in policies.infos
+            if allowed is None or any(allowed(m.id) for m in policies.by_id[info.id].leaves())
+        ]
+        return msgspec.json.encode({"object": "list", "data": [*models, *usable]})
 
     # -- running a request --------------------------------------------------------------------------
 

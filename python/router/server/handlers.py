@@ -62,7 +62,7 @@ async def embeddings(app: App, ex: Exchange) -> None:
 
 async def list_models(app: App, ex: Exchange) -> None:
     ex.key_id = app.keys.authenticate(ex.api_key()).key_id
-    ex.send_bytes(200, app.routing.models_list_body, JSON)
+    ex.send_bytes(200, app.routing.models_list(), JSON)
 
 
 async def healthz(app: App, ex: Exchange) -> None:
