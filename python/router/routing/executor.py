@@ -81,8 +81,9 @@ class Need:
 
     __slots__ = ("endpoint", "stream", "tokens", "tools", "vision")
 
-    def __init__(self, endpoint: str, *, stream: bool = False, tools: bool = False, vision: bool = False,
-                 tokens: int = 0) -> None:  # fmt: skip
+    def __init__(
+        self, endpoint: str, *, stream: bool = False, tools: bool = False, vision: bool = False, tokens: int = 0
+    ) -> None:
         self.endpoint = endpoint
         self.stream = stream
         self.tools = tools
@@ -96,7 +97,8 @@ class Need:
             "chat",
             stream=stream,
             tools=tools is not None and bytes(tools).strip() not in (b"null", b"[]"),
-            # Image parts are the only place this key appears in a chat body; no need to decode messages.
+            # A byte search instead of decoding every message: the key only appears unescaped in image parts
+            # (or as a tool parameter's name, which at worst skips a model without vision).
             vision=b'"image_url"' in body,
             # ~4 bytes of JSON per token: an upper-side estimate, enough to rule out a far too small window.
             tokens=len(body) // 4,
@@ -215,7 +217,7 @@ class Routing:
         self._install(PolicySet(policies, self.catalog, self.created))
 
     def _install(self, policies: PolicySet) -> None:
-        # One assignment each: a request that already holds a Policy finishes with the set it started with.
+        # Swapped whole: a request that already holds a Policy finishes with the set it started with.
         self._model_infos = [m.info(self.created) for m in self.catalog.models.values()]
         self._models_list_body = self._list_body(None, policies)
         self.policies = policies
