@@ -2,7 +2,7 @@
 
 from typing import Self, final
 
-__all__ = ["SseEvent", "SseParser", "StreamTap", "Transcoder", "__version__"]
+__all__ = ["LatencyTracker", "Rendezvous", "SseEvent", "SseParser", "StreamTap", "Transcoder", "__version__"]
 
 __version__: str
 
@@ -138,3 +138,56 @@ class Transcoder:
         """Input tokens written to the cache (Anthropic)."""
     @property
     def reasoning_tokens(self) -> int | None: ...
+
+@final
+class Rendezvous:
+    """Weighted rendezvous hashing with XXH3 over a fixed list of targets (immutable).
+
+    Target `i` scores `w_i / -ln(u_i)` with `u_i` uniform in (0, 1) from `splitmix(xxh3(key) ^ xxh3(name_i))`;
+    the highest wins, so a key lands on `i` with probability `w_i / sum(w)`, and changing one weight moves only
+    the keys that must move. Raises ValueError for no targets, a length mismatch, a weight that is not
+    finite and positive, or a duplicate name.
+    """
+
+    def __new__(cls, targets: list[str], weights: list[float]) -> Self: ...
+    def pick(self, key: str) -> int:
+        """The index of the target `key` lands on."""
+    def rank(self, key: str) -> list[int]:
+        """Every index, best first (`rank(key)[0] == pick(key)`): the failover order for `key`."""
+    @property
+    def weights(self) -> list[float]:
+        """The normalised weights (they sum to 1)."""
+    def __len__(self) -> int: ...
+
+@final
+class LatencyTracker:
+    """Per-target latency windows (last `window` samples no older than `max_age` s), shared by a worker.
+
+    Score: the `trim` (10%) trimmed mean of the window. `now` is seconds on the caller's clock; when None,
+    a process-wide monotonic clock. Thread-safe (one mutex).
+    """
+
+    def __new__(
+        cls,
+        window: int = 100,
+        max_age: float = 3600.0,
+        min_samples: int = 5,
+        explore: float = 0.07,
+        trim: float = 0.1,
+        failure_penalty: float = 30.0,
+        seed: int | None = None,
+    ) -> Self: ...
+    def record(self, target: str, seconds: float, now: float | None = None) -> None:
+        """A successful call's latency (time to first token for streams, total otherwise)."""
+    def record_failure(self, target: str, seconds: float, now: float | None = None) -> None:
+        """A failed call: recorded as max(seconds, failure_penalty)."""
+    def order(self, targets: list[str], now: float | None = None) -> list[int]:
+        """Indexes of `targets` to try in turn: those with samples by score (fastest first), then those
+        without; on an `explore` fraction of calls the one with the fewest samples (below `min_samples`)
+        goes first."""
+    def score(self, target: str, now: float | None = None) -> float | None:
+        """The trimmed mean of the live window, None without samples."""
+    def samples(self, target: str, now: float | None = None) -> int:
+        """How many samples the live window holds."""
+    @property
+    def min_samples(self) -> int: ...

@@ -125,6 +125,40 @@ class AlertsConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     retry_base_seconds: float = 1.0
 
 
+class PolicyTarget(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """One target of a routing policy: a model id, or another policy (`policy: name` or `model: policy/name`)."""
+
+    model: str | None = None
+    policy: str | None = None
+    weight: float = 1.0
+    retries: int = 0
+
+
+class PolicyConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """A routing policy, addressed as the model `policy/<name>` (checked in routing/policies.py)."""
+
+    name: str
+    type: Literal["fallback", "load_balance", "latency"]
+    targets: list[PolicyTarget]
+
+
+class RoutingConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """How policies retry, back off, cool down failing targets and explore for latency routing."""
+
+    # Retry delays: backoff_initial * backoff_factor**n, capped at backoff_max, ±jitter (500 ms → 1 s → 2 s → 4 s).
+    backoff_initial: float = 0.5
+    backoff_factor: float = 2.0
+    backoff_max: float = 4.0
+    jitter: float = 0.1
+    # An upstream retry-after longer than the backoff is waited for, up to this; longer moves to the next target.
+    max_retry_after: float = 10.0
+    # Circuit breaker: after this many retryable failures in a row a target is skipped for the cooldown.
+    breaker_failures: int = 3
+    breaker_cooldown: float = 5.0
+    # Latency routing: share of requests that try a target with too few samples first.
+    explore: float = 0.07
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     providers: dict[str, ProviderConfig]
     models: list[ModelConfig]
@@ -135,6 +169,8 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     timeouts: Timeouts = Timeouts()
     usage_log: UsageLogConfig = UsageLogConfig()
     database: str | None = None
+    policies: list[PolicyConfig] = []
+    routing: RoutingConfig = RoutingConfig()
 
     def timeouts_for(self, provider: str) -> Timeouts:
         return self.providers[provider].timeouts or self.timeouts
@@ -199,6 +235,11 @@ def _check(config: Config, source: str) -> None:
     limit = config.spend.org_monthly_limit
     if limit is not None and limit < 0:
         raise ConfigError(f"{source}: at spend.org_monthly_limit: expected a non-negative number of USD")
+    # Imported here: the routing package imports this module.
+    from .routing.policies import check_policies, check_routing
+
+    check_routing(config.routing, f"{source}: at routing")
+    check_policies(config.policies, config.models, source)
 
 
 def parse_config(text: str, source: str = "<config>") -> Config:

@@ -18,6 +18,9 @@ from __future__ import annotations
 class GatewayError(Exception):
     status = 500
     type = "api_error"
+    # Set on errors made from an upstream answer: its HTTP status and retry-after header (routing retries on them).
+    upstream_status: int | None = None
+    retry_after: str | None = None
 
     def __init__(
         self,

@@ -59,6 +59,12 @@ FAMILIES: dict[str, tuple[str, tuple[str, ...], tuple[float, ...] | None]] = {
         ("model", "provider", "group"),
         None,
     ),
+    "router_policy_attempts": (
+        "Attempts made for policy/<name> requests, by policy, target model and outcome "
+        "(ok, error: retryable failure, rejected: non-retryable upstream answer, broken_stream, skipped).",
+        ("policy", "model", "outcome"),
+        None,
+    ),
 }
 IN_FLIGHT = "router_in_flight_requests"
 
@@ -135,6 +141,9 @@ class Metrics:
 
     def count_cost(self, model: str, provider: str, group: str, usd: float) -> None:
         self._count("router_cost_usd", (model, provider, group), usd)
+
+    def count_attempt(self, policy: str, model: str, outcome: str) -> None:
+        self._count("router_policy_attempts", (policy, model, outcome))
 
     # -- several workers ----------------------------------------------------------------------------
 

@@ -3,6 +3,8 @@
 //! This file is only the registry of Python bindings; logic lives in one module per concept.
 use pyo3::prelude::*;
 
+pub mod balance;
+pub mod latency;
 pub mod sse;
 pub mod transcode;
 
@@ -13,5 +15,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<sse::py::PySseParser>()?;
     m.add_class::<sse::py::PyStreamTap>()?;
     m.add_class::<transcode::py::PyTranscoder>()?;
+    m.add_class::<balance::PyRendezvous>()?;
+    m.add_class::<latency::PyLatencyTracker>()?;
     Ok(())
 }

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 
+import msgspec
 import pytest
 
 from router.store import UsageRow, open_store
+from router.store.migrations import MIGRATIONS
 from router.store.usage_writer import UsageWriter
 
 
@@ -93,4 +96,33 @@ def test_last_used_is_updated_from_usage(db) -> None:
     store.write_usage([_row(1, key_id=record.id)])
     (listed,) = store.list_keys()
     assert listed.last_used_at is not None and listed.last_used_at >= before
+    store.close()
+
+
+def test_attempt_migration_keeps_old_rows_and_allows_one_row_per_attempt(db) -> None:
+    # A database as the first schema version left it, with one logged request.
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL)")
+    version, _title, statements = MIGRATIONS[0]
+    for statement in statements:
+        conn.execute(statement)
+    conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, time.time()))
+    conn.execute(
+        "INSERT INTO usage_log VALUES ('req_old', 1.0, 'key_a', 'chat', 'mock/gpt-4o', 'mock', 200, 1, 2, 0, 3.5,"
+        " NULL, 0, NULL)"
+    )
+    conn.commit()
+    conn.close()
+
+    store = open_store(db)
+    (old,) = store.recent_usage()
+    assert (old.request_id, old.attempt, old.completion_tokens, old.stream) == ("req_old", 1, 2, False)
+    first = UsageRow(request_id="req_new", ts=2.0, key_id=None, endpoint="chat", model="mock/a", provider="mock",
+                     status=429, error_type="upstream_rate_limited", attempt=1)  # fmt: skip
+    second = msgspec.structs.replace(first, ts=3.0, status=200, error_type=None, attempt=2)
+    store.write_usage([first, second])
+    rows = [r for r in store.recent_usage() if r.request_id == "req_new"]
+    assert sorted((r.attempt, r.status) for r in rows) == [(1, 429), (2, 200)]
+    with pytest.raises(sqlite3.IntegrityError):
+        store.write_usage([second])
     store.close()

@@ -5,8 +5,8 @@ control endpoints ``GET /_mock/health``, ``GET /_mock/requests``, ``POST /_mock/
 
 Knobs, highest precedence first: ``x-mock-<knob>`` headers, the body field ``"mock": {...}``, ``model@knob=value``
 suffixes, then the process defaults (``router mock`` flags, else ``ROUTER_MOCK_<KNOB>`` env vars). Knob names:
-``tokens``, ``ttft_ms``, ``token_delay_ms``, ``fail`` (none|429|500|503|hang|drop|malformed), ``fail_rate``,
-``retry_after``, ``echo``, ``tool_calls`` (headers spell them with dashes).
+``tokens``, ``ttft_ms``, ``token_delay_ms``, ``fail`` (none|400|429|500|503|hang|drop|malformed), ``fail_rate``,
+``fail_first``, ``drop_after``, ``retry_after``, ``echo``, ``tool_calls`` (headers spell them with dashes).
 """
 
 from .server import add_arguments, run, serve

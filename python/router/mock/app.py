@@ -32,8 +32,6 @@ from .recorder import Recorder
 JSON_HEADERS = [("content-type", "application/json")]
 SSE_HEADERS = [("content-type", "text/event-stream; charset=utf-8"), ("cache-control", "no-cache")]
 MALFORMED_EVENT = b"data: {not json\n\n"
-# "drop" streams this many token chunks (after the role chunk) before cutting the connection.
-DROP_AFTER_TOKENS = 2
 # Time for granian to write what was sent before the socket is shut down under it.
 DROP_FLUSH_SECONDS = 0.05
 # Bounds for caches keyed by client-chosen model names, so arbitrary names cannot grow memory forever.
@@ -61,6 +59,8 @@ class MockApp:
         self.recorder = Recorder(record_capacity)
         self._default_knobs = resolve([self.defaults])
         self._fail_credit = 0.0
+        # Requests seen per model name, for ``fail_first``.
+        self._fail_first_seen: dict[str, int] = {}
         self._ids = itertools.count(1)
         # The pid keeps ids unique across workers without any coordination.
         self._id_prefix = f"mock{os.getpid():x}x"
@@ -114,12 +114,19 @@ class MockApp:
             return base, self._default_knobs
         return base, resolve((header_knobs, body_knobs, model_knobs, self.defaults))
 
-    def _failure(self, knobs: Resolved) -> str:
+    def _failure(self, knobs: Resolved, model: str) -> str:
         """The fault this request gets ("none" if spared), spreading ``fail_rate`` exactly and reproducibly.
 
         A credit accumulator rather than random(): rate 0.25 fails precisely every 4th request, which keeps
-        tests and load-test error budgets deterministic.
+        tests and load-test error budgets deterministic. ``fail_first`` counts per model name instead, so
+        "fail twice, then answer" scenarios do not depend on other traffic.
         """
+        if knobs.fail_first is not None:
+            seen = self._fail_first_seen.get(model, 0)
+            if len(self._fail_first_seen) >= MAX_CACHED:
+                self._fail_first_seen.clear()
+            self._fail_first_seen[model] = seen + 1
+            return knobs.fail if seen < knobs.fail_first else "none"
         if knobs.fail == "none" or knobs.fail_rate >= 1.0:
             return knobs.fail
         self._fail_credit += knobs.fail_rate
@@ -164,12 +171,15 @@ class MockApp:
         if fail == "malformed":
             middle = len(tokens) // 2
             tokens = [*tokens[:middle], MALFORMED_EVENT, *tokens[middle:]]
-        elif fail == "drop":
-            tokens, tail = tokens[:DROP_AFTER_TOKENS], b""
+        head = events.head
+        if fail == "drop":
+            # ``drop_after`` counts the role chunk too: 0 cuts the stream before its first byte.
+            head = head if knobs.drop_after else b""
+            tokens, tail = tokens[: max(knobs.drop_after - 1, 0)], b""
         transport = proto.response_stream(200, SSE_HEADERS)
         delay = knobs.token_delay_ms / 1000
         if delay:
-            await transport.send_bytes(events.head)
+            await transport.send_bytes(head)
             for event in tokens:
                 await asyncio.sleep(delay)
                 await transport.send_bytes(event)
@@ -177,7 +187,7 @@ class MockApp:
                 await transport.send_bytes(tail)
         else:
             # Unpaced: one write instead of one per chunk keeps the mock cheap in load tests.
-            await transport.send_bytes(events.head + b"".join(tokens) + tail)
+            await transport.send_bytes(head + b"".join(tokens) + tail)
         if fail == "drop":
             await asyncio.sleep(DROP_FLUSH_SECONDS)
             # If the socket cannot be found the stream still ends without a finish chunk or [DONE].
@@ -223,7 +233,7 @@ class MockApp:
             model, knobs = self._resolve(scope.headers, request.mock, request.model)
         except KnobError as exc:
             return _error(proto, 400, str(exc), param=exc.param)
-        fail = self._failure(knobs)
+        fail = self._failure(knobs, request.model)
         if await self._before_reply(proto, knobs, fail):
             return
         prompt = prompt_tokens(chat.prompt_chars(request.messages))
@@ -267,7 +277,7 @@ class MockApp:
             model, knobs = self._resolve(scope.headers, request.mock, request.model)
         except KnobError as exc:
             return proto.response_bytes(400, JSON_HEADERS, anthropic_error(str(exc)))
-        fail = self._failure(knobs)
+        fail = self._failure(knobs, request.model)
         if await self._before_reply(proto, knobs, fail, ANTHROPIC_FAULT_RESPONSES):
             return None
         plan = messages.plan_reply(request, knobs)
@@ -290,7 +300,7 @@ class MockApp:
             model, knobs = self._resolve(scope.headers, request.mock, request.model)
         except KnobError as exc:
             return _error(proto, 400, str(exc), param=exc.param)
-        fail = self._failure(knobs)
+        fail = self._failure(knobs, request.model)
         if await self._before_reply(proto, knobs, fail):
             return None
         plan = responses.plan_reply(request, knobs)
@@ -317,7 +327,7 @@ class MockApp:
             return _error(proto, 400, str(exc), param=exc.param)
         except embeddings.EmbeddingInputError as exc:
             return _error(proto, 400, str(exc), param=exc.param)
-        fail = self._failure(knobs)
+        fail = self._failure(knobs, request.model)
         if await self._before_reply(proto, knobs, fail):
             return
         await self._send_json(scope, proto, reply, fail)
@@ -351,6 +361,7 @@ class MockApp:
     async def _reset(self, scope: Any, proto: Any) -> None:
         # Also restart the fail-rate sequence, so a test after a reset sees the same pattern every time.
         self._fail_credit = 0.0
+        self._fail_first_seen.clear()
         cleared = self.recorder.reset()
         proto.response_bytes(200, JSON_HEADERS, b'{"cleared":%d}' % cleared)
 

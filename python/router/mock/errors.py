@@ -31,6 +31,10 @@ def openai_error(
 # The injected HTTP failures, with the messages OpenAI itself sends for them.
 FAULT_RESPONSES: MappingProxyType[str, tuple[int, bytes]] = MappingProxyType(
     {
+        "400": (
+            400,
+            openai_error("Invalid request (mock): the upstream rejected this request.", code="invalid_value"),
+        ),
         "429": (
             429,
             openai_error(

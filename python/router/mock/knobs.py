@@ -11,7 +11,7 @@ from types import MappingProxyType
 
 import msgspec
 
-FAIL_MODES = frozenset({"none", "429", "500", "503", "529", "hang", "drop", "malformed"})
+FAIL_MODES = frozenset({"none", "400", "429", "500", "503", "529", "hang", "drop", "malformed"})
 
 ENV_PREFIX = "ROUTER_MOCK_"
 HEADER_PREFIX = "x-mock-"
@@ -41,13 +41,17 @@ class Knobs(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     token_delay_ms: float | None = None
     fail: str | int | None = None
     fail_rate: float | None = None
+    # Only the first N requests for this exact model name (knobs included) fail, counted since the last reset.
+    fail_first: int | None = None
+    # "drop": stream events sent before the connection is cut (the role chunk counts; 0: nothing at all).
+    drop_after: int | None = None
     retry_after: int | None = None
     echo: bool | None = None
     tool_calls: int | None = None
 
     def __post_init__(self) -> None:
         # Runs inside msgspec decode/convert too, so every source gets the same validation and error messages.
-        for name in ("tokens", "ttft_ms", "token_delay_ms", "retry_after", "tool_calls"):
+        for name in ("tokens", "ttft_ms", "token_delay_ms", "fail_first", "drop_after", "retry_after", "tool_calls"):
             value, limit = getattr(self, name), _MAXIMA.get(name)
             if value is not None and value < 0:
                 raise ValueError(f"{name} must be >= 0")
@@ -74,6 +78,8 @@ class Resolved(msgspec.Struct, frozen=True):
     token_delay_ms: float = 0.0
     fail: str = "none"
     fail_rate: float = 1.0
+    fail_first: int | None = None
+    drop_after: int = 3
     retry_after: int = 1
     echo: bool = False
     # None: the count follows tool_choice (auto → 1, required → every tool); a number overrides it.

@@ -83,7 +83,13 @@ class OpenAICompatProvider:
             yield response
 
     def error_from_status(self, status: int, body: bytes, retry_after: str | None) -> GatewayError:
-        """Turn an upstream error answer into the error our client sees."""
+        """Turn an upstream error answer into the error our client sees (remembering what the upstream said)."""
+        error = self._mapped_error(status, body, retry_after)
+        error.upstream_status = status
+        error.retry_after = retry_after
+        return error
+
+    def _mapped_error(self, status: int, body: bytes, retry_after: str | None) -> GatewayError:
         detail = upstream_message(body)
         said = f": {detail}" if detail else ""
         if status == 429:

@@ -15,14 +15,15 @@ from collections.abc import Awaitable, Callable
 import msgspec
 from granian.rsgi import HTTPProtocol, ProtocolClosed, Scope
 
-from ..admin import openapi, routing
+from ..admin import openapi
+from ..admin import routing as manage_api
 from ..alerts import Alerts
-from ..config import Config, load_config
+from ..config import Config, PolicyConfig, load_config
 from ..errors import GatewayError, NotFound
 from ..governance.keys import KeyCache, log_expiry
 from ..governance.service import Governance
 from ..metrics import Metrics
-from ..routing import Catalog
+from ..routing import Catalog, Routing
 from ..spend.budgets import Spend, budget_gauges
 from ..spend.cost import MICRO, cost_micro
 from ..spend.ledger import Ledger, ledger_path
@@ -79,7 +80,8 @@ class App:
         self.config = config
         self.clock = clock
         self.store = open_store(db_url)
-        self.catalog = Catalog(config, created=int(time.time()))
+        created = int(time.time())
+        self.catalog = Catalog(config, created=created)
         self.keys = KeyCache(self.store, admin_key, self.catalog.provider_of, clock)
         self.governance = Governance(self.store, self.catalog.provider_of, self.catalog.metadata, clock)
         self.alerts = Alerts(config.alerts, self.store, clock)
@@ -90,9 +92,14 @@ class App:
         self.metrics = Metrics()
         if config.spend.export_budgets:
             self.metrics.gauges = lambda: budget_gauges(self.store, self.spend, config.spend.export_budgets, clock())
+        self.routing = Routing(config, self.catalog, self.metrics, created)
         self.request_ids = RequestIds()
         self.usage: UsageWriter | None = None
         self._background: list[asyncio.Task[None]] = []
+
+    def replace_policies(self, policies: list[PolicyConfig]) -> None:
+        """Check and swap in a new set of routing policies (for the management API); raises ConfigError."""
+        self.routing.replace_policies(policies)
 
     # -- lifecycle (granian calls these in each worker, outside the running loop) ------------------
 
@@ -147,8 +154,8 @@ class App:
             return
         route = ROUTES.get((scope.method, scope.path))
         if route is None:
-            if scope.path.startswith(routing.PREFIX + "/"):
-                await self._run(routing.dispatch, Exchange(scope, proto, "manage", self.request_ids.new()))
+            if scope.path.startswith(manage_api.PREFIX + "/"):
+                await self._run(manage_api.dispatch, Exchange(scope, proto, "manage", self.request_ids.new()))
                 return
             if scope.method == "POST" and scope.path.startswith("/v1/feedback/"):
                 await self._run(handlers.feedback, Exchange(scope, proto, "feedback", self.request_ids.new()))
@@ -244,8 +251,11 @@ class App:
                     trace_id=meta.trace_id if meta is not None else None,
                     tags=json_text(meta.tags) if meta is not None and meta.tags else None,
                     extra=json_text(meta.extra) if meta is not None and meta.extra else None,
+                    attempt=max(ex.attempts, 1),
                 )
             )
+            for row in ex.attempt_rows:
+                self.usage.add(row)
 
 
 def json_text(value: object) -> str:

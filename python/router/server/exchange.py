@@ -13,11 +13,16 @@ from ..config import Prices
 from ..errors import GatewayError, PayloadTooLarge, UnsupportedMediaType
 from ..protocols.errors import Api, error_body, error_status
 from ..spend.budgets import Hold
+from ..store import UsageRow
 from .requests import Metadata
 
 JSON = "application/json"
 REQUEST_ID = "x-request-id"
 OVERHEAD = "x-router-overhead-ms"
+# Which model and provider answered, after how many upstream calls (policies may try several).
+ROUTER_MODEL = "x-router-model"
+ROUTER_PROVIDER = "x-router-provider"
+ROUTER_ATTEMPTS = "x-router-attempts"
 
 
 def openai_error_body(exc: GatewayError) -> bytes:
@@ -42,10 +47,10 @@ class Exchange:
     """What the handlers of one request share: ids, timings, the outcome to log, and response helpers."""
 
     __slots__ = (
-        "api", "body_bytes", "budgets", "cached_tokens", "completion_tokens", "end_user", "endpoint", "error_type",
-        "events_seen", "headers", "hold", "key_id", "metadata", "model", "owner", "period", "prices",
-        "prompt_tokens", "proto", "provider", "request_id", "responded", "scope", "started", "status", "stream",
-        "ttft", "upstream_seconds",
+        "api", "attempt_rows", "attempts", "body_bytes", "budgets", "cached_tokens", "completion_tokens", "end_user",
+        "endpoint", "error_type", "events_seen", "headers", "hold", "key_id", "metadata", "model", "owner", "period",
+        "prices", "prompt_tokens", "proto", "provider", "request_id", "responded", "routing_seconds", "scope",
+        "started", "status", "stream", "ttft", "upstream_seconds",
     )  # fmt: skip
 
     def __init__(self, scope: Scope, proto: HTTPProtocol, endpoint: str, request_id: str) -> None:
@@ -79,6 +84,10 @@ class Exchange:
         self.metadata: Metadata | None = None
         # Which API's error shape the caller expects.
         self.api: Api = "openai"
+        # Routing: upstream calls made, time spent on attempts that failed (and backoff), their usage rows.
+        self.attempts = 0
+        self.routing_seconds = 0.0
+        self.attempt_rows: list[UsageRow] = []
 
     # -- request ------------------------------------------------------------------------------------
 
@@ -120,7 +129,7 @@ class Exchange:
     # -- response -----------------------------------------------------------------------------------
 
     def overhead_seconds(self) -> float:
-        return max(time.perf_counter() - self.started - self.upstream_seconds, 0.0)
+        return max(time.perf_counter() - self.started - self.upstream_seconds - self.routing_seconds, 0.0)
 
     def response_headers(self, content_type: str, extra: list[tuple[str, str]] | None = None) -> list[tuple[str, str]]:
         headers = [
@@ -128,6 +137,12 @@ class Exchange:
             (REQUEST_ID, self.request_id),
             (OVERHEAD, f"{self.overhead_seconds() * 1000:.3f}"),
         ]
+        if self.attempts:
+            headers += [
+                (ROUTER_MODEL, self.model),
+                (ROUTER_PROVIDER, self.provider),
+                (ROUTER_ATTEMPTS, str(self.attempts)),
+            ]
         if extra:
             headers.extend(extra)
         return headers

@@ -12,7 +12,9 @@ from ..errors import InvalidRequest, NotFound, PermissionDenied
 from ..governance.keys import Principal
 from ..metrics import CONTENT_TYPE
 from ..protocols import anthropic, reasoning, responses
-from ..routing import Model
+from ..routing import Model, Need
+from ..routing.executor import Call, resolve_model
+from ..routing.policies import is_policy
 from ..store.records import AuditEvent
 from . import requests as rq
 from .exchange import JSON, Exchange
@@ -23,27 +25,28 @@ if TYPE_CHECKING:
     from .app import App
 
 
-def _resolve(app: App, ex: Exchange, principal: Principal, model_id: str, endpoint: str) -> Model:
-    model = app.catalog.get(model_id)
-    if model is None:
-        raise NotFound(
-            f"The model '{model_id}' does not exist or you do not have access to it. "
-            "List the models you can use with GET /v1/models.",
-            param="model",
-            code="model_not_found",
-        )
+def _admit(app: App, ex: Exchange, principal: Principal, model_id: str, endpoint: str) -> list[Model]:
+    """The models that may serve this request: one for a model id, the allowed leaves for `policy/<name>`.
+
+    404 for an unknown model or policy, 400 for the wrong kind, 403 (audited) outside the key's effective set;
+    none of them reaches an upstream."""
+    if is_policy(model_id):
+        policy = app.routing.policies.get(model_id)
+        if policy is None:
+            defined = ", ".join(sorted(app.routing.policies.by_id)) or "none"
+            raise NotFound(
+                f"The policy '{model_id}' does not exist (defined: {defined}).", param="model", code="model_not_found"
+            )
+        models = [m for m in policy.leaves() if m.id in principal.allowed]
+        if not models:
+            _deny(app, ex, principal, model_id)
+        return models
+    model = resolve_model(app.catalog, model_id, endpoint)
     if model_id not in principal.allowed:
         _deny(app, ex, principal, model_id)
-    if model.is_embedding != (endpoint == "embeddings"):
-        kind = "an embeddings" if model.is_embedding else "a chat"
-        raise InvalidRequest(
-            f"The model '{model_id}' is {kind} model and cannot be used with /v1/{endpoint}.",
-            param="model",
-            code="model_not_supported",
-        )
     ex.model = model.id
     ex.provider = model.provider.name
-    return model
+    return [model]
 
 
 def _deny(app: App, ex: Exchange, principal: Principal, model_id: str) -> None:
@@ -76,6 +79,7 @@ async def _authenticated_body(app: App, ex: Exchange) -> tuple[Principal, bytes,
     principal = app.keys.authenticate(ex.api_key())
     ex.key_id = principal.key_id
     body = await ex.read_json_body(app.config.server.max_body_bytes)
+    ex.body_bytes = len(body)
     return principal, body, rq.decode_fields(body)
 
 
@@ -83,53 +87,66 @@ def _charge(
     app: App,
     ex: Exchange,
     principal: Principal,
-    model: Model,
+    models: list[Model],
     fields: dict[str, msgspec.Raw],
     end_user: str | None,
     max_output: int | None,
 ) -> None:
-    """Record who and what the request is for, and reserve its worst-case cost against every limited budget.
+    """Record who and what the request is for, and reserve its worst-case cost (over every model that may
+    serve it) against every limited budget.
 
     The `requesty` field stays in `fields` for the forwarding step, which reads its gateway settings
-    (auto_cache) and never sends it upstream."""
+    (auto_cache, trace id) and never sends it upstream."""
     ex.metadata = rq.request_metadata(
         fields.get("requesty"), ex.headers.get("x-router-metadata"), app.config.spend.max_metadata_bytes
     )
     record = principal.record
     ex.owner = record.owner_id if record is not None and record.owner_type == "user" else None
     ex.end_user = end_user
-    ex.prices = model.prices
-    if max_output is None:
-        max_output = model.config.max_output_tokens
-    ex.hold, ex.budgets, ex.period = app.spend.reserve(
-        principal, model.prices, model.id, ex.body_bytes, max_output, app.clock()
-    )
+    candidates = [(m.id, m.prices, m.config.max_output_tokens if max_output is None else max_output) for m in models]
+    ex.hold, ex.budgets, ex.period = app.spend.reserve(principal, candidates, ex.body_bytes, app.clock())
+
+
+async def _route(
+    app: App, ex: Exchange, principal: Principal, model_id: str, need: Need, fields: dict, call: Call
+) -> None:
+    """Serve with the model, or with `policy/<name>`'s targets in turn; each attempt is priced as what it calls."""
+
+    async def priced(model: Model) -> None:
+        ex.prices = model.prices
+        await call(model)
+
+    await app.routing.run(ex, model_id, need, fields, priced, allowed=principal.allowed.__contains__)
 
 
 async def chat_completions(app: App, ex: Exchange) -> None:
     principal, body, fields = await _authenticated_body(app, ex)
     request = rq.validate_chat(body)
-    model = _resolve(app, ex, principal, request.model, "chat")
-    ex.body_bytes = len(body)
-    _charge(app, ex, principal, model, fields, request.user, request.max_completion_tokens or request.max_tokens)
-    if model.provider.api != "chat":
-        include_usage = bool(request.stream_options and request.stream_options.include_usage)
-        await forward(ex, model, "chat", body, fields, bool(request.stream), 0, include_usage, None)
-        return
-
-    fields["model"] = model.upstream_name_json
-    fields.pop("requesty", None)  # gateway settings, not an OpenAI parameter
+    models = _admit(app, ex, principal, request.model, "chat")
+    _charge(app, ex, principal, models, fields, request.user, request.max_completion_tokens or request.max_tokens)
+    stream = bool(request.stream)
+    client_wants_usage = bool(request.stream_options and request.stream_options.include_usage)
     if "reasoning_effort" in fields:  # max, min, none and budgets are ours; OpenAI knows low|medium|high
         fields["reasoning_effort"] = reasoning.openai_effort_field(fields["reasoning_effort"])
-    if not request.stream:
-        await forward_unary(ex, model, "chat", rq.encode_fields(fields))
-        return
-    ex.stream = True
-    client_wants_usage = bool(request.stream_options and request.stream_options.include_usage)
-    # Every token is counted: ask for usage even when the client did not, and hide that chunk from it.
-    if not client_wants_usage:
-        rq.with_usage_requested(fields, request.stream_options)
-    await forward_stream(ex, model, rq.encode_fields(fields), hide_usage=not client_wants_usage)
+    if stream:
+        ex.stream = True
+
+    async def call(model: Model) -> None:
+        if model.provider.api != "chat":
+            await forward(ex, model, "chat", body, dict(fields), stream, 0, client_wants_usage, None)
+            return
+        upstream = dict(fields)
+        upstream["model"] = model.upstream_name_json
+        upstream.pop("requesty", None)  # gateway settings, not an OpenAI parameter
+        if not stream:
+            await forward_unary(ex, model, "chat", rq.encode_fields(upstream))
+            return
+        # Every token is counted: ask for usage even when the client did not, and hide that chunk from it.
+        if not client_wants_usage:
+            rq.with_usage_requested(upstream, request.stream_options)
+        await forward_stream(ex, model, rq.encode_fields(upstream), hide_usage=not client_wants_usage)
+
+    await _route(app, ex, principal, request.model, Need.chat(body, fields, stream), fields, call)
 
 
 # Client headers an Anthropic upstream needs to see (beta features, API version pinning).
@@ -140,14 +157,18 @@ async def messages(app: App, ex: Exchange) -> None:
     ex.api = "anthropic"
     principal, body, fields = await _authenticated_body(app, ex)
     request = anthropic.validate_messages(body)
-    model = _resolve(app, ex, principal, request.model, "messages")
-    ex.body_bytes = len(body)
-    _charge(app, ex, principal, model, fields, None, request.max_tokens)
-    extra = None
-    if model.provider.api == "messages":
-        extra = {name: value for name in _ANTHROPIC_PASSTHROUGH if (value := ex.headers.get(name))}
+    models = _admit(app, ex, principal, request.model, "messages")
+    _charge(app, ex, principal, models, fields, None, request.max_tokens)
     estimate = anthropic.estimate_input_tokens(request)
-    await forward(ex, model, "messages", body, fields, bool(request.stream), estimate, True, extra)
+    stream = bool(request.stream)
+
+    async def call(model: Model) -> None:
+        extra = None
+        if model.provider.api == "messages":
+            extra = {name: value for name in _ANTHROPIC_PASSTHROUGH if (value := ex.headers.get(name))}
+        await forward(ex, model, "messages", body, dict(fields), stream, estimate, True, extra)
+
+    await _route(app, ex, principal, request.model, Need.chat(body, fields, stream), fields, call)
 
 
 async def count_tokens(app: App, ex: Exchange) -> None:
@@ -155,33 +176,42 @@ async def count_tokens(app: App, ex: Exchange) -> None:
     ex.api = "anthropic"
     principal, body, _ = await _authenticated_body(app, ex)
     request = anthropic.validate_count_tokens(body)
-    _resolve(app, ex, principal, request.model, "messages/count_tokens")
+    _admit(app, ex, principal, request.model, "messages/count_tokens")
     ex.send_bytes(200, b'{"input_tokens":%d}' % anthropic.estimate_input_tokens(request), JSON)
 
 
 async def responses_create(app: App, ex: Exchange) -> None:
     principal, body, fields = await _authenticated_body(app, ex)
     request = responses.validate_responses(body)
-    model = _resolve(app, ex, principal, request.model, "responses")
-    ex.body_bytes = len(body)
-    _charge(app, ex, principal, model, fields, None, request.max_output_tokens)
-    await forward(ex, model, "responses", body, fields, bool(request.stream), 0, True, None)
+    models = _admit(app, ex, principal, request.model, "responses")
+    _charge(app, ex, principal, models, fields, None, request.max_output_tokens)
+    stream = bool(request.stream)
+
+    async def call(model: Model) -> None:
+        await forward(ex, model, "responses", body, dict(fields), stream, 0, True, None)
+
+    await _route(app, ex, principal, request.model, Need.chat(body, fields, stream), fields, call)
 
 
 async def embeddings(app: App, ex: Exchange) -> None:
     principal, body, fields = await _authenticated_body(app, ex)
     request = rq.validate_embeddings(body)
-    model = _resolve(app, ex, principal, request.model, "embeddings")
-    ex.body_bytes = len(body)
+    models = _admit(app, ex, principal, request.model, "embeddings")
     # Embeddings produce no output tokens.
-    _charge(app, ex, principal, model, fields, request.user, 0)
-    fields["model"] = model.upstream_name_json
-    fields.pop("requesty", None)
-    await forward_unary(ex, model, "embeddings", rq.encode_fields(fields))
+    _charge(app, ex, principal, models, fields, request.user, 0)
+
+    async def call(model: Model) -> None:
+        upstream = dict(fields)
+        upstream["model"] = model.upstream_name_json
+        upstream.pop("requesty", None)
+        await forward_unary(ex, model, "embeddings", rq.encode_fields(upstream))
+
+    await _route(app, ex, principal, request.model, Need("embeddings"), fields, call)
 
 
 async def list_models(app: App, ex: Exchange) -> None:
-    """Exactly the caller's effective set, so tool dropdowns only offer what works; `?view=all` shows the rest too."""
+    """Exactly the caller's effective set (and the policies that can reach it), so tool dropdowns only offer
+    what works; `?view=all` lists the whole catalog, each model marked usable or not."""
     principal = app.keys.authenticate(ex.api_key())
     ex.key_id = principal.key_id
     if ex.scope.query_string:
@@ -192,7 +222,7 @@ async def list_models(app: App, ex: Exchange) -> None:
             ex.send_bytes(200, app.catalog.models_body(None, usable=principal.allowed), JSON)
             return
     if principal.models_body is None:
-        principal.models_body = app.catalog.models_body(principal.allowed)
+        principal.models_body = app.routing.models_list(principal.allowed.__contains__)
     ex.send_bytes(200, principal.models_body, JSON)
 
 

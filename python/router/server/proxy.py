@@ -68,6 +68,9 @@ async def forward_unary(ex: Exchange, model: Model, endpoint: str, body: bytes) 
     ex.send_bytes(200, data, JSON)
 
 
+_STREAM_HEADERS = [("cache-control", "no-cache"), ("x-accel-buffering", "no")]
+
+
 def _error_event(exc: GatewayError) -> bytes:
     # The openai SDK raises APIError for a chunk with an "error" key, so a broken stream is never silent.
     return b"data: " + openai_error_body(exc) + b"\n\n"
@@ -91,16 +94,20 @@ async def forward_stream(ex: Exchange, model: Model, body: bytes, hide_usage: bo
                 data = bytes(await response.bytes())
                 # Nothing was sent yet, so the client gets a JSON error with the real status, not a 200 stream.
                 raise provider.error_from_status(response.status, data, response.get_header("retry-after"))
-            # Measured before the response head goes out: it carries the overhead header.
-            ex.upstream_seconds = time.perf_counter() - sent
-            transport = ex.start_stream(200, [("cache-control", "no-cache"), ("x-accel-buffering", "no")])
             tap = StreamTap(strip_usage_chunk=hide_usage)
             reader = response.body_reader
+            # The client's stream starts with the first bytes for it: until then a failure is raised, so a
+            # routing policy can still try another target.
+            transport = None
             try:
                 async with asyncio.timeout(idle) as deadline:
                     while (chunk := await reader.read_chunk()) is not None:
                         out = tap.feed(bytes(chunk))
                         if out:
+                            if transport is None:
+                                # Measured before the response head goes out: it carries the overhead header.
+                                ex.upstream_seconds = time.perf_counter() - sent
+                                transport = ex.start_stream(200, _STREAM_HEADERS)
                             if ex.ttft is None and tap.data_events:
                                 ex.ttft = time.perf_counter() - ex.started
                             await transport.send_bytes(out)
@@ -112,15 +119,20 @@ async def forward_stream(ex: Exchange, model: Model, body: bytes, hide_usage: bo
                             )
                         deadline.reschedule(loop.time() + idle)
                 tail = tap.finish()
-                if tail:
-                    await transport.send_bytes(tail)
                 if not tap.done and tap.error is None:
                     raise UpstreamError(
                         f"Upstream provider '{provider.name}' ended the stream before it was complete.",
                         code="upstream_stream_incomplete",
                     )
+                if tail:
+                    if transport is None:
+                        ex.upstream_seconds = time.perf_counter() - sent
+                        transport = ex.start_stream(200, _STREAM_HEADERS)
+                    await transport.send_bytes(tail)
             except (rq.PyreqwestError, TimeoutError, UpstreamError) as exc:
                 failure = exc if isinstance(exc, UpstreamError) else upstream_failure(exc, provider.name)
+                if transport is None:
+                    raise failure from None
                 ex.error_type = failure.code
                 await transport.send_bytes(_error_event(failure))
             finally:

@@ -10,7 +10,7 @@ because the reservation counts every body byte as a prompt token and every allow
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import msgspec
@@ -118,27 +118,29 @@ class Spend:
     def reserve(
         self,
         principal: Principal,
-        prices: Prices | None,
-        model_id: str,
+        candidates: Sequence[tuple[str, Prices | None, int | None]],
         body_bytes: int,
-        max_output: int | None,
         now: float,
     ) -> tuple[Hold | None, tuple[str, ...], int]:
-        """Reserve the worst case against every limited budget; (hold or None, every budget id, period)."""
+        """Reserve the worst case over every model that may serve the request, (id, prices, max output tokens),
+        against every limited budget; returns (hold or None, every budget id, period)."""
         period = period_of(now, self.reset_day)
         budgets = self.budgets(principal, period)
         limited = [(b.id, b.limit_micro) for b in budgets if b.limit_micro is not None]
         ids = tuple(b.id for b in budgets)
         if not limited:
             return None, ids, period
-        if prices is None:
-            raise InvalidRequest(
-                f"The model '{model_id}' has no price in the catalog, and this API key has a spend limit: "
-                "it cannot be counted, so it is refused rather than treated as free.",
-                param="model",
-                code="model_not_priced",
-            )
-        amount = worst_case_micro(prices, body_bytes, DEFAULT_MAX_OUTPUT if max_output is None else max_output)
+        amount = 0
+        for model_id, prices, max_output in candidates:
+            if prices is None:
+                raise InvalidRequest(
+                    f"The model '{model_id}' has no price in the catalog, and this API key has a spend limit: "
+                    "it cannot be counted, so it is refused rather than treated as free.",
+                    param="model",
+                    code="model_not_priced",
+                )
+            output = DEFAULT_MAX_OUTPUT if max_output is None else max_output
+            amount = max(amount, worst_case_micro(prices, body_bytes, output))
         refused = self.ledger.reserve(limited, period, amount)  # type: ignore[arg-type]
         if refused is not None:
             budget = next(b for b in budgets if b.id == refused)

@@ -8,6 +8,13 @@ from __future__ import annotations
 
 from .rollup import DAILY, HOURLY
 
+# The usage log's columns after migration 3, copied across when migration 4 rebuilds the table.
+_V3_COLUMNS = (
+    "request_id, ts, key_id, endpoint, model, provider, status, prompt_tokens, completion_tokens, cached_tokens, "
+    "latency_ms, ttft_ms, stream, error_type, cost, cost_estimated, cache_savings, period, budgets, user_id, "
+    "end_user, trace_id, tags, extra"
+)
+
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (
         1,
@@ -182,6 +189,47 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 data TEXT,
                 PRIMARY KEY (request_id, ts)
             )""",
+        ],
+    ),
+    (
+        4,
+        "usage log: one row per upstream attempt (policies retry and fall back), keyed by request id and attempt",
+        [
+            # A primary key cannot be altered in SQLite: rebuild the table (the same statements work in PostgreSQL).
+            "ALTER TABLE usage_log RENAME TO usage_log_v3",
+            """CREATE TABLE usage_log (
+                request_id TEXT NOT NULL,
+                ts DOUBLE PRECISION NOT NULL,
+                key_id TEXT,
+                endpoint TEXT NOT NULL,
+                model TEXT,
+                provider TEXT,
+                status INTEGER NOT NULL,
+                prompt_tokens INTEGER,
+                completion_tokens INTEGER,
+                cached_tokens INTEGER,
+                latency_ms DOUBLE PRECISION NOT NULL,
+                ttft_ms DOUBLE PRECISION,
+                stream INTEGER NOT NULL,
+                error_type TEXT,
+                cost DOUBLE PRECISION,
+                cost_estimated INTEGER NOT NULL DEFAULT 0,
+                cache_savings DOUBLE PRECISION,
+                period INTEGER,
+                budgets TEXT,
+                user_id TEXT,
+                end_user TEXT,
+                trace_id TEXT,
+                tags TEXT,
+                extra TEXT,
+                attempt INTEGER NOT NULL DEFAULT 1,
+                PRIMARY KEY (request_id, attempt)
+            )""",
+            f"INSERT INTO usage_log ({_V3_COLUMNS}, attempt) SELECT {_V3_COLUMNS}, 1 FROM usage_log_v3",
+            "DROP TABLE usage_log_v3",
+            "CREATE INDEX usage_log_ts ON usage_log (ts)",
+            "CREATE INDEX usage_log_key_ts ON usage_log (key_id, ts)",
+            "CREATE INDEX usage_log_trace ON usage_log (trace_id, ts)",
         ],
     ),
 ]

@@ -136,6 +136,8 @@ class UsageRow(msgspec.Struct, array_like=True):
     trace_id: str | None = None
     tags: str | None = None  # JSON list
     extra: str | None = None  # JSON object
+    # 1 for the first upstream call of a request; a policy's retries and fallbacks get 2, 3, ...
+    attempt: int = 1
 
 
 USAGE_COLUMNS = UsageRow.__struct_fields__
