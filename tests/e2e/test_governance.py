@@ -32,6 +32,13 @@ models:
   - {id: vertex/gemini-2.5-flash, upstream_model: gemini-2.5-flash, region: eu-west-4}
   - {id: vertex/gemini-2.5-pro, upstream_model: gemini-2.5-pro, region: us}
   - {id: openai/text-embedding-3-small, upstream_model: text-embedding-3-small, capabilities: [embeddings]}
+policies:
+  - name: mixed
+    type: fallback
+    targets: [{model: openai/o1-mini}, {model: anthropic/claude-haiku-4-5}]
+  - name: o1s
+    type: load_balance
+    targets: [{model: openai/o1-preview}, {model: openai/o1-mini}]
 """
 ALL_CHAT = [
     "anthropic/claude-haiku-4-5",
@@ -97,8 +104,8 @@ def gw(mock_server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     server.stop()
 
 
-def model_ids(client: openai.OpenAI) -> list[str]:
-    return sorted(m.id for m in client.models.list())
+def model_ids(client: openai.OpenAI, policies: bool = False) -> list[str]:
+    return sorted(m.id for m in client.models.list() if policies or not m.id.startswith("policy/"))
 
 
 def test_unrestricted_until_approval_is_configured_then_deny_by_default(gw: Gateway, mock: MockControl) -> None:
@@ -414,3 +421,38 @@ def test_cli_models_presets_and_groups(gw: Gateway) -> None:
     assert shown["access_list_id"]
     audit = json.loads(gw.cli("audit", "--actor", "cli", "--json", "--config", cfg).stdout)
     assert {"models.preset", "access_list.create", "group.create"} <= {e["action"] for e in audit}
+
+
+def test_policies_follow_the_effective_set(gw: Gateway, mock: MockControl) -> None:
+    gw.ok("POST", "/access-list", json={"name": "haiku-only", "models": ["anthropic/claude-haiku-4-5"]})
+    created = gw.ok("POST", "/apikey", json={"name": "policies", "access_list": "haiku-only"})
+    client = gw.client(created["key"])
+    listed = model_ids(client, policies=True)
+    # A policy is listed when at least one of its targets is usable; its other targets are skipped, never called.
+    assert "policy/mixed" in listed and "policy/o1s" not in listed
+    before = mock.count()
+    raw = client.chat.completions.with_raw_response.create(model="policy/mixed", messages=HELLO)
+    assert raw.headers["x-router-model"] == "anthropic/claude-haiku-4-5" and raw.headers["x-router-attempts"] == "1"
+    assert mock.count() == before + 1 and mock.requests()[-1]["model"] != "o1-mini"
+    with pytest.raises(openai.PermissionDeniedError) as err:
+        client.chat.completions.create(model="policy/o1s", messages=HELLO)
+    assert err.value.code == "model_not_allowed"
+    assert mock.count() == before + 1
+    assert gw.audit(expect=1, action="request.denied", target="policy/o1s")
+
+
+def test_anthropic_callers_get_anthropic_shaped_denials(gw: Gateway, mock: MockControl) -> None:
+    import anthropic
+
+    gw.ok("POST", "/access-list", json={"name": "gpt-only", "models": ["openai/gpt-4.1"]})
+    created = gw.ok("POST", "/apikey", json={"name": "claude-code", "access_list": "gpt-only"})
+    client = anthropic.Anthropic(base_url=gw.base, api_key=created["key"], max_retries=0)
+    before = mock.count()
+    with pytest.raises(anthropic.PermissionDeniedError) as err:
+        client.messages.create(model="anthropic/claude-haiku-4-5", max_tokens=50, messages=HELLO)
+    assert err.value.body["type"] == "error" and err.value.body["error"]["type"] == "permission_error"
+    assert "anthropic/claude-haiku-4-5" in err.value.body["error"]["message"]
+    assert mock.count() == before
+    # The same key reaches its allowed model through the Anthropic API, translated.
+    answer = client.messages.create(model="openai/gpt-4.1", max_tokens=50, messages=HELLO)
+    assert answer.content[0].text

@@ -26,6 +26,14 @@ models:
   - {id: mock/cheap, upstream_model: gpt-4o, prices: {input: 1.0, output: 1.0}, max_output_tokens: 100}
   - {id: mock/listed, upstream_model: gpt-4o-mini}
   - {id: mock/unpriced, upstream_model: some-local-model}
+  - {id: mock/pricey, upstream_model: gpt-4o, prices: {input: 100.0, output: 100.0}, max_output_tokens: 100}
+policies:
+  - name: cheap-first
+    type: fallback
+    targets: [{model: mock/cheap}, {model: mock/pricey}]
+  - name: with-unpriced
+    type: fallback
+    targets: [{model: mock/cheap}, {model: mock/unpriced}]
 """
 
 
@@ -141,6 +149,24 @@ def test_unpriced_models_are_refused_only_for_keys_with_a_limit(gw: Gateway, moc
     assert free.chat.completions.create(model="mock/unpriced", messages=messages).choices
     # A model priced only by the shipped catalog (gpt-4o-mini) is counted.
     assert limited.chat.completions.create(model="mock/listed", messages=messages).choices
+
+
+def test_policies_reserve_for_their_dearest_target_and_charge_what_served(gw: Gateway, mock: MockControl) -> None:
+    payload = body(max_tokens=10, model="policy/cheap-first")
+    dearest = 100 * (len(payload) + 10)  # the pricey target's worst case, in micro-dollars
+    created = gw.key(monthly_limit=0.9 * dearest / 1e6)
+    # Room for the cheap target's worst case, not for the dearest: refused, since a fallback could reach it.
+    assert fire(gw.base, created["key"], payload, 1) == [402]
+    roomy = gw.key(monthly_limit=2 * dearest / 1e6)
+    assert fire(gw.base, roomy["key"], payload, 1) == [200]
+    (row,) = usage_rows(gw.server, f"key_id = '{roomy['id']}'")
+    assert row["model"] == "mock/cheap" and row["cost"] < dearest / 1e6 / 50
+    refused = httpx.post(
+        f"{gw.base}/v1/chat/completions",
+        content=body(model="policy/with-unpriced"),
+        headers={"authorization": f"Bearer {roomy['key']}", "content-type": "application/json"},
+    )
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "model_not_priced"
 
 
 def test_cost_and_metadata_are_recorded_and_metadata_never_goes_upstream(gw: Gateway, mock: MockControl) -> None:
