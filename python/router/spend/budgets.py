@@ -54,6 +54,11 @@ def period_of(ts: float, reset_day: int) -> int:
     return year * 100 + month
 
 
+def period_start(period: int, reset_day: int) -> float:
+    year, month = divmod(period, 100)
+    return datetime(year, month, reset_day, tzinfo=UTC).timestamp()
+
+
 def period_end(period: int, reset_day: int) -> float:
     year, month = divmod(period, 100)
     year, month = (year + 1, 1) if month == 12 else (year, month + 1)
@@ -97,23 +102,43 @@ class Spend:
         # Told about every limited budget's spend after a request settles, and about refusals (alerts).
         self.notify = notify
         self._labels: dict[str, tuple[str, int]] = {}
-        # principal → (all budget ids, the limited budgets, the period their ledger slots were seeded for)
-        self._cache: dict[int, tuple[Principal, tuple[Budget, ...], int]] = {}
+        # id(principal) → (principal, period, plan): the plan's ledger slots were seeded for that period.
+        self._cache: dict[
+            int, tuple[Principal, int, tuple[tuple[Budget, ...], list[tuple[str, int]], tuple[str, ...]]]
+        ] = {}
+        self._period = (0.0, 0.0, 0)
 
     def budgets(self, principal: Principal, period: int) -> tuple[Budget, ...]:
+        return self._plan(principal, period)[0]
+
+    def _plan(
+        self, principal: Principal, period: int
+    ) -> tuple[tuple[Budget, ...], list[tuple[str, int]], tuple[str, ...]]:
+        """(every budget, the limited ones as (id, limit), every id), cached per principal and period."""
         cached = self._cache.get(id(principal))
-        if cached is not None and cached[0] is principal and cached[2] == period:
-            return cached[1]
+        if cached is not None and cached[0] is principal and cached[1] == period:
+            return cached[2]
         budgets = budgets_of(self.store, principal)
+        limited = []
         for b in budgets:
             if b.limit_micro is not None:
                 self._labels[b.id] = (b.label, b.limit_micro)
+                limited.append((b.id, b.limit_micro))
                 # A limit set mid-period starts from what the database has recorded so far this period.
                 self.ledger.seed(b.id, period, self.store.spend_of(b.id, period))
         if len(self._cache) > 10_000:
             self._cache.clear()
-        self._cache[id(principal)] = (principal, budgets, period)
-        return budgets
+        plan = (budgets, limited, tuple(b.id for b in budgets))
+        self._cache[id(principal)] = (principal, period, plan)
+        return plan
+
+    def period(self, now: float) -> int:
+        """The current budget period, recomputed only when `now` leaves the cached one."""
+        start, end, period = self._period
+        if not start <= now < end:
+            period = period_of(now, self.reset_day)
+            self._period = (period_start(period, self.reset_day), period_end(period, self.reset_day), period)
+        return period
 
     def reserve(
         self,
@@ -124,10 +149,8 @@ class Spend:
     ) -> tuple[Hold | None, tuple[str, ...], int]:
         """Reserve the worst case over every model that may serve the request, (id, prices, max output tokens),
         against every limited budget; returns (hold or None, every budget id, period)."""
-        period = period_of(now, self.reset_day)
-        budgets = self.budgets(principal, period)
-        limited = [(b.id, b.limit_micro) for b in budgets if b.limit_micro is not None]
-        ids = tuple(b.id for b in budgets)
+        period = self.period(now)
+        budgets, limited, ids = self._plan(principal, period)
         if not limited:
             return None, ids, period
         amount = 0

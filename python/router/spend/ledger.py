@@ -145,11 +145,13 @@ class Ledger:
     def reserve(self, budgets: Sequence[tuple[str, int]], period: int, amount: int) -> str | None:
         """Reserve `amount` against every (budget, limit) at once, or nothing: returns the first budget that
         cannot take it (None when reserved)."""
-        q, column = self._q, _LANES + self.lane
-        with self._locked():
+        q, column, slot, fd = self._q, _LANES + self.lane, self._slot, self._fd
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
             bases = []
             for budget, limit in budgets:
-                base = self._slot(budget, period, create=True)
+                base = slot(budget, period, True)
                 assert base is not None
                 if q[base + _COMMITTED] + q[base + _RESERVED] + amount > limit:
                     return budget
@@ -157,6 +159,9 @@ class Ledger:
             for base in bases:
                 q[base + _RESERVED] += amount
                 q[base + column] += amount
+        finally:
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_UN)
         return None
 
     def settle(self, budgets: Iterable[str], period: int, reserved: int, actual: int) -> list[int]:
