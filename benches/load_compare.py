@@ -21,6 +21,7 @@ import os
 import statistics
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -56,16 +57,20 @@ def _cpu_seconds(server: Server) -> float:
     return total / tick
 
 
-def _governed_key(gateway: Server) -> str:
-    admin = gateway.env["ROUTER_ADMIN_KEY"]
+def _manager(gateway: Server) -> Callable[[str, str, dict], dict]:
+    """Management API calls as the bootstrap admin."""
+    headers = {"authorization": f"Bearer {gateway.env['ROUTER_ADMIN_KEY']}"}
 
     def call(method: str, path: str, body: dict) -> dict:
-        r = httpx.request(
-            method, f"{gateway.base}/v1/manage{path}", json=body, headers={"authorization": f"Bearer {admin}"}
-        )
+        r = httpx.request(method, f"{gateway.base}/v1/manage{path}", json=body, headers=headers)
         r.raise_for_status()
         return r.json()
 
+    return call
+
+
+def _governed_key(gateway: Server) -> str:
+    call = _manager(gateway)
     call("POST", "/models/approved", {"models": MODELS[-50:]})
     user = call("POST", "/user", {"email": "bench@corp.test"})["id"]
     for i in range(3):
@@ -90,15 +95,7 @@ def _governed_key(gateway: Server) -> str:
 
 
 def _limited_key(gateway: Server) -> str:
-    admin = gateway.env["ROUTER_ADMIN_KEY"]
-
-    def call(method: str, path: str, body: dict) -> dict:
-        r = httpx.request(
-            method, f"{gateway.base}/v1/manage{path}", json=body, headers={"authorization": f"Bearer {admin}"}
-        )
-        r.raise_for_status()
-        return r.json()
-
+    call = _manager(gateway)
     call("POST", "/org/limit", {"monthly_limit": 1_000_000})
     user = call("POST", "/user", {"email": "spender@corp.test", "monthly_limit": 1_000_000})["id"]
     group = call("POST", "/group", {"name": "budgeted", "monthly_budget": 1_000_000})["id"]
