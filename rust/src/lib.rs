@@ -3,6 +3,7 @@
 //! This file is only the registry of Python bindings; logic lives in one module per concept.
 use pyo3::prelude::*;
 
+pub mod scan;
 pub mod sse;
 
 #[pymodule]
@@ -11,5 +12,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<sse::py::PySseEvent>()?;
     m.add_class::<sse::py::PySseParser>()?;
     m.add_class::<sse::py::PyStreamTap>()?;
+    m.add_class::<scan::py::PyGuardrails>()?;
+    m.add_class::<scan::py::PyFinding>()?;
+    m.add_class::<scan::py::PyMasker>()?;
+    m.add_class::<scan::py::PyStreamScanner>()?;
     Ok(())
 }
