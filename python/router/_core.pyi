@@ -2,7 +2,7 @@
 
 from typing import Self, final
 
-__all__ = ["SseEvent", "SseParser", "StreamTap", "__version__"]
+__all__ = ["Finding", "Guardrails", "Masker", "SseEvent", "SseParser", "StreamScanner", "StreamTap", "__version__"]
 
 __version__: str
 
@@ -85,3 +85,72 @@ class StreamTap:
         That event and everything after it are withheld from `feed`/`finish` output, and not observed:
         the caller should end the client's stream (it has received only whole, valid events).
         """
+
+@final
+class Finding:
+    """One sensitive value found in a text. Offsets are Python string indices; the value is not kept."""
+
+    @property
+    def category(self) -> str:
+        """pii, pci, banking, secrets, financial, names or custom."""
+    @property
+    def type(self) -> str:
+        """The placeholder type, e.g. EMAIL, CARD, AWS_SECRET (a custom pattern's name, upper-cased)."""
+    @property
+    def start(self) -> int: ...
+    @property
+    def end(self) -> int: ...
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+
+@final
+class Guardrails:
+    """The compiled scanner: the built-in rules plus optional custom (name, regex) patterns.
+
+    A custom pattern that is not a valid regex, matches the empty string or has a bad name raises
+    ValueError naming it. `categories=None` means every category but the opt-in "names" (and "custom"
+    only when there are custom patterns); an unknown category name raises ValueError.
+    """
+
+    def __new__(cls, custom: list[tuple[str, str]] = ...) -> Self: ...
+    def scan(self, text: str, categories: list[str] | None = None) -> list[Finding]:
+        """Sorted, non-overlapping findings."""
+    def mask(self, text: str, categories: list[str] | None = None) -> str:
+        """`text` with each finding replaced by `[TYPE_N]` (the same value, the same N); `text` itself if none."""
+    def masker(self, categories: list[str] | None = None) -> Masker:
+        """A masker whose numbering is shared by every text it masks (one request)."""
+    def stream(self, categories: list[str] | None = None) -> StreamScanner:
+        """A streaming masker for one text that arrives in deltas."""
+    def types(self) -> list[tuple[str, str]]:
+        """Every (category, type) this engine can report."""
+    @staticmethod
+    def categories() -> list[str]: ...
+
+@final
+class Masker:
+    """Masks several texts with one placeholder numbering."""
+
+    def mask(self, text: str) -> str:
+        """`text` masked; the very same object when nothing was found."""
+    @property
+    def found(self) -> list[tuple[str, str]]:
+        """(category, type) of every value masked so far, in order. Never the values."""
+
+@final
+class StreamScanner:
+    """Masks a text that arrives in deltas without ever sending part of a sensitive value.
+
+    `feed` returns at once what no later text can turn into part of a finding, and holds back the tail
+    that still could (the unfinished word, recent words with digits, an unterminated key block).
+    The concatenated output of all `feed` calls and `finish` equals masking the whole text at once.
+    """
+
+    def feed(self, text: str) -> str: ...
+    def finish(self) -> str:
+        """End of the text: everything still held back, masked."""
+    @property
+    def held(self) -> int:
+        """Bytes (UTF-8) held back right now."""
+    @property
+    def found(self) -> list[tuple[str, str]]:
+        """(category, type) of every value masked so far. Never the values."""
