@@ -51,7 +51,15 @@ fn compile(pattern: &str) -> Result<Regex, String> {
     Regex::builder()
         .syntax(syntax::Config::new())
         .build(&pattern)
-        .map_err(|e| e.to_string())
+        .map_err(|e| match e.syntax_error() {
+            // The syntax error shows the pattern with a caret under the fault; keep it on one line.
+            Some(syntax) => syntax
+                .to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
+            None => e.to_string(),
+        })
 }
 
 impl Engine {
