@@ -21,6 +21,7 @@ PER_TYPE = 120
 ALNUM = string.ascii_letters + string.digits
 B64URL = ALNUM + "_-"
 HEX = "0123456789abcdef"
+UPPER_DIGITS = string.ascii_uppercase + string.digits
 BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
 
 # Types whose recall must reach 0.99 (checksummed or fixed-format values).
@@ -85,8 +86,10 @@ _LETTER_BANK = {"GB", "NL", "IE", "RO"}
 def iban(rng: random.Random) -> str:
     cc = rng.choice(sorted(IBAN_COUNTRIES))
     n = IBAN_COUNTRIES[cc] - 4
-    bban = (_rand(rng, string.ascii_uppercase, 4) + _rand(rng, string.digits, n - 4)) if cc in _LETTER_BANK else (
-        _rand(rng, string.digits, n)
+    bban = (
+        (_rand(rng, string.ascii_uppercase, 4) + _rand(rng, string.digits, n - 4))
+        if cc in _LETTER_BANK
+        else (_rand(rng, string.digits, n))
     )
     num = "".join(str(int(c, 36)) for c in bban + cc + "00")
     check = 98 - int(num) % 97
@@ -108,7 +111,8 @@ DOMAINS = ["acme-corp.io", "example-mail.com", "fastmail.fm", "uni-hamburg.de", 
 
 def email(rng: random.Random) -> str:
     sep = rng.choice([".", "_", "", "+news."])
-    return f"{rng.choice(FIRST)}{sep}{rng.choice(LAST)}{rng.randint(1, 99) if rng.random() < 0.3 else ''}@{rng.choice(DOMAINS)}"
+    number = rng.randint(1, 99) if rng.random() < 0.3 else ""
+    return f"{rng.choice(FIRST)}{sep}{rng.choice(LAST)}{number}@{rng.choice(DOMAINS)}"
 
 
 def phone(rng: random.Random) -> str:
@@ -123,7 +127,8 @@ def phone(rng: random.Random) -> str:
 
 
 def ipv4(rng: random.Random) -> str:
-    return f"{rng.choice([23, 52, 81, 104, 151, 185, 203])}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+    first = rng.choice([23, 52, 81, 104, 151, 185, 203])
+    return f"{first}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
 
 
 def aba(rng: random.Random) -> str:
@@ -159,7 +164,8 @@ def _b64url(data: bytes) -> str:
 
 def jwt(rng: random.Random) -> str:
     header = _b64url(json.dumps({"alg": rng.choice(["HS256", "RS256"]), "typ": "JWT"}).encode())
-    payload = _b64url(json.dumps({"sub": str(rng.randint(1, 10**9)), "iat": rng.randint(1_600_000_000, 1_800_000_000)}).encode())
+    claims = {"sub": str(rng.randint(1, 10**9)), "iat": rng.randint(1_600_000_000, 1_800_000_000)}
+    payload = _b64url(json.dumps(claims).encode())
     return f"{header}.{payload}.{_b64url(rng.randbytes(32))}"
 
 
@@ -196,7 +202,7 @@ PROSE = [
     "Can you check why {v} shows up in the report?",
 ]
 JSON_T = ['{{"user": "u{n}", "value": "{v}", "active": true}}', '[{{"id": {n}, "data": "{v}"}}]']
-CODE_T = ['config = {{"key_{n}": "{v}"}}\nclient.connect(config)', "let x{n} = `{v}`;", "# value\nVALUE_{n}=\"{v}\""]
+CODE_T = ['config = {{"key_{n}": "{v}"}}\nclient.connect(config)', "let x{n} = `{v}`;", '# value\nVALUE_{n}="{v}"']
 LOG_T = ["2026-11-23T10:{n:02d}:00Z INFO request value={v} status=200", "[worker-{n}] WARN saw {v} in payload"]
 TABLE_T = ["| name | value |\n|---|---|\n| row {n} | {v} |"]
 
@@ -276,13 +282,13 @@ def negatives(rng: random.Random) -> list[Sample]:
             f"commit {sha} fixed the build",
             f"sha256:{_rand(rng, HEX, 64)}",
             f"md5 {_rand(rng, HEX, 32)}",
-            f"Order #{rng.randint(10**7, 10**9)} shipped, tracking 1Z{_rand(rng, string.ascii_uppercase + string.digits, 16)}",
+            f"Order #{rng.randint(10**7, 10**9)} shipped, tracking 1Z{_rand(rng, UPPER_DIGITS, 16)}",
             f"order {luhn_complete(rng, '4', 16)} has shipped",
             f"reference {luhn_not_card}",
             f"ts={epoch_ms}",
             f"version {rng.randint(1, 20)}.{rng.randint(0, 30)}.{rng.randint(0, 300)}.{rng.randint(0, 9999)}",
             f"v{rng.randint(1, 9)}.{rng.randint(0, 20)}.{rng.randint(0, 99)}-rc.{rng.randint(1, 9)}",
-            f"<img src=\"data:image/png;base64,{base64.b64encode(rng.randbytes(90)).decode()}\">",
+            f'<img src="data:image/png;base64,{base64.b64encode(rng.randbytes(90)).decode()}">',
             f"The total is ${rng.randint(1, 999)}.{rng.randint(0, 99):02d} for {rng.randint(1, 9)} items.",
             f"Room {rng.randint(100, 999)}, floor {rng.randint(1, 40)}, call ext. {rng.randint(100, 9999)}",
             f"{rng.randint(1, 28)}/{rng.randint(1, 12)}/{rng.randint(1990, 2030)} meeting notes",
