@@ -123,6 +123,8 @@ class Guardrails:
         """A streaming masker for one text that arrives in deltas."""
     def types(self) -> list[tuple[str, str]]:
         """Every (category, type) this engine can report."""
+    def rules(self) -> list[tuple[str, str, str]]:
+        """Every rule as (category, type, regex source)."""
     @staticmethod
     def categories() -> list[str]: ...
 

@@ -180,6 +180,16 @@ impl Engine {
         out
     }
 
+    pub fn rules(&self) -> impl Iterator<Item = (Category, &str, &str)> {
+        self.rules.iter().map(|r| {
+            (
+                r.spec.category,
+                r.spec.kind.as_str(),
+                r.spec.pattern.as_str(),
+            )
+        })
+    }
+
     pub fn has_custom(&self) -> bool {
         !self.whole_rules.is_empty()
     }

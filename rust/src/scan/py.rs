@@ -125,6 +125,14 @@ impl PyGuardrails {
             .collect()
     }
 
+    /// Every rule as (category, type, regex source), for documentation and side-by-side benchmarks.
+    fn rules(&self) -> Vec<(&'static str, String, String)> {
+        self.engine
+            .rules()
+            .map(|(c, k, p)| (c.name(), k.to_owned(), p.to_owned()))
+            .collect()
+    }
+
     #[staticmethod]
     fn categories() -> Vec<&'static str> {
         Category::ALL.iter().map(|c| c.name()).collect()
