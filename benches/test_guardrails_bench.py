@@ -19,7 +19,7 @@ import pytest
 
 from router import guardrails
 
-WORDS = (
+_VOCAB = (
     "the a of to and in is it that for on with as was by this be are from at or an have not they which one you "
     "were her all she there would their we him been has when who will more no if out so said what up its about "
     "into than them can only other new some could time these two may then do first any my now such like our over "
@@ -27,7 +27,8 @@ WORDS = (
     "should because each just those people how too little state good very make world still own see men work long "
     "get here between both life being under never day same another know while last might us great old year off "
     "come since against go came right used take three model request gateway latency answer summary report draft"
-).split()
+)
+WORDS = _VOCAB.split()
 
 
 def english(size: int, seed: int = 7) -> str:
