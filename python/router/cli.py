@@ -1,4 +1,4 @@
-"""The `router` command: serve the gateway, run the mock provider, manage API keys."""
+"""The `router` command: serve the gateway, run the mock provider, manage API keys, check guardrails."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from . import mock
 from .config import config_path, load_config
 from .errors import ConfigError
 from .governance.keys import create_key
+from .guardrails import cli as guardrails_cli
 from .metrics import METRICS_DIR_ENV
 from .store import database_url, open_store
 
@@ -191,6 +192,11 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = keys.add_parser("revoke", help="revoke a key; every worker refuses it on the next request")
     revoke.add_argument("id")
     revoke.set_defaults(func=_keys_revoke)
+
+    guardrails = sub.add_parser("guardrails", help="check the guardrails").add_subparsers(dest="action", required=True)
+    check = guardrails.add_parser("test", help="show what the configured guardrails would mask or block in a text")
+    guardrails_cli.add_arguments(check)
+    check.set_defaults(func=guardrails_cli.test_command)
     return parser
 
 

@@ -16,6 +16,7 @@ import msgspec
 import yaml
 
 from .errors import ConfigError
+from .guardrails.settings import GuardrailSettings, problems
 
 DEFAULT_CONFIG = Path(__file__).with_name("demo.yaml")
 
@@ -82,6 +83,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     timeouts: Timeouts = Timeouts()
     usage_log: UsageLogConfig = UsageLogConfig()
     database: str | None = None
+    guardrails: GuardrailSettings = GuardrailSettings()
 
     def timeouts_for(self, provider: str) -> Timeouts:
         return self.providers[provider].timeouts or self.timeouts
@@ -132,6 +134,8 @@ def _check(config: Config, source: str) -> None:
                 raise ConfigError(f"{source}: at {label}.{field}: expected a positive number of seconds")
     if config.server.max_body_bytes <= 0:
         raise ConfigError(f"{source}: at server.max_body_bytes: expected a positive number of bytes")
+    for path, message in problems(config.guardrails):
+        raise ConfigError(f"{source}: at guardrails.{path}: {message}")
 
 
 def parse_config(text: str, source: str = "<config>") -> Config:

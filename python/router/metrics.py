@@ -54,6 +54,11 @@ FAMILIES: dict[str, tuple[str, tuple[str, ...], tuple[float, ...] | None]] = {
         OVERHEAD_BUCKETS,
     ),
     "router_tokens": ("Tokens counted, by model and kind (prompt, completion, cached).", ("model", "kind"), None),
+    "router_guardrail_findings": (
+        "Sensitive values found by the guardrails, by category, direction (request, response) and action.",
+        ("category", "direction", "action"),
+        None,
+    ),
 }
 IN_FLIGHT = "router_in_flight_requests"
 
@@ -125,6 +130,9 @@ class Metrics:
             self._count("router_tokens", (model, "completion"), completion)
         if cached:
             self._count("router_tokens", (model, "cached"), cached)
+
+    def count_guardrail(self, category: str, direction: str, action: str, n: int) -> None:
+        self._count("router_guardrail_findings", (category, direction, action), n)
 
     # -- several workers ----------------------------------------------------------------------------
 

@@ -17,6 +17,8 @@ from granian.rsgi import HTTPProtocol, ProtocolClosed, Scope
 from ..config import Config, load_config
 from ..errors import GatewayError, NotFound
 from ..governance.keys import KeyCache
+from ..guardrails.policy import Policy
+from ..guardrails.settings import GuardrailSettings
 from ..metrics import Metrics
 from ..routing import Catalog
 from ..store import UsageRow, database_url, open_store
@@ -52,8 +54,13 @@ class App:
         self.keys = KeyCache(self.store, admin_key)
         self.metrics = Metrics()
         self.request_ids = RequestIds()
+        self.guardrails = Policy(config.guardrails)
         self.usage: UsageWriter | None = None
         self._background: list[asyncio.Task[None]] = []
+
+    def set_guardrails(self, settings: GuardrailSettings) -> None:
+        """Replace the organisation's guardrail settings; the next request uses them."""
+        self.guardrails = Policy(settings)
 
     # -- lifecycle (granian calls these in each worker, outside the running loop) ------------------
 

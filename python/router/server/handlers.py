@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from ..errors import InvalidRequest, NotFound
+from ..guardrails.chat_stream import ChatStreamGuard
+from ..guardrails.policy import screen_chat_request, screen_chat_response, screen_embeddings_request
 from ..metrics import CONTENT_TYPE
 from ..routing import Model
 from . import requests as rq
@@ -51,15 +53,20 @@ async def chat_completions(app: App, ex: Exchange) -> None:
     model = _resolve(app, ex, request.model, "chat")
 
     fields["model"] = model.upstream_name_json
+    guard = app.guardrails
+    if guard.requests:
+        screen_chat_request(guard, app.metrics, fields)
     if not request.stream:
-        await forward_unary(ex, model, "chat", rq.encode_fields(fields))
+        screen = (lambda data: screen_chat_response(guard, app.metrics, data)) if guard.responses else None
+        await forward_unary(ex, model, "chat", rq.encode_fields(fields), screen)
         return
     ex.stream = True
     client_wants_usage = bool(request.stream_options and request.stream_options.include_usage)
     # Every token is counted: ask for usage even when the client did not, and hide that chunk from it.
     if not client_wants_usage:
         rq.with_usage_requested(fields, request.stream_options)
-    await forward_stream(ex, model, rq.encode_fields(fields), hide_usage=not client_wants_usage)
+    stream_guard = ChatStreamGuard(guard, app.metrics) if guard.responses else None
+    await forward_stream(ex, model, rq.encode_fields(fields), hide_usage=not client_wants_usage, guard=stream_guard)
 
 
 async def embeddings(app: App, ex: Exchange) -> None:
@@ -67,6 +74,8 @@ async def embeddings(app: App, ex: Exchange) -> None:
     request = rq.validate_embeddings(body)
     model = _resolve(app, ex, request.model, "embeddings")
     fields["model"] = model.upstream_name_json
+    if app.guardrails.requests:
+        screen_embeddings_request(app.guardrails, app.metrics, fields)
     await forward_unary(ex, model, "embeddings", rq.encode_fields(fields))
 
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import msgspec
 from pyreqwest import exceptions as rq
 
 from .._core import StreamTap
 from ..errors import GatewayError, UpstreamError
+from ..guardrails.chat_stream import ChatStreamGuard
 from ..providers.transport import upstream_failure
 from ..routing import Model
 from .exchange import JSON, Exchange, openai_error_body
@@ -47,7 +49,9 @@ def record_usage(ex: Exchange, usage: Usage | None) -> None:
     ex.cached_tokens = details.cached_tokens if details is not None else None
 
 
-async def forward_unary(ex: Exchange, model: Model, endpoint: str, body: bytes) -> None:
+async def forward_unary(
+    ex: Exchange, model: Model, endpoint: str, body: bytes, screen: Callable[[bytes], bytes] | None = None
+) -> None:
     provider = model.provider
     sent = time.perf_counter()
     try:
@@ -65,6 +69,8 @@ async def forward_unary(ex: Exchange, model: Model, endpoint: str, body: bytes) 
         raise UpstreamError(
             f"Upstream provider '{provider.name}' returned an invalid JSON response.", code="upstream_invalid_response"
         ) from None
+    if screen is not None:
+        data = screen(data)
     ex.send_bytes(200, data, JSON)
 
 
@@ -73,7 +79,9 @@ def _error_event(exc: GatewayError) -> bytes:
     return b"data: " + openai_error_body(exc) + b"\n\n"
 
 
-async def forward_stream(ex: Exchange, model: Model, body: bytes, hide_usage: bool) -> None:
+async def forward_stream(
+    ex: Exchange, model: Model, body: bytes, hide_usage: bool, guard: ChatStreamGuard | None = None
+) -> None:
     provider = model.provider
     idle = provider.timeouts.idle_read
     loop = asyncio.get_running_loop()
@@ -100,6 +108,8 @@ async def forward_stream(ex: Exchange, model: Model, body: bytes, hide_usage: bo
                 async with asyncio.timeout(idle) as deadline:
                     while (chunk := await reader.read_chunk()) is not None:
                         out = tap.feed(bytes(chunk))
+                        if guard is not None and out:
+                            out = guard.feed(out)
                         if out:
                             if ex.ttft is None and tap.data_events:
                                 ex.ttft = time.perf_counter() - ex.started
@@ -112,6 +122,9 @@ async def forward_stream(ex: Exchange, model: Model, body: bytes, hide_usage: bo
                             )
                         deadline.reschedule(loop.time() + idle)
                 tail = tap.finish()
+                if guard is not None:
+                    # An unterminated tail cannot be scanned as events: only what is held back goes out.
+                    tail = guard.finish()
                 if tail:
                     await transport.send_bytes(tail)
                 if not tap.done and tap.error is None:
@@ -119,8 +132,8 @@ async def forward_stream(ex: Exchange, model: Model, body: bytes, hide_usage: bo
                         f"Upstream provider '{provider.name}' ended the stream before it was complete.",
                         code="upstream_stream_incomplete",
                     )
-            except (rq.PyreqwestError, TimeoutError, UpstreamError) as exc:
-                failure = exc if isinstance(exc, UpstreamError) else upstream_failure(exc, provider.name)
+            except (rq.PyreqwestError, TimeoutError, GatewayError) as exc:
+                failure = exc if isinstance(exc, GatewayError) else upstream_failure(exc, provider.name)
                 ex.error_type = failure.code
                 await transport.send_bytes(_error_event(failure))
             finally:
