@@ -1,12 +1,14 @@
-//! The detector: one Aho-Corasick pass over the text wakes rules up, each rule's regex then runs on a
+//! The detector: a byte pass finds the hot windows (`prefilter`), one Aho-Corasick automaton of token
+//! prefixes, cue words and digits runs over them and wakes rules up, each rule's regex then runs on a
 //! small window around its wake-up points, and validators check the candidates.
 //!
-//! Clean prose costs one automaton pass plus a few tiny regex runs around digits and cue words.
+//! Clean prose costs the byte pass plus a few tiny automaton and regex runs around digits and punctuation.
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use regex_automata::meta::Regex;
 use regex_automata::util::syntax;
 use regex_automata::{Input, PatternID};
 
+use super::prefilter::hot_windows;
 use super::rules::{builtin, RuleSpec, Trigger};
 use super::validate::{self, Check};
 use super::{Categories, Category};
@@ -201,39 +203,49 @@ impl Engine {
         let mut windows: Vec<(u16, usize, usize)> = Vec::new();
         let mut open: Vec<(usize, usize)> = vec![(usize::MAX, 0); self.rules.len()];
         let mut cluster: Option<(usize, usize, u32)> = None; // first digit, last digit end, digit count
-        for m in self.automaton.find_overlapping_iter(text) {
-            match &self.wakes[m.pattern().as_usize()] {
-                Wake::Digit => {
-                    let p = m.start();
-                    cluster = match cluster {
-                        Some((s, e, n)) if p <= e + DIGIT_GAP => Some((s, p + 1, n + 1)),
-                        Some(done) => {
-                            self.digit_windows(done, len, &enabled, &mut windows);
-                            Some((p, p + 1, 1))
+        let mut wake = |m: aho_corasick::Match| match &self.wakes[m.pattern().as_usize()] {
+            Wake::Digit => {
+                let p = m.start();
+                cluster = match cluster {
+                    Some((s, e, n)) if p <= e + DIGIT_GAP => Some((s, p + 1, n + 1)),
+                    Some(done) => {
+                        self.digit_windows(done, len, &enabled, &mut windows);
+                        Some((p, p + 1, 1))
+                    }
+                    None => Some((p, p + 1, 1)),
+                };
+            }
+            Wake::Rules(rules) => {
+                for &(r, exact) in rules {
+                    if !enabled(r) || exact.is_some_and(|lit| &text[m.start()..m.end()] != lit) {
+                        continue;
+                    }
+                    let spec = &self.rules[r as usize].spec;
+                    let ws = m.start().saturating_sub(spec.back);
+                    let we = m.start().saturating_add(spec.span).min(len);
+                    let w = &mut open[r as usize];
+                    if w.0 != usize::MAX && ws <= w.1 {
+                        *w = (w.0.min(ws), w.1.max(we));
+                    } else {
+                        if w.0 != usize::MAX {
+                            windows.push((r, w.0, w.1));
                         }
-                        None => Some((p, p + 1, 1)),
-                    };
-                }
-                Wake::Rules(rules) => {
-                    for &(r, exact) in rules {
-                        if !enabled(r) || exact.is_some_and(|lit| &text[m.start()..m.end()] != lit)
-                        {
-                            continue;
-                        }
-                        let spec = &self.rules[r as usize].spec;
-                        let ws = m.start().saturating_sub(spec.back);
-                        let we = m.start().saturating_add(spec.span).min(len);
-                        let w = &mut open[r as usize];
-                        if w.0 != usize::MAX && ws <= w.1 {
-                            *w = (w.0.min(ws), w.1.max(we));
-                        } else {
-                            if w.0 != usize::MAX {
-                                windows.push((r, w.0, w.1));
-                            }
-                            *w = (ws, we);
-                        }
+                        *w = (ws, we);
                     }
                 }
+            }
+        };
+        if cats & Category::Names.bit() != 0 {
+            // Name cues are plain words: the whole text needs the automaton.
+            self.automaton
+                .find_overlapping_iter(text)
+                .for_each(&mut wake);
+        } else {
+            for (ws, we) in hot_windows(text.as_bytes()) {
+                let input = aho_corasick::Input::new(text).span(ws..we);
+                self.automaton
+                    .find_overlapping_iter(input)
+                    .for_each(&mut wake);
             }
         }
         if let Some(done) = cluster {

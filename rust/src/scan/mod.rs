@@ -1,10 +1,11 @@
 //! Guardrail scanner: finds PII, card, banking, financial and secret values in text, masks them with
 //! typed numbered placeholders, and does both on streams without ever emitting a partial match.
 //!
-//! `engine` is the one-pass detector, `rules` the built-in rule table, `validate` the checksums and
+//! `prefilter` finds the hot windows of a text, `engine` is the detector, `rules` the built-in rule table, `validate` the checksums and
 //! filters, `mask` the placeholder numbering, `stream` the hold-back scanner; `py` holds the bindings.
 pub mod engine;
 pub mod mask;
+pub mod prefilter;
 pub mod py;
 pub mod rules;
 pub mod stream;

@@ -1,0 +1,94 @@
+//! Hot windows: the parts of a text where a finding can possibly be, found with one cheap byte pass.
+//!
+//! Every built-in rule but the opt-in person names matches text that contains one of:
+//! - a digit, `@`, `=`, `_`, `~`, `+`, `$` or `:` (card, phone, IBAN and other numbers; emails;
+//!   `key=value` and `key: value` assignments; most token prefixes like `ghp_`, `sk_live_`, `Q~`);
+//! - `.`, `-` or `/` inside a token, i.e. followed by a letter or digit (`sk-`, `SG.`, `eyJ…`, `://`);
+//! - a run of 20 letters and digits (a token made only of letters, such as a rare all-letter AWS key);
+//! - a run of 8 upper-case letters (an all-letter SWIFT/BIC code after its cue word).
+//!
+//! Ordinary prose has few of these, so the automaton of anchors and cue words runs only on small windows
+//! around them: `BACK` bytes before (cue words precede their values) and `AHEAD` after (an anchor that
+//! starts at the trigger).
+const BACK: usize = 72;
+const AHEAD: usize = 48;
+const ALNUM_RUN: u32 = 20;
+const UPPER_RUN: u32 = 8;
+
+const ALWAYS: u8 = 1;
+const INSIDE_TOKEN: u8 = 2;
+
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut d = b'0';
+    while d <= b'9' {
+        t[d as usize] = ALWAYS;
+        d += 1;
+    }
+    t[b'@' as usize] = ALWAYS;
+    t[b'=' as usize] = ALWAYS;
+    t[b'_' as usize] = ALWAYS;
+    t[b'~' as usize] = ALWAYS;
+    t[b'+' as usize] = ALWAYS;
+    t[b'$' as usize] = ALWAYS;
+    t[b':' as usize] = ALWAYS;
+    t[b'.' as usize] = INSIDE_TOKEN;
+    t[b'-' as usize] = INSIDE_TOKEN;
+    t[b'/' as usize] = INSIDE_TOKEN;
+    t
+};
+
+/// Sorted, disjoint byte ranges of `b` that may hold a finding.
+pub fn hot_windows(b: &[u8]) -> Vec<(usize, usize)> {
+    let n = b.len();
+    let mut out: Vec<(usize, usize)> = Vec::new();
+    let (mut alnum, mut upper) = (0u32, 0u32);
+    for i in 0..n {
+        let c = b[i];
+        let class = CLASS[c as usize];
+        if c.is_ascii_alphanumeric() {
+            alnum += 1;
+            upper = if c.is_ascii_uppercase() { upper + 1 } else { 0 };
+        } else {
+            alnum = 0;
+            upper = 0;
+        }
+        let hot = class == ALWAYS
+            || (class == INSIDE_TOKEN && b.get(i + 1).is_some_and(u8::is_ascii_alphanumeric))
+            || alnum == ALNUM_RUN
+            || upper == UPPER_RUN;
+        if hot {
+            let ws = i.saturating_sub(BACK + alnum as usize);
+            let we = (i + AHEAD).min(n);
+            match out.last_mut() {
+                Some(last) if ws <= last.1 => last.1 = last.1.max(we),
+                _ => out.push((ws, we)),
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prose_has_no_hot_windows() {
+        let text =
+            b"The quick brown fox jumps over the lazy dog. Then it rests, happily, in the sun!";
+        assert!(hot_windows(text).is_empty());
+    }
+
+    #[test]
+    fn triggers_open_merged_windows() {
+        let text = b"plain words here and then a key ghp_abc and sk-x then more plain words go on and on and on";
+        let w = hot_windows(text);
+        assert_eq!(w.len(), 1);
+        let pos = text.windows(4).position(|x| x == b"ghp_").unwrap();
+        assert!(w[0].0 <= pos && w[0].1 > pos + 4);
+        // A run of letters long enough to be a token, and an all-caps code.
+        assert_eq!(hot_windows(b"AKIAQWERTYUIOPASDFGHJ").len(), 1);
+        assert_eq!(hot_windows(b"swift DEUTDEFF").len(), 1);
+    }
+}
