@@ -9,7 +9,7 @@ use regex_automata::util::syntax;
 use regex_automata::{Input, PatternID};
 
 use super::prefilter::hot_windows;
-use super::rules::{builtin, RuleSpec, Trigger};
+use super::rules::{builtin, Pre, RuleSpec, Trigger};
 use super::validate::{self, Check};
 use super::{Categories, Category};
 
@@ -88,6 +88,7 @@ impl Engine {
                 span: usize::MAX,
                 min_digits: 0,
                 priority: 22,
+                pre: Pre::None,
             });
         }
         let mut rules = Vec::with_capacity(specs.len());
@@ -288,6 +289,9 @@ impl Engine {
         let rule = &self.rules[r as usize];
         let ws = floor_boundary(text, ws);
         let we = ceil_boundary(text, we);
+        if !pre_passes(rule.spec.pre, &text.as_bytes()[ws..we]) {
+            return;
+        }
         let mut input = Input::new(text).span(ws..we);
         let mut slots = [None; 4];
         while input.start() <= input.end() {
@@ -352,6 +356,23 @@ impl Engine {
             }
         }
         kept
+    }
+}
+
+fn pre_passes(pre: Pre, w: &[u8]) -> bool {
+    match pre {
+        Pre::None => true,
+        Pre::Byte(b) => memchr::memchr(b, w).is_some(),
+        Pre::DottedDigits => w
+            .windows(3)
+            .any(|x| x[1] == b'.' && x[0].is_ascii_digit() && x[2].is_ascii_digit()),
+        Pre::Colons => memchr::memchr_iter(b':', w).nth(1).is_some(),
+        Pre::CountryCheck => w.windows(4).any(|x| {
+            x[0].is_ascii_uppercase()
+                && x[1].is_ascii_uppercase()
+                && x[2].is_ascii_digit()
+                && x[3].is_ascii_digit()
+        }),
     }
 }
 

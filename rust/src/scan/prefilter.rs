@@ -10,13 +10,15 @@
 //! Ordinary prose has few of these, so the automaton of anchors and cue words runs only on small windows
 //! around them: `BACK` bytes before (cue words precede their values) and `AHEAD` after (an anchor that
 //! starts at the trigger).
-const BACK: usize = 72;
-const AHEAD: usize = 48;
+const BACK: usize = 64;
+const AHEAD: usize = 32;
 const ALNUM_RUN: u32 = 20;
 const UPPER_RUN: u32 = 8;
 
 const ALWAYS: u8 = 1;
 const INSIDE_TOKEN: u8 = 2;
+/// Upper-case letters start the checks for letter-only tokens (runs of 20 alnum or 8 capitals).
+const UPPER: u8 = 3;
 
 static CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
@@ -24,6 +26,11 @@ static CLASS: [u8; 256] = {
     while d <= b'9' {
         t[d as usize] = ALWAYS;
         d += 1;
+    }
+    let mut u = b'A';
+    while u <= b'Z' {
+        t[u as usize] = UPPER;
+        u += 1;
     }
     t[b'@' as usize] = ALWAYS;
     t[b'=' as usize] = ALWAYS;
@@ -42,29 +49,45 @@ static CLASS: [u8; 256] = {
 pub fn hot_windows(b: &[u8]) -> Vec<(usize, usize)> {
     let n = b.len();
     let mut out: Vec<(usize, usize)> = Vec::new();
-    let (mut alnum, mut upper) = (0u32, 0u32);
-    for i in 0..n {
-        let c = b[i];
-        let class = CLASS[c as usize];
-        if c.is_ascii_alphanumeric() {
-            alnum += 1;
-            upper = if c.is_ascii_uppercase() { upper + 1 } else { 0 };
-        } else {
-            alnum = 0;
-            upper = 0;
+    let mut i = 0;
+    while i < n {
+        // The tight loop: most bytes of prose are lower-case letters, spaces and sentence punctuation.
+        while i < n && CLASS[b[i] as usize] == 0 {
+            i += 1;
         }
-        let hot = class == ALWAYS
-            || (class == INSIDE_TOKEN && b.get(i + 1).is_some_and(u8::is_ascii_alphanumeric))
-            || alnum == ALNUM_RUN
-            || upper == UPPER_RUN;
+        if i == n {
+            break;
+        }
+        let (hot, next) = match CLASS[b[i] as usize] {
+            ALWAYS => (true, i + 1),
+            INSIDE_TOKEN => (b.get(i + 1).is_some_and(u8::is_ascii_alphanumeric), i + 1),
+            _ => {
+                // From a capital: the rest of its letter/digit run, its longest stretch of capitals.
+                let (mut j, mut caps, mut most) = (i, 0u32, 0u32);
+                while j < n && b[j].is_ascii_alphanumeric() {
+                    caps = if b[j].is_ascii_uppercase() {
+                        caps + 1
+                    } else {
+                        0
+                    };
+                    most = most.max(caps);
+                    j += 1;
+                }
+                (
+                    most >= UPPER_RUN || (j - i) as u32 >= ALNUM_RUN,
+                    j.max(i + 1),
+                )
+            }
+        };
         if hot {
-            let ws = i.saturating_sub(BACK + alnum as usize);
-            let we = (i + AHEAD).min(n);
+            let ws = i.saturating_sub(BACK);
+            let we = (next.max(i + 1) + AHEAD).min(n);
             match out.last_mut() {
                 Some(last) if ws <= last.1 => last.1 = last.1.max(we),
                 _ => out.push((ws, we)),
             }
         }
+        i = next;
     }
     out
 }

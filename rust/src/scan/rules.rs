@@ -16,6 +16,20 @@ pub enum Trigger {
     Whole,
 }
 
+/// A cheap test on a digit rule's window before its regex runs (prose is full of lone numbers).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pre {
+    None,
+    /// A byte that must occur in the window.
+    Byte(u8),
+    /// `digit . digit` somewhere (a dotted quad).
+    DottedDigits,
+    /// At least two colons (IPv6).
+    Colons,
+    /// Two capitals then two digits (an IBAN's country and check digits).
+    CountryCheck,
+}
+
 #[derive(Debug, Clone)]
 pub struct RuleSpec {
     pub kind: String,
@@ -31,6 +45,7 @@ pub struct RuleSpec {
     pub min_digits: u8,
     /// Overlapping findings: the higher priority wins.
     pub priority: u8,
+    pub pre: Pre,
 }
 
 fn rule(kind: &str, category: Category, trigger: Trigger, pattern: &str, check: Check) -> RuleSpec {
@@ -44,6 +59,7 @@ fn rule(kind: &str, category: Category, trigger: Trigger, pattern: &str, check: 
         span: 512,
         min_digits: 0,
         priority: 20,
+        pre: Pre::None,
     }
 }
 
@@ -62,6 +78,10 @@ impl RuleSpec {
     }
     fn priority(mut self, p: u8) -> Self {
         self.priority = p;
+        self
+    }
+    fn pre(mut self, pre: Pre) -> Self {
+        self.pre = pre;
         self
     }
 }
@@ -130,7 +150,7 @@ pub fn builtin() -> Vec<RuleSpec> {
              r"[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}\b", C::Email)
             .back(64).span(64 + 256),
         rule("PHONE", Pii, Trigger::Digit,
-             r"\+[1-9][0-9]{0,2}(?:[ .-]?\(?[0-9]{1,5}\)?){1,5}[ .-]?[0-9]{2,6}\b", C::Phone).back(2).span(32).digits(7),
+             r"\+[1-9][0-9]{0,2}(?:[ .-]?\(?[0-9]{1,5}\)?){1,5}[ .-]?[0-9]{2,6}\b", C::Phone).back(2).span(32).digits(7).pre(Pre::Byte(b'+')),
         rule("PHONE", Pii, Trigger::Digit,
              r"(?:\b1[ .-])?(?:\([2-9][0-9]{2}\) ?|\b[2-9][0-9]{2}[ .-])[2-9][0-9]{2}[ .-][0-9]{4}\b", C::Phone).back(6).span(24).digits(10),
         // UK and French national formats.
@@ -146,10 +166,10 @@ pub fn builtin() -> Vec<RuleSpec> {
             .span(64),
         rule("IP_ADDRESS", Pii, Trigger::Digit,
              r"\b(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\b", C::Ipv4)
-            .back(15).span(32).digits(4),
+            .back(15).span(32).digits(4).pre(Pre::DottedDigits),
         rule("IP_ADDRESS", Pii, Trigger::Digit,
              r"(?i)(?:\b[0-9a-f]{1,4}|::)(?::{1,2}[0-9a-f]{0,4}){2,7}(?:\b|::)", C::Ipv6)
-            .back(40).span(80).digits(1).priority(15),
+            .back(40).span(80).digits(1).priority(15).pre(Pre::Colons),
         cue("DATE_OF_BIRTH", Pii, &["dob", "d.o.b", "birth", "born"],
             &format!(r"(?i)\b(?:dob|d\.o\.b\.?|date of birth|birth ?date|birthday|born(?: on)?)\b[^0-9a-z\n]{{0,6}}(?:is |was |on )?{dob_value}"), C::None)
             .span(80),
@@ -167,7 +187,7 @@ pub fn builtin() -> Vec<RuleSpec> {
             .span(64),
         // ---------------------------------------------------------------- banking
         rule("IBAN", Banking, Trigger::Digit, r"\b[A-Z]{2}[0-9]{2}(?:[ -]?[A-Z0-9]{4}){2,7}(?:[ -]?[A-Z0-9]{1,4})?\b", C::Iban)
-            .back(4).span(48).digits(4).priority(25),
+            .back(4).span(48).digits(4).priority(25).pre(Pre::CountryCheck),
         cue("ABA_ROUTING", Banking, &["routing", "aba", "rtn", "transit"],
             r"(?i)\b(?:routing|aba|ach|rtn|transit)\b[^0-9\n]{0,30}\b([0-9]{9})\b", C::Aba).span(64),
         cue("BANK_ACCOUNT", Banking, &["account", "acct", "a/c", "iban"],
