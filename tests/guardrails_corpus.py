@@ -352,6 +352,41 @@ def evaluate(scan: ScanFn) -> Score:
     return Score(recall, precision, neg_hits / len(neg), {k: tp[k] + fn[k] for k in kinds})
 
 
+# Person names (the opt-in "names" category): cue-word rules, so precision is the number to watch.
+NAME_FIRST = ["John", "Maria", "Wei", "Fatima", "Olga", "Diego", "Amara", "Lukas", "Priya", "Kenji"]
+NAME_LAST = ["Smith", "Garcia", "Chen", "Khan", "Ivanova", "Lopez", "Okafor", "Muller", "Patel", "Sato"]
+NAME_TEMPLATES = ["Dear {n},\nthanks for your order.", "My name is {n} and I need help.", "Name: {n}",
+                  "Please ask Dr. {n} to call back.", "Best regards,\n{n}", "Patient: {n}, admitted today"]  # fmt: skip
+NAME_NEGATIVES = [
+    "Dear team, the release is out.", "My name is on the list.", "Name: the name of the field",
+    "Dear Customer, your parcel is delayed.", "Regards, The Support Team", "Mr. Robot is a TV show.",
+    "The customer: Acme Corp signed.", "Best regards, and see you Monday.", "Dr. Pepper is a soda.",
+    "Dear Sir or Madam,", "Signed, Sealed, Delivered is a song.", "Patient zero was never found.",
+]  # fmt: skip
+
+
+def names_corpus() -> list[Sample]:
+    rng = random.Random(SEED)
+    out = []
+    for _ in range(PER_TYPE):
+        name = f"{rng.choice(NAME_FIRST)} {rng.choice(NAME_LAST)}"
+        out.append(Sample(rng.choice(NAME_TEMPLATES).format(n=name), (("PERSON", name),)))
+    return out + [Sample(t, ()) for t in NAME_NEGATIVES]
+
+
+def names_precision_recall() -> tuple[float, float]:
+    from router import guardrails
+
+    tp = fp = fn = 0
+    for s in names_corpus():
+        found = [s.text[f.start : f.end] for f in guardrails.scan(s.text, categories=["names"])]
+        expected = [v for _, v in s.expected]
+        tp += sum(1 for v in found if v in expected)
+        fp += sum(1 for v in found if v not in expected)
+        fn += sum(1 for v in expected if v not in found)
+    return tp / (tp + fp), tp / (tp + fn)
+
+
 def rust_scan(text: str) -> list[tuple[str, int, int]]:
     from router import guardrails
 
@@ -364,3 +399,5 @@ if __name__ == "__main__":
     for k in sorted(score.recall):
         print(f"| {k} | {score.support[k]} | {score.precision[k]:.3f} | {score.recall[k]:.3f} |")
     print(f"\nnegatives with any finding: {score.negative_fp_rate:.2%} of {len(corpus()[1])}")
+    precision, recall = names_precision_recall()
+    print(f"names (opt-in): precision {precision:.3f}, recall {recall:.3f} on {len(names_corpus())} texts")

@@ -175,7 +175,7 @@ pub fn builtin() -> Vec<RuleSpec> {
             .span(80),
         // ---------------------------------------------------------------- person names (opt-in)
         cue("PERSON", Names, &["name", "dear", "mr", "mrs", "ms", "dr.", "sincerely", "regards", "signed", "patient", "customer"],
-            r"(?:(?i:\bmy name is|\bname is|\bname\s*:|\bfull name\s*:|\bdear|\bsincerely,|\bregards,|\bsigned,?|\bpatient:?|\bcustomer:?)\s+|\b(?:Mr|Mrs|Ms|Dr)\.?\s+)([A-Z][a-z]+(?:[ -](?:[A-Z]\.|[A-Z][a-z]+)){0,2})\b", C::None)
+            r"(?:(?i:\bmy name is|\bname is|\bname\s*:|\bfull name\s*:|\bdear|\bsincerely,|\bregards,|\bsigned,?|\bpatient:?|\bcustomer:?)\s+|\b(?:Mr|Mrs|Ms|Dr)\.?\s+)([A-Z][a-z]+(?:[ -](?:[A-Z]\.|[A-Z][a-z]+)){0,2})\b", C::PersonName)
             .span(96).priority(5),
         // ---------------------------------------------------------------- PCI
         rule("CARD", Pci, Trigger::Digit, r"\b[0-9](?:[ -]?[0-9]){12,18}\b", C::Card).span(32).digits(13).priority(25),

@@ -31,6 +31,8 @@ pub enum Check {
     /// Value of a `secret=`/`token=`/`api_key=`-style assignment, or a string next to such a cue.
     Secret(f64),
     UrlPassword,
+    /// A capitalised name after a cue: not a salutation word (`Dear Customer`, `Regards, The Team`).
+    PersonName,
 }
 
 pub fn run(check: Check, text: &str, start: usize, end: usize) -> Option<(usize, usize)> {
@@ -65,6 +67,7 @@ pub fn run(check: Check, text: &str, start: usize, end: usize) -> Option<(usize,
         Check::Password => password(value),
         Check::Secret(floor) => secret(value, floor),
         Check::UrlPassword => password(value) && !value.starts_with('$'),
+        Check::PersonName => !NOT_NAMES.contains(&value.split([' ', '-']).next().unwrap_or("")),
     };
     ok.then_some((start, end))
 }
@@ -538,6 +541,25 @@ pub fn is_mask_placeholder(value: &str) -> bool {
     }
     false
 }
+
+const NOT_NAMES: [&str; 16] = [
+    "The",
+    "Customer",
+    "Customers",
+    "Sir",
+    "Madam",
+    "Team",
+    "Support",
+    "Client",
+    "User",
+    "All",
+    "Everyone",
+    "Friend",
+    "Friends",
+    "Colleagues",
+    "Valued",
+    "Hiring",
+];
 
 const NOT_PASSWORDS: [&str; 12] = [
     "password",
