@@ -199,6 +199,12 @@ impl Engine {
 
     /// Findings in `text` for the categories in `cats`: sorted, non-overlapping, byte offsets.
     pub fn scan(&self, text: &str, cats: Categories) -> Vec<Finding> {
+        // Name cues are plain words: with names on, the whole text needs the automaton.
+        self.scan_with(text, cats, cats & Category::Names.bit() != 0)
+    }
+
+    /// `whole`: run the automaton over all of the text instead of the prefilter's hot windows.
+    pub(crate) fn scan_with(&self, text: &str, cats: Categories, whole: bool) -> Vec<Finding> {
         let enabled = |r: u16| cats & self.rules[r as usize].spec.category.bit() != 0;
         let len = text.len();
         let mut windows: Vec<(u16, usize, usize)> = Vec::new();
@@ -236,8 +242,7 @@ impl Engine {
                 }
             }
         };
-        if cats & Category::Names.bit() != 0 {
-            // Name cues are plain words: the whole text needs the automaton.
+        if whole {
             self.automaton
                 .find_overlapping_iter(text)
                 .for_each(&mut wake);

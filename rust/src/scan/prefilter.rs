@@ -73,10 +73,9 @@ pub fn hot_windows(b: &[u8]) -> Vec<(usize, usize)> {
                     most = most.max(caps);
                     j += 1;
                 }
-                (
-                    most >= UPPER_RUN || (j - i) as u32 >= ALNUM_RUN,
-                    j.max(i + 1),
-                )
+                let hot = most >= UPPER_RUN || (j - i) as u32 >= ALNUM_RUN;
+                // Not a token: go on from the next byte (the run may still hold digits).
+                (hot, if hot { j } else { i + 1 })
             }
         };
         if hot {
@@ -113,5 +112,7 @@ mod tests {
         // A run of letters long enough to be a token, and an all-caps code.
         assert_eq!(hot_windows(b"AKIAQWERTYUIOPASDFGHJ").len(), 1);
         assert_eq!(hot_windows(b"swift DEUTDEFF").len(), 1);
+        // Digits inside a short run that starts with capitals still count.
+        assert_eq!(hot_windows(b"to NL36WJDV7289075496 by").len(), 1);
     }
 }

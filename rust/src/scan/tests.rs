@@ -194,6 +194,13 @@ fn text_strategy() -> impl Strategy<Value = String> {
         Just("SSN 123-45-6788".to_owned()),
         Just("-----BEGIN PRIVATE KEY-----\n".to_owned()),
         Just("[EMAIL_1]".to_owned()),
+        Just("NL36WJDV7289075496".to_owned()),
+        Just("AKIAQWERTYUIOPASDFGH".to_owned()),
+        Just("sk-ant-api03-".to_owned()),
+        Just("routing 021000021".to_owned()),
+        Just("swift DEUTDEFF".to_owned()),
+        Just("token: aB3dE5gH7jK9".to_owned()),
+        Just("https://u:pw12345@h.io".to_owned()),
         "[ -~]{0,12}",
         "\\PC{0,6}",
         "[0-9 .:/@-]{0,10}",
@@ -218,6 +225,12 @@ proptest! {
         for (s, e) in offs {
             prop_assert!(s < e && e <= chars);
         }
+    }
+
+    #[test]
+    fn prefilter_loses_nothing(text in text_strategy()) {
+        let e = engine();
+        prop_assert_eq!(e.scan_with(&text, DEFAULT_CATEGORIES, false), e.scan_with(&text, DEFAULT_CATEGORIES, true));
     }
 
     #[test]
