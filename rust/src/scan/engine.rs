@@ -47,9 +47,47 @@ const DIGIT_GAP: usize = 16;
 /// After a cluster's last digit, how far a digit rule's match may still reach (IBAN letter groups).
 const DIGIT_TAIL: usize = 12;
 
-fn compile(pattern: &str) -> Result<Regex, String> {
-    // ASCII word boundaries: the Unicode ones would make the lazy DFA give up on non-ASCII text.
-    let pattern = pattern.replace(r"\b", r"(?-u:\b)");
+/// ASCII `\b`, `\w` and `\s`: the sensitive formats are ASCII, and the Unicode classes make every regex
+/// bigger and slower (the Unicode `\b` even makes the lazy DFA give up on non-ASCII text).
+pub(crate) fn asciify(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + 32);
+    let mut depth = 0usize;
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some('b') if depth == 0 => out.push_str(r"(?-u:\b)"),
+                Some('w') if depth == 0 => out.push_str("[0-9A-Za-z_]"),
+                Some('w') => out.push_str("0-9A-Za-z_"),
+                Some('s') if depth == 0 => out.push_str(r"[\t\n\x0B\x0C\r ]"),
+                Some('s') => out.push_str(r"\t\n\x0B\x0C\r "),
+                Some(other) => {
+                    out.push('\\');
+                    out.push(other);
+                }
+                None => out.push('\\'),
+            },
+            '[' => {
+                depth += 1;
+                out.push(c);
+            }
+            ']' if depth > 0 => {
+                depth -= 1;
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Built-in rules are made ASCII (`asciify`); custom patterns keep the meaning their author gave them.
+fn compile(pattern: &str, builtin: bool) -> Result<Regex, String> {
+    let pattern = if builtin {
+        asciify(pattern)
+    } else {
+        pattern.to_owned()
+    };
     Regex::builder()
         .syntax(syntax::Config::new())
         .build(&pattern)
@@ -93,7 +131,7 @@ impl Engine {
         }
         let mut rules = Vec::with_capacity(specs.len());
         for spec in specs {
-            let regex = compile(&spec.pattern).map_err(|e| {
+            let regex = compile(&spec.pattern, spec.category != Category::Custom).map_err(|e| {
                 if spec.category == Category::Custom {
                     format!("custom pattern {:?} is not a valid regex: {e}", spec.kind)
                 } else {

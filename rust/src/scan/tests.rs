@@ -247,3 +247,11 @@ proptest! {
         prop_assert_eq!(stream_all(&text, &cuts), mask(&text));
     }
 }
+
+#[test]
+fn builtin_patterns_are_made_ascii() {
+    assert_eq!(
+        engine::asciify(r"\b[\w.-]\s[^\s\]]\\w"),
+        r"(?-u:\b)[0-9A-Za-z_.-][\t\n\x0B\x0C\r ][^\t\n\x0B\x0C\r \]]\\w"
+    );
+}
