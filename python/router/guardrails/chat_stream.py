@@ -3,7 +3,7 @@ StreamScanners (one per choice and field), so a value split across chunks never 
 
 Each chunk is forwarded at once with the safe part of its delta; the held-back tail is released in a later
 chunk, in the chunk that carries the choice's `finish_reason`, or in a final chunk before `[DONE]`.
-Chunks without text are forwarded byte for byte.
+A chunk whose text the scanners pass unchanged is forwarded byte for byte.
 """
 
 from __future__ import annotations
@@ -19,6 +19,48 @@ from .policy import Policy, fail_closed
 CONTENT = -1  # the slot of a choice's content; tool calls use their index
 
 
+# What the guard reads of a chunk; decoding into these is much cheaper than into dicts, and a chunk whose
+# text comes out of the scanners unchanged is forwarded as it came.
+class _Function(msgspec.Struct):
+    arguments: str | None = None
+
+
+class _Call(msgspec.Struct):
+    index: int = 0
+    function: _Function | None = None
+
+
+class _Delta(msgspec.Struct):
+    content: str | None = None
+    tool_calls: list[_Call] | None = None
+
+
+class _Choice(msgspec.Struct):
+    index: int = 0
+    delta: _Delta | None = None
+    finish_reason: str | None = None
+
+
+class _Chunk(msgspec.Struct):
+    choices: list[_Choice] | None = None
+
+
+class _Template(msgspec.Struct, omit_defaults=True):
+    id: str | None = None
+    object: str | None = None
+    created: int | None = None
+    model: str | None = None
+
+    def fields(self) -> dict[str, Any]:
+        return {k: v for k in self.__struct_fields__ if (v := getattr(self, k)) is not None}
+
+
+_chunk_decoder = msgspec.json.Decoder(_Chunk)
+_template_decoder = msgspec.json.Decoder(_Template)
+# (choice position, call position or CONTENT, new text); a release appends held text to a finishing choice.
+Edit = tuple[int, int, str]
+
+
 def _event(data: bytes) -> bytes:
     return b"data: " + data + b"\n\n"
 
@@ -30,23 +72,27 @@ class ChatStreamGuard:
         self.parser = SseParser()
         self.scanners: dict[tuple[int, int], StreamScanner] = {}
         self.counted: dict[tuple[int, int], int] = {}
-        # The last chunk, the template of a final chunk that releases what is still held back.
-        self.last: dict[str, Any] | None = None
+        # The last chunk's id, object, created and model: the template of a final chunk that releases
+        # what is still held back.
+        self.template: dict[str, Any] = {}
 
     @fail_closed
     def feed(self, raw: bytes) -> bytes:
         """Whole events in (what the StreamTap forwards), the same events with masked deltas out."""
         out: list[bytes] = []
         for event in self.parser.feed(raw):
-            if event.data == "[DONE]":
+            data = event.data.encode()
+            if data == b"[DONE]":
                 out.append(self._release())
                 out.append(_event(b"[DONE]"))
                 continue
-            chunk = msgspec.json.decode(event.data)
-            if isinstance(chunk, dict) and self._screen(chunk):
-                out.append(_event(msgspec.json.encode(chunk)))
-            else:
-                out.append(_event(event.data.encode()))
+            chunk = _chunk_decoder.decode(data)
+            if not self.template:
+                self.template = _template_decoder.decode(data).fields()
+            edits, releases = self._screen(chunk)
+            if edits or releases:
+                data = self._rewrite(data, edits, releases)
+            out.append(_event(data))
         self._verdict()
         return b"".join(out)
 
@@ -63,29 +109,43 @@ class ChatStreamGuard:
             scanner = self.scanners[choice, slot] = self.policy.stream()
         return scanner
 
-    def _screen(self, chunk: dict[str, Any]) -> bool:
-        changed = False
-        for choice in chunk.get("choices") or ():
-            if not isinstance(choice, dict) or not isinstance(choice.get("delta"), dict):
+    def _screen(self, chunk: _Chunk) -> tuple[list[Edit], list[tuple[int, int]]]:
+        """Feed the chunk's text to the scanners: the texts that changed, and the choices that finish."""
+        edits: list[Edit] = []
+        releases: list[tuple[int, int]] = []
+        for pos, choice in enumerate(chunk.choices or ()):
+            delta = choice.delta
+            if delta is None:
                 continue
-            index, delta = choice.get("index", 0), choice["delta"]
-            content = delta.get("content")
-            if isinstance(content, str) and content:
-                delta["content"] = self._scanner(index, CONTENT).feed(content)
-                changed = True
-            for call in delta.get("tool_calls") or ():
-                function = call.get("function") if isinstance(call, dict) else None
-                arguments = function.get("arguments") if isinstance(function, dict) else None
-                if isinstance(arguments, str) and arguments:
-                    function["arguments"] = self._scanner(index, call.get("index", 0)).feed(arguments)
-                    changed = True
-            if choice.get("finish_reason") is not None:
-                changed |= self._release_into(index, delta)
-        self.last = chunk
-        return changed
+            if delta.content:
+                safe = self._scanner(choice.index, CONTENT).feed(delta.content)
+                if safe != delta.content:
+                    edits.append((pos, CONTENT, safe))
+            for call_pos, call in enumerate(delta.tool_calls or ()):
+                if call.function is not None and call.function.arguments:
+                    safe = self._scanner(choice.index, call.index).feed(call.function.arguments)
+                    if safe != call.function.arguments:
+                        edits.append((pos, call_pos, safe))
+            if choice.finish_reason is not None and any(
+                s.held for (c, _), s in self.scanners.items() if c == choice.index
+            ):
+                releases.append((pos, choice.index))
+        return edits, releases
 
-    def _release_into(self, index: int, delta: dict[str, Any]) -> bool:
-        changed = False
+    def _rewrite(self, data: bytes, edits: list[Edit], releases: list[tuple[int, int]]) -> bytes:
+        chunk = msgspec.json.decode(data)
+        choices = chunk["choices"]
+        for pos, slot, text in edits:
+            delta = choices[pos]["delta"]
+            if slot == CONTENT:
+                delta["content"] = text
+            else:
+                delta["tool_calls"][slot]["function"]["arguments"] = text
+        for pos, index in releases:
+            self._release_into(index, choices[pos]["delta"])
+        return msgspec.json.encode(chunk)
+
+    def _release_into(self, index: int, delta: dict[str, Any]) -> None:
         for (choice, slot), scanner in self.scanners.items():
             if choice != index or not scanner.held:
                 continue
@@ -94,22 +154,17 @@ class ChatStreamGuard:
                 delta["content"] = (delta.get("content") or "") + rest
             else:
                 delta.setdefault("tool_calls", []).append({"index": slot, "function": {"arguments": rest}})
-            changed = True
-        return changed
 
     def _release(self) -> bytes:
         held = sorted({choice for (choice, _), s in self.scanners.items() if s.held})
         if not held:
             return b""
-        template = self.last or {}
         choices = []
         for index in held:
             delta: dict[str, Any] = {}
             self._release_into(index, delta)
             choices.append({"index": index, "delta": delta, "finish_reason": None})
-        chunk = {k: template[k] for k in ("id", "object", "created", "model") if k in template}
-        chunk["choices"] = choices
-        return _event(msgspec.json.encode(chunk))
+        return _event(msgspec.json.encode({**self.template, "choices": choices}))
 
     def _verdict(self) -> None:
         found: list[tuple[str, str]] = []

@@ -136,12 +136,72 @@ def _mask_descriptions(masker: Masker, node: Any) -> bool:
 _encoder = msgspec.json.Encoder()
 
 
+# Typed views of the strings a model reads or writes: decoding into these is cheaper than into dicts, so a
+# clean request or answer (the common case) is checked without building dicts and forwarded untouched.
+class _Function(msgspec.Struct):
+    arguments: str | None = None
+
+
+class _ToolCall(msgspec.Struct):
+    function: _Function | None = None
+
+
+class _Part(msgspec.Struct):
+    text: str | None = None
+
+
+class _Message(msgspec.Struct):
+    content: str | list[_Part] | None = None
+    tool_calls: list[_ToolCall] | None = None
+    function_call: _Function | None = None
+    refusal: str | None = None
+
+
+class _Choice(msgspec.Struct):
+    message: _Message | None = None
+
+
+class _Answer(msgspec.Struct):
+    choices: list[_Choice] | None = None
+
+
+_messages_decoder = msgspec.json.Decoder(list[_Message])
+_answer_decoder = msgspec.json.Decoder(_Answer)
+
+
+def _answer_messages(data: bytes) -> list[_Message]:
+    return [c.message for c in _answer_decoder.decode(data).choices or () if c.message is not None]
+
+
+def _texts(message: _Message) -> list[str]:
+    out = [message.content] if isinstance(message.content, str) else [p.text for p in message.content or () if p.text]
+    out += [c.function.arguments for c in message.tool_calls or () if c.function and c.function.arguments]
+    if message.function_call and message.function_call.arguments:
+        out.append(message.function_call.arguments)
+    if message.refusal:
+        out.append(message.refusal)
+    return out
+
+
+def _clean(policy: Policy, messages: list[_Message]) -> bool:
+    """Nothing to mask or block in these messages (a shape we do not model counts as not clean)."""
+    scan, categories = policy.engine.scan, policy.categories
+    return not any(scan(text, categories) for m in messages for text in _texts(m) if text)
+
+
+def _decodes_clean(policy: Policy, decode: Callable[[bytes], list[_Message]], raw: bytes) -> bool:
+    try:
+        return _clean(policy, decode(raw))
+    except msgspec.ValidationError:
+        return False
+
+
 @fail_closed
 def screen_chat_request(policy: Policy, metrics: Metrics, fields: dict[str, msgspec.Raw]) -> None:
     """Mask (or block) the strings of a chat request in place, before it is forwarded."""
     masker = policy.masker()
     replaced: dict[str, object] = {}
-    if "messages" in fields:
+    if "messages" in fields and not _decodes_clean(policy, _messages_decoder.decode, fields["messages"]):
         messages = msgspec.json.decode(fields["messages"])
         changed = False
         for message in messages:
@@ -179,6 +239,8 @@ def screen_embeddings_request(policy: Policy, metrics: Metrics, fields: dict[str
 @fail_closed
 def screen_chat_response(policy: Policy, metrics: Metrics, data: bytes) -> bytes:
     """A unary chat answer with its message content and tool-call arguments masked (or blocked)."""
+    if _decodes_clean(policy, _answer_messages, data):
+        return data
     body = msgspec.json.decode(data)
     masker = policy.masker()
     changed = False

@@ -17,6 +17,8 @@ const DIGIT_WORDS: usize = 4;
 const DIGIT_WORDS_BYTES: usize = 64;
 /// Digit groups (`4111 1111 …`, `GB29 NWBK …`) are held back up to this many bytes.
 const GROUP_BYTES: usize = 96;
+const LONG_HOLD: usize = 8192;
+const TOKEN_MARGIN: usize = 1024;
 
 const BLOCK_STARTS: [(&str, &str); 3] = [
     ("-----BEGIN", "-----END"),
@@ -127,6 +129,12 @@ impl StreamScanner {
                 break;
             }
             hold = s;
+        }
+        // A text without spaces (a base64 blob) would be held, and rescanned on every delta, to its end.
+        // Past LONG_HOLD bytes, release all but the last TOKEN_MARGIN: longer than any token, so a token
+        // that crosses the cut is whole in the buffer, seen as a finding, and held back by `emit`.
+        if n - hold > LONG_HOLD {
+            hold = floor_boundary(&self.pending, n - TOKEN_MARGIN);
         }
         // A private-key block is one finding from its first line to its last: hold it whole.
         for (begin, end) in BLOCK_STARTS {

@@ -185,6 +185,21 @@ fn every_split_of_samples_never_leaks() {
     }
 }
 
+#[test]
+fn a_long_spaceless_text_is_not_held_to_its_end() {
+    let key = "ghp_".to_owned() + &"A".repeat(30);
+    let blob = "QUJD".repeat(5000) + &key + &"QUJD".repeat(500);
+    let mut s = StreamScanner::new(engine().clone(), DEFAULT_CATEGORIES);
+    let mut out = String::new();
+    for piece in blob.as_bytes().chunks(64) {
+        out.push_str(&s.feed(std::str::from_utf8(piece).unwrap()));
+        assert!(s.held() <= 8192 + 64);
+    }
+    assert!(out.len() > 10_000);
+    out.push_str(&s.finish());
+    assert_eq!(out, mask(&blob));
+}
+
 fn text_strategy() -> impl Strategy<Value = String> {
     let piece = prop_oneof![
         Just("4111 1111 1111 1111".to_owned()),
