@@ -119,8 +119,8 @@ class Guardrails:
         """`text` with each finding replaced by `[TYPE_N]` (the same value, the same N); `text` itself if none."""
     def masker(self, categories: list[str] | None = None) -> Masker:
         """A masker whose numbering is shared by every text it masks (one request)."""
-    def stream(self, categories: list[str] | None = None) -> StreamScanner:
-        """A streaming masker for one text that arrives in deltas."""
+    def stream(self, categories: list[str] | None = None, masker: Masker | None = None) -> StreamScanner:
+        """A streaming masker for one text that arrives in deltas; `masker`: continue its numbering."""
     def types(self) -> list[tuple[str, str]]:
         """Every (category, type) this engine can report."""
     def rules(self) -> list[tuple[str, str, str]]:
@@ -137,6 +137,8 @@ class Masker:
     @property
     def found(self) -> list[tuple[str, str]]:
         """(category, type) of every value masked so far, in order. Never the values."""
+    def placeholders(self) -> list[tuple[str, str]]:
+        """(placeholder, original value) of every value masked so far (to restore echoed placeholders)."""
 
 @final
 class StreamScanner:

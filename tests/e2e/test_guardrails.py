@@ -56,12 +56,23 @@ guardrails:
 """
 )
 
+# Answers get the request's values back where the model echoes their placeholders.
+RESTORING = (
+    PROVIDERS
+    + """
+guardrails:
+  restore_placeholders: true
+"""
+)
+
 
 def _gateway(root: Path, mock_base: str, config_text: str) -> Server:
     config = root / "router.yaml"
     config.write_text(config_text)
     server = start_gateway(gateway_env(root / "router.db", mock_base, config))
     server.key = create_key(server.env, "guardrails")["key"]  # type: ignore[attr-defined]
+    # One SDK client per gateway, closed with it (an unclosed client's sockets warn when collected).
+    server.client = openai.OpenAI(base_url=f"{server.base}/v1", api_key=server.key, max_retries=0, timeout=20)  # type: ignore[attr-defined]
     return server
 
 
@@ -69,6 +80,7 @@ def _gateway(root: Path, mock_base: str, config_text: str) -> Server:
 def strict(mock_server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server = _gateway(tmp_path_factory.mktemp("strict"), mock_server.base, STRICT)
     yield server
+    server.client.close()  # type: ignore[attr-defined]
     server.stop()
 
 
@@ -76,11 +88,16 @@ def strict(mock_server: Server, tmp_path_factory: pytest.TempPathFactory) -> Ite
 def responses_only(mock_server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server = _gateway(tmp_path_factory.mktemp("responses"), mock_server.base, RESPONSES_ONLY)
     yield server
+    server.client.close()  # type: ignore[attr-defined]
     server.stop()
 
 
-def _client(server: Server) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{server.base}/v1", api_key=server.key, max_retries=0, timeout=20)  # type: ignore[attr-defined]
+@pytest.fixture(scope="module")
+def restoring(mock_server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = _gateway(tmp_path_factory.mktemp("restoring"), mock_server.base, RESTORING)
+    yield server
+    server.client.close()  # type: ignore[attr-defined]
+    server.stop()
 
 
 def _forwarded(mock: MockControl) -> str:
@@ -89,7 +106,7 @@ def _forwarded(mock: MockControl) -> str:
 
 def test_request_values_are_masked_before_the_upstream_sees_them(strict: Server, mock: MockControl) -> None:
     text = f"Mail {EMAIL} or ping EMP-123456; key {AWS}, again {EMAIL}"
-    reply = _client(strict).chat.completions.create(
+    reply = strict.client.chat.completions.create(
         model=MODEL, messages=[{"role": "user", "content": text}], extra_body=ECHO
     )
     masked = "Mail [EMAIL_1] or ping [EMPLOYEE_ID_1]; key [AWS_ACCESS_KEY_1], again [EMAIL_1]"
@@ -99,7 +116,7 @@ def test_request_values_are_masked_before_the_upstream_sees_them(strict: Server,
 
 
 def test_every_string_a_model_reads_is_scanned(strict: Server, mock: MockControl) -> None:
-    _client(strict).chat.completions.create(
+    strict.client.chat.completions.create(
         model=MODEL,
         messages=[
             {"role": "system", "content": f"Escalate to {EMAIL}."},
@@ -144,7 +161,7 @@ def test_every_string_a_model_reads_is_scanned(strict: Server, mock: MockControl
 
 def test_blocked_category_rejects_without_forwarding_or_echoing_the_value(strict: Server, mock: MockControl) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
-        _client(strict).chat.completions.create(model=MODEL, messages=[{"role": "user", "content": f"card {CARD}"}])
+        strict.client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": f"card {CARD}"}])
     error = caught.value.body
     assert caught.value.status_code == 400
     assert error["code"] == "guardrail_violation" and "pci" in error["message"]
@@ -153,13 +170,13 @@ def test_blocked_category_rejects_without_forwarding_or_echoing_the_value(strict
 
 
 def test_embeddings_input_is_masked(strict: Server, mock: MockControl) -> None:
-    _client(strict).embeddings.create(model="mock/text-embedding-3-small", input=[f"to {EMAIL}", "plain"])
+    strict.client.embeddings.create(model="mock/text-embedding-3-small", input=[f"to {EMAIL}", "plain"])
     assert mock.requests()[-1]["body"]["input"] == ["to [EMAIL_1]", "plain"]
 
 
 def test_unary_answer_is_masked(responses_only: Server, mock: MockControl) -> None:
     text = f"card {CARD} mail {EMAIL}"
-    reply = _client(responses_only).chat.completions.create(
+    reply = responses_only.client.chat.completions.create(
         model=MODEL, messages=[{"role": "user", "content": text}], extra_body=ECHO
     )
     assert EMAIL in _forwarded(mock)  # requests are not scanned in this configuration
@@ -168,7 +185,7 @@ def test_unary_answer_is_masked(responses_only: Server, mock: MockControl) -> No
 
 def test_streamed_answer_never_leaks_a_value_split_across_chunks(responses_only: Server) -> None:
     text = f"Send {CARD} to {IBAN}, then mail {EMAIL} with key {AWS} today"
-    stream = _client(responses_only).chat.completions.create(
+    stream = responses_only.client.chat.completions.create(
         model=MODEL, messages=[{"role": "user", "content": text}], extra_body=ECHO, stream=True
     )
     pieces = [c.choices[0].delta.content or "" for c in stream if c.choices]
@@ -191,7 +208,7 @@ def test_streamed_tool_call_arguments_are_masked(responses_only: Server) -> None
             },
         }
     ]
-    stream = _client(responses_only).chat.completions.create(
+    stream = responses_only.client.chat.completions.create(
         model=MODEL, messages=[{"role": "user", "content": "pay"}], tools=tools, tool_choice="required", stream=True
     )
     arguments = ""
@@ -202,7 +219,7 @@ def test_streamed_tool_call_arguments_are_masked(responses_only: Server) -> None
 
 
 def test_metrics_count_findings_by_category_direction_and_action(strict: Server) -> None:
-    _client(strict).chat.completions.create(model=MODEL, messages=[{"role": "user", "content": f"hi {EMAIL}"}])
+    strict.client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": f"hi {EMAIL}"}])
     text = httpx.get(f"{strict.base}/metrics").text
     line = next(
         ln for ln in text.splitlines()
@@ -225,3 +242,19 @@ def test_bad_custom_pattern_is_refused_at_startup(tmp_path: Path) -> None:
                         "guardrails", "test", "x", check=False)  # fmt: skip
     assert result.returncode != 0
     assert "guardrails.custom[0].pattern" in result.stderr and "not a valid regex" in result.stderr
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
+def test_echoed_placeholders_are_restored_for_the_client(restoring: Server, mock: MockControl, stream: bool) -> None:
+    text = f"Please confirm {EMAIL} and {IBAN} today"
+    client = restoring.client
+    messages = [{"role": "user", "content": text}]
+    if stream:
+        chunks = client.chat.completions.create(model=MODEL, messages=messages, extra_body=ECHO, stream=True)
+        received = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    else:
+        received = client.chat.completions.create(model=MODEL, messages=messages, extra_body=ECHO)
+        received = received.choices[0].message.content
+    assert received == text
+    forwarded = _forwarded(mock)
+    assert EMAIL not in forwarded and "[EMAIL_1]" in forwarded

@@ -160,3 +160,31 @@ def test_held_text_is_released_in_the_finishing_chunk() -> None:
     last = guard.feed(_event(_chunk({"content": " 1111 1111 ok"}, finish="stop")))
     assert _client_view(first + last)[0] == "card [CARD_1] ok"
     assert json.loads(last.removeprefix(b"data: "))["choices"][0]["finish_reason"] == "stop"
+
+
+# -- restoring placeholders the model echoes -----------------------------------------------------------------
+
+RESTORE = GuardrailSettings(restore_placeholders=True)
+
+
+def test_unary_answer_gets_request_values_back_and_new_values_masked() -> None:
+    policy = Policy(RESTORE)
+    request = screen_chat_request(policy, Metrics(), fields([{"role": "user", "content": f"I am {EMAIL}"}]))
+    assert request is not None
+    answer = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi [EMAIL_1], cc b@y.io"}}]}
+    out = json.loads(screen_chat_response(policy, Metrics(), json.dumps(answer).encode(), request))
+    assert out["choices"][0]["message"]["content"] == f"Hi {EMAIL}, cc [EMAIL_2]"
+
+
+def test_streamed_answer_gets_request_values_back_across_chunks() -> None:
+    policy = Policy(RESTORE)
+    request = screen_chat_request(policy, Metrics(), fields([{"role": "user", "content": f"I am {EMAIL}"}]))
+    guard = ChatStreamGuard(policy, Metrics(), request)
+    out = b"".join(guard.feed(_event(_chunk({"content": piece}))) for piece in ["Hi [EMA", "IL_1] and", " b@y.io ok"])
+    out += guard.feed(b"data: [DONE]\n\n")
+    assert _client_view(out)[0] == f"Hi {EMAIL} and [EMAIL_2] ok"
+
+
+def test_without_restoring_no_masker_is_kept() -> None:
+    f = fields([{"role": "user", "content": f"I am {EMAIL}"}])
+    assert screen_chat_request(Policy(GuardrailSettings()), Metrics(), f) is None

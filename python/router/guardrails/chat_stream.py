@@ -12,9 +12,9 @@ from typing import Any
 
 import msgspec
 
-from .._core import SseParser, StreamScanner
+from .._core import Masker, SseParser, StreamScanner
 from ..metrics import Metrics
-from .policy import Policy, fail_closed
+from .policy import Policy, Restorer, fail_closed
 
 CONTENT = -1  # the slot of a choice's content; tool calls use their index
 
@@ -66,9 +66,12 @@ def _event(data: bytes) -> bytes:
 
 
 class ChatStreamGuard:
-    def __init__(self, policy: Policy, metrics: Metrics) -> None:
+    def __init__(self, policy: Policy, metrics: Metrics, request: Masker | None = None) -> None:
+        """`request`: the request's masker when placeholders are restored (numbering continues from it)."""
         self.policy = policy
         self.metrics = metrics
+        self.request = request
+        self.restore = Restorer(request) if request is not None else None
         self.parser = SseParser()
         self.scanners: dict[tuple[int, int], StreamScanner] = {}
         self.counted: dict[tuple[int, int], int] = {}
@@ -106,7 +109,9 @@ class ChatStreamGuard:
     def _scanner(self, choice: int, slot: int) -> StreamScanner:
         scanner = self.scanners.get((choice, slot))
         if scanner is None:
-            scanner = self.scanners[choice, slot] = self.policy.stream()
+            scanner = self.scanners[choice, slot] = self.policy.stream(self.request)
+            # The scanner starts with the request's findings, already counted on the way in.
+            self.counted[choice, slot] = self.restore.found if self.restore is not None else 0
         return scanner
 
     def _screen(self, chunk: _Chunk) -> tuple[list[Edit], list[tuple[int, int]]]:
@@ -118,12 +123,12 @@ class ChatStreamGuard:
             if delta is None:
                 continue
             if delta.content:
-                safe = self._scanner(choice.index, CONTENT).feed(delta.content)
+                safe = self._out(self._scanner(choice.index, CONTENT).feed(delta.content))
                 if safe != delta.content:
                     edits.append((pos, CONTENT, safe))
             for call_pos, call in enumerate(delta.tool_calls or ()):
                 if call.function is not None and call.function.arguments:
-                    safe = self._scanner(choice.index, call.index).feed(call.function.arguments)
+                    safe = self._out(self._scanner(choice.index, call.index).feed(call.function.arguments))
                     if safe != call.function.arguments:
                         edits.append((pos, call_pos, safe))
             if choice.finish_reason is not None and any(
@@ -131,6 +136,10 @@ class ChatStreamGuard:
             ):
                 releases.append((pos, choice.index))
         return edits, releases
+
+    def _out(self, text: str) -> str:
+        # Scanner output ends at whitespace (or the end), so an echoed placeholder is never cut in two.
+        return self.restore(text) if self.restore is not None and text else text
 
     def _rewrite(self, data: bytes, edits: list[Edit], releases: list[tuple[int, int]]) -> bytes:
         chunk = msgspec.json.decode(data)
@@ -149,7 +158,7 @@ class ChatStreamGuard:
         for (choice, slot), scanner in self.scanners.items():
             if choice != index or not scanner.held:
                 continue
-            rest = scanner.finish()
+            rest = self._out(scanner.finish())
             if slot == CONTENT:
                 delta["content"] = (delta.get("content") or "") + rest
             else:

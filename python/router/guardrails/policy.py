@@ -45,6 +45,8 @@ class Policy:
         self.blocked_custom = settings.blocked_custom_types()
         self.requests = bool(actions) and settings.scan_requests
         self.responses = bool(actions) and settings.scan_responses
+        # Restoring happens while the answer is scanned, so it needs both directions on.
+        self.restore = settings.restore_placeholders and self.requests and self.responses
 
     def action(self, category: str, kind: str) -> str:
         blocked = category in self.blocking or (category == "custom" and kind in self.blocked_custom)
@@ -53,8 +55,8 @@ class Policy:
     def masker(self) -> Masker:
         return self.engine.masker(self.categories)
 
-    def stream(self) -> StreamScanner:
-        return self.engine.stream(self.categories)
+    def stream(self, request: Masker | None = None) -> StreamScanner:
+        return self.engine.stream(self.categories, request)
 
     def verdict(self, found: list[tuple[str, str]], direction: Direction, metrics: Metrics) -> None:
         """Count what was found; raise if any of it is in a blocked category."""
@@ -90,33 +92,54 @@ def fail_closed(fn: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def _mask(masker: Masker, holder: dict[str, Any], key: str) -> bool:
+def _apply(fn: Callable[[str], str], holder: dict[str, Any], key: str) -> bool:
     value = holder.get(key)
     if not isinstance(value, str) or not value:
         return False
-    masked = masker.mask(value)
-    if masked is value:
+    new = fn(value)
+    if new is value or new == value:
         return False
-    holder[key] = masked
+    holder[key] = new
     return True
 
 
-def mask_message(masker: Masker, message: dict[str, Any]) -> bool:
-    """Mask a chat message in place (content, text parts, tool-call arguments); True if anything changed."""
-    changed = _mask(masker, message, "content")
+def _mask(masker: Masker, holder: dict[str, Any], key: str) -> bool:
+    return _apply(masker.mask, holder, key)
+
+
+def map_message(fn: Callable[[str], str], message: dict[str, Any]) -> bool:
+    """Apply `fn` to a chat message's strings in place (content, text parts, tool-call arguments, refusal)."""
+    changed = _apply(fn, message, "content")
     content = message.get("content")
     if isinstance(content, list):
         for part in content:
             # Text parts of every flavour (text, input_text, output_text); images/audio/files carry no "text".
             if isinstance(part, dict):
-                changed |= _mask(masker, part, "text")
+                changed |= _apply(fn, part, "text")
     for call in message.get("tool_calls") or ():
         if isinstance(call, dict) and isinstance(call.get("function"), dict):
-            changed |= _mask(masker, call["function"], "arguments")
+            changed |= _apply(fn, call["function"], "arguments")
     if isinstance(message.get("function_call"), dict):
-        changed |= _mask(masker, message["function_call"], "arguments")
-    changed |= _mask(masker, message, "refusal")
+        changed |= _apply(fn, message["function_call"], "arguments")
+    changed |= _apply(fn, message, "refusal")
     return changed
+
+
+class Restorer:
+    """Puts a request's original values back where an answer echoes its placeholders."""
+
+    def __init__(self, request: Masker) -> None:
+        self.pairs = request.placeholders()
+        self.found = len(request.found)
+
+    def __call__(self, text: str) -> str:
+        for placeholder, value in self.pairs:
+            if placeholder in text:
+                text = text.replace(placeholder, value)
+        return text
+
+    def mentioned_in(self, data: bytes) -> bool:
+        return any(placeholder.encode() in data for placeholder, _ in self.pairs)
 
 
 def _mask_descriptions(masker: Masker, node: Any) -> bool:
@@ -197,8 +220,11 @@ def _decodes_clean(policy: Policy, decode: Callable[[bytes], list[_Message]], ra
 
 
 @fail_closed
-def screen_chat_request(policy: Policy, metrics: Metrics, fields: dict[str, msgspec.Raw]) -> None:
-    """Mask (or block) the strings of a chat request in place, before it is forwarded."""
+def screen_chat_request(policy: Policy, metrics: Metrics, fields: dict[str, msgspec.Raw]) -> Masker | None:
+    """Mask (or block) the strings of a chat request in place, before it is forwarded.
+
+    Returns the request's masker when the answer should restore its placeholders (else None).
+    """
     masker = policy.masker()
     replaced: dict[str, object] = {}
     if "messages" in fields and not _decodes_clean(policy, _messages_decoder.decode, fields["messages"]):
@@ -206,7 +232,7 @@ def screen_chat_request(policy: Policy, metrics: Metrics, fields: dict[str, msgs
         changed = False
         for message in messages:
             if isinstance(message, dict):
-                changed |= mask_message(masker, message)
+                changed |= map_message(masker.mask, message)
         if changed:
             replaced["messages"] = messages
     if "tools" in fields:
@@ -216,6 +242,7 @@ def screen_chat_request(policy: Policy, metrics: Metrics, fields: dict[str, msgs
     policy.verdict(masker.found, "request", metrics)
     for name, value in replaced.items():
         fields[name] = msgspec.Raw(_encoder.encode(value))
+    return masker if policy.restore and replaced else None
 
 
 @fail_closed
@@ -237,15 +264,23 @@ def screen_embeddings_request(policy: Policy, metrics: Metrics, fields: dict[str
 
 
 @fail_closed
-def screen_chat_response(policy: Policy, metrics: Metrics, data: bytes) -> bytes:
-    """A unary chat answer with its message content and tool-call arguments masked (or blocked)."""
-    if _decodes_clean(policy, _answer_messages, data):
+def screen_chat_response(policy: Policy, metrics: Metrics, data: bytes, request: Masker | None = None) -> bytes:
+    """A unary chat answer with its message content and tool-call arguments masked (or blocked).
+
+    With `request` (placeholder restoring on), masking continues the request's numbering, and placeholders
+    the request handed out are replaced by their original values.
+    """
+    restore = Restorer(request) if request is not None else None
+    if (restore is None or not restore.mentioned_in(data)) and _decodes_clean(policy, _answer_messages, data):
         return data
     body = msgspec.json.decode(data)
-    masker = policy.masker()
+    masker = request if request is not None else policy.masker()
+    before = len(masker.found)
     changed = False
     for choice in body.get("choices") or () if isinstance(body, dict) else ():
         if isinstance(choice, dict) and isinstance(choice.get("message"), dict):
-            changed |= mask_message(masker, choice["message"])
-    policy.verdict(masker.found, "response", metrics)
+            changed |= map_message(masker.mask, choice["message"])
+            if restore is not None:
+                changed |= map_message(restore, choice["message"])
+    policy.verdict(masker.found[before:], "response", metrics)
     return _encoder.encode(body) if changed else data

@@ -35,6 +35,8 @@ class GuardrailSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True)
     custom: list[CustomPattern] = []
     scan_requests: bool = True
     scan_responses: bool = True
+    # Answers get the original values back where the model echoes a placeholder masked in the request.
+    restore_placeholders: bool = False
 
     def actions(self) -> dict[str, Action]:
         """The enabled categories and their action."""

@@ -54,10 +54,9 @@ async def chat_completions(app: App, ex: Exchange) -> None:
 
     fields["model"] = model.upstream_name_json
     guard = app.guardrails
-    if guard.requests:
-        screen_chat_request(guard, app.metrics, fields)
+    masked = screen_chat_request(guard, app.metrics, fields) if guard.requests else None
     if not request.stream:
-        screen = (lambda data: screen_chat_response(guard, app.metrics, data)) if guard.responses else None
+        screen = (lambda data: screen_chat_response(guard, app.metrics, data, masked)) if guard.responses else None
         await forward_unary(ex, model, "chat", rq.encode_fields(fields), screen)
         return
     ex.stream = True
@@ -65,7 +64,7 @@ async def chat_completions(app: App, ex: Exchange) -> None:
     # Every token is counted: ask for usage even when the client did not, and hide that chunk from it.
     if not client_wants_usage:
         rq.with_usage_requested(fields, request.stream_options)
-    stream_guard = ChatStreamGuard(guard, app.metrics) if guard.responses else None
+    stream_guard = ChatStreamGuard(guard, app.metrics, masked) if guard.responses else None
     await forward_stream(ex, model, rq.encode_fields(fields), hide_usage=not client_wants_usage, guard=stream_guard)
 
 

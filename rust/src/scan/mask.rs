@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use super::{Category, Engine, Finding};
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Masker {
     numbers: HashMap<(String, String), u32>,
     counters: HashMap<String, u32>,
@@ -43,6 +43,14 @@ impl Masker {
             last = f.end;
         }
         out.push_str(&text[last..]);
+    }
+
+    /// Every placeholder handed out and the value it stands for (to restore echoed placeholders).
+    pub fn placeholders(&self) -> Vec<(String, String)> {
+        self.numbers
+            .iter()
+            .map(|((kind, value), n)| (format!("[{kind}_{n}]"), value.clone()))
+            .collect()
     }
 
     pub fn apply(&mut self, engine: &Engine, text: &str, findings: &[Finding]) -> String {

@@ -107,12 +107,19 @@ impl PyGuardrails {
         })
     }
 
-    #[pyo3(signature = (categories = None))]
-    fn stream(&self, categories: Option<Vec<String>>) -> PyResult<PyStreamScanner> {
+    /// `masker`: continue that masker's numbering (its placeholders keep their numbers).
+    #[pyo3(signature = (categories = None, masker = None))]
+    fn stream(
+        &self,
+        categories: Option<Vec<String>>,
+        masker: Option<PyRef<'_, PyMasker>>,
+    ) -> PyResult<PyStreamScanner> {
         let cats = self::categories(&self.engine, categories)?;
+        let state = masker.map(|m| m.masker.clone()).unwrap_or_default();
         Ok(PyStreamScanner(StreamScanner::new(
             self.engine.clone(),
             cats,
+            state,
         )))
     }
 
@@ -162,6 +169,11 @@ impl PyMasker {
     #[getter]
     fn found(&self) -> Vec<(&'static str, String)> {
         found_list(&self.masker)
+    }
+
+    /// (placeholder, original value) for every value masked so far: for restoring echoed placeholders.
+    fn placeholders(&self) -> Vec<(String, String)> {
+        self.masker.placeholders()
     }
 }
 

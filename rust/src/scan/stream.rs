@@ -70,11 +70,12 @@ fn money_or_digits(tok: &[u8]) -> bool {
 }
 
 impl StreamScanner {
-    pub fn new(engine: Arc<Engine>, cats: Categories) -> Self {
+    /// `masker`: continue its numbering (a response that shares its request's placeholders).
+    pub fn new(engine: Arc<Engine>, cats: Categories, masker: Masker) -> Self {
         Self {
             engine,
             cats,
-            masker: Masker::default(),
+            masker,
             context: String::new(),
             pending: String::new(),
         }
