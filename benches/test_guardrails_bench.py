@@ -2,7 +2,8 @@
 
 - throughput on ~1 MiB of clean English prose, every category on (MB/s in extra_info);
 - a 4 KiB prompt scanned and masked from Python (mean here, p99 in extra_info);
-- the same prompt streamed through the StreamScanner in 16-character deltas.
+- the same prompt streamed through the StreamScanner in 16-character deltas;
+- the gateway's per-request work: screening a chat request, a unary answer, a streamed answer.
 
 The `re` baseline only runs each rule's regex over the text (no validators, no windows), so it is a
 lower bound on what a Python implementation of the same rules would cost.
@@ -15,9 +16,14 @@ import random
 import re
 import time
 
+import msgspec
 import pytest
 
 from router import guardrails
+from router.guardrails.chat_stream import ChatStreamGuard
+from router.guardrails.policy import Policy, screen_chat_request, screen_chat_response
+from router.guardrails.settings import GuardrailSettings
+from router.metrics import Metrics
 
 _VOCAB = (
     "the a of to and in is it that for on with as was by this be are from at or an have not they which one you "
@@ -142,3 +148,52 @@ def stream_deltas(text: str, step: int = 16) -> str:
 def test_stream_4k_rust(benchmark) -> None:
     assert benchmark(stream_deltas, PROMPT_WITH_VALUES) == guardrails.mask(PROMPT_WITH_VALUES)
     benchmark.extra_info["us_per_delta"] = round(benchmark.stats.stats.mean * 1e6 / (len(PROMPT_WITH_VALUES) / 16), 2)
+
+
+# -- the gateway's per-request work (what guardrails add to one chat request) ------------------------------
+
+GATEWAY = Policy(GuardrailSettings())
+METRICS = Metrics()
+CLEAN_MESSAGES = msgspec.json.encode(
+    [{"role": "system", "content": "Be brief."}, {"role": "user", "content": PROMPT[:600]}]
+)
+EMAIL_MESSAGES = msgspec.json.encode(
+    [{"role": "user", "content": "What is the capital of France? My email is jane.doe@example.com"}]
+)
+ANSWER = msgspec.json.encode(
+    {
+        "id": "c",
+        "object": "chat.completion",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": PROMPT[:400]}}],
+    }
+)
+WORDS_400 = PROMPT[:400].split(" ")
+CHUNKS = (
+    b"".join(
+        b"data: "
+        + msgspec.json.encode(
+            {"id": "c", "choices": [{"index": 0, "delta": {"content": w + " "}, "finish_reason": None}]}
+        )
+        + b"\n\n"
+        for w in WORDS_400
+    )
+    + b"data: [DONE]\n\n"
+)
+
+
+@pytest.mark.benchmark(group="guardrails-per-request")
+@pytest.mark.parametrize("messages", [CLEAN_MESSAGES, EMAIL_MESSAGES], ids=["clean-600B", "with-email"])
+def test_screen_chat_request(benchmark, messages: bytes) -> None:
+    benchmark(lambda: screen_chat_request(GATEWAY, METRICS, {"messages": msgspec.Raw(messages)}))
+
+
+@pytest.mark.benchmark(group="guardrails-per-request")
+def test_screen_chat_answer_clean_400B(benchmark) -> None:
+    assert benchmark(screen_chat_response, GATEWAY, METRICS, ANSWER) is ANSWER
+
+
+@pytest.mark.benchmark(group="guardrails-per-request")
+def test_stream_guard_answer_of_70_chunks(benchmark) -> None:
+    out = benchmark(lambda: ChatStreamGuard(GATEWAY, METRICS).feed(CHUNKS))
+    assert out.endswith(b"data: [DONE]\n\n")
+    benchmark.extra_info["chunks"] = len(WORDS_400)
