@@ -11,7 +11,7 @@ use super::engine::floor_boundary;
 use super::{Categories, Engine, Finding, Masker};
 
 /// Raw emitted text kept for cue words (longer than any cue-to-value distance in the rules).
-const CONTEXT: usize = 256;
+const CONTEXT: usize = 128;
 /// Words looked at for digits, and the most bytes that look may span.
 const DIGIT_WORDS: usize = 4;
 const DIGIT_WORDS_BYTES: usize = 64;
