@@ -116,6 +116,9 @@ fn cue(
     .span(160)
 }
 
+// Secret values are ASCII: no class below reaches into non-ASCII text (which also keeps the streaming
+// hold-back, which treats non-ASCII text as a word boundary, exact).
+
 /// Keys whose assignment holds a secret (`DB_PASSWORD=...`, `"api_key": "..."`).
 const SECRET_KEYS: &str = r"(?:api[_-]?key|apikey|auth[_-]?key|access[_-]?key|secret[_-]?key|private[_-]?key|client[_-]?secret|secret|token|credentials?|auth)";
 const PASSWORD_KEYS: &str = r"(?:passw(?:or)?d|passphrase|pwd|pass)";
@@ -133,11 +136,11 @@ pub fn builtin() -> Vec<RuleSpec> {
         r"((?:[0-9]{{1,2}}[/.-][0-9]{{1,2}}[/.-](?:19|20)?[0-9]{{2}})|(?:(?:19|20)[0-9]{{2}}-[0-9]{{2}}-[0-9]{{2}})|(?:[0-9]{{1,2}}(?:st|nd|rd|th)?\s+{MONTHS},?\s+(?:19|20)[0-9]{{2}})|(?:{MONTHS}\s+[0-9]{{1,2}}(?:st|nd|rd|th)?,?\s+(?:19|20)[0-9]{{2}}))\b"
     );
     let password_assign = format!(
-        r#"{}[\w.-]{{0,20}}["']?\s*(?::=|=>|==|=|:)\s*["'`]?([^\s"'`,;]{{4,200}})"#,
+        r#"{}[\w.-]{{0,20}}["']?\s*(?::=|=>|==|=|:)\s*["'`]?([^\s"'`,;\x80-\U0010FFFF]{{4,200}})"#,
         keyed(PASSWORD_KEYS, "Password|Passwd|Pwd|Pass")
     );
     let secret_assign = format!(
-        r#"{}[\w.-]{{0,20}}["']?\s*(?::=|=>|==|=|:)\s*["'`]?([^\s"'`,;]{{8,300}})"#,
+        r#"{}[\w.-]{{0,20}}["']?\s*(?::=|=>|==|=|:)\s*["'`]?([^\s"'`,;\x80-\U0010FFFF]{{8,300}})"#,
         keyed(
             SECRET_KEYS,
             "ApiKey|Secret|Token|AccessKey|AuthKey|PrivateKey|ClientSecret|Credentials?"
@@ -290,8 +293,8 @@ pub fn builtin() -> Vec<RuleSpec> {
               r"PuTTY-User-Key-File-[23]:(?s:.*?)(?:Private-MAC: [0-9a-f]+|\z)|---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----(?s:.*?)(?:---- END SSH2 ENCRYPTED PRIVATE KEY ----|\z)", C::None)
             .back(5).span(usize::MAX).priority(40),
         token("PRIVATE_KEY", &["LS0tLS1CRUdJTi"], r"LS0tLS1CRUdJTi[A-Za-z0-9+/]{8,}={0,2}", C::None).span(16384).priority(40),
-        token("URL_PASSWORD", &["://"], r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,20}://[^\s:/@]{1,64}:([^\s:/@]{3,128})@[A-Za-z0-9.-]+", C::UrlPassword).back(24).span(256),
-        cue("URL_PASSWORD", Secrets, &["jdbc:"], r"(?i)\bjdbc:[a-z0-9]{3,12}:[^\s]*?[?;&]password=([^\s;&]{3,128})", C::UrlPassword).span(256),
+        token("URL_PASSWORD", &["://"], r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,20}://[^\s:/@\x80-\U0010FFFF]{1,64}:([^\s:/@\x80-\U0010FFFF]{3,128})@[A-Za-z0-9.-]+", C::UrlPassword).back(24).span(256),
+        cue("URL_PASSWORD", Secrets, &["jdbc:"], r"(?i)\bjdbc:[a-z0-9]{3,12}:[^\s]*?[?;&]password=([^\s;&\x80-\U0010FFFF]{3,128})", C::UrlPassword).span(256),
         cue("PASSWORD", Secrets, &["pass", "pwd"], &password_assign, C::Password).back(1).span(256).priority(12),
         cue("SECRET", Secrets, &["key", "secret", "token", "credential", "auth"], &secret_assign, C::Secret(2.5)).back(12).span(360).priority(11),
         cue("SECRET", Secrets, &["key", "secret", "token", "password", "passphrase", "credential"], entropy_near_cue, C::Secret(3.5))

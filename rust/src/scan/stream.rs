@@ -39,10 +39,28 @@ fn is_ws(b: u8) -> bool {
 }
 
 /// Start of the token ending at `end` (tokens are runs of non-whitespace bytes).
+/// Tokens are runs of ASCII non-whitespace (and currency signs): sensitive values are ASCII, so text in
+/// scripts without spaces (Chinese, Japanese, Thai) is not held back as one endless word.
 fn token_start(p: &[u8], end: usize) -> usize {
     let mut k = end;
-    while k > 0 && !is_ws(p[k - 1]) {
-        k -= 1;
+    while k > 0 {
+        let b = p[k - 1];
+        if b < 0x80 {
+            if is_ws(b) {
+                break;
+            }
+            k -= 1;
+            continue;
+        }
+        // A multi-byte character ends at k: keep going only through €, £ and ¥ (amounts start with them).
+        let mut s = k - 1;
+        while s > 0 && p[s] & 0xC0 == 0x80 {
+            s -= 1;
+        }
+        if !matches!(&p[s..k], [0xE2, 0x82, 0xAC] | [0xC2, 0xA3] | [0xC2, 0xA5]) {
+            break;
+        }
+        k = s;
     }
     k
 }

@@ -186,6 +186,17 @@ fn every_split_of_samples_never_leaks() {
 }
 
 #[test]
+fn text_without_spaces_is_not_held_back() {
+    let mut s = StreamScanner::new(engine().clone(), DEFAULT_CATEGORIES, Masker::default());
+    assert_eq!(s.feed("我的邮箱是"), "我的邮箱是");
+    assert_eq!(s.feed("jane@ac"), "");
+    assert_eq!(s.feed("me.io，谢谢"), "[EMAIL_1]，谢谢");
+    assert_eq!(s.feed("余额€1,2"), "余额");
+    assert_eq!(s.feed("34"), "");
+    assert_eq!(s.finish(), "€1,234");
+}
+
+#[test]
 fn a_long_spaceless_text_is_not_held_to_its_end() {
     let key = "ghp_".to_owned() + &"A".repeat(30);
     let blob = "QUJD".repeat(5000) + &key + &"QUJD".repeat(500);
@@ -218,6 +229,7 @@ fn text_strategy() -> impl Strategy<Value = String> {
         Just("https://u:pw12345@h.io".to_owned()),
         "[ -~]{0,12}",
         "\\PC{0,6}",
+        "[一-龥]{1,8}",
         "[0-9 .:/@-]{0,10}",
     ];
     prop::collection::vec(piece, 0..8).prop_map(|v| v.join(" "))
