@@ -1,10 +1,11 @@
 """Load benchmark: the gateway (1 worker) vs the bare forwarding proxy vs direct-to-mock, in one run.
 
 Starts an upstream (the bundled mock provider, or the baseline's nginx with a fixed answer), the gateway in
-front of it, and the bare pyreqwest and aiohttp forwarders from ../shared/perf-baseline (patched to point at
-the same upstream), then drives each with the same wrk load: non-streaming at 32 connections (throughput)
-and at 1 connection (latency), and streaming likewise against the mock. Everything shares the same 2 cores,
-so compare the rows of one run, not numbers across runs.
+front of it (with its default guardrails on, and again with them off), and the bare pyreqwest and aiohttp
+forwarders from ../shared/perf-baseline (patched to point at the same upstream), then drives each with the
+same wrk load: non-streaming at 32 connections (throughput) and at 1 connection (latency), and streaming
+likewise against the mock. Everything shares the same 2 cores, so compare the rows of one run, not numbers
+across runs.
 
 With `--policy fallback|load_balance|latency` it measures the gateway on a direct model route and on a
 `policy/<type>` route over two models of the same upstream instead (no bare proxies): what a routing
@@ -120,8 +121,8 @@ def start_nginx(workdir: Path) -> Server:
     return Server(["nginx", "-c", str(conf), "-g", "daemon off;"], {**os.environ}, None, f"http://127.0.0.1:{port}")
 
 
-def _gateway_config(workdir: Path, upstream: str) -> Path:
-    config = workdir / "bench.yaml"
+def _gateway_config(workdir: Path, upstream: str, guardrails: bool = True) -> Path:
+    config = workdir / ("bench.yaml" if guardrails else "bench-no-guardrails.yaml")
     config.write_text(
         f"providers: {{up: {{base_url: '{upstream}/v1', api_key: bench}}}}\n"
         "models:\n"
@@ -133,6 +134,7 @@ def _gateway_config(workdir: Path, upstream: str) -> Path:
             "{model: up/gpt-4o-b, weight: 30}]}\n"
             for kind in POLICY_TYPES
         )
+        + ("" if guardrails else "guardrails: {enabled: false}\n")
     )
     return config
 
@@ -158,6 +160,11 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, dict[str, dict[str
         targets.append(("router gateway", gateway.base, "up/gpt-4o"))
         if args.policy:
             targets.append((f"router gateway, policy/bench-{args.policy}", gateway.base, f"policy/bench-{args.policy}"))
+        # The same gateway with guardrails off (the prompt holds an email, so "on" masks it on every request).
+        plain_env = gateway_env(workdir / "router.db", upstream.base, _gateway_config(workdir, upstream.base, False))
+        plain = start_gateway(plain_env, workers=1)
+        servers.append(plain)
+        targets.append(("router gateway, guardrails off", plain.base, "up/gpt-4o"))
         # Only the mock streams, and the bare proxies buffer whole answers.
         # With several rounds the targets take turns, and each cell reports its median round: on a shared
         # machine a neighbour's burst then hits every target alike instead of whichever ran at that moment.

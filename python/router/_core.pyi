@@ -2,7 +2,19 @@
 
 from typing import Self, final
 
-__all__ = ["LatencyTracker", "Rendezvous", "SseEvent", "SseParser", "StreamTap", "Transcoder", "__version__"]
+__all__ = [
+    "Finding",
+    "Guardrails",
+    "LatencyTracker",
+    "Masker",
+    "Rendezvous",
+    "SseEvent",
+    "SseParser",
+    "StreamScanner",
+    "StreamTap",
+    "Transcoder",
+    "__version__",
+]
 
 __version__: str
 
@@ -191,3 +203,76 @@ class LatencyTracker:
         """How many samples the live window holds."""
     @property
     def min_samples(self) -> int: ...
+
+@final
+class Finding:
+    """One sensitive value found in a text. Offsets are Python string indices; the value is not kept."""
+
+    @property
+    def category(self) -> str:
+        """pii, pci, banking, secrets, financial, names or custom."""
+    @property
+    def type(self) -> str:
+        """The placeholder type, e.g. EMAIL, CARD, AWS_SECRET (a custom pattern's name, upper-cased)."""
+    @property
+    def start(self) -> int: ...
+    @property
+    def end(self) -> int: ...
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+
+@final
+class Guardrails:
+    """The compiled scanner: the built-in rules plus optional custom (name, regex) patterns.
+
+    A custom pattern that is not a valid regex, matches the empty string or has a bad name raises
+    ValueError naming it. `categories=None` means every category but the opt-in "names" (and "custom"
+    only when there are custom patterns); an unknown category name raises ValueError.
+    """
+
+    def __new__(cls, custom: list[tuple[str, str]] = ...) -> Self: ...
+    def scan(self, text: str, categories: list[str] | None = None) -> list[Finding]:
+        """Sorted, non-overlapping findings."""
+    def mask(self, text: str, categories: list[str] | None = None) -> str:
+        """`text` with each finding replaced by `[TYPE_N]` (the same value, the same N); `text` itself if none."""
+    def masker(self, categories: list[str] | None = None) -> Masker:
+        """A masker whose numbering is shared by every text it masks (one request)."""
+    def stream(self, categories: list[str] | None = None, masker: Masker | None = None) -> StreamScanner:
+        """A streaming masker for one text that arrives in deltas; `masker`: continue its numbering."""
+    def types(self) -> list[tuple[str, str]]:
+        """Every (category, type) this engine can report."""
+    def rules(self) -> list[tuple[str, str, str]]:
+        """Every rule as (category, type, regex source)."""
+    @staticmethod
+    def categories() -> list[str]: ...
+
+@final
+class Masker:
+    """Masks several texts with one placeholder numbering."""
+
+    def mask(self, text: str) -> str:
+        """`text` masked; the very same object when nothing was found."""
+    @property
+    def found(self) -> list[tuple[str, str]]:
+        """(category, type) of every value masked so far, in order. Never the values."""
+    def placeholders(self) -> list[tuple[str, str]]:
+        """(placeholder, original value) of every value masked so far (to restore echoed placeholders)."""
+
+@final
+class StreamScanner:
+    """Masks a text that arrives in deltas without ever sending part of a sensitive value.
+
+    `feed` returns at once what no later text can turn into part of a finding, and holds back the tail
+    that still could (the unfinished word, recent words with digits, an unterminated key block).
+    The concatenated output of all `feed` calls and `finish` equals masking the whole text at once.
+    """
+
+    def feed(self, text: str) -> str: ...
+    def finish(self) -> str:
+        """End of the text: everything still held back, masked."""
+    @property
+    def held(self) -> int:
+        """Bytes (UTF-8) held back right now."""
+    @property
+    def found(self) -> list[tuple[str, str]]:
+        """(category, type) of every value masked so far. Never the values."""

@@ -1,4 +1,5 @@
-"""The `router` command: serve the gateway, run the mock provider, and govern keys, models, lists and groups."""
+"""The `router` command: serve the gateway, run the mock provider, govern keys, models, lists and groups, and
+check guardrails."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from .admin import cli as admin_cli
 from .config import config_path, load_config
 from .errors import ConfigError
 from .governance.keys import create_key
+from .guardrails import cli as guardrails_cli
 from .metrics import METRICS_DIR_ENV
 from .spend.budgets import period_of
 from .spend.ledger import Ledger, ledger_path
@@ -147,6 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
     mock_parser.set_defaults(func=lambda a: mock.run(a) or 0)
 
     admin_cli.add_commands(sub)
+
+    guardrails = sub.add_parser("guardrails", help="check the guardrails").add_subparsers(dest="action", required=True)
+    check = guardrails.add_parser("test", help="show what the configured guardrails would mask or block in a text")
+    guardrails_cli.add_arguments(check)
+    check.set_defaults(func=guardrails_cli.test_command)
     return parser
 
 

@@ -16,6 +16,7 @@ import msgspec
 import yaml
 
 from .errors import ConfigError
+from .guardrails.settings import GuardrailSettings, problems
 
 DEFAULT_CONFIG = Path(__file__).with_name("demo.yaml")
 
@@ -171,6 +172,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     database: str | None = None
     policies: list[PolicyConfig] = []
     routing: RoutingConfig = RoutingConfig()
+    guardrails: GuardrailSettings = GuardrailSettings()
 
     def timeouts_for(self, provider: str) -> Timeouts:
         return self.providers[provider].timeouts or self.timeouts
@@ -240,6 +242,8 @@ def _check(config: Config, source: str) -> None:
 
     check_routing(config.routing, f"{source}: at routing")
     check_policies(config.policies, config.models, source)
+    for path, message in problems(config.guardrails):
+        raise ConfigError(f"{source}: at guardrails.{path}: {message}")
 
 
 def parse_config(text: str, source: str = "<config>") -> Config:

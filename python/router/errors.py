@@ -8,6 +8,8 @@ GatewayError                 an error answered to the client in the endpoint's A
  ├─ Conflict                  409 conflict_error (the change clashes with the current state)
  ├─ PayloadTooLarge           413 request_too_large
  ├─ UnsupportedMediaType      415 invalid_request_error
+ ├─ GuardrailViolation        400 guardrail_violation (a blocked category was found; names it, never the value)
+ ├─ GuardrailUnavailable      503 guardrail_unavailable (scanning failed: fail closed, nothing is forwarded)
  └─ UpstreamError             an upstream failure mapped to the client's status (429, 502, 503, 504)
 ConfigError                  a configuration file that cannot be used (raised at start-up, never per request)
 """
@@ -76,6 +78,16 @@ class PayloadTooLarge(GatewayError):
 class UnsupportedMediaType(GatewayError):
     status = 415
     type = "invalid_request_error"
+
+
+class GuardrailViolation(GatewayError):
+    status = 400
+    type = "invalid_request_error"
+
+
+class GuardrailUnavailable(GatewayError):
+    status = 503
+    type = "api_error"
 
 
 class UpstreamError(GatewayError):

@@ -65,6 +65,11 @@ FAMILIES: dict[str, tuple[str, tuple[str, ...], tuple[float, ...] | None]] = {
         ("policy", "model", "outcome"),
         None,
     ),
+    "router_guardrail_findings": (
+        "Sensitive values found by the guardrails, by category, direction (request, response) and action.",
+        ("category", "direction", "action"),
+        None,
+    ),
 }
 IN_FLIGHT = "router_in_flight_requests"
 
@@ -144,6 +149,9 @@ class Metrics:
 
     def count_attempt(self, policy: str, model: str, outcome: str) -> None:
         self._count("router_policy_attempts", (policy, model, outcome))
+
+    def count_guardrail(self, category: str, direction: str, action: str, n: int) -> None:
+        self._count("router_guardrail_findings", (category, direction, action), n)
 
     # -- several workers ----------------------------------------------------------------------------
 

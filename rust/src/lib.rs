@@ -5,6 +5,7 @@ use pyo3::prelude::*;
 
 pub mod balance;
 pub mod latency;
+pub mod scan;
 pub mod sse;
 pub mod transcode;
 
@@ -17,5 +18,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<transcode::py::PyTranscoder>()?;
     m.add_class::<balance::PyRendezvous>()?;
     m.add_class::<latency::PyLatencyTracker>()?;
+    m.add_class::<scan::py::PyGuardrails>()?;
+    m.add_class::<scan::py::PyFinding>()?;
+    m.add_class::<scan::py::PyMasker>()?;
+    m.add_class::<scan::py::PyStreamScanner>()?;
     Ok(())
 }

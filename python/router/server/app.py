@@ -22,6 +22,8 @@ from ..config import Config, PolicyConfig, load_config
 from ..errors import GatewayError, NotFound
 from ..governance.keys import KeyCache, log_expiry
 from ..governance.service import Governance
+from ..guardrails.policy import Policy as GuardrailPolicy
+from ..guardrails.settings import GuardrailSettings
 from ..metrics import Metrics
 from ..routing import Catalog, Routing
 from ..spend.budgets import Spend, budget_gauges
@@ -94,12 +96,17 @@ class App:
             self.metrics.gauges = lambda: budget_gauges(self.store, self.spend, config.spend.export_budgets, clock())
         self.routing = Routing(config, self.catalog, self.metrics, created)
         self.request_ids = RequestIds()
+        self.guardrails = GuardrailPolicy(config.guardrails)
         self.usage: UsageWriter | None = None
         self._background: list[asyncio.Task[None]] = []
 
     def replace_policies(self, policies: list[PolicyConfig]) -> None:
         """Check and swap in a new set of routing policies (for the management API); raises ConfigError."""
         self.routing.replace_policies(policies)
+
+    def set_guardrails(self, settings: GuardrailSettings) -> None:
+        """Replace the organisation's guardrail settings; the next request uses them."""
+        self.guardrails = GuardrailPolicy(settings)
 
     # -- lifecycle (granian calls these in each worker, outside the running loop) ------------------
 

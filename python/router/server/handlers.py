@@ -10,6 +10,8 @@ import msgspec
 
 from ..errors import InvalidRequest, NotFound, PermissionDenied
 from ..governance.keys import Principal
+from ..guardrails.chat_stream import ChatStreamGuard
+from ..guardrails.policy import screen_chat_request, screen_chat_response, screen_embeddings_request
 from ..metrics import CONTENT_TYPE
 from ..protocols import anthropic, reasoning, responses
 from ..routing import Model, Need
@@ -123,6 +125,10 @@ async def chat_completions(app: App, ex: Exchange) -> None:
     principal, body, fields = await _authenticated_body(app, ex)
     request = rq.validate_chat(body)
     models = _admit(app, ex, principal, request.model, "chat")
+    # Guardrails before anything is reserved or sent: a block is a 400, a mask rewrites the messages in
+    # `fields` for every attempt.
+    guard = app.guardrails
+    masked = screen_chat_request(guard, app.metrics, fields) if guard.requests else None
     _charge(app, ex, principal, models, fields, request.user, request.max_completion_tokens or request.max_tokens)
     stream = bool(request.stream)
     client_wants_usage = bool(request.stream_options and request.stream_options.include_usage)
@@ -133,18 +139,24 @@ async def chat_completions(app: App, ex: Exchange) -> None:
 
     async def call(model: Model) -> None:
         if model.provider.api != "chat":
-            await forward(ex, model, "chat", body, dict(fields), stream, 0, client_wants_usage, None)
+            # Translation re-reads the whole body: give it the screened one.
+            screened = rq.encode_fields(fields) if guard.requests else body
+            await forward(ex, model, "chat", screened, dict(fields), stream, 0, client_wants_usage, None)
             return
         upstream = dict(fields)
         upstream["model"] = model.upstream_name_json
         upstream.pop("requesty", None)  # gateway settings, not an OpenAI parameter
         if not stream:
-            await forward_unary(ex, model, "chat", rq.encode_fields(upstream))
+            screen = (lambda data: screen_chat_response(guard, app.metrics, data, masked)) if guard.responses else None
+            await forward_unary(ex, model, "chat", rq.encode_fields(upstream), screen)
             return
         # Every token is counted: ask for usage even when the client did not, and hide that chunk from it.
         if not client_wants_usage:
             rq.with_usage_requested(upstream, request.stream_options)
-        await forward_stream(ex, model, rq.encode_fields(upstream), hide_usage=not client_wants_usage)
+        stream_guard = ChatStreamGuard(guard, app.metrics, masked) if guard.responses else None
+        await forward_stream(
+            ex, model, rq.encode_fields(upstream), hide_usage=not client_wants_usage, guard=stream_guard
+        )
 
     await _route(app, ex, principal, request.model, Need.chat(body, fields, stream), fields, call)
 
@@ -197,6 +209,8 @@ async def embeddings(app: App, ex: Exchange) -> None:
     principal, body, fields = await _authenticated_body(app, ex)
     request = rq.validate_embeddings(body)
     models = _admit(app, ex, principal, request.model, "embeddings")
+    if app.guardrails.requests:
+        screen_embeddings_request(app.guardrails, app.metrics, fields)
     # Embeddings produce no output tokens.
     _charge(app, ex, principal, models, fields, request.user, 0)
 

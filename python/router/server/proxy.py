@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import msgspec
 from pyreqwest import exceptions as rq
 
 from .._core import StreamTap
 from ..errors import GatewayError, UpstreamError
+from ..guardrails.chat_stream import ChatStreamGuard
 from ..providers.transport import upstream_failure
 from ..routing import Model
 from .exchange import JSON, Exchange, openai_error_body
@@ -47,7 +49,9 @@ def record_usage(ex: Exchange, usage: Usage | None) -> None:
     ex.cached_tokens = details.cached_tokens if details is not None else None
 
 
-async def forward_unary(ex: Exchange, model: Model, endpoint: str, body: bytes) -> None:
+async def forward_unary(
+    ex: Exchange, model: Model, endpoint: str, body: bytes, screen: Callable[[bytes], bytes] | None = None
+) -> None:
     provider = model.provider
     sent = time.perf_counter()
     try:
@@ -65,6 +69,8 @@ async def forward_unary(ex: Exchange, model: Model, endpoint: str, body: bytes) 
         raise UpstreamError(
             f"Upstream provider '{provider.name}' returned an invalid JSON response.", code="upstream_invalid_response"
         ) from None
+    if screen is not None:
+        data = screen(data)
     ex.send_bytes(200, data, JSON)
 
 
@@ -76,7 +82,9 @@ def _error_event(exc: GatewayError) -> bytes:
     return b"data: " + openai_error_body(exc) + b"\n\n"
 
 
-async def forward_stream(ex: Exchange, model: Model, body: bytes, hide_usage: bool) -> None:
+async def forward_stream(
+    ex: Exchange, model: Model, body: bytes, hide_usage: bool, guard: ChatStreamGuard | None = None
+) -> None:
     provider = model.provider
     idle = provider.timeouts.idle_read
     loop = asyncio.get_running_loop()
@@ -103,6 +111,8 @@ async def forward_stream(ex: Exchange, model: Model, body: bytes, hide_usage: bo
                 async with asyncio.timeout(idle) as deadline:
                     while (chunk := await reader.read_chunk()) is not None:
                         out = tap.feed(bytes(chunk))
+                        if guard is not None and out:
+                            out = guard.feed(out)
                         if out:
                             if transport is None:
                                 # Measured before the response head goes out: it carries the overhead header.
@@ -119,6 +129,9 @@ async def forward_stream(ex: Exchange, model: Model, body: bytes, hide_usage: bo
                             )
                         deadline.reschedule(loop.time() + idle)
                 tail = tap.finish()
+                if guard is not None:
+                    # An unterminated tail cannot be scanned as events: only what is held back goes out.
+                    tail = guard.finish()
                 if not tap.done and tap.error is None:
                     raise UpstreamError(
                         f"Upstream provider '{provider.name}' ended the stream before it was complete.",
@@ -129,8 +142,8 @@ async def forward_stream(ex: Exchange, model: Model, body: bytes, hide_usage: bo
                         ex.upstream_seconds = time.perf_counter() - sent
                         transport = ex.start_stream(200, _STREAM_HEADERS)
                     await transport.send_bytes(tail)
-            except (rq.PyreqwestError, TimeoutError, UpstreamError) as exc:
-                failure = exc if isinstance(exc, UpstreamError) else upstream_failure(exc, provider.name)
+            except (rq.PyreqwestError, TimeoutError, GatewayError) as exc:
+                failure = exc if isinstance(exc, GatewayError) else upstream_failure(exc, provider.name)
                 if transport is None:
                     raise failure from None
                 ex.error_type = failure.code

@@ -1,0 +1,199 @@
+"""Guardrail scanner: the Rust engine vs the same rule regexes run with Python `re`, side by side.
+
+- throughput on ~1 MiB of clean English prose, every category on (MB/s in extra_info);
+- a 4 KiB prompt scanned and masked from Python (mean here, p99 in extra_info);
+- the same prompt streamed through the StreamScanner in 16-character deltas;
+- the gateway's per-request work: screening a chat request, a unary answer, a streamed answer.
+
+The `re` baseline only runs each rule's regex over the text (no validators, no windows), so it is a
+lower bound on what a Python implementation of the same rules would cost.
+Run: `pytest benches/test_guardrails_bench.py --benchmark-only`.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+
+import msgspec
+import pytest
+
+from router import guardrails
+from router.guardrails.chat_stream import ChatStreamGuard
+from router.guardrails.policy import Policy, screen_chat_request, screen_chat_response
+from router.guardrails.settings import GuardrailSettings
+from router.metrics import Metrics
+
+_VOCAB = (
+    "the a of to and in is it that for on with as was by this be are from at or an have not they which one you "
+    "were her all she there would their we him been has when who will more no if out so said what up its about "
+    "into than them can only other new some could time these two may then do first any my now such like our over "
+    "man me even most made after also did many before must through back years where much your way well down "
+    "should because each just those people how too little state good very make world still own see men work long "
+    "get here between both life being under never day same another know while last might us great old year off "
+    "come since against go came right used take three model request gateway latency answer summary report draft"
+)
+WORDS = _VOCAB.split()
+
+
+def english(size: int, seed: int = 7) -> str:
+    rng = random.Random(seed)
+    out: list[str] = []
+    n = 0
+    while n < size:
+        sentence = " ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 18)))
+        if rng.random() < 0.1:
+            sentence += f" in {rng.randint(1990, 2030)}"
+        sentence = sentence[0].upper() + sentence[1:] + rng.choice([".", ".", ".", "?", "!"]) + " "
+        out.append(sentence)
+        n += len(sentence)
+    return "".join(out)[:size]
+
+
+ENGLISH = english(1 << 20)
+PROMPT = english(4096, seed=11)
+PROMPT_WITH_VALUES = (
+    PROMPT[:1500]
+    + " my card is 4111 1111 1111 1111 and mail jane@acme.io "
+    + PROMPT[1500:3000]
+    + " export AWS_ACCESS_KEY_ID=AKIAQWERTYUIOPASDFGH "
+    + PROMPT[3000:3900]
+)
+
+
+def python_rules() -> list[re.Pattern[str]]:
+    out = []
+    for _, _, pattern in guardrails.default().rules():
+        try:
+            out.append(re.compile(pattern.replace(r"\z", r"\Z")))
+        except re.error:
+            continue
+    return out
+
+
+RULES = python_rules()
+
+
+def re_scan(text: str) -> list[tuple[int, int]]:
+    return [m.span() for rx in RULES for m in rx.finditer(text)]
+
+
+def re_mask(text: str) -> str:
+    spans = sorted(re_scan(text))
+    out, last = [], 0
+    for a, b in spans:
+        if a >= last:
+            out.append(text[last:a])
+            out.append("[X]")
+            last = b
+    out.append(text[last:])
+    return "".join(out)
+
+
+def p99_us(fn, text: str, n: int = 3000) -> float:
+    samples = []
+    for _ in range(n):
+        t = time.perf_counter_ns()
+        fn(text)
+        samples.append(time.perf_counter_ns() - t)
+    samples.sort()
+    return samples[int(n * 0.99)] / 1000
+
+
+def test_python_baseline_uses_the_same_rules() -> None:
+    assert len(RULES) >= len(guardrails.default().rules()) - 2
+    assert guardrails.scan(ENGLISH[:200_000]) == []
+
+
+@pytest.mark.benchmark(group="guardrails-throughput-1MiB-english")
+def test_scan_english_rust(benchmark) -> None:
+    assert benchmark(guardrails.scan, ENGLISH) == []
+    benchmark.extra_info["MB/s"] = round(len(ENGLISH) / benchmark.stats.stats.mean / 1e6, 1)
+
+
+@pytest.mark.benchmark(group="guardrails-throughput-1MiB-english")
+def test_scan_english_python_re(benchmark) -> None:
+    benchmark.pedantic(re_scan, args=(ENGLISH,), rounds=3, iterations=1)
+    benchmark.extra_info["MB/s"] = round(len(ENGLISH) / benchmark.stats.stats.mean / 1e6, 1)
+
+
+@pytest.mark.benchmark(group="guardrails-4KiB-prompt-mask")
+def test_mask_4k_clean_rust(benchmark) -> None:
+    assert benchmark(guardrails.mask, PROMPT) is PROMPT
+    benchmark.extra_info["p99_us"] = p99_us(guardrails.mask, PROMPT)
+
+
+@pytest.mark.benchmark(group="guardrails-4KiB-prompt-mask")
+def test_mask_4k_with_values_rust(benchmark) -> None:
+    out = benchmark(guardrails.mask, PROMPT_WITH_VALUES)
+    assert "[CARD_1]" in out and "[AWS_ACCESS_KEY_1]" in out
+    benchmark.extra_info["p99_us"] = p99_us(guardrails.mask, PROMPT_WITH_VALUES)
+
+
+@pytest.mark.benchmark(group="guardrails-4KiB-prompt-mask")
+def test_mask_4k_clean_python_re(benchmark) -> None:
+    benchmark.pedantic(re_mask, args=(PROMPT,), rounds=50, iterations=1)
+    benchmark.extra_info["p99_us"] = p99_us(re_mask, PROMPT, n=200)
+
+
+def stream_deltas(text: str, step: int = 16) -> str:
+    s = guardrails.stream()
+    out = [s.feed(text[i : i + step]) for i in range(0, len(text), step)]
+    out.append(s.finish())
+    return "".join(out)
+
+
+@pytest.mark.benchmark(group="guardrails-4KiB-stream-16-char-deltas")
+def test_stream_4k_rust(benchmark) -> None:
+    assert benchmark(stream_deltas, PROMPT_WITH_VALUES) == guardrails.mask(PROMPT_WITH_VALUES)
+    benchmark.extra_info["us_per_delta"] = round(benchmark.stats.stats.mean * 1e6 / (len(PROMPT_WITH_VALUES) / 16), 2)
+
+
+# -- the gateway's per-request work (what guardrails add to one chat request) ------------------------------
+
+GATEWAY = Policy(GuardrailSettings())
+METRICS = Metrics()
+CLEAN_MESSAGES = msgspec.json.encode(
+    [{"role": "system", "content": "Be brief."}, {"role": "user", "content": PROMPT[:600]}]
+)
+EMAIL_MESSAGES = msgspec.json.encode(
+    [{"role": "user", "content": "What is the capital of France? My email is jane.doe@example.com"}]
+)
+ANSWER = msgspec.json.encode(
+    {
+        "id": "c",
+        "object": "chat.completion",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": PROMPT[:400]}}],
+    }
+)
+WORDS_400 = PROMPT[:400].split(" ")
+CHUNKS = (
+    b"".join(
+        b"data: "
+        + msgspec.json.encode(
+            {"id": "c", "choices": [{"index": 0, "delta": {"content": w + " "}, "finish_reason": None}]}
+        )
+        + b"\n\n"
+        for w in WORDS_400
+    )
+    + b"data: [DONE]\n\n"
+)
+
+
+@pytest.mark.benchmark(group="guardrails-per-request")
+@pytest.mark.parametrize("messages", [CLEAN_MESSAGES, EMAIL_MESSAGES], ids=["clean-600B", "with-email"])
+def test_screen_chat_request(benchmark, messages: bytes) -> None:
+    benchmark(lambda: screen_chat_request(GATEWAY, METRICS, {"messages": msgspec.Raw(messages)}))
+
+
+@pytest.mark.benchmark(group="guardrails-per-request")
+def test_screen_chat_answer_clean_400B(benchmark) -> None:
+    assert benchmark(screen_chat_response, GATEWAY, METRICS, ANSWER) is ANSWER
+
+
+@pytest.mark.benchmark(group="guardrails-per-request")
+def test_stream_guard_answer_of_70_chunks(benchmark) -> None:
+    out = benchmark(lambda: ChatStreamGuard(GATEWAY, METRICS).feed(CHUNKS))
+    assert out.endswith(b"data: [DONE]\n\n")
+    benchmark.extra_info["chunks"] = len(WORDS_400)

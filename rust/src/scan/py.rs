@@ -1,0 +1,203 @@
+//! Python bindings: `Guardrails` (a compiled engine), `Finding`, `Masker` and `StreamScanner`.
+use std::sync::Arc;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::PyString;
+
+use super::engine::char_offsets;
+use super::{
+    parse_categories, Categories, Category, Engine, Masker, StreamScanner, DEFAULT_CATEGORIES,
+};
+
+/// One sensitive value found in a text: character offsets (Python string indices), never the value.
+#[pyclass(name = "Finding", module = "router._core", frozen, eq, get_all)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PyFinding {
+    category: &'static str,
+    #[pyo3(name = "type")]
+    kind: String,
+    start: usize,
+    end: usize,
+}
+
+#[pymethods]
+impl PyFinding {
+    fn __repr__(&self) -> String {
+        format!(
+            "Finding(category={:?}, type={:?}, start={}, end={})",
+            self.category, self.kind, self.start, self.end
+        )
+    }
+}
+
+fn categories(engine: &Engine, names: Option<Vec<String>>) -> PyResult<Categories> {
+    match names {
+        None if engine.has_custom() => Ok(DEFAULT_CATEGORIES),
+        None => Ok(DEFAULT_CATEGORIES & !Category::Custom.bit()),
+        Some(names) => parse_categories(&names).map_err(PyValueError::new_err),
+    }
+}
+
+fn found_list(masker: &Masker) -> Vec<(&'static str, String)> {
+    masker
+        .found
+        .iter()
+        .map(|(c, k)| (c.name(), k.clone()))
+        .collect()
+}
+
+/// The compiled guardrail engine: built-in rules plus optional custom (name, regex) patterns.
+#[pyclass(name = "Guardrails", module = "router._core", frozen)]
+pub struct PyGuardrails {
+    engine: Arc<Engine>,
+}
+
+#[pymethods]
+impl PyGuardrails {
+    #[new]
+    #[pyo3(signature = (custom = Vec::new()))]
+    fn new(custom: Vec<(String, String)>) -> PyResult<Self> {
+        let engine = Engine::new(&custom).map_err(PyValueError::new_err)?;
+        Ok(Self {
+            engine: Arc::new(engine),
+        })
+    }
+
+    #[pyo3(signature = (text, categories = None))]
+    fn scan(&self, text: &str, categories: Option<Vec<String>>) -> PyResult<Vec<PyFinding>> {
+        let cats = self::categories(&self.engine, categories)?;
+        let findings = self.engine.scan(text, cats);
+        let offsets = char_offsets(text, &findings);
+        Ok(findings
+            .iter()
+            .zip(offsets)
+            .map(|(f, (start, end))| PyFinding {
+                category: self.engine.category(f.rule).name(),
+                kind: self.engine.kind(f.rule).to_owned(),
+                start,
+                end,
+            })
+            .collect())
+    }
+
+    #[pyo3(signature = (text, categories = None))]
+    fn mask<'py>(
+        &self,
+        text: &Bound<'py, PyString>,
+        categories: Option<Vec<String>>,
+    ) -> PyResult<Bound<'py, PyString>> {
+        let cats = self::categories(&self.engine, categories)?;
+        let s = text.to_str()?;
+        let findings = self.engine.scan(s, cats);
+        if findings.is_empty() {
+            return Ok(text.clone());
+        }
+        let out = Masker::default().apply(&self.engine, s, &findings);
+        Ok(PyString::new(text.py(), &out))
+    }
+
+    /// A masker that numbers placeholders consistently across several texts (one request).
+    #[pyo3(signature = (categories = None))]
+    fn masker(&self, categories: Option<Vec<String>>) -> PyResult<PyMasker> {
+        Ok(PyMasker {
+            engine: self.engine.clone(),
+            cats: self::categories(&self.engine, categories)?,
+            masker: Masker::default(),
+        })
+    }
+
+    /// `masker`: continue that masker's numbering (its placeholders keep their numbers).
+    #[pyo3(signature = (categories = None, masker = None))]
+    fn stream(
+        &self,
+        categories: Option<Vec<String>>,
+        masker: Option<PyRef<'_, PyMasker>>,
+    ) -> PyResult<PyStreamScanner> {
+        let cats = self::categories(&self.engine, categories)?;
+        let state = masker.map(|m| m.masker.clone()).unwrap_or_default();
+        Ok(PyStreamScanner(StreamScanner::new(
+            self.engine.clone(),
+            cats,
+            state,
+        )))
+    }
+
+    /// Every (category, type) this engine can report.
+    fn types(&self) -> Vec<(&'static str, String)> {
+        self.engine
+            .types()
+            .into_iter()
+            .map(|(c, k)| (c.name(), k.to_owned()))
+            .collect()
+    }
+
+    /// Every rule as (category, type, regex source), for documentation and side-by-side benchmarks.
+    fn rules(&self) -> Vec<(&'static str, String, String)> {
+        self.engine
+            .rules()
+            .map(|(c, k, p)| (c.name(), k.to_owned(), p.to_owned()))
+            .collect()
+    }
+
+    #[staticmethod]
+    fn categories() -> Vec<&'static str> {
+        Category::ALL.iter().map(|c| c.name()).collect()
+    }
+}
+
+/// Masks several texts with one placeholder numbering; records what it masked (never the values).
+#[pyclass(name = "Masker", module = "router._core")]
+pub struct PyMasker {
+    engine: Arc<Engine>,
+    cats: Categories,
+    masker: Masker,
+}
+
+#[pymethods]
+impl PyMasker {
+    fn mask<'py>(&mut self, text: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyString>> {
+        let s = text.to_str()?;
+        let findings = self.engine.scan(s, self.cats);
+        if findings.is_empty() {
+            return Ok(text.clone());
+        }
+        let out = self.masker.apply(&self.engine, s, &findings);
+        Ok(PyString::new(text.py(), &out))
+    }
+
+    #[getter]
+    fn found(&self) -> Vec<(&'static str, String)> {
+        found_list(&self.masker)
+    }
+
+    /// (placeholder, original value) for every value masked so far: for restoring echoed placeholders.
+    fn placeholders(&self) -> Vec<(String, String)> {
+        self.masker.placeholders()
+    }
+}
+
+/// Streaming masker: `feed` returns what is safe to send now, `finish` the rest.
+#[pyclass(name = "StreamScanner", module = "router._core")]
+pub struct PyStreamScanner(StreamScanner);
+
+#[pymethods]
+impl PyStreamScanner {
+    fn feed(&mut self, text: &str) -> String {
+        self.0.feed(text)
+    }
+
+    fn finish(&mut self) -> String {
+        self.0.finish()
+    }
+
+    #[getter]
+    fn held(&self) -> usize {
+        self.0.held()
+    }
+
+    #[getter]
+    fn found(&self) -> Vec<(&'static str, String)> {
+        found_list(&self.0.masker)
+    }
+}

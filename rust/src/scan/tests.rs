@@ -1,0 +1,284 @@
+use std::sync::{Arc, OnceLock};
+
+use proptest::prelude::*;
+
+use super::*;
+
+fn engine() -> &'static Arc<Engine> {
+    static E: OnceLock<Arc<Engine>> = OnceLock::new();
+    E.get_or_init(|| Arc::new(Engine::new(&[]).unwrap()))
+}
+
+const ALL: Categories = !0;
+
+fn kinds(text: &str) -> Vec<(String, String)> {
+    let e = engine();
+    e.scan(text, ALL)
+        .iter()
+        .map(|f| (e.kind(f.rule).to_owned(), text[f.start..f.end].to_owned()))
+        .collect()
+}
+
+fn mask(text: &str) -> String {
+    let e = engine();
+    let f = e.scan(text, DEFAULT_CATEGORIES);
+    Masker::default().apply(e, text, &f)
+}
+
+#[test]
+fn finds_each_category() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "mail me at jane.doe@acme-corp.io please",
+            "EMAIL",
+            "jane.doe@acme-corp.io",
+        ),
+        ("call +44 20 7946 0958 today", "PHONE", "+44 20 7946 0958"),
+        ("office (415) 555-2671 ext", "PHONE", "(415) 555-2671"),
+        ("SSN: 123-45-6788.", "SSN", "123-45-6788"),
+        ("my ssn is 123456788", "SSN", "123456788"),
+        (
+            "server at 203.0.113.42 is down",
+            "IP_ADDRESS",
+            "203.0.113.42",
+        ),
+        ("DOB: 04/07/1985", "DATE_OF_BIRTH", "04/07/1985"),
+        (
+            "card 4111 1111 1111 1111 exp",
+            "CARD",
+            "4111 1111 1111 1111",
+        ),
+        ("mc 2221-0000-0000-0009.", "CARD", "2221-0000-0000-0009"),
+        ("CVV: 123", "CVV", "123"),
+        ("expires 09/27", "CARD_EXPIRY", "09/27"),
+        (
+            "IBAN DE89 3704 0044 0532 0130 00 thanks",
+            "IBAN",
+            "DE89 3704 0044 0532 0130 00",
+        ),
+        ("routing number 021000021", "ABA_ROUTING", "021000021"),
+        ("account no. 123456789012", "BANK_ACCOUNT", "123456789012"),
+        ("SWIFT: DEUTDEFF500", "SWIFT_BIC", "DEUTDEFF500"),
+        (
+            "aws key AKIAQWERTYUIOPASDFGH here",
+            "AWS_ACCESS_KEY",
+            "AKIAQWERTYUIOPASDFGH",
+        ),
+        (
+            "DATABASE_URL=postgres://app:s3cr3tPw@db.internal:5432/app",
+            "URL_PASSWORD",
+            "s3cr3tPw",
+        ),
+        ("password = \"hunter22\"", "PASSWORD", "hunter22"),
+        (
+            "my portfolio balance is $1,234,567.89",
+            "FINANCIAL_AMOUNT",
+            "$1,234,567.89",
+        ),
+        ("I bought 500 shares of AAPL", "TRADE", "500 shares of AAPL"),
+    ];
+    for (text, kind, value) in cases {
+        let got = kinds(text);
+        assert!(
+            got.iter().any(|(k, v)| k == kind && v == value),
+            "{text:?}: expected {kind} {value:?}, got {got:?}"
+        );
+    }
+}
+
+#[test]
+fn ignores_lookalikes() {
+    for text in [
+        "commit 37003c714fb6ea2f9bd2cfbae49f6a6f896ed368 fixed it",
+        "id 732f51d4-033a-47be-baf4-c4d2a22f9368",
+        "order 4111111111111111 shipped",
+        "ts 1500000000009 ms",
+        "version 10.7.31.9 released",
+        "pi is 3.14159265358979323846",
+        "use sk-... as your key",
+        "AKIAIOSFODNN7EXAMPLE",
+        "The key idea is simple, and the token count is 512.",
+        "password: ${DB_PASSWORD}",
+        "Meet me at 12:30:45 near gate 4.",
+    ] {
+        assert_eq!(kinds(text), vec![], "{text:?}");
+    }
+}
+
+#[test]
+fn placeholders_are_numbered_per_value() {
+    let out = mask("a@x.io, b@y.io, a@x.io");
+    assert_eq!(out, "[EMAIL_1], [EMAIL_2], [EMAIL_1]");
+}
+
+#[test]
+fn pem_block_is_one_finding() {
+    let body = "MIIEowIBAAKCAQEA1234567890abcdefghijklmnopqrstuvwxyzABCDEFGH\nIJKLMNOPQRSTUVWXYZ";
+    let text =
+        format!("key:\n-----BEGIN RSA PRIVATE KEY-----\n{body}\n-----END RSA PRIVATE KEY-----\nok");
+    assert_eq!(mask(&text), "key:\n[PRIVATE_KEY_1]\nok");
+    // Cut short: masked to the end rather than leaked.
+    assert_eq!(
+        mask("x -----BEGIN PRIVATE KEY-----\nMIIEow"),
+        "x [PRIVATE_KEY_1]"
+    );
+}
+
+#[test]
+fn custom_patterns_are_validated() {
+    let bad = Engine::new(&[("EMP".into(), "EMP-(".into())]);
+    assert!(bad.err().unwrap().contains("not a valid regex"));
+    let empty = Engine::new(&[("EMP".into(), "x*".into())]);
+    assert!(empty.err().unwrap().contains("empty string"));
+    let e = Engine::new(&[("employee_id".into(), r"EMP-[0-9]{6}".into())]).unwrap();
+    let f = e.scan("ticket for EMP-123456", ALL);
+    assert_eq!(e.kind(f[0].rule), "EMPLOYEE_ID");
+}
+
+fn stream_all(text: &str, cuts: &[usize]) -> String {
+    let mut s = StreamScanner::new(engine().clone(), DEFAULT_CATEGORIES, Masker::default());
+    let mut out = String::new();
+    let mut last = 0;
+    for &c in cuts {
+        out.push_str(&s.feed(&text[last..c]));
+        last = c;
+    }
+    out.push_str(&s.feed(&text[last..]));
+    out.push_str(&s.finish());
+    out
+}
+
+const SAMPLES: &[&str] = &[
+    "Card: 4111 1111 1111 1111, exp 09/27, CVV 123. Mail jane.doe@acme-corp.io",
+    "IBAN GB29 NWBK 6016 1331 9268 19 and routing 021000021 for the wire",
+    "export OPENAI_API_KEY=sk-proj-abcDEF123ghiJKL456mnoPQR789stuVWX012yzaBCD345efgHIJ678",
+    "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n-----END OPENSSH PRIVATE KEY-----\n",
+    "I bought 500 shares of AAPL; my SSN is 123-45-6788 and phone +1 415 555 2671.",
+    "postgres://admin:Sup3rS3cret@db.prod:5432/app?sslmode=require",
+];
+
+#[test]
+fn every_split_of_samples_never_leaks() {
+    for text in SAMPLES {
+        let whole = mask(text);
+        let values: Vec<String> = engine()
+            .scan(text, DEFAULT_CATEGORIES)
+            .iter()
+            .map(|f| text[f.start..f.end].to_owned())
+            .collect();
+        assert!(!values.is_empty(), "{text:?}");
+        let bounds: Vec<usize> = (1..text.len())
+            .filter(|&i| text.is_char_boundary(i))
+            .collect();
+        for &i in &bounds {
+            let out = stream_all(text, &[i]);
+            for v in &values {
+                assert!(
+                    !out.contains(v.as_str()),
+                    "split {i} of {text:?} leaked {v:?}: {out:?}"
+                );
+            }
+            assert_eq!(out, whole, "split at {i}");
+        }
+        // One character at a time.
+        assert_eq!(stream_all(text, &bounds), whole);
+    }
+}
+
+#[test]
+fn text_without_spaces_is_not_held_back() {
+    let mut s = StreamScanner::new(engine().clone(), DEFAULT_CATEGORIES, Masker::default());
+    assert_eq!(s.feed("我的邮箱是"), "我的邮箱是");
+    assert_eq!(s.feed("jane@ac"), "");
+    assert_eq!(s.feed("me.io，谢谢"), "[EMAIL_1]，谢谢");
+    assert_eq!(s.feed("余额€1,2"), "余额");
+    assert_eq!(s.feed("34"), "");
+    assert_eq!(s.finish(), "€1,234");
+}
+
+#[test]
+fn a_long_spaceless_text_is_not_held_to_its_end() {
+    let key = "ghp_".to_owned() + &"A".repeat(30);
+    let blob = "QUJD".repeat(5000) + &key + &"QUJD".repeat(500);
+    let mut s = StreamScanner::new(engine().clone(), DEFAULT_CATEGORIES, Masker::default());
+    let mut out = String::new();
+    for piece in blob.as_bytes().chunks(64) {
+        out.push_str(&s.feed(std::str::from_utf8(piece).unwrap()));
+        assert!(s.held() <= 8192 + 64);
+    }
+    assert!(out.len() > 10_000);
+    out.push_str(&s.finish());
+    assert_eq!(out, mask(&blob));
+}
+
+fn text_strategy() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        Just("4111 1111 1111 1111".to_owned()),
+        Just("jane@acme.io".to_owned()),
+        Just("DE89370400440532013000".to_owned()),
+        Just("password: hunter22".to_owned()),
+        Just("SSN 123-45-6788".to_owned()),
+        Just("-----BEGIN PRIVATE KEY-----\n".to_owned()),
+        Just("[EMAIL_1]".to_owned()),
+        Just("NL36WJDV7289075496".to_owned()),
+        Just("AKIAQWERTYUIOPASDFGH".to_owned()),
+        Just("sk-ant-api03-".to_owned()),
+        Just("routing 021000021".to_owned()),
+        Just("swift DEUTDEFF".to_owned()),
+        Just("token: aB3dE5gH7jK9".to_owned()),
+        Just("https://u:pw12345@h.io".to_owned()),
+        "[ -~]{0,12}",
+        "\\PC{0,6}",
+        "[一-龥]{1,8}",
+        "[0-9 .:/@-]{0,10}",
+    ];
+    prop::collection::vec(piece, 0..8).prop_map(|v| v.join(" "))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn scan_is_total_and_well_formed(text in text_strategy()) {
+        let f = engine().scan(&text, ALL);
+        for w in f.windows(2) {
+            prop_assert!(w[0].end <= w[1].start);
+        }
+        for x in &f {
+            prop_assert!(x.start < x.end);
+            prop_assert!(text.is_char_boundary(x.start) && text.is_char_boundary(x.end));
+        }
+        let (chars, offs) = (text.chars().count(), engine::char_offsets(&text, &f));
+        for (s, e) in offs {
+            prop_assert!(s < e && e <= chars);
+        }
+    }
+
+    #[test]
+    fn prefilter_loses_nothing(text in text_strategy()) {
+        let e = engine();
+        prop_assert_eq!(e.scan_with(&text, DEFAULT_CATEGORIES, false), e.scan_with(&text, DEFAULT_CATEGORIES, true));
+    }
+
+    #[test]
+    fn masking_is_idempotent(text in text_strategy()) {
+        let once = mask(&text);
+        prop_assert_eq!(mask(&once), once.clone());
+    }
+
+    #[test]
+    fn streaming_never_leaks(text in text_strategy(), cuts in prop::collection::vec(0usize..200, 0..6)) {
+        let mut cuts: Vec<usize> = cuts.into_iter().map(|c| engine::floor_boundary(&text, c)).collect();
+        cuts.sort_unstable();
+        // What the client gets is exactly what masking the whole text gives, wherever the cuts fall.
+        prop_assert_eq!(stream_all(&text, &cuts), mask(&text));
+    }
+}
+
+#[test]
+fn builtin_patterns_are_made_ascii() {
+    assert_eq!(
+        engine::asciify(r"\b[\w.-]\s[^\s\]]\\w"),
+        r"(?-u:\b)[0-9A-Za-z_.-][\t\n\x0B\x0C\r ][^\t\n\x0B\x0C\r \]]\\w"
+    );
+}

@@ -1,0 +1,190 @@
+"""Guardrails in the request path, without servers: settings, request screening, fail-closed behaviour and
+the chat stream guard fed every split of an OpenAI stream."""
+
+from __future__ import annotations
+
+import json
+
+import msgspec
+import pytest
+
+from router.config import parse_config
+from router.errors import ConfigError, GuardrailUnavailable, GuardrailViolation
+from router.guardrails import mask
+from router.guardrails.chat_stream import ChatStreamGuard
+from router.guardrails.policy import Policy, screen_chat_request, screen_chat_response
+from router.guardrails.settings import CustomPattern, GuardrailSettings
+from router.metrics import Metrics
+
+CARD = "4111 1111 1111 1111"
+EMAIL = "jane.doe@acme-corp.io"
+PROVIDERS = "providers: {mock: {base_url: 'http://127.0.0.1:1/v1'}}\nmodels: [{id: mock/m}]\n"
+
+
+def fields(messages: list[dict]) -> dict[str, msgspec.Raw]:
+    return {"model": msgspec.Raw(b'"m"'), "messages": msgspec.Raw(msgspec.json.encode(messages))}
+
+
+def test_settings_decide_categories_and_actions() -> None:
+    default = Policy(GuardrailSettings())
+    assert set(default.categories) == {"pii", "pci", "banking", "secrets", "financial"}
+    strict = Policy(GuardrailSettings(default_action="block", categories={"names": "mask", "financial": "off"}))
+    assert "financial" not in strict.categories and strict.action("names", "PERSON") == "mask"
+    assert strict.action("pci", "CARD") == "block"
+    off = Policy(GuardrailSettings(enabled=False))
+    assert not off.requests and not off.responses
+    custom = Policy(GuardrailSettings(custom=[CustomPattern("ticket", "TCK-[0-9]{4}", action="block")]))
+    assert custom.action("custom", "TICKET") == "block" and custom.action("pii", "EMAIL") == "mask"
+
+
+def test_config_errors_name_the_guardrail_setting() -> None:
+    with pytest.raises(ConfigError, match=r"at guardrails\.categories\.cards: unknown category 'cards'"):
+        parse_config(PROVIDERS + "guardrails: {categories: {cards: block}}")
+    with pytest.raises(ConfigError, match=r"at guardrails\.custom\[0\]\.pattern: .*not a valid regex"):
+        parse_config(PROVIDERS + "guardrails: {custom: [{name: x, pattern: '('}]}")
+    assert parse_config(PROVIDERS).guardrails == GuardrailSettings()
+
+
+def test_request_is_masked_in_place_with_one_numbering() -> None:
+    f = fields([{"role": "system", "content": f"cc {EMAIL}"}, {"role": "user", "content": f"I am {EMAIL}"}])
+    screen_chat_request(Policy(GuardrailSettings()), Metrics(), f)
+    messages = msgspec.json.decode(f["messages"])
+    assert [m["content"] for m in messages] == ["cc [EMAIL_1]", "I am [EMAIL_1]"]
+
+
+def test_clean_request_is_left_byte_for_byte() -> None:
+    f = fields([{"role": "user", "content": "hello there, 42 apples"}])
+    before = f["messages"]
+    screen_chat_request(Policy(GuardrailSettings()), Metrics(), f)
+    assert f["messages"] is before
+
+
+def test_blocked_request_names_the_category_not_the_value() -> None:
+    f = fields([{"role": "user", "content": f"pay with {CARD}"}])
+    with pytest.raises(GuardrailViolation) as caught:
+        screen_chat_request(Policy(GuardrailSettings(categories={"pci": "block"})), Metrics(), f)
+    assert caught.value.status == 400 and caught.value.code == "guardrail_violation"
+    assert "pci" in caught.value.message and "4111" not in caught.value.message
+
+
+class BrokenEngine:
+    def masker(self, categories: list[str]) -> None:
+        raise RuntimeError("scanner exploded")
+
+    def stream(self, categories: list[str]) -> None:
+        raise RuntimeError("scanner exploded")
+
+
+def test_scanner_failure_fails_closed_with_503() -> None:
+    policy = Policy(GuardrailSettings())
+    policy.engine = BrokenEngine()  # type: ignore[assignment]
+    with pytest.raises(GuardrailUnavailable) as caught:
+        screen_chat_request(policy, Metrics(), fields([{"role": "user", "content": "hello"}]))
+    assert caught.value.status == 503 and caught.value.code == "guardrail_unavailable"
+    with pytest.raises(GuardrailUnavailable):
+        screen_chat_response(policy, Metrics(), b'{"choices": []}')
+    guard = ChatStreamGuard(policy, Metrics())
+    with pytest.raises(GuardrailUnavailable):
+        guard.feed(_event({"choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": None}]}))
+
+
+def test_metrics_count_by_category_direction_and_action() -> None:
+    metrics = Metrics()
+    screen_chat_request(Policy(GuardrailSettings()), metrics, fields([{"role": "user", "content": f"{EMAIL} {CARD}"}]))
+    text = metrics.render().decode()
+    assert 'router_guardrail_findings_total{action="mask",category="pii",direction="request"} 1.0' in text
+    assert 'router_guardrail_findings_total{action="mask",category="pci",direction="request"} 1.0' in text
+
+
+# -- the chat stream guard ---------------------------------------------------------------------------------
+
+
+def _event(chunk: dict) -> bytes:
+    return b"data: " + json.dumps(chunk).encode() + b"\n\n"
+
+
+def _chunk(delta: dict, finish: str | None = None) -> dict:
+    return {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}  # fmt: skip
+
+
+def _client_view(events: bytes) -> tuple[str, str]:
+    """What an SDK assembles from the stream: content and the first tool call's arguments."""
+    content, arguments = "", ""
+    for block in events.split(b"\n\n"):
+        data = block.removeprefix(b"data: ")
+        if not data or data == b"[DONE]":
+            continue
+        for choice in json.loads(data)["choices"]:
+            content += choice["delta"].get("content") or ""
+            for call in choice["delta"].get("tool_calls") or []:
+                arguments += call["function"].get("arguments") or ""
+    return content, arguments
+
+
+TEXT = f"Charge {CARD} and mail {EMAIL}, IBAN GB29 NWBK 6016 1331 9268 19, key AKIAQWERTYUIOPASDFGH."
+ARGS = json.dumps({"card": CARD, "to": EMAIL})
+
+
+@pytest.mark.parametrize("done", [True, False], ids=["with-done", "cut-before-done"])
+def test_every_split_of_content_and_tool_arguments_never_leaks(done: bool) -> None:
+    policy = Policy(GuardrailSettings())
+    for i in range(1, len(TEXT)):
+        j = min(i, len(ARGS) - 1)
+        events = [
+            _chunk({"role": "assistant", "content": ""}),
+            _chunk({"content": TEXT[:i]}),
+            _chunk({"content": TEXT[i:]}),
+            _chunk(
+                {
+                    "tool_calls": [
+                        {"index": 0, "id": "t", "type": "function", "function": {"name": "f", "arguments": ARGS[:j]}}
+                    ]
+                }
+            ),
+            _chunk({"tool_calls": [{"index": 0, "function": {"arguments": ARGS[j:]}}]}),
+        ]
+        guard = ChatStreamGuard(policy, Metrics())
+        out = b"".join(guard.feed(_event(e)) for e in events)
+        out += guard.feed(b"data: [DONE]\n\n") if done else guard.finish()
+        content, arguments = _client_view(out)
+        assert content == mask(TEXT), i
+        assert json.loads(arguments) == {"card": "[CARD_1]", "to": "[EMAIL_1]"}, j
+        assert out.endswith(b"data: [DONE]\n\n") == done
+
+
+def test_held_text_is_released_in_the_finishing_chunk() -> None:
+    guard = ChatStreamGuard(Policy(GuardrailSettings()), Metrics())
+    first = guard.feed(_event(_chunk({"content": "card 4111 1111"})))
+    assert b"4111" not in first
+    last = guard.feed(_event(_chunk({"content": " 1111 1111 ok"}, finish="stop")))
+    assert _client_view(first + last)[0] == "card [CARD_1] ok"
+    assert json.loads(last.removeprefix(b"data: "))["choices"][0]["finish_reason"] == "stop"
+
+
+# -- restoring placeholders the model echoes -----------------------------------------------------------------
+
+RESTORE = GuardrailSettings(restore_placeholders=True)
+
+
+def test_unary_answer_gets_request_values_back_and_new_values_masked() -> None:
+    policy = Policy(RESTORE)
+    request = screen_chat_request(policy, Metrics(), fields([{"role": "user", "content": f"I am {EMAIL}"}]))
+    assert request is not None
+    answer = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi [EMAIL_1], cc b@y.io"}}]}
+    out = json.loads(screen_chat_response(policy, Metrics(), json.dumps(answer).encode(), request))
+    assert out["choices"][0]["message"]["content"] == f"Hi {EMAIL}, cc [EMAIL_2]"
+
+
+def test_streamed_answer_gets_request_values_back_across_chunks() -> None:
+    policy = Policy(RESTORE)
+    request = screen_chat_request(policy, Metrics(), fields([{"role": "user", "content": f"I am {EMAIL}"}]))
+    guard = ChatStreamGuard(policy, Metrics(), request)
+    out = b"".join(guard.feed(_event(_chunk({"content": piece}))) for piece in ["Hi [EMA", "IL_1] and", " b@y.io ok"])
+    out += guard.feed(b"data: [DONE]\n\n")
+    assert _client_view(out)[0] == f"Hi {EMAIL} and [EMAIL_2] ok"
+
+
+def test_without_restoring_no_masker_is_kept() -> None:
+    f = fields([{"role": "user", "content": f"I am {EMAIL}"}])
+    assert screen_chat_request(Policy(GuardrailSettings()), Metrics(), f) is None
