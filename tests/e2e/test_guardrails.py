@@ -29,7 +29,11 @@ providers:
   mock:
     base_url: env:ROUTER_MOCK_URL
     api_key: mock-upstream-key
+  anthropic: {kind: anthropic, base_url: env:ROUTER_MOCK_URL, api_key: k}
+  openai-responses: {kind: openai-responses, base_url: env:ROUTER_MOCK_URL, api_key: k}
 models:
+  - {id: anthropic/claude-sonnet-4-5, upstream_model: claude-sonnet-4-5, capabilities: [streaming, tools]}
+  - {id: openai-responses/gpt-4o, upstream_model: gpt-4o, capabilities: [streaming, tools]}
   - id: mock/gpt-4o
     upstream_model: gpt-4o
     capabilities: [streaming, tools]
@@ -167,6 +171,40 @@ def test_blocked_category_rejects_without_forwarding_or_echoing_the_value(strict
     assert error["code"] == "guardrail_violation" and "pci" in error["message"]
     assert CARD not in json.dumps(error) and "4111" not in json.dumps(error)
     assert mock.count() == 0
+
+
+def test_anthropic_and_responses_requests_are_screened_too(strict: Server, mock: MockControl) -> None:
+    import anthropic
+
+    client = anthropic.Anthropic(base_url=strict.base, api_key=strict.key, max_retries=0)  # type: ignore[attr-defined]
+    client.messages.create(
+        model="anthropic/claude-sonnet-4-5",
+        max_tokens=50,
+        system=f"Escalate to {EMAIL}",
+        messages=[
+            {"role": "user", "content": [{"type": "text", "text": f"my key is {AWS}"}]},
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": "t1", "name": "lookup", "input": {"q": EMAIL}}],
+            },
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": f"owner {EMAIL}"}]},
+        ],
+    )
+    # Translated to another API as well: what reaches the chat upstream is masked.
+    client.messages.create(model=MODEL, max_tokens=50, messages=[{"role": "user", "content": f"mail {EMAIL}"}])
+    strict.client.responses.create(  # type: ignore[attr-defined]
+        model="openai-responses/gpt-4o", instructions=f"cc {EMAIL}", input=f"key {AWS}"
+    )
+    forwarded = _forwarded(mock)
+    assert mock.count() == 3
+    assert EMAIL not in forwarded and AWS not in forwarded and "[EMAIL_1]" in forwarded
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        client.messages.create(
+            model="anthropic/claude-sonnet-4-5", max_tokens=50, messages=[{"role": "user", "content": f"card {CARD}"}]
+        )
+    assert caught.value.body["error"]["type"] == "invalid_request_error"
+    assert "pci" in caught.value.body["error"]["message"] and "4111" not in json.dumps(caught.value.body)
+    assert mock.count() == 3
 
 
 def test_embeddings_input_is_masked(strict: Server, mock: MockControl) -> None:

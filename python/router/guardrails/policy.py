@@ -263,6 +263,47 @@ def screen_embeddings_request(policy: Policy, metrics: Metrics, fields: dict[str
         fields["input"] = msgspec.Raw(_encoder.encode(holder["input"]))
 
 
+# Keys whose string values are identifiers, formats or binary payloads, not text a model reads.
+_NOT_TEXT = frozenset({
+    "type", "role", "model", "id", "name", "tool_use_id", "call_id", "media_type", "signature", "data", "url",
+    "image_url", "file_id", "file_data", "file_url", "status", "cache_control", "mock", "requesty", "format",
+    "detail", "effort", "summary", "tool_choice", "stop_sequences", "stop", "user", "metadata",
+})  # fmt: skip
+# The top-level fields of an Anthropic Messages or OpenAI Responses request that carry text.
+_TEXT_FIELDS = ("system", "messages", "instructions", "input", "tools")
+
+
+def _mask_tree(masker: Masker, node: Any) -> Any:
+    """Every string of a JSON tree masked, except values under `_NOT_TEXT` keys; returns the (new) node."""
+    if isinstance(node, str):
+        return masker.mask(node) if node else node
+    if isinstance(node, list):
+        return [_mask_tree(masker, item) for item in node]
+    if isinstance(node, dict):
+        return {k: v if k in _NOT_TEXT else _mask_tree(masker, v) for k, v in node.items()}
+    return node
+
+
+@fail_closed
+def screen_request_fields(policy: Policy, metrics: Metrics, fields: dict[str, msgspec.Raw]) -> bool:
+    """Anthropic Messages and OpenAI Responses requests: the system prompt or instructions, every message,
+    input item and content block (text, tool inputs and arguments, tool results), and tool descriptions.
+    Masks in place; True when anything changed."""
+    masker = policy.masker()
+    changed = False
+    for name in _TEXT_FIELDS:
+        raw = fields.get(name)
+        if raw is None:
+            continue
+        value = msgspec.json.decode(raw)
+        masked = _mask_tree(masker, value)
+        if masked != value:
+            fields[name] = msgspec.Raw(_encoder.encode(masked))
+            changed = True
+    policy.verdict(masker.found, "request", metrics)
+    return changed
+
+
 @fail_closed
 def screen_chat_response(policy: Policy, metrics: Metrics, data: bytes, request: Masker | None = None) -> bytes:
     """A unary chat answer with its message content and tool-call arguments masked (or blocked).

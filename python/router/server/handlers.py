@@ -11,7 +11,12 @@ import msgspec
 from ..errors import InvalidRequest, NotFound, PermissionDenied
 from ..governance.keys import Principal
 from ..guardrails.chat_stream import ChatStreamGuard
-from ..guardrails.policy import screen_chat_request, screen_chat_response, screen_embeddings_request
+from ..guardrails.policy import (
+    screen_chat_request,
+    screen_chat_response,
+    screen_embeddings_request,
+    screen_request_fields,
+)
 from ..metrics import CONTENT_TYPE
 from ..protocols import anthropic, reasoning, responses
 from ..routing import Model, Need
@@ -170,6 +175,8 @@ async def messages(app: App, ex: Exchange) -> None:
     principal, body, fields = await _authenticated_body(app, ex)
     request = anthropic.validate_messages(body)
     models = _admit(app, ex, principal, request.model, "messages")
+    if app.guardrails.requests and screen_request_fields(app.guardrails, app.metrics, fields):
+        body = rq.encode_fields(fields)
     _charge(app, ex, principal, models, fields, None, request.max_tokens)
     estimate = anthropic.estimate_input_tokens(request)
     stream = bool(request.stream)
@@ -196,6 +203,8 @@ async def responses_create(app: App, ex: Exchange) -> None:
     principal, body, fields = await _authenticated_body(app, ex)
     request = responses.validate_responses(body)
     models = _admit(app, ex, principal, request.model, "responses")
+    if app.guardrails.requests and screen_request_fields(app.guardrails, app.metrics, fields):
+        body = rq.encode_fields(fields)
     _charge(app, ex, principal, models, fields, None, request.max_output_tokens)
     stream = bool(request.stream)
 
