@@ -128,6 +128,8 @@ class KeyCache:
         self._entries: dict[bytes, Principal] = {}
         self._epoch = store.keys_epoch()
         self.clock = clock
+        # Called when the epoch moves, before the request that noticed it goes on (stored policies, BYOK keys).
+        self.on_change: list[Callable[[], None]] = []
 
     def authenticate(self, key: str | None) -> Principal:
         if not key:
@@ -142,6 +144,8 @@ class KeyCache:
         if epoch != self._epoch:
             self._entries.clear()
             self._epoch = epoch
+            for reload in self.on_change:
+                reload()
         principal = self._entries.get(digest)
         if principal is None:
             if self._admin_digest is not None and hmac.compare_digest(digest, self._admin_digest):
