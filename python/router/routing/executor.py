@@ -449,7 +449,8 @@ class Routing:
                 endpoint=ex.endpoint,
                 model=ex.model,
                 provider=ex.provider,
-                status=failure.status,
+                # What the upstream answered (401 from a refused key), not what a caller would have been sent.
+                status=failure.upstream_status or failure.status,
                 latency_ms=ex.upstream_seconds * 1000.0,
                 stream=ex.stream,
                 error_type=failure.code or failure.type,
