@@ -18,7 +18,7 @@ from granian.rsgi import HTTPProtocol, ProtocolClosed, Scope
 from ..admin import openapi
 from ..admin import routing as manage_api
 from ..alerts import Alerts
-from ..config import Config, PolicyConfig, load_config
+from ..config import Config, load_config
 from ..errors import GatewayError, NotFound
 from ..governance.byok import ByokAdmin
 from ..governance.keys import KeyCache, log_expiry
@@ -109,10 +109,6 @@ class App:
         self.request_ids = RequestIds()
         self.usage: UsageWriter | None = None
         self._background: list[asyncio.Task[None]] = []
-
-    def replace_policies(self, policies: list[PolicyConfig]) -> None:
-        """Check and swap in a new set of routing policies (for the management API); raises ConfigError."""
-        self.routing.replace_policies(policies)
 
     # -- lifecycle (granian calls these in each worker, outside the running loop) ------------------
 
