@@ -143,9 +143,10 @@ class KeyCache:
         epoch = self._store.keys_epoch()
         if epoch != self._epoch:
             self._entries.clear()
-            self._epoch = epoch
             for reload in self.on_change:
                 reload()
+            # Only once everything reloaded: after a failure (a locked database) the next request tries again.
+            self._epoch = epoch
         principal = self._entries.get(digest)
         if principal is None:
             if self._admin_digest is not None and hmac.compare_digest(digest, self._admin_digest):

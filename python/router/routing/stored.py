@@ -31,7 +31,6 @@ class StoredPolicies:
         rows = self._store.policy_rows()
         if rows == self._rows:
             return
-        self._rows = rows
         stored = self._store.list_policies()
         scopes = {p.name: p.key_id for p in stored if p.key_id is not None}
         try:
@@ -41,3 +40,4 @@ class StoredPolicies:
             # break them. Serve the file's policies rather than none, and say why.
             log.error("the policies stored through the API are not in use until fixed: %s", exc)
             self._routing.replace_policies(self._file, SOURCE)
+        self._rows = rows
