@@ -18,7 +18,7 @@ import httpx
 import openai
 import pytest
 
-from servers import MockControl, Server, create_key, gateway_env, start_gateway, usage_rows
+from servers import MockControl, Server, create_key, gateway_env, router_cli, start_gateway, usage_rows
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
 ROUTER_KEY = "mock-upstream-key"
@@ -285,3 +285,12 @@ def test_byok_round_trip_and_key_strategies(gw: Gateway, mock: MockControl) -> N
     assert actions == ["byok.create", "byok.delete"]
     for name in policies:
         gw.ok("DELETE", f"/policy/{name}")
+
+
+def test_a_malformed_master_key_stops_the_start_with_its_name(tmp_path: Path) -> None:
+    env = gateway_env(tmp_path / "router.db", "http://127.0.0.1:1")
+    env["ROUTER_MASTER_KEY"] = "not-32-bytes"
+    done = router_cli(env, "serve", "--port", "1", check=False)
+    assert done.returncode != 0
+    assert "ROUTER_MASTER_KEY: expected 32 random bytes" in done.stderr
+    assert "not-32-bytes" not in done.stderr
