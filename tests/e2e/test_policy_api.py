@@ -139,6 +139,10 @@ def test_crud_rbac_statuses_and_audit(gw: Gateway) -> None:
     assert gw.ok("DELETE", "/policy/api-chain")["deleted"] is True
     assert gw.manage("GET", "/policy/api-chain").status_code == 404
 
+    paths = httpx.get(f"{gw.base}/v1/manage/openapi.json").json()["paths"]
+    assert {"get", "put", "delete"} <= set(paths["/v1/manage/policy/{name}"])
+    assert {"get", "put", "delete"} <= set(paths["/v1/manage/byok/{provider}"])
+
     events = gw.ok("GET", "/audit?target=api-chain")["data"]
     by_action = {e["action"]: e for e in events}
     assert set(by_action) == {"policy.create", "policy.update", "policy.delete"}
