@@ -18,6 +18,8 @@ from router.providers.byok import MasterKey, OwnKeyring, fingerprint
 from router.routing.credentials import ROUTER, Credential, credentials_for, switches_key
 from router.store import open_store
 
+from servers import router_cli
+
 SECRET = "sk-org-own-3f9a1c7e5b2d4a6c8e0f1a3b"
 ADMIN_ACTOR = Actor(id="admin", role=ADMIN)
 
@@ -139,3 +141,22 @@ def test_which_upstream_errors_try_the_other_key(status: int, switches: bool) ->
     error = UpstreamError("x")
     error.upstream_status = status
     assert switches_key(error) is switches
+
+
+def test_the_rotate_command_reseals_under_the_new_master_key(tmp_path) -> None:
+    db = tmp_path / "router.db"
+    old, new = os.urandom(32), os.urandom(32)
+    store = open_store(str(db))
+    ByokAdmin(store, MasterKey(old), {"openai"}).put(ADMIN_ACTOR, "openai", ProviderKeySpec(api_key=SECRET))
+    env = {**os.environ, "ROUTER_DB": str(db), "ROUTER_MASTER_KEY": base64.b64encode(new).decode()}
+    env.pop("ROUTER_MASTER_KEY_PREVIOUS", None)
+    refused = router_cli(env, "byok", "rotate", check=False)
+    assert refused.returncode == 1 and "neither the current nor the previous" in refused.stderr
+    env["ROUTER_MASTER_KEY_PREVIOUS"] = old.hex()
+    done = router_cli(env, "byok", "rotate", "--json")
+    assert done.stdout.strip() == '{"rotated":1,"already_current":0}'
+    ring = OwnKeyring(store, MasterKey(new), providers())
+    ring.refresh()
+    credential = ring.get("openai")
+    assert credential is not None and credential.headers == {"authorization": f"Bearer {SECRET}"}
+    assert SECRET not in done.stdout + done.stderr
