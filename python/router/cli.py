@@ -19,6 +19,7 @@ from .errors import ConfigError
 from .governance.keys import create_key
 from .guardrails import cli as guardrails_cli
 from .metrics import METRICS_DIR_ENV
+from .providers.byok import MasterKey
 from .spend.budgets import period_of
 from .spend.ledger import Ledger, ledger_path
 from .store import database_url, open_store
@@ -45,6 +46,7 @@ def _serve(args: argparse.Namespace, banner: Sequence[str] = ()) -> int:
 
     path = config_path(args.config)
     config = load_config(path)
+    MasterKey.from_env()  # a malformed ROUTER_MASTER_KEY stops the start here, named, not in every worker
     db = database_url(config.database)
     store = open_store(db)  # migrate once here, not racing in every worker
     if config.governance.require_approval:

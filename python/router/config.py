@@ -133,6 +133,9 @@ class PolicyTarget(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     policy: str | None = None
     weight: float = 1.0
     retries: int = 0
+    # Whose provider key pays: the gateway's configured one, the organisation's BYOK key, or one then the other
+    # (the second is tried when the first gets 401, 403 or 429). See routing/credentials.py.
+    key_strategy: Literal["router", "own", "router_then_own", "own_then_router"] = "router"
 
 
 class PolicyConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

@@ -233,7 +233,7 @@ def test_when_everything_fails_the_last_upstream_error_lists_the_attempts() -> N
     assert error is not None and error.status == 422 and error.type == "invalid_request_error"
     assert error.message.endswith("[policy/bad: every target failed; attempts: p/a (503), p/b (422)]")
     assert ex.attempts == 2 and ex.model == "p/b"
-    assert [(r.attempt, r.status, r.error_type) for r in ex.attempt_rows] == [(1, 502, "upstream_error")]
+    assert [(r.attempt, r.status, r.error_type) for r in ex.attempt_rows] == [(1, 503, "upstream_error")]
 
 
 def test_targets_that_cannot_serve_are_skipped_without_a_call(caplog: pytest.LogCaptureFixture) -> None:

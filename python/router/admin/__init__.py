@@ -3,6 +3,6 @@
 Importing the package imports the route modules, which register their routes in `routing.ROUTES`.
 """
 
-from . import api, usage
+from . import api, policies, usage
 
-__all__ = ["api", "usage"]
+__all__ = ["api", "policies", "usage"]

@@ -1,4 +1,4 @@
-"""Governance on the command line: `router keys|models|access-lists|groups|users|service-accounts|audit`.
+"""Governance on the command line: `router keys|models|access-lists|groups|users|service-accounts|byok|audit`.
 
 The same operations as the management API, run against the database as the `cli` actor (an admin):
 whoever can open the database file already holds every key to it. Output is JSON with `--json`,
@@ -19,9 +19,11 @@ import msgspec
 from ..config import load_config
 from ..errors import GatewayError
 from ..governance import specs
+from ..governance.byok import ByokAdmin
 from ..governance.rbac import CLI_ACTOR
 from ..governance.service import Governance
 from ..governance.views import access_list_view, group_view, key_view, service_account_view, user_view
+from ..providers.byok import MASTER_KEY_ENV, PREVIOUS_MASTER_KEY_ENV, MasterKey
 from ..routing import Catalog
 from ..store import database_url, open_store
 
@@ -273,6 +275,13 @@ def audit(gov: Governance, a: argparse.Namespace) -> Any:
 # -- parser ------------------------------------------------------------------------------------------------------
 
 
+def byok_rotate(gov: Governance, args: argparse.Namespace) -> Any:
+    """Re-seal every stored provider key under ROUTER_MASTER_KEY, opening old rows with ROUTER_MASTER_KEY_PREVIOUS."""
+    current = MasterKey.from_env(name=MASTER_KEY_ENV)
+    admin = ByokAdmin(gov.store, current, frozenset(gov.catalog.values()))
+    return admin.rotate(CLI_ACTOR, MasterKey.from_env(name=PREVIOUS_MASTER_KEY_ENV))
+
+
 def _command(sub: Any, name: str, help: str, command: Command) -> argparse.ArgumentParser:
     parser = sub.add_parser(name, help=help)
     parser.add_argument("--json", action="store_true", help="print JSON")
@@ -379,6 +388,14 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--description")
     _command(accounts, "list", "list service accounts", accounts_list)
     _command(accounts, "delete", "delete a service account with no active keys", accounts_delete).add_argument("id")
+
+    byok = _group(sub, "byok", "the organisation's own provider keys (managed at /v1/manage/byok/{provider})")
+    _command(
+        byok,
+        "rotate",
+        f"re-seal every provider key under {MASTER_KEY_ENV} (the old master key in {PREVIOUS_MASTER_KEY_ENV})",
+        byok_rotate,
+    )
 
     p = _command(sub, "audit", "read the audit log", audit)
     p.add_argument("--actor")

@@ -16,6 +16,8 @@ from urllib.parse import parse_qsl
 import msgspec
 
 from ..errors import GatewayError, InvalidRequest, NotFound
+from ..governance.byok import ByokAdmin
+from ..governance.policies import PolicyAdmin
 from ..governance.rbac import Actor, actor_for
 from ..governance.service import Governance
 from ..spend.budgets import Spend
@@ -37,6 +39,8 @@ class Call(msgspec.Struct):
     params: dict[str, str]
     query: dict[str, str]
     spend: Spend
+    policies: PolicyAdmin
+    byok: ByokAdmin
     body: Any = None
 
     def now(self) -> float:
@@ -169,7 +173,9 @@ async def dispatch(app: App, ex: Exchange) -> None:
         if r.body is not None:
             body = decode_body(raw, r.body)
     query = dict(parse_qsl(scope.query_string, keep_blank_values=True))
-    call = Call(app.governance, actor_for(principal, app.store), params, query, app.spend, body)
+    call = Call(
+        app.governance, actor_for(principal, app.store), params, query, app.spend, app.policy_admin, app.byok, body
+    )
     status, payload = r.handler(call)
     if isinstance(payload, Streamed):
         transport = ex.start_stream(status, payload.headers, payload.content_type)

@@ -128,6 +128,8 @@ class KeyCache:
         self._entries: dict[bytes, Principal] = {}
         self._epoch = store.keys_epoch()
         self.clock = clock
+        # Called when the epoch moves, before the request that noticed it goes on (stored policies, BYOK keys).
+        self.on_change: list[Callable[[], None]] = []
 
     def authenticate(self, key: str | None) -> Principal:
         if not key:
@@ -141,6 +143,9 @@ class KeyCache:
         epoch = self._store.keys_epoch()
         if epoch != self._epoch:
             self._entries.clear()
+            for reload in self.on_change:
+                reload()
+            # Only once everything reloaded: after a failure (a locked database) the next request tries again.
             self._epoch = epoch
         principal = self._entries.get(digest)
         if principal is None:

@@ -35,6 +35,21 @@ FAULT_RESPONSES: MappingProxyType[str, tuple[int, bytes]] = MappingProxyType(
             400,
             openai_error("Invalid request (mock): the upstream rejected this request.", code="invalid_value"),
         ),
+        "401": (
+            401,
+            openai_error(
+                "Incorrect API key provided (mock). You can find your API key in your account settings.",
+                code="invalid_api_key",
+            ),
+        ),
+        "403": (
+            403,
+            openai_error(
+                "You have insufficient permissions for this operation (mock).",
+                type="permission_error",
+                code="insufficient_permissions",
+            ),
+        ),
         "429": (
             429,
             openai_error(
@@ -79,6 +94,11 @@ def anthropic_error(message: str, type: str = "invalid_request_error") -> bytes:
 # The same faults as Anthropic answers them; its "overloaded" status is 529.
 ANTHROPIC_FAULT_RESPONSES: MappingProxyType[str, tuple[int, bytes]] = MappingProxyType(
     {
+        "401": (401, anthropic_error("invalid x-api-key (mock)", "authentication_error")),
+        "403": (
+            403,
+            anthropic_error("Your API key does not have permission to use this resource (mock).", "permission_error"),
+        ),
         "429": (429, anthropic_error("Number of requests has exceeded your rate limit (mock).", "rate_limit_error")),
         "500": (500, anthropic_error("Internal server error (mock)", "api_error")),
         "503": (503, anthropic_error("Service unavailable (mock)", "api_error")),

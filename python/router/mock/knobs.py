@@ -11,7 +11,7 @@ from types import MappingProxyType
 
 import msgspec
 
-FAIL_MODES = frozenset({"none", "400", "429", "500", "503", "529", "hang", "drop", "malformed"})
+FAIL_MODES = frozenset({"none", "400", "401", "403", "429", "500", "503", "529", "hang", "drop", "malformed"})
 
 ENV_PREFIX = "ROUTER_MOCK_"
 HEADER_PREFIX = "x-mock-"

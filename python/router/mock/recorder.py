@@ -7,6 +7,7 @@ requests run the mock with one worker.
 
 from __future__ import annotations
 
+import hashlib
 from collections import deque
 from typing import Any
 
@@ -27,6 +28,9 @@ class RecordedRequest(msgspec.Struct):
     request_id: str | None
     body_size: int
     body: Any = None  # the parsed JSON body; null when absent, not JSON, or over MAX_RECORDED_BODY
+    # sha256 of the credential (the bearer token, x-api-key or api-key), first 12 hex digits: which key was sent,
+    # without recording it.
+    credential: str | None = None
 
 
 class RequestLog(msgspec.Struct):
@@ -39,6 +43,16 @@ class RequestLog(msgspec.Struct):
 
 def redact(name: str, value: str) -> str:
     return value[:8] + "…" if name in REDACTED_HEADERS else value
+
+
+def credential_fingerprint(headers: dict[str, str]) -> str | None:
+    for name in ("authorization", "x-api-key", "api-key"):
+        value = headers.get(name)
+        if value:
+            scheme, _, token = value.partition(" ")
+            secret = token.strip() if name == "authorization" and scheme.lower() == "bearer" else value
+            return hashlib.sha256(secret.encode()).hexdigest()[:12]
+    return None
 
 
 def parse_body(body: bytes) -> Any:
@@ -75,9 +89,21 @@ class Recorder:
     def snapshot(self) -> RequestLog:
         requests = []
         for seq, method, path, raw_headers, model, stream, body in self._entries:
-            headers = {name.lower(): redact(name.lower(), value) for name, value in raw_headers}
+            plain = {name.lower(): value for name, value in raw_headers}
+            headers = {name: redact(name, value) for name, value in plain.items()}
             request_id = headers.get("x-request-id")
             requests.append(
-                RecordedRequest(seq, method, path, model, stream, headers, request_id, len(body), parse_body(body))
+                RecordedRequest(
+                    seq,
+                    method,
+                    path,
+                    model,
+                    stream,
+                    headers,
+                    request_id,
+                    len(body),
+                    parse_body(body),
+                    credential_fingerprint(plain),
+                )
             )
         return RequestLog(len(requests), self._seq, requests, self.streams_active, self.streams_aborted)

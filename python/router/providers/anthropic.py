@@ -19,8 +19,11 @@ class AnthropicProvider(OpenAICompatProvider):
         headers["anthropic-version"] = ANTHROPIC_VERSION
         headers.update(self.config.headers)
         if self.config.api_key:
-            headers["x-api-key"] = self.config.api_key
+            headers.update(self.auth_headers(self.config.api_key))
         return headers
+
+    def auth_headers(self, api_key: str) -> dict[str, str]:
+        return {"x-api-key": api_key}
 
     def url(self, endpoint: str, upstream_model: str) -> str:
         return f"{self._base}/messages"

@@ -47,9 +47,13 @@ class OpenAICompatProvider:
         """Headers on every upstream request: JSON, the configured extras, and the provider credential."""
         headers = {"content-type": "application/json", "accept": "application/json", **self.config.headers}
         if self.config.api_key:
-            is_bearer = self.config.auth_header.lower() == "authorization"
-            headers[self.config.auth_header] = f"Bearer {self.config.api_key}" if is_bearer else self.config.api_key
+            headers.update(self.auth_headers(self.config.api_key))
         return headers
+
+    def auth_headers(self, api_key: str) -> dict[str, str]:
+        """The credential header for `api_key`; sent per request, it overrides the configured key (BYOK)."""
+        is_bearer = self.config.auth_header.lower() == "authorization"
+        return {self.config.auth_header: f"Bearer {api_key}" if is_bearer else api_key}
 
     def start(self) -> None:
         """Open the connection pool. Called inside the worker's event loop."""

@@ -22,7 +22,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -33,7 +33,8 @@ from ..errors import GatewayError, InvalidRequest, NotFound, PermissionDenied
 from ..store import UsageRow
 from .breaker import Breaker
 from .catalog import Catalog, Model
-from .policies import Policy, PolicySet, Target, check_policies, is_policy
+from .credentials import Credential, OwnKeys, credentials_for, switches_key
+from .policies import Policy, PolicySet, Target, check_policies, check_scopes, is_policy
 
 if TYPE_CHECKING:
     from ..metrics import Metrics
@@ -207,35 +208,41 @@ class Routing:
         self.breaker = Breaker(self.settings.breaker_failures, self.settings.breaker_cooldown, clock)
         metrics.registry.register(self.breaker)
         self.latency = latency or LatencyTracker(explore=self.settings.explore)
+        # The organisation's BYOK keys by provider (set by the app once it has a master key); None: none at all.
+        self.own_keys: OwnKeys | None = None
         self._install(PolicySet(config.policies, catalog, created))
 
     # -- the policy set -----------------------------------------------------------------------------
 
-    def replace_policies(self, policies: list[PolicyConfig], source: str = "policy update") -> None:
-        """Check a whole new policy set and swap it in; the next request uses it. Raises ConfigError."""
+    def replace_policies(
+        self, policies: list[PolicyConfig], source: str = "policy update", scopes: Mapping[str, str] | None = None
+    ) -> None:
+        """Check a whole new policy set (`scopes`: policy name → the one key that may use it) and swap it in;
+        the next request uses it. Raises ConfigError."""
         check_policies(policies, self._models, source)
-        self._install(PolicySet(policies, self.catalog, self.created))
+        check_scopes(policies, scopes or {}, source)
+        self._install(PolicySet(policies, self.catalog, self.created, scopes))
 
     def _install(self, policies: PolicySet) -> None:
         # Swapped whole: a request that already holds a Policy finishes with the set it started with.
         self._model_infos = [m.info(self.created) for m in self.catalog.models.values()]
-        self._models_list_body = self._list_body(None, policies)
+        self._models_list_body = self._list_body(None, policies, None)
         self.policies = policies
 
-    def models_list(self, allowed: Allowed | None = None) -> bytes:
+    def models_list(self, allowed: Allowed | None = None, key_id: str | None = None) -> bytes:
         """The `GET /v1/models` body: the models `allowed` admits (None: all, precomputed), and the policies
-        that can reach at least one of them."""
-        if allowed is None:
+        (org-wide, or the key's own) that can reach at least one of them."""
+        if allowed is None and key_id not in self.policies.scoped:
             return self._models_list_body
-        return self._list_body(allowed, self.policies)
+        return self._list_body(allowed, self.policies, key_id)
 
-    def _list_body(self, allowed: Allowed | None, policies: PolicySet) -> bytes:
+    def _list_body(self, allowed: Allowed | None, policies: PolicySet, key_id: str | None) -> bytes:
         models = [m for m in self._model_infos if allowed is None or allowed(m.id)]
-        usable = [
-            info
-            for info in policies.infos
-            if allowed is None or any(allowed(m.id) for m in policies.by_id[info.id].leaves())
-        ]
+        usable = []
+        for info in policies.infos:
+            policy = policies.get(info.id, key_id)
+            if policy is not None and (allowed is None or any(allowed(m.id) for m in policy.leaves())):
+                usable.append(info)
         return msgspec.json.encode({"object": "list", "data": [*models, *usable]})
 
     # -- running a request --------------------------------------------------------------------------
@@ -261,9 +268,9 @@ class Routing:
                 )
             await self._direct(ex, model, call)
             return
-        policy = self.policies.get(model_id)
+        policy = self.policies.get(model_id, ex.key_id)
         if policy is None:
-            defined = ", ".join(sorted(self.policies.by_id)) or "none"
+            defined = self.policies.defined(ex.key_id)
             raise NotFound(
                 f"The policy '{model_id}' does not exist (defined: {defined}).", param="model", code="model_not_found"
             )
@@ -313,6 +320,9 @@ class Routing:
             problem = need.problem(model)
             if problem is None and allowed is not None and not allowed(model.id):
                 problem = "is not allowed for this API key"
+            keys = credentials_for(target.key_strategy, model.provider.name, self.own_keys)
+            if problem is None and not keys:
+                problem = f"needs the organisation's own key for '{model.provider.name}' (none stored)"
             if problem is not None:
                 self._skip(policy, model, problem, skipped)
                 continue
@@ -326,16 +336,20 @@ class Routing:
                 if not self.breaker.available(model.id):
                     self._skip(policy, model, "is cooling down after repeated failures", skipped)
                     break
-                if previous is not None:
-                    # Earlier attempts and backoff are neither upstream time of the answer nor gateway overhead.
-                    ex.routing_seconds += time.perf_counter() - previous
-                    self._log_attempt(ex, failures[-1][1], len(failures))
-                previous = time.perf_counter()
-                failure = await self._attempt(ex, policy, model, call, path)
-                if failure is None:
-                    return
-                failures.append((model.id, failure))
-                if not is_retryable(failure):
+                for credential in keys:
+                    if previous is not None:
+                        # Earlier attempts and backoff are neither upstream time of the answer nor gateway overhead.
+                        ex.routing_seconds += time.perf_counter() - previous
+                        self._log_attempt(ex, failures[-1][1], len(failures))
+                    previous = time.perf_counter()
+                    failure = await self._attempt(ex, policy, model, call, path, credential)
+                    if failure is None:
+                        return
+                    failures.append((model.id, failure))
+                    # The other key (BYOK or the gateway's) may well work where this one was refused or limited.
+                    if not switches_key(failure):
+                        break
+                if not is_retryable(failures[-1][1]):
                     break
         raise self._exhausted(policy, failures, skipped)
 
@@ -359,12 +373,15 @@ class Routing:
                 yield from self._targets(target.policy, trace, (*path, target.name))
 
     async def _attempt(
-        self, ex: Exchange, policy: Policy, model: Model, call: Call, path: tuple[str, ...]
+        self, ex: Exchange, policy: Policy, model: Model, call: Call, path: tuple[str, ...], credential: Credential
     ) -> GatewayError | None:
-        """One call to one model; the error when it failed before anything reached the client, else None."""
+        """One call to one model with one provider key; the error when it failed before anything reached the
+        client, else None."""
         ex.attempts += 1
         ex.model = model.id
         ex.provider = model.provider.name
+        ex.upstream_auth = credential.headers
+        ex.byok = credential.byok
         started = time.perf_counter()
         try:
             await call(model)
@@ -432,11 +449,13 @@ class Routing:
                 endpoint=ex.endpoint,
                 model=ex.model,
                 provider=ex.provider,
-                status=failure.status,
+                # What the upstream answered (401 from a refused key), not what a caller would have been sent.
+                status=failure.upstream_status or failure.status,
                 latency_ms=ex.upstream_seconds * 1000.0,
                 stream=ex.stream,
                 error_type=failure.code or failure.type,
                 attempt=number,
+                byok=ex.byok,
             )
         )
 

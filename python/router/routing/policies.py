@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -104,6 +104,10 @@ def _check_targets(policy: PolicyConfig, at: str, kinds: dict[str, bool], index:
                 raise ConfigError(f"{where}.{_field(target)}: unknown policy {ref!r} (defined: {defined})")
             if target.retries:
                 raise ConfigError(f"{where}.retries: retries apply to model targets; {ref!r} retries its own targets")
+            if target.key_strategy != "router":
+                raise ConfigError(
+                    f"{where}.key_strategy: a key strategy applies to model targets; set it on {ref!r}'s targets"
+                )
         elif ref not in kinds:
             known = ", ".join(sorted(kinds)) or "none"
             raise ConfigError(f"{where}.model: unknown model {ref!r} (configured models: {known})")
@@ -114,6 +118,22 @@ def _check_targets(policy: PolicyConfig, at: str, kinds: dict[str, bool], index:
             raise ConfigError(f"{where}.retries: expected 0 to {MAX_RETRIES}, got {target.retries}")
         if not (math.isfinite(target.weight) and target.weight > 0):
             raise ConfigError(f"{where}.weight: expected a positive number, got {target.weight}")
+
+
+def check_scopes(policies: Sequence[PolicyConfig], scopes: Mapping[str, str], source: str) -> None:
+    """A key's policy (`scopes`: name → key id) is usable only by that key, so only that key's policies may
+    point at it: an org-wide policy, or another key's, would hand its targets to everyone."""
+    for i, policy in enumerate(policies):
+        owner = scopes.get(policy.name)
+        for j, name in enumerate(_children(policy)):
+            scope = scopes.get(name)
+            if scope is not None and scope != owner:
+                field = _field(policy.targets[j]) if len(policy.targets) > j else "policy"
+                whose = "an org-wide policy" if owner is None else "another key's policy"
+                raise ConfigError(
+                    f"{source}: at policies[{i}].targets[{j}].{field}: {PREFIX + name!r} belongs to one API key; "
+                    f"{whose} cannot use it"
+                )
 
 
 def _children(policy: PolicyConfig) -> Iterator[str]:
@@ -177,21 +197,24 @@ def _leaf_kinds(
 class Target:
     """A policy target resolved against the catalog: exactly one of `model` and `policy` is set."""
 
-    __slots__ = ("model", "name", "policy", "retries", "weight")
+    __slots__ = ("key_strategy", "model", "name", "policy", "retries", "weight")
 
-    def __init__(self, name: str, model: Model | None, retries: int, weight: float) -> None:
+    def __init__(self, name: str, model: Model | None, retries: int, weight: float, key_strategy: str) -> None:
         self.name = name
         self.model = model
         self.policy: Policy | None = None
         self.retries = retries
         self.weight = weight
+        self.key_strategy = key_strategy
 
 
 class Policy:
-    __slots__ = ("balancer", "id", "is_embedding", "kind", "name", "names", "targets")
+    __slots__ = ("balancer", "id", "is_embedding", "key_id", "kind", "name", "names", "targets")
 
-    def __init__(self, config: PolicyConfig, targets: list[Target]) -> None:
+    def __init__(self, config: PolicyConfig, targets: list[Target], key_id: str | None = None) -> None:
         self.name = config.name
+        # Set for a policy scoped to one API key: only that key sees and uses it.
+        self.key_id = key_id
         self.id = PREFIX + config.name
         self.kind = config.type
         self.targets = tuple(targets)
@@ -223,14 +246,22 @@ class PolicyInfo(msgspec.Struct, omit_defaults=False):
 class PolicySet:
     """Checked policies, compiled. Immutable: a change builds a new set, swapped in whole."""
 
-    def __init__(self, configs: Sequence[PolicyConfig], catalog: Catalog, created: int) -> None:
+    def __init__(
+        self,
+        configs: Sequence[PolicyConfig],
+        catalog: Catalog,
+        created: int,
+        scopes: Mapping[str, str] | None = None,
+    ) -> None:
+        scopes = scopes or {}
         compiled: dict[str, Policy] = {}
         for config in configs:
             targets = []
             for t in config.targets:
                 ref = reference(t)
-                targets.append(Target(ref, None if is_policy(ref) else catalog.models[ref], t.retries, t.weight))
-            compiled[config.name] = Policy(config, targets)
+                model = None if is_policy(ref) else catalog.models[ref]
+                targets.append(Target(ref, model, t.retries, t.weight, t.key_strategy))
+            compiled[config.name] = Policy(config, targets, scopes.get(config.name))
         for policy in compiled.values():
             for target in policy.targets:
                 if target.model is None:
@@ -251,5 +282,16 @@ class PolicySet:
             for p in compiled.values()
         ]
 
-    def get(self, policy_id: str) -> Policy | None:
-        return self.by_id.get(policy_id)
+        self.scoped = frozenset(scopes.values())
+
+    def get(self, policy_id: str, key_id: str | None = None) -> Policy | None:
+        """The policy `key_id` may use: org-wide ones, and that key's own."""
+        policy = self.by_id.get(policy_id)
+        if policy is None or (policy.key_id is not None and policy.key_id != key_id):
+            return None
+        return policy
+
+    def defined(self, key_id: str | None) -> str:
+        """The policy ids `key_id` may use, for an error message (never another key's)."""
+        names = sorted(p.id for p in self.by_id.values() if p.key_id is None or p.key_id == key_id)
+        return ", ".join(names) or "none"

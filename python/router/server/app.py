@@ -18,14 +18,18 @@ from granian.rsgi import HTTPProtocol, ProtocolClosed, Scope
 from ..admin import openapi
 from ..admin import routing as manage_api
 from ..alerts import Alerts
-from ..config import Config, PolicyConfig, load_config
+from ..config import Config, load_config
 from ..errors import GatewayError, NotFound
+from ..governance.byok import ByokAdmin
 from ..governance.keys import KeyCache, log_expiry
+from ..governance.policies import PolicyAdmin
 from ..governance.service import Governance
 from ..guardrails.policy import Policy as GuardrailPolicy
 from ..guardrails.settings import GuardrailSettings
 from ..metrics import Metrics
+from ..providers.byok import MasterKey, OwnKeyring
 from ..routing import Catalog, Routing
+from ..routing.stored import StoredPolicies
 from ..spend.budgets import Spend, budget_gauges
 from ..spend.cost import MICRO, cost_micro
 from ..spend.ledger import Ledger, ledger_path
@@ -95,14 +99,19 @@ class App:
         if config.spend.export_budgets:
             self.metrics.gauges = lambda: budget_gauges(self.store, self.spend, config.spend.export_budgets, clock())
         self.routing = Routing(config, self.catalog, self.metrics, created)
+        # Policies and BYOK keys written through the API: every worker reloads them when the change epoch moves.
+        master = MasterKey.from_env()
+        keyring = OwnKeyring(self.store, master, self.catalog.providers)
+        self.routing.own_keys = keyring.get
+        self.keys.on_change += [StoredPolicies(self.store, self.routing, config.policies).refresh, keyring.refresh]
+        for reload in self.keys.on_change:
+            reload()
+        self.policy_admin = PolicyAdmin(self.store, config, clock)
+        self.byok = ByokAdmin(self.store, master, self.catalog.providers, clock)
         self.request_ids = RequestIds()
         self.guardrails = GuardrailPolicy(config.guardrails)
         self.usage: UsageWriter | None = None
         self._background: list[asyncio.Task[None]] = []
-
-    def replace_policies(self, policies: list[PolicyConfig]) -> None:
-        """Check and swap in a new set of routing policies (for the management API); raises ConfigError."""
-        self.routing.replace_policies(policies)
 
     def set_guardrails(self, settings: GuardrailSettings) -> None:
         """Replace the organisation's guardrail settings; the next request uses them."""
@@ -259,6 +268,7 @@ class App:
                     tags=json_text(meta.tags) if meta is not None and meta.tags else None,
                     extra=json_text(meta.extra) if meta is not None and meta.extra else None,
                     attempt=max(ex.attempts, 1),
+                    byok=ex.byok,
                 )
             )
             for row in ex.attempt_rows:

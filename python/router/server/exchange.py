@@ -47,10 +47,10 @@ class Exchange:
     """What the handlers of one request share: ids, timings, the outcome to log, and response helpers."""
 
     __slots__ = (
-        "api", "attempt_rows", "attempts", "body_bytes", "budgets", "cached_tokens", "completion_tokens", "end_user",
-        "endpoint", "error_type", "events_seen", "headers", "hold", "key_id", "metadata", "model", "owner", "period",
-        "prices", "prompt_tokens", "proto", "provider", "request_id", "responded", "routing_seconds", "scope",
-        "started", "status", "stream", "ttft", "upstream_seconds",
+        "api", "attempt_rows", "attempts", "body_bytes", "budgets", "byok", "cached_tokens", "completion_tokens",
+        "end_user", "endpoint", "error_type", "events_seen", "headers", "hold", "key_id", "metadata", "model", "owner",
+        "period", "prices", "prompt_tokens", "proto", "provider", "request_id", "responded", "routing_seconds", "scope",
+        "started", "status", "stream", "ttft", "upstream_auth", "upstream_seconds",
     )  # fmt: skip
 
     def __init__(self, scope: Scope, proto: HTTPProtocol, endpoint: str, request_id: str) -> None:
@@ -88,6 +88,9 @@ class Exchange:
         self.attempts = 0
         self.routing_seconds = 0.0
         self.attempt_rows: list[UsageRow] = []
+        # The provider credential of the current attempt when it is not the configured one (BYOK), and who paid.
+        self.upstream_auth: dict[str, str] | None = None
+        self.byok = False
 
     # -- request ------------------------------------------------------------------------------------
 

@@ -38,9 +38,9 @@ def _admit(app: App, ex: Exchange, principal: Principal, model_id: str, endpoint
     404 for an unknown model or policy, 400 for the wrong kind, 403 (audited) outside the key's effective set;
     none of them reaches an upstream."""
     if is_policy(model_id):
-        policy = app.routing.policies.get(model_id)
+        policy = app.routing.policies.get(model_id, principal.key_id)
         if policy is None:
-            defined = ", ".join(sorted(app.routing.policies.by_id)) or "none"
+            defined = app.routing.policies.defined(principal.key_id)
             raise NotFound(
                 f"The policy '{model_id}' does not exist (defined: {defined}).", param="model", code="model_not_found"
             )
@@ -245,7 +245,7 @@ async def list_models(app: App, ex: Exchange) -> None:
             ex.send_bytes(200, app.catalog.models_body(None, usable=principal.allowed), JSON)
             return
     if principal.models_body is None:
-        principal.models_body = app.routing.models_list(principal.allowed.__contains__)
+        principal.models_body = app.routing.models_list(principal.allowed.__contains__, principal.key_id)
     ex.send_bytes(200, principal.models_body, JSON)
 
 

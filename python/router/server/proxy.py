@@ -55,7 +55,7 @@ async def forward_unary(
     provider = model.provider
     sent = time.perf_counter()
     try:
-        response, data = await provider.post(model.urls[endpoint], body, ex.request_id)
+        response, data = await provider.post(model.urls[endpoint], body, ex.request_id, ex.upstream_auth)
     except (rq.PyreqwestError, TimeoutError) as exc:
         raise upstream_failure(exc, provider.name) from None
     finally:
@@ -97,7 +97,7 @@ async def forward_stream(
     watch.add_done_callback(lambda w: None if ended or w.cancelled() else task.cancel())
     sent = time.perf_counter()
     try:
-        async with provider.stream(model.urls["chat"], body, ex.request_id) as response:
+        async with provider.stream(model.urls["chat"], body, ex.request_id, ex.upstream_auth) as response:
             if response.status != 200:
                 data = bytes(await response.bytes())
                 # Nothing was sent yet, so the client gets a JSON error with the real status, not a 200 stream.

@@ -48,6 +48,8 @@ async def forward(
 ) -> None:
     """Send a validated ``caller``-API request to the model's upstream and answer in the caller's API."""
     upstream = model.provider.api
+    if ex.upstream_auth is not None:  # this attempt pays with the organisation's own key (BYOK)
+        extra = {**(extra or {}), **ex.upstream_auth}
     plan = Plan()
     auto_cache = caching.wanted(fields.pop("requesty", None)) and upstream == "messages"
     if caller == upstream and not auto_cache:

@@ -232,4 +232,34 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX usage_log_trace ON usage_log (trace_id, ts)",
         ],
     ),
+    (
+        5,
+        "routing: policies managed by API (org-wide or one key's), BYOK provider keys, which key paid a usage row",
+        [
+            # key_id '' is an org-wide policy; names are unique across scopes (a policy is addressed by name).
+            """CREATE TABLE policies (
+                name TEXT PRIMARY KEY,
+                key_id TEXT NOT NULL DEFAULT '',
+                type TEXT NOT NULL,
+                targets TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL,
+                created_by TEXT
+            )""",
+            # Sealed with AES-GCM under ROUTER_MASTER_KEY; `master` is the fingerprint of the master key that
+            # sealed the row (so rotation knows which rows are done), `fingerprint` that of the provider key.
+            """CREATE TABLE provider_keys (
+                org_id TEXT NOT NULL,
+                provider TEXT NOT NULL,
+                sealed BLOB NOT NULL,
+                master TEXT NOT NULL,
+                fingerprint TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                created_by TEXT,
+                PRIMARY KEY (org_id, provider)
+            )""",
+            # 1 when the organisation's own provider key paid for the call (cost to the org, not through us).
+            "ALTER TABLE usage_log ADD COLUMN byok INTEGER NOT NULL DEFAULT 0",
+        ],
+    ),
 ]

@@ -138,6 +138,8 @@ class UsageRow(msgspec.Struct, array_like=True):
     extra: str | None = None  # JSON object
     # 1 for the first upstream call of a request; a policy's retries and fallbacks get 2, 3, ...
     attempt: int = 1
+    # The organisation's own (BYOK) provider key paid for this call, not the gateway's.
+    byok: bool = False
 
 
 USAGE_COLUMNS = UsageRow.__struct_fields__

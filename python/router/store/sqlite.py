@@ -18,10 +18,11 @@ from .analytics import AnalyticsQueries
 from .governance import KEY_COLUMNS, GovernanceTables, key_from_row
 from .migrations import MIGRATIONS
 from .records import USAGE_COLUMNS, AuditEvent, KeyRecord, UsageRow
+from .routing_tables import RoutingTables
 from .signal import ChangeSignal
 
 _ROLLUP_UPSERTS = [(r, r.upsert_sql()) for r in rollup.ROLLUPS]
-_BOOL_COLUMNS = [USAGE_COLUMNS.index(c) for c in ("stream", "cost_estimated")]
+_BOOL_COLUMNS = [USAGE_COLUMNS.index(c) for c in ("stream", "cost_estimated", "byok")]
 _INSERT_USAGE = f"INSERT INTO usage_log ({', '.join(USAGE_COLUMNS)}) VALUES ({', '.join('?' * len(USAGE_COLUMNS))})"
 
 
@@ -32,7 +33,7 @@ def _usage_row(row: Sequence[object]) -> UsageRow:
     return UsageRow(*values)
 
 
-class SQLiteStore(GovernanceTables, AnalyticsQueries):
+class SQLiteStore(GovernanceTables, RoutingTables, AnalyticsQueries):
     def __init__(self, path: str) -> None:
         self.path = path
         self._memory = path == ":memory:"
