@@ -159,6 +159,11 @@ class RoutingConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     explore: float = 0.07
 
 
+class CachingConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    # The organisation's `requesty.auto_cache` default until an admin sets one with the management API.
+    auto_cache: bool = False
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     providers: dict[str, ProviderConfig]
     models: list[ModelConfig]
@@ -171,6 +176,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     database: str | None = None
     policies: list[PolicyConfig] = []
     routing: RoutingConfig = RoutingConfig()
+    caching: CachingConfig = CachingConfig()
 
     def timeouts_for(self, provider: str) -> Timeouts:
         return self.providers[provider].timeouts or self.timeouts

@@ -23,6 +23,8 @@ from ..errors import GatewayError, NotFound
 from ..governance.keys import KeyCache, log_expiry
 from ..governance.service import Governance
 from ..metrics import Metrics
+from ..protocols.caching import Defaults as CachingDefaults
+from ..protocols.tools import results_json
 from ..routing import Catalog, Routing
 from ..spend.budgets import Spend, budget_gauges
 from ..spend.cost import MICRO, cost_micro
@@ -83,6 +85,7 @@ class App:
         created = int(time.time())
         self.catalog = Catalog(config, created=created)
         self.keys = KeyCache(self.store, admin_key, self.catalog.provider_of, clock)
+        self.caching = CachingDefaults(self.store, config.caching.auto_cache)
         self.governance = Governance(self.store, self.catalog.provider_of, self.catalog.metadata, clock)
         self.alerts = Alerts(config.alerts, self.store, clock)
         self.spend = Spend(
@@ -252,6 +255,8 @@ class App:
                     tags=json_text(meta.tags) if meta is not None and meta.tags else None,
                     extra=json_text(meta.extra) if meta is not None and meta.extra else None,
                     attempt=max(ex.attempts, 1),
+                    tool_calls=json_text(ex.tool_calls) if ex.tool_calls else None,
+                    tool_results=results_json(ex.tool_results),
                 )
             )
             for row in ex.attempt_rows:

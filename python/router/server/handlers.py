@@ -11,7 +11,7 @@ import msgspec
 from ..errors import InvalidRequest, NotFound, PermissionDenied
 from ..governance.keys import Principal
 from ..metrics import CONTENT_TYPE
-from ..protocols import anthropic, reasoning, responses
+from ..protocols import anthropic, reasoning, responses, tools
 from ..routing import Model, Need
 from ..routing.executor import Call, resolve_model
 from ..routing.policies import is_policy
@@ -101,6 +101,7 @@ def _charge(
         fields.get("requesty"), ex.headers.get("x-router-metadata"), app.config.spend.max_metadata_bytes
     )
     record = principal.record
+    ex.auto_cache = app.caching.resolve(fields.get("requesty"), record)
     ex.owner = record.owner_id if record is not None and record.owner_type == "user" else None
     ex.end_user = end_user
     candidates = [(m.id, m.prices, m.config.max_output_tokens if max_output is None else max_output) for m in models]
@@ -123,6 +124,7 @@ async def chat_completions(app: App, ex: Exchange) -> None:
     principal, body, fields = await _authenticated_body(app, ex)
     request = rq.validate_chat(body)
     models = _admit(app, ex, principal, request.model, "chat")
+    ex.tool_results = tools.chat_results(body, request.messages[-1].role)
     _charge(app, ex, principal, models, fields, request.user, request.max_completion_tokens or request.max_tokens)
     stream = bool(request.stream)
     client_wants_usage = bool(request.stream_options and request.stream_options.include_usage)
@@ -158,6 +160,7 @@ async def messages(app: App, ex: Exchange) -> None:
     principal, body, fields = await _authenticated_body(app, ex)
     request = anthropic.validate_messages(body)
     models = _admit(app, ex, principal, request.model, "messages")
+    ex.tool_results = tools.messages_results(request)
     _charge(app, ex, principal, models, fields, None, request.max_tokens)
     estimate = anthropic.estimate_input_tokens(request)
     stream = bool(request.stream)
@@ -184,6 +187,7 @@ async def responses_create(app: App, ex: Exchange) -> None:
     principal, body, fields = await _authenticated_body(app, ex)
     request = responses.validate_responses(body)
     models = _admit(app, ex, principal, request.model, "responses")
+    ex.tool_results = tools.responses_results(request.input)
     _charge(app, ex, principal, models, fields, None, request.max_output_tokens)
     stream = bool(request.stream)
 

@@ -15,6 +15,7 @@ from pyreqwest import exceptions as rq
 
 from .._core import StreamTap
 from ..errors import GatewayError, UpstreamError
+from ..protocols.tools import ChatChoice, chat_calls
 from ..providers.transport import upstream_failure
 from ..routing import Model
 from .exchange import JSON, Exchange, openai_error_body
@@ -32,6 +33,7 @@ class Usage(msgspec.Struct):
 
 class _UsageOnly(msgspec.Struct):
     usage: Usage | None = None
+    choices: list[ChatChoice] | None = None  # for the tool calls; everything else in them is skipped
 
 
 _usage_decoder = msgspec.json.Decoder(_UsageOnly)
@@ -60,7 +62,9 @@ async def forward_unary(ex: Exchange, model: Model, endpoint: str, body: bytes) 
     if status != 200:
         raise provider.error_from_status(status, data, response.get_header("retry-after"))
     try:
-        record_usage(ex, _usage_decoder.decode(data).usage)
+        answer = _usage_decoder.decode(data)
+        record_usage(ex, answer.usage)
+        ex.tool_calls = chat_calls(answer.choices)
     except msgspec.DecodeError:
         raise UpstreamError(
             f"Upstream provider '{provider.name}' returned an invalid JSON response.", code="upstream_invalid_response"
@@ -137,6 +141,7 @@ async def forward_stream(ex: Exchange, model: Model, body: bytes, hide_usage: bo
                 await transport.send_bytes(_error_event(failure))
             finally:
                 ex.events_seen = tap.data_events
+                ex.tool_calls = tap.tool_names or None
                 if tap.usage is not None:
                     record_usage(ex, _usage_value_decoder.decode(tap.usage))
     except (rq.PyreqwestError, TimeoutError) as exc:

@@ -29,6 +29,8 @@ class KeyRecord(msgspec.Struct, frozen=True):
     expired_logged_at: float | None = None
     created_by: str | None = None
     permission: str | None = None
+    # The key's `requesty.auto_cache` default; None defers to the organisation's.
+    auto_cache: bool | None = None
     groups: tuple[str, ...] = ()
 
     @property
@@ -138,6 +140,8 @@ class UsageRow(msgspec.Struct, array_like=True):
     extra: str | None = None  # JSON object
     # 1 for the first upstream call of a request; a policy's retries and fallbacks get 2, 3, ...
     attempt: int = 1
+    tool_calls: str | None = None  # JSON list of the tool names the answer called, in order
+    tool_results: str | None = None  # JSON list of {"name", "is_error"}: results the request sent back
 
 
 USAGE_COLUMNS = UsageRow.__struct_fields__
