@@ -15,6 +15,7 @@ import msgspec
 import pytest
 
 from router._core import SseParser, StreamTap
+from router.server.proxy import _usage_decoder
 
 
 def _event(delta: dict) -> bytes:
@@ -88,9 +89,8 @@ def _python(chunks: list[bytes]) -> list[str]:
         for event in parser.feed(chunk):
             if event.data != "[DONE]":
                 for choice in _chunk.decode(event.data).choices:
-                    for call in (choice.delta and choice.delta.tool_calls) or ():
-                        if call.function is not None and call.function.name:
-                            names.append(call.function.name)
+                    calls = (choice.delta and choice.delta.tool_calls) or ()
+                    names.extend(c.function.name for c in calls if c.function is not None and c.function.name)
     tap.finish()
     return names
 
@@ -101,3 +101,35 @@ def test_tool_names(benchmark, stream: str, impl: str) -> None:
     chunks, expected = (TEXT, []) if stream == "text" else (AGENT, AGENT_TOOLS)
     benchmark.group = f"tool names, 1,000-event {stream} stream"
     assert benchmark(_rust if impl == "rust-tap" else _python, chunks) == expected
+
+
+# -- whole chat answers: the usage decode now also reads `choices[].message.tool_calls[].function.name` ------
+
+
+class _UsageBefore(msgspec.Struct):
+    usage: dict | None = None
+
+
+ANSWER = json.dumps(
+    {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "gpt-4o",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "A long answer. " * 200, "refusal": None},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 50, "completion_tokens": 600, "total_tokens": 650},
+    }
+).encode()
+
+
+@pytest.mark.parametrize("impl", ["usage-and-tool-calls", "usage-only-before"])
+def test_unary_answer_decode(benchmark, impl: str) -> None:
+    decoder = _usage_decoder if impl == "usage-and-tool-calls" else msgspec.json.Decoder(_UsageBefore)
+    benchmark.group = "unary chat answer (3 KB): decode for usage"
+    assert benchmark(decoder.decode, ANSWER).usage is not None
