@@ -109,6 +109,13 @@ def test_key_setting_at_creation_and_by_its_owner_only(gw: Gateway, mock: MockCo
         assert bad.status_code == 400 and "auto_cache" in bad.json()["error"]["message"]
         assert not _cached(_ask(alice_key["key"], gw.base))
         assert _cached(_ask(bob_key["key"], gw.base))
+        # Streams get the same default.
+        claude = anthropic.Anthropic(base_url=gw.base, api_key=bob_key["key"], max_retries=0, timeout=20)
+        with claude.messages.stream(model=MODEL, max_tokens=10, system=LONG_SYSTEM, messages=HELLO) as stream:
+            assert _cached(stream.get_final_message())
+        alice = anthropic.Anthropic(base_url=gw.base, api_key=alice_key["key"], max_retries=0, timeout=20)
+        with alice.messages.stream(model=MODEL, max_tokens=10, system=LONG_SYSTEM, messages=HELLO) as stream:
+            assert not _cached(stream.get_final_message())
     finally:
         gw.ok("POST", "/org/caching", {"auto_cache": None})
 
