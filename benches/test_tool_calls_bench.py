@@ -15,6 +15,7 @@ import msgspec
 import pytest
 
 from router._core import SseParser, StreamTap
+from router.protocols.tools import chat_answer_calls
 from router.server.proxy import _usage_decoder
 
 
@@ -103,11 +104,7 @@ def test_tool_names(benchmark, stream: str, impl: str) -> None:
     assert benchmark(_rust if impl == "rust-tap" else _python, chunks) == expected
 
 
-# -- whole chat answers: the usage decode now also reads `choices[].message.tool_calls[].function.name` ------
-
-
-class _UsageBefore(msgspec.Struct):
-    usage: dict | None = None
+# -- whole chat answers: after the usage decode, a scan for `"tool_calls"` (decoded only when present) ------
 
 
 ANSWER = json.dumps(
@@ -128,8 +125,15 @@ ANSWER = json.dumps(
 ).encode()
 
 
-@pytest.mark.parametrize("impl", ["usage-and-tool-calls", "usage-only-before"])
+def _with_tool_scan(data: bytes) -> list[str] | None:
+    _usage_decoder.decode(data)
+    return chat_answer_calls(data)
+
+
+@pytest.mark.parametrize("impl", ["usage-then-tool-scan", "usage-only-before"])
 def test_unary_answer_decode(benchmark, impl: str) -> None:
-    decoder = _usage_decoder if impl == "usage-and-tool-calls" else msgspec.json.Decoder(_UsageBefore)
-    benchmark.group = "unary chat answer (3 KB): decode for usage"
-    assert benchmark(decoder.decode, ANSWER).usage is not None
+    benchmark.group = "unary chat answer (3 KB, no tool calls)"
+    if impl == "usage-only-before":
+        assert benchmark(_usage_decoder.decode, ANSWER).usage is not None
+    else:
+        assert benchmark(_with_tool_scan, ANSWER) is None

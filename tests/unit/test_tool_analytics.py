@@ -120,13 +120,25 @@ def test_whole_answers_name_their_calls_in_order(api: str, reply: dict) -> None:
     assert tools.called({"choices": [{"message": {"content": "hi"}}], "content": [], "output": []}, api) is None
 
 
-def test_chat_calls_decoded_with_the_usage() -> None:
-    decoder = msgspec.json.Decoder(list[tools.ChatChoice])
-    assert tools.chat_calls(decoder.decode(json.dumps([{"message": {"tool_calls": CALLS}}]))) == [
-        "get_weather",
-        "get_time",
+def test_passed_through_chat_answers_name_their_calls_and_never_fail() -> None:
+    answer = {"choices": [{"message": {"tool_calls": CALLS}}], "usage": {"prompt_tokens": 1}}
+    assert tools.chat_answer_calls(json.dumps(answer).encode()) == ["get_weather", "get_time"]
+    assert tools.chat_answer_calls(b'{"choices": [{"message": {"content": "hi"}}]}') is None
+    # Shapes the analytics cannot read are ignored, never an error for the answer.
+    assert tools.chat_answer_calls(b'{"choices": [{"message": {"tool_calls": {"odd": 1}}}]}') is None
+    assert tools.called({"choices": "odd", "content": "x", "output": [1, None]}, "chat") is None
+    assert tools.called({"content": "text", "output": [1, None]}, "messages") is None
+    assert tools.called({"output": [1, None, {"type": "function_call", "name": 5}]}, "responses") is None
+
+
+def test_malformed_tool_history_is_not_an_analytics_error() -> None:
+    body = _chat_body([{"role": "tool", "tool_call_id": 7, "content": "x"}])
+    assert tools.chat_results(body, "tool") is None
+    items = [
+        {"type": "function_call", "call_id": ["a"], "name": "f"},
+        {"type": "function_call_output", "call_id": {"x": 1}, "output": "?"},
     ]
-    assert tools.chat_calls(decoder.decode(b'[{"message": {"content": "hi"}}]')) is None
+    assert tools.responses_results(items) is None
 
 
 def _row(i: int, calls: list[str] | None, results: list[tuple[str, bool]] | None, latency: float, **kw) -> UsageRow:

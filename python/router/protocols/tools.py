@@ -35,12 +35,26 @@ class _ChatMessage(msgspec.Struct):
     tool_calls: list[_Call] | None = None
 
 
-class ChatChoice(msgspec.Struct):
+class _ChatChoice(msgspec.Struct):
     message: _ChatMessage | None = None
 
 
-def chat_calls(choices: list[ChatChoice] | None) -> list[str] | None:
-    """Tool names in a chat completion's choices (decoded with its usage, never a second time)."""
+class _ChatAnswer(msgspec.Struct):
+    choices: list[_ChatChoice] | None = None
+
+
+_chat_answer = msgspec.json.Decoder(_ChatAnswer)
+
+
+def chat_answer_calls(data: bytes) -> list[str] | None:
+    """Tool names in a chat completion the gateway passes through as bytes: decoded (for this only) when the
+    answer mentions tool calls at all; a shape the analytics cannot read never fails the answer."""
+    if b'"tool_calls"' not in data:
+        return None
+    try:
+        choices = _chat_answer.decode(data).choices
+    except msgspec.DecodeError:
+        return None
     names = [
         c.function.name
         for choice in choices or ()
@@ -51,19 +65,35 @@ def chat_calls(choices: list[ChatChoice] | None) -> list[str] | None:
     return names or None
 
 
-def called(reply: dict[str, Any], api: str) -> list[str] | None:
-    """Tool names a whole answer in ``api``'s shape called, in order."""
+def _named(items: Any, kind: str) -> list[str]:
+    if not isinstance(items, list):
+        return []
+    return [
+        i["name"] for i in items if isinstance(i, dict) and i.get("type") == kind and isinstance(i.get("name"), str)
+    ]
+
+
+def _chat_named(choices: Any) -> list[str]:
     names: list[str] = []
+    for choice in choices if isinstance(choices, list) else ():
+        message = choice.get("message") if isinstance(choice, dict) else None
+        calls = message.get("tool_calls") if isinstance(message, dict) else None
+        for call in calls if isinstance(calls, list) else ():
+            function = call.get("function") if isinstance(call, dict) else None
+            name = function.get("name") if isinstance(function, dict) else None
+            if isinstance(name, str) and name:
+                names.append(name)
+    return names
+
+
+def called(reply: dict[str, Any], api: str) -> list[str] | None:
+    """Tool names a whole answer in ``api``'s shape called, in order (whatever the upstream sent: never raises)."""
     if api == "chat":
-        for choice in reply.get("choices") or ():
-            for call in ((choice or {}).get("message") or {}).get("tool_calls") or ():
-                name = (call.get("function") or {}).get("name")
-                if name:
-                    names.append(name)
+        names = _chat_named(reply.get("choices"))
     elif api == "messages":
-        names = [b["name"] for b in reply.get("content") or () if b.get("type") == "tool_use" and b.get("name")]
+        names = _named(reply.get("content"), "tool_use")
     else:
-        names = [i["name"] for i in reply.get("output") or () if i.get("type") == "function_call" and i.get("name")]
+        names = _named(reply.get("output"), "function_call")
     return names or None
 
 
@@ -87,7 +117,10 @@ def chat_results(body: bytes, last_role: str) -> list[Result] | None:
     """The trailing `role: tool` messages of a chat request; the body is decoded again only when there are some."""
     if last_role != "tool":
         return None
-    messages = _tool_turns.decode(body).messages
+    try:
+        messages = _tool_turns.decode(body).messages
+    except msgspec.DecodeError:  # e.g. a non-string tool_call_id: the upstream's to judge, not the analytics'
+        return None
     names = {c.id: c.function.name for m in messages for c in m.tool_calls or () if c.function and c.function.name}
     results: list[Result] = []
     for m in reversed(messages):
@@ -126,12 +159,17 @@ def responses_results(items: str | list[dict[str, Any]]) -> list[Result] | None:
     """The trailing function_call_output items of a Responses request's input."""
     if isinstance(items, str) or not items or items[-1].get("type") != "function_call_output":
         return None
-    names = {i.get("call_id"): i.get("name") for i in items if i.get("type") == "function_call"}
+    names = {
+        i["call_id"]: i["name"]
+        for i in items
+        if i.get("type") == "function_call" and isinstance(i.get("call_id"), str) and isinstance(i.get("name"), str)
+    }
     results: list[Result] = []
     for item in reversed(items):
         if item.get("type") != "function_call_output":
             break
-        name = names.get(item.get("call_id"))
+        call_id = item.get("call_id")
+        name = names.get(call_id) if isinstance(call_id, str) else None
         if name:
             results.append((name, False))
     results.reverse()

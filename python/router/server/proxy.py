@@ -15,7 +15,7 @@ from pyreqwest import exceptions as rq
 
 from .._core import StreamTap
 from ..errors import GatewayError, UpstreamError
-from ..protocols.tools import ChatChoice, chat_calls
+from ..protocols.tools import chat_answer_calls
 from ..providers.transport import upstream_failure
 from ..routing import Model
 from .exchange import JSON, Exchange, openai_error_body
@@ -33,7 +33,6 @@ class Usage(msgspec.Struct):
 
 class _UsageOnly(msgspec.Struct):
     usage: Usage | None = None
-    choices: list[ChatChoice] | None = None  # for the tool calls; everything else in them is skipped
 
 
 _usage_decoder = msgspec.json.Decoder(_UsageOnly)
@@ -62,13 +61,13 @@ async def forward_unary(ex: Exchange, model: Model, endpoint: str, body: bytes) 
     if status != 200:
         raise provider.error_from_status(status, data, response.get_header("retry-after"))
     try:
-        answer = _usage_decoder.decode(data)
-        record_usage(ex, answer.usage)
-        ex.tool_calls = chat_calls(answer.choices)
+        record_usage(ex, _usage_decoder.decode(data).usage)
     except msgspec.DecodeError:
         raise UpstreamError(
             f"Upstream provider '{provider.name}' returned an invalid JSON response.", code="upstream_invalid_response"
         ) from None
+    if endpoint == "chat":
+        ex.tool_calls = chat_answer_calls(data)
     ex.send_bytes(200, data, JSON)
 
 
