@@ -15,8 +15,8 @@ import msgspec
 import pytest
 
 from router._core import SseParser, StreamTap
-from router.protocols.tools import chat_answer_calls
-from router.server.proxy import _usage_decoder
+from router.protocols.tools import chat_calls
+from router.server.proxy import _usage_decoder, decode_answer
 
 
 def _event(delta: dict) -> bytes:
@@ -104,7 +104,7 @@ def test_tool_names(benchmark, stream: str, impl: str) -> None:
     assert benchmark(_rust if impl == "rust-tap" else _python, chunks) == expected
 
 
-# -- whole chat answers: after the usage decode, a scan for `"tool_calls"` (decoded only when present) ------
+# -- whole chat answers: usage and tool names decoded in one pass (before: usage only) --------------------
 
 
 ANSWER = json.dumps(
@@ -125,15 +125,18 @@ ANSWER = json.dumps(
 ).encode()
 
 
-def _with_tool_scan(data: bytes) -> list[str] | None:
-    _usage_decoder.decode(data)
-    return chat_answer_calls(data)
+def _usage_and_tools(data: bytes) -> list[str] | None:
+    answer = decode_answer(data)
+    assert answer.usage is not None
+    return chat_calls(answer.choices)
 
 
-@pytest.mark.parametrize("impl", ["usage-then-tool-scan", "usage-only-before"])
+def _usage_only(data: bytes) -> None:
+    """What forward_unary did before."""
+    assert _usage_decoder.decode(data).usage is not None
+
+
+@pytest.mark.parametrize("impl", ["usage-and-tool-names", "usage-only-before"])
 def test_unary_answer_decode(benchmark, impl: str) -> None:
     benchmark.group = "unary chat answer (3 KB, no tool calls)"
-    if impl == "usage-only-before":
-        assert benchmark(_usage_decoder.decode, ANSWER).usage is not None
-    else:
-        assert benchmark(_with_tool_scan, ANSWER) is None
+    assert benchmark(_usage_and_tools if impl == "usage-and-tool-names" else _usage_only, ANSWER) is None

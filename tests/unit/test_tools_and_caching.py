@@ -9,6 +9,7 @@ import pytest
 
 from router.protocols import anthropic, caching, responses, tools
 from router.server import requests as rq
+from router.server.proxy import decode_answer
 from router.store import UsageRow, open_store
 from router.store.analytics import Filters
 from router.store.records import KeyRecord
@@ -121,11 +122,14 @@ def test_whole_answers_name_their_calls_in_order(api: str, reply: dict) -> None:
 
 
 def test_passed_through_chat_answers_name_their_calls_and_never_fail() -> None:
-    answer = {"choices": [{"message": {"tool_calls": CALLS}}], "usage": {"prompt_tokens": 1}}
-    assert tools.chat_answer_calls(json.dumps(answer).encode()) == ["get_weather", "get_time"]
-    assert tools.chat_answer_calls(b'{"choices": [{"message": {"content": "hi"}}]}') is None
-    # Shapes the analytics cannot read are ignored, never an error for the answer.
-    assert tools.chat_answer_calls(b'{"choices": [{"message": {"tool_calls": {"odd": 1}}}]}') is None
+    answer = decode_answer(json.dumps({"choices": [{"message": {"tool_calls": CALLS}}], "usage": {"prompt_tokens": 1}}))
+    assert tools.chat_calls(answer.choices) == ["get_weather", "get_time"] and answer.usage.prompt_tokens == 1
+    assert tools.chat_calls(decode_answer(b'{"choices": [{"message": {"content": "hi"}}]}').choices) is None
+    # Shapes the analytics cannot read are ignored, never an error for the answer: the usage still counts.
+    odd = decode_answer(b'{"choices": [{"message": {"tool_calls": {"odd": 1}}}], "usage": {"prompt_tokens": 3}}')
+    assert tools.chat_calls(odd.choices) is None and odd.usage.prompt_tokens == 3
+    with pytest.raises(msgspec.DecodeError):
+        decode_answer(b'{"usage": "not an object"}')
     assert tools.called({"choices": "odd", "content": "x", "output": [1, None]}, "chat") is None
     assert tools.called({"content": "text", "output": [1, None]}, "messages") is None
     assert tools.called({"output": [1, None, {"type": "function_call", "name": 5}]}, "responses") is None

@@ -35,26 +35,14 @@ class _ChatMessage(msgspec.Struct):
     tool_calls: list[_Call] | None = None
 
 
-class _ChatChoice(msgspec.Struct):
+class ChatChoice(msgspec.Struct):
+    """What a chat completion's choice says about tool calls; decoded with the answer's usage, in one pass."""
+
     message: _ChatMessage | None = None
 
 
-class _ChatAnswer(msgspec.Struct):
-    choices: list[_ChatChoice] | None = None
-
-
-_chat_answer = msgspec.json.Decoder(_ChatAnswer)
-
-
-def chat_answer_calls(data: bytes) -> list[str] | None:
-    """Tool names in a chat completion the gateway passes through as bytes: decoded (for this only) when the
-    answer mentions tool calls at all; a shape the analytics cannot read never fails the answer."""
-    if b'"tool_calls"' not in data:
-        return None
-    try:
-        choices = _chat_answer.decode(data).choices
-    except msgspec.DecodeError:
-        return None
+def chat_calls(choices: list[ChatChoice] | None) -> list[str] | None:
+    """Tool names in a chat completion's choices, in order."""
     names = [
         c.function.name
         for choice in choices or ()
