@@ -91,6 +91,9 @@ class StreamTap:
     def model(self) -> str | None:
         """The top-level `model` string of the first JSON data event that has one."""
     @property
+    def tool_names(self) -> list[str]:
+        """Names of the tools the model called (`delta.tool_calls[].function.name`), in order."""
+    @property
     def malformed(self) -> bool:
         """A data event other than `[DONE]` was not valid JSON (or not UTF-8).
 
@@ -150,6 +153,9 @@ class Transcoder:
         """Input tokens written to the cache (Anthropic)."""
     @property
     def reasoning_tokens(self) -> int | None: ...
+    @property
+    def tool_names(self) -> list[str]:
+        """Names of the tools the model called, in order (not the structured-output `json_tool`)."""
 
 @final
 class Rendezvous:

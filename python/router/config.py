@@ -163,6 +163,11 @@ class RoutingConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     explore: float = 0.07
 
 
+class CachingConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    # The organisation's `requesty.auto_cache` default until an admin sets one with the management API.
+    auto_cache: bool = False
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     providers: dict[str, ProviderConfig]
     models: list[ModelConfig]
@@ -176,6 +181,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     policies: list[PolicyConfig] = []
     routing: RoutingConfig = RoutingConfig()
     guardrails: GuardrailSettings = GuardrailSettings()
+    caching: CachingConfig = CachingConfig()
 
     def timeouts_for(self, provider: str) -> Timeouts:
         return self.providers[provider].timeouts or self.timeouts

@@ -47,6 +47,10 @@ class PresetBody(msgspec.Struct, forbid_unknown_fields=True):
     mode: str = "add"
 
 
+class CachingBody(msgspec.Struct, forbid_unknown_fields=True):
+    auto_cache: bool | None
+
+
 class RoleBody(msgspec.Struct, forbid_unknown_fields=True):
     role: str
 
@@ -65,6 +69,8 @@ def get_org(call: Call) -> tuple[int, Any]:
         "approved_models": len(approved),
         "catalog_models": len(call.gov.catalog),
         "counts": store.org_counts(),
+        # null: the config file's `caching.auto_cache` decides.
+        "caching": {"auto_cache": store.org_auto_cache()},
         "you": {"actor": call.actor.id, "role": call.actor.role, "user_id": call.actor.user_id},
     }
 
@@ -72,6 +78,16 @@ def get_org(call: Call) -> tuple[int, Any]:
 @route("POST", "/org/limit", "Set (or clear with null) the organisation's monthly budget in USD", LimitBody)
 def org_limit(call: Call) -> tuple[int, Any]:
     return 200, {"monthly_limit": call.gov.set_org_limit(call.actor, call.body.monthly_limit)}
+
+
+@route(
+    "POST",
+    "/org/caching",
+    "Set the organisation's requesty.auto_cache default (null: the config file's caching.auto_cache)",
+    CachingBody,
+)
+def org_caching(call: Call) -> tuple[int, Any]:
+    return 200, {"auto_cache": call.gov.set_org_auto_cache(call.actor, call.body.auto_cache)}
 
 
 # -- API keys -------------------------------------------------------------------------------------------
@@ -141,6 +157,17 @@ def key_labels(call: Call) -> tuple[int, Any]:
 @route("POST", "/apikey/{id}/expiry", "Set the expiry (ISO time or duration such as 90d; null removes it)", ExpiryBody)
 def key_expiry(call: Call) -> tuple[int, Any]:
     return 200, key_view(call.gov.set_key_expiry(call.actor, call.params["id"], call.body.expires_at), call.now())
+
+
+@route(
+    "POST",
+    "/apikey/{id}/settings",
+    "Set the key's requesty.auto_cache default (null: the organisation's); its owner or an admin",
+    CachingBody,
+)
+def key_settings(call: Call) -> tuple[int, Any]:
+    record = call.gov.set_key_auto_cache(call.actor, call.params["id"], call.body.auto_cache)
+    return 200, key_view(record, call.now())
 
 
 @route("POST", "/apikey/{id}/revoke", "Revoke an API key (kept for audit)")

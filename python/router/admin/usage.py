@@ -83,6 +83,16 @@ def trace(call: Call) -> tuple[int, Any]:
     return 200, {"trace_id": call.params["trace"], "requests": rows}
 
 
+@route(
+    "GET",
+    "/tools",
+    "Tool-call analytics per tool name: calls, requests, results, errors, error rate, p50/p95 latency of the "
+    "requests whose answer called it; filters as /usage (start, end, key, user, group, model, provider, trace, ...)",
+)
+def tools(call: Call) -> tuple[int, Any]:
+    return 200, {"object": "list", "data": call.gov.store.tool_report(_filters(call))}
+
+
 @route("GET", "/feedback/{request}", "Feedback given on one request")
 def feedback(call: Call) -> tuple[int, Any]:
     request_id = call.params["request"]

@@ -183,6 +183,7 @@ class Governance:
             expires_at=expires_at,
             created_by=actor.id,
             permission=spec.permission,
+            auto_cache=spec.auto_cache,
             groups=tuple(groups),
         )
         try:
@@ -238,6 +239,11 @@ class Governance:
         return self._update_key(
             actor, record, "key.update_limit", monthly_limit=_amount(monthly_limit, "monthly_limit")
         )
+
+    def set_key_auto_cache(self, actor: Actor, key_id: str, auto_cache: bool | None) -> KeyRecord:
+        """The key's `requesty.auto_cache` default (None defers to the organisation's): its owner or an admin."""
+        record = self._changeable_key(actor, key_id)
+        return self._update_key(actor, record, "key.update_settings", auto_cache=auto_cache)
 
     def set_key_labels(self, actor: Actor, key_id: str, labels: Mapping[str, str]) -> KeyRecord:
         record = self._changeable_key(actor, key_id)
@@ -761,6 +767,16 @@ class Governance:
                 after={"monthly_limit": limit},
             )
         return limit
+
+    def set_org_auto_cache(self, actor: Actor, auto_cache: bool | None) -> bool | None:
+        """The organisation's `requesty.auto_cache` default; None falls back to the config file's."""
+        rbac.require_admin(actor, "change the organisation's caching default")
+        with self.store.transaction():
+            before = self.store.org_auto_cache()
+            self.store.set_org_auto_cache(auto_cache)
+            change = {"before": {"auto_cache": before}, "after": {"auto_cache": auto_cache}}
+            self._audit(actor, "org.update_caching", "org", "org", **change)
+        return auto_cache
 
     # -- audit ------------------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ class KeySpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     monthly_limit: float | None = None
     expires_at: str | float | None = None
     permission: str | None = None
+    auto_cache: bool | None = None  # the key's `requesty.auto_cache` default; null: the organisation's
 
 
 class UserSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -24,6 +24,7 @@ def key_view(k: KeyRecord, now: float) -> dict[str, Any]:
         "labels": dict(k.labels),
         "monthly_limit": k.monthly_limit,
         "permission": k.permission,
+        "auto_cache": k.auto_cache,
         "expires_at": _time(k.expires_at),
         "created_by": k.created_by,
         "created_at": _time(k.created_at),

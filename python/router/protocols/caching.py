@@ -1,5 +1,8 @@
 """``requesty.auto_cache``: Anthropic prompt-cache breakpoints the client did not place itself.
 
+Whether a request gets them is decided by the first level that says: the request's own flag, its key's
+setting, the organisation's setting (management API), the config file's ``caching.auto_cache``.
+
 With ``{"requesty": {"auto_cache": true}}`` on a request to an Anthropic upstream, a long system prompt and the
 conversation so far (the last block of the last message) get ``cache_control: {"type": "ephemeral"}``, so
 the next turn reads them from the cache. ``false`` (or no flag) never adds breakpoints; the client's own are
@@ -9,9 +12,12 @@ object is ours and is never forwarded.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
+
+if TYPE_CHECKING:
+    from ..store import KeyRecord, Store
 
 # Anthropic does not cache prompts shorter than 1,024 tokens (about 4 characters each).
 MIN_CACHEABLE_CHARS = 4096
@@ -24,14 +30,42 @@ class _Settings(msgspec.Struct):
     auto_cache: bool | None = None
 
 
-def wanted(raw: msgspec.Raw | None) -> bool:
-    """Whether the request's raw ``requesty`` object turns auto caching on."""
+def requested(raw: msgspec.Raw | None) -> bool | None:
+    """What the request's raw ``requesty`` object says about auto caching (None: nothing)."""
     if raw is None:
-        return False
+        return None
     try:
-        return bool(msgspec.json.decode(raw, type=_Settings).auto_cache)
-    except msgspec.DecodeError:
-        return False
+        return msgspec.json.decode(raw, type=_Settings).auto_cache
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+
+
+class Defaults:
+    """The default for requests that do not say: the key's setting, else the organisation's (stored, re-read
+    only when a governance change bumps the epoch), else the config file's."""
+
+    def __init__(self, store: Store, configured: bool) -> None:
+        self._store = store
+        self._configured = configured
+        self._epoch = -1
+        self._org = configured
+
+    def org(self) -> bool:
+        epoch = self._store.keys_epoch()
+        if epoch != self._epoch:
+            stored = self._store.org_auto_cache()
+            self._org = self._configured if stored is None else stored
+            self._epoch = epoch
+        return self._org
+
+    def resolve(self, raw: msgspec.Raw | None, key: KeyRecord | None) -> bool:
+        """Request > key > organisation > config."""
+        asked = requested(raw)
+        if asked is not None:
+            return asked
+        if key is not None and key.auto_cache is not None:
+            return key.auto_cache
+        return self.org()
 
 
 def _blocks(content: Any) -> list[dict[str, Any]]:

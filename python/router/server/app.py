@@ -27,6 +27,8 @@ from ..governance.service import Governance
 from ..guardrails.policy import Policy as GuardrailPolicy
 from ..guardrails.settings import GuardrailSettings
 from ..metrics import Metrics
+from ..protocols.caching import Defaults as CachingDefaults
+from ..protocols.tools import results_json
 from ..providers.byok import MasterKey, OwnKeyring
 from ..routing import Catalog, Routing
 from ..routing.stored import StoredPolicies
@@ -89,6 +91,7 @@ class App:
         created = int(time.time())
         self.catalog = Catalog(config, created=created)
         self.keys = KeyCache(self.store, admin_key, self.catalog.provider_of, clock)
+        self.caching = CachingDefaults(self.store, config.caching.auto_cache)
         self.governance = Governance(self.store, self.catalog.provider_of, self.catalog.metadata, clock)
         self.alerts = Alerts(config.alerts, self.store, clock)
         self.spend = Spend(
@@ -269,6 +272,8 @@ class App:
                     extra=json_text(meta.extra) if meta is not None and meta.extra else None,
                     attempt=max(ex.attempts, 1),
                     byok=ex.byok,
+                    tool_calls=json_text(ex.tool_calls) if ex.tool_calls else None,
+                    tool_results=results_json(ex.tool_results),
                 )
             )
             for row in ex.attempt_rows:

@@ -47,10 +47,11 @@ class Exchange:
     """What the handlers of one request share: ids, timings, the outcome to log, and response helpers."""
 
     __slots__ = (
-        "api", "attempt_rows", "attempts", "body_bytes", "budgets", "byok", "cached_tokens", "completion_tokens",
-        "end_user", "endpoint", "error_type", "events_seen", "headers", "hold", "key_id", "metadata", "model", "owner",
-        "period", "prices", "prompt_tokens", "proto", "provider", "request_id", "responded", "routing_seconds", "scope",
-        "started", "status", "stream", "ttft", "upstream_auth", "upstream_seconds",
+        "api", "attempt_rows", "attempts", "auto_cache", "body_bytes", "budgets", "byok", "cached_tokens",
+        "completion_tokens", "end_user", "endpoint", "error_type", "events_seen", "headers", "hold", "key_id",
+        "metadata", "model", "owner", "period", "prices", "prompt_tokens", "proto", "provider", "request_id",
+        "responded", "routing_seconds", "scope", "started", "status", "stream", "tool_calls", "tool_results", "ttft",
+        "upstream_auth", "upstream_seconds",
     )  # fmt: skip
 
     def __init__(self, scope: Scope, proto: HTTPProtocol, endpoint: str, request_id: str) -> None:
@@ -91,6 +92,11 @@ class Exchange:
         # The provider credential of the current attempt when it is not the configured one (BYOK), and who paid.
         self.upstream_auth: dict[str, str] | None = None
         self.byok = False
+        # `requesty.auto_cache` as resolved for this request (request > key > org > config).
+        self.auto_cache = False
+        # Tool-call analytics: names the answer called; results the request sent back as (name, is_error).
+        self.tool_calls: list[str] | None = None
+        self.tool_results: list[tuple[str, bool]] | None = None
 
     # -- request ------------------------------------------------------------------------------------
 

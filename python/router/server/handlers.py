@@ -18,7 +18,7 @@ from ..guardrails.policy import (
     screen_request_fields,
 )
 from ..metrics import CONTENT_TYPE
-from ..protocols import anthropic, reasoning, responses
+from ..protocols import anthropic, reasoning, responses, tools
 from ..routing import Model, Need
 from ..routing.executor import Call, resolve_model
 from ..routing.policies import is_policy
@@ -108,6 +108,7 @@ def _charge(
         fields.get("requesty"), ex.headers.get("x-router-metadata"), app.config.spend.max_metadata_bytes
     )
     record = principal.record
+    ex.auto_cache = app.caching.resolve(fields.get("requesty"), record)
     ex.owner = record.owner_id if record is not None and record.owner_type == "user" else None
     ex.end_user = end_user
     candidates = [(m.id, m.prices, m.config.max_output_tokens if max_output is None else max_output) for m in models]
@@ -134,6 +135,7 @@ async def chat_completions(app: App, ex: Exchange) -> None:
     # `fields` for every attempt.
     guard = app.guardrails
     masked = screen_chat_request(guard, app.metrics, fields) if guard.requests else None
+    ex.tool_results = tools.chat_results(body, request.messages[-1].role)
     _charge(app, ex, principal, models, fields, request.user, request.max_completion_tokens or request.max_tokens)
     stream = bool(request.stream)
     client_wants_usage = bool(request.stream_options and request.stream_options.include_usage)
@@ -177,6 +179,7 @@ async def messages(app: App, ex: Exchange) -> None:
     models = _admit(app, ex, principal, request.model, "messages")
     if app.guardrails.requests and screen_request_fields(app.guardrails, app.metrics, fields):
         body = rq.encode_fields(fields)
+    ex.tool_results = tools.messages_results(request)
     _charge(app, ex, principal, models, fields, None, request.max_tokens)
     estimate = anthropic.estimate_input_tokens(request)
     stream = bool(request.stream)
@@ -205,6 +208,7 @@ async def responses_create(app: App, ex: Exchange) -> None:
     models = _admit(app, ex, principal, request.model, "responses")
     if app.guardrails.requests and screen_request_fields(app.guardrails, app.metrics, fields):
         body = rq.encode_fields(fields)
+    ex.tool_results = tools.responses_results(request.input)
     _charge(app, ex, principal, models, fields, None, request.max_output_tokens)
     stream = bool(request.stream)
 

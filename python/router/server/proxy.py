@@ -17,6 +17,7 @@ from pyreqwest import exceptions as rq
 from .._core import StreamTap
 from ..errors import GatewayError, UpstreamError
 from ..guardrails.chat_stream import ChatStreamGuard
+from ..protocols.tools import ChatChoice, chat_calls
 from ..providers.transport import upstream_failure
 from ..routing import Model
 from .exchange import JSON, Exchange, openai_error_body
@@ -36,7 +37,23 @@ class _UsageOnly(msgspec.Struct):
     usage: Usage | None = None
 
 
+class _Answer(msgspec.Struct):
+    usage: Usage | None = None
+    choices: list[ChatChoice] | None = None  # read for tool-call analytics only
+
+
 _usage_decoder = msgspec.json.Decoder(_UsageOnly)
+_answer_decoder = msgspec.json.Decoder(_Answer)
+
+
+def decode_answer(data: bytes) -> _Answer:
+    """Usage and tool names in one pass; choices the analytics cannot read never cost the client its answer."""
+    try:
+        return _answer_decoder.decode(data)
+    except msgspec.ValidationError:
+        return _Answer(usage=_usage_decoder.decode(data).usage)
+
+
 _usage_value_decoder = msgspec.json.Decoder(Usage)
 
 
@@ -64,11 +81,13 @@ async def forward_unary(
     if status != 200:
         raise provider.error_from_status(status, data, response.get_header("retry-after"))
     try:
-        record_usage(ex, _usage_decoder.decode(data).usage)
+        answer = decode_answer(data)
+        record_usage(ex, answer.usage)
     except msgspec.DecodeError:
         raise UpstreamError(
             f"Upstream provider '{provider.name}' returned an invalid JSON response.", code="upstream_invalid_response"
         ) from None
+    ex.tool_calls = chat_calls(answer.choices)
     if screen is not None:
         data = screen(data)
     ex.send_bytes(200, data, JSON)
@@ -150,6 +169,7 @@ async def forward_stream(
                 await transport.send_bytes(_error_event(failure))
             finally:
                 ex.events_seen = tap.data_events
+                ex.tool_calls = tap.tool_names or None
                 if tap.usage is not None:
                     record_usage(ex, _usage_value_decoder.decode(tap.usage))
     except (rq.PyreqwestError, TimeoutError) as exc:

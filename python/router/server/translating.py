@@ -20,6 +20,7 @@ from ..errors import InvalidRequest, UpstreamError
 from ..protocols import caching
 from ..protocols.to_caller import translate_reply, usage_of
 from ..protocols.to_upstream import Plan, translate_request
+from ..protocols.tools import called
 from ..providers.transport import upstream_failure
 from ..routing import Model
 from ..spend.cost import MICRO, cost_micro
@@ -51,7 +52,8 @@ async def forward(
     if ex.upstream_auth is not None:  # this attempt pays with the organisation's own key (BYOK)
         extra = {**(extra or {}), **ex.upstream_auth}
     plan = Plan()
-    auto_cache = caching.wanted(fields.pop("requesty", None)) and upstream == "messages"
+    fields.pop("requesty", None)
+    auto_cache = ex.auto_cache and upstream == "messages"
     if caller == upstream and not auto_cache:
         fields["model"] = model.upstream_name_json
         upstream_body = rq_shapes.encode_fields(fields)
@@ -109,6 +111,7 @@ async def _unary(
         if caller != provider.api:
             reply = translate_reply(reply, provider.api, caller, model.id, plan)
         usage = usage_of(reply, caller)
+        ex.tool_calls = called(reply, caller)
         if caller == "responses" and isinstance(reply.get("usage"), dict) and model.prices is not None:
             prompt, output, cached = usage
             reply["usage"]["cost"] = cost_micro(model.prices, prompt or 0, output or 0, cached or 0) / MICRO
@@ -173,6 +176,7 @@ async def _stream(
                 ex.prompt_tokens = transcoder.prompt_tokens
                 ex.completion_tokens = transcoder.completion_tokens
                 ex.cached_tokens = transcoder.cached_tokens
+                ex.tool_calls = transcoder.tool_names or None
     except (rq.PyreqwestError, TimeoutError) as exc:
         raise upstream_failure(exc, provider.name) from None
     finally:

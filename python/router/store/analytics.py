@@ -176,9 +176,55 @@ class AnalyticsQueries:
         return out, table.table if table else "usage_log"
 
     def trace(self, trace_id: str, keys: list[str] | None) -> list[dict[str, Any]]:
+        """Every request of a trace in order, each with the tool calls its answer made and the tool results it
+        sent back (decoded from their JSON columns)."""
         f = Filters(start=0, end=float("inf"), keys=keys, trace=trace_id)
         where, params = _where(f, None)
-        return self._rows(f"SELECT * FROM usage_log WHERE {where} ORDER BY ts, request_id", params)
+        rows = self._rows(f"SELECT * FROM usage_log WHERE {where} ORDER BY ts, request_id", params)
+        for row in rows:
+            row["tool_calls"] = msgspec.json.decode(row["tool_calls"]) if row["tool_calls"] else []
+            row["tool_results"] = msgspec.json.decode(row["tool_results"]) if row["tool_results"] else []
+        return rows
+
+    def tool_report(self, f: Filters) -> list[dict[str, Any]]:
+        """Per tool name: calls the answers made (and in how many requests), results sent back and how many were
+        reported as errors, and p50/p95 latency of the requests whose answer called the tool. Raw rows only."""
+        where, params = _where(f, None)
+        tools: dict[str, dict[str, Any]] = {}
+
+        def entry(name: str) -> dict[str, Any]:
+            return tools.setdefault(
+                name, {"tool": name, "calls": 0, "requests": 0, "results": 0, "errors": 0, "latencies": []}
+            )
+
+        # One row per (request, tool): a request calling a tool twice counts two calls, one latency.
+        calls = self._conn.execute(
+            "SELECT name, SUM(n), COUNT(*), group_concat(latency_ms) FROM ("
+            "SELECT j.value AS name, COUNT(*) AS n, latency_ms FROM usage_log, json_each(usage_log.tool_calls) AS j "
+            f"WHERE tool_calls IS NOT NULL AND {where} GROUP BY usage_log.rowid, j.value) GROUP BY name",
+            params,
+        )
+        for name, n, requests, latencies in calls:
+            e = entry(name)
+            e["calls"], e["requests"] = n, requests
+            e["latencies"] = [float(v) for v in (latencies or "").split(",") if v]
+        results = self._conn.execute(
+            "SELECT json_extract(j.value, '$.name'), COUNT(*), SUM(json_extract(j.value, '$.is_error')) "
+            "FROM usage_log, json_each(usage_log.tool_results) AS j "
+            f"WHERE tool_results IS NOT NULL AND {where} GROUP BY 1",
+            params,
+        )
+        for name, n, errors in results:
+            e = entry(name)
+            e["results"], e["errors"] = n, errors or 0
+        out = []
+        for name in sorted(tools):
+            e = tools[name]
+            latencies = e.pop("latencies")
+            e["error_rate"] = e["errors"] / e["results"] if e["results"] else None
+            e["latency_ms"] = {"p50": _quantile(latencies, 0.5), "p95": _quantile(latencies, 0.95)}
+            out.append(e)
+        return out
 
     def _rows(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
         cur = self._conn.execute(sql, params)

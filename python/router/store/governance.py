@@ -27,7 +27,7 @@ from .records import (
 
 KEY_COLUMNS = (
     "id, name, prefix, created_at, revoked_at, last_used_at, owner_type, owner_id, access_list_id, labels, "
-    "monthly_limit, expires_at, expired_logged_at, created_by, permission"
+    "monthly_limit, expires_at, expired_logged_at, created_by, permission, auto_cache"
 )
 _USER_COLUMNS = "id, email, name, role, monthly_limit, status, created_at"
 _GROUP_COLUMNS = "id, name, description, access_list_id, monthly_budget, created_at"
@@ -47,6 +47,7 @@ def _opt_json(value: object | None) -> str | None:
 def key_from_row(row: Sequence[Any], groups: tuple[str, ...] = ()) -> KeyRecord:
     values = list(row)
     values[9] = _decode_labels(values[9] or "{}")
+    values[15] = None if values[15] is None else bool(values[15])
     return KeyRecord(*values, groups=groups)
 
 
@@ -354,6 +355,14 @@ class GovernanceTables:
 
     def org_limit(self) -> float | None:
         return self._conn.execute("SELECT monthly_limit FROM org WHERE id = 1").fetchone()[0]
+
+    def org_auto_cache(self) -> bool | None:
+        value = self._conn.execute("SELECT auto_cache FROM org WHERE id = 1").fetchone()[0]
+        return None if value is None else bool(value)
+
+    def set_org_auto_cache(self, value: bool | None) -> None:
+        with self.transaction():
+            self._conn.execute("UPDATE org SET auto_cache = ? WHERE id = 1", (value,))
 
     def set_org_limit(self, usd: float | None) -> None:
         with self.transaction():

@@ -262,4 +262,15 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "ALTER TABLE usage_log ADD COLUMN byok INTEGER NOT NULL DEFAULT 0",
         ],
     ),
+    (
+        6,
+        "auto-cache defaults on keys and the org; tool calls and tool results on usage rows",
+        [
+            # NULL: no setting at this level, the next one decides (request > key > org > config).
+            "ALTER TABLE api_keys ADD COLUMN auto_cache INTEGER",
+            "ALTER TABLE org ADD COLUMN auto_cache INTEGER",
+            "ALTER TABLE usage_log ADD COLUMN tool_calls TEXT",
+            "ALTER TABLE usage_log ADD COLUMN tool_results TEXT",
+        ],
+    ),
 ]

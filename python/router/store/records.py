@@ -29,6 +29,8 @@ class KeyRecord(msgspec.Struct, frozen=True):
     expired_logged_at: float | None = None
     created_by: str | None = None
     permission: str | None = None
+    # The key's `requesty.auto_cache` default; None defers to the organisation's.
+    auto_cache: bool | None = None
     groups: tuple[str, ...] = ()
 
     @property
@@ -140,6 +142,8 @@ class UsageRow(msgspec.Struct, array_like=True):
     attempt: int = 1
     # The organisation's own (BYOK) provider key paid for this call, not the gateway's.
     byok: bool = False
+    tool_calls: str | None = None  # JSON list of the tool names the answer called, in order
+    tool_results: str | None = None  # JSON list of {"name", "is_error"}: results the request sent back
 
 
 USAGE_COLUMNS = UsageRow.__struct_fields__

@@ -144,6 +144,12 @@ impl PyStreamTap {
         self.0.model()
     }
 
+    /// Names of the tools the model called, in order.
+    #[getter]
+    fn tool_names(&self) -> Vec<&str> {
+        self.0.tool_names().iter().map(String::as_str).collect()
+    }
+
     #[getter]
     fn malformed(&self) -> bool {
         self.0.malformed()

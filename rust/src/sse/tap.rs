@@ -25,6 +25,37 @@ struct Probe<'a> {
     choices: Option<&'a RawValue>,
 }
 
+/// A chunk's tool-call starts: `choices[].delta.tool_calls[].function.name` (later deltas carry no name).
+#[derive(Deserialize)]
+struct ToolProbe<'a> {
+    #[serde(borrow, default)]
+    choices: Vec<ToolChoice<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ToolChoice<'a> {
+    #[serde(borrow)]
+    delta: Option<ToolDelta<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ToolDelta<'a> {
+    #[serde(borrow)]
+    tool_calls: Option<Vec<ToolCallDelta<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct ToolCallDelta<'a> {
+    #[serde(borrow)]
+    function: Option<FunctionDelta<'a>>,
+}
+
+#[derive(Deserialize)]
+struct FunctionDelta<'a> {
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+}
+
 /// What the tap did with the last event boundary that ended in a bare CR at a chunk end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum LastBoundary {
@@ -63,6 +94,7 @@ pub struct StreamTap {
     usage: Option<Vec<u8>>,
     error: Option<Vec<u8>>,
     model: Option<String>,
+    tool_names: Vec<String>,
 }
 
 // Shared, not per-tap: a `Finder` may hold 32-byte-aligned SIMD state, and a PyO3 object only
@@ -70,6 +102,7 @@ pub struct StreamTap {
 static USAGE_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"usage\""));
 static ERROR_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"error\""));
 static MODEL_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"model\""));
+static NAME_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"name\""));
 
 /// Byte ranges of a buffer to forward, merged when contiguous.
 #[derive(Default)]
@@ -129,6 +162,7 @@ impl StreamTap {
             usage: None,
             error: None,
             model: None,
+            tool_names: Vec::new(),
         }
     }
 
@@ -156,6 +190,11 @@ impl StreamTap {
         self.model.as_deref()
     }
     /// A data event other than `[DONE]` was not JSON: it and everything after it were withheld.
+    /// Names of the tools the model called, in the order their first delta arrived.
+    pub fn tool_names(&self) -> &[String] {
+        &self.tool_names
+    }
+
     pub fn malformed(&self) -> bool {
         self.malformed
     }
@@ -311,6 +350,16 @@ impl StreamTap {
             return Dispatch::Malformed;
         }
         self.data_events += 1;
+        // Only the first delta of a tool call names it; content deltas almost never contain a `"name": "` key.
+        if key_followed_by(&NAME_KEY, data, |b| b == b'"') {
+            if let Ok(tools) = serde_json::from_slice::<ToolProbe<'_>>(data) {
+                let deltas = tools.choices.into_iter().filter_map(|c| c.delta);
+                let calls = deltas.flat_map(|d| d.tool_calls.into_iter().flatten());
+                let names = calls.filter_map(|c| c.function.and_then(|f| f.name));
+                self.tool_names
+                    .extend(names.filter(|n| !n.is_empty()).map(Cow::into_owned));
+            }
+        }
         let Some(probe) = probe else {
             return Dispatch::Forward;
         };
@@ -467,6 +516,26 @@ mod tests {
         assert_eq!(tap.error(), Some(&payload[..]));
         assert_eq!(tap.data_events(), 1);
         assert!(!tap.done());
+    }
+
+    #[test]
+    fn tool_call_names_recorded_in_order() {
+        let start = |i: u8, name: &str| {
+            format!(
+                r#"data: {{"choices":[{{"index":0,"delta":{{"tool_calls":[{{"index":{i},"id":"c{i}","type":"function","function":{{"name":"{name}","arguments":""}}}}]}}}}]}}"#
+            )
+        };
+        let args = r#"data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"name\": \"x\"}"}}]}}]}"#;
+        let text = r#"data: {"choices":[{"index":0,"delta":{"content":"the \"name\": \"y\""}}]}"#;
+        let stream = format!(
+            "{}\n\n{args}\n\n{text}\n\n{}\n\ndata: [DONE]\n\n",
+            start(0, "get_weather"),
+            start(1, "get_time")
+        );
+        let mut tap = StreamTap::new(false);
+        assert_eq!(run(&mut tap, &[stream.as_bytes()]), stream.as_bytes());
+        assert_eq!(tap.tool_names(), ["get_weather", "get_time"]);
+        assert_eq!(tap.data_events(), 4);
     }
 
     #[test]

@@ -19,12 +19,19 @@ pub(crate) struct Step<'s> {
     pub progress: &'s mut Progress,
     pub error: &'s mut Option<(String, String)>,
     pub out: &'s mut Vec<u8>,
+    /// Names of the tools the model called, in order (tool-call analytics).
+    pub tools: &'s mut Vec<String>,
 }
 
 impl Step<'_> {
     fn fail(&mut self, kind: &str, message: &str) {
         *self.error = Some((kind.to_owned(), message.to_owned()));
         self.sink.error(self.out, kind, message);
+    }
+
+    fn tool_start(&mut self, id: &str, name: &str) {
+        self.tools.push(name.to_owned());
+        self.sink.tool_start(self.out, id, name);
     }
 
     fn start(&mut self, started: &mut bool, id: &str) {
@@ -252,8 +259,7 @@ fn chat_event(
                         .as_ref()
                         .and_then(|f| f.name.as_deref())
                         .unwrap_or("");
-                    step.sink
-                        .tool_start(step.out, call.id.as_deref().unwrap_or(""), name);
+                    step.tool_start(call.id.as_deref().unwrap_or(""), name);
                 }
                 if let Some(args) = function.as_ref().and_then(|f| f.arguments.as_deref()) {
                     if !args.is_empty() {
@@ -400,8 +406,7 @@ fn messages_event(
                 }
                 "tool_use" | "server_tool_use" => {
                     let id = block.id.as_deref().unwrap_or("");
-                    step.sink
-                        .tool_start(step.out, id, block.name.as_deref().unwrap_or(""));
+                    step.tool_start(id, block.name.as_deref().unwrap_or(""));
                     // Some providers send the whole input here instead of as deltas.
                     if let Some(input) = block.input.map(RawValue::get) {
                         if input != "{}" && !input.is_empty() {
@@ -532,8 +537,7 @@ fn responses_event(
             if item.kind == "function_call" {
                 state.saw_tool = true;
                 let id = item.call_id.as_deref().unwrap_or("");
-                step.sink
-                    .tool_start(step.out, id, item.name.as_deref().unwrap_or(""));
+                step.tool_start(id, item.name.as_deref().unwrap_or(""));
                 if let Some(args) = item.arguments.as_deref().filter(|a| !a.is_empty()) {
                     step.progress.deltas += 1;
                     step.sink.tool_args(step.out, args);

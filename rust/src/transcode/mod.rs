@@ -155,6 +155,8 @@ pub struct Transcoder {
     progress: Progress,
     error: Option<(String, String)>,
     passthrough: bool,
+    tools: Vec<String>,
+    json_tool: Option<String>,
 }
 
 impl Transcoder {
@@ -165,7 +167,7 @@ impl Transcoder {
             Api::Messages => Box::new(messages::MessagesEncoder::new(options)),
             Api::Responses => Box::new(responses::ResponsesEncoder::new(options)),
         };
-        let sink = match json_tool {
+        let sink = match json_tool.clone() {
             Some(name) => Box::new(JsonTool {
                 inner: sink,
                 name,
@@ -183,6 +185,8 @@ impl Transcoder {
             progress: Progress::default(),
             error: None,
             passthrough: upstream == caller,
+            tools: Vec::new(),
+            json_tool,
         }
     }
 
@@ -204,6 +208,7 @@ impl Transcoder {
                 usage: &mut self.usage,
                 progress: &mut self.progress,
                 error: &mut self.error,
+                tools: &mut self.tools,
                 out: if self.passthrough {
                     &mut translated
                 } else {
@@ -242,6 +247,16 @@ impl Transcoder {
 
     pub fn progress(&self) -> Progress {
         self.progress
+    }
+
+    /// Names of the tools the model called so far, in order; the structured-output tool is the gateway's
+    /// own device, not a call the model made for the client.
+    pub fn tool_names(&self) -> Vec<&str> {
+        self.tools
+            .iter()
+            .map(String::as_str)
+            .filter(|name| self.json_tool.as_deref() != Some(*name))
+            .collect()
     }
 
     /// The upstream's (or `fail`'s) error: `(type, message)`.

@@ -79,6 +79,12 @@ impl PyTranscoder {
         self.0.error().map(|(k, m)| (k.to_owned(), m.to_owned()))
     }
 
+    /// Names of the tools the model called, in order.
+    #[getter]
+    fn tool_names(&self) -> Vec<&str> {
+        self.0.tool_names()
+    }
+
     #[getter]
     fn prompt_tokens(&self) -> Option<u64> {
         self.0.usage().prompt_total()

@@ -58,6 +58,8 @@ fn golden_pairs() {
             // Usage in the gateway's terms is the same whichever way the stream is translated.
             assert_eq!(t.usage().prompt_total(), Some(50), "{up_name}");
             assert_eq!(t.usage().output, Some(30), "{up_name}");
+            // Tool-call analytics see the same calls, in order, whatever the pair.
+            assert_eq!(t.tool_names(), ["get_weather", "get_time"], "{up_name}");
             assert_eq!(t.usage().cache_read, Some(10), "{up_name}");
             let path = golden_dir().join(format!("{up_name}_to_{caller_name}.sse"));
             if update {
@@ -270,4 +272,26 @@ proptest! {
         let (split, _) = run(up_api, caller_api, &chunks);
         prop_assert_eq!(whole, split);
     }
+}
+
+#[test]
+fn structured_output_tool_is_not_a_tool_call() {
+    let stream = concat!(
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"usage\":{\"input_tokens\":3,\"output_tokens\":1}}}\n\n",
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"tool_use\",\"id\":\"t1\",\"name\":\"json_answer\",\"input\":{}}}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{}\"}}\n\n",
+    );
+    let mut t = Transcoder::new(
+        Api::Messages,
+        Api::Chat,
+        Options {
+            json_tool: Some("json_answer".into()),
+            ..options()
+        },
+    );
+    t.feed(stream.as_bytes());
+    assert!(t.tool_names().is_empty());
+    let mut plain = Transcoder::new(Api::Messages, Api::Chat, options());
+    plain.feed(stream.as_bytes());
+    assert_eq!(plain.tool_names(), ["json_answer"]);
 }
