@@ -89,7 +89,6 @@ def _governed_key(gateway: Server) -> str:
             "access_list": "key-list",
             "expires_at": "30d",
             "labels": {"env": "bench", "team": "perf"},
-            "monthly_limit": 1000,
         },
     )["key"]
 
