@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import os
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from granian.rsgi import HTTPProtocol, Scope
@@ -167,6 +170,26 @@ class Exchange:
         self.error_type = exc.code or exc.type
         body = error_body(exc, self.api, self.request_id if self.api == "anthropic" else None)
         self.send_bytes(error_status(exc, self.api), body, JSON, exc.headers)
+
+    @contextlib.contextmanager
+    def cancel_on_disconnect(self) -> Iterator[None]:
+        """Cancel the running task as soon as the client goes away, even while the upstream is silent;
+        leaving the upstream's `async with` then drops its connection. (~4 µs; streams only, where it matters.)"""
+        task = asyncio.current_task()
+        assert task is not None
+        ended = False
+
+        def on_disconnect(watch: asyncio.Future[None]) -> None:
+            if not ended and not watch.cancelled():
+                task.cancel()
+
+        watch = asyncio.ensure_future(self.proto.client_disconnect())
+        watch.add_done_callback(on_disconnect)
+        try:
+            yield
+        finally:
+            ended = True
+            watch.cancel()
 
     def start_stream(
         self, status: int, extra: list[tuple[str, str]], content_type: str = "text/event-stream; charset=utf-8"

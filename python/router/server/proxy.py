@@ -107,74 +107,66 @@ async def forward_stream(
     provider = model.provider
     idle = provider.timeouts.idle_read
     loop = asyncio.get_running_loop()
-    # A client that leaves mid-stream cancels this task at once, even while the upstream is silent, and
-    # leaving the `async with` below drops the upstream connection. (~4 µs; streams only, where it matters.)
-    task = asyncio.current_task()
-    assert task is not None
-    ended = False
-    watch = asyncio.ensure_future(ex.proto.client_disconnect())
-    watch.add_done_callback(lambda w: None if ended or w.cancelled() else task.cancel())
-    sent = time.perf_counter()
-    try:
-        async with provider.stream(model.urls["chat"], body, ex.request_id, ex.upstream_auth) as response:
-            if response.status != 200:
-                data = bytes(await response.bytes())
-                # Nothing was sent yet, so the client gets a JSON error with the real status, not a 200 stream.
-                raise provider.error_from_status(response.status, data, response.get_header("retry-after"))
-            tap = StreamTap(strip_usage_chunk=hide_usage)
-            reader = response.body_reader
-            # The client's stream starts with the first bytes for it: until then a failure is raised, so a
-            # routing policy can still try another target.
-            transport = None
-            try:
-                async with asyncio.timeout(idle) as deadline:
-                    while (chunk := await reader.read_chunk()) is not None:
-                        out = tap.feed(bytes(chunk))
-                        if guard is not None and out:
-                            out = guard.feed(out)
-                        if out:
-                            if transport is None:
-                                # Measured before the response head goes out: it carries the overhead header.
-                                ex.upstream_seconds = time.perf_counter() - sent
-                                transport = ex.start_stream(200, _STREAM_HEADERS)
-                            if ex.ttft is None and tap.data_events:
-                                ex.ttft = time.perf_counter() - ex.started
-                            await transport.send_bytes(out)
-                        if tap.malformed:
-                            # The SDK json-parses every event; a broken one would crash the client's stream.
-                            raise UpstreamError(
-                                f"Upstream provider '{provider.name}' sent a malformed stream event.",
-                                code="upstream_invalid_stream",
-                            )
-                        deadline.reschedule(loop.time() + idle)
-                tail = tap.finish()
-                if guard is not None:
-                    # An unterminated tail cannot be scanned as events: only what is held back goes out.
-                    tail = guard.finish()
-                if not tap.done and tap.error is None:
-                    raise UpstreamError(
-                        f"Upstream provider '{provider.name}' ended the stream before it was complete.",
-                        code="upstream_stream_incomplete",
-                    )
-                if tail:
+    with ex.cancel_on_disconnect():
+        sent = time.perf_counter()
+        try:
+            async with provider.stream(model.urls["chat"], body, ex.request_id, ex.upstream_auth) as response:
+                if response.status != 200:
+                    data = bytes(await response.bytes())
+                    # Nothing was sent yet, so the client gets a JSON error with the real status, not a 200 stream.
+                    raise provider.error_from_status(response.status, data, response.get_header("retry-after"))
+                tap = StreamTap(strip_usage_chunk=hide_usage)
+                reader = response.body_reader
+                # The client's stream starts with the first bytes for it: until then a failure is raised, so a
+                # routing policy can still try another target.
+                transport = None
+                try:
+                    async with asyncio.timeout(idle) as deadline:
+                        while (chunk := await reader.read_chunk()) is not None:
+                            out = tap.feed(bytes(chunk))
+                            if guard is not None and out:
+                                out = guard.feed(out)
+                            if out:
+                                if transport is None:
+                                    # Measured before the response head goes out: it carries the overhead header.
+                                    ex.upstream_seconds = time.perf_counter() - sent
+                                    transport = ex.start_stream(200, _STREAM_HEADERS)
+                                if ex.ttft is None and tap.data_events:
+                                    ex.ttft = time.perf_counter() - ex.started
+                                await transport.send_bytes(out)
+                            if tap.malformed:
+                                # The SDK json-parses every event; a broken one would crash the client's stream.
+                                raise UpstreamError(
+                                    f"Upstream provider '{provider.name}' sent a malformed stream event.",
+                                    code="upstream_invalid_stream",
+                                )
+                            deadline.reschedule(loop.time() + idle)
+                    tail = tap.finish()
+                    if guard is not None:
+                        # An unterminated tail cannot be scanned as events: only what is held back goes out.
+                        tail = guard.finish()
+                    if not tap.done and tap.error is None:
+                        raise UpstreamError(
+                            f"Upstream provider '{provider.name}' ended the stream before it was complete.",
+                            code="upstream_stream_incomplete",
+                        )
+                    if tail:
+                        if transport is None:
+                            ex.upstream_seconds = time.perf_counter() - sent
+                            transport = ex.start_stream(200, _STREAM_HEADERS)
+                        await transport.send_bytes(tail)
+                except (rq.PyreqwestError, TimeoutError, GatewayError) as exc:
+                    failure = exc if isinstance(exc, GatewayError) else upstream_failure(exc, provider.name)
                     if transport is None:
-                        ex.upstream_seconds = time.perf_counter() - sent
-                        transport = ex.start_stream(200, _STREAM_HEADERS)
-                    await transport.send_bytes(tail)
-            except (rq.PyreqwestError, TimeoutError, GatewayError) as exc:
-                failure = exc if isinstance(exc, GatewayError) else upstream_failure(exc, provider.name)
-                if transport is None:
-                    raise failure from None
-                ex.error_type = failure.code
-                await transport.send_bytes(_error_event(failure))
-            finally:
-                ex.events_seen = tap.data_events
-                ex.tool_calls = tap.tool_names or None
-                if tap.usage is not None:
-                    record_usage(ex, _usage_value_decoder.decode(tap.usage))
-    except (rq.PyreqwestError, TimeoutError) as exc:
-        raise upstream_failure(exc, provider.name) from None
-    finally:
-        ended = True
-        watch.cancel()
-        ex.upstream_seconds = time.perf_counter() - sent
+                        raise failure from None
+                    ex.error_type = failure.code
+                    await transport.send_bytes(_error_event(failure))
+                finally:
+                    ex.events_seen = tap.data_events
+                    ex.tool_calls = tap.tool_names or None
+                    if tap.usage is not None:
+                        record_usage(ex, _usage_value_decoder.decode(tap.usage))
+        except (rq.PyreqwestError, TimeoutError) as exc:
+            raise upstream_failure(exc, provider.name) from None
+        finally:
+            ex.upstream_seconds = time.perf_counter() - sent

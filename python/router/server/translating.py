@@ -131,55 +131,48 @@ async def _stream(
     provider = model.provider
     idle = provider.timeouts.idle_read
     loop = asyncio.get_running_loop()
-    # As in proxy.forward_stream: a client that leaves cancels this task, which drops the upstream connection.
-    task = asyncio.current_task()
-    assert task is not None
-    ended = False
-    watch = asyncio.ensure_future(ex.proto.client_disconnect())
-    watch.add_done_callback(lambda w: None if ended or w.cancelled() else task.cancel())
-    sent = time.perf_counter()
-    try:
-        async with provider.stream(model.urls["chat"], body, ex.request_id, extra) as response:
-            if response.status != 200:
-                data = bytes(await response.bytes())
-                raise provider.error_from_status(response.status, data, response.get_header("retry-after"))
+    with ex.cancel_on_disconnect():
+        sent = time.perf_counter()
+        try:
+            async with provider.stream(model.urls["chat"], body, ex.request_id, extra) as response:
+                if response.status != 200:
+                    data = bytes(await response.bytes())
+                    raise provider.error_from_status(response.status, data, response.get_header("retry-after"))
+                ex.upstream_seconds = time.perf_counter() - sent
+                transport = ex.start_stream(200, [("cache-control", "no-cache"), ("x-accel-buffering", "no")])
+                reader = response.body_reader
+                try:
+                    async with asyncio.timeout(idle) as deadline:
+                        while (chunk := await reader.read_chunk()) is not None:
+                            out = transcoder.feed(bytes(chunk))
+                            if out:
+                                if ex.ttft is None and transcoder.deltas:
+                                    ex.ttft = time.perf_counter() - ex.started
+                                await transport.send_bytes(out)
+                            if transcoder.malformed:
+                                raise UpstreamError(
+                                    f"Upstream provider '{provider.name}' sent a malformed stream event.",
+                                    code="upstream_invalid_stream",
+                                )
+                            # Read on after the last event: a body read to its end keeps the connection reusable.
+                            deadline.reschedule(loop.time() + idle)
+                    if transcoder.error is not None:
+                        ex.error_type = transcoder.error[0]
+                    elif not transcoder.done:
+                        raise UpstreamError(
+                            f"Upstream provider '{provider.name}' ended the stream before it was complete.",
+                            code="upstream_stream_incomplete",
+                        )
+                except (rq.PyreqwestError, TimeoutError, UpstreamError) as exc:
+                    failure = exc if isinstance(exc, UpstreamError) else upstream_failure(exc, provider.name)
+                    ex.error_type = failure.code
+                    await transport.send_bytes(transcoder.fail(failure.code or failure.type, failure.message))
+                finally:
+                    ex.prompt_tokens = transcoder.prompt_tokens
+                    ex.completion_tokens = transcoder.completion_tokens
+                    ex.cached_tokens = transcoder.cached_tokens
+                    ex.tool_calls = transcoder.tool_names or None
+        except (rq.PyreqwestError, TimeoutError) as exc:
+            raise upstream_failure(exc, provider.name) from None
+        finally:
             ex.upstream_seconds = time.perf_counter() - sent
-            transport = ex.start_stream(200, [("cache-control", "no-cache"), ("x-accel-buffering", "no")])
-            reader = response.body_reader
-            try:
-                async with asyncio.timeout(idle) as deadline:
-                    while (chunk := await reader.read_chunk()) is not None:
-                        out = transcoder.feed(bytes(chunk))
-                        if out:
-                            if ex.ttft is None and transcoder.deltas:
-                                ex.ttft = time.perf_counter() - ex.started
-                            await transport.send_bytes(out)
-                        if transcoder.malformed:
-                            raise UpstreamError(
-                                f"Upstream provider '{provider.name}' sent a malformed stream event.",
-                                code="upstream_invalid_stream",
-                            )
-                        # Read on after the last event: a body read to its end keeps the connection reusable.
-                        deadline.reschedule(loop.time() + idle)
-                if transcoder.error is not None:
-                    ex.error_type = transcoder.error[0]
-                elif not transcoder.done:
-                    raise UpstreamError(
-                        f"Upstream provider '{provider.name}' ended the stream before it was complete.",
-                        code="upstream_stream_incomplete",
-                    )
-            except (rq.PyreqwestError, TimeoutError, UpstreamError) as exc:
-                failure = exc if isinstance(exc, UpstreamError) else upstream_failure(exc, provider.name)
-                ex.error_type = failure.code
-                await transport.send_bytes(transcoder.fail(failure.code or failure.type, failure.message))
-            finally:
-                ex.prompt_tokens = transcoder.prompt_tokens
-                ex.completion_tokens = transcoder.completion_tokens
-                ex.cached_tokens = transcoder.cached_tokens
-                ex.tool_calls = transcoder.tool_names or None
-    except (rq.PyreqwestError, TimeoutError) as exc:
-        raise upstream_failure(exc, provider.name) from None
-    finally:
-        ended = True
-        watch.cancel()
-        ex.upstream_seconds = time.perf_counter() - sent
