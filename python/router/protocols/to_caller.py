@@ -8,13 +8,10 @@ Usage is the usual trap: Anthropic's ``input_tokens`` excludes cache reads and w
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import msgspec
 
-from .to_upstream import Plan
-
-Json = dict[str, Any]
+from .to_upstream import Json, Plan, assistant_blocks_to_chat
 
 _FROM_ANTHROPIC_STOP = {
     "end_turn": "stop",
@@ -53,30 +50,8 @@ def _completion(response_id: str, model: str, message: Json, finish: str, usage:
 
 
 def anthropic_to_chat(body: Json, model: str, plan: Plan) -> Json:
-    texts: list[str] = []
-    calls: list[Json] = []
-    thinking: list[Json] = []
-    finish = _FROM_ANTHROPIC_STOP.get(body.get("stop_reason") or "end_turn", "stop")
-    for block in body.get("content") or ():
-        kind = block.get("type")
-        if kind == "text":
-            texts.append(block.get("text", ""))
-        elif kind == "tool_use" and block.get("name") == plan.json_tool:
-            texts.append(msgspec.json.encode(block.get("input") or {}).decode())
-            finish = "stop"
-        elif kind == "tool_use":
-            arguments = msgspec.json.encode(block.get("input") or {}).decode()
-            calls.append(
-                {"id": block["id"], "type": "function", "function": {"name": block["name"], "arguments": arguments}}
-            )
-        elif kind in ("thinking", "redacted_thinking"):
-            thinking.append(block)
-    message: Json = {"role": "assistant", "content": "".join(texts) if texts else None, "refusal": None}
-    if calls:
-        message["tool_calls"] = calls
-    if thinking:
-        message["reasoning_content"] = "".join(b.get("thinking", "") for b in thinking)
-        message["thinking_blocks"] = thinking
+    message, answered = assistant_blocks_to_chat(body.get("content") or (), plan.json_tool, refusal=None)
+    finish = "stop" if answered else _FROM_ANTHROPIC_STOP.get(body.get("stop_reason") or "end_turn", "stop")
     u = body.get("usage") or {}
     cache_read = u.get("cache_read_input_tokens") or 0
     cache_write = u.get("cache_creation_input_tokens") or 0

@@ -29,6 +29,39 @@ class Plan(msgspec.Struct):
     json_tool: str | None = None
 
 
+def assistant_blocks_to_chat(blocks: Any, json_tool: str | None = None, **head: Any) -> tuple[Json, bool]:
+    """Anthropic assistant content blocks as one chat assistant message (`head` keys follow `content`).
+
+    Text joins into `content`; tool uses become `tool_calls`, except the forced structured-output tool
+    (`json_tool`), whose input is the answer's text; thinking blocks are kept whole, signatures included.
+    Also says whether that forced tool answered."""
+    texts: list[str] = []
+    calls: list[Json] = []
+    thinking: list[Json] = []
+    answered = False
+    for block in blocks:
+        kind = block.get("type")
+        if kind == "text":
+            texts.append(block.get("text", ""))
+        elif kind == "tool_use" and json_tool is not None and block.get("name") == json_tool:
+            texts.append(msgspec.json.encode(block.get("input") or {}).decode())
+            answered = True
+        elif kind == "tool_use":
+            arguments = msgspec.json.encode(block.get("input") or {}).decode()
+            calls.append(
+                {"id": block["id"], "type": "function", "function": {"name": block["name"], "arguments": arguments}}
+            )
+        elif kind in ("thinking", "redacted_thinking"):
+            thinking.append(block)
+    message: Json = {"role": "assistant", "content": "".join(texts) if texts else None, **head}
+    if calls:
+        message["tool_calls"] = calls
+    if thinking:
+        message["reasoning_content"] = "".join(b.get("thinking", "") for b in thinking)
+        message["thinking_blocks"] = thinking
+    return message, answered
+
+
 def _data_url(media_type: str, data: str) -> str:
     return f"data:{media_type};base64,{data}"
 
@@ -112,27 +145,7 @@ def anthropic_to_chat(req: Json) -> Json:
             if parts:
                 messages.append({"role": "user", "content": parts})
             continue
-        out: Json = {"role": "assistant", "content": None}
-        texts, calls, thinking = [], [], []
-        for block in content:
-            kind = block["type"]
-            if kind == "text":
-                texts.append(block["text"])
-            elif kind == "tool_use":
-                arguments = msgspec.json.encode(block.get("input") or {}).decode()
-                calls.append(
-                    {"id": block["id"], "type": "function", "function": {"name": block["name"], "arguments": arguments}}
-                )
-            elif kind in ("thinking", "redacted_thinking"):
-                thinking.append(block)
-        if texts:
-            out["content"] = "".join(texts)
-        if calls:
-            out["tool_calls"] = calls
-        if thinking:
-            out["thinking_blocks"] = thinking
-            out["reasoning_content"] = "".join(b.get("thinking", "") for b in thinking)
-        messages.append(out)
+        messages.append(assistant_blocks_to_chat(content)[0])
 
     chat: Json = {"model": req["model"], "messages": messages, "max_tokens": req["max_tokens"]}
     tools = []

@@ -93,7 +93,7 @@ async def forward_unary(
     ex.send_bytes(200, data, JSON)
 
 
-_STREAM_HEADERS = [("cache-control", "no-cache"), ("x-accel-buffering", "no")]
+STREAM_HEADERS = [("cache-control", "no-cache"), ("x-accel-buffering", "no")]
 
 
 def _error_event(exc: GatewayError) -> bytes:
@@ -130,7 +130,7 @@ async def forward_stream(
                                 if transport is None:
                                     # Measured before the response head goes out: it carries the overhead header.
                                     ex.upstream_seconds = time.perf_counter() - sent
-                                    transport = ex.start_stream(200, _STREAM_HEADERS)
+                                    transport = ex.start_stream(200, STREAM_HEADERS)
                                 if ex.ttft is None and tap.data_events:
                                     ex.ttft = time.perf_counter() - ex.started
                                 await transport.send_bytes(out)
@@ -153,7 +153,7 @@ async def forward_stream(
                     if tail:
                         if transport is None:
                             ex.upstream_seconds = time.perf_counter() - sent
-                            transport = ex.start_stream(200, _STREAM_HEADERS)
+                            transport = ex.start_stream(200, STREAM_HEADERS)
                         await transport.send_bytes(tail)
                 except (rq.PyreqwestError, TimeoutError, GatewayError) as exc:
                     failure = exc if isinstance(exc, GatewayError) else upstream_failure(exc, provider.name)

@@ -26,6 +26,7 @@ from ..routing import Model
 from ..spend.cost import MICRO, cost_micro
 from . import requests as rq_shapes
 from .exchange import JSON, Exchange
+from .proxy import STREAM_HEADERS
 
 
 def _prices(model: Model) -> tuple[float, float, float] | None:
@@ -139,7 +140,7 @@ async def _stream(
                     data = bytes(await response.bytes())
                     raise provider.error_from_status(response.status, data, response.get_header("retry-after"))
                 ex.upstream_seconds = time.perf_counter() - sent
-                transport = ex.start_stream(200, [("cache-control", "no-cache"), ("x-accel-buffering", "no")])
+                transport = ex.start_stream(200, STREAM_HEADERS)
                 reader = response.body_reader
                 try:
                     async with asyncio.timeout(idle) as deadline:
