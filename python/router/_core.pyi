@@ -6,6 +6,8 @@ __all__ = [
     "Finding",
     "Guardrails",
     "LatencyTracker",
+    "Ledger",
+    "LedgerFull",
     "Masker",
     "Rendezvous",
     "SseEvent",
@@ -209,6 +211,33 @@ class LatencyTracker:
         """How many samples the live window holds."""
     @property
     def min_samples(self) -> int: ...
+
+class LedgerFull(Exception):
+    """More budget-and-period entries (or worker processes) than the ledger has room for."""
+
+@final
+class Ledger:
+    """The budget ledger every worker shares (`rust/src/ledger.rs`): committed and reserved micro-dollars
+    per budget and period in a memory-mapped file (`path`; None: anonymous memory, for one process), under
+    a process-shared robust mutex. Budgets are ids such as `key:<id>`; periods are YYYYMM integers."""
+
+    def __new__(cls, path: str | None, n_slots: int = 16384, n_lanes: int = 32) -> Self: ...
+    @property
+    def lane(self) -> int:
+        """This process's lane (0 until `attach`)."""
+    def attach(self, pid: int | None = None) -> int:
+        """Take a lane for this process (default: its pid), releasing every dead process's reservations."""
+    def reserve(self, budgets: list[tuple[str, int]], period: int, amount: int) -> str | None:
+        """Reserve `amount` against every (budget, limit) or none; the first budget that cannot take it."""
+    def settle(self, budgets: list[str], period: int, reserved: int, actual: int) -> list[int]:
+        """Replace a reservation by the actual cost; each budget's committed spend after it."""
+    def seed(self, budget: str, period: int, committed: int) -> None:
+        """Create the slot with this committed spend unless it exists."""
+    def usage(self, budget: str, period: int) -> tuple[int, int]:
+        """(committed, reserved)."""
+    def rebuild(self, committed: list[tuple[str, int, int]]) -> None:
+        """Start afresh from stored spend (budget, period, amount): every reservation dropped."""
+    def close(self) -> None: ...
 
 @final
 class Finding:

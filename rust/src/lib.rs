@@ -5,6 +5,7 @@ use pyo3::prelude::*;
 
 pub mod balance;
 pub mod latency;
+pub mod ledger;
 pub mod scan;
 pub mod sse;
 pub mod transcode;
@@ -18,6 +19,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<transcode::py::PyTranscoder>()?;
     m.add_class::<balance::PyRendezvous>()?;
     m.add_class::<latency::PyLatencyTracker>()?;
+    m.add_class::<ledger::PyLedger>()?;
+    m.add("LedgerFull", m.py().get_type::<ledger::LedgerFull>())?;
     m.add_class::<scan::py::PyGuardrails>()?;
     m.add_class::<scan::py::PyFinding>()?;
     m.add_class::<scan::py::PyMasker>()?;

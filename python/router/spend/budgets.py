@@ -164,7 +164,7 @@ class Spend:
                 )
             output = DEFAULT_MAX_OUTPUT if max_output is None else max_output
             amount = max(amount, worst_case_micro(prices, body_bytes, output))
-        refused = self.ledger.reserve(limited, period, amount)  # type: ignore[arg-type]
+        refused = self.ledger.reserve(limited, period, amount)
         if refused is not None:
             budget = next(b for b in budgets if b.id == refused)
             committed, reserved = self.ledger.usage(refused, period)
