@@ -95,7 +95,11 @@ class App:
         self.governance = Governance(self.store, self.catalog.provider_of, self.catalog.metadata, clock)
         self.alerts = Alerts(config.alerts, self.store, clock)
         self.spend = Spend(
-            self.store, Ledger(ledger_path(self.store.path)), config.spend.reset_day, notify=self.alerts.budget
+            self.store,
+            Ledger(ledger_path(self.store.path)),
+            config.spend.reset_day,
+            notify=self.alerts.budget,
+            notify_from_percent=min(config.alerts.budget_thresholds, default=float("inf")),
         )
         self.openapi_body = openapi.document()
         self.metrics = Metrics()

@@ -45,6 +45,10 @@ class Hold(msgspec.Struct):
     amount: int
 
 
+# A principal's budgets in a period: (every budget, the limited ones as (id, limit), every id, the limited ids).
+Plan = tuple[tuple[Budget, ...], list[tuple[str, int]], tuple[str, ...], tuple[str, ...]]
+
+
 def period_of(ts: float, reset_day: int) -> int:
     """The budget period (YYYYMM of the month it started in) holding `ts`."""
     dt = datetime.fromtimestamp(ts, UTC)
@@ -95,26 +99,33 @@ def _micro(usd: float | None) -> int | None:
 class Spend:
     """The App's view of budgets: which apply to a principal, and the reserve/settle calls on the ledger."""
 
-    def __init__(self, store: Store, ledger: Ledger, reset_day: int, notify: Notify | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        ledger: Ledger,
+        reset_day: int,
+        notify: Notify | None = None,
+        notify_from_percent: float = 0.0,
+    ) -> None:
         self.store = store
         self.ledger = ledger
         self.reset_day = reset_day
-        # Told about every limited budget's spend after a request settles, and about refusals (alerts).
+        # Told about refusals, and about a limited budget's spend after a request settles once it reaches
+        # `notify_from_percent` of its limit (the lowest alert threshold: below it there is nothing to say).
         self.notify = notify
-        self._labels: dict[str, tuple[str, int]] = {}
+        self.notify_from_percent = notify_from_percent
+        # budget id → (label, limit, spend from which settling notifies), all micro-dollars.
+        self._labels: dict[str, tuple[str, int, float]] = {}
         # id(principal) → (principal, period, plan): the plan's ledger slots were seeded for that period.
-        self._cache: dict[
-            int, tuple[Principal, int, tuple[tuple[Budget, ...], list[tuple[str, int]], tuple[str, ...]]]
-        ] = {}
+        self._cache: dict[int, tuple[Principal, int, Plan]] = {}
         self._period = (0.0, 0.0, 0)
 
     def budgets(self, principal: Principal, period: int) -> tuple[Budget, ...]:
         return self._plan(principal, period)[0]
 
-    def _plan(
-        self, principal: Principal, period: int
-    ) -> tuple[tuple[Budget, ...], list[tuple[str, int]], tuple[str, ...]]:
-        """(every budget, the limited ones as (id, limit), every id), cached per principal and period."""
+    def _plan(self, principal: Principal, period: int) -> Plan:
+        """(every budget, the limited ones as (id, limit), every id, the limited ids), cached per principal
+        and period."""
         cached = self._cache.get(id(principal))
         if cached is not None and cached[0] is principal and cached[1] == period:
             return cached[2]
@@ -122,13 +133,13 @@ class Spend:
         limited = []
         for b in budgets:
             if b.limit_micro is not None:
-                self._labels[b.id] = (b.label, b.limit_micro)
+                self._labels[b.id] = (b.label, b.limit_micro, b.limit_micro * self.notify_from_percent / 100)
                 limited.append((b.id, b.limit_micro))
                 # A limit set mid-period starts from what the database has recorded so far this period.
                 self.ledger.seed(b.id, period, self.store.spend_of(b.id, period))
         if len(self._cache) > 10_000:
             self._cache.clear()
-        plan = (budgets, limited, tuple(b.id for b in budgets))
+        plan = (budgets, limited, tuple(b.id for b in budgets), tuple(b for b, _ in limited))
         self._cache[id(principal)] = (principal, period, plan)
         return plan
 
@@ -150,7 +161,7 @@ class Spend:
         """Reserve the worst case over every model that may serve the request, (id, prices, max output tokens),
         against every limited budget; returns (hold or None, every budget id, period)."""
         period = self.period(now)
-        budgets, limited, ids = self._plan(principal, period)
+        budgets, limited, ids, limited_ids = self._plan(principal, period)
         if not limited:
             return None, ids, period
         amount = 0
@@ -176,14 +187,15 @@ class Spend:
                 f"${amount / MICRO:.4f}. The budget resets at {iso_time(period_end(period, self.reset_day))}.",
                 code="budget_exceeded",
             )
-        return Hold(tuple(b for b, _ in limited), period, amount), ids, period
+        return Hold(limited_ids, period, amount), ids, period
 
     def settle(self, hold: Hold, actual: int) -> None:
         committed = self.ledger.settle(hold.budgets, hold.period, hold.amount, actual)
         if self.notify is not None and actual:
             for budget, used in zip(hold.budgets, committed, strict=True):
-                label, limit = self._labels.get(budget, (budget, 0))
-                self.notify(budget, label, hold.period, limit, used, False)
+                label, limit, notify_from = self._labels[budget]
+                if used >= notify_from:
+                    self.notify(budget, label, hold.period, limit, used, False)
 
 
 def _resolve_budget(store: Store, name: str) -> tuple[str, float | None] | None:

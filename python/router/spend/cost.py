@@ -55,5 +55,6 @@ def cost_micro(
 
 def worst_case_micro(prices: Prices, body_bytes: int, max_output: int) -> int:
     """An upper bound for a request not yet sent. A text token spans at least one byte, so the body's size
-    bounds the prompt's tokens; the output is bounded by max_tokens or the model's limit."""
-    return cost_micro(prices, body_bytes, max_output)
+    bounds the prompt's tokens; the output is bounded by max_tokens or the model's limit. (`cost_micro` with
+    nothing cached, spelled out: this runs once per candidate model on every limited request.)"""
+    return round(body_bytes * prices.input + max_output * prices.output) + round(prices.per_request * MICRO)
