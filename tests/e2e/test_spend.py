@@ -317,6 +317,32 @@ def test_usage_report_grouped_and_filtered(gw: Gateway) -> None:
     assert _manage_raw(gw, other["key"], "/traces/t-report").status_code in (403, 404)
 
 
+def test_reasoning_tokens_are_recorded_and_reported(gw: Gateway) -> None:
+    created = gw.key()
+    client = openai.OpenAI(base_url=f"{gw.base}/v1", api_key=created["key"], max_retries=0)
+    messages = [{"role": "user", "content": "think first"}]
+    tagged = {"requesty": {"tags": ["thinking"]}}
+    answer = client.chat.completions.create(
+        model="mock/cheap", messages=messages, reasoning_effort="high", extra_body=tagged
+    )
+    reasoning = answer.usage.completion_tokens_details.reasoning_tokens
+    assert reasoning > 0
+    with client.chat.completions.create(
+        model="mock/cheap", messages=messages, reasoning_effort="high", stream=True, extra_body=tagged
+    ) as stream:
+        for _ in stream:
+            pass
+    client.chat.completions.create(model="mock/cheap", messages=messages)
+    rows = usage_rows(gw.server, f"key_id = '{created['id']}'", expect=3)
+    assert sorted(r["reasoning_tokens"] or 0 for r in rows) == [0, reasoning, reasoning]
+    rolled = gw.manage("GET", f"/usage?key={created['id']}")
+    raw = gw.manage("GET", f"/usage?key={created['id']}&tag=thinking")
+    assert (rolled["source"], raw["source"]) == ("usage_hourly", "usage_log")
+    assert rolled["data"][0]["reasoning_tokens"] == raw["data"][0]["reasoning_tokens"] == 2 * reasoning
+    # No BYOK key paid for any of it: all of the cost went through the gateway.
+    assert rolled["data"][0]["byok_cost"] == 0 and rolled["data"][0]["gateway_cost"] == rolled["data"][0]["cost"]
+
+
 def test_export_streams_csv_and_jsonl(gw: Gateway) -> None:
     created = gw.key()
     client = openai.OpenAI(base_url=f"{gw.base}/v1", api_key=created["key"], max_retries=0)

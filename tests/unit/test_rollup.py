@@ -31,6 +31,8 @@ def rows(n: int) -> list[UsageRow]:
             ttft_ms=rnd.choice([None, rnd.uniform(10, 900)]),
             cost=rnd.uniform(0, 0.01),
             tags='["a"]' if i % 3 else None,
+            reasoning_tokens=rnd.choice([None, rnd.randint(0, 100)]),
+            byok=rnd.random() < 0.3,
         )
         for i in range(n)
     ]
@@ -65,6 +67,12 @@ def test_rollup_from_batches_equals_rebuild_and_matches_raw_sums(tmp_path) -> No
     assert sum(r["errors"] for r in rolled) == sum(1 for r in data if r.status >= 400)
     assert sum(r["requests"] for r in raw_ok) == sum(1 for r in data if r.status < 400)
     assert sum(r["cost"] for r in rolled) == pytest.approx(sum(r.cost for r in data))
+    assert sum(r["reasoning_tokens"] for r in rolled) == sum(r.reasoning_tokens or 0 for r in data)
+    # The BYOK split: what the org's own provider keys paid, and the rest, from the rollup and from raw rows.
+    byok = sum(r.cost for r in data if r.byok)
+    assert sum(r["byok_cost"] for r in rolled) == pytest.approx(byok)
+    assert sum(r["gateway_cost"] for r in rolled) == pytest.approx(sum(r.cost for r in data) - byok)
+    assert sum(r["byok_cost"] for r in raw_ok) == pytest.approx(sum(r.cost for r in data if r.byok and r.status < 400))
     store.close()
 
 

@@ -224,15 +224,18 @@ def translate_reply(body: Json, upstream: str, caller: str, model: str, plan: Pl
     return chat
 
 
-def usage_of(reply: Json, caller: str) -> tuple[int | None, int | None, int | None]:
-    """(prompt tokens including cache, completion tokens, cached tokens) of a reply in ``caller``'s API."""
+def usage_of(reply: Json, caller: str) -> tuple[int | None, int | None, int | None, int | None]:
+    """(prompt tokens including cache, completion tokens, cached tokens, reasoning tokens) of a reply in
+    ``caller``'s API. Anthropic does not report thinking tokens apart from output tokens: None."""
     u = reply.get("usage") or {}
     if caller == "messages":
         cached = u.get("cache_read_input_tokens") or 0
         prompt = (u.get("input_tokens") or 0) + cached + (u.get("cache_creation_input_tokens") or 0)
-        return prompt, u.get("output_tokens"), cached
+        return prompt, u.get("output_tokens"), cached, None
     if caller == "responses":
         cached = (u.get("input_tokens_details") or {}).get("cached_tokens")
-        return u.get("input_tokens"), u.get("output_tokens"), cached
+        reasoning = (u.get("output_tokens_details") or {}).get("reasoning_tokens")
+        return u.get("input_tokens"), u.get("output_tokens"), cached, reasoning
     cached = (u.get("prompt_tokens_details") or {}).get("cached_tokens")
-    return u.get("prompt_tokens"), u.get("completion_tokens"), cached
+    reasoning = (u.get("completion_tokens_details") or {}).get("reasoning_tokens")
+    return u.get("prompt_tokens"), u.get("completion_tokens"), cached, reasoning

@@ -278,6 +278,7 @@ class App:
                     byok=ex.byok,
                     tool_calls=json_text(ex.tool_calls) if ex.tool_calls else None,
                     tool_results=results_json(ex.tool_results),
+                    reasoning_tokens=ex.reasoning_tokens,
                 )
             )
             for row in ex.attempt_rows:

@@ -52,9 +52,9 @@ class Exchange:
     __slots__ = (
         "api", "attempt_rows", "attempts", "auto_cache", "body_bytes", "budgets", "byok", "cached_tokens",
         "completion_tokens", "end_user", "endpoint", "error_type", "events_seen", "headers", "hold", "key_id",
-        "metadata", "model", "owner", "period", "prices", "prompt_tokens", "proto", "provider", "request_id",
-        "responded", "routing_seconds", "scope", "started", "status", "stream", "tool_calls", "tool_results", "ttft",
-        "upstream_auth", "upstream_seconds",
+        "metadata", "model", "owner", "period", "prices", "prompt_tokens", "proto", "provider", "reasoning_tokens",
+        "request_id", "responded", "routing_seconds", "scope", "started", "status", "stream", "tool_calls",
+        "tool_results", "ttft", "upstream_auth", "upstream_seconds",
     )  # fmt: skip
 
     def __init__(self, scope: Scope, proto: HTTPProtocol, endpoint: str, request_id: str) -> None:
@@ -75,6 +75,7 @@ class Exchange:
         self.prompt_tokens: int | None = None
         self.completion_tokens: int | None = None
         self.cached_tokens: int | None = None
+        self.reasoning_tokens: int | None = None
         self.error_type: str | None = None
         # Spend: the priced model, the reservation to settle, the budgets charged, request metadata.
         self.prices: Prices | None = None

@@ -27,10 +27,15 @@ class PromptDetails(msgspec.Struct):
     cached_tokens: int | None = None
 
 
+class CompletionDetails(msgspec.Struct):
+    reasoning_tokens: int | None = None
+
+
 class Usage(msgspec.Struct):
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     prompt_tokens_details: PromptDetails | None = None
+    completion_tokens_details: CompletionDetails | None = None
 
 
 class _UsageOnly(msgspec.Struct):
@@ -64,6 +69,8 @@ def record_usage(ex: Exchange, usage: Usage | None) -> None:
     ex.completion_tokens = usage.completion_tokens
     details = usage.prompt_tokens_details
     ex.cached_tokens = details.cached_tokens if details is not None else None
+    completion = usage.completion_tokens_details
+    ex.reasoning_tokens = completion.reasoning_tokens if completion is not None else None
 
 
 async def forward_unary(

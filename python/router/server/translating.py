@@ -114,7 +114,7 @@ async def _unary(
         usage = usage_of(reply, caller)
         ex.tool_calls = called(reply, caller)
         if caller == "responses" and isinstance(reply.get("usage"), dict) and model.prices is not None:
-            prompt, output, cached = usage
+            prompt, output, cached, _ = usage
             reply["usage"]["cost"] = cost_micro(model.prices, prompt or 0, output or 0, cached or 0) / MICRO
         if caller != provider.api or caller == "responses":
             data = msgspec.json.encode(reply)
@@ -122,7 +122,7 @@ async def _unary(
         raise UpstreamError(
             f"Upstream provider '{provider.name}' returned an invalid JSON response.", code="upstream_invalid_response"
         ) from None
-    ex.prompt_tokens, ex.completion_tokens, ex.cached_tokens = usage
+    ex.prompt_tokens, ex.completion_tokens, ex.cached_tokens, ex.reasoning_tokens = usage
     ex.send_bytes(200, data, JSON)
 
 
@@ -172,6 +172,7 @@ async def _stream(
                     ex.prompt_tokens = transcoder.prompt_tokens
                     ex.completion_tokens = transcoder.completion_tokens
                     ex.cached_tokens = transcoder.cached_tokens
+                    ex.reasoning_tokens = transcoder.reasoning_tokens
                     ex.tool_calls = transcoder.tool_names or None
         except (rq.PyreqwestError, TimeoutError) as exc:
             raise upstream_failure(exc, provider.name) from None

@@ -132,24 +132,28 @@ class AnalyticsQueries:
         select_dims = ([f"{time_sql} AS bucket"] if time_sql else []) + dims
         group = ", ".join(["bucket"] * bool(time_sql) + dims)
         labels = (["bucket"] if time_sql else []) + list(group_by)
+        n = len(labels)
         if raw:
             sums = (
                 "COUNT(*), SUM(status >= 400), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0), "
                 "COALESCE(SUM(cached_tokens), 0), COALESCE(SUM(cost), 0), COALESCE(SUM(cache_savings), 0), "
-                "group_concat(latency_ms), group_concat(ttft_ms)"
+                "group_concat(latency_ms), group_concat(ttft_ms), "
+                "COALESCE(SUM(reasoning_tokens), 0), COALESCE(SUM(CASE WHEN byok THEN cost ELSE 0 END), 0)"
             )
+            added_at = n + 9
         else:
             sums = ", ".join(f"SUM({name})" for name in rollup.SUMS)
+            added_at = n + len(rollup.CREATED_SUMS)
         sql = f"SELECT {', '.join([*select_dims, sums])} FROM {table.table if table else 'usage_log'} WHERE {where}"
         if group:
             sql += f" GROUP BY {group} ORDER BY {group}"
         out = []
-        n = len(labels)
         for row in self._conn.execute(sql, params):
             if row[n] is None or row[n] == 0:
                 continue
             entry: dict[str, Any] = dict(zip(labels, row[:n], strict=True))
             requests, errors, prompt, completion, cached, cost, savings = row[n : n + 7]
+            reasoning, byok_cost = row[added_at : added_at + 2]
             entry |= {
                 "requests": requests,
                 "errors": errors,
@@ -157,7 +161,12 @@ class AnalyticsQueries:
                 "prompt_tokens": prompt,
                 "completion_tokens": completion,
                 "cached_tokens": cached,
+                "reasoning_tokens": reasoning,
                 "cost": cost,
+                # BYOK: what the organisation's own provider keys paid (billed by the provider, not through
+                # the gateway); gateway_cost is the rest.
+                "byok_cost": byok_cost,
+                "gateway_cost": cost - byok_cost,
                 "cache_savings": savings,
             }
             if raw:

@@ -273,4 +273,13 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "ALTER TABLE usage_log ADD COLUMN tool_results TEXT",
         ],
     ),
+    (
+        7,
+        "reasoning tokens on usage rows and rollups; the BYOK part of the cost in rollups",
+        [
+            "ALTER TABLE usage_log ADD COLUMN reasoning_tokens INTEGER",
+            *DAILY.add_columns_sql(),
+            *HOURLY.add_columns_sql(),
+        ],
+    ),
 ]

@@ -144,6 +144,7 @@ class UsageRow(msgspec.Struct, array_like=True):
     byok: bool = False
     tool_calls: str | None = None  # JSON list of the tool names the answer called, in order
     tool_results: str | None = None  # JSON list of {"name", "is_error"}: results the request sent back
+    reasoning_tokens: int | None = None  # inside completion_tokens (billed as output); None: not reported
 
 
 USAGE_COLUMNS = UsageRow.__struct_fields__

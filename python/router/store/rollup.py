@@ -22,11 +22,21 @@ from .records import UsageRow
 # Upper bounds in milliseconds; the last bucket is everything above.
 LATENCY_BUCKETS_MS = (10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 120000)
 HIST = len(LATENCY_BUCKETS_MS) + 1
-SUMS = (
+# The columns the tables were created with (migration 3), then those added since (migration 7): reasoning
+# tokens, and the part of `cost` paid with the organisation's own provider keys (BYOK).
+CREATED_SUMS = (
     "requests", "errors", "prompt_tokens", "completion_tokens", "cached_tokens", "cost", "cache_savings",
     *(f"l{i}" for i in range(HIST)), *(f"t{i}" for i in range(HIST)),
 )  # fmt: skip
-_FLOAT_SUMS = ("cost", "cache_savings")
+ADDED_SUMS = ("reasoning_tokens", "byok_cost")
+SUMS = CREATED_SUMS + ADDED_SUMS
+_FLOAT_SUMS = ("cost", "cache_savings", "byok_cost")
+# Where the added sums sit in a fold cell (after the two histograms).
+_REASONING, _BYOK_COST = len(CREATED_SUMS), len(CREATED_SUMS) + 1
+
+
+def sum_sql(name: str) -> str:
+    return f"{name} {'DOUBLE PRECISION' if name in _FLOAT_SUMS else 'INTEGER'} NOT NULL DEFAULT 0"
 
 
 class Rollup(msgspec.Struct, frozen=True):
@@ -39,16 +49,18 @@ class Rollup(msgspec.Struct, frozen=True):
         return ("slot", *self.dimensions)
 
     def create_sql(self) -> str:
+        """The table as migration 3 created it; `add_columns_sql` brings it up to date."""
         dims = ",\n                ".join(f"{d} TEXT NOT NULL" for d in self.dimensions)
-        sums = ",\n                ".join(
-            f"{s} {'DOUBLE PRECISION' if s in _FLOAT_SUMS else 'INTEGER'} NOT NULL DEFAULT 0" for s in SUMS
-        )
+        sums = ",\n                ".join(sum_sql(s) for s in CREATED_SUMS)
         return f"""CREATE TABLE {self.table} (
                 slot INTEGER NOT NULL,
                 {dims},
                 {sums},
                 PRIMARY KEY ({", ".join(self.columns)})
             )"""
+
+    def add_columns_sql(self) -> list[str]:
+        return [f"ALTER TABLE {self.table} ADD COLUMN {sum_sql(s)}" for s in ADDED_SUMS]
 
     def upsert_sql(self) -> str:
         names = (*self.columns, *SUMS)
@@ -78,6 +90,9 @@ class Rollup(msgspec.Struct, frozen=True):
             cell[7 + bisect_left(LATENCY_BUCKETS_MS, r.latency_ms)] += 1
             if r.ttft_ms is not None:
                 cell[7 + HIST + bisect_left(LATENCY_BUCKETS_MS, r.ttft_ms)] += 1
+            cell[_REASONING] += r.reasoning_tokens or 0
+            if r.byok:
+                cell[_BYOK_COST] += r.cost or 0.0
         return [(slot, *(d or "" for d in values), *sums) for (slot, values), sums in cells.items()]
 
     def rebuild_sql(self) -> str:
@@ -88,9 +103,10 @@ class Rollup(msgspec.Struct, frozen=True):
         return (
             f"INSERT INTO {self.table} SELECT slot, {dims}, COUNT(*), SUM(status >= 400), "
             "COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0), COALESCE(SUM(cached_tokens), 0), "
-            f"COALESCE(SUM(cost), 0), COALESCE(SUM(cache_savings), 0), {hist} "
+            f"COALESCE(SUM(cost), 0), COALESCE(SUM(cache_savings), 0), {hist}, "
+            "COALESCE(SUM(reasoning_tokens), 0), COALESCE(SUM(CASE WHEN byok THEN cost ELSE 0 END), 0) "
             f"FROM (SELECT CAST(ts / {self.seconds} AS INTEGER) AS slot, {inner}, status, prompt_tokens, "
-            "completion_tokens, cached_tokens, cost, cache_savings, "
+            "completion_tokens, cached_tokens, cost, cache_savings, reasoning_tokens, byok, "
             f"{_bucket_case('latency_ms')} AS lb, {_bucket_case('ttft_ms')} AS tb FROM usage_log) "
             f"GROUP BY slot, {dims}"
         )
