@@ -16,7 +16,7 @@ import httpx
 import openai
 import pytest
 
-from servers import MockControl, Server, create_key, gateway_env, start_gateway
+from servers import MockControl, Server, create_key, gateway_env, router_cli, start_gateway
 
 MODEL = "mock/gpt-4o"
 ECHO = {"mock": {"echo": True}}
@@ -155,6 +155,7 @@ def test_settings_rbac_validation_and_audit(gw: Gateway, org_reset: None) -> Non
     assert gw.ok("GET", "/guardrails") == CONFIG_SETTINGS  # nothing rejected was stored
 
     stored = gw.ok("PUT", "/guardrails", new)
+    assert "block pii" in router_cli(gw.server.env, "guardrails", "test", f"mail {EMAIL}").stdout
     assert stored["categories"] == {"pci": "block", "pii": "block"} and stored["custom"][0]["name"] == "ticket"
     assert gw.ok("GET", "/guardrails", who="analyst") == stored
     assert gw.ok("DELETE", "/guardrails") == CONFIG_SETTINGS
@@ -201,6 +202,10 @@ def test_key_override_blocks_what_the_org_masks(gw: Gateway, mock: MockControl) 
         assert gw.ok("GET", f"/apikey/{alice}/guardrails", who="alice")["override"] == view["override"]
         assert gw.manage("GET", f"/apikey/{alice}/guardrails", who="bob").status_code == 404
         assert gw.manage("PUT", f"/apikey/{alice}/guardrails", {"categories": {}}, who="alice").status_code == 403
+        # The CLI shows an admin what a key's requests get, overrides included.
+        out = router_cli(gw.server.env, "guardrails", "test", "--key", alice, f"mail {EMAIL}").stdout
+        assert out.splitlines()[0] == "mail [EMAIL_1]" and "block pii" in out
+        assert "mask  pii" in router_cli(gw.server.env, "guardrails", "test", f"mail {EMAIL}").stdout
     finally:
         gw.ok("DELETE", f"/apikey/{alice}/guardrails")
     assert gw.say("alice", f"mail {EMAIL}") == "mail [EMAIL_1]"
@@ -275,3 +280,33 @@ def test_triggers_are_audited_by_type_and_never_with_the_value(gw: Gateway) -> N
     assert "router_guardrail_findings_total{" in metrics
     for value in (EMAIL, CARD, CARD.replace(" ", "")):
         assert value not in everything and value not in metrics
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_answers_follow_the_stored_settings_and_their_triggers_are_audited(
+    gw: Gateway, org_reset: None, stream: bool
+) -> None:
+    # Requests unscanned: the mock echoes the raw value, so only the answer's screening can catch it.
+    gw.ok("PUT", "/guardrails", {"scan_requests": False})
+    client = gw.client("alice")
+    text = f"write to {EMAIL} today"
+    if stream:
+        chunks = client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": text}], extra_body=ECHO, stream=True
+        )
+        received = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        request_id = chunks.response.headers["x-request-id"]
+    else:
+        raw = client.chat.completions.with_raw_response.create(
+            model=MODEL, messages=[{"role": "user", "content": text}], extra_body=ECHO
+        )
+        received, request_id = raw.parse().choices[0].message.content or "", raw.headers["x-request-id"]
+    assert received == "write to [EMAIL_1] today"
+    events = [e for e in audit(gw, f"target={request_id}&action=guardrail.triggered") if e["target_id"] == request_id]
+    assert [
+        {k: e["detail"][k] for k in ("category", "type", "direction", "action", "count", "key_id")} for e in events
+    ] == [
+        {"category": "pii", "type": "EMAIL", "direction": "response", "action": "mask", "count": 1,
+         "key_id": gw.key_ids["alice"]},
+    ]  # fmt: skip
+    assert EMAIL not in json.dumps(events)

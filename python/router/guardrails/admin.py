@@ -101,14 +101,17 @@ class GuardrailAdmin:
         applying = [o for s in scopes if (o := self._override(s)) is not None]
         return merge(org, applying) if applying else org
 
+    def effective_of(self, record: KeyRecord) -> GuardrailSettings:
+        """What the key's requests get: the organisation's settings, its groups' and its own overrides."""
+        return self._effective(scopes_of(self.store, record))
+
     def get_key(self, actor: Actor, key_id: str) -> dict[str, Any]:
         record = self._key(actor, key_id)
         override = self._override(key_scope(record.id))
         return {
             "key_id": record.id,
             "override": None if override is None else view(override),
-            # What the key's requests get: the organisation's settings, its groups' and its own overrides.
-            "effective": view(self._effective(scopes_of(self.store, record))),
+            "effective": view(self.effective_of(record)),
         }
 
     def get_group(self, actor: Actor, ident: str) -> dict[str, Any]:
