@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import msgspec
 import pytest
 
-from router.errors import GuardrailViolation
+from router.config import parse_config
+from router.errors import ConfigError, GuardrailViolation
 from router.governance.keys import Principal
 from router.governance.resolve import CATALOG, Effective
 from router.guardrails.audit import Triggers
@@ -124,3 +125,9 @@ def test_each_trigger_is_queued_as_an_audit_event_without_the_value() -> None:
         screen_chat_request(bound, Metrics(), card)
     assert [(e.detail or {})["action"] for e in queued] == ["block"]
     assert "4111" not in msgspec.json.encode(queued).decode()
+
+
+def test_a_bad_action_in_the_config_file_is_named_at_its_category() -> None:
+    providers = "providers: {mock: {base_url: 'http://127.0.0.1:1/v1'}}\nmodels: [{id: mock/m}]\n"
+    with pytest.raises(ConfigError, match=r"at guardrails\.categories\.pii: unknown action 'shout'"):
+        parse_config(providers + "guardrails: {categories: {pii: shout}}")
