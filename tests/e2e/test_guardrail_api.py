@@ -8,6 +8,7 @@ The mock echoes the (screened) request back, so the reply shows what the upstrea
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -195,6 +196,17 @@ def test_key_override_blocks_what_the_org_masks(gw: Gateway, mock: MockControl) 
             gw.say("alice", f"mail {EMAIL}")
         assert caught.value.body["code"] == "guardrail_violation" and "pii" in caught.value.body["message"]
         assert EMAIL not in json.dumps(caught.value.body)
+        # Every endpoint uses the caller's policy: the Anthropic and Responses shapes block too.
+        for path, body in (
+            ("/v1/messages", {"max_tokens": 20, "messages": [{"role": "user", "content": f"mail {EMAIL}"}]}),
+            ("/v1/responses", {"input": f"mail {EMAIL}"}),
+        ):
+            response = httpx.post(
+                f"{gw.base}{path}", json={"model": MODEL, **body},
+                headers={"authorization": f"Bearer {gw.keys['alice']}"}, timeout=20,
+            )  # fmt: skip
+            assert response.status_code == 400 and "pii data" in response.text, response.text
+            assert EMAIL not in response.text
         assert mock.count() == 0
         # Other keys keep the organisation's mask.
         assert gw.say("bob", f"mail {EMAIL}") == "mail [EMAIL_1]"
@@ -232,6 +244,10 @@ def test_group_override_turns_names_on_for_its_members(gw: Gateway) -> None:
     finally:
         gw.ok("DELETE", f"/group/{group['id']}/guardrails")
     assert gw.say("bob", NAME_TEXT) == NAME_TEXT
+    # Deleting a group takes its override with it.
+    gw.ok("PUT", f"/group/{group['id']}/guardrails", {"categories": {"names": "mask"}})
+    gw.ok("DELETE", f"/group/{group['id']}")
+    assert sqlite3.connect(gw.server.env["ROUTER_DB"]).execute("SELECT scope FROM guardrail_settings").fetchall() == []
 
 
 def test_an_override_can_never_weaken_the_org(gw: Gateway) -> None:
