@@ -212,6 +212,29 @@ CASES: list[tuple[str, Target, dict[str, int]]] = [
         expect(201, 403, 403, 403, 403),
     ),
     ("read the audit log", lambda w, r: ("GET", "/audit", None), expect(200, 200, 403, 403, 403)),
+    ("read guardrail settings", lambda w, r: ("GET", "/guardrails", None), expect(200, 200, 403, 403, 403)),
+    ("replace guardrail settings", lambda w, r: ("PUT", "/guardrails", {}), expect(200, 403, 403, 403, 403)),
+    (
+        "read own key's guardrails",
+        lambda w, r: ("GET", f"/apikey/{w.key_ids[r]}/guardrails", None),
+        expect(200, 200, 200, 200, 200),
+    ),
+    (
+        "read other's key's guardrails",
+        lambda w, r: ("GET", f"/apikey/{w.key_of(other_owner(r))}/guardrails", None),
+        expect(200, 200, 404, 404, 404),
+    ),
+    (
+        "tighten own key's guardrails",
+        lambda w, r: ("PUT", f"/apikey/{w.key_of(r)}/guardrails", {"categories": {"pii": "block"}}),
+        expect(200, 403, 403, 403, 403),
+    ),
+    ("read G1's guardrails", lambda w, r: ("GET", "/group/G1/guardrails", None), expect(200, 200, 200, 200, 404)),
+    (
+        "tighten G1's guardrails",
+        lambda w, r: ("PUT", "/group/G1/guardrails", {"categories": {"names": "mask"}}),
+        expect(200, 403, 403, 403, 404),
+    ),
 ]
 
 

@@ -20,6 +20,7 @@ from ..governance.byok import ByokAdmin
 from ..governance.policies import PolicyAdmin
 from ..governance.rbac import Actor, actor_for
 from ..governance.service import Governance
+from ..guardrails.admin import GuardrailAdmin
 from ..spend.budgets import Spend
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ class Call(msgspec.Struct):
     spend: Spend
     policies: PolicyAdmin
     byok: ByokAdmin
+    guardrails: GuardrailAdmin
     body: Any = None
 
     def now(self) -> float:
@@ -174,8 +176,9 @@ async def dispatch(app: App, ex: Exchange) -> None:
             body = decode_body(raw, r.body)
     query = dict(parse_qsl(scope.query_string, keep_blank_values=True))
     call = Call(
-        app.governance, actor_for(principal, app.store), params, query, app.spend, app.policy_admin, app.byok, body
-    )
+        app.governance, actor_for(principal, app.store), params, query, app.spend, app.policy_admin, app.byok,
+        app.guardrail_admin, body,
+    )  # fmt: skip
     status, payload = r.handler(call)
     if isinstance(payload, Streamed):
         transport = ex.start_stream(status, payload.headers, payload.content_type)

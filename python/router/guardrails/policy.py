@@ -24,6 +24,7 @@ import msgspec
 from .._core import Guardrails, Masker, StreamScanner
 from ..errors import GatewayError, GuardrailUnavailable, GuardrailViolation
 from ..metrics import Metrics
+from .audit import Triggers
 from .settings import GuardrailSettings
 
 log = logging.getLogger("router.guardrails")
@@ -36,9 +37,13 @@ R = TypeVar("R")
 class Policy:
     """Settings compiled for the hot path: the engine, the categories it scans, and what blocks."""
 
-    def __init__(self, settings: GuardrailSettings) -> None:
+    # Where this request's triggers go (audit events); None outside a request (CLI, benchmarks).
+    triggers: Triggers | None = None
+
+    def __init__(self, settings: GuardrailSettings, engine: Guardrails | None = None) -> None:
         self.settings = settings
-        self.engine = Guardrails([(p.name, p.pattern) for p in settings.custom])
+        # Compiling an engine is slow; policies with the same custom patterns may share one.
+        self.engine = engine or Guardrails([(p.name, p.pattern) for p in settings.custom])
         actions = settings.actions()
         self.categories = list(actions)
         self.blocking = frozenset(c for c, a in actions.items() if a == "block" and c != "custom")
@@ -47,6 +52,14 @@ class Policy:
         self.responses = bool(actions) and settings.scan_responses
         # Restoring happens while the answer is scanned, so it needs both directions on.
         self.restore = settings.restore_placeholders and self.requests and self.responses
+
+    def for_request(self, triggers: Triggers) -> Policy:
+        """This policy, reporting what it finds to one request's audit trail: a shallow copy sharing the
+        engine (built by hand: `copy.copy` costs seven times as much)."""
+        bound = object.__new__(Policy)
+        bound.__dict__.update(self.__dict__)
+        bound.triggers = triggers
+        return bound
 
     def action(self, category: str, kind: str) -> str:
         blocked = category in self.blocking or (category == "custom" and kind in self.blocked_custom)
@@ -62,9 +75,14 @@ class Policy:
         """Count what was found; raise if any of it is in a blocked category."""
         if not found:
             return
-        counts = Counter((category, self.action(category, kind)) for category, kind in found)
+        by_type = Counter((category, kind, self.action(category, kind)) for category, kind in found)
+        counts: Counter[tuple[str, str]] = Counter()
+        for (category, _, action), n in by_type.items():
+            counts[category, action] += n
         for (category, action), n in counts.items():
             metrics.count_guardrail(category, direction, action, n)
+        if self.triggers is not None:
+            self.triggers.report(direction, by_type)
         blocked = sorted({category for category, action in counts if action == "block"})
         if blocked:
             raise GuardrailViolation(

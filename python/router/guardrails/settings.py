@@ -14,6 +14,7 @@ from .._core import Guardrails
 
 Action = Literal["mask", "block"]
 CategoryAction = Literal["mask", "block", "off"]
+CATEGORY_ACTIONS: tuple[CategoryAction, ...] = ("mask", "block", "off")
 
 # Person names come from context cues and are far less precise than checksums: off unless asked for.
 OPT_IN = frozenset({"names"})
@@ -29,8 +30,9 @@ class GuardrailSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True)
     enabled: bool = True
     # What a category not listed in `categories` does.
     default_action: Action = "mask"
-    # Per category: mask, block or off (pii, pci, banking, secrets, financial, names).
-    categories: dict[str, CategoryAction] = {}
+    # Per category: mask, block or off (pii, pci, banking, secrets, financial, names). Plain strings, checked
+    # by `problems`, so that a bad value is reported at its category's name.
+    categories: dict[str, str] = {}
     # Admin-defined named regexes (category "custom"); each may set its own action.
     custom: list[CustomPattern] = []
     scan_requests: bool = True
@@ -48,7 +50,7 @@ class GuardrailSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True)
                 continue
             chosen = self.categories.get(category, "off" if category in OPT_IN else self.default_action)
             if chosen != "off":
-                out[category] = chosen
+                out[category] = "block" if chosen == "block" else "mask"
         if self.custom:
             out["custom"] = self.default_action
         return out
@@ -67,6 +69,11 @@ def problems(settings: GuardrailSettings) -> list[tuple[str, str]]:
         (f"categories.{name}", f"unknown category {name!r}; expected one of {', '.join(sorted(known))}")
         for name in settings.categories
         if name not in known
+    ]
+    out += [
+        (f"categories.{name}", f"unknown action {action!r}; expected one of {', '.join(CATEGORY_ACTIONS)}")
+        for name, action in settings.categories.items()
+        if action not in CATEGORY_ACTIONS
     ]
     seen: set[str] = set()
     for i, p in enumerate(settings.custom):

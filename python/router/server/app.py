@@ -21,11 +21,13 @@ from ..alerts import Alerts
 from ..config import Config, load_config
 from ..errors import GatewayError, NotFound
 from ..governance.byok import ByokAdmin
-from ..governance.keys import KeyCache, log_expiry
+from ..governance.keys import KeyCache, Principal, log_expiry
 from ..governance.policies import PolicyAdmin
 from ..governance.service import Governance
+from ..guardrails.admin import GuardrailAdmin
+from ..guardrails.audit import Triggers
 from ..guardrails.policy import Policy as GuardrailPolicy
-from ..guardrails.settings import GuardrailSettings
+from ..guardrails.stored import GuardrailPolicies
 from ..metrics import Metrics
 from ..protocols.caching import Defaults as CachingDefaults
 from ..protocols.tools import results_json
@@ -36,6 +38,7 @@ from ..spend.budgets import Spend, budget_gauges
 from ..spend.cost import MICRO, cost_micro
 from ..spend.ledger import Ledger, ledger_path
 from ..store import UsageRow, database_url, open_store
+from ..store.records import AuditEvent
 from ..store.usage_writer import UsageWriter
 from . import handlers
 from .exchange import Exchange, RequestIds
@@ -111,18 +114,27 @@ class App:
         keyring = OwnKeyring(self.store, master, self.catalog.providers)
         self.routing.own_keys = keyring.get
         self.keys.on_change += [StoredPolicies(self.store, self.routing, config.policies).refresh, keyring.refresh]
+        # Guardrail settings too: the organisation's (config file unless stored) and per-key/group overrides.
+        self.guardrails = GuardrailPolicies(self.store, config.guardrails)
+        self.keys.on_change.append(self.guardrails.refresh)
         for reload in self.keys.on_change:
             reload()
         self.policy_admin = PolicyAdmin(self.store, config, clock)
         self.byok = ByokAdmin(self.store, master, self.catalog.providers, clock)
         self.request_ids = RequestIds()
-        self.guardrails = GuardrailPolicy(config.guardrails)
+        self.guardrail_admin = GuardrailAdmin(self.store, config.guardrails, clock)
         self.usage: UsageWriter | None = None
         self._background: list[asyncio.Task[None]] = []
 
-    def set_guardrails(self, settings: GuardrailSettings) -> None:
-        """Replace the organisation's guardrail settings; the next request uses them."""
-        self.guardrails = GuardrailPolicy(settings)
+    def guardrails_for(self, principal: Principal, ex: Exchange) -> GuardrailPolicy:
+        """The caller's guardrails (the organisation's, tightened by its key's and groups' overrides), reporting
+        each trigger to the audit log through the background writer."""
+        policy = self.guardrails.for_principal(principal)
+        return policy.for_request(Triggers(ex.request_id, principal.key_id, self.clock, self._audit_later))
+
+    def _audit_later(self, event: AuditEvent) -> None:
+        if self.usage is not None:
+            self.usage.audit(event)
 
     # -- lifecycle (granian calls these in each worker, outside the running loop) ------------------
 

@@ -133,7 +133,7 @@ async def chat_completions(app: App, ex: Exchange) -> None:
     models = _admit(app, ex, principal, request.model, "chat")
     # Guardrails before anything is reserved or sent: a block is a 400, a mask rewrites the messages in
     # `fields` for every attempt.
-    guard = app.guardrails
+    guard = app.guardrails_for(principal, ex)
     masked = screen_chat_request(guard, app.metrics, fields) if guard.requests else None
     ex.tool_results = tools.chat_results(body, request.messages[-1].role)
     _charge(app, ex, principal, models, fields, request.user, request.max_completion_tokens or request.max_tokens)
@@ -177,7 +177,8 @@ async def messages(app: App, ex: Exchange) -> None:
     principal, body, fields = await _authenticated_body(app, ex)
     request = anthropic.validate_messages(body)
     models = _admit(app, ex, principal, request.model, "messages")
-    if app.guardrails.requests and screen_request_fields(app.guardrails, app.metrics, fields):
+    guard = app.guardrails_for(principal, ex)
+    if guard.requests and screen_request_fields(guard, app.metrics, fields):
         body = rq.encode_fields(fields)
     ex.tool_results = tools.messages_results(request)
     _charge(app, ex, principal, models, fields, None, request.max_tokens)
@@ -206,7 +207,8 @@ async def responses_create(app: App, ex: Exchange) -> None:
     principal, body, fields = await _authenticated_body(app, ex)
     request = responses.validate_responses(body)
     models = _admit(app, ex, principal, request.model, "responses")
-    if app.guardrails.requests and screen_request_fields(app.guardrails, app.metrics, fields):
+    guard = app.guardrails_for(principal, ex)
+    if guard.requests and screen_request_fields(guard, app.metrics, fields):
         body = rq.encode_fields(fields)
     ex.tool_results = tools.responses_results(request.input)
     _charge(app, ex, principal, models, fields, None, request.max_output_tokens)
@@ -222,8 +224,9 @@ async def embeddings(app: App, ex: Exchange) -> None:
     principal, body, fields = await _authenticated_body(app, ex)
     request = rq.validate_embeddings(body)
     models = _admit(app, ex, principal, request.model, "embeddings")
-    if app.guardrails.requests:
-        screen_embeddings_request(app.guardrails, app.metrics, fields)
+    guard = app.guardrails_for(principal, ex)
+    if guard.requests:
+        screen_embeddings_request(guard, app.metrics, fields)
     # Embeddings produce no output tokens.
     _charge(app, ex, principal, models, fields, request.user, 0)
 

@@ -139,6 +139,7 @@ class GovernanceTables:
     def delete_key(self, key_id: str) -> None:
         with self.transaction():
             self._conn.execute("DELETE FROM key_groups WHERE key_id = ?", (key_id,))
+            self._conn.execute("DELETE FROM guardrail_settings WHERE scope = ?", (f"key:{key_id}",))
             self._conn.execute("DELETE FROM api_keys WHERE id = ?", (key_id,))
 
     def claim_expiry_event(self, key_id: str, now: float) -> bool:
@@ -299,6 +300,7 @@ class GovernanceTables:
         with self.transaction():
             self._conn.execute("DELETE FROM group_members WHERE group_id = ?", (group_id,))
             self._conn.execute("DELETE FROM key_groups WHERE group_id = ?", (group_id,))
+            self._conn.execute("DELETE FROM guardrail_settings WHERE scope = ?", (f"group:{group_id}",))
             self._conn.execute("DELETE FROM groups WHERE id = ?", (group_id,))
 
     def upsert_member(self, group_id: str, user_id: str, role: str, now: float) -> None:

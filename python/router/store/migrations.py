@@ -282,4 +282,17 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             *HOURLY.add_columns_sql(),
         ],
     ),
+    (
+        8,
+        "guardrail settings managed by API: the organisation's, and stricter overrides per key and per group",
+        [
+            # scope: 'org', 'key:<id>' or 'group:<id>'; settings: the JSON the API accepted.
+            """CREATE TABLE guardrail_settings (
+                scope TEXT PRIMARY KEY,
+                settings TEXT NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL,
+                updated_by TEXT
+            )""",
+        ],
+    ),
 ]

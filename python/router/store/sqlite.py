@@ -16,6 +16,7 @@ from msgspec.structs import astuple
 from . import rollup
 from .analytics import AnalyticsQueries
 from .governance import KEY_COLUMNS, GovernanceTables, key_from_row
+from .guardrail_tables import GuardrailTables
 from .migrations import MIGRATIONS
 from .records import USAGE_COLUMNS, AuditEvent, KeyRecord, UsageRow
 from .routing_tables import RoutingTables
@@ -33,7 +34,7 @@ def _usage_row(row: Sequence[object]) -> UsageRow:
     return UsageRow(*values)
 
 
-class SQLiteStore(GovernanceTables, RoutingTables, AnalyticsQueries):
+class SQLiteStore(GovernanceTables, RoutingTables, GuardrailTables, AnalyticsQueries):
     def __init__(self, path: str) -> None:
         self.path = path
         self._memory = path == ":memory:"
