@@ -229,13 +229,16 @@ impl Sink for Screening<'_> {
     fn start(&mut self, out: &mut Vec<u8>, id: &str, usage: &Usage) {
         self.inner.start(out, id, usage);
     }
+    // A switch between thinking and text ends the other one (encoders close its block there).
     fn text(&mut self, out: &mut Vec<u8>, text: &str) {
+        self.release(out, &[THINKING]);
         let safe = self.screen.feed(TEXT, text);
         if !safe.is_empty() {
             self.inner.text(out, &safe);
         }
     }
     fn thinking(&mut self, out: &mut Vec<u8>, text: &str) {
+        self.release(out, &[TEXT]);
         let safe = self.screen.feed(THINKING, text);
         if !safe.is_empty() {
             self.inner.thinking(out, &safe);
