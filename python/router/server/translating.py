@@ -189,6 +189,9 @@ async def _stream(
                     )
                     ex.error_type = failure.code
                     await transport.send_bytes(transcoder.fail(failure.code or failure.type, failure.message))
+                    # A raised error's traceback holds this frame and so the client's stream, which would stay
+                    # open until the garbage collector broke the cycle.
+                    del failure
                 finally:
                     ex.prompt_tokens = transcoder.prompt_tokens
                     ex.completion_tokens = transcoder.completion_tokens
