@@ -176,7 +176,10 @@ class AnswerScreen:
     """
 
     def __new__(
-        cls, guardrails: Guardrails, categories: list[str] | None = None, masker: Masker | None = None,
+        cls,
+        guardrails: Guardrails,
+        categories: list[str] | None = None,
+        masker: Masker | None = None,
         restore: bool = False,
     ) -> Self: ...
     def feed_chat(self, chunk: bytes) -> bytes:

@@ -316,9 +316,10 @@ def _claude(server: Server) -> anthropic.Anthropic:
 
 @pytest.mark.parametrize("model", ["anthropic/echo", "mock/echo"], ids=["same-api", "from-chat"])
 def test_messages_stream_is_masked_for_the_anthropic_sdk(responses_only: Server, model: str) -> None:
-    with _claude(responses_only) as client, client.messages.stream(
-        model=model, max_tokens=200, messages=[{"role": "user", "content": ANSWER}]
-    ) as stream:
+    with (
+        _claude(responses_only) as client,
+        client.messages.stream(model=model, max_tokens=200, messages=[{"role": "user", "content": ANSWER}]) as stream,
+    ):
         pieces = list(stream.text_stream)
         final = stream.get_final_message()
     assert "".join(pieces) == MASKED and final.content[0].text == MASKED  # type: ignore[union-attr]
@@ -327,7 +328,9 @@ def test_messages_stream_is_masked_for_the_anthropic_sdk(responses_only: Server,
 
 
 def test_messages_tool_input_is_masked(responses_only: Server) -> None:
-    tools = [{"name": "pay", "input_schema": {"type": "object", "properties": {"card": {"type": "string", "enum": [CARD]}}}}]
+    tools = [
+        {"name": "pay", "input_schema": {"type": "object", "properties": {"card": {"type": "string", "enum": [CARD]}}}}
+    ]
     with _claude(responses_only) as client:
         with client.messages.stream(
             model="anthropic/claude-sonnet-4-5", max_tokens=200, tools=tools, tool_choice={"type": "any"},
@@ -364,9 +367,7 @@ def test_unary_answers_are_masked_in_every_api(responses_only: Server, model: st
     reply = responses_only.client.responses.create(model=model, input=ANSWER)  # type: ignore[attr-defined]
     assert reply.output_text == MASKED
     with _claude(responses_only) as client:
-        message = client.messages.create(
-            model=model, max_tokens=200, messages=[{"role": "user", "content": ANSWER}]
-        )
+        message = client.messages.create(model=model, max_tokens=200, messages=[{"role": "user", "content": ANSWER}])
     assert message.content[0].text == MASKED  # type: ignore[union-attr]
     chat = responses_only.client.chat.completions.create(  # type: ignore[attr-defined]
         model=model, messages=[{"role": "user", "content": ANSWER}]
@@ -401,11 +402,13 @@ def test_blocked_answer_is_a_400_in_the_endpoints_shape(blocking: Server) -> Non
 
 def test_blocked_stream_ends_with_an_error_event_and_never_the_value(blocking: Server) -> None:
     with _claude(blocking) as client:
-        with pytest.raises(anthropic.APIStatusError) as caught:  # noqa: PT012
-            with client.messages.stream(
+        with (
+            pytest.raises(anthropic.APIStatusError) as caught,
+            client.messages.stream(
                 model="anthropic/echo", max_tokens=200, messages=[{"role": "user", "content": ANSWER}]
-            ) as stream:
-                assert not any(value in "".join(stream.text_stream) for value in LEAKS)
+            ) as stream,
+        ):
+            assert not any(value in "".join(stream.text_stream) for value in LEAKS)
         assert "pci" in str(caught.value) and "4111" not in str(caught.value)
     # The openai SDK hands a Responses `error` event to the caller as the stream's last event.
     events = list(

@@ -337,9 +337,11 @@ def test_responses_body_masks_output_items_and_output_text() -> None:
     assert AnswerGuard(Policy(GuardrailSettings()), Metrics()).reply(reply, "responses")
     body = json.dumps(reply)
     assert not any(v in body for v in VALUES + FRAGMENTS)
-    assert reply["output_text"] == reply["output"][1]["content"][0]["text"] == mask(f"{THINK} {TEXT}")[
-        len(mask(THINK)) + 1 :
-    ]
+    assert (
+        reply["output_text"]
+        == reply["output"][1]["content"][0]["text"]
+        == mask(f"{THINK} {TEXT}")[len(mask(THINK)) + 1 :]
+    )
     assert json.loads(reply["output"][2]["arguments"])["card"] == "[CARD_1]"
 
 

@@ -183,9 +183,17 @@ async def _stream(
                             f"Upstream provider '{provider.name}' ended the stream before it was complete.",
                             code="upstream_stream_incomplete",
                         )
-                except (rq.PyreqwestError, TimeoutError, UpstreamError, GuardrailViolation, GuardrailUnavailable) as exc:
-                    failure = exc if not isinstance(exc, rq.PyreqwestError | TimeoutError) else upstream_failure(
-                        exc, provider.name
+                except (
+                    rq.PyreqwestError,
+                    TimeoutError,
+                    UpstreamError,
+                    GuardrailViolation,
+                    GuardrailUnavailable,
+                ) as exc:
+                    failure = (
+                        exc
+                        if not isinstance(exc, rq.PyreqwestError | TimeoutError)
+                        else upstream_failure(exc, provider.name)
                     )
                     ex.error_type = failure.code
                     await transport.send_bytes(transcoder.fail(failure.code or failure.type, failure.message))
