@@ -20,13 +20,14 @@ class ChatStreamGuard:
         self.answer = AnswerGuard(policy, metrics, request)
         self.screen: AnswerScreen | None = None
 
-    @fail_closed
     def feed(self, raw: bytes) -> bytes:
         """Whole events in (what the StreamTap forwards), the same events with screened texts out."""
-        if self.screen is None:
-            self.screen = self.answer.screen()
-        out = self.screen.feed_chat(raw)
-        self.answer.check(self.screen)
+        # Per chunk: one Rust call and a flag check. Building the screen and judging findings fail closed;
+        # feeding cannot fail (it takes bytes and never raises).
+        screen = self.screen if self.screen is not None else self._start()
+        out = screen.feed_chat(raw)
+        if screen.has_findings:
+            self.answer.check(screen)
         return out
 
     @fail_closed
@@ -37,3 +38,7 @@ class ChatStreamGuard:
         out = self.screen.finish_chat()
         self.answer.check(self.screen)
         return out
+
+    def _start(self) -> AnswerScreen:
+        self.screen = self.answer.screen()
+        return self.screen

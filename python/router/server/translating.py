@@ -162,7 +162,7 @@ async def _stream(
                     async with asyncio.timeout(idle) as deadline:
                         while (chunk := await reader.read_chunk()) is not None:
                             out = transcoder.feed(bytes(chunk))
-                            if guard is not None:
+                            if guard is not None and transcoder.has_findings:
                                 # A blocked category ends the stream here, with an error event instead.
                                 guard.check(transcoder)
                             if out:

@@ -790,3 +790,82 @@ impl Screen {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scan::DEFAULT_CATEGORIES;
+    use crate::sse::SseParser;
+
+    fn screen() -> Screen {
+        let engine = Arc::new(Engine::new(&[]).unwrap());
+        Screen::new(engine, DEFAULT_CATEGORIES, None, false)
+    }
+
+    fn events(raw: &str) -> Vec<SseEvent> {
+        SseParser::new().feed(raw.as_bytes())
+    }
+
+    #[test]
+    fn chat_chunk_keeps_its_other_bytes_and_release_takes_the_finish_reason() {
+        let mut s = screen();
+        let mut out = Vec::new();
+        let raw = concat!(
+            "data: {\"id\":\"c\",\"x\":[1, 2],\"choices\":[{\"index\":0,\"delta\":{\"content\":\"card 4111 1111\"},\"finish_reason\":null}]}\n\n",
+            "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" 1111 1111 ok\"},\"finish_reason\":\"stop\"}]}\n\n",
+        );
+        s.chat(&events(raw), &mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("4111"), "{text}");
+        assert!(text.starts_with("data: {\"id\":\"c\",\"x\":[1, 2],\"choices\":[{\"index\":0,\"delta\":{\"content\":\"card \"}"));
+        assert!(text.ends_with(
+            "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"[CARD_1] ok\"},\"finish_reason\":\"stop\"}]}\n\n"
+        ), "{text}");
+        assert_eq!(text.matches("\"finish_reason\":\"stop\"").count(), 1);
+        assert_eq!(s.take_found().len(), 1);
+        assert!(s.take_found().is_empty());
+    }
+
+    #[test]
+    fn messages_release_comes_before_the_block_stops() {
+        let mut s = screen();
+        let mut out = Vec::new();
+        let raw = concat!(
+            "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"mail jane@acme.io\"}}\n\n",
+            "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+        );
+        for event in events(raw) {
+            s.messages(&event, &mut out);
+        }
+        let text = String::from_utf8(out).unwrap();
+        let release = text.find("\"text\":\"[EMAIL_1]\"").expect(&text);
+        assert!(release < text.find("content_block_stop\ndata").unwrap());
+        assert!(!text.contains("jane@"));
+    }
+
+    #[test]
+    fn responses_sequence_numbers_shift_after_a_release() {
+        let mut s = screen();
+        let mut out = Vec::new();
+        let raw = concat!(
+            "data: {\"type\":\"response.output_text.delta\",\"sequence_number\":4,\"item_id\":\"m\",\"output_index\":0,\"content_index\":0,\"delta\":\"hi jane@acme.io\"}\n\n",
+            "data: {\"type\":\"response.output_text.done\",\"sequence_number\":5,\"item_id\":\"m\",\"output_index\":0,\"content_index\":0,\"text\":\"hi jane@acme.io\"}\n\n",
+            "data: {\"type\":\"response.completed\",\"sequence_number\":6,\"response\":{\"output\":[{\"type\":\"message\",\"id\":\"m\",\"content\":[{\"type\":\"output_text\",\"text\":\"hi jane@acme.io\"}]}]}}\n\n",
+        );
+        for event in events(raw) {
+            s.responses(&event, &mut out);
+        }
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("jane@"), "{text}");
+        let seqs: Vec<&str> = text
+            .split("\"sequence_number\":")
+            .skip(1)
+            .map(|rest| &rest[..1])
+            .collect();
+        assert_eq!(seqs, ["4", "5", "6", "7"], "{text}");
+        assert_eq!(text.matches("[EMAIL_1]").count(), 3);
+        // The repeated texts are not counted again.
+        assert_eq!(s.take_found().len(), 1);
+    }
+}
