@@ -293,7 +293,10 @@ impl Transcoder {
 
     /// Guardrail findings since the last call (category, type): never the values.
     pub fn take_found(&mut self) -> Vec<(Category, String)> {
-        self.screen.as_mut().map(Screen::take_found).unwrap_or_default()
+        self.screen
+            .as_mut()
+            .map(Screen::take_found)
+            .unwrap_or_default()
     }
 
     pub fn has_new_findings(&self) -> bool {

@@ -54,7 +54,12 @@ struct ItemSlot {
 impl Screen {
     /// `request`: the request's masker, whose numbering the answer continues; `restore`: put the request's
     /// values back where the answer echoes their placeholders.
-    pub fn new(engine: Arc<Engine>, cats: Categories, request: Option<Masker>, restore: bool) -> Self {
+    pub fn new(
+        engine: Arc<Engine>,
+        cats: Categories,
+        request: Option<Masker>,
+        restore: bool,
+    ) -> Self {
         let masker = request.unwrap_or_default();
         let restore = if restore {
             masker.placeholders()
@@ -338,7 +343,13 @@ fn write(out: &mut Vec<u8>, name: Option<&str>, data: &str) {
 }
 
 /// Feed a text field's value to `slot` and put the safe part in its place.
-fn screen_field(screen: &mut Screen, edits: &mut Edits, data: &str, slot: u64, raw: Option<&RawValue>) {
+fn screen_field(
+    screen: &mut Screen,
+    edits: &mut Edits,
+    data: &str,
+    slot: u64,
+    raw: Option<&RawValue>,
+) {
     if let Some(raw) = raw {
         if let Some(text) = string_of(raw).filter(|t| !t.is_empty()) {
             let safe = screen.feed(slot, &text);
@@ -401,7 +412,9 @@ impl Screen {
                     let kind = match block.kind.as_ref() {
                         "text" => Some(("text_delta", "text")),
                         "thinking" => Some(("thinking_delta", "thinking")),
-                        "tool_use" | "server_tool_use" => Some(("input_json_delta", "partial_json")),
+                        "tool_use" | "server_tool_use" => {
+                            Some(("input_json_delta", "partial_json"))
+                        }
                         _ => None,
                     };
                     if let Some((delta, key)) = kind {
@@ -456,7 +469,11 @@ impl Screen {
             data.extend_from_slice(b"\":");
             push_str(&mut data, &rest);
             data.extend_from_slice(b"}}");
-            write(out, Some("content_block_delta"), &String::from_utf8_lossy(&data));
+            write(
+                out,
+                Some("content_block_delta"),
+                &String::from_utf8_lossy(&data),
+            );
         }
     }
 }
@@ -552,14 +569,23 @@ impl Screen {
                 self.release_item(out, slot, seq);
             }
             // Texts an event repeats (`.done` events, items, the final response) get the same placeholders.
-            for raw in [parsed.text, parsed.refusal, parsed.arguments, parsed.part, parsed.item]
-                .into_iter()
-                .flatten()
+            for raw in [
+                parsed.text,
+                parsed.refusal,
+                parsed.arguments,
+                parsed.part,
+                parsed.item,
+            ]
+            .into_iter()
+            .flatten()
             {
                 self.mask_raw(&mut edits, data, raw);
             }
             if let Some(response) = parsed.response {
-                for raw in [response.output, response.output_text].into_iter().flatten() {
+                for raw in [response.output, response.output_text]
+                    .into_iter()
+                    .flatten()
+                {
                     self.mask_raw(&mut edits, data, raw);
                 }
             }
@@ -679,18 +705,71 @@ fn chat_slot(choice: u64, part: u64) -> u64 {
     (choice << 32) | part
 }
 
+/// The texts of a chunk: (slot, JSON string) for each choice's content, reasoning and tool-call arguments.
+fn chat_fields<'a>(chunk: &Chunk<'a>) -> Vec<(u64, &'a RawValue)> {
+    let mut fields = Vec::new();
+    for choice in chunk.choices.iter().flatten() {
+        let index = choice.index.unwrap_or(0);
+        let Some(delta) = &choice.delta else { continue };
+        fields.extend(delta.content.map(|raw| (chat_slot(index, CONTENT), raw)));
+        fields.extend(
+            delta
+                .reasoning_content
+                .map(|raw| (chat_slot(index, REASONING), raw)),
+        );
+        for call in delta.tool_calls.iter().flatten() {
+            let slot = chat_slot(index, CALLS + call.index.unwrap_or(0));
+            fields.extend(
+                call.function
+                    .as_ref()
+                    .and_then(|f| f.arguments)
+                    .map(|raw| (slot, raw)),
+            );
+        }
+    }
+    fields
+}
+
 impl Screen {
     /// Whole chat chunk events in, the same events with their texts screened out. Held text goes out in an
     /// extra chunk that takes over the finish_reason of its choice, or before `[DONE]`.
+    ///
+    /// Events that arrive together go out together, so each text is scanned once per call: its safe part
+    /// rides in the last of these events that carries that text, the earlier ones carry "". A burst of
+    /// deltas costs one scan, and the client assembles the same text.
     pub fn chat(&mut self, events: &[SseEvent], out: &mut Vec<u8>) {
-        for event in events {
-            let data = event.data.as_str();
-            if data == "[DONE]" {
-                self.release_chat(out, None, None);
-                write(out, event.event.as_deref(), data);
-                continue;
+        let chunks: Vec<Option<Chunk>> = events
+            .iter()
+            .map(|e| match e.data.as_str() {
+                "[DONE]" => None,
+                data => serde_json::from_str(data).ok(),
+            })
+            .collect();
+        // Per text slot: everything these events add to it, and the last event that adds to it.
+        let mut texts: Vec<(u64, String, usize)> = Vec::new();
+        for (i, chunk) in chunks.iter().enumerate() {
+            for (slot, raw) in chunk.as_ref().map(chat_fields).unwrap_or_default() {
+                if let Some(text) = string_of(raw) {
+                    match texts.iter_mut().find(|(s, _, _)| *s == slot) {
+                        Some(entry) => {
+                            entry.1.push_str(&text);
+                            entry.2 = i;
+                        }
+                        None => texts.push((slot, text.into_owned(), i)),
+                    }
+                }
             }
-            let Ok(chunk) = serde_json::from_str::<Chunk>(data) else {
+        }
+        let safe: Vec<(u64, String)> = texts
+            .iter()
+            .map(|(slot, text, _)| (*slot, self.feed(*slot, text)))
+            .collect();
+        for (i, (event, chunk)) in events.iter().zip(&chunks).enumerate() {
+            let data = event.data.as_str();
+            let Some(chunk) = chunk else {
+                if data == "[DONE]" {
+                    self.release_chat(out, None, None);
+                }
                 write(out, event.event.as_deref(), data);
                 continue;
             };
@@ -709,19 +788,20 @@ impl Screen {
                 self.template = Some(t);
             }
             let mut edits = Edits::default();
+            for (slot, raw) in chat_fields(chunk) {
+                let Some(text) = string_of(raw) else { continue };
+                let last = texts.iter().find(|(s, _, _)| *s == slot).map(|e| e.2);
+                let new = match safe.iter().find(|(s, _)| *s == slot) {
+                    Some((_, safe)) if last == Some(i) => safe.as_str(),
+                    _ => "",
+                };
+                if new != text {
+                    edits.set_str(data, raw, new);
+                }
+            }
             let mut finishing = Vec::new();
             for choice in chunk.choices.iter().flatten() {
                 let index = choice.index.unwrap_or(0);
-                if let Some(delta) = &choice.delta {
-                    screen_field(self, &mut edits, data, chat_slot(index, CONTENT), delta.content);
-                    let reasoning = delta.reasoning_content;
-                    screen_field(self, &mut edits, data, chat_slot(index, REASONING), reasoning);
-                    for call in delta.tool_calls.iter().flatten() {
-                        let slot = chat_slot(index, CALLS + call.index.unwrap_or(0));
-                        let args = call.function.as_ref().and_then(|f| f.arguments);
-                        screen_field(self, &mut edits, data, slot, args);
-                    }
-                }
                 if let Some(reason) = choice.finish_reason.filter(|r| r.get() != "null") {
                     if self.held().iter().any(|s| s >> 32 == index) {
                         // The held text goes out first, in a chunk that finishes the choice instead.
@@ -771,7 +851,7 @@ impl Screen {
             }
             if !calls.is_empty() {
                 let mut field = b"\"tool_calls\":[".to_vec();
-                field.extend_from_slice(&calls.join(&b',')); 
+                field.extend_from_slice(&calls.join(&b','));
                 field.push(b']');
                 fields.push(field);
             }
@@ -814,16 +894,42 @@ mod tests {
             "data: {\"id\":\"c\",\"x\":[1, 2],\"choices\":[{\"index\":0,\"delta\":{\"content\":\"card 4111 1111\"},\"finish_reason\":null}]}\n\n",
             "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" 1111 1111 ok\"},\"finish_reason\":\"stop\"}]}\n\n",
         );
-        s.chat(&events(raw), &mut out);
+        for event in events(raw) {
+            s.chat(&[event], &mut out);
+        }
         let text = String::from_utf8(out).unwrap();
         assert!(!text.contains("4111"), "{text}");
-        assert!(text.starts_with("data: {\"id\":\"c\",\"x\":[1, 2],\"choices\":[{\"index\":0,\"delta\":{\"content\":\"card \"}"));
-        assert!(text.ends_with(
-            "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"[CARD_1] ok\"},\"finish_reason\":\"stop\"}]}\n\n"
-        ), "{text}");
+        assert!(text.starts_with(
+            "data: {\"id\":\"c\",\"x\":[1, 2],\"choices\":[{\"index\":0,\"delta\":{\"content\":\""
+        ));
+        assert!(
+            text.ends_with("\"content\":\"[CARD_1] ok\"},\"finish_reason\":\"stop\"}]}\n\n"),
+            "{text}"
+        );
         assert_eq!(text.matches("\"finish_reason\":\"stop\"").count(), 1);
         assert_eq!(s.take_found().len(), 1);
         assert!(s.take_found().is_empty());
+    }
+
+    #[test]
+    fn a_burst_of_chat_events_is_scanned_once_and_carried_by_its_last_event() {
+        let mut s = screen();
+        let mut out = Vec::new();
+        let raw = concat!(
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"card 4111 \"}}]}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"1111 1111 1111 ok \"}}]}\n\n",
+            "data: [DONE]\n\n",
+        );
+        s.chat(&events(raw), &mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text
+            .starts_with("data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\"}}]}\n\n"));
+        let assembled: String = text
+            .split("\"content\":\"")
+            .skip(1)
+            .map(|rest| &rest[..rest.find('"').unwrap()])
+            .collect();
+        assert_eq!(assembled, "card [CARD_1] ok ");
     }
 
     #[test]
