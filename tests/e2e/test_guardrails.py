@@ -227,8 +227,10 @@ def test_unary_answer_is_masked(responses_only: Server, mock: MockControl) -> No
 
 def test_streamed_answer_never_leaks_a_value_split_across_chunks(responses_only: Server) -> None:
     text = f"Send {CARD} to {IBAN}, then mail {EMAIL} with key {AWS} today"
+    # Tokens 3 ms apart, so they reach the gateway in separate reads (a burst read at once goes out at once).
+    paced = {"mock": {"echo": True, "token_delay_ms": 3}}
     stream = responses_only.client.chat.completions.create(
-        model=MODEL, messages=[{"role": "user", "content": text}], extra_body=ECHO, stream=True
+        model=MODEL, messages=[{"role": "user", "content": text}], extra_body=paced, stream=True
     )
     pieces = [c.choices[0].delta.content or "" for c in stream if c.choices]
     received = "".join(pieces)
