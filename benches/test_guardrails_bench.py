@@ -3,7 +3,10 @@
 - throughput on ~1 MiB of clean English prose, every category on (MB/s in extra_info);
 - a 4 KiB prompt scanned and masked from Python (mean here, p99 in extra_info);
 - the same prompt streamed through the StreamScanner in 16-character deltas;
-- the gateway's per-request work: screening a chat request, a unary answer, a streamed answer.
+- the gateway's per-request work: screening a chat request, a unary answer, a streamed answer;
+- per upstream chunk of a streamed answer (group `guardrails-stream-chunk`): the chat proxy's tap alone, with
+  the Rust `ChatStreamGuard`, and with the previous Python guard (`chat_guard_python.py`); the Transcoder
+  passing an Anthropic stream through with and without its answer screen.
 
 The `re` baseline only runs each rule's regex over the text (no validators, no windows), so it is a
 lower bound on what a Python implementation of the same rules would cost.
@@ -19,7 +22,10 @@ import time
 import msgspec
 import pytest
 
+from chat_guard_python import PythonChatStreamGuard
 from router import guardrails
+from router._core import StreamTap, Transcoder
+from router.guardrails.answers import AnswerGuard
 from router.guardrails.chat_stream import ChatStreamGuard
 from router.guardrails.policy import Policy, screen_chat_request, screen_chat_response
 from router.guardrails.settings import GuardrailSettings
@@ -197,3 +203,67 @@ def test_stream_guard_answer_of_70_chunks(benchmark) -> None:
     out = benchmark(lambda: ChatStreamGuard(GATEWAY, METRICS).feed(CHUNKS))
     assert out.endswith(b"data: [DONE]\n\n")
     benchmark.extra_info["chunks"] = len(WORDS_400)
+
+
+# -- per upstream chunk: what guardrails add to each chunk of a streamed answer ----------------------------------
+
+# OpenAI-style tokens (" word"), one chunk per token as upstreams send them: every chunk's tail is held back
+# and released by the next one, so every chunk is rewritten (the common case, not the clean fast path).
+TOKENS = [" " + w for w in PROMPT[:2000].split(" ")]
+CHAT_CHUNKS = [
+    b"data: "
+    + msgspec.json.encode({
+        "id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o",
+        "choices": [{"index": 0, "delta": {"content": t}, "logprobs": None, "finish_reason": None}],
+    })
+    + b"\n\n"
+    for t in TOKENS
+] + [b"data: [DONE]\n\n"]  # fmt: skip
+ANTHROPIC_CHUNKS = [
+    b'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_1","usage":{"input_tokens":9}}}\n\n',
+    b"event: content_block_start\ndata: "
+    b'{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}\n\n',
+    *(
+        b"event: content_block_delta\ndata: "
+        + msgspec.json.encode({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": t}})
+        + b"\n\n"
+        for t in TOKENS
+    ),
+    b'event: content_block_stop\ndata: {"type":"content_block_stop","index":0}\n\n',
+    b"event: message_delta\ndata: "
+    b'{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":9}}\n\n',
+    b'event: message_stop\ndata: {"type":"message_stop"}\n\n',
+]  # fmt: skip
+
+
+def _chat_stream(guard: object | None) -> bytes:
+    tap = StreamTap(strip_usage_chunk=False)
+    out = []
+    for chunk in CHAT_CHUNKS:
+        data = tap.feed(chunk)
+        out.append(guard.feed(data) if guard is not None else data)  # type: ignore[attr-defined]
+    return b"".join(out)
+
+
+@pytest.mark.benchmark(group="guardrails-stream-chunk")
+@pytest.mark.parametrize("guard", ["off", "python-previous", "rust"])
+def test_chat_proxy_stream_per_chunk(benchmark, guard: str) -> None:
+    make = {"off": lambda: None, "python-previous": lambda: PythonChatStreamGuard(GATEWAY, METRICS),
+            "rust": lambda: ChatStreamGuard(GATEWAY, METRICS)}[guard]  # fmt: skip
+    out = benchmark(lambda: _chat_stream(make()))
+    assert out.endswith(b"data: [DONE]\n\n") and out.count(b"data: ") >= len(CHAT_CHUNKS)
+    benchmark.extra_info["chunks"] = len(CHAT_CHUNKS)
+    benchmark.extra_info["us_per_chunk"] = round(benchmark.stats.stats.mean * 1e6 / len(CHAT_CHUNKS), 2)
+
+
+@pytest.mark.benchmark(group="guardrails-stream-chunk")
+@pytest.mark.parametrize("screened", [False, True], ids=["off", "rust"])
+def test_anthropic_passthrough_per_chunk(benchmark, screened: bool) -> None:
+    def run() -> bytes:
+        screen = AnswerGuard(GATEWAY, METRICS).screen() if screened else None
+        transcoder = Transcoder("messages", "messages", "m", 1, screen=screen)
+        return b"".join(transcoder.feed(c) for c in ANTHROPIC_CHUNKS)
+
+    out = benchmark(run)
+    assert out.endswith(b'{"type":"message_stop"}\n\n')
+    benchmark.extra_info["us_per_chunk"] = round(benchmark.stats.stats.mean * 1e6 / len(ANTHROPIC_CHUNKS), 2)

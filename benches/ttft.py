@@ -10,6 +10,8 @@ over one keep-alive connection, alternating the routes request by request so dri
 - Anthropic → Anthropic  /v1/messages pass-through (events passed on by the Transcoder)
 
 TTFT is measured from sending the request to receiving the first body chunk that carries a content delta.
+Each route is measured on a gateway with the default guardrails on (every answer text screened) and on one
+with them off, interleaved, so the last column is what answer screening adds to time to first token.
 
     python benches/ttft.py [--requests 1000]
 """
@@ -83,36 +85,40 @@ def main() -> None:
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="router-ttft-"))
     mock = start_mock()
-    config = workdir / "ttft.yaml"
-    config.write_text(CONFIG % {"mock": mock.base})
-    env = gateway_env(workdir / "router.db", mock.base, config)
-    gateway = None
+    gateways = []
+    samples: dict[tuple[str, bool], list[float]] = {(name, on): [] for name in ROUTES for on in (True, False)}
     try:
-        gateway = start_gateway(env, workers=1)
-        key = create_key(env, "bench")["key"]
-        port = int(gateway.base.rsplit(":", 1)[1])
-        requests = {name: (_request(path, model, key), marker) for name, (path, model, marker) in ROUTES.items()}
-        samples: dict[str, list[float]] = {name: [] for name in ROUTES}
-        with socket.create_connection(("127.0.0.1", port)) as sock:
+        socks = {}
+        for on in (True, False):
+            config = workdir / f"ttft-{on}.yaml"
+            config.write_text(CONFIG % {"mock": mock.base} + ("" if on else "guardrails: {enabled: false}\n"))
+            env = gateway_env(workdir / f"router-{on}.db", mock.base, config)
+            gateways.append(start_gateway(env, workers=1))
+            key = create_key(env, "bench")["key"]
+            sock = socket.create_connection(("127.0.0.1", int(gateways[-1].base.rsplit(":", 1)[1])))
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            for _ in range(50):  # warm up pools and caches
-                for request, marker in requests.values():
-                    _ttft(sock, request, marker)
-            for _ in range(args.requests):
-                for name, (request, marker) in requests.items():
-                    samples[name].append(_ttft(sock, request, marker))
+            socks[on] = (sock, {name: (_request(path, model, key), m) for name, (path, model, m) in ROUTES.items()})
+        for rounds, record in ((50, False), (args.requests, True)):  # warm up pools and caches first
+            for _ in range(rounds):
+                for on, (sock, requests) in socks.items():
+                    for name, (request, marker) in requests.items():
+                        value = _ttft(sock, request, marker)
+                        if record:
+                            samples[name, on].append(value)
+        for sock, _ in socks.values():
+            sock.close()
     finally:
-        if gateway is not None:
+        for gateway in gateways:
             gateway.stop()
         mock.stop()
-    base = statistics.median(samples["chat -> chat (pass-through)"]) * 1000
-    print(f"\nTTFT through the gateway (1 worker, mock upstream), {args.requests} streams per route\n")
-    print("| route | p50 TTFT | p90 TTFT | added p50 vs pass-through |")
-    print("|---|---|---|---|")
-    for name, values in samples.items():
-        values.sort()
+    base = statistics.median(samples["chat -> chat (pass-through)", True]) * 1000
+    print(f"\nTTFT through the gateway (1 worker, mock upstream), {args.requests} streams per route and setting\n")
+    print("| route | p50 TTFT | p90 TTFT | added p50 vs pass-through | guardrails off p50 | added by guardrails |")
+    print("|---|---|---|---|---|---|")
+    for name in ROUTES:
+        values, off = sorted(samples[name, True]), statistics.median(samples[name, False]) * 1000
         p50, p90 = statistics.median(values) * 1000, values[int(len(values) * 0.9)] * 1000
-        print(f"| {name} | {p50:.3f} ms | {p90:.3f} ms | {p50 - base:+.3f} ms |")
+        print(f"| {name} | {p50:.3f} ms | {p90:.3f} ms | {p50 - base:+.3f} ms | {off:.3f} ms | {p50 - off:+.3f} ms |")
 
 
 if __name__ == "__main__":

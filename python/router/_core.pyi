@@ -3,6 +3,7 @@
 from typing import Self, final
 
 __all__ = [
+    "AnswerScreen",
     "Finding",
     "Guardrails",
     "LatencyTracker",
@@ -121,11 +122,13 @@ class Transcoder:
         include_usage: bool = True,
         json_tool: str | None = None,
         prices: tuple[float, float, float] | None = None,
+        screen: AnswerScreen | None = None,
     ) -> Self:
         """`model` is shown to the caller; `input_tokens` is the estimate Anthropic callers see in
         `message_start` until the upstream reports the real count; `include_usage` adds OpenAI's usage chunk;
         `json_tool` names a forced tool whose arguments are the structured answer, passed on as text;
-        `prices` (USD per million input, output, cached input tokens) adds `usage.cost` for Responses callers."""
+        `prices` (USD per million input, output, cached input tokens) adds `usage.cost` for Responses callers;
+        `screen` (taken over: one per stream) masks every text of the answer on the way, in any API."""
     def feed(self, chunk: bytes) -> bytes:
         """Translate every event `chunk` completes; b"" once the stream is done, failed or malformed."""
     def fail(self, kind: str, message: str) -> bytes:
@@ -158,6 +161,39 @@ class Transcoder:
     @property
     def tool_names(self) -> list[str]:
         """Names of the tools the model called, in order (not the structured-output `json_tool`)."""
+    def take_found(self) -> list[tuple[str, str]]:
+        """Guardrail findings (category, type) since the last call; never the values."""
+    @property
+    def has_findings(self) -> bool:
+        """Whether `take_found` has anything."""
+
+@final
+class AnswerScreen:
+    """Guardrails on one answer: a hold-back scanner per text (content, thinking, each tool call's
+    arguments), one placeholder numbering, held text released only where its text ends.
+
+    Hand it to a `Transcoder`, or screen the chat proxy's chunk events with `feed_chat`. `masker`: the
+    request's, whose numbering the answer continues; `restore`: its values are put back where the answer
+    echoes their placeholders.
+    """
+
+    def __new__(
+        cls,
+        guardrails: Guardrails,
+        categories: list[str] | None = None,
+        masker: Masker | None = None,
+        restore: bool = False,
+    ) -> Self: ...
+    def feed_chat(self, chunk: bytes) -> bytes:
+        """Whole chat chunk events in, the same events with their texts screened; held text goes out in an
+        extra chunk that takes over its choice's finish_reason, or before [DONE]."""
+    def finish_chat(self) -> bytes:
+        """The stream ended without [DONE]: a chunk with the text still held back, masked."""
+    def take_found(self) -> list[tuple[str, str]]:
+        """Findings (category, type) since the last call; never the values."""
+    @property
+    def has_findings(self) -> bool:
+        """Whether `take_found` has anything."""
 
 @final
 class Rendezvous:

@@ -17,6 +17,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<sse::py::PySseParser>()?;
     m.add_class::<sse::py::PyStreamTap>()?;
     m.add_class::<transcode::py::PyTranscoder>()?;
+    m.add_class::<transcode::py::PyAnswerScreen>()?;
     m.add_class::<balance::PyRendezvous>()?;
     m.add_class::<latency::PyLatencyTracker>()?;
     m.add_class::<ledger::PyLedger>()?;

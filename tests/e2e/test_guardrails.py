@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -40,6 +41,11 @@ models:
   - id: mock/text-embedding-3-small
     upstream_model: text-embedding-3-small
     capabilities: [embeddings]
+  # The mock echoes the last user message back word by word (a knob in the upstream model name, so it
+  # survives translation to another API).
+  - {id: mock/echo, upstream_model: "gpt-4o@echo=true", capabilities: [streaming, tools]}
+  - {id: anthropic/echo, upstream_model: "claude-sonnet-4-5@echo=true", capabilities: [streaming, tools]}
+  - {id: openai-responses/echo, upstream_model: "gpt-4o@echo=true", capabilities: [streaming, tools]}
 """
 # Request scanning with PCI blocked and a custom pattern.
 STRICT = (
@@ -174,8 +180,6 @@ def test_blocked_category_rejects_without_forwarding_or_echoing_the_value(strict
 
 
 def test_anthropic_and_responses_requests_are_screened_too(strict: Server, mock: MockControl) -> None:
-    import anthropic
-
     client = anthropic.Anthropic(base_url=strict.base, api_key=strict.key, max_retries=0)  # type: ignore[attr-defined]
     client.messages.create(
         model="anthropic/claude-sonnet-4-5",
@@ -223,8 +227,10 @@ def test_unary_answer_is_masked(responses_only: Server, mock: MockControl) -> No
 
 def test_streamed_answer_never_leaks_a_value_split_across_chunks(responses_only: Server) -> None:
     text = f"Send {CARD} to {IBAN}, then mail {EMAIL} with key {AWS} today"
+    # Tokens 3 ms apart, so they reach the gateway in separate reads (a burst read at once goes out at once).
+    paced = {"mock": {"echo": True, "token_delay_ms": 3}}
     stream = responses_only.client.chat.completions.create(
-        model=MODEL, messages=[{"role": "user", "content": text}], extra_body=ECHO, stream=True
+        model=MODEL, messages=[{"role": "user", "content": text}], extra_body=paced, stream=True
     )
     pieces = [c.choices[0].delta.content or "" for c in stream if c.choices]
     received = "".join(pieces)
@@ -296,3 +302,120 @@ def test_echoed_placeholders_are_restored_for_the_client(restoring: Server, mock
     assert received == text
     forwarded = _forwarded(mock)
     assert EMAIL not in forwarded and "[EMAIL_1]" in forwarded
+
+
+# -- answers on every endpoint: Anthropic Messages and OpenAI Responses, same-API and translated ---------------
+
+# The answer's values, split across the mock's word-by-word deltas.
+ANSWER = f"Send {CARD} to {IBAN}, then mail {EMAIL} with key {AWS} today"
+MASKED = "Send [CARD_1] to [IBAN_1], then mail [EMAIL_1] with key [AWS_ACCESS_KEY_1] today"
+LEAKS = (CARD, IBAN, EMAIL, AWS, "4111", "NWBK", "acme-corp", "AKIAQW")
+
+
+def _claude(server: Server) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=server.base, api_key=server.key, max_retries=0, timeout=20)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("model", ["anthropic/echo", "mock/echo"], ids=["same-api", "from-chat"])
+def test_messages_stream_is_masked_for_the_anthropic_sdk(responses_only: Server, model: str) -> None:
+    with (
+        _claude(responses_only) as client,
+        client.messages.stream(model=model, max_tokens=200, messages=[{"role": "user", "content": ANSWER}]) as stream,
+    ):
+        pieces = list(stream.text_stream)
+        final = stream.get_final_message()
+    assert "".join(pieces) == MASKED and final.content[0].text == MASKED  # type: ignore[union-attr]
+    assert sum(1 for p in pieces if p) > 5  # delivered incrementally, not buffered to the end
+    assert not any(value in final.model_dump_json() for value in LEAKS)
+
+
+def test_messages_tool_input_is_masked(responses_only: Server) -> None:
+    tools = [
+        {"name": "pay", "input_schema": {"type": "object", "properties": {"card": {"type": "string", "enum": [CARD]}}}}
+    ]
+    with _claude(responses_only) as client:
+        with client.messages.stream(
+            model="anthropic/claude-sonnet-4-5", max_tokens=200, tools=tools, tool_choice={"type": "any"},
+            messages=[{"role": "user", "content": "pay"}],
+        ) as stream:  # fmt: skip
+            streamed = stream.get_final_message()
+        unary = client.messages.create(
+            model="anthropic/claude-sonnet-4-5", max_tokens=200, tools=tools, tool_choice={"type": "any"},
+            messages=[{"role": "user", "content": "pay"}],
+        )  # fmt: skip
+    for message in (streamed, unary):
+        call = next(b for b in message.content if b.type == "tool_use")
+        assert call.input == {"card": "[CARD_1]"}
+
+
+@pytest.mark.parametrize("model", ["openai-responses/echo", "mock/echo"], ids=["same-api", "from-chat"])
+def test_responses_stream_is_masked_for_the_openai_sdk(responses_only: Server, model: str) -> None:
+    client = responses_only.client  # type: ignore[attr-defined]
+    deltas, completed = [], None
+    for event in client.responses.create(model=model, input=ANSWER, stream=True):
+        if event.type == "response.output_text.delta":
+            deltas.append(event.delta)
+        elif event.type == "response.output_text.done":
+            assert event.text == MASKED
+        elif event.type == "response.completed":
+            completed = event.response
+    assert "".join(deltas) == MASKED and len([d for d in deltas if d]) > 5
+    assert completed is not None and completed.output_text == MASKED
+    assert not any(value in completed.model_dump_json() for value in LEAKS)
+
+
+@pytest.mark.parametrize("model", ["openai-responses/echo", "anthropic/echo", "mock/echo"])
+def test_unary_answers_are_masked_in_every_api(responses_only: Server, model: str) -> None:
+    reply = responses_only.client.responses.create(model=model, input=ANSWER)  # type: ignore[attr-defined]
+    assert reply.output_text == MASKED
+    with _claude(responses_only) as client:
+        message = client.messages.create(model=model, max_tokens=200, messages=[{"role": "user", "content": ANSWER}])
+    assert message.content[0].text == MASKED  # type: ignore[union-attr]
+    chat = responses_only.client.chat.completions.create(  # type: ignore[attr-defined]
+        model=model, messages=[{"role": "user", "content": ANSWER}]
+    )
+    assert chat.choices[0].message.content == MASKED
+
+
+# Only answers are scanned, and cards are blocked: the mock's answer carries one.
+BLOCK_ANSWERS = PROVIDERS + "\nguardrails:\n  scan_requests: false\n  categories: {pci: block}\n"
+
+
+@pytest.fixture(scope="module")
+def blocking(mock_server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = _gateway(tmp_path_factory.mktemp("blocking"), mock_server.base, BLOCK_ANSWERS)
+    yield server
+    server.client.close()  # type: ignore[attr-defined]
+    server.stop()
+
+
+def test_blocked_answer_is_a_400_in_the_endpoints_shape(blocking: Server) -> None:
+    with _claude(blocking) as client, pytest.raises(anthropic.BadRequestError) as caught:
+        client.messages.create(
+            model="anthropic/echo", max_tokens=200, messages=[{"role": "user", "content": ANSWER}],
+        )  # fmt: skip
+    error = caught.value.body["error"]  # type: ignore[index]
+    assert error["type"] == "invalid_request_error" and "pci" in error["message"]
+    assert "4111" not in json.dumps(caught.value.body)
+    with pytest.raises(openai.BadRequestError) as bad:
+        blocking.client.responses.create(model="openai-responses/echo", input=ANSWER)  # type: ignore[attr-defined]
+    assert bad.value.code == "guardrail_violation"
+
+
+def test_blocked_stream_ends_with_an_error_event_and_never_the_value(blocking: Server) -> None:
+    with _claude(blocking) as client:
+        with (
+            pytest.raises(anthropic.APIStatusError) as caught,
+            client.messages.stream(
+                model="anthropic/echo", max_tokens=200, messages=[{"role": "user", "content": ANSWER}]
+            ) as stream,
+        ):
+            assert not any(value in "".join(stream.text_stream) for value in LEAKS)
+        assert "pci" in str(caught.value) and "4111" not in str(caught.value)
+    # The openai SDK hands a Responses `error` event to the caller as the stream's last event.
+    events = list(
+        blocking.client.responses.create(model="openai-responses/echo", input=ANSWER, stream=True)  # type: ignore[attr-defined]
+    )
+    assert events[-1].type == "error" and events[-1].code == "guardrail_violation" and "pci" in events[-1].message
+    received = "".join(e.model_dump_json() for e in events)
+    assert not any(value in received for value in LEAKS)

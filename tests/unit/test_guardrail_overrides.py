@@ -107,10 +107,16 @@ def test_the_stored_org_settings_replace_the_config_files_until_deleted(store: S
 def test_each_trigger_is_queued_as_an_audit_event_without_the_value() -> None:
     queued: list[AuditEvent] = []
     policy = Policy(ORG)
-    bound = policy.for_request(Triggers("req_1", "key_1", lambda: 5.0, queued.append))
+    triggers = Triggers("req_1", "key_1", lambda: 5.0, queued.append)
+    bound = policy.for_request(triggers)
     assert policy.triggers is None  # binding copies; the shared policy is untouched
-    f = {"messages": msgspec.Raw(msgspec.json.encode([{"role": "user", "content": f"{EMAIL}, {EMAIL} TCK-12345"}]))}
+    f = {"messages": msgspec.Raw(msgspec.json.encode([{"role": "user", "content": f"{EMAIL} TCK-12345"}]))}
     screen_chat_request(bound, Metrics(), f)
+    # Counts add up over the request (a stream finds values chunk by chunk); events go out when it ends.
+    f = {"messages": msgspec.Raw(msgspec.json.encode([{"role": "user", "content": f"and {EMAIL}"}]))}
+    screen_chat_request(bound, Metrics(), f)
+    assert queued == []
+    triggers.flush()
     details = sorted((e.detail or {} for e in queued), key=lambda d: d["category"])
     assert details == [
         {"request_id": "req_1", "key_id": "key_1", "category": "custom", "type": "TICKET", "direction": "request",
@@ -123,6 +129,7 @@ def test_each_trigger_is_queued_as_an_audit_event_without_the_value() -> None:
     card = {"messages": msgspec.Raw(b'[{"role":"user","content":"card 4111 1111 1111 1111"}]')}
     with pytest.raises(GuardrailViolation):
         screen_chat_request(bound, Metrics(), card)
+    triggers.flush()
     assert [(e.detail or {})["action"] for e in queued] == ["block"]
     assert "4111" not in msgspec.json.encode(queued).decode()
 

@@ -2,11 +2,13 @@
 count. Never the matched value: the scanner's findings carry only (category, type), and that is all an event
 is built from.
 
-Events are queued to the usage log's background writer, so a trigger costs the hot path a list append.
+Counts are summed over the whole request (a stream finds values chunk by chunk) and queued to the usage
+log's background writer when the request is accounted for, so a trigger costs the hot path a dict update.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping
 
 from ..store.records import AuditEvent
@@ -15,7 +17,7 @@ ACTION = "guardrail.triggered"
 
 
 class Triggers:
-    __slots__ = ("clock", "enqueue", "key_id", "request_id")
+    __slots__ = ("clock", "counts", "enqueue", "key_id", "request_id")
 
     def __init__(
         self, request_id: str, key_id: str, clock: Callable[[], float], enqueue: Callable[[AuditEvent], None]
@@ -24,11 +26,19 @@ class Triggers:
         self.key_id = key_id
         self.clock = clock
         self.enqueue = enqueue
+        self.counts: Counter[tuple[str, str, str, str]] = Counter()
 
     def report(self, direction: str, counts: Mapping[tuple[str, str, str], int]) -> None:
         """`counts`: (category, type, action) → how many values of that type were found."""
-        now = self.clock()
         for (category, kind, action), n in counts.items():
+            self.counts[(direction, category, kind, action)] += n
+
+    def flush(self) -> None:
+        """One event per direction, category, type and action found in the request so far."""
+        if not self.counts:
+            return
+        now = self.clock()
+        for (direction, category, kind, action), n in self.counts.items():
             self.enqueue(
                 AuditEvent(
                     ts=now,
@@ -47,3 +57,4 @@ class Triggers:
                     },
                 )
             )
+        self.counts.clear()

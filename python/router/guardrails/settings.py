@@ -1,7 +1,7 @@
 """Organisation guardrail settings: which categories are on, and what each does (mask or block).
 
 A msgspec Struct so the config file, and later the management API, load and replace it the same way
-(`App.set_guardrails`). Changes apply on the next request.
+(`guardrails.stored.GuardrailPolicies`). Changes apply on the next request.
 """
 
 from __future__ import annotations

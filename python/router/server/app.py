@@ -130,7 +130,8 @@ class App:
         """The caller's guardrails (the organisation's, tightened by its key's and groups' overrides), reporting
         each trigger to the audit log through the background writer."""
         policy = self.guardrails.for_principal(principal)
-        return policy.for_request(Triggers(ex.request_id, principal.key_id, self.clock, self._audit_later))
+        ex.triggers = Triggers(ex.request_id, principal.key_id, self.clock, self._audit_later)
+        return policy.for_request(ex.triggers)
 
     def _audit_later(self, event: AuditEvent) -> None:
         if self.usage is not None:
@@ -241,6 +242,8 @@ class App:
         ex.send_error(error)
 
     def _account(self, ex: Exchange) -> None:
+        if ex.triggers is not None:
+            ex.triggers.flush()
         elapsed = time.perf_counter() - ex.started
         model = ex.model or "unknown"
         provider = ex.provider or "none"

@@ -14,6 +14,7 @@ from granian.rsgi import HTTPProtocol, Scope
 
 from ..config import Prices
 from ..errors import GatewayError, PayloadTooLarge, UnsupportedMediaType
+from ..guardrails.audit import Triggers
 from ..protocols.errors import Api, error_body, error_status
 from ..spend.budgets import Hold
 from ..store import UsageRow
@@ -54,7 +55,7 @@ class Exchange:
         "completion_tokens", "end_user", "endpoint", "error_type", "events_seen", "headers", "hold", "key_id",
         "metadata", "model", "owner", "period", "prices", "prompt_tokens", "proto", "provider", "reasoning_tokens",
         "request_id", "responded", "routing_seconds", "scope", "started", "status", "stream", "tool_calls",
-        "tool_results", "ttft", "upstream_auth", "upstream_seconds",
+        "tool_results", "triggers", "ttft", "upstream_auth", "upstream_seconds",
     )  # fmt: skip
 
     def __init__(self, scope: Scope, proto: HTTPProtocol, endpoint: str, request_id: str) -> None:
@@ -76,6 +77,8 @@ class Exchange:
         self.completion_tokens: int | None = None
         self.cached_tokens: int | None = None
         self.reasoning_tokens: int | None = None
+        # Guardrail findings of the request, written to the audit log when it is accounted for.
+        self.triggers: Triggers | None = None
         self.error_type: str | None = None
         # Spend: the priced model, the reservation to settle, the budgets charged, request metadata.
         self.prices: Prices | None = None

@@ -10,6 +10,7 @@ import msgspec
 
 from ..errors import InvalidRequest, NotFound, PermissionDenied
 from ..governance.keys import Principal
+from ..guardrails.answers import AnswerGuard
 from ..guardrails.chat_stream import ChatStreamGuard
 from ..guardrails.policy import (
     screen_chat_request,
@@ -148,7 +149,8 @@ async def chat_completions(app: App, ex: Exchange) -> None:
         if model.provider.api != "chat":
             # Translation re-reads the whole body: give it the screened one.
             screened = rq.encode_fields(fields) if guard.requests else body
-            await forward(ex, model, "chat", screened, dict(fields), stream, 0, client_wants_usage, None)
+            answer = AnswerGuard(guard, app.metrics, masked) if guard.responses else None
+            await forward(ex, model, "chat", screened, dict(fields), stream, 0, client_wants_usage, None, answer)
             return
         upstream = dict(fields)
         upstream["model"] = model.upstream_name_json
@@ -189,7 +191,8 @@ async def messages(app: App, ex: Exchange) -> None:
         extra = None
         if model.provider.api == "messages":
             extra = {name: value for name in _ANTHROPIC_PASSTHROUGH if (value := ex.headers.get(name))}
-        await forward(ex, model, "messages", body, dict(fields), stream, estimate, True, extra)
+        answer = AnswerGuard(guard, app.metrics) if guard.responses else None
+        await forward(ex, model, "messages", body, dict(fields), stream, estimate, True, extra, answer)
 
     await _route(app, ex, principal, request.model, Need.chat(body, fields, stream), fields, call)
 
@@ -215,7 +218,8 @@ async def responses_create(app: App, ex: Exchange) -> None:
     stream = bool(request.stream)
 
     async def call(model: Model) -> None:
-        await forward(ex, model, "responses", body, dict(fields), stream, 0, True, None)
+        answer = AnswerGuard(guard, app.metrics) if guard.responses else None
+        await forward(ex, model, "responses", body, dict(fields), stream, 0, True, None, answer)
 
     await _route(app, ex, principal, request.model, Need.chat(body, fields, stream), fields, call)
 

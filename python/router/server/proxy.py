@@ -168,6 +168,9 @@ async def forward_stream(
                         raise failure from None
                     ex.error_type = failure.code
                     await transport.send_bytes(_error_event(failure))
+                    # A raised error's traceback holds this frame and so the client's stream, which would stay
+                    # open until the garbage collector broke the cycle.
+                    del failure
                 finally:
                     ex.events_seen = tap.data_events
                     ex.tool_calls = tap.tool_names or None

@@ -16,7 +16,8 @@ import msgspec
 from pyreqwest import exceptions as rq
 
 from .._core import Transcoder
-from ..errors import InvalidRequest, UpstreamError
+from ..errors import GuardrailUnavailable, GuardrailViolation, InvalidRequest, UpstreamError
+from ..guardrails.answers import AnswerGuard
 from ..protocols import caching
 from ..protocols.to_caller import translate_reply, usage_of
 from ..protocols.to_upstream import Plan, translate_request
@@ -47,8 +48,10 @@ async def forward(
     input_estimate: int,
     include_usage: bool,
     extra: dict[str, str] | None,
+    guard: AnswerGuard | None = None,
 ) -> None:
-    """Send a validated ``caller``-API request to the model's upstream and answer in the caller's API."""
+    """Send a validated ``caller``-API request to the model's upstream and answer in the caller's API;
+    `guard` screens the answer (unary or streamed) with the organisation's guardrails."""
     upstream = model.provider.api
     if ex.upstream_auth is not None:  # this attempt pays with the organisation's own key (BYOK)
         extra = {**(extra or {}), **ex.upstream_auth}
@@ -84,16 +87,23 @@ async def forward(
     if stream:
         ex.stream = True
         prices = _prices(model) if caller == "responses" else None
+        screen = guard.screen() if guard is not None else None
         transcoder = Transcoder(
-            upstream, caller, model.id, int(time.time()), input_estimate, include_usage, plan.json_tool, prices
+            upstream, caller, model.id, int(time.time()), input_estimate, include_usage, plan.json_tool, prices, screen
         )
-        await _stream(ex, model, upstream_body, transcoder, extra)
+        await _stream(ex, model, upstream_body, transcoder, extra, guard)
     else:
-        await _unary(ex, model, caller, upstream_body, plan, extra)
+        await _unary(ex, model, caller, upstream_body, plan, extra, guard)
 
 
 async def _unary(
-    ex: Exchange, model: Model, caller: str, body: bytes, plan: Plan, extra: dict[str, str] | None
+    ex: Exchange,
+    model: Model,
+    caller: str,
+    body: bytes,
+    plan: Plan,
+    extra: dict[str, str] | None,
+    guard: AnswerGuard | None,
 ) -> None:
     provider = model.provider
     sent = time.perf_counter()
@@ -116,7 +126,8 @@ async def _unary(
         if caller == "responses" and isinstance(reply.get("usage"), dict) and model.prices is not None:
             prompt, output, cached, _ = usage
             reply["usage"]["cost"] = cost_micro(model.prices, prompt or 0, output or 0, cached or 0) / MICRO
-        if caller != provider.api or caller == "responses":
+        screened = guard is not None and guard.reply(reply, caller)
+        if caller != provider.api or caller == "responses" or screened:
             data = msgspec.json.encode(reply)
     except (msgspec.DecodeError, KeyError, TypeError, AttributeError):
         raise UpstreamError(
@@ -127,7 +138,12 @@ async def _unary(
 
 
 async def _stream(
-    ex: Exchange, model: Model, body: bytes, transcoder: Transcoder, extra: dict[str, str] | None
+    ex: Exchange,
+    model: Model,
+    body: bytes,
+    transcoder: Transcoder,
+    extra: dict[str, str] | None,
+    guard: AnswerGuard | None,
 ) -> None:
     provider = model.provider
     idle = provider.timeouts.idle_read
@@ -146,6 +162,9 @@ async def _stream(
                     async with asyncio.timeout(idle) as deadline:
                         while (chunk := await reader.read_chunk()) is not None:
                             out = transcoder.feed(bytes(chunk))
+                            if guard is not None and transcoder.has_findings:
+                                # A blocked category ends the stream here, with an error event instead.
+                                guard.check(transcoder)
                             if out:
                                 if ex.ttft is None and transcoder.deltas:
                                     ex.ttft = time.perf_counter() - ex.started
@@ -164,10 +183,23 @@ async def _stream(
                             f"Upstream provider '{provider.name}' ended the stream before it was complete.",
                             code="upstream_stream_incomplete",
                         )
-                except (rq.PyreqwestError, TimeoutError, UpstreamError) as exc:
-                    failure = exc if isinstance(exc, UpstreamError) else upstream_failure(exc, provider.name)
+                except (
+                    rq.PyreqwestError,
+                    TimeoutError,
+                    UpstreamError,
+                    GuardrailViolation,
+                    GuardrailUnavailable,
+                ) as exc:
+                    failure = (
+                        exc
+                        if not isinstance(exc, rq.PyreqwestError | TimeoutError)
+                        else upstream_failure(exc, provider.name)
+                    )
                     ex.error_type = failure.code
                     await transport.send_bytes(transcoder.fail(failure.code or failure.type, failure.message))
+                    # A raised error's traceback holds this frame and so the client's stream, which would stay
+                    # open until the garbage collector broke the cycle.
+                    del failure
                 finally:
                     ex.prompt_tokens = transcoder.prompt_tokens
                     ex.completion_tokens = transcoder.completion_tokens

@@ -45,6 +45,11 @@ impl Masker {
         out.push_str(&text[last..]);
     }
 
+    /// How many distinct values have a placeholder.
+    pub fn distinct(&self) -> usize {
+        self.numbers.len()
+    }
+
     /// Every placeholder handed out and the value it stands for (to restore echoed placeholders).
     pub fn placeholders(&self) -> Vec<(String, String)> {
         self.numbers

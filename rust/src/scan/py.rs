@@ -31,7 +31,7 @@ impl PyFinding {
     }
 }
 
-fn categories(engine: &Engine, names: Option<Vec<String>>) -> PyResult<Categories> {
+pub(crate) fn categories(engine: &Engine, names: Option<Vec<String>>) -> PyResult<Categories> {
     match names {
         None if engine.has_custom() => Ok(DEFAULT_CATEGORIES),
         None => Ok(DEFAULT_CATEGORIES & !Category::Custom.bit()),
@@ -39,7 +39,7 @@ fn categories(engine: &Engine, names: Option<Vec<String>>) -> PyResult<Categorie
     }
 }
 
-fn found_list(masker: &Masker) -> Vec<(&'static str, String)> {
+pub(crate) fn found_list(masker: &Masker) -> Vec<(&'static str, String)> {
     masker
         .found
         .iter()
@@ -50,7 +50,7 @@ fn found_list(masker: &Masker) -> Vec<(&'static str, String)> {
 /// The compiled guardrail engine: built-in rules plus optional custom (name, regex) patterns.
 #[pyclass(name = "Guardrails", module = "router._core", frozen)]
 pub struct PyGuardrails {
-    engine: Arc<Engine>,
+    pub(crate) engine: Arc<Engine>,
 }
 
 #[pymethods]
@@ -151,7 +151,7 @@ impl PyGuardrails {
 pub struct PyMasker {
     engine: Arc<Engine>,
     cats: Categories,
-    masker: Masker,
+    pub(crate) masker: Masker,
 }
 
 #[pymethods]

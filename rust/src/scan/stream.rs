@@ -101,14 +101,31 @@ impl StreamScanner {
 
     /// Take a delta; return the part of the text that is now safe to send, masked.
     pub fn feed(&mut self, delta: &str) -> String {
-        self.pending.push_str(delta);
-        let cut = self.hold_point();
-        self.emit(cut)
+        let mut masker = std::mem::take(&mut self.masker);
+        let out = self.feed_with(delta, &mut masker);
+        self.masker = masker;
+        out
     }
 
     /// End of the text: return everything still held back, masked.
     pub fn finish(&mut self) -> String {
-        let out = self.emit(self.pending.len());
+        let mut masker = std::mem::take(&mut self.masker);
+        let out = self.finish_with(&mut masker);
+        self.masker = masker;
+        out
+    }
+
+    /// `feed` with placeholders numbered by `masker`: several texts of one answer (content, tool
+    /// arguments, thinking) share one numbering.
+    pub fn feed_with(&mut self, delta: &str, masker: &mut Masker) -> String {
+        self.pending.push_str(delta);
+        let cut = self.hold_point();
+        self.emit(cut, masker)
+    }
+
+    /// `finish` with placeholders numbered by `masker`.
+    pub fn finish_with(&mut self, masker: &mut Masker) -> String {
+        let out = self.emit(self.pending.len(), masker);
         self.context.clear();
         out
     }
@@ -166,7 +183,7 @@ impl StreamScanner {
         hold
     }
 
-    fn emit(&mut self, mut cut: usize) -> String {
+    fn emit(&mut self, mut cut: usize, masker: &mut Masker) -> String {
         if cut == 0 {
             return String::new();
         }
@@ -194,9 +211,7 @@ impl StreamScanner {
                 rule: f.rule,
             })
             .collect();
-        let out = self
-            .masker
-            .apply(&self.engine, &self.pending[..cut], &local);
+        let out = masker.apply(&self.engine, &self.pending[..cut], &local);
         self.context.push_str(&self.pending[..cut]);
         if self.context.len() > CONTEXT {
             let from = floor_boundary(&self.context, self.context.len() - CONTEXT);

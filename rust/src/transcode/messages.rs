@@ -218,6 +218,7 @@ fn anthropic_error_type(kind: &str) -> &str {
         | "api_error"
         | "overloaded_error" => kind,
         "rate_limit_exceeded" | "upstream_rate_limited" => "rate_limit_error",
+        "guardrail_violation" => "invalid_request_error",
         "server_is_overloaded" | "service_unavailable" | "overloaded" => "overloaded_error",
         _ => "api_error",
     }

@@ -16,9 +16,12 @@ mod decode;
 mod messages;
 pub mod py;
 mod responses;
+pub mod screen;
 
+use crate::scan::Category;
 use crate::sse::{SseEvent, SseParser};
 use decode::Decoder;
+use screen::{Screen, Screening};
 
 /// One of the three wire formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,8 +158,11 @@ pub struct Transcoder {
     progress: Progress,
     error: Option<(String, String)>,
     passthrough: bool,
+    upstream: Api,
     tools: Vec<String>,
     json_tool: Option<String>,
+    /// Guardrails on the answer's texts.
+    screen: Option<Screen>,
 }
 
 impl Transcoder {
@@ -185,9 +191,17 @@ impl Transcoder {
             progress: Progress::default(),
             error: None,
             passthrough: upstream == caller,
+            upstream,
             tools: Vec::new(),
             json_tool,
+            screen: None,
         }
+    }
+
+    /// Screen every text of the answer before it reaches the caller.
+    pub fn with_screen(mut self, screen: Screen) -> Self {
+        self.screen = Some(screen);
+        self
     }
 
     /// Translates the events `chunk` completes; partial events wait for the next chunk.
@@ -203,8 +217,19 @@ impl Transcoder {
             if self.finished() {
                 break;
             }
+            let mut screening;
+            let sink: &mut dyn Sink = match self.screen.as_mut() {
+                Some(screen) if !self.passthrough => {
+                    screening = Screening {
+                        inner: self.sink.as_mut(),
+                        screen,
+                    };
+                    &mut screening
+                }
+                _ => self.sink.as_mut(),
+            };
             let step = decode::Step {
-                sink: self.sink.as_mut(),
+                sink,
                 usage: &mut self.usage,
                 progress: &mut self.progress,
                 error: &mut self.error,
@@ -219,7 +244,14 @@ impl Transcoder {
                 self.progress.malformed = true;
             } else if self.passthrough {
                 translated.clear();
-                write_event(&mut out, event);
+                match self.screen.as_mut() {
+                    None => write_event(&mut out, event),
+                    Some(screen) => match self.upstream {
+                        Api::Messages => screen.messages(event, &mut out),
+                        Api::Responses => screen.responses(event, &mut out),
+                        Api::Chat => screen.chat(std::slice::from_ref(event), &mut out),
+                    },
+                }
             }
         }
         self.events = events;
@@ -257,6 +289,18 @@ impl Transcoder {
             .map(String::as_str)
             .filter(|name| self.json_tool.as_deref() != Some(*name))
             .collect()
+    }
+
+    /// Guardrail findings since the last call (category, type): never the values.
+    pub fn take_found(&mut self) -> Vec<(Category, String)> {
+        self.screen
+            .as_mut()
+            .map(Screen::take_found)
+            .unwrap_or_default()
+    }
+
+    pub fn has_new_findings(&self) -> bool {
+        self.screen.as_ref().is_some_and(Screen::has_new_findings)
     }
 
     /// The upstream's (or `fail`'s) error: `(type, message)`.

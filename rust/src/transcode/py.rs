@@ -3,9 +3,90 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+use super::screen::Screen;
 use super::{Api, Options, Prices, Transcoder};
+use crate::scan::py::{categories, PyGuardrails, PyMasker};
+use crate::scan::Category;
+use crate::sse::{SseEvent, SseParser};
 
-const _: () = assert!(std::mem::align_of::<Transcoder>() <= 16);
+const _: () = assert!(
+    std::mem::align_of::<Transcoder>() <= 16 && std::mem::align_of::<PyAnswerScreen>() <= 16
+);
+
+fn found(list: Vec<(Category, String)>) -> Vec<(&'static str, String)> {
+    list.into_iter().map(|(c, k)| (c.name(), k)).collect()
+}
+
+/// Guardrails on one answer: hold-back scanners for each of its texts, one placeholder numbering.
+///
+/// Either handed to a `Transcoder` (which then screens what it forwards), or used on the chat proxy's
+/// stream of whole chunk events with `feed_chat`.
+#[pyclass(name = "AnswerScreen", module = "router._core")]
+pub struct PyAnswerScreen {
+    screen: Option<Screen>,
+    parser: SseParser,
+    events: Vec<SseEvent>,
+}
+
+impl PyAnswerScreen {
+    fn screen(&mut self) -> PyResult<&mut Screen> {
+        self.screen
+            .as_mut()
+            .ok_or_else(|| PyValueError::new_err("this AnswerScreen was handed to a Transcoder"))
+    }
+}
+
+#[pymethods]
+impl PyAnswerScreen {
+    /// `masker`: the request's, whose numbering the answer continues; `restore`: put its values back where
+    /// the answer echoes their placeholders.
+    #[new]
+    #[pyo3(signature = (guardrails, categories = None, masker = None, restore = false))]
+    fn new(
+        guardrails: PyRef<'_, PyGuardrails>,
+        categories: Option<Vec<String>>,
+        masker: Option<PyRef<'_, PyMasker>>,
+        restore: bool,
+    ) -> PyResult<Self> {
+        let engine = guardrails.engine.clone();
+        let cats = self::categories(&engine, categories)?;
+        let request = masker.map(|m| m.masker.clone());
+        Ok(Self {
+            screen: Some(Screen::new(engine, cats, request, restore)),
+            parser: SseParser::new(),
+            events: Vec::new(),
+        })
+    }
+
+    /// OpenAI chat chunk events in (whole events, as the StreamTap forwards them), screened events out.
+    fn feed_chat<'py>(&mut self, py: Python<'py>, chunk: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+        self.parser.feed_into(chunk, &mut self.events);
+        let events = std::mem::take(&mut self.events);
+        let mut out = Vec::with_capacity(chunk.len() + 64);
+        self.screen()?.chat(&events, &mut out);
+        self.events = events;
+        self.events.clear();
+        Ok(PyBytes::new(py, &out))
+    }
+
+    /// The chat stream ended without `[DONE]`: a chunk with the text still held back, masked.
+    fn finish_chat<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let mut out = Vec::new();
+        self.screen()?.chat_finish(&mut out);
+        Ok(PyBytes::new(py, &out))
+    }
+
+    /// Findings since the last call, as (category, type); never the values.
+    fn take_found(&mut self) -> PyResult<Vec<(&'static str, String)>> {
+        Ok(found(self.screen()?.take_found()))
+    }
+
+    /// Whether `take_found` has anything (cheap: checked after every chunk).
+    #[getter]
+    fn has_findings(&self) -> bool {
+        self.screen.as_ref().is_some_and(Screen::has_new_findings)
+    }
+}
 
 /// One stream's translation from an upstream wire format to the caller's.
 #[pyclass(name = "Transcoder", module = "router._core")]
@@ -23,7 +104,8 @@ fn api(name: &str) -> PyResult<Api> {
 impl PyTranscoder {
     #[new]
     #[pyo3(signature = (
-        upstream, caller, model, created, input_tokens = 0, include_usage = true, json_tool = None, prices = None
+        upstream, caller, model, created, input_tokens = 0, include_usage = true, json_tool = None, prices = None,
+        screen = None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -35,6 +117,7 @@ impl PyTranscoder {
         include_usage: bool,
         json_tool: Option<String>,
         prices: Option<(f64, f64, f64)>,
+        screen: Option<PyRefMut<'_, PyAnswerScreen>>,
     ) -> PyResult<Self> {
         let options = Options {
             model,
@@ -48,7 +131,25 @@ impl PyTranscoder {
                 cached_input,
             }),
         };
-        Ok(Self(Transcoder::new(api(upstream)?, api(caller)?, options)))
+        let mut transcoder = Transcoder::new(api(upstream)?, api(caller)?, options);
+        if let Some(mut screen) = screen {
+            let screen = screen.screen.take().ok_or_else(|| {
+                PyValueError::new_err("this AnswerScreen was already handed to a Transcoder")
+            })?;
+            transcoder = transcoder.with_screen(screen);
+        }
+        Ok(Self(transcoder))
+    }
+
+    /// Guardrail findings since the last call, as (category, type); never the values.
+    fn take_found(&mut self) -> Vec<(&'static str, String)> {
+        found(self.0.take_found())
+    }
+
+    /// Whether `take_found` has anything (cheap: checked after every chunk).
+    #[getter]
+    fn has_findings(&self) -> bool {
+        self.0.has_new_findings()
     }
 
     fn feed<'py>(&mut self, py: Python<'py>, chunk: &[u8]) -> Bound<'py, PyBytes> {
