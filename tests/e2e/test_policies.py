@@ -40,7 +40,7 @@ models:
   - {id: mock/a, upstream_model: "gpt-4o@tokens=3"}
   - {id: mock/b, upstream_model: "gpt-4o@tokens=4"}
   - {id: mock/fast, upstream_model: "gpt-4o@ttft_ms=1"}
-  - {id: mock/slow, upstream_model: "gpt-4o@ttft_ms=40"}
+  - {id: mock/slow, upstream_model: "gpt-4o@ttft_ms=150"}
   - {id: mock/no-stream, upstream_model: gpt-4o, capabilities: []}
   - {id: mock/emb-dead, upstream_model: "text-embedding-3-small@fail=503", capabilities: [embeddings]}
   - {id: mock/emb, upstream_model: text-embedding-3-small, capabilities: [embeddings]}
