@@ -67,17 +67,25 @@ def test_blocked_request_names_the_category_not_the_value() -> None:
     assert "pci" in caught.value.message and "4111" not in caught.value.message
 
 
+class Panic(BaseException):
+    """What a panic in Rust code looks like from Python: pyo3's PanicException derives from BaseException."""
+
+
 class BrokenEngine:
+    def __init__(self, error: type[BaseException]) -> None:
+        self.error = error
+
     def masker(self, categories: list[str]) -> None:
-        raise RuntimeError("scanner exploded")
+        raise self.error("scanner exploded")
 
     def stream(self, categories: list[str]) -> None:
-        raise RuntimeError("scanner exploded")
+        raise self.error("scanner exploded")
 
 
-def test_scanner_failure_fails_closed_with_503() -> None:
+@pytest.mark.parametrize("error", [RuntimeError, Panic])
+def test_scanner_failure_fails_closed_with_503(error: type[BaseException]) -> None:
     policy = Policy(GuardrailSettings())
-    policy.engine = BrokenEngine()  # type: ignore[assignment]
+    policy.engine = BrokenEngine(error)  # type: ignore[assignment]
     with pytest.raises(GuardrailUnavailable) as caught:
         screen_chat_request(policy, Metrics(), fields([{"role": "user", "content": "hello"}]))
     assert caught.value.status == 503 and caught.value.code == "guardrail_unavailable"

@@ -98,9 +98,10 @@ def fail_closed(fn: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
-        except GatewayError:
+        except (GatewayError, KeyboardInterrupt, SystemExit):
             raise
-        except Exception as exc:
+        # BaseException: a panic in the Rust scanner arrives as pyo3's PanicException, which is not an Exception.
+        except BaseException as exc:
             log.error("guardrail scan failed in %s: %s", fn.__name__, type(exc).__name__)
             raise GuardrailUnavailable(
                 "The guardrail scanner failed, so the request was not processed. Retry later.",
