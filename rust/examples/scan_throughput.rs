@@ -57,6 +57,7 @@ fn percentile(samples: &mut [u64], p: f64) -> f64 {
 }
 
 fn main() {
+    #[allow(unused_mut)] // pushed to with the hyperscan feature
     let mut engines = vec![("pure Rust (prefilter + Aho-Corasick)", Wakeup::Prefilter)];
     #[cfg(feature = "hyperscan")]
     engines.push(("Hyperscan literals", Wakeup::Hyperscan));
@@ -97,6 +98,10 @@ fn main() {
         );
     }
 
+    // `-- throughput`: stop here (for `perf stat`).
+    if std::env::args().any(|a| a == "throughput") {
+        return;
+    }
     for (label, p) in [("clean", &prompt), ("with values", &with_values)] {
         let mut samples = vec![Vec::new(); engines.len()];
         for _ in 0..20_000 {

@@ -3,7 +3,9 @@
 //! small window around its wake-up points, and validators check the candidates.
 //!
 //! Clean prose costs the byte pass plus a few tiny automaton and regex runs around digits and punctuation.
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use aho_corasick::automaton::{Automaton, OverlappingState};
+use aho_corasick::dfa::DFA;
+use aho_corasick::{MatchKind, StartKind};
 use regex_automata::meta::Regex;
 use regex_automata::util::syntax;
 use regex_automata::{Input, PatternID};
@@ -46,7 +48,9 @@ pub enum Wakeup {
 }
 
 pub struct Engine {
-    automaton: AhoCorasick,
+    /// The concrete DFA type, not `AhoCorasick`: its overlapping search is then compiled for this
+    /// automaton, where `AhoCorasick`'s goes through a virtual call per byte (half the scan time).
+    automaton: DFA,
     #[cfg(feature = "hyperscan")]
     hyperscan: Option<super::hyperscan::Literals>,
     wakes: Vec<Wake>,
@@ -203,10 +207,10 @@ impl Engine {
             literals.push((d as char).to_string());
             wakes.push(Wake::Digit);
         }
-        let automaton = AhoCorasick::builder()
+        let automaton = DFA::builder()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
-            .kind(Some(AhoCorasickKind::DFA))
+            .start_kind(StartKind::Unanchored)
             .build(&literals)
             .map_err(|e| e.to_string())?;
         #[cfg(feature = "hyperscan")]
@@ -284,18 +288,20 @@ impl Engine {
         #[cfg(not(feature = "hyperscan"))]
         let woken = false;
         if !woken {
-            let mut wake =
-                |m: aho_corasick::Match| wakes.wake(m.pattern().as_usize(), m.start(), m.end());
+            let mut run = |ws: usize, we: usize| {
+                let input = aho_corasick::Input::new(text).span(ws..we);
+                let mut state = OverlappingState::start();
+                // Unanchored overlapping search on a standard-semantics automaton cannot fail.
+                while let Ok(()) = self.automaton.try_find_overlapping(&input, &mut state) {
+                    let Some(m) = state.get_match() else { break };
+                    wakes.wake(m.pattern().as_usize(), m.start(), m.end());
+                }
+            };
             if whole {
-                self.automaton
-                    .find_overlapping_iter(text)
-                    .for_each(&mut wake);
+                run(0, text.len());
             } else {
                 for (ws, we) in hot_windows(text.as_bytes()) {
-                    let input = aho_corasick::Input::new(text).span(ws..we);
-                    self.automaton
-                        .find_overlapping_iter(input)
-                        .for_each(&mut wake);
+                    run(ws, we);
                 }
             }
         }
