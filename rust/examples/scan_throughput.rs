@@ -78,7 +78,9 @@ fn main() {
         assert_eq!(e.scan(&with_values, DEFAULT_CATEGORIES).len(), 3);
     }
 
-    let rounds = 300;
+    // `-- values`: only the 4 KiB prompt with values, for a profile.
+    let only_values = std::env::args().any(|a| a == "values");
+    let rounds = if only_values { 0 } else { 300 };
     let mut secs = vec![Vec::with_capacity(rounds); engines.len()];
     for _ in 0..rounds {
         for ((_, e), s) in engines.iter().zip(&mut secs) {
@@ -87,8 +89,10 @@ fn main() {
             s.push(t.elapsed().as_secs_f64());
         }
     }
-    println!("1 MiB English, default categories ({rounds} rounds):");
-    for ((name, _), s) in engines.iter().zip(&mut secs) {
+    if !only_values {
+        println!("1 MiB English, default categories ({rounds} rounds):");
+    }
+    for ((name, _), s) in engines.iter().zip(&mut secs).filter(|_| !only_values) {
         s.sort_by(f64::total_cmp);
         let mbs = |t: f64| text.len() as f64 / t / 1e6;
         println!(
@@ -103,6 +107,9 @@ fn main() {
         return;
     }
     for (label, p) in [("clean", &prompt), ("with values", &with_values)] {
+        if only_values && label == "clean" {
+            continue;
+        }
         let mut samples = vec![Vec::new(); engines.len()];
         for _ in 0..20_000 {
             for ((_, e), s) in engines.iter().zip(&mut samples) {

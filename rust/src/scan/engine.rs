@@ -37,13 +37,19 @@ enum Wake {
 }
 
 /// How the engine finds the anchors, cue words and digits that wake rules up.
+///
+/// Hyperscan is the default where it is built in: in `make bench-engine` its literal matcher (SIMD,
+/// whole text) runs the wake-up pass about 1.2x as fast as the prefilter plus Aho-Corasick DFA, whose
+/// windows around every number cost a DFA step per byte. The default build is pure Rust all the same,
+/// so that the extension builds anywhere with no system library (`make hyperscan` installs one).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Wakeup {
     /// The SIMD byte prefilter picks hot windows, and the Aho-Corasick automaton runs over those only.
-    #[default]
+    #[cfg_attr(not(feature = "hyperscan"), default)]
     Prefilter,
     /// Hyperscan's literal matcher over the whole text (same wake-ups; no prefilter needed).
     #[cfg(feature = "hyperscan")]
+    #[default]
     Hyperscan,
 }
 
