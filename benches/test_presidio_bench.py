@@ -14,11 +14,12 @@ import logging
 import tempfile
 import time
 
-import guardrails_corpus as corpus
 import pytest
-from test_guardrails_bench import english
 
 from router import guardrails
+from test_guardrails_bench import english
+
+import guardrails_corpus as corpus
 
 presidio = pytest.importorskip("presidio_analyzer")
 spacy = pytest.importorskip("spacy")
@@ -81,11 +82,11 @@ def test_presidio_side_by_side(benchmark, analyzer, capsys) -> None:
 
     mine, theirs, our_mbs, their_mbs = benchmark.pedantic(compare, rounds=1, iterations=1)
     rows = [f"{'':<12} {'ours P/R':>13} {'Presidio P/R':>15}"]
-    for kind in SHARED.values():
-        rows.append(
-            f"{kind:<12} {mine.precision.get(kind, 0):>6.3f}/{mine.recall.get(kind, 0):.3f}"
-            f" {theirs.precision.get(kind, 0):>8.3f}/{theirs.recall.get(kind, 0):.3f}"
-        )
+    rows += [
+        f"{kind:<12} {mine.precision.get(kind, 0):>6.3f}/{mine.recall.get(kind, 0):.3f}"
+        f" {theirs.precision.get(kind, 0):>8.3f}/{theirs.recall.get(kind, 0):.3f}"
+        for kind in SHARED.values()
+    ]
     rows.append(f"{'negatives':<12} {mine.negative_fp_rate:>12.2%} {theirs.negative_fp_rate:>14.2%}  (texts flagged)")
     rows.append(f"{'64 KiB prose':<12} {our_mbs:>8.1f} MB/s {their_mbs:>9.3f} MB/s")
     with capsys.disabled():
