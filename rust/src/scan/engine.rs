@@ -328,8 +328,10 @@ impl Engine {
         }
         let mut input = Input::new(text).span(ws..we);
         let mut slots = [None; 4];
+        // Asking for a group's slots runs a capture engine after the DFAs; only grouped rules need it.
+        let wanted = if rule.grouped { 4 } else { 2 };
         while input.start() <= input.end() {
-            let Some(_) = rule.regex.search_slots(&input, &mut slots) else {
+            let Some(_) = rule.regex.search_slots(&input, &mut slots[..wanted]) else {
                 break;
             };
             let (ms, me) = (slots[0].unwrap().get(), slots[1].unwrap().get());
