@@ -122,16 +122,18 @@ impl Literals {
         mut f: impl FnMut(usize, usize, usize),
     ) -> Result<(), String> {
         let length = c_uint::try_from(text.len()).map_err(|_| "text too long for hyperscan")?;
-        let mut scratch = self.scratch.lock().map_or(None, |mut pool| pool.pop());
-        if scratch.is_none() {
-            let mut s = ptr::null_mut();
-            // SAFETY: `db` is a valid database; a null `s` asks for a new scratch space.
-            if unsafe { hs_alloc_scratch(self.db, &mut s) } != HS_SUCCESS {
-                return Err("hyperscan scratch allocation failed".into());
+        let pooled = self.scratch.lock().map_or(None, |mut pool| pool.pop());
+        let scratch = match pooled {
+            Some(s) => s,
+            None => {
+                let mut s = ptr::null_mut();
+                // SAFETY: `db` is a valid database; a null `s` asks for a new scratch space.
+                if unsafe { hs_alloc_scratch(self.db, &mut s) } != HS_SUCCESS {
+                    return Err("hyperscan scratch allocation failed".into());
+                }
+                s
             }
-            scratch = Some(s);
-        }
-        let scratch = scratch.unwrap_or_else(ptr::null_mut);
+        };
         let mut ctx: (&[usize], &mut dyn FnMut(usize, usize, usize)) = (&self.lens, &mut f);
         // SAFETY: the scratch belongs to this call alone; `ctx` outlives the scan and the callback
         // casts it back to its own type.
