@@ -75,7 +75,11 @@ fn windows_by(b: &[u8], skip: fn(&[u8], usize) -> usize) -> Vec<(usize, usize)> 
 /// Whether the classed byte at `i` makes a window, and where to go on testing.
 fn test(b: &[u8], i: usize) -> (bool, usize) {
     match CLASS[b[i] as usize] {
-        ALWAYS => (true, i + 1),
+        ALWAYS => {
+            // A run of them (the digits of a number) makes one window, as byte by byte it would.
+            let run = b[i..].iter().position(|&c| CLASS[c as usize] != ALWAYS);
+            (true, run.map_or(b.len(), |r| i + r))
+        }
         INSIDE_TOKEN => (b.get(i + 1).is_some_and(u8::is_ascii_alphanumeric), i + 1),
         0 => (false, i + 1),
         _ => {
@@ -191,51 +195,82 @@ unsafe fn classify_sse2(v: std::arch::x86_64::__m128i) -> [u16; 4] {
     ]
 }
 
-/// `skip_cold_sse2` on 32-byte vectors: three per step instead of five.
+/// `skip_cold_sse2` on 32-byte vectors, two per step: the lookahead vector's masks are kept for the
+/// next block rather than computed again.
 ///
 /// # Safety
 /// The CPU must support AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn skip_cold_avx2(b: &[u8], mut i: usize) -> usize {
-    use std::arch::x86_64::*;
-    let splat = |c: u8| _mm256_set1_epi8(c as i8);
+    if i + 96 > b.len() {
+        return skip_cold_sse2(b, i);
+    }
+    // Bits 0..32 of each mask: bytes `i..i + 32`, classified by the step before (or here, first).
+    // SAFETY (each call): AVX2 is enabled, and `i + 96 <= b.len()` keeps the 32-byte loads inside `b`.
+    let (a0, d0, u0, n0) = unsafe { classify_avx2(b, i) };
+    let (mut always, mut dots, mut upper, mut alnum) = (
+        u128::from(a0),
+        u128::from(d0),
+        u128::from(u0),
+        u128::from(n0),
+    );
     while i + 96 <= b.len() {
-        let (mut always, mut dots, mut upper, mut alnum) = (0u128, 0u128, 0u128, 0u128);
-        for k in 0..3 {
-            // SAFETY: the load reads 32 bytes inside `b`.
-            let v = unsafe { _mm256_loadu_si256(b.as_ptr().add(i + 32 * k).cast()) };
-            let range = |lo: u8, hi: u8| {
-                let t = _mm256_sub_epi8(v, splat(lo));
-                _mm256_cmpeq_epi8(_mm256_min_epu8(t, splat(hi - lo)), t)
-            };
-            let eq = |c: u8| _mm256_cmpeq_epi8(v, splat(c));
-            let digit = range(b'0', b'9');
-            let up = range(b'A', b'Z');
-            let low = range(b'a', b'z');
-            let sym = _mm256_or_si256(
-                _mm256_or_si256(
-                    _mm256_or_si256(digit, eq(b':')),
-                    _mm256_or_si256(eq(b'$'), eq(b'+')),
-                ),
-                _mm256_or_si256(
-                    _mm256_or_si256(eq(b'='), eq(b'@')),
-                    _mm256_or_si256(eq(b'_'), eq(b'~')),
-                ),
-            );
-            let bits = |m: __m256i| u128::from(_mm256_movemask_epi8(m) as u32) << (32 * k);
-            always |= bits(sym);
-            dots |= bits(range(b'-', b'/'));
-            upper |= bits(up);
-            alnum |= bits(_mm256_or_si256(_mm256_or_si256(digit, up), low));
-        }
+        let (a1, d1, u1, n1) = unsafe { classify_avx2(b, i + 32) };
+        let (a2, d2, u2, n2) = unsafe { classify_avx2(b, i + 64) };
+        always |= (u128::from(a1) << 32) | (u128::from(a2) << 64);
+        dots |= (u128::from(d1) << 32) | (u128::from(d2) << 64);
+        upper |= (u128::from(u1) << 32) | (u128::from(u2) << 64);
+        alnum |= (u128::from(n1) << 32) | (u128::from(n2) << 64);
         let hot = candidates(always, dots, upper, alnum);
         if hot != 0 {
             return i + hot.trailing_zeros() as usize;
         }
+        always >>= 64;
+        dots >>= 64;
+        upper >>= 64;
+        alnum >>= 64;
         i += 64;
     }
     skip_cold_sse2(b, i)
+}
+
+/// The class masks of the 32 bytes at `b[at..]`, as `classify_sse2`.
+///
+/// # Safety
+/// The CPU must support AVX2, and `at + 32 <= b.len()`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn classify_avx2(b: &[u8], at: usize) -> (u32, u32, u32, u32) {
+    use std::arch::x86_64::*;
+    let v = unsafe { _mm256_loadu_si256(b.as_ptr().add(at).cast()) };
+    let splat = |c: u8| _mm256_set1_epi8(c as i8);
+    let range = |lo: u8, hi: u8| {
+        let t = _mm256_sub_epi8(v, splat(lo));
+        _mm256_cmpeq_epi8(_mm256_min_epu8(t, splat(hi - lo)), t)
+    };
+    let eq = |c: u8| _mm256_cmpeq_epi8(v, splat(c));
+    let digit = range(b'0', b'9');
+    let up = range(b'A', b'Z');
+    let low = range(b'a', b'z');
+    let always = _mm256_or_si256(
+        _mm256_or_si256(
+            _mm256_or_si256(digit, eq(b':')),
+            _mm256_or_si256(eq(b'$'), eq(b'+')),
+        ),
+        _mm256_or_si256(
+            _mm256_or_si256(eq(b'='), eq(b'@')),
+            _mm256_or_si256(eq(b'_'), eq(b'~')),
+        ),
+    );
+    let bits = |m: __m256i| _mm256_movemask_epi8(m) as u32;
+    (
+        bits(always),
+        bits(range(b'-', b'/')),
+        bits(up),
+        bits(_mm256_or_si256(_mm256_or_si256(digit, up), low)),
+    )
 }
 
 #[cfg(not(target_arch = "x86_64"))]
