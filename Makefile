@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help run test venv build-dev build-prod lint lint-python lint-rust test-rust test-python bench bench-load
+.PHONY: help run test venv build-dev build-prod lint lint-python lint-rust test-rust test-python bench bench-load hyperscan bench-engine
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -30,14 +30,19 @@ lint-python: ## ruff check, ruff format check, and stubtest of the router._core 
 	$(BIN)/ruff format --check python tests benches
 	$(BIN)/python -m mypy.stubtest router._core
 
-lint-rust: ## cargo fmt --check and clippy -D warnings
+lint-rust: ## cargo fmt --check and clippy -D warnings (the hyperscan feature too: checking needs no libhs)
 	cargo fmt --all -- --check
-	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 lint: lint-python lint-rust ## all linters
 
-test-rust: ## cargo test
+hyperscan: ## the system Hyperscan library for the optional `hyperscan` scanner feature (Vectorscan off x86)
+	@dpkg -s libhyperscan-dev >/dev/null 2>&1 || dpkg -s libvectorscan-dev >/dev/null 2>&1 || \
+		(apt-get update -qq && (apt-get install -y -qq libhyperscan-dev || apt-get install -y -qq libvectorscan-dev))
+
+test-rust: hyperscan ## cargo test, then the scanner tests again on the Hyperscan build
 	cargo test --workspace
+	cargo test -p router-core --features hyperscan --lib scan::
 
 test-python: ## pytest: unit and end-to-end
 	$(BIN)/pytest
@@ -46,6 +51,9 @@ test: build-prod lint test-rust test-python ## install everything, lint, cargo t
 
 bench: build-prod ## micro-benchmarks (pytest-benchmark)
 	$(BIN)/pytest benches --benchmark-only -o testpaths=benches
+
+bench-engine: hyperscan ## scanner throughput and 4 KiB p99 in Rust: pure-Rust vs Hyperscan wake-up pass, side by side
+	cargo run --release -p router-core --features hyperscan --example scan_throughput
 
 bench-load: build-prod ## load benchmark: gateway vs bare proxies vs direct, on the mock and on nginx
 	@command -v wrk >/dev/null && command -v nginx >/dev/null || \

@@ -1,9 +1,12 @@
 //! Guardrail scanner: finds PII, card, banking, financial and secret values in text, masks them with
 //! typed numbered placeholders, and does both on streams without ever emitting a partial match.
 //!
-//! `prefilter` finds the hot windows of a text, `engine` is the detector, `rules` the built-in rule table, `validate` the checksums and
+//! `prefilter` finds the hot windows of a text (`hyperscan`, behind the feature of that name, is the
+//! alternative wake-up pass), `engine` is the detector, `rules` the built-in rule table, `validate` the checksums and
 //! filters, `mask` the placeholder numbering, `stream` the hold-back scanner; `py` holds the bindings.
 pub mod engine;
+#[cfg(feature = "hyperscan")]
+pub mod hyperscan;
 pub mod mask;
 pub mod prefilter;
 pub mod py;
@@ -11,7 +14,7 @@ pub mod rules;
 pub mod stream;
 pub mod validate;
 
-pub use engine::{Engine, Finding};
+pub use engine::{Engine, Finding, Wakeup};
 pub use mask::Masker;
 pub use stream::StreamScanner;
 

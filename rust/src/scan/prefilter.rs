@@ -14,6 +14,8 @@ const BACK: usize = 64;
 const AHEAD: usize = 32;
 const ALNUM_RUN: u32 = 20;
 const UPPER_RUN: u32 = 8;
+// The vector skip lets through capitals that start a run of 8 letters and digits or more.
+const _: () = assert!(UPPER_RUN >= 8 && ALNUM_RUN >= 8);
 
 const ALWAYS: u8 = 1;
 const INSIDE_TOKEN: u8 = 2;
@@ -47,53 +49,265 @@ static CLASS: [u8; 256] = {
 
 /// Sorted, disjoint byte ranges of `b` that may hold a finding.
 pub fn hot_windows(b: &[u8]) -> Vec<(usize, usize)> {
+    windows_by(b, skip_cold)
+}
+
+/// `skip`: finds the next byte that may be hot (the vector skips, or byte by byte in the tests).
+fn windows_by(b: &[u8], skip: fn(&[u8], usize) -> usize) -> Vec<(usize, usize)> {
     let n = b.len();
     let mut out: Vec<(usize, usize)> = Vec::new();
     let mut i = 0;
     while i < n {
         // The tight loop: most bytes of prose are lower-case letters, spaces and sentence punctuation.
-        while i < n && CLASS[b[i] as usize] == 0 {
-            i += 1;
-        }
+        i = skip(b, i);
         if i == n {
             break;
         }
-        let (hot, next) = match CLASS[b[i] as usize] {
-            ALWAYS => (true, i + 1),
-            INSIDE_TOKEN => (b.get(i + 1).is_some_and(u8::is_ascii_alphanumeric), i + 1),
-            _ => {
-                // From a capital: the rest of its letter/digit run, its longest stretch of capitals.
-                let (mut j, mut caps, mut most) = (i, 0u32, 0u32);
-                while j < n && b[j].is_ascii_alphanumeric() {
-                    caps = if b[j].is_ascii_uppercase() {
-                        caps + 1
-                    } else {
-                        0
-                    };
-                    most = most.max(caps);
-                    j += 1;
-                }
-                let hot = most >= UPPER_RUN || (j - i) as u32 >= ALNUM_RUN;
-                // Not a token: go on from the next byte (the run may still hold digits).
-                (hot, if hot { j } else { i + 1 })
-            }
-        };
+        let (hot, next) = test(b, i);
         if hot {
-            let ws = i.saturating_sub(BACK);
-            let we = (next.max(i + 1) + AHEAD).min(n);
-            match out.last_mut() {
-                Some(last) if ws <= last.1 => last.1 = last.1.max(we),
-                _ => out.push((ws, we)),
-            }
+            widen(&mut out, n, i, next);
         }
         i = next;
     }
     out
 }
 
+/// Whether the classed byte at `i` makes a window, and where to go on testing.
+fn test(b: &[u8], i: usize) -> (bool, usize) {
+    match CLASS[b[i] as usize] {
+        ALWAYS => {
+            // A run of them (the digits of a number) makes one window, as byte by byte it would.
+            let run = b[i..].iter().position(|&c| CLASS[c as usize] != ALWAYS);
+            (true, run.map_or(b.len(), |r| i + r))
+        }
+        INSIDE_TOKEN => (b.get(i + 1).is_some_and(u8::is_ascii_alphanumeric), i + 1),
+        0 => (false, i + 1),
+        _ => {
+            // From a capital: the rest of its letter/digit run, its longest stretch of capitals.
+            let (mut j, mut caps, mut most) = (i, 0u32, 0u32);
+            while j < b.len() && b[j].is_ascii_alphanumeric() {
+                caps = if b[j].is_ascii_uppercase() {
+                    caps + 1
+                } else {
+                    0
+                };
+                most = most.max(caps);
+                j += 1;
+            }
+            let hot = most >= UPPER_RUN || (j - i) as u32 >= ALNUM_RUN;
+            // Not a token: go on from the next byte (the run may still hold digits).
+            (hot, if hot { j } else { i + 1 })
+        }
+    }
+}
+
+/// Adds the window around a hot byte at `i` (up to `next`), merged with the last if they touch.
+fn widen(out: &mut Vec<(usize, usize)>, n: usize, i: usize, next: usize) {
+    let ws = i.saturating_sub(BACK);
+    let we = (next.max(i + 1) + AHEAD).min(n);
+    match out.last_mut() {
+        Some(last) if ws <= last.1 => last.1 = last.1.max(we),
+        _ => out.push((ws, we)),
+    }
+}
+
+/// A position at or after `i` that may be hot, or `b.len()`: never past the first hot one, and in
+/// prose rarely short of it, so the caller's exact test runs on few bytes.
+///
+/// 64 bytes per step, as bit masks (bit k = byte `i + k`): the `ALWAYS` bytes; `. - /` followed by a
+/// letter or digit; capitals that start a run of at least 8 letters and digits (every hot capital
+/// does: both of its tests need 8). Sentence starts and ends, the only classed bytes of most prose,
+/// are thus skipped without leaving the vector loop. The runs look up to 16 bytes past the block.
+/// AVX2 where the CPU has it, else SSE2 (the x86_64 baseline); other targets test byte by byte.
+#[cfg(target_arch = "x86_64")]
+fn skip_cold(b: &[u8], i: usize) -> usize {
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above; the answer is cached).
+        unsafe { skip_cold_avx2(b, i) }
+    } else {
+        skip_cold_sse2(b, i)
+    }
+}
+
+/// The candidate bits of the 64 bytes whose class masks (and 16 bytes of lookahead) are given.
+#[inline(always)]
+fn candidates(always: u128, dots: u128, upper: u128, alnum: u128) -> u64 {
+    let run2 = alnum & (alnum >> 1);
+    let run4 = run2 & (run2 >> 2);
+    let run8 = run4 & (run4 >> 4);
+    (always | (dots & (alnum >> 1)) | (upper & run8)) as u64
+}
+
+#[cfg(target_arch = "x86_64")]
+fn skip_cold_sse2(b: &[u8], mut i: usize) -> usize {
+    use std::arch::x86_64::*;
+    while i + 80 <= b.len() {
+        let (mut always, mut dots, mut upper, mut alnum) = (0u128, 0u128, 0u128, 0u128);
+        for k in 0..5 {
+            // SAFETY: SSE2 is part of the x86_64 baseline; the load reads 16 bytes inside `b`.
+            let c = unsafe { classify_sse2(_mm_loadu_si128(b.as_ptr().add(i + 16 * k).cast())) };
+            let shift = 16 * k;
+            always |= u128::from(c[0]) << shift;
+            dots |= u128::from(c[1]) << shift;
+            upper |= u128::from(c[2]) << shift;
+            alnum |= u128::from(c[3]) << shift;
+        }
+        let hot = candidates(always, dots, upper, alnum);
+        if hot != 0 {
+            return i + hot.trailing_zeros() as usize;
+        }
+        i += 64;
+    }
+    skip_cold_bytewise(b, i)
+}
+
+/// The class masks of 16 bytes: `ALWAYS` bytes, `. - /`, capitals, letters and digits.
+/// `unsigned(x - lo) <= hi - lo` is a range test in one min and one compare.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn classify_sse2(v: std::arch::x86_64::__m128i) -> [u16; 4] {
+    use std::arch::x86_64::*;
+    let splat = |c: u8| _mm_set1_epi8(c as i8);
+    let range = |lo: u8, hi: u8| {
+        let t = _mm_sub_epi8(v, splat(lo));
+        _mm_cmpeq_epi8(_mm_min_epu8(t, splat(hi - lo)), t)
+    };
+    let eq = |c: u8| _mm_cmpeq_epi8(v, splat(c));
+    let digit = range(b'0', b'9');
+    let up = range(b'A', b'Z');
+    let low = range(b'a', b'z');
+    let always = _mm_or_si128(
+        _mm_or_si128(
+            _mm_or_si128(digit, eq(b':')),
+            _mm_or_si128(eq(b'$'), eq(b'+')),
+        ),
+        _mm_or_si128(
+            _mm_or_si128(eq(b'='), eq(b'@')),
+            _mm_or_si128(eq(b'_'), eq(b'~')),
+        ),
+    );
+    let bits = |m: __m128i| _mm_movemask_epi8(m) as u16;
+    [
+        bits(always),
+        bits(range(b'-', b'/')),
+        bits(up),
+        bits(_mm_or_si128(_mm_or_si128(digit, up), low)),
+    ]
+}
+
+/// `skip_cold_sse2` on 32-byte vectors, two per step: the lookahead vector's masks are kept for the
+/// next block rather than computed again.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn skip_cold_avx2(b: &[u8], mut i: usize) -> usize {
+    if i + 96 > b.len() {
+        return skip_cold_sse2(b, i);
+    }
+    // Bits 0..32 of each mask: bytes `i..i + 32`, classified by the step before (or here, first).
+    // SAFETY (each call): AVX2 is enabled, and `i + 96 <= b.len()` keeps the 32-byte loads inside `b`.
+    let (a0, d0, u0, n0) = unsafe { classify_avx2(b, i) };
+    let (mut always, mut dots, mut upper, mut alnum) = (
+        u128::from(a0),
+        u128::from(d0),
+        u128::from(u0),
+        u128::from(n0),
+    );
+    while i + 96 <= b.len() {
+        let (a1, d1, u1, n1) = unsafe { classify_avx2(b, i + 32) };
+        let (a2, d2, u2, n2) = unsafe { classify_avx2(b, i + 64) };
+        always |= (u128::from(a1) << 32) | (u128::from(a2) << 64);
+        dots |= (u128::from(d1) << 32) | (u128::from(d2) << 64);
+        upper |= (u128::from(u1) << 32) | (u128::from(u2) << 64);
+        alnum |= (u128::from(n1) << 32) | (u128::from(n2) << 64);
+        let hot = candidates(always, dots, upper, alnum);
+        if hot != 0 {
+            return i + hot.trailing_zeros() as usize;
+        }
+        always >>= 64;
+        dots >>= 64;
+        upper >>= 64;
+        alnum >>= 64;
+        i += 64;
+    }
+    skip_cold_sse2(b, i)
+}
+
+/// The class masks of the 32 bytes at `b[at..]`, as `classify_sse2`.
+///
+/// # Safety
+/// The CPU must support AVX2, and `at + 32 <= b.len()`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn classify_avx2(b: &[u8], at: usize) -> (u32, u32, u32, u32) {
+    use std::arch::x86_64::*;
+    let v = unsafe { _mm256_loadu_si256(b.as_ptr().add(at).cast()) };
+    let splat = |c: u8| _mm256_set1_epi8(c as i8);
+    let range = |lo: u8, hi: u8| {
+        let t = _mm256_sub_epi8(v, splat(lo));
+        _mm256_cmpeq_epi8(_mm256_min_epu8(t, splat(hi - lo)), t)
+    };
+    let eq = |c: u8| _mm256_cmpeq_epi8(v, splat(c));
+    let digit = range(b'0', b'9');
+    let up = range(b'A', b'Z');
+    let low = range(b'a', b'z');
+    let always = _mm256_or_si256(
+        _mm256_or_si256(
+            _mm256_or_si256(digit, eq(b':')),
+            _mm256_or_si256(eq(b'$'), eq(b'+')),
+        ),
+        _mm256_or_si256(
+            _mm256_or_si256(eq(b'='), eq(b'@')),
+            _mm256_or_si256(eq(b'_'), eq(b'~')),
+        ),
+    );
+    let bits = |m: __m256i| _mm256_movemask_epi8(m) as u32;
+    (
+        bits(always),
+        bits(range(b'-', b'/')),
+        bits(up),
+        bits(_mm256_or_si256(_mm256_or_si256(digit, up), low)),
+    )
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn skip_cold(b: &[u8], i: usize) -> usize {
+    skip_cold_bytewise(b, i)
+}
+
+fn skip_cold_bytewise(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && CLASS[b[i] as usize] == 0 {
+        i += 1;
+    }
+    i
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vector_skip_misses_no_hot_byte() {
+        // Every byte value in each lane of a block, its lookahead, and the scalar tail; before a space,
+        // a letter and a capital run, so `. - /` and capitals are tested both ways.
+        for c in 0..=255u8 {
+            for follow in [&b" x"[..], b"ab", b"BCDEFGHIJ", b"bcdefghijklmnopqrstuvw"] {
+                for at in 0..150 {
+                    let mut b = vec![b'a'; 200];
+                    b[at] = c;
+                    b[at + 1..at + 1 + follow.len()].copy_from_slice(follow);
+                    b[at + 1 + follow.len()] = b' ';
+                    let want = windows_by(&b, skip_cold_bytewise);
+                    assert_eq!(hot_windows(&b), want, "{c:#x} at {at}");
+                    #[cfg(target_arch = "x86_64")]
+                    assert_eq!(windows_by(&b, skip_cold_sse2), want, "{c:#x} at {at}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn prose_has_no_hot_windows() {

@@ -11,6 +11,32 @@ fn engine() -> &'static Arc<Engine> {
 
 const ALL: Categories = !0;
 
+/// Both wake-up passes, to compare (with the feature, `engine()` is the Hyperscan one).
+#[cfg(feature = "hyperscan")]
+fn both_engines() -> &'static (Engine, Engine) {
+    static E: OnceLock<(Engine, Engine)> = OnceLock::new();
+    E.get_or_init(|| {
+        (
+            Engine::with_wakeup(&[], Wakeup::Prefilter).unwrap(),
+            Engine::with_wakeup(&[], Wakeup::Hyperscan).unwrap(),
+        )
+    })
+}
+
+#[cfg(feature = "hyperscan")]
+#[test]
+fn hyperscan_finds_what_the_prefilter_finds() {
+    let text = "Dear Mr Smith, card 4111 1111 1111 1111 exp 09/27, mail jane@acme.io, \
+        AWS_ACCESS_KEY_ID=AKIAQWERTYUIOPASDFGH, IBAN DE89 3704 0044 0532 0130 00, ssn 123-45-6788, \
+        DATABASE_URL=postgres://app:s3cr3tPw@db.internal:5432/app and ghp_ token sk-ant-api03-x";
+    let (pure, hs) = both_engines();
+    for cats in [DEFAULT_CATEGORIES, ALL] {
+        let want = pure.scan(text, cats);
+        assert!(want.len() >= 7, "{want:?}");
+        assert_eq!(hs.scan(text, cats), want);
+    }
+}
+
 fn kinds(text: &str) -> Vec<(String, String)> {
     let e = engine();
     e.scan(text, ALL)
@@ -258,6 +284,15 @@ proptest! {
     fn prefilter_loses_nothing(text in text_strategy()) {
         let e = engine();
         prop_assert_eq!(e.scan_with(&text, DEFAULT_CATEGORIES, false), e.scan_with(&text, DEFAULT_CATEGORIES, true));
+    }
+
+    #[cfg(feature = "hyperscan")]
+    #[test]
+    fn hyperscan_wakes_the_same_rules(text in text_strategy()) {
+        let (pure, hs) = both_engines();
+        for cats in [DEFAULT_CATEGORIES, ALL] {
+            prop_assert_eq!(hs.scan(&text, cats), pure.scan(&text, cats));
+        }
     }
 
     #[test]
