@@ -30,12 +30,15 @@ class _Settings(msgspec.Struct):
     auto_cache: bool | None = None
 
 
+_settings_decoder = msgspec.json.Decoder(_Settings)
+
+
 def requested(raw: msgspec.Raw | None) -> bool | None:
     """What the request's raw ``requesty`` object says about auto caching (None: nothing)."""
     if raw is None:
         return None
     try:
-        return msgspec.json.decode(raw, type=_Settings).auto_cache
+        return _settings_decoder.decode(raw).auto_cache
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
 
