@@ -16,10 +16,10 @@ $(BIN)/maturin:
 
 venv: $(BIN)/maturin ## create the virtualenv with maturin
 
-build-prod: venv ## build the Rust extension in release mode and install the package with its dev tools
+build-prod: venv hyperscan ## build the Rust extension in release mode and install the package with its dev tools
 	$(BIN)/maturin develop --release --extras dev --quiet
 
-build-dev: venv ## build the Rust extension in debug mode (faster to compile)
+build-dev: venv hyperscan ## build the Rust extension in debug mode (faster to compile)
 	$(BIN)/maturin develop --extras dev --quiet
 
 run: build-prod ## start the mock provider and the gateway, print the base URL and a demo key

@@ -38,10 +38,11 @@ enum Wake {
 
 /// How the engine finds the anchors, cue words and digits that wake rules up.
 ///
-/// Hyperscan is the default where it is built in: in `make bench-engine` a scan with its literal
+/// Hyperscan is the default where it is built in, and the project's build (`make build-prod`, the
+/// maturin features in pyproject.toml) builds it in: in `make bench-engine` a scan with its literal
 /// matcher (SIMD, whole text) is ~8% faster on prose than with the prefilter plus Aho-Corasick DFA,
-/// whose windows around every number cost a DFA step per byte. The default build is pure Rust all the
-/// same, so that the extension builds anywhere with no system library (`make hyperscan` installs one).
+/// whose windows around every number cost a DFA step per byte. Without the feature the crate is pure
+/// Rust and needs no system library; on a CPU Hyperscan refuses, the engine falls back to the prefilter.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Wakeup {
     /// The SIMD byte prefilter picks hot windows, and the Aho-Corasick automaton runs over those only.
@@ -221,7 +222,8 @@ impl Engine {
             .map_err(|e| e.to_string())?;
         #[cfg(feature = "hyperscan")]
         let hyperscan = match wakeup {
-            Wakeup::Hyperscan => Some(super::hyperscan::Literals::new(&literals)?),
+            // A platform Hyperscan does not support (it needs SSSE3) gets the pure-Rust pass, same findings.
+            Wakeup::Hyperscan => super::hyperscan::Literals::new(&literals).ok(),
             Wakeup::Prefilter => None,
         };
         #[cfg(not(feature = "hyperscan"))]
