@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 import httpx
@@ -120,12 +120,14 @@ def error_of(response: httpx.Response) -> dict:
     return response.json()["error"]
 
 
-def audit(gw: Gateway, query: str, expect: int = 1, timeout: float = 5.0) -> list[dict]:
-    """Audit events (waiting for the background writer to flush at least `expect` of them)."""
+def audit(gw: Gateway, query: str, expect: int = 1, timeout: float = 5.0, targets: Collection[str] = ()) -> list[dict]:
+    """Audit events, waiting for the background writer to flush at least `expect` of them, and one for each
+    of `targets` (request ids) if given."""
     deadline = time.monotonic() + timeout
     while True:
         events = gw.ok("GET", f"/audit?limit=500&{query}")["data"]
-        if len(events) >= expect or time.monotonic() > deadline:
+        flushed = len(events) >= expect and set(targets) <= {e["target_id"] for e in events}
+        if flushed or time.monotonic() > deadline:
             return events
         time.sleep(0.05)
 
@@ -278,7 +280,7 @@ def test_triggers_are_audited_by_type_and_never_with_the_value(gw: Gateway) -> N
     blocked = gw.post("bob", f"card {CARD}")
     assert blocked.status_code == 400
     ids = {masked.headers["x-request-id"]: "request", blocked.headers["x-request-id"]: "block"}
-    events = [e for e in audit(gw, "action=guardrail.triggered", expect=3) if e["target_id"] in ids]
+    events = [e for e in audit(gw, "action=guardrail.triggered", targets=ids) if e["target_id"] in ids]
     details = sorted(
         ((d["request_id"], d["category"], d["type"], d["direction"], d["action"], d["count"]) for e in events
          for d in [e["detail"]]),

@@ -211,8 +211,10 @@ def test_latency_policy_converges_on_the_faster_target(pclient: openai.OpenAI) -
         for _ in range(60)
     ]
     assert served[0] == "mock/slow"  # no data yet: the configured order
-    # The slow one is explored until it has 5 samples (30% of requests here), then only the fast one serves.
-    assert served.count("mock/slow") == 5
+    # The slow one is explored until it has 5 samples, then only the fast one serves. (A stall of the
+    # loaded test machine on one of the fast target's first few samples can still lift its mean above the
+    # slow one's for a request or two: with under 10 samples the 10% trim removes nothing.)
+    assert 5 <= served.count("mock/slow") <= 8
     assert served[-20:] == ["mock/fast"] * 20
 
 

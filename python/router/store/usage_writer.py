@@ -40,8 +40,10 @@ class UsageWriter:
             self._wake.set()
 
     def audit(self, event: AuditEvent) -> None:
+        # Batched like usage rows: a guardrail trigger on every request must not cost a commit per request.
         self._audit.append(event)
-        self._wake.set()
+        if len(self._audit) >= self._batch_size:
+            self._wake.set()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
