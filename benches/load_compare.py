@@ -6,8 +6,9 @@ an empty database, `on` depends on the scenario:
   lists, the key in a group of its own and carrying its own access list, with an expiry and labels;
 - spend: a monthly limit on the key, its user, its group and the organisation (every request reserves and
   settles against all four), and request metadata (tags, user, trace, extra) on every request.
-wrk drives both with the same unary load at 32 connections, alternating off/on for several rounds so that
-drift on a shared machine hits both alike, and the gateway's own CPU per request is read from /proc. The
+wrk drives both with the same unary load at 32 connections, alternating off/on for several rounds (and which
+one goes first) so that drift on a shared machine hits both alike, and the gateway's own CPU per request is
+read from /proc. The
 issues' bar: the difference stays under 5% of requests/s.
 
     python benches/load_compare.py --scenario governance|spend [--duration 10] [--rounds 3]
@@ -139,8 +140,9 @@ def main() -> None:
         for mode in ("off", "on"):
             wrk(f"{bases[mode]}/v1/chat/completions", bodies[mode], keys[mode], 8, 2, workdir)
         gateways = {"off": off, "on": on}
-        for _ in range(args.rounds):
-            for mode in ("off", "on"):
+        for round_number in range(args.rounds):
+            # Alternate which goes first, so that whatever drifts within a round hits both alike.
+            for mode in ("off", "on") if round_number % 2 == 0 else ("on", "off"):
                 cpu_before = _cpu_seconds(gateways[mode])
                 result = wrk(f"{bases[mode]}/v1/chat/completions", bodies[mode], keys[mode], 32, args.duration, workdir)
                 if result["non_2xx"]:
