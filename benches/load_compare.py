@@ -8,8 +8,7 @@ an empty database, `on` depends on the scenario:
   settles against all four), and request metadata (tags, user, trace, extra) on every request.
 wrk drives both with the same unary load at 32 connections, alternating off/on for several rounds (and which
 one goes first) so that drift on a shared machine hits both alike, and the gateway's own CPU per request is
-read from /proc. The
-issues' bar: the difference stays under 5% of requests/s.
+read from /proc. The issues' bar: the difference stays under 5% of requests/s.
 
     python benches/load_compare.py --scenario governance|spend [--duration 10] [--rounds 3]
 """
