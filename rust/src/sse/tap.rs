@@ -296,7 +296,10 @@ impl StreamTap {
                 self.pending.push(b'\n');
                 self.line_start = self.pending.len();
             } else if self.last_boundary == LastBoundary::Forwarded {
-                emit.push(0..1);
+                match self.screened.as_deref_mut() {
+                    Some(s) => s.events.push((0..1, Kind::Other)),
+                    None => emit.push(0..1),
+                }
             }
             start = 1;
         }
@@ -555,6 +558,118 @@ mod tests {
         }
         chunks.push(&s[prev..]);
         chunks
+    }
+
+    fn screened_tap(strip: bool) -> StreamTap {
+        use crate::scan::{Engine, DEFAULT_CATEGORIES};
+        use std::sync::Arc;
+        static ENGINE: LazyLock<Arc<Engine>> = LazyLock::new(|| Arc::new(Engine::new(&[]).unwrap()));
+        StreamTap::new(strip).with_screen(Screen::new(ENGINE.clone(), DEFAULT_CATEGORIES, None, false))
+    }
+
+    /// What a client assembles from a chat stream: each choice 0's content and its first call's arguments.
+    fn assembled(out: &[u8]) -> (String, String) {
+        let text = String::from_utf8(out.to_vec()).unwrap();
+        let (mut content, mut args) = (String::new(), String::new());
+        for line in text.split(['\r', '\n']) {
+            let Some(data) = line.strip_prefix("data: ") else { continue };
+            if data == "[DONE]" {
+                continue;
+            }
+            let chunk: serde_json::Value = serde_json::from_str(data).unwrap();
+            for choice in chunk["choices"].as_array().into_iter().flatten() {
+                content += choice["delta"]["content"].as_str().unwrap_or("");
+                for call in choice["delta"]["tool_calls"].as_array().into_iter().flatten() {
+                    args += call["function"]["arguments"].as_str().unwrap_or("");
+                }
+            }
+        }
+        (content, args)
+    }
+
+    /// A chat stream whose content and tool-call arguments each hold a card and an email cut at `at`.
+    fn secret_stream(nl: &str, at: usize) -> (Vec<u8>, &'static str, &'static str) {
+        const TEXT: &str = "pay 4111 1111 1111 1111 now, mail \\\"jane@acme.io\\\" \\u00e9 \\ud83d\\ude00 done";
+        const ARGS: &str = "{\\\"card\\\":\\\"4111 1111 1111 1111\\\"}";
+        // Cut at the last point before `at` that is not inside an escape (the JSON strings stay valid).
+        let cut = |s: &'static str| {
+            let (b, mut i, mut point) = (s.as_bytes(), 0, 0);
+            while i < at.min(s.len()) {
+                point = i;
+                i += match b[i] {
+                    b'\\' if b[i + 1] == b'u' => 6,
+                    b'\\' => 2,
+                    _ => 1,
+                };
+            }
+            (&s[..point], &s[point..])
+        };
+        let chunk = |delta: String| {
+            format!("data: {{\"id\":\"c\",\"model\":\"m\",\"choices\":[{{\"index\":0,\"delta\":{delta},\"finish_reason\":null}}]}}{nl}{nl}")
+        };
+        let ((t1, t2), (a1, a2)) = (cut(TEXT), cut(ARGS));
+        let events = [
+            format!(": keep-alive{nl}{nl}"),
+            chunk("{\"role\":\"assistant\",\"content\":null}".into()),
+            chunk(format!("{{\"content\":\"{t1}\"}}")),
+            format!("event: delta{nl}").to_owned() + &chunk(format!("{{\"content\":\"{t2}\"}}")),
+            chunk(format!("{{\"tool_calls\":[{{\"index\":0,\"function\":{{\"name\":\"f\",\"arguments\":\"{a1}\"}}}}]}}")),
+            chunk(format!("{{\"tool_calls\":[{{\"index\":0,\"function\":{{\"arguments\":\"{a2}\"}}}}]}}")),
+            format!("{USAGE}{nl}{nl}data: [DONE]{nl}{nl}"),
+        ];
+        (events.concat().into_bytes(), "pay [CARD_1] now, mail \"[EMAIL_1]\" é 😀 done", "{\"card\":\"[CARD_1]\"}")
+    }
+
+    #[test]
+    fn screened_clean_events_go_out_byte_for_byte() {
+        // One read per event: each goes out as it came (a burst in one read carries its text in its last event).
+        let (events, _) = openai_events("\r\n");
+        let events: Vec<String> = events.iter().map(|e| e.replace("\"Hi\"", "\"Hi there. \"")).collect();
+        let reads: Vec<&[u8]> = events.iter().map(|e| e.as_bytes()).collect();
+        let mut tap = screened_tap(false);
+        assert_eq!(run(&mut tap, &reads), events.concat().into_bytes());
+        check_observed(&tap);
+        assert!(!tap.has_new_findings());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Any upstream reads, any line ending: no card or email digit reaches the client, and it assembles
+        /// the masked texts.
+        #[test]
+        fn screened_tap_never_leaks(
+            nl in prop_oneof![Just("\n"), Just("\r\n"), Just("\r")],
+            strip in any::<bool>(),
+            at in 1..60usize,
+            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..8),
+        ) {
+            let (stream, content, args) = secret_stream(nl, at);
+            let points: Vec<usize> = cuts.iter().map(|c| c.index(stream.len() + 1)).collect();
+            let mut tap = screened_tap(strip);
+            let out = run(&mut tap, &split_at_points(&stream, &points));
+            let text = String::from_utf8(out.clone()).unwrap();
+            prop_assert!(!text.contains("4111") && !text.contains("jane"), "{}", text);
+            prop_assert!(text.contains(": keep-alive"));
+            prop_assert_eq!(assembled(&out), (content.to_owned(), args.to_owned()));
+            let done = format!("data: [DONE]{nl}{nl}");
+            prop_assert!(text.ends_with(&done));
+            prop_assert_eq!(tap.take_found().len(), 3);
+            prop_assert_eq!(tap.usage().is_some(), true);
+        }
+    }
+
+    #[test]
+    fn screened_stream_cut_short_releases_what_it_holds() {
+        let (stream, content, _) = secret_stream("\n", 20);
+        // Cut inside the first tool-call event: that unterminated event is dropped, not forwarded.
+        let end = String::from_utf8_lossy(&stream).find("\"name\"").unwrap();
+        let mut tap = screened_tap(false);
+        let out = run(&mut tap, &[&stream[..end]]);
+        assert!(!tap.done());
+        assert_eq!(assembled(&out), (content.to_owned(), String::new()));
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("4111") && !text.contains("tool_calls"), "{text}");
+        assert_eq!(tap.take_found().len(), 2);
     }
 
     fn check_observed(tap: &StreamTap) {
