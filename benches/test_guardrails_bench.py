@@ -278,24 +278,42 @@ ANTHROPIC_CHUNKS = [
 ]  # fmt: skip
 
 
-def _chat_stream(guard: str) -> bytes:
-    """The proxy's per-read work on CHAT_CHUNKS with `guard`."""
+_MOCK_TOKENS = ["The", " quick", " brown", " fox", " jumps", " over", " the", " lazy", " dog", " and", " then", " some",
+                " more", " mock", " tokens"]  # fmt: skip
+# The mock provider's streamed answer (what `benches/load.py` streams): 19 events in one upstream read.
+_MOCK_HEAD = {"id": "chatcmpl-mock1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o",
+              "system_fingerprint": "fp_mock"}  # fmt: skip
+MOCK_ANSWER = [
+    b"".join(
+        b"data: " + msgspec.json.encode({**_MOCK_HEAD, "choices": [choice]}) + b"\n\n"
+        for choice in [
+            {"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None},
+            *({"index": 0, "delta": {"content": t}, "logprobs": None, "finish_reason": None} for t in _MOCK_TOKENS),
+            {"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"},
+        ]
+    )
+    + b"data: [DONE]\n\n"
+]  # fmt: skip
+
+
+def _chat_stream(guard: str, reads: list[bytes] = CHAT_CHUNKS) -> bytes:
+    """The proxy's per-read work on `reads` with `guard`."""
     out = []
     if guard == "rust-in-tap":
         stream_guard = ChatStreamGuard(GATEWAY, METRICS)
         tap = stream_guard.tap()
-        for chunk in CHAT_CHUNKS:
+        for chunk in reads:
             out.append(tap.feed(chunk))
             if tap.has_findings:
                 stream_guard.check(tap)
         return b"".join(out)
     tap = StreamTap(strip_usage_chunk=False)
     if guard == "off":
-        return b"".join(tap.feed(chunk) for chunk in CHAT_CHUNKS)
+        return b"".join(tap.feed(chunk) for chunk in reads)
     if guard == "rust-after-tap":
         answer = AnswerGuard(GATEWAY, METRICS)
         screen = answer.screen()
-        for chunk in CHAT_CHUNKS:
+        for chunk in reads:
             data = tap.feed(chunk)
             if data:
                 out.append(screen.feed_chat(data))
@@ -303,7 +321,7 @@ def _chat_stream(guard: str) -> bytes:
                     answer.check(screen)
         return b"".join(out)
     python = PythonChatStreamGuard(GATEWAY, METRICS)
-    return b"".join(python.feed(tap.feed(chunk)) for chunk in CHAT_CHUNKS)
+    return b"".join(python.feed(tap.feed(chunk)) for chunk in reads)
 
 
 @pytest.mark.benchmark(group="guardrails-stream-chunk")
@@ -313,6 +331,13 @@ def test_chat_proxy_stream_per_chunk(benchmark, guard: str) -> None:
     assert out.endswith(b"data: [DONE]\n\n") and out.count(b"data: ") >= len(CHAT_CHUNKS)
     benchmark.extra_info["chunks"] = len(CHAT_CHUNKS)
     benchmark.extra_info["us_per_chunk"] = round(benchmark.stats.stats.mean * 1e6 / len(CHAT_CHUNKS), 2)
+
+
+@pytest.mark.benchmark(group="guardrails-stream-chunk")
+@pytest.mark.parametrize("guard", ["off", "python-previous", "rust-after-tap", "rust-in-tap"])
+def test_chat_proxy_mock_answer_in_one_read(benchmark, guard: str) -> None:
+    out = benchmark(lambda: _chat_stream(guard, MOCK_ANSWER))
+    assert out.endswith(b"data: [DONE]\n\n") and out.count(b"data: ") >= 18
 
 
 @pytest.mark.benchmark(group="guardrails-stream-chunk")

@@ -334,6 +334,42 @@ fn string_of(raw: &RawValue) -> Option<Cow<'_, str>> {
         .flatten()
 }
 
+/// An event with the JSON values at `edits` replaced (a text, JSON-encoded, or null), framed straight into `out`.
+fn write_edited(
+    out: &mut Vec<u8>,
+    name: Option<&str>,
+    data: &str,
+    edits: &mut [(Range<usize>, Option<&str>)],
+) {
+    edits.sort_by_key(|(r, _)| r.start);
+    let put = |out: &mut Vec<u8>| {
+        let mut last = 0;
+        for (range, new) in edits.iter() {
+            out.extend_from_slice(&data.as_bytes()[last..range.start]);
+            match new {
+                Some(text) => push_str(out, text),
+                None => out.extend_from_slice(b"null"),
+            }
+            last = range.end;
+        }
+        out.extend_from_slice(&data.as_bytes()[last..]);
+    };
+    if memchr::memchr(b'\n', data.as_bytes()).is_some() {
+        // A payload over several data lines (rare): each line needs its own field.
+        let mut edited = Vec::with_capacity(data.len() + 16);
+        put(&mut edited);
+        return write(out, name, &String::from_utf8_lossy(&edited));
+    }
+    if let Some(name) = name {
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(name.as_bytes());
+        out.push(b'\n');
+    }
+    out.extend_from_slice(b"data: ");
+    put(out);
+    out.extend_from_slice(b"\n\n");
+}
+
 fn write(out: &mut Vec<u8>, name: Option<&str>, data: &str) {
     if let Some(name) = name {
         out.extend_from_slice(b"event: ");
@@ -701,7 +737,7 @@ impl Screen {
             })
             .collect();
         // Per text slot: everything these events add to it, and the last event that adds to it.
-        let mut texts: Vec<(u64, String, usize)> = Vec::new();
+        let mut texts: Vec<(u64, Cow<str>, usize)> = Vec::new();
         for (i, (event, spans)) in events.iter().zip(&spans).enumerate() {
             let (ChatEvent::Data { data, .. }, Some(spans)) = (event, spans) else {
                 continue;
@@ -710,10 +746,10 @@ impl Screen {
                 if let Some(text) = text_of(&data[range.clone()]) {
                     match texts.iter_mut().find(|(s, _, _)| s == slot) {
                         Some(entry) => {
-                            entry.1.push_str(&text);
+                            entry.1.to_mut().push_str(&text);
                             entry.2 = i;
                         }
-                        None => texts.push((*slot, text.into_owned(), i)),
+                        None => texts.push((*slot, text, i)),
                     }
                 }
             }
@@ -750,7 +786,8 @@ impl Screen {
                 }
                 self.template = Some(t);
             }
-            let mut edits = Edits::default();
+            // (range, new text; None: null)
+            let mut edits: Vec<(Range<usize>, Option<&str>)> = Vec::new();
             for (slot, range) in &spans.texts {
                 let Some(text) = text_of(&data[range.clone()]) else {
                     continue;
@@ -758,7 +795,7 @@ impl Screen {
                 let at = texts.iter().position(|(s, _, last)| s == slot && *last == i);
                 let new = at.map_or("", |at| safe[at].as_str());
                 if new != text {
-                    edits.set_str(range.clone(), new);
+                    edits.push((range.clone(), Some(new)));
                 }
             }
             let mut finishing = Vec::new();
@@ -766,13 +803,13 @@ impl Screen {
                 let reason = &data[range.clone()];
                 if reason != "null" && self.held().iter().any(|s| s >> 32 == *index) {
                     // The held text goes out first, in a chunk that finishes the choice instead.
-                    edits.set(range.clone(), "null".to_owned());
+                    edits.push((range.clone(), None));
                     finishing.push((*index, reason));
                 }
             }
             match raw {
-                Some(raw) if edits.0.is_empty() => out.extend_from_slice(raw),
-                _ => write(out, name, &edits.apply(data)),
+                Some(raw) if edits.is_empty() => out.extend_from_slice(raw),
+                _ => write_edited(out, name, data, &mut edits),
             }
             for (index, reason) in finishing {
                 self.release_chat(out, Some(index), Some(reason));
@@ -876,6 +913,19 @@ mod tests {
         assert_eq!(text.matches("\"finish_reason\":\"stop\"").count(), 1);
         assert_eq!(s.take_found().len(), 1);
         assert!(s.take_found().is_empty());
+    }
+
+    #[test]
+    fn an_edited_chat_event_keeps_its_name_and_data_lines() {
+        let mut s = screen();
+        let mut out = Vec::new();
+        let raw = "event: chunk\ndata: {\"choices\":[{\"index\":0,\ndata: \"delta\":{\"content\":\"mail jane@acme.io \\u00e9 \"}}]}\n\n";
+        s.chat(&chat_events(&events(raw)), &mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            "event: chunk\ndata: {\"choices\":[{\"index\":0,\ndata: \"delta\":{\"content\":\"mail [EMAIL_1] é \"}}]}\n\n"
+        );
     }
 
     #[test]
