@@ -167,7 +167,8 @@ def test_every_split_of_content_and_tool_arguments_never_leaks(done: bool) -> No
         stream = b"".join(_event(e) for e in events) + (b"data: [DONE]\n\n" if done else b"")
         # One read per event, and the whole stream cut into two reads at the i-th byte (mid-event).
         cut = len(stream) * i // len(TEXT)
-        for reads in ([_event(e) for e in events] + ([b"data: [DONE]\n\n"] if done else []), [stream[:cut], stream[cut:]]):
+        per_event = [_event(e) for e in events] + ([b"data: [DONE]\n\n"] if done else [])
+        for reads in (per_event, [stream[:cut], stream[cut:]]):
             out = _screened(ChatStreamGuard(policy, Metrics()), reads, finish=not done)
             content, arguments = _client_view(out)
             assert content == mask(TEXT), i

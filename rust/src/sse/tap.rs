@@ -563,8 +563,14 @@ mod tests {
     fn screened_tap(strip: bool) -> StreamTap {
         use crate::scan::{Engine, DEFAULT_CATEGORIES};
         use std::sync::Arc;
-        static ENGINE: LazyLock<Arc<Engine>> = LazyLock::new(|| Arc::new(Engine::new(&[]).unwrap()));
-        StreamTap::new(strip).with_screen(Screen::new(ENGINE.clone(), DEFAULT_CATEGORIES, None, false))
+        static ENGINE: LazyLock<Arc<Engine>> =
+            LazyLock::new(|| Arc::new(Engine::new(&[]).unwrap()));
+        StreamTap::new(strip).with_screen(Screen::new(
+            ENGINE.clone(),
+            DEFAULT_CATEGORIES,
+            None,
+            false,
+        ))
     }
 
     /// What a client assembles from a chat stream: each choice 0's content and its first call's arguments.
@@ -572,14 +578,20 @@ mod tests {
         let text = String::from_utf8(out.to_vec()).unwrap();
         let (mut content, mut args) = (String::new(), String::new());
         for line in text.split(['\r', '\n']) {
-            let Some(data) = line.strip_prefix("data: ") else { continue };
+            let Some(data) = line.strip_prefix("data: ") else {
+                continue;
+            };
             if data == "[DONE]" {
                 continue;
             }
             let chunk: serde_json::Value = serde_json::from_str(data).unwrap();
             for choice in chunk["choices"].as_array().into_iter().flatten() {
                 content += choice["delta"]["content"].as_str().unwrap_or("");
-                for call in choice["delta"]["tool_calls"].as_array().into_iter().flatten() {
+                for call in choice["delta"]["tool_calls"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
                     args += call["function"]["arguments"].as_str().unwrap_or("");
                 }
             }
@@ -589,7 +601,8 @@ mod tests {
 
     /// A chat stream whose content and tool-call arguments each hold a card and an email cut at `at`.
     fn secret_stream(nl: &str, at: usize) -> (Vec<u8>, &'static str, &'static str) {
-        const TEXT: &str = "pay 4111 1111 1111 1111 now, mail \\\"jane@acme.io\\\" \\u00e9 \\ud83d\\ude00 done";
+        const TEXT: &str =
+            "pay 4111 1111 1111 1111 now, mail \\\"jane@acme.io\\\" \\u00e9 \\ud83d\\ude00 done";
         const ARGS: &str = "{\\\"card\\\":\\\"4111 1111 1111 1111\\\"}";
         // Cut at the last point before `at` that is not inside an escape (the JSON strings stay valid).
         let cut = |s: &'static str| {
@@ -617,14 +630,21 @@ mod tests {
             chunk(format!("{{\"tool_calls\":[{{\"index\":0,\"function\":{{\"arguments\":\"{a2}\"}}}}]}}")),
             format!("{USAGE}{nl}{nl}data: [DONE]{nl}{nl}"),
         ];
-        (events.concat().into_bytes(), "pay [CARD_1] now, mail \"[EMAIL_1]\" é 😀 done", "{\"card\":\"[CARD_1]\"}")
+        (
+            events.concat().into_bytes(),
+            "pay [CARD_1] now, mail \"[EMAIL_1]\" é 😀 done",
+            "{\"card\":\"[CARD_1]\"}",
+        )
     }
 
     #[test]
     fn screened_clean_events_go_out_byte_for_byte() {
         // One read per event: each goes out as it came (a burst in one read carries its text in its last event).
         let (events, _) = openai_events("\r\n");
-        let events: Vec<String> = events.iter().map(|e| e.replace("\"Hi\"", "\"Hi there. \"")).collect();
+        let events: Vec<String> = events
+            .iter()
+            .map(|e| e.replace("\"Hi\"", "\"Hi there. \""))
+            .collect();
         let reads: Vec<&[u8]> = events.iter().map(|e| e.as_bytes()).collect();
         let mut tap = screened_tap(false);
         assert_eq!(run(&mut tap, &reads), events.concat().into_bytes());
@@ -668,7 +688,10 @@ mod tests {
         assert!(!tap.done());
         assert_eq!(assembled(&out), (content.to_owned(), String::new()));
         let text = String::from_utf8(out).unwrap();
-        assert!(!text.contains("4111") && !text.contains("tool_calls"), "{text}");
+        assert!(
+            !text.contains("4111") && !text.contains("tool_calls"),
+            "{text}"
+        );
         assert_eq!(tap.take_found().len(), 2);
     }
 

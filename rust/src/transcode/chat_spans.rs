@@ -276,6 +276,11 @@ impl Walker<'_> {
         Some(start..self.i)
     }
 
+    /// Any value, not needed.
+    fn skip(&mut self) -> Option<()> {
+        self.value().map(|_| ())
+    }
+
     /// An object at `i` (after whitespace): `member(self, key)` is called with `i` after the key's colon and
     /// must consume the value.
     fn object(&mut self, mut member: impl FnMut(&mut Self, &[u8]) -> Option<()>) -> Option<()> {
@@ -363,22 +368,22 @@ impl Walker<'_> {
                                     b"function" => w.object(|w, key| {
                                         match key {
                                             b"arguments" => arguments = Some(w.text()?),
-                                            _ => drop(w.value()?),
+                                            _ => w.skip()?,
                                         }
                                         Some(())
                                     })?,
-                                    _ => drop(w.value()?),
+                                    _ => w.skip()?,
                                 }
                                 Some(())
                             })?;
                             calls.push((call.unwrap_or(0), arguments));
                             Some(())
                         })?,
-                        _ => drop(w.value()?),
+                        _ => w.skip()?,
                     }
                     Some(())
                 })?,
-                _ => drop(w.value()?),
+                _ => w.skip()?,
             }
             Some(())
         })?;
@@ -409,7 +414,14 @@ mod tests {
             .unwrap()
             .texts
             .into_iter()
-            .map(|(slot, r)| (slot, text_of(&data[r]).map(|t| t.into_owned()).unwrap_or_default()))
+            .map(|(slot, r)| {
+                (
+                    slot,
+                    text_of(&data[r])
+                        .map(|t| t.into_owned())
+                        .unwrap_or_default(),
+                )
+            })
             .collect()
     }
 
@@ -420,8 +432,15 @@ mod tests {
         assert_eq!(spans, ChunkSpans::parse(data).unwrap());
         assert_eq!(texts(data), [(0, " word".to_owned())]);
         assert!(spans.finishes.is_empty()); // null
-        let template: Vec<&str> = spans.template.iter().map(|(_, r)| &data[r.clone()]).collect();
-        assert_eq!(template, ["\"c1\"", "\"chat.completion.chunk\"", "1", "\"gpt-4o\""]);
+        let template: Vec<&str> = spans
+            .template
+            .iter()
+            .map(|(_, r)| &data[r.clone()])
+            .collect();
+        assert_eq!(
+            template,
+            ["\"c1\"", "\"chat.completion.chunk\"", "1", "\"gpt-4o\""]
+        );
     }
 
     #[test]
@@ -429,7 +448,10 @@ mod tests {
         let data = r#"{"id":"a\"b\\","choices":[{"delta":{"content":"q\" \\ \u00e9 \ud83d\ude00 \"}\"","x":"\\"},"index":1}]}"#;
         let spans = ChunkSpans::find(data).unwrap();
         assert_eq!(spans, ChunkSpans::parse(data).unwrap());
-        assert_eq!(texts(data), [(chat_slot(1, CONTENT), "q\" \\ é 😀 \"}\"".to_owned())]);
+        assert_eq!(
+            texts(data),
+            [(chat_slot(1, CONTENT), "q\" \\ é 😀 \"}\"".to_owned())]
+        );
         assert_eq!(&data[spans.template[0].1.clone()], r#""a\"b\\""#);
     }
 
@@ -464,7 +486,13 @@ mod tests {
                 (chat_slot(2, CALLS + 1), "{\"a\":".to_owned()),
             ]
         );
-        assert_eq!(spans.finishes, [(2, data.find("\"tool_calls\" }").unwrap()..data.find(" } ]").unwrap())]);
+        assert_eq!(
+            spans.finishes,
+            [(
+                2,
+                data.find("\"tool_calls\" }").unwrap()..data.find(" } ]").unwrap()
+            )]
+        );
     }
 
     #[test]
@@ -489,7 +517,8 @@ mod tests {
     fn json_text() -> impl Strategy<Value = String> {
         prop_oneof![
             Just("null".to_owned()),
-            "(\\PC|[\"\\\\\n\u{1F600}é{}\\[\\],:])*".prop_map(|s| serde_json::to_string(&s).unwrap()),
+            "(\\PC|[\"\\\\\n\u{1F600}é{}\\[\\],:])*"
+                .prop_map(|s| serde_json::to_string(&s).unwrap()),
             "[a-z ]*".prop_map(|s| format!("\"{s}\\u00e9\\ud83d\\ude00\\\"\"")),
         ]
     }

@@ -38,7 +38,9 @@ impl PyAnswerScreen {
     /// The screen, for a Transcoder or a StreamTap to own (one per stream).
     pub(crate) fn take(&mut self) -> PyResult<Screen> {
         self.screen.take().ok_or_else(|| {
-            PyValueError::new_err("this AnswerScreen was already handed to a Transcoder or StreamTap")
+            PyValueError::new_err(
+                "this AnswerScreen was already handed to a Transcoder or StreamTap",
+            )
         })
     }
 }

@@ -792,7 +792,9 @@ impl Screen {
                 let Some(text) = text_of(&data[range.clone()]) else {
                     continue;
                 };
-                let at = texts.iter().position(|(s, _, last)| s == slot && *last == i);
+                let at = texts
+                    .iter()
+                    .position(|(s, _, last)| s == slot && *last == i);
                 let new = at.map_or("", |at| safe[at].as_str());
                 if new != text {
                     edits.push((range.clone(), Some(new)));
