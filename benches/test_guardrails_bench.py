@@ -5,9 +5,11 @@
   clean, with values and Python `re`, interleaved call by call: run with `-s` to see it);
 - the same prompt streamed through the StreamScanner in 16-character deltas;
 - the gateway's per-request work: screening a chat request, a unary answer, a streamed answer;
-- per upstream chunk of a streamed answer (group `guardrails-stream-chunk`): the chat proxy's tap alone, with
-  the Rust `ChatStreamGuard`, and with the previous Python guard (`chat_guard_python.py`); the Transcoder
-  passing an Anthropic stream through with and without its answer screen.
+- per upstream chunk of a streamed answer (group `guardrails-stream-chunk`): the chat proxy's tap alone; the
+  tap screening its own events (`ChatStreamGuard.tap`, what the proxy runs: one Rust call per read); the
+  previous wiring, the tap then a second Rust call per read (`AnswerScreen.feed_chat`, which re-splits the
+  events); and the previous Python guard (`chat_guard_python.py`); the Transcoder passing an Anthropic stream
+  through with and without its answer screen.
 
 The `re` baseline only runs each rule's regex over the text (no validators, no windows), so it is a
 lower bound on what a Python implementation of the same rules would cost.
@@ -233,7 +235,14 @@ def test_screen_chat_answer_clean_400B(benchmark) -> None:
 
 @pytest.mark.benchmark(group="guardrails-per-request")
 def test_stream_guard_answer_of_70_chunks(benchmark) -> None:
-    out = benchmark(lambda: ChatStreamGuard(GATEWAY, METRICS).feed(CHUNKS))
+    def run() -> bytes:
+        guard = ChatStreamGuard(GATEWAY, METRICS)
+        tap = guard.tap()
+        out = tap.feed(CHUNKS) + tap.finish()
+        guard.check(tap)
+        return out
+
+    out = benchmark(run)
     assert out.endswith(b"data: [DONE]\n\n")
     benchmark.extra_info["chunks"] = len(WORDS_400)
 
@@ -269,24 +278,66 @@ ANTHROPIC_CHUNKS = [
 ]  # fmt: skip
 
 
-def _chat_stream(guard: object | None) -> bytes:
-    tap = StreamTap(strip_usage_chunk=False)
+_MOCK_TOKENS = ["The", " quick", " brown", " fox", " jumps", " over", " the", " lazy", " dog", " and", " then", " some",
+                " more", " mock", " tokens"]  # fmt: skip
+# The mock provider's streamed answer (what `benches/load.py` streams): 19 events in one upstream read.
+_MOCK_HEAD = {"id": "chatcmpl-mock1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o",
+              "system_fingerprint": "fp_mock"}  # fmt: skip
+MOCK_ANSWER = [
+    b"".join(
+        b"data: " + msgspec.json.encode({**_MOCK_HEAD, "choices": [choice]}) + b"\n\n"
+        for choice in [
+            {"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None},
+            *({"index": 0, "delta": {"content": t}, "logprobs": None, "finish_reason": None} for t in _MOCK_TOKENS),
+            {"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"},
+        ]
+    )
+    + b"data: [DONE]\n\n"
+]  # fmt: skip
+
+
+def _chat_stream(guard: str, reads: list[bytes] = CHAT_CHUNKS) -> bytes:
+    """The proxy's per-read work on `reads` with `guard`."""
     out = []
-    for chunk in CHAT_CHUNKS:
-        data = tap.feed(chunk)
-        out.append(guard.feed(data) if guard is not None else data)  # type: ignore[attr-defined]
-    return b"".join(out)
+    if guard == "rust-in-tap":
+        stream_guard = ChatStreamGuard(GATEWAY, METRICS)
+        tap = stream_guard.tap()
+        for chunk in reads:
+            out.append(tap.feed(chunk))
+            if tap.has_findings:
+                stream_guard.check(tap)
+        return b"".join(out)
+    tap = StreamTap(strip_usage_chunk=False)
+    if guard == "off":
+        return b"".join(tap.feed(chunk) for chunk in reads)
+    if guard == "rust-after-tap":
+        answer = AnswerGuard(GATEWAY, METRICS)
+        screen = answer.screen()
+        for chunk in reads:
+            data = tap.feed(chunk)
+            if data:
+                out.append(screen.feed_chat(data))
+                if screen.has_findings:
+                    answer.check(screen)
+        return b"".join(out)
+    python = PythonChatStreamGuard(GATEWAY, METRICS)
+    return b"".join(python.feed(tap.feed(chunk)) for chunk in reads)
 
 
 @pytest.mark.benchmark(group="guardrails-stream-chunk")
-@pytest.mark.parametrize("guard", ["off", "python-previous", "rust"])
+@pytest.mark.parametrize("guard", ["off", "python-previous", "rust-after-tap", "rust-in-tap"])
 def test_chat_proxy_stream_per_chunk(benchmark, guard: str) -> None:
-    make = {"off": lambda: None, "python-previous": lambda: PythonChatStreamGuard(GATEWAY, METRICS),
-            "rust": lambda: ChatStreamGuard(GATEWAY, METRICS)}[guard]  # fmt: skip
-    out = benchmark(lambda: _chat_stream(make()))
+    out = benchmark(lambda: _chat_stream(guard))
     assert out.endswith(b"data: [DONE]\n\n") and out.count(b"data: ") >= len(CHAT_CHUNKS)
     benchmark.extra_info["chunks"] = len(CHAT_CHUNKS)
     benchmark.extra_info["us_per_chunk"] = round(benchmark.stats.stats.mean * 1e6 / len(CHAT_CHUNKS), 2)
+
+
+@pytest.mark.benchmark(group="guardrails-stream-chunk")
+@pytest.mark.parametrize("guard", ["off", "python-previous", "rust-after-tap", "rust-in-tap"])
+def test_chat_proxy_mock_answer_in_one_read(benchmark, guard: str) -> None:
+    out = benchmark(lambda: _chat_stream(guard, MOCK_ANSWER))
+    assert out.endswith(b"data: [DONE]\n\n") and out.count(b"data: ") >= 18
 
 
 @pytest.mark.benchmark(group="guardrails-stream-chunk")

@@ -66,16 +66,26 @@ class StreamTap:
 
     Every data event but the `[DONE]` terminator must be JSON (clients such as the openai SDK parse
     each one): at the first that is not, the tap stops forwarding for good (see `malformed`).
+
+    With a `screen` (taken over: one per stream), every chunk's texts go out through its hold-back
+    scanners in the same call (see `AnswerScreen.feed_chat`); unchanged events still go out byte for byte.
     """
 
-    def __new__(cls, strip_usage_chunk: bool = False) -> Self: ...
+    def __new__(cls, strip_usage_chunk: bool = False, screen: AnswerScreen | None = None) -> Self: ...
     def feed(self, chunk: bytes) -> bytes:
         """Return the raw bytes of every event this chunk completes (possibly `chunk` itself); keep the tail.
 
         Only the events before a malformed data event are returned; once `malformed`, always b"".
         """
     def finish(self) -> bytes:
-        """End of stream: return the unterminated tail as received (it is not observed); b"" once `malformed`."""
+        """End of stream: return the unterminated tail as received (it is not observed); b"" once `malformed`.
+
+        With a screen, the tail is dropped instead and a chunk with the text still held back (masked) is returned."""
+    def take_found(self) -> list[tuple[str, str]]:
+        """The screen's findings (category, type) since the last call; never the values."""
+    @property
+    def has_findings(self) -> bool:
+        """Whether `take_found` has anything."""
     @property
     def strip_usage_chunk(self) -> bool: ...
     @property
@@ -172,7 +182,7 @@ class AnswerScreen:
     """Guardrails on one answer: a hold-back scanner per text (content, thinking, each tool call's
     arguments), one placeholder numbering, held text released only where its text ends.
 
-    Hand it to a `Transcoder`, or screen the chat proxy's chunk events with `feed_chat`. `masker`: the
+    Hand it to a `Transcoder` or a `StreamTap`, or screen whole chat chunk events with `feed_chat`. `masker`: the
     request's, whose numbering the answer continues; `restore`: its values are put back where the answer
     echoes their placeholders.
     """

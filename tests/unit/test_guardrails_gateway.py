@@ -91,9 +91,8 @@ def test_scanner_failure_fails_closed_with_503(error: type[BaseException]) -> No
     assert caught.value.status == 503 and caught.value.code == "guardrail_unavailable"
     with pytest.raises(GuardrailUnavailable):
         screen_chat_response(policy, Metrics(), b'{"choices": []}')
-    guard = ChatStreamGuard(policy, Metrics())
     with pytest.raises(GuardrailUnavailable):
-        guard.feed(_event({"choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": None}]}))
+        ChatStreamGuard(policy, Metrics()).tap()
 
 
 def test_metrics_count_by_category_direction_and_action() -> None:
@@ -114,6 +113,19 @@ def _event(chunk: dict) -> bytes:
 def _chunk(delta: dict, finish: str | None = None) -> dict:
     return {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}  # fmt: skip
+
+
+def _screened(guard: ChatStreamGuard, chunks: list[bytes], finish: bool = False) -> bytes:
+    """What the chat proxy sends for these upstream reads (`finish`: the stream ends without [DONE])."""
+    tap = guard.tap()
+    out = []
+    for chunk in chunks:
+        out.append(tap.feed(chunk))
+        guard.check(tap)
+    if finish:
+        out.append(tap.finish())
+        guard.check(tap)
+    return b"".join(out)
 
 
 def _client_view(events: bytes) -> tuple[str, str]:
@@ -152,20 +164,23 @@ def test_every_split_of_content_and_tool_arguments_never_leaks(done: bool) -> No
             ),
             _chunk({"tool_calls": [{"index": 0, "function": {"arguments": ARGS[j:]}}]}),
         ]
-        guard = ChatStreamGuard(policy, Metrics())
-        out = b"".join(guard.feed(_event(e)) for e in events)
-        out += guard.feed(b"data: [DONE]\n\n") if done else guard.finish()
-        content, arguments = _client_view(out)
-        assert content == mask(TEXT), i
-        assert json.loads(arguments) == {"card": "[CARD_1]", "to": "[EMAIL_1]"}, j
-        assert out.endswith(b"data: [DONE]\n\n") == done
+        stream = b"".join(_event(e) for e in events) + (b"data: [DONE]\n\n" if done else b"")
+        # One read per event, and the whole stream cut into two reads at the i-th byte (mid-event).
+        cut = len(stream) * i // len(TEXT)
+        per_event = [_event(e) for e in events] + ([b"data: [DONE]\n\n"] if done else [])
+        for reads in (per_event, [stream[:cut], stream[cut:]]):
+            out = _screened(ChatStreamGuard(policy, Metrics()), reads, finish=not done)
+            content, arguments = _client_view(out)
+            assert content == mask(TEXT), i
+            assert json.loads(arguments) == {"card": "[CARD_1]", "to": "[EMAIL_1]"}, j
+            assert out.endswith(b"data: [DONE]\n\n") == done
 
 
 def test_held_text_is_released_before_the_choice_finishes() -> None:
-    guard = ChatStreamGuard(Policy(GuardrailSettings()), Metrics())
-    first = guard.feed(_event(_chunk({"content": "card 4111 1111"})))
+    tap = ChatStreamGuard(Policy(GuardrailSettings()), Metrics()).tap()
+    first = tap.feed(_event(_chunk({"content": "card 4111 1111"})))
     assert b"4111" not in first
-    last = guard.feed(_event(_chunk({"content": " 1111 1111 ok"}, finish="stop")))
+    last = tap.feed(_event(_chunk({"content": " 1111 1111 ok"}, finish="stop")))
     assert _client_view(first + last)[0] == "card [CARD_1] ok"
     # The released text comes in a chunk that takes over the finish_reason: nothing follows a finished choice.
     reasons = [json.loads(e.removeprefix(b"data: "))["choices"][0]["finish_reason"] for e in last.split(b"\n\n") if e]
@@ -190,8 +205,8 @@ def test_streamed_answer_gets_request_values_back_across_chunks() -> None:
     policy = Policy(RESTORE)
     request = screen_chat_request(policy, Metrics(), fields([{"role": "user", "content": f"I am {EMAIL}"}]))
     guard = ChatStreamGuard(policy, Metrics(), request)
-    out = b"".join(guard.feed(_event(_chunk({"content": piece}))) for piece in ["Hi [EMA", "IL_1] and", " b@y.io ok"])
-    out += guard.feed(b"data: [DONE]\n\n")
+    pieces = ["Hi [EMA", "IL_1] and", " b@y.io ok"]
+    out = _screened(guard, [_event(_chunk({"content": piece})) for piece in pieces] + [b"data: [DONE]\n\n"])
     assert _client_view(out)[0] == f"Hi {EMAIL} and [EMAIL_2] ok"
 
 

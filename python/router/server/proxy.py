@@ -122,7 +122,7 @@ async def forward_stream(
                     data = bytes(await response.bytes())
                     # Nothing was sent yet, so the client gets a JSON error with the real status, not a 200 stream.
                     raise provider.error_from_status(response.status, data, response.get_header("retry-after"))
-                tap = StreamTap(strip_usage_chunk=hide_usage)
+                tap = guard.tap(hide_usage) if guard is not None else StreamTap(strip_usage_chunk=hide_usage)
                 reader = response.body_reader
                 # The client's stream starts with the first bytes for it: until then a failure is raised, so a
                 # routing policy can still try another target.
@@ -131,8 +131,8 @@ async def forward_stream(
                     async with asyncio.timeout(idle) as deadline:
                         while (chunk := await reader.read_chunk()) is not None:
                             out = tap.feed(bytes(chunk))
-                            if guard is not None and out:
-                                out = guard.feed(out)
+                            if guard is not None and tap.has_findings:
+                                guard.check(tap)
                             if out:
                                 if transport is None:
                                     # Measured before the response head goes out: it carries the overhead header.
@@ -148,10 +148,10 @@ async def forward_stream(
                                     code="upstream_invalid_stream",
                                 )
                             deadline.reschedule(loop.time() + idle)
+                    # Screened, an unterminated tail is dropped: only what is held back goes out (masked).
                     tail = tap.finish()
                     if guard is not None:
-                        # An unterminated tail cannot be scanned as events: only what is held back goes out.
-                        tail = guard.finish()
+                        guard.check(tap)
                     if not tap.done and tap.error is None:
                         raise UpstreamError(
                             f"Upstream provider '{provider.name}' ended the stream before it was complete.",

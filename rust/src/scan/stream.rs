@@ -172,8 +172,10 @@ impl StreamScanner {
         if n - hold > LONG_HOLD {
             hold = floor_boundary(&self.pending, n - TOKEN_MARGIN);
         }
-        // A private-key block is one finding from its first line to its last: hold it whole.
-        for (begin, end) in BLOCK_STARTS {
+        // A private-key block is one finding from its first line to its last: hold it whole. (Every start
+        // marker begins with '-' or 'P': most deltas have neither, and skip the substring searches.)
+        let markers = memchr::memchr2(b'-', b'P', p).is_some();
+        for (begin, end) in BLOCK_STARTS.iter().filter(|_| markers) {
             if let Some(b) = self.pending.rfind(begin) {
                 if !self.pending[b..].contains(end) {
                     hold = hold.min(b);

@@ -5,6 +5,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use super::{SseEvent, SseParser, StreamTap};
+use crate::transcode::py::PyAnswerScreen;
 
 // PyO3 embeds the Rust value in a Python object that is only 16-byte aligned.
 const _: () =
@@ -96,9 +97,31 @@ pub struct PyStreamTap(StreamTap);
 #[pymethods]
 impl PyStreamTap {
     #[new]
-    #[pyo3(signature = (strip_usage_chunk = false))]
-    fn new(strip_usage_chunk: bool) -> Self {
-        Self(StreamTap::new(strip_usage_chunk))
+    #[pyo3(signature = (strip_usage_chunk = false, screen = None))]
+    fn new(
+        strip_usage_chunk: bool,
+        screen: Option<PyRefMut<'_, PyAnswerScreen>>,
+    ) -> PyResult<Self> {
+        let tap = StreamTap::new(strip_usage_chunk);
+        Ok(Self(match screen {
+            Some(mut screen) => tap.with_screen(screen.take()?),
+            None => tap,
+        }))
+    }
+
+    /// Guardrail findings since the last call, as (category, type); never the values.
+    fn take_found(&mut self) -> Vec<(&'static str, String)> {
+        self.0
+            .take_found()
+            .into_iter()
+            .map(|(c, k)| (c.name(), k))
+            .collect()
+    }
+
+    /// Whether `take_found` has anything (cheap: checked after every chunk).
+    #[getter]
+    fn has_findings(&self) -> bool {
+        self.0.has_new_findings()
     }
 
     fn feed<'py>(&mut self, chunk: &Bound<'py, PyBytes>) -> Bound<'py, PyBytes> {

@@ -11,6 +11,8 @@ use serde_json::value::RawValue;
 
 use super::json::is_json;
 use super::{next_line, strip_bom, Line};
+use crate::scan::Category;
+use crate::transcode::screen::{ChatEvent, Screen};
 
 /// The only top-level keys we look at; everything else is skipped by serde.
 #[derive(Deserialize)]
@@ -72,6 +74,25 @@ enum Dispatch {
     Malformed,
 }
 
+/// What a forwarded event is, for a screen: (its range in the buffer, kind).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Other,
+    Done,
+    /// A JSON payload: its range in `Screened::data`, and its `event:` name's.
+    Data(usize, usize, Option<(usize, usize)>),
+}
+
+/// The guardrails of a screened tap: the answer's screen and the events of the current feed call.
+struct Screened {
+    screen: Screen,
+    /// Payloads and event names of `events`, back to back.
+    data: String,
+    events: Vec<(Range<usize>, Kind)>,
+    /// The current event's `event:` name.
+    name: Option<String>,
+}
+
 /// Raw-byte forwarder and observer of one SSE response stream.
 ///
 /// Clients such as the openai SDK `json.loads` every data payload but `[DONE]`, so a payload that is
@@ -95,6 +116,9 @@ pub struct StreamTap {
     error: Option<Vec<u8>>,
     model: Option<String>,
     tool_names: Vec<String>,
+    /// Guardrails on the answer's texts: the events go out screened instead of byte for byte.
+    screened: Option<Box<Screened>>,
+    kind: Kind,
 }
 
 // Shared, not per-tap: a `Finder` may hold 32-byte-aligned SIMD state, and a PyO3 object only
@@ -163,7 +187,63 @@ impl StreamTap {
             error: None,
             model: None,
             tool_names: Vec::new(),
+            screened: None,
+            kind: Kind::Other,
         }
+    }
+
+    /// A tap that screens each chunk's texts (see [`Screen::chat`]): every text of the answer reaches the
+    /// client only through the screen's hold-back scanners.
+    pub fn with_screen(mut self, screen: Screen) -> Self {
+        self.screened = Some(Box::new(Screened {
+            screen,
+            data: String::new(),
+            events: Vec::new(),
+            name: None,
+        }));
+        self
+    }
+
+    /// Findings of the screen not yet taken: (category, type), never the value.
+    pub fn take_found(&mut self) -> Vec<(Category, String)> {
+        self.screened
+            .as_mut()
+            .map(|s| s.screen.take_found())
+            .unwrap_or_default()
+    }
+
+    pub fn has_new_findings(&self) -> bool {
+        self.screened
+            .as_ref()
+            .is_some_and(|s| s.screen.has_new_findings())
+    }
+
+    /// The events collected by `scan` from `buf`, screened.
+    fn screen_events(&mut self, buf: &[u8]) -> Vec<u8> {
+        let Some(s) = self.screened.as_deref_mut() else {
+            return Vec::new();
+        };
+        let events: Vec<ChatEvent> = s
+            .events
+            .iter()
+            .map(|(range, kind)| {
+                let raw = &buf[range.clone()];
+                match *kind {
+                    Kind::Other => ChatEvent::Other(raw),
+                    Kind::Done => ChatEvent::Done(raw),
+                    Kind::Data(start, end, name) => ChatEvent::Data {
+                        data: &s.data[start..end],
+                        name: name.map(|(a, b)| &s.data[a..b]),
+                        raw: Some(raw),
+                    },
+                }
+            })
+            .collect();
+        let mut out = Vec::with_capacity(buf.len() + 64);
+        s.screen.chat(&events, &mut out);
+        s.events.clear();
+        s.data.clear();
+        out
     }
 
     pub fn strip_usage_chunk(&self) -> bool {
@@ -216,7 +296,10 @@ impl StreamTap {
                 self.pending.push(b'\n');
                 self.line_start = self.pending.len();
             } else if self.last_boundary == LastBoundary::Forwarded {
-                emit.push(0..1);
+                match self.screened.as_deref_mut() {
+                    Some(s) => s.events.push((0..1, Kind::Other)),
+                    None => emit.push(0..1),
+                }
             }
             start = 1;
         }
@@ -228,12 +311,19 @@ impl StreamTap {
                 self.pending.extend_from_slice(&chunk[tail..]);
                 self.line_start = line - tail;
             }
+            if self.screened.is_some() {
+                return Cow::Owned(self.screen_events(chunk));
+            }
             emit.borrow(chunk)
         } else {
             let mut buf = mem::take(&mut self.pending);
             buf.extend_from_slice(&chunk[start..]);
             let (tail, line) = self.scan(&buf, self.line_start, 0, &mut emit);
-            let out = emit.borrow(&buf).into_owned();
+            let out = if self.screened.is_some() {
+                self.screen_events(&buf)
+            } else {
+                emit.borrow(&buf).into_owned()
+            };
             if self.malformed {
                 self.release();
             } else {
@@ -246,14 +336,21 @@ impl StreamTap {
     }
 
     /// End of stream: returns the unterminated tail as-is (it is not observed: per spec it is discarded),
-    /// or nothing once the stream is malformed.
+    /// or nothing once the stream is malformed. Screened, the tail is dropped (it cannot be screened as
+    /// events) and a chunk with the text still held back goes out instead.
     pub fn finish(&mut self) -> Vec<u8> {
         let tail = mem::take(&mut self.pending);
         self.release();
         if self.malformed {
-            Vec::new()
-        } else {
-            tail
+            return Vec::new();
+        }
+        match self.screened.as_deref_mut() {
+            Some(s) => {
+                let mut out = Vec::new();
+                s.screen.chat_finish(&mut out);
+                out
+            }
+            None => tail,
         }
     }
 
@@ -264,6 +361,9 @@ impl StreamTap {
         self.skip_lf = false;
         self.data.clear();
         self.has_data = false;
+        if let Some(s) = self.screened.as_deref_mut() {
+            s.name = None;
+        }
     }
 
     /// Processes the complete lines of `buf[pos..]`; returns `(start of the incomplete event, start of the partial line)`.
@@ -283,7 +383,10 @@ impl StreamTap {
                 None => {}
                 Some(Dispatch::Forward) => {
                     self.last_boundary = LastBoundary::Forwarded;
-                    emit.push(event_start..next);
+                    match self.screened.as_deref_mut() {
+                        Some(s) => s.events.push((event_start..next, self.kind)),
+                        None => emit.push(event_start..next),
+                    }
                     event_start = next;
                 }
                 Some(Dispatch::Strip) => {
@@ -315,17 +418,42 @@ impl StreamTap {
                 self.has_data = true;
                 None
             }
+            Line::Field(b"event", value) => {
+                if let Some(s) = self.screened.as_deref_mut() {
+                    // Only needed to re-frame an edited event: then its payload must stay JSON, so a name
+                    // that is not UTF-8 is dropped rather than forwarded unchecked.
+                    s.name = std::str::from_utf8(value).ok().map(str::to_owned);
+                }
+                None
+            }
             _ => None,
         }
     }
 
     fn dispatch(&mut self) -> Dispatch {
+        let name = self.screened.as_deref_mut().and_then(|s| s.name.take());
+        self.kind = Kind::Other;
         if !mem::take(&mut self.has_data) {
             return Dispatch::Forward;
         }
         let mut data = mem::take(&mut self.data);
         data.pop();
         let what = self.observe(&data);
+        if let Some(s) = self.screened.as_deref_mut() {
+            if what == Dispatch::Forward {
+                if self.done && data.starts_with(b"[DONE]") {
+                    self.kind = Kind::Done;
+                } else if let Ok(text) = std::str::from_utf8(&data) {
+                    // A forwarded payload other than [DONE] is JSON, so UTF-8.
+                    let name = name.map(|name| {
+                        s.data.push_str(&name);
+                        (s.data.len() - name.len(), s.data.len())
+                    });
+                    s.data.push_str(text);
+                    self.kind = Kind::Data(s.data.len() - text.len(), s.data.len(), name);
+                }
+            }
+        }
         data.clear();
         self.data = data;
         what
@@ -430,6 +558,141 @@ mod tests {
         }
         chunks.push(&s[prev..]);
         chunks
+    }
+
+    fn screened_tap(strip: bool) -> StreamTap {
+        use crate::scan::{Engine, DEFAULT_CATEGORIES};
+        use std::sync::Arc;
+        static ENGINE: LazyLock<Arc<Engine>> =
+            LazyLock::new(|| Arc::new(Engine::new(&[]).unwrap()));
+        StreamTap::new(strip).with_screen(Screen::new(
+            ENGINE.clone(),
+            DEFAULT_CATEGORIES,
+            None,
+            false,
+        ))
+    }
+
+    /// What a client assembles from a chat stream: each choice 0's content and its first call's arguments.
+    fn assembled(out: &[u8]) -> (String, String) {
+        let text = String::from_utf8(out.to_vec()).unwrap();
+        let (mut content, mut args) = (String::new(), String::new());
+        for line in text.split(['\r', '\n']) {
+            let Some(data) = line.strip_prefix("data: ") else {
+                continue;
+            };
+            if data == "[DONE]" {
+                continue;
+            }
+            let chunk: serde_json::Value = serde_json::from_str(data).unwrap();
+            for choice in chunk["choices"].as_array().into_iter().flatten() {
+                content += choice["delta"]["content"].as_str().unwrap_or("");
+                for call in choice["delta"]["tool_calls"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
+                    args += call["function"]["arguments"].as_str().unwrap_or("");
+                }
+            }
+        }
+        (content, args)
+    }
+
+    /// A chat stream whose content and tool-call arguments each hold a card and an email cut at `at`.
+    fn secret_stream(nl: &str, at: usize) -> (Vec<u8>, &'static str, &'static str) {
+        const TEXT: &str =
+            "pay 4111 1111 1111 1111 now, mail \\\"jane@acme.io\\\" \\u00e9 \\ud83d\\ude00 done";
+        const ARGS: &str = "{\\\"card\\\":\\\"4111 1111 1111 1111\\\"}";
+        // Cut at the last point before `at` that is not inside an escape (the JSON strings stay valid).
+        let cut = |s: &'static str| {
+            let (b, mut i, mut point) = (s.as_bytes(), 0, 0);
+            while i < at.min(s.len()) {
+                point = i;
+                i += match b[i] {
+                    b'\\' if b[i + 1] == b'u' => 6,
+                    b'\\' => 2,
+                    _ => 1,
+                };
+            }
+            (&s[..point], &s[point..])
+        };
+        let chunk = |delta: String| {
+            format!("data: {{\"id\":\"c\",\"model\":\"m\",\"choices\":[{{\"index\":0,\"delta\":{delta},\"finish_reason\":null}}]}}{nl}{nl}")
+        };
+        let ((t1, t2), (a1, a2)) = (cut(TEXT), cut(ARGS));
+        let events = [
+            format!(": keep-alive{nl}{nl}"),
+            chunk("{\"role\":\"assistant\",\"content\":null}".into()),
+            chunk(format!("{{\"content\":\"{t1}\"}}")),
+            format!("event: delta{nl}").to_owned() + &chunk(format!("{{\"content\":\"{t2}\"}}")),
+            chunk(format!("{{\"tool_calls\":[{{\"index\":0,\"function\":{{\"name\":\"f\",\"arguments\":\"{a1}\"}}}}]}}")),
+            chunk(format!("{{\"tool_calls\":[{{\"index\":0,\"function\":{{\"arguments\":\"{a2}\"}}}}]}}")),
+            format!("{USAGE}{nl}{nl}data: [DONE]{nl}{nl}"),
+        ];
+        (
+            events.concat().into_bytes(),
+            "pay [CARD_1] now, mail \"[EMAIL_1]\" é 😀 done",
+            "{\"card\":\"[CARD_1]\"}",
+        )
+    }
+
+    #[test]
+    fn screened_clean_events_go_out_byte_for_byte() {
+        // One read per event: each goes out as it came (a burst in one read carries its text in its last event).
+        let (events, _) = openai_events("\r\n");
+        let events: Vec<String> = events
+            .iter()
+            .map(|e| e.replace("\"Hi\"", "\"Hi there. \""))
+            .collect();
+        let reads: Vec<&[u8]> = events.iter().map(|e| e.as_bytes()).collect();
+        let mut tap = screened_tap(false);
+        assert_eq!(run(&mut tap, &reads), events.concat().into_bytes());
+        check_observed(&tap);
+        assert!(!tap.has_new_findings());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Any upstream reads, any line ending: no card or email digit reaches the client, and it assembles
+        /// the masked texts.
+        #[test]
+        fn screened_tap_never_leaks(
+            nl in prop_oneof![Just("\n"), Just("\r\n"), Just("\r")],
+            strip in any::<bool>(),
+            at in 1..60usize,
+            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..8),
+        ) {
+            let (stream, content, args) = secret_stream(nl, at);
+            let points: Vec<usize> = cuts.iter().map(|c| c.index(stream.len() + 1)).collect();
+            let mut tap = screened_tap(strip);
+            let out = run(&mut tap, &split_at_points(&stream, &points));
+            let text = String::from_utf8(out.clone()).unwrap();
+            prop_assert!(!text.contains("4111") && !text.contains("jane"), "{}", text);
+            prop_assert!(text.contains(": keep-alive"));
+            prop_assert_eq!(assembled(&out), (content.to_owned(), args.to_owned()));
+            let done = format!("data: [DONE]{nl}{nl}");
+            prop_assert!(text.ends_with(&done));
+            prop_assert_eq!(tap.take_found().len(), 3);
+            prop_assert_eq!(tap.usage().is_some(), true);
+        }
+    }
+
+    #[test]
+    fn screened_stream_cut_short_releases_what_it_holds() {
+        let (stream, content, _) = secret_stream("\n", 20);
+        // Cut inside the first tool-call event: that unterminated event is dropped, not forwarded.
+        let end = String::from_utf8_lossy(&stream).find("\"name\"").unwrap();
+        let mut tap = screened_tap(false);
+        let out = run(&mut tap, &[&stream[..end]]);
+        assert!(!tap.done());
+        assert_eq!(assembled(&out), (content.to_owned(), String::new()));
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            !text.contains("4111") && !text.contains("tool_calls"),
+            "{text}"
+        );
+        assert_eq!(tap.take_found().len(), 2);
     }
 
     fn check_observed(tap: &StreamTap) {

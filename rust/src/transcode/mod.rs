@@ -12,6 +12,7 @@
 //!
 //! Output depends only on the sequence of upstream events, never on how the bytes were split.
 mod chat;
+mod chat_spans;
 mod decode;
 mod messages;
 pub mod py;
@@ -21,7 +22,7 @@ pub mod screen;
 use crate::scan::Category;
 use crate::sse::{SseEvent, SseParser};
 use decode::Decoder;
-use screen::{Screen, Screening};
+use screen::{ChatEvent, Screen, Screening};
 
 /// One of the three wire formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -249,7 +250,7 @@ impl Transcoder {
                     Some(screen) => match self.upstream {
                         Api::Messages => screen.messages(event, &mut out),
                         Api::Responses => screen.responses(event, &mut out),
-                        Api::Chat => screen.chat(std::slice::from_ref(event), &mut out),
+                        Api::Chat => screen.chat(&[ChatEvent::of(event)], &mut out),
                     },
                 }
             }

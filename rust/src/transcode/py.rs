@@ -3,7 +3,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use super::screen::Screen;
+use super::screen::{ChatEvent, Screen};
 use super::{Api, Options, Prices, Transcoder};
 use crate::scan::py::{categories, PyGuardrails, PyMasker};
 use crate::scan::Category;
@@ -30,9 +30,18 @@ pub struct PyAnswerScreen {
 
 impl PyAnswerScreen {
     fn screen(&mut self) -> PyResult<&mut Screen> {
-        self.screen
-            .as_mut()
-            .ok_or_else(|| PyValueError::new_err("this AnswerScreen was handed to a Transcoder"))
+        self.screen.as_mut().ok_or_else(|| {
+            PyValueError::new_err("this AnswerScreen was handed to a Transcoder or StreamTap")
+        })
+    }
+
+    /// The screen, for a Transcoder or a StreamTap to own (one per stream).
+    pub(crate) fn take(&mut self) -> PyResult<Screen> {
+        self.screen.take().ok_or_else(|| {
+            PyValueError::new_err(
+                "this AnswerScreen was already handed to a Transcoder or StreamTap",
+            )
+        })
     }
 }
 
@@ -62,8 +71,10 @@ impl PyAnswerScreen {
     fn feed_chat<'py>(&mut self, py: Python<'py>, chunk: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
         self.parser.feed_into(chunk, &mut self.events);
         let events = std::mem::take(&mut self.events);
+        let chat: Vec<ChatEvent> = events.iter().map(ChatEvent::of).collect();
         let mut out = Vec::with_capacity(chunk.len() + 64);
-        self.screen()?.chat(&events, &mut out);
+        self.screen()?.chat(&chat, &mut out);
+        drop(chat);
         self.events = events;
         self.events.clear();
         Ok(PyBytes::new(py, &out))
@@ -133,10 +144,7 @@ impl PyTranscoder {
         };
         let mut transcoder = Transcoder::new(api(upstream)?, api(caller)?, options);
         if let Some(mut screen) = screen {
-            let screen = screen.screen.take().ok_or_else(|| {
-                PyValueError::new_err("this AnswerScreen was already handed to a Transcoder")
-            })?;
-            transcoder = transcoder.with_screen(screen);
+            transcoder = transcoder.with_screen(screen.take()?);
         }
         Ok(Self(transcoder))
     }

@@ -21,6 +21,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use super::chat_spans::{text_of, ChunkSpans, CALLS, CONTENT, REASONING};
 use super::{push_str, push_u64, Sink, Stop, Usage};
 use crate::scan::{Categories, Category, Engine, Masker, StreamScanner};
 use crate::sse::SseEvent;
@@ -291,17 +292,16 @@ impl Sink for Screening<'_> {
 struct Edits(Vec<(Range<usize>, String)>);
 
 impl Edits {
-    /// Replace the JSON value `raw` (borrowed from `data`) with `json`.
-    fn set(&mut self, data: &str, raw: &RawValue, json: String) {
-        let start = raw.get().as_ptr() as usize - data.as_ptr() as usize;
-        self.0.push((start..start + raw.get().len(), json));
+    /// Replace the bytes `range` of the data with `json`.
+    fn set(&mut self, range: Range<usize>, json: String) {
+        self.0.push((range, json));
     }
 
-    fn set_str(&mut self, data: &str, raw: &RawValue, text: &str) {
+    fn set_str(&mut self, range: Range<usize>, text: &str) {
         let mut json = Vec::with_capacity(text.len() + 2);
         push_str(&mut json, text);
         // serde_json writes valid UTF-8.
-        self.set(data, raw, String::from_utf8(json).unwrap_or_default());
+        self.set(range, String::from_utf8(json).unwrap_or_default());
     }
 
     fn apply<'a>(mut self, data: &'a str) -> Cow<'a, str> {
@@ -321,11 +321,53 @@ impl Edits {
     }
 }
 
+/// Where the JSON value `raw` (borrowed from `data`) lies in it.
+fn span(data: &str, raw: &RawValue) -> Range<usize> {
+    let start = raw.get().as_ptr() as usize - data.as_ptr() as usize;
+    start..start + raw.get().len()
+}
+
 /// A JSON string's value (None for null or a non-string).
 fn string_of(raw: &RawValue) -> Option<Cow<'_, str>> {
     serde_json::from_str::<Option<Cow<str>>>(raw.get())
         .ok()
         .flatten()
+}
+
+/// An event with the JSON values at `edits` replaced (a text, JSON-encoded, or null), framed straight into `out`.
+fn write_edited(
+    out: &mut Vec<u8>,
+    name: Option<&str>,
+    data: &str,
+    edits: &mut [(Range<usize>, Option<&str>)],
+) {
+    edits.sort_by_key(|(r, _)| r.start);
+    let put = |out: &mut Vec<u8>| {
+        let mut last = 0;
+        for (range, new) in edits.iter() {
+            out.extend_from_slice(&data.as_bytes()[last..range.start]);
+            match new {
+                Some(text) => push_str(out, text),
+                None => out.extend_from_slice(b"null"),
+            }
+            last = range.end;
+        }
+        out.extend_from_slice(&data.as_bytes()[last..]);
+    };
+    if memchr::memchr(b'\n', data.as_bytes()).is_some() {
+        // A payload over several data lines (rare): each line needs its own field.
+        let mut edited = Vec::with_capacity(data.len() + 16);
+        put(&mut edited);
+        return write(out, name, &String::from_utf8_lossy(&edited));
+    }
+    if let Some(name) = name {
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(name.as_bytes());
+        out.push(b'\n');
+    }
+    out.extend_from_slice(b"data: ");
+    put(out);
+    out.extend_from_slice(b"\n\n");
 }
 
 fn write(out: &mut Vec<u8>, name: Option<&str>, data: &str) {
@@ -354,7 +396,7 @@ fn screen_field(
         if let Some(text) = string_of(raw).filter(|t| !t.is_empty()) {
             let safe = screen.feed(slot, &text);
             if safe != text {
-                edits.set_str(data, raw, &safe);
+                edits.set_str(span(data, raw), &safe);
             }
         }
     }
@@ -424,7 +466,7 @@ impl Screen {
                     screen_field(self, &mut edits, data, index, block.thinking);
                     if let Some(input) = block.input.filter(|i| i.get() != "{}") {
                         if let Some(masked) = self.mask_json(input.get()) {
-                            edits.set(data, input, masked);
+                            edits.set(span(data, input), masked);
                         }
                     }
                 }
@@ -592,7 +634,7 @@ impl Screen {
         }
         if let (Some(raw), Some(seq)) = (parsed.sequence_number, seq) {
             if self.shift > 0 {
-                edits.set(data, raw, (seq + self.shift).to_string());
+                edits.set(span(data, raw), (seq + self.shift).to_string());
             }
         }
         write(out, event.event.as_deref(), &edits.apply(data));
@@ -601,10 +643,10 @@ impl Screen {
     fn mask_raw(&mut self, edits: &mut Edits, data: &str, raw: &RawValue) {
         if raw.get().starts_with('"') {
             if let Some(masked) = string_of(raw).and_then(|t| self.mask(&t)) {
-                edits.set_str(data, raw, &masked);
+                edits.set_str(span(data, raw), &masked);
             }
         } else if let Some(masked) = self.mask_json(raw.get()) {
-            edits.set(data, raw, masked);
+            edits.set(span(data, raw), masked);
         }
     }
 
@@ -650,84 +692,33 @@ impl Screen {
 
 // --- OpenAI chat chunks (the chat proxy's stream) ---
 
-#[derive(Deserialize)]
-struct Chunk<'a> {
-    #[serde(borrow)]
-    id: Option<&'a RawValue>,
-    #[serde(borrow)]
-    object: Option<&'a RawValue>,
-    #[serde(borrow)]
-    created: Option<&'a RawValue>,
-    #[serde(borrow)]
-    model: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    choices: Option<Vec<Choice<'a>>>,
+/// One event of a chat chunk stream, as the screen gets it.
+pub enum ChatEvent<'a> {
+    /// A data event: its payload, its `event:` name, and its raw bytes when they may be forwarded as they
+    /// are (the tap's events; otherwise an unchanged event is re-framed too).
+    Data {
+        data: &'a str,
+        name: Option<&'a str>,
+        raw: Option<&'a [u8]>,
+    },
+    /// The `[DONE]` terminator: what is still held goes out first.
+    Done(&'a [u8]),
+    /// Anything else (a comment, an event without data): forwarded as it is.
+    Other(&'a [u8]),
 }
 
-#[derive(Deserialize)]
-struct Choice<'a> {
-    index: Option<u64>,
-    #[serde(borrow)]
-    delta: Option<ChoiceDelta<'a>>,
-    #[serde(borrow)]
-    finish_reason: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-struct ChoiceDelta<'a> {
-    #[serde(borrow)]
-    content: Option<&'a RawValue>,
-    #[serde(borrow)]
-    reasoning_content: Option<&'a RawValue>,
-    #[serde(borrow)]
-    tool_calls: Option<Vec<CallDelta<'a>>>,
-}
-
-#[derive(Deserialize)]
-struct CallDelta<'a> {
-    index: Option<u64>,
-    #[serde(borrow)]
-    function: Option<FunctionDelta<'a>>,
-}
-
-#[derive(Deserialize)]
-struct FunctionDelta<'a> {
-    #[serde(borrow)]
-    arguments: Option<&'a RawValue>,
-}
-
-/// Chat slots: a choice's content, its reasoning, and each tool call's arguments.
-const CONTENT: u64 = 0;
-const REASONING: u64 = 1;
-const CALLS: u64 = 2;
-
-fn chat_slot(choice: u64, part: u64) -> u64 {
-    (choice << 32) | part
-}
-
-/// The texts of a chunk: (slot, JSON string) for each choice's content, reasoning and tool-call arguments.
-fn chat_fields<'a>(chunk: &Chunk<'a>) -> Vec<(u64, &'a RawValue)> {
-    let mut fields = Vec::new();
-    for choice in chunk.choices.iter().flatten() {
-        let index = choice.index.unwrap_or(0);
-        let Some(delta) = &choice.delta else { continue };
-        fields.extend(delta.content.map(|raw| (chat_slot(index, CONTENT), raw)));
-        fields.extend(
-            delta
-                .reasoning_content
-                .map(|raw| (chat_slot(index, REASONING), raw)),
-        );
-        for call in delta.tool_calls.iter().flatten() {
-            let slot = chat_slot(index, CALLS + call.index.unwrap_or(0));
-            fields.extend(
-                call.function
-                    .as_ref()
-                    .and_then(|f| f.arguments)
-                    .map(|raw| (slot, raw)),
-            );
+impl<'a> ChatEvent<'a> {
+    /// A parsed event (its raw bytes are gone: an unchanged one is re-framed).
+    pub fn of(event: &'a SseEvent) -> Self {
+        match event.data.as_str() {
+            "[DONE]" => ChatEvent::Done(b"data: [DONE]\n\n"),
+            data => ChatEvent::Data {
+                data,
+                name: event.event.as_deref(),
+                raw: None,
+            },
         }
     }
-    fields
 }
 
 impl Screen {
@@ -737,82 +728,93 @@ impl Screen {
     /// Events that arrive together go out together, so each text is scanned once per call: its safe part
     /// rides in the last of these events that carries that text, the earlier ones carry "". A burst of
     /// deltas costs one scan, and the client assembles the same text.
-    pub fn chat(&mut self, events: &[SseEvent], out: &mut Vec<u8>) {
-        let chunks: Vec<Option<Chunk>> = events
+    pub fn chat(&mut self, events: &[ChatEvent], out: &mut Vec<u8>) {
+        let spans: Vec<Option<ChunkSpans>> = events
             .iter()
-            .map(|e| match e.data.as_str() {
-                "[DONE]" => None,
-                data => serde_json::from_str(data).ok(),
+            .map(|e| match e {
+                ChatEvent::Data { data, .. } => ChunkSpans::of(data),
+                _ => None,
             })
             .collect();
         // Per text slot: everything these events add to it, and the last event that adds to it.
-        let mut texts: Vec<(u64, String, usize)> = Vec::new();
-        for (i, chunk) in chunks.iter().enumerate() {
-            for (slot, raw) in chunk.as_ref().map(chat_fields).unwrap_or_default() {
-                if let Some(text) = string_of(raw) {
-                    match texts.iter_mut().find(|(s, _, _)| *s == slot) {
+        let mut texts: Vec<(u64, Cow<str>, usize)> = Vec::new();
+        for (i, (event, spans)) in events.iter().zip(&spans).enumerate() {
+            let (ChatEvent::Data { data, .. }, Some(spans)) = (event, spans) else {
+                continue;
+            };
+            for (slot, range) in &spans.texts {
+                if let Some(text) = text_of(&data[range.clone()]) {
+                    match texts.iter_mut().find(|(s, _, _)| s == slot) {
                         Some(entry) => {
-                            entry.1.push_str(&text);
+                            entry.1.to_mut().push_str(&text);
                             entry.2 = i;
                         }
-                        None => texts.push((slot, text.into_owned(), i)),
+                        None => texts.push((*slot, text, i)),
                     }
                 }
             }
         }
-        let safe: Vec<(u64, String)> = texts
+        let safe: Vec<String> = texts
             .iter()
-            .map(|(slot, text, _)| (*slot, self.feed(*slot, text)))
+            .map(|(slot, text, _)| self.feed(*slot, text))
             .collect();
-        for (i, (event, chunk)) in events.iter().zip(&chunks).enumerate() {
-            let data = event.data.as_str();
-            let Some(chunk) = chunk else {
-                if data == "[DONE]" {
+        for (i, (event, spans)) in events.iter().zip(&spans).enumerate() {
+            let (data, name, raw) = match *event {
+                ChatEvent::Data { data, name, raw } => (data, name, raw),
+                ChatEvent::Done(raw) => {
                     self.release_chat(out, None, None);
+                    out.extend_from_slice(raw);
+                    continue;
                 }
-                write(out, event.event.as_deref(), data);
+                ChatEvent::Other(raw) => {
+                    out.extend_from_slice(raw);
+                    continue;
+                }
+            };
+            let Some(spans) = spans else {
+                // Not a chunk object (the tap has checked it is JSON): nothing in it is a text of the answer.
+                match raw {
+                    Some(raw) => out.extend_from_slice(raw),
+                    None => write(out, name, data),
+                }
                 continue;
             };
-            if self.template.is_none() && chunk.id.is_some() {
+            if self.template.is_none() && spans.template.iter().any(|(k, _)| *k == "id") {
                 let mut t = String::new();
-                for (key, raw) in [
-                    ("id", chunk.id),
-                    ("object", chunk.object),
-                    ("created", chunk.created),
-                    ("model", chunk.model),
-                ] {
-                    if let Some(raw) = raw {
-                        t.push_str(&format!("\"{key}\":{},", raw.get()));
-                    }
+                for (key, range) in &spans.template {
+                    t.push_str(&format!("\"{key}\":{},", &data[range.clone()]));
                 }
                 self.template = Some(t);
             }
-            let mut edits = Edits::default();
-            for (slot, raw) in chat_fields(chunk) {
-                let Some(text) = string_of(raw) else { continue };
-                let last = texts.iter().find(|(s, _, _)| *s == slot).map(|e| e.2);
-                let new = match safe.iter().find(|(s, _)| *s == slot) {
-                    Some((_, safe)) if last == Some(i) => safe.as_str(),
-                    _ => "",
+            // (range, new text; None: null)
+            let mut edits: Vec<(Range<usize>, Option<&str>)> = Vec::new();
+            for (slot, range) in &spans.texts {
+                let Some(text) = text_of(&data[range.clone()]) else {
+                    continue;
                 };
+                let at = texts
+                    .iter()
+                    .position(|(s, _, last)| s == slot && *last == i);
+                let new = at.map_or("", |at| safe[at].as_str());
                 if new != text {
-                    edits.set_str(data, raw, new);
+                    edits.push((range.clone(), Some(new)));
                 }
             }
             let mut finishing = Vec::new();
-            for choice in chunk.choices.iter().flatten() {
-                let index = choice.index.unwrap_or(0);
-                if let Some(reason) = choice.finish_reason.filter(|r| r.get() != "null") {
-                    if self.held().iter().any(|s| s >> 32 == index) {
-                        // The held text goes out first, in a chunk that finishes the choice instead.
-                        edits.set(data, reason, "null".to_owned());
-                        finishing.push((index, reason.get().to_owned()));
-                    }
+            for (index, range) in &spans.finishes {
+                let reason = &data[range.clone()];
+                if reason != "null" && self.held().iter().any(|s| s >> 32 == *index) {
+                    // The held text goes out first, in a chunk that finishes the choice instead.
+                    edits.push((range.clone(), None));
+                    finishing.push((*index, reason));
                 }
             }
-            write(out, event.event.as_deref(), &edits.apply(data));
+            match raw {
+                Some(raw) if edits.is_empty() => out.extend_from_slice(raw),
+                _ => write_edited(out, name, data, &mut edits),
+            }
             for (index, reason) in finishing {
-                self.release_chat(out, Some(index), Some(&reason));
+                self.release_chat(out, Some(index), Some(reason));
             }
         }
     }
@@ -886,6 +888,10 @@ mod tests {
         SseParser::new().feed(raw.as_bytes())
     }
 
+    fn chat_events(events: &[SseEvent]) -> Vec<ChatEvent<'_>> {
+        events.iter().map(ChatEvent::of).collect()
+    }
+
     #[test]
     fn chat_chunk_keeps_its_other_bytes_and_release_takes_the_finish_reason() {
         let mut s = screen();
@@ -895,7 +901,7 @@ mod tests {
             "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" 1111 1111 ok\"},\"finish_reason\":\"stop\"}]}\n\n",
         );
         for event in events(raw) {
-            s.chat(&[event], &mut out);
+            s.chat(&chat_events(&[event]), &mut out);
         }
         let text = String::from_utf8(out).unwrap();
         assert!(!text.contains("4111"), "{text}");
@@ -912,6 +918,19 @@ mod tests {
     }
 
     #[test]
+    fn an_edited_chat_event_keeps_its_name_and_data_lines() {
+        let mut s = screen();
+        let mut out = Vec::new();
+        let raw = "event: chunk\ndata: {\"choices\":[{\"index\":0,\ndata: \"delta\":{\"content\":\"mail jane@acme.io \\u00e9 \"}}]}\n\n";
+        s.chat(&chat_events(&events(raw)), &mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            "event: chunk\ndata: {\"choices\":[{\"index\":0,\ndata: \"delta\":{\"content\":\"mail [EMAIL_1] é \"}}]}\n\n"
+        );
+    }
+
+    #[test]
     fn a_burst_of_chat_events_is_scanned_once_and_carried_by_its_last_event() {
         let mut s = screen();
         let mut out = Vec::new();
@@ -920,7 +939,7 @@ mod tests {
             "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"1111 1111 1111 ok \"}}]}\n\n",
             "data: [DONE]\n\n",
         );
-        s.chat(&events(raw), &mut out);
+        s.chat(&chat_events(&events(raw)), &mut out);
         let text = String::from_utf8(out).unwrap();
         assert!(text
             .starts_with("data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\"}}]}\n\n"));

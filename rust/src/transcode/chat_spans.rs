@@ -1,0 +1,557 @@
+//! Where the texts of an OpenAI chat chunk are: byte spans of each choice's `content`, `reasoning_content`
+//! and tool-call `arguments`, of its `finish_reason`, and of the chunk's `id`, `object`, `created`, `model`.
+//!
+//! [`ChunkSpans::find`] walks the chunk's bytes once, skipping every other value without building it (strings
+//! by `memchr` to their closing quote), so a chunk costs a fraction of a full parse. Anything it does not
+//! expect (a key with escapes, a text that is neither a string nor null, a fractional index, broken JSON)
+//! makes it give up, and the caller falls back to the full serde parse, which is the reference: the tests
+//! check both agree.
+use std::ops::Range;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// A choice's content, its reasoning, and each tool call's arguments.
+pub const CONTENT: u64 = 0;
+pub const REASONING: u64 = 1;
+pub const CALLS: u64 = 2;
+
+pub fn chat_slot(choice: u64, part: u64) -> u64 {
+    (choice << 32) | part
+}
+
+/// Spans (byte ranges of the chunk's data) of the values the chat screen reads or rewrites.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ChunkSpans {
+    /// `id`, `object`, `created`, `model`, in the chunk's order.
+    pub template: Vec<(&'static str, Range<usize>)>,
+    /// (slot, JSON value: a string or null), per choice: content, reasoning, then tool calls.
+    pub texts: Vec<(u64, Range<usize>)>,
+    /// (choice index, JSON value of its finish_reason).
+    pub finishes: Vec<(u64, Range<usize>)>,
+}
+
+impl ChunkSpans {
+    /// The spans of a chunk (a JSON object), by the fast walk, or else by a full parse; None if it is not one.
+    pub fn of(data: &str) -> Option<Self> {
+        Self::find(data).or_else(|| Self::parse(data))
+    }
+
+    /// The fast walk alone.
+    pub fn find(data: &str) -> Option<Self> {
+        let mut w = Walker {
+            s: data.as_bytes(),
+            i: 0,
+        };
+        let mut spans = Self::default();
+        w.ws();
+        w.object(|w, key| {
+            match key {
+                b"id" | b"object" | b"created" | b"model" => {
+                    let name = match key {
+                        b"id" => "id",
+                        b"object" => "object",
+                        b"created" => "created",
+                        _ => "model",
+                    };
+                    let value = w.value()?;
+                    spans.template.push((name, value));
+                }
+                b"choices" if w.peek() == Some(b'[') => w.array(|w| w.choice(&mut spans))?,
+                b"choices" if w.null() => {}
+                b"choices" => return None,
+                _ => {
+                    w.value()?;
+                }
+            }
+            Some(())
+        })?;
+        w.ws();
+        if w.i != w.s.len() {
+            return None;
+        }
+        // A null is as good as absent (as in the full parse).
+        let set = |r: &Range<usize>| &data[r.clone()] != "null";
+        spans.template.retain(|(_, r)| set(r));
+        spans.texts.retain(|(_, r)| set(r));
+        spans.finishes.retain(|(_, r)| set(r));
+        Some(spans)
+    }
+
+    /// The full parse (the reference, and the fallback for what the walk does not expect).
+    pub fn parse(data: &str) -> Option<Self> {
+        let chunk: Chunk = serde_json::from_str(data).ok()?;
+        let span = |raw: &RawValue| {
+            let start = raw.get().as_ptr() as usize - data.as_ptr() as usize;
+            start..start + raw.get().len()
+        };
+        let mut spans = Self::default();
+        for (name, raw) in [
+            ("id", chunk.id),
+            ("object", chunk.object),
+            ("created", chunk.created),
+            ("model", chunk.model),
+        ] {
+            if let Some(raw) = raw {
+                spans.template.push((name, span(raw)));
+            }
+        }
+        spans.template.sort_by_key(|(_, r)| r.start);
+        for choice in chunk.choices.iter().flatten() {
+            let index = choice.index.unwrap_or(0);
+            if let Some(delta) = &choice.delta {
+                if let Some(raw) = delta.content {
+                    spans.texts.push((chat_slot(index, CONTENT), span(raw)));
+                }
+                if let Some(raw) = delta.reasoning_content {
+                    spans.texts.push((chat_slot(index, REASONING), span(raw)));
+                }
+                for call in delta.tool_calls.iter().flatten() {
+                    let slot = chat_slot(index, CALLS + call.index.unwrap_or(0));
+                    if let Some(raw) = call.function.as_ref().and_then(|f| f.arguments) {
+                        spans.texts.push((slot, span(raw)));
+                    }
+                }
+            }
+            if let Some(raw) = choice.finish_reason {
+                spans.finishes.push((index, span(raw)));
+            }
+        }
+        Some(spans)
+    }
+}
+
+#[derive(Deserialize)]
+struct Chunk<'a> {
+    #[serde(borrow)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    object: Option<&'a RawValue>,
+    #[serde(borrow)]
+    created: Option<&'a RawValue>,
+    #[serde(borrow)]
+    model: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    choices: Option<Vec<Choice<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct Choice<'a> {
+    index: Option<u64>,
+    #[serde(borrow)]
+    delta: Option<ChoiceDelta<'a>>,
+    #[serde(borrow)]
+    finish_reason: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct ChoiceDelta<'a> {
+    #[serde(borrow)]
+    content: Option<&'a RawValue>,
+    #[serde(borrow)]
+    reasoning_content: Option<&'a RawValue>,
+    #[serde(borrow)]
+    tool_calls: Option<Vec<CallDelta<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct CallDelta<'a> {
+    index: Option<u64>,
+    #[serde(borrow)]
+    function: Option<FunctionDelta<'a>>,
+}
+
+#[derive(Deserialize)]
+struct FunctionDelta<'a> {
+    #[serde(borrow)]
+    arguments: Option<&'a RawValue>,
+}
+
+/// A JSON string value's text, borrowed when it has no escapes; None for null (or anything else).
+pub fn text_of(raw: &str) -> Option<std::borrow::Cow<'_, str>> {
+    let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
+    if memchr::memchr(b'\\', inner.as_bytes()).is_none() {
+        return Some(std::borrow::Cow::Borrowed(inner));
+    }
+    serde_json::from_str::<std::borrow::Cow<str>>(raw).ok()
+}
+
+/// A cursor over JSON bytes; every method leaves `i` after what it read and returns None on anything
+/// unexpected.
+struct Walker<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl Walker<'_> {
+    fn ws(&mut self) {
+        while self
+            .s
+            .get(self.i)
+            .is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        {
+            self.i += 1;
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.i).copied()
+    }
+
+    fn eat(&mut self, b: u8) -> bool {
+        self.ws();
+        if self.peek() == Some(b) {
+            self.i += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Consumes `null` if it comes next.
+    fn null(&mut self) -> bool {
+        if self.s[self.i..].starts_with(b"null") {
+            self.i += 4;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// A string at `i` (its opening quote): its range, quotes included.
+    fn string(&mut self) -> Option<Range<usize>> {
+        let start = self.i;
+        if self.peek() != Some(b'"') {
+            return None;
+        }
+        let mut j = start + 1;
+        loop {
+            j += memchr::memchr2(b'"', b'\\', &self.s[j..])?;
+            if self.s[j] == b'"' {
+                self.i = j + 1;
+                return Some(start..self.i);
+            }
+            j += 2; // the escaped byte (a `\uXXXX`'s hex digits hold no quote or backslash)
+        }
+    }
+
+    /// Any value at `i` (after whitespace): its range.
+    fn value(&mut self) -> Option<Range<usize>> {
+        self.ws();
+        let start = self.i;
+        match self.peek()? {
+            b'"' => return self.string(),
+            b'{' | b'[' => {
+                let mut depth = 0usize;
+                loop {
+                    match *self.s.get(self.i)? {
+                        b'"' => {
+                            self.string()?;
+                            continue;
+                        }
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                self.i += 1;
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                    self.i += 1;
+                }
+            }
+            _ => {
+                let len = self.s[start..]
+                    .iter()
+                    .position(|b| matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
+                    .unwrap_or(self.s.len() - start);
+                if len == 0 {
+                    return None;
+                }
+                self.i += len;
+            }
+        }
+        Some(start..self.i)
+    }
+
+    /// Any value, not needed.
+    fn skip(&mut self) -> Option<()> {
+        self.value().map(|_| ())
+    }
+
+    /// An object at `i` (after whitespace): `member(self, key)` is called with `i` after the key's colon and
+    /// must consume the value.
+    fn object(&mut self, mut member: impl FnMut(&mut Self, &[u8]) -> Option<()>) -> Option<()> {
+        if !self.eat(b'{') {
+            return None;
+        }
+        if self.eat(b'}') {
+            return Some(());
+        }
+        loop {
+            self.ws();
+            let key = self.string()?;
+            let key = &self.s[key.start + 1..key.end - 1];
+            if memchr::memchr(b'\\', key).is_some() || !self.eat(b':') {
+                return None;
+            }
+            self.ws();
+            member(self, key)?;
+            if self.eat(b',') {
+                continue;
+            }
+            return self.eat(b'}').then_some(());
+        }
+    }
+
+    /// An array at `i` (after whitespace): `item(self)` is called at each element and must consume it.
+    fn array(&mut self, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        if !self.eat(b'[') {
+            return None;
+        }
+        if self.eat(b']') {
+            return Some(());
+        }
+        loop {
+            self.ws();
+            item(self)?;
+            if self.eat(b',') {
+                continue;
+            }
+            return self.eat(b']').then_some(());
+        }
+    }
+
+    /// An index: a non-negative integer (or null, as if absent).
+    fn index(&mut self) -> Option<Option<u64>> {
+        if self.null() {
+            return Some(None);
+        }
+        let digits = self.value()?;
+        std::str::from_utf8(&self.s[digits])
+            .ok()?
+            .parse()
+            .ok()
+            .map(Some)
+    }
+
+    /// A text field: a string or null.
+    fn text(&mut self) -> Option<Range<usize>> {
+        let start = self.i;
+        if self.null() {
+            return Some(start..self.i);
+        }
+        self.string()
+    }
+
+    fn choice(&mut self, spans: &mut ChunkSpans) -> Option<()> {
+        let (mut index, mut finish) = (None, None);
+        let (mut content, mut reasoning, mut calls) = (None, None, Vec::new());
+        self.object(|w, key| {
+            match key {
+                b"index" => index = w.index()?,
+                b"finish_reason" => finish = Some(w.value()?),
+                b"delta" if w.null() => {}
+                b"delta" => w.object(|w, key| {
+                    match key {
+                        b"content" => content = Some(w.text()?),
+                        b"reasoning_content" => reasoning = Some(w.text()?),
+                        b"tool_calls" if w.null() => {}
+                        b"tool_calls" => w.array(|w| {
+                            let (mut call, mut arguments) = (None, None);
+                            w.object(|w, key| {
+                                match key {
+                                    b"index" => call = w.index()?,
+                                    b"function" if w.null() => {}
+                                    b"function" => w.object(|w, key| {
+                                        match key {
+                                            b"arguments" => arguments = Some(w.text()?),
+                                            _ => w.skip()?,
+                                        }
+                                        Some(())
+                                    })?,
+                                    _ => w.skip()?,
+                                }
+                                Some(())
+                            })?;
+                            calls.push((call.unwrap_or(0), arguments));
+                            Some(())
+                        })?,
+                        _ => w.skip()?,
+                    }
+                    Some(())
+                })?,
+                _ => w.skip()?,
+            }
+            Some(())
+        })?;
+        let index = index.unwrap_or(0);
+        spans
+            .texts
+            .extend(content.map(|r| (chat_slot(index, CONTENT), r)));
+        spans
+            .texts
+            .extend(reasoning.map(|r| (chat_slot(index, REASONING), r)));
+        for (call, arguments) in calls {
+            spans
+                .texts
+                .extend(arguments.map(|r| (chat_slot(index, CALLS + call), r)));
+        }
+        spans.finishes.extend(finish.map(|r| (index, r)));
+        Some(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn texts(data: &str) -> Vec<(u64, String)> {
+        ChunkSpans::find(data)
+            .unwrap()
+            .texts
+            .into_iter()
+            .map(|(slot, r)| {
+                (
+                    slot,
+                    text_of(&data[r])
+                        .map(|t| t.into_owned())
+                        .unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn finds_the_texts_of_a_plain_chunk() {
+        let data = r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"content":" word"},"logprobs":null,"finish_reason":null}]}"#;
+        let spans = ChunkSpans::find(data).unwrap();
+        assert_eq!(spans, ChunkSpans::parse(data).unwrap());
+        assert_eq!(texts(data), [(0, " word".to_owned())]);
+        assert!(spans.finishes.is_empty()); // null
+        let template: Vec<&str> = spans
+            .template
+            .iter()
+            .map(|(_, r)| &data[r.clone()])
+            .collect();
+        assert_eq!(
+            template,
+            ["\"c1\"", "\"chat.completion.chunk\"", "1", "\"gpt-4o\""]
+        );
+    }
+
+    #[test]
+    fn escaped_strings_are_skipped_whole_and_unescaped_only_when_read() {
+        let data = r#"{"id":"a\"b\\","choices":[{"delta":{"content":"q\" \\ \u00e9 \ud83d\ude00 \"}\"","x":"\\"},"index":1}]}"#;
+        let spans = ChunkSpans::find(data).unwrap();
+        assert_eq!(spans, ChunkSpans::parse(data).unwrap());
+        assert_eq!(
+            texts(data),
+            [(chat_slot(1, CONTENT), "q\" \\ é 😀 \"}\"".to_owned())]
+        );
+        assert_eq!(&data[spans.template[0].1.clone()], r#""a\"b\\""#);
+    }
+
+    #[test]
+    fn null_absent_and_empty_texts() {
+        for data in [
+            r#"{"choices":[{"index":0,"delta":{"content":null,"role":"assistant"}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{}}]}"#,
+            r#"{"choices":[{"index":0,"delta":null,"finish_reason":"stop"}]}"#,
+            r#"{"choices":[],"usage":{"total_tokens":3}}"#,
+            r#"{"choices":null}"#,
+            r#"{"error":{"message":"x"}}"#,
+            r#"{"choices":[{"delta":{"content":"","tool_calls":null}}]}"#,
+        ] {
+            assert_eq!(ChunkSpans::find(data), ChunkSpans::parse(data), "{data}");
+        }
+        let data = r#"{"choices":[{"index":0,"delta":{"content":null}}]}"#;
+        assert!(ChunkSpans::find(data).unwrap().texts.is_empty());
+        assert_eq!(text_of("null"), None);
+    }
+
+    #[test]
+    fn reasoning_and_tool_calls_in_any_key_order() {
+        let data = r#"{ "choices" : [ { "delta" : { "tool_calls" : [ { "function" : { "arguments" : "{\"a\":" , "name" : "f" } , "index" : 1 } , {"index":0,"function":null} ] , "reasoning_content" : "hm" , "content" : "x" } , "index" : 2 , "finish_reason" : "tool_calls" } ] , "id" : "c" } "#;
+        let spans = ChunkSpans::find(data).unwrap();
+        assert_eq!(spans, ChunkSpans::parse(data).unwrap());
+        assert_eq!(
+            texts(data),
+            [
+                (chat_slot(2, CONTENT), "x".to_owned()),
+                (chat_slot(2, REASONING), "hm".to_owned()),
+                (chat_slot(2, CALLS + 1), "{\"a\":".to_owned()),
+            ]
+        );
+        assert_eq!(
+            spans.finishes,
+            [(
+                2,
+                data.find("\"tool_calls\" }").unwrap()..data.find(" } ]").unwrap()
+            )]
+        );
+    }
+
+    #[test]
+    fn gives_up_on_what_it_does_not_expect() {
+        for data in [
+            r#"{"ch\u006fices":[]}"#,
+            r#"{"choices":[{"delta":{"content":5}}]}"#,
+            r#"{"choices":[{"index":1.5,"delta":{}}]}"#,
+            r#"{"choices":[{"index":-1,"delta":{}}]}"#,
+            r#"{"choices":{}}"#,
+            r#"{"choices":[1]}"#,
+            r#"{"choices":[{"delta":{"content":"x"}}]"#,
+            r#"{"choices":[{"delta":{"content":"x}}]}"#,
+            r#"{"a":1} x"#,
+            "[1]",
+            "",
+        ] {
+            assert_eq!(ChunkSpans::find(data), None, "{data}");
+        }
+    }
+
+    fn json_text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("null".to_owned()),
+            "(\\PC|[\"\\\\\n\u{1F600}é{}\\[\\],:])*"
+                .prop_map(|s| serde_json::to_string(&s).unwrap()),
+            "[a-z ]*".prop_map(|s| format!("\"{s}\\u00e9\\ud83d\\ude00\\\"\"")),
+        ]
+    }
+
+    proptest! {
+        /// The walk finds exactly what the full parse finds, on chunks with escapes, nulls and odd spacing.
+        #[test]
+        fn walk_agrees_with_the_full_parse(
+            content in proptest::option::of(json_text()),
+            reasoning in proptest::option::of(json_text()),
+            args in proptest::collection::vec(json_text(), 0..3),
+            index in 0u64..3,
+            extra in json_text(),
+            ws in prop_oneof![Just(""), Just(" "), Just("\n\t ")],
+            finish in prop_oneof![Just("null"), Just("\"stop\""), Just("\"tool_calls\"")],
+        ) {
+            let mut delta = Vec::new();
+            delta.extend(content.map(|c| format!("\"content\"{ws}:{ws}{c}")));
+            delta.push(format!("\"x\":{{\"y\":[{extra},{{}}]}}"));
+            delta.extend(reasoning.map(|r| format!("\"reasoning_content\":{r}")));
+            if !args.is_empty() {
+                let calls: Vec<String> = args.iter().enumerate().map(|(i, a)| {
+                    format!("{{\"index\":{i},{ws}\"function\":{{\"name\":{extra},\"arguments\":{a}}}}}")
+                }).collect();
+                delta.push(format!("\"tool_calls\":[{}]", calls.join(",")));
+            }
+            let data = format!(
+                "{{\"id\":{extra},{ws}\"choices\":[{{\"index\":{index},\"delta\":{{{}}},{ws}\"finish_reason\":{finish}}}],\"usage\":null}}",
+                delta.join(&format!(",{ws}"))
+            );
+            let found = ChunkSpans::find(&data);
+            prop_assert!(found.is_some(), "{}", data);
+            prop_assert_eq!(found, ChunkSpans::parse(&data));
+        }
+    }
+}
