@@ -282,7 +282,8 @@ class Ledger:
     def usage(self, budget: str, period: int) -> tuple[int, int]:
         """(committed, reserved)."""
     def rebuild(self, committed: list[tuple[str, int, int]]) -> None:
-        """Start afresh from stored spend (budget, period, amount): every reservation dropped."""
+        """Start afresh from stored spend (budget, period, amount): every reservation and lane dropped and the
+        lock made anew. Only before any worker runs (`router serve` does it at start)."""
     def close(self) -> None: ...
 
 @final

@@ -357,18 +357,25 @@ impl Ledger {
         })
     }
 
-    /// Start afresh from the stored spend: every slot and every reservation dropped, lanes kept.
+    /// Start afresh from the stored spend: every slot, reservation and lane dropped, and the mutex made
+    /// anew, so even one left unrecoverable (a holder and then its repairer both killed) is usable again.
+    /// Only for `router serve` before any worker runs: it takes the file lock, not the mutex.
     pub fn rebuild(&mut self, committed: &[(String, i64, i64)]) -> Result<(), LedgerError> {
-        let l = self.lock()?;
-        let start = l.ledger.slots_at();
-        for i in start..start + l.ledger.n_slots * l.ledger.width() {
-            l.set(i, 0);
-        }
-        for (budget, period, amount) in committed {
-            let base = l.slot(budget, *period, true)?.expect("created");
-            l.set(base + COMMITTED, *amount);
-        }
-        Ok(())
+        self.file_lock(true)?;
+        let done = self.initialise().and_then(|()| {
+            let l = Locked { ledger: self };
+            let seeded = committed.iter().try_for_each(|(budget, period, amount)| {
+                let base = l.slot(budget, *period, true)?.expect("created");
+                l.set(base + COMMITTED, *amount);
+                Ok(())
+            });
+            // Not locked: nothing to unlock.
+            std::mem::forget(l);
+            seeded
+        });
+        self.file_lock(false)?;
+        self.lane = 0;
+        done
     }
 
     fn width(&self) -> usize {
@@ -636,5 +643,29 @@ mod tests {
         // The dead child's 50 is released; this process's 10 stays.
         assert_eq!(l.usage("k", 1).unwrap(), (0, 10));
         assert_eq!(l.reserve(&[("k", 100)], 1, 90).unwrap(), None);
+    }
+
+    #[test]
+    fn rebuild_makes_an_unrecoverable_lock_usable_again() {
+        let mut l = Ledger::open(None, 8, 2).unwrap();
+        match unsafe { libc::fork() } {
+            0 => {
+                unsafe { libc::pthread_mutex_lock(l.mutex()) };
+                unsafe { libc::_exit(0) };
+            }
+            child => {
+                let mut status = 0;
+                unsafe { libc::waitpid(child, &mut status, 0) };
+            }
+        }
+        // The next holder is told EOWNERDEAD and gives up without repairing: the lock is now unrecoverable.
+        assert_eq!(
+            unsafe { libc::pthread_mutex_lock(l.mutex()) },
+            libc::EOWNERDEAD
+        );
+        unsafe { libc::pthread_mutex_unlock(l.mutex()) };
+        assert!(matches!(l.usage("k", 1), Err(LedgerError::Lock(_))));
+        l.rebuild(&[("k".to_string(), 1, 7)]).unwrap();
+        assert_eq!(l.usage("k", 1).unwrap(), (7, 0));
     }
 }
