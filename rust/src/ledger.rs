@@ -296,20 +296,15 @@ impl Ledger {
     ) -> Result<Option<usize>, LedgerError> {
         let column = LANES + self.lane;
         let l = self.lock()?;
-        let mut bases = [0usize; 8];
-        let mut spill = Vec::new();
+        let mut bases = Vec::with_capacity(budgets.len());
         for (i, &(budget, limit)) in budgets.iter().enumerate() {
             let base = l.slot(budget, period, true)?.expect("created");
             if l.get(base + COMMITTED) + l.get(base + RESERVED) + amount > limit {
                 return Ok(Some(i));
             }
-            if i < bases.len() {
-                bases[i] = base;
-            } else {
-                spill.push(base);
-            }
+            bases.push(base);
         }
-        for &base in bases[..budgets.len().min(bases.len())].iter().chain(&spill) {
+        for base in bases {
             l.add(base + column, amount);
             l.add(base + RESERVED, amount);
         }
@@ -588,7 +583,7 @@ mod tests {
     }
 
     #[test]
-    fn more_budgets_than_the_inline_buffer() {
+    fn many_budgets_at_once() {
         let mut l = Ledger::open(None, 64, 1).unwrap();
         let names: Vec<String> = (0..12).map(|i| format!("group:{i}")).collect();
         let budgets: Vec<(&str, i64)> = names.iter().map(|n| (n.as_str(), 10)).collect();
