@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -136,6 +137,12 @@ class MockControl:
 
     def reset(self) -> None:
         httpx.post(f"{self.base}/_mock/reset").raise_for_status()
+
+
+def manage_call(base: str, key: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    """One management API call (`/v1/manage{path}`) with `key` as the bearer; kwargs go to httpx (json, params)."""
+    headers = {"authorization": f"Bearer {key}", **kwargs.pop("headers", {})}
+    return httpx.request(method, f"{base}/v1/manage{path}", headers=headers, timeout=20, **kwargs)
 
 
 def usage_rows(server: Server, where: str = "1=1", expect: int = 1, timeout: float = 5.0) -> list[sqlite3.Row]:

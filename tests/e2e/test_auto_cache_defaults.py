@@ -11,7 +11,7 @@ import anthropic
 import httpx
 import pytest
 
-from servers import MockControl, Server, gateway_env, start_gateway
+from servers import MockControl, Server, gateway_env, manage_call, start_gateway
 
 CONFIG = """
 caching: {auto_cache: true}
@@ -32,10 +32,7 @@ class Gateway:
         self.db = Path(server.env["ROUTER_DB"])
 
     def manage(self, method: str, path: str, body: dict | None = None, secret: str | None = None) -> httpx.Response:
-        secret = secret or self.server.env["ROUTER_ADMIN_KEY"]
-        return httpx.request(
-            method, f"{self.base}/v1/manage{path}", json=body, headers={"authorization": f"Bearer {secret}"}, timeout=20
-        )
+        return manage_call(self.base, secret or self.server.env["ROUTER_ADMIN_KEY"], method, path, json=body)
 
     def ok(self, method: str, path: str, body: dict | None = None, secret: str | None = None) -> dict:
         r = self.manage(method, path, body, secret)

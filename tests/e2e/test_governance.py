@@ -12,7 +12,7 @@ import httpx
 import openai
 import pytest
 
-from servers import MockControl, Server, gateway_env, router_cli, start_gateway
+from servers import MockControl, Server, gateway_env, manage_call, router_cli, start_gateway
 
 HELLO = [{"role": "user", "content": "Hello"}]
 
@@ -64,8 +64,7 @@ class Gateway:
         self.clock_file = clock_file
 
     def manage(self, method: str, path: str, key: str | None = None, **kwargs) -> httpx.Response:
-        headers = {"authorization": f"Bearer {key or self.admin}", **kwargs.pop("headers", {})}
-        return httpx.request(method, f"{self.base}/v1/manage{path}", headers=headers, timeout=20, **kwargs)
+        return manage_call(self.base, key or self.admin, method, path, **kwargs)
 
     def ok(self, method: str, path: str, key: str | None = None, **kwargs) -> dict:
         response = self.manage(method, path, key, **kwargs)

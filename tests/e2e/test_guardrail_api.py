@@ -17,7 +17,7 @@ import httpx
 import openai
 import pytest
 
-from servers import MockControl, Server, create_key, gateway_env, router_cli, start_gateway
+from servers import MockControl, Server, create_key, gateway_env, manage_call, router_cli, start_gateway
 
 MODEL = "mock/gpt-4o"
 ECHO = {"mock": {"echo": True}}
@@ -57,10 +57,7 @@ class Gateway:
         self.clients: dict[str, openai.OpenAI] = {}
 
     def manage(self, method: str, path: str, body: dict | None = None, who: str | None = None) -> httpx.Response:
-        key = self.admin if who is None else self.keys[who]
-        return httpx.request(
-            method, f"{self.base}/v1/manage{path}", json=body, headers={"authorization": f"Bearer {key}"}, timeout=20
-        )
+        return manage_call(self.base, self.admin if who is None else self.keys[who], method, path, json=body)
 
     def ok(self, method: str, path: str, body: dict | None = None, who: str | None = None) -> dict:
         response = self.manage(method, path, body, who)

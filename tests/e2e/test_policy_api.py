@@ -18,7 +18,7 @@ import httpx
 import openai
 import pytest
 
-from servers import MockControl, Server, create_key, gateway_env, router_cli, start_gateway, usage_rows
+from servers import MockControl, Server, create_key, gateway_env, manage_call, router_cli, start_gateway, usage_rows
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
 ROUTER_KEY = "mock-upstream-key"
@@ -58,10 +58,7 @@ class Gateway:
         self.key_ids: dict[str, str] = {}
 
     def manage(self, method: str, path: str, body: dict | None = None, role: str | None = None) -> httpx.Response:
-        key = self.admin if role is None else self.keys[role]
-        return httpx.request(
-            method, f"{self.base}/v1/manage{path}", json=body, headers={"authorization": f"Bearer {key}"}, timeout=20
-        )
+        return manage_call(self.base, self.admin if role is None else self.keys[role], method, path, json=body)
 
     def ok(self, method: str, path: str, body: dict | None = None, role: str | None = None) -> dict:
         response = self.manage(method, path, body, role)

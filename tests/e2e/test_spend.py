@@ -16,7 +16,7 @@ import httpx
 import openai
 import pytest
 
-from servers import MockControl, Server, gateway_env, start_gateway, usage_rows
+from servers import MockControl, Server, gateway_env, manage_call, start_gateway, usage_rows
 
 # $1 per million tokens in and out, so a request's worst case in micro-dollars is its body bytes plus max_tokens.
 CONFIG = """
@@ -44,10 +44,7 @@ class Gateway:
         self.env = server.env
 
     def manage(self, method: str, path: str, body: dict | None = None) -> dict:
-        r = httpx.request(
-            method, f"{self.base}/v1/manage{path}", json=body,
-            headers={"authorization": f"Bearer {self.env['ROUTER_ADMIN_KEY']}"}, timeout=20,
-        )  # fmt: skip
+        r = manage_call(self.base, self.env["ROUTER_ADMIN_KEY"], method, path, json=body)
         assert r.status_code in (200, 201), r.text
         return r.json()
 

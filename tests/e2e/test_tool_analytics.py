@@ -11,7 +11,7 @@ import httpx
 import openai
 import pytest
 
-from servers import Server, gateway_env, start_gateway, usage_rows
+from servers import Server, gateway_env, manage_call, start_gateway, usage_rows
 
 # One model per upstream wire format, all served by the mock (python/router/demo.yaml).
 MODELS = ["mock/gpt-4o", "anthropic/claude-sonnet-4-5", "openai-responses/gpt-4o"]
@@ -35,8 +35,7 @@ class Gateway:
         self.admin = server.env["ROUTER_ADMIN_KEY"]
 
     def manage(self, path: str, secret: str | None = None, method: str = "GET", body: dict | None = None) -> dict:
-        headers = {"authorization": f"Bearer {secret or self.admin}"}
-        r = httpx.request(method, f"{self.base}/v1/manage{path}", json=body, headers=headers, timeout=20)
+        r = manage_call(self.base, secret or self.admin, method, path, json=body)
         assert r.status_code in (200, 201), r.text
         return r.json()
 
