@@ -1,5 +1,6 @@
 """Hot-path helpers of the router gateway, implemented in Rust (`rust/src`)."""
 
+from collections.abc import Buffer, Sequence
 from typing import Self, final
 
 __all__ = [
@@ -334,11 +335,24 @@ class Masker:
 
     def mask(self, text: str) -> str:
         """`text` masked; the very same object when nothing was found."""
+    def mask_json(self, data: Buffer, skip: SkipKeys) -> bytes | None:
+        """The JSON document `data` (bytes, or any buffer such as `msgspec.Raw`) with the values in its text
+        strings masked (every string but the values of `skip`'s keys), or None if there was nothing to mask.
+
+        Only the masked strings are re-encoded; every other byte is kept. ValueError if the document is
+        one the walk does not handle (a key written with escapes, nesting over 128 deep, not JSON): the
+        caller decodes it instead."""
     @property
     def found(self) -> list[tuple[str, str]]:
         """(category, type) of every value masked so far, in order. Never the values."""
     def placeholders(self) -> list[tuple[str, str]]:
         """(placeholder, original value) of every value masked so far (to restore echoed placeholders)."""
+
+@final
+class SkipKeys:
+    """Keys whose values `Masker.mask_json` skips (identifiers, formats, binary payloads): built once."""
+
+    def __new__(cls, keys: Sequence[str]) -> SkipKeys: ...
 
 @final
 class StreamScanner:

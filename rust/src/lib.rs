@@ -4,6 +4,7 @@
 use pyo3::prelude::*;
 
 pub mod balance;
+pub mod json;
 pub mod latency;
 pub mod ledger;
 pub mod scan;
@@ -25,6 +26,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<scan::py::PyGuardrails>()?;
     m.add_class::<scan::py::PyFinding>()?;
     m.add_class::<scan::py::PyMasker>()?;
+    m.add_class::<scan::py::PySkipKeys>()?;
     m.add_class::<scan::py::PyStreamScanner>()?;
     Ok(())
 }

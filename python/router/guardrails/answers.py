@@ -15,13 +15,7 @@ from typing import Any, Protocol
 
 from .._core import AnswerScreen, Masker
 from ..metrics import Metrics
-from .policy import Policy, Restorer, fail_closed, map_message
-
-# Keys whose values are identifiers, formats, citations or opaque blobs, not text the model wrote.
-_NOT_TEXT = frozenset({
-    "type", "id", "role", "status", "name", "model", "object", "call_id", "signature", "encrypted_content",
-    "data", "annotations", "logprobs", "stop_reason", "stop_sequence", "finish_reason", "usage",
-})  # fmt: skip
+from .policy import ANSWER_NOT_TEXT, Policy, Restorer, fail_closed, map_tree
 
 
 class _Findings(Protocol):
@@ -29,24 +23,6 @@ class _Findings(Protocol):
     def has_findings(self) -> bool: ...
 
     def take_found(self) -> list[tuple[str, str]]: ...
-
-
-def _map_tree(fn: Callable[[str], str], node: Any) -> tuple[Any, bool]:
-    """Every string of a JSON tree through `fn`, except values under `_NOT_TEXT` keys."""
-    if isinstance(node, str):
-        new = fn(node) if node else node
-        return new, new != node
-    changed = False
-    if isinstance(node, list):
-        for i, item in enumerate(node):
-            node[i], c = _map_tree(fn, item)
-            changed |= c
-    elif isinstance(node, dict):
-        for key, value in node.items():
-            if key not in _NOT_TEXT:
-                node[key], c = _map_tree(fn, value)
-                changed |= c
-    return node, changed
 
 
 class AnswerGuard:
@@ -84,14 +60,9 @@ class AnswerGuard:
                 return restore(masker.mask(text))
 
         changed = False
-        if caller == "chat":
-            for choice in reply.get("choices") or ():
-                if isinstance(choice, dict) and isinstance(choice.get("message"), dict):
-                    changed |= map_message(mask, choice["message"])
-        else:
-            for field in ("content",) if caller == "messages" else ("output", "output_text"):
-                if field in reply:
-                    reply[field], c = _map_tree(mask, reply[field])
-                    changed |= c
+        for field in {"chat": ("choices",), "messages": ("content",)}.get(caller, ("output", "output_text")):
+            if field in reply:
+                reply[field], c = map_tree(mask, reply[field], ANSWER_NOT_TEXT)
+                changed |= c
         self.policy.verdict(masker.found[before:], "response", self.metrics)
         return changed

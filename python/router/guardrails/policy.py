@@ -1,9 +1,13 @@
 """Guardrails on the request path: every string a model reads, and every string it answers, is scanned.
 
-Requests: chat message content (strings and text parts), tool-call arguments and tool results, tool
-descriptions (including those inside parameter schemas); embeddings input strings. Image, audio and file
-parts are not scanned (base64 payloads are not text a model reads as such). Responses: message content
-and tool-call arguments of unary chat answers (streams: `chat_stream.ChatStreamGuard`).
+Requests: every string of the fields that carry text (chat `messages` and `tools`; Anthropic and Responses
+`system`, `messages`, `instructions`, `input`, `tools`; embeddings `input`) except the values of keys that
+hold identifiers, formats, schema structure or binary payloads (`REQUEST_NOT_TEXT`): message content and
+text parts, tool-call arguments, tool results, tool and parameter descriptions. Image, audio and file parts
+are not scanned (base64 payloads are not text a model reads as such). Unary chat answers likewise, minus
+`ANSWER_NOT_TEXT` (other APIs' answers: `answers.AnswerGuard`; streams: `chat_stream.ChatStreamGuard` and
+the transcoder's `AnswerScreen`). The strings are found and masked where they lie by one Rust walk over the
+JSON (`Masker.mask_json`); nothing is decoded in Python unless the walk gives up.
 
 Values in a `mask` category become placeholders numbered across the whole request; a value in a `block`
 category rejects it with 400 `guardrail_violation`, naming the category, never the value. If scanning
@@ -15,13 +19,12 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections import Counter
 from collections.abc import Callable
 from typing import Any, Literal, ParamSpec, TypeVar
 
 import msgspec
 
-from .._core import Guardrails, Masker, StreamScanner
+from .._core import Guardrails, Masker, SkipKeys, StreamScanner
 from ..errors import GatewayError, GuardrailUnavailable, GuardrailViolation
 from ..metrics import Metrics
 from .audit import Triggers
@@ -75,18 +78,21 @@ class Policy:
         """Count what was found; raise if any of it is in a blocked category."""
         if not found:
             return
-        by_type = Counter((category, kind, self.action(category, kind)) for category, kind in found)
-        counts: Counter[tuple[str, str]] = Counter()
+        by_type: dict[tuple[str, str, str], int] = {}
+        for category, kind in found:
+            key = (category, kind, self.action(category, kind))
+            by_type[key] = by_type.get(key, 0) + 1
+        blocked = set()
         for (category, _, action), n in by_type.items():
-            counts[category, action] += n
-        for (category, action), n in counts.items():
             metrics.count_guardrail(category, direction, action, n)
+            if action == "block":
+                blocked.add(category)
         if self.triggers is not None:
             self.triggers.report(direction, by_type)
-        blocked = sorted({category for category, action in counts if action == "block"})
         if blocked:
             raise GuardrailViolation(
-                f"The {direction} contains {', '.join(blocked)} data, which this organisation's guardrails block.",
+                f"The {direction} contains {', '.join(sorted(blocked))} data, which this organisation's "
+                "guardrails block.",
                 code="guardrail_violation",
             )
 
@@ -111,37 +117,22 @@ def fail_closed(fn: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def _apply(fn: Callable[[str], str], holder: dict[str, Any], key: str) -> bool:
-    value = holder.get(key)
-    if not isinstance(value, str) or not value:
-        return False
-    new = fn(value)
-    if new is value or new == value:
-        return False
-    holder[key] = new
-    return True
-
-
-def _mask(masker: Masker, holder: dict[str, Any], key: str) -> bool:
-    return _apply(masker.mask, holder, key)
-
-
-def map_message(fn: Callable[[str], str], message: dict[str, Any]) -> bool:
-    """Apply `fn` to a chat message's strings in place (content, text parts, tool-call arguments, refusal)."""
-    changed = _apply(fn, message, "content")
-    content = message.get("content")
-    if isinstance(content, list):
-        for part in content:
-            # Text parts of every flavour (text, input_text, output_text); images/audio/files carry no "text".
-            if isinstance(part, dict):
-                changed |= _apply(fn, part, "text")
-    for call in message.get("tool_calls") or ():
-        if isinstance(call, dict) and isinstance(call.get("function"), dict):
-            changed |= _apply(fn, call["function"], "arguments")
-    if isinstance(message.get("function_call"), dict):
-        changed |= _apply(fn, message["function_call"], "arguments")
-    changed |= _apply(fn, message, "refusal")
-    return changed
+def map_tree(fn: Callable[[str], str], node: Any, skip: frozenset[str]) -> tuple[Any, bool]:
+    """Every string of a JSON tree through `fn` (in place), except the values of `skip` keys."""
+    if isinstance(node, str):
+        new = fn(node) if node else node
+        return new, new != node
+    changed = False
+    if isinstance(node, list):
+        for i, item in enumerate(node):
+            node[i], c = map_tree(fn, item, skip)
+            changed |= c
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if key not in skip:
+                node[key], c = map_tree(fn, value, skip)
+                changed |= c
+    return node, changed
 
 
 class Restorer:
@@ -161,186 +152,103 @@ class Restorer:
         return any(placeholder.encode() in data for placeholder, _ in self.pairs)
 
 
-def _mask_descriptions(masker: Masker, node: Any) -> bool:
-    """Every `description` string in a tool definition, parameter schemas included."""
-    changed = False
-    if isinstance(node, dict):
-        changed |= _mask(masker, node, "description")
-        for value in node.values():
-            if isinstance(value, dict | list):
-                changed |= _mask_descriptions(masker, value)
-    elif isinstance(node, list):
-        for value in node:
-            changed |= _mask_descriptions(masker, value)
-    return changed
+# Keys whose string values are identifiers, formats, schema structure or binary payloads, not text a model
+# reads: every other string of a request's text fields is scanned (message content and parts, tool calls'
+# arguments, tool results, tool and parameter descriptions, system prompts, instructions).
+REQUEST_NOT_TEXT = frozenset({
+    "type", "role", "model", "id", "name", "tool_use_id", "tool_call_id", "call_id", "media_type", "signature",
+    "data", "url", "image_url", "file_id", "file_data", "file_url", "status", "cache_control", "mock",
+    "requesty", "format", "detail", "effort", "summary", "tool_choice", "stop_sequences", "stop", "user",
+    "metadata", "required", "pattern", "$ref", "$schema",
+})  # fmt: skip
+# The same in an answer: identifiers, finish reasons, citations, token logprobs and usage are not prose.
+ANSWER_NOT_TEXT = frozenset({
+    "type", "id", "role", "status", "name", "model", "object", "call_id", "signature", "encrypted_content",
+    "data", "annotations", "logprobs", "stop_reason", "stop_sequence", "finish_reason", "usage", "created",
+    "system_fingerprint", "service_tier",
+})  # fmt: skip
+_REQUEST_SKIP = SkipKeys(sorted(REQUEST_NOT_TEXT))
+_ANSWER_SKIP = SkipKeys(sorted(ANSWER_NOT_TEXT))
 
+# The top-level request fields that carry text, per API.
+CHAT_FIELDS = ("messages", "tools")
+MESSAGES_RESPONSES_FIELDS = ("system", "messages", "instructions", "input", "tools")
+EMBEDDINGS_FIELDS = ("input",)
 
 _encoder = msgspec.json.Encoder()
 
 
-# Typed views of the strings a model reads or writes: decoding into these is cheaper than into dicts, so a
-# clean request or answer (the common case) is checked without building dicts and forwarded untouched.
-class _Function(msgspec.Struct):
-    arguments: str | None = None
+def _mask_document(masker: Masker, raw: bytes | msgspec.Raw, skip: SkipKeys, names: frozenset[str]) -> bytes | None:
+    """`raw` with its text masked, or None if there was nothing to mask.
 
-
-class _ToolCall(msgspec.Struct):
-    function: _Function | None = None
-
-
-class _Part(msgspec.Struct):
-    text: str | None = None
-
-
-class _Message(msgspec.Struct):
-    content: str | list[_Part] | None = None
-    tool_calls: list[_ToolCall] | None = None
-    function_call: _Function | None = None
-    refusal: str | None = None
-
-
-class _Choice(msgspec.Struct):
-    message: _Message | None = None
-
-
-class _Answer(msgspec.Struct):
-    choices: list[_Choice] | None = None
-
-
-_messages_decoder = msgspec.json.Decoder(list[_Message])
-_answer_decoder = msgspec.json.Decoder(_Answer)
-
-
-def _answer_messages(data: bytes) -> list[_Message]:
-    return [c.message for c in _answer_decoder.decode(data).choices or () if c.message is not None]
-
-
-def _texts(message: _Message) -> list[str]:
-    out = [message.content] if isinstance(message.content, str) else [p.text for p in message.content or () if p.text]
-    out += [c.function.arguments for c in message.tool_calls or () if c.function and c.function.arguments]
-    if message.function_call and message.function_call.arguments:
-        out.append(message.function_call.arguments)
-    if message.refusal:
-        out.append(message.refusal)
-    return out
-
-
-def _clean(policy: Policy, messages: list[_Message]) -> bool:
-    """Nothing to mask or block in these messages (a shape we do not model counts as not clean)."""
-    scan, categories = policy.engine.scan, policy.categories
-    return not any(scan(text, categories) for m in messages for text in _texts(m) if text)
-
-
-def _decodes_clean(policy: Policy, decode: Callable[[bytes], list[_Message]], raw: bytes) -> bool:
+    The Rust walk masks the strings where they lie; a document it does not handle (a key written with
+    escapes, very deep nesting) is decoded and walked here instead, more slowly but never less thoroughly."""
     try:
-        return _clean(policy, decode(raw))
-    except msgspec.ValidationError:
-        return False
+        return masker.mask_json(raw, skip)
+    except ValueError:
+        tree, changed = map_tree(masker.mask, msgspec.json.decode(raw), names)
+        return _encoder.encode(tree) if changed else None
+
+
+def _screen(policy: Policy, metrics: Metrics, fields: dict[str, msgspec.Raw], names: tuple[str, ...]) -> Masker:
+    """Mask (or block) the text of `fields[names]` in place; the masker records what it found."""
+    masker = policy.masker()
+    for name in names:
+        raw = fields.get(name)
+        if raw is not None:
+            masked = _mask_document(masker, raw, _REQUEST_SKIP, REQUEST_NOT_TEXT)
+            if masked is not None:
+                fields[name] = msgspec.Raw(masked)
+    policy.verdict(masker.found, "request", metrics)
+    return masker
 
 
 @fail_closed
 def screen_chat_request(policy: Policy, metrics: Metrics, fields: dict[str, msgspec.Raw]) -> Masker | None:
     """Mask (or block) the strings of a chat request in place, before it is forwarded.
 
-    Returns the request's masker when the answer should restore its placeholders (else None).
-    """
-    masker = policy.masker()
-    replaced: dict[str, object] = {}
-    if "messages" in fields and not _decodes_clean(policy, _messages_decoder.decode, fields["messages"]):
-        messages = msgspec.json.decode(fields["messages"])
-        changed = False
-        for message in messages:
-            if isinstance(message, dict):
-                changed |= map_message(masker.mask, message)
-        if changed:
-            replaced["messages"] = messages
-    if "tools" in fields:
-        tools = msgspec.json.decode(fields["tools"])
-        if _mask_descriptions(masker, tools):
-            replaced["tools"] = tools
-    policy.verdict(masker.found, "request", metrics)
-    for name, value in replaced.items():
-        fields[name] = msgspec.Raw(_encoder.encode(value))
-    return masker if policy.restore and replaced else None
+    Returns the request's masker when the answer should restore its placeholders (else None)."""
+    masker = _screen(policy, metrics, fields, CHAT_FIELDS)
+    return masker if policy.restore and masker.found else None
+
+
+@fail_closed
+def screen_request_fields(
+    policy: Policy, metrics: Metrics, fields: dict[str, msgspec.Raw]
+) -> tuple[bool, Masker | None]:
+    """Anthropic Messages and OpenAI Responses requests: the system prompt or instructions, every message,
+    input item and content block (text, tool inputs and arguments, tool results), and tool descriptions.
+
+    Masks in place; returns whether anything changed, and the masker when the answer should restore its
+    placeholders (else None)."""
+    masker = _screen(policy, metrics, fields, MESSAGES_RESPONSES_FIELDS)
+    changed = bool(masker.found)
+    return changed, masker if policy.restore and changed else None
 
 
 @fail_closed
 def screen_embeddings_request(policy: Policy, metrics: Metrics, fields: dict[str, msgspec.Raw]) -> None:
-    masker = policy.masker()
-    value = msgspec.json.decode(fields["input"])
-    holder = {"input": value}
-    changed = _mask(masker, holder, "input")
-    if isinstance(value, list):
-        for i, item in enumerate(value):
-            if isinstance(item, str):
-                masked = masker.mask(item)
-                if masked is not item:
-                    value[i] = masked
-                    changed = True
-    policy.verdict(masker.found, "request", metrics)
-    if changed:
-        fields["input"] = msgspec.Raw(_encoder.encode(holder["input"]))
-
-
-# Keys whose string values are identifiers, formats or binary payloads, not text a model reads.
-_NOT_TEXT = frozenset({
-    "type", "role", "model", "id", "name", "tool_use_id", "call_id", "media_type", "signature", "data", "url",
-    "image_url", "file_id", "file_data", "file_url", "status", "cache_control", "mock", "requesty", "format",
-    "detail", "effort", "summary", "tool_choice", "stop_sequences", "stop", "user", "metadata",
-})  # fmt: skip
-# The top-level fields of an Anthropic Messages or OpenAI Responses request that carry text.
-_TEXT_FIELDS = ("system", "messages", "instructions", "input", "tools")
-
-
-def _mask_tree(masker: Masker, node: Any) -> Any:
-    """Every string of a JSON tree masked, except values under `_NOT_TEXT` keys; returns the (new) node."""
-    if isinstance(node, str):
-        return masker.mask(node) if node else node
-    if isinstance(node, list):
-        return [_mask_tree(masker, item) for item in node]
-    if isinstance(node, dict):
-        return {k: v if k in _NOT_TEXT else _mask_tree(masker, v) for k, v in node.items()}
-    return node
-
-
-@fail_closed
-def screen_request_fields(policy: Policy, metrics: Metrics, fields: dict[str, msgspec.Raw]) -> bool:
-    """Anthropic Messages and OpenAI Responses requests: the system prompt or instructions, every message,
-    input item and content block (text, tool inputs and arguments, tool results), and tool descriptions.
-    Masks in place; True when anything changed."""
-    masker = policy.masker()
-    changed = False
-    for name in _TEXT_FIELDS:
-        raw = fields.get(name)
-        if raw is None:
-            continue
-        value = msgspec.json.decode(raw)
-        masked = _mask_tree(masker, value)
-        if masked != value:
-            fields[name] = msgspec.Raw(_encoder.encode(masked))
-            changed = True
-    policy.verdict(masker.found, "request", metrics)
-    return changed
+    _screen(policy, metrics, fields, EMBEDDINGS_FIELDS)
 
 
 @fail_closed
 def screen_chat_response(policy: Policy, metrics: Metrics, data: bytes, request: Masker | None = None) -> bytes:
-    """A unary chat answer with its message content and tool-call arguments masked (or blocked).
+    """A unary chat answer with the text its model wrote masked (or blocked).
 
     With `request` (placeholder restoring on), masking continues the request's numbering, and placeholders
     the request handed out are replaced by their original values.
     """
-    restore = Restorer(request) if request is not None else None
-    if (restore is None or not restore.mentioned_in(data)) and _decodes_clean(policy, _answer_messages, data):
-        return data
-    body = msgspec.json.decode(data)
-    masker = request if request is not None else policy.masker()
-    before = len(masker.found)
-    changed = False
-    for choice in body.get("choices") or () if isinstance(body, dict) else ():
-        if isinstance(choice, dict) and isinstance(choice.get("message"), dict):
-            changed |= map_message(masker.mask, choice["message"])
-            if restore is not None:
-                changed |= map_message(restore, choice["message"])
-    policy.verdict(masker.found[before:], "response", metrics)
+    if request is None:
+        masker = policy.masker()
+        masked = _mask_document(masker, data, _ANSWER_SKIP, ANSWER_NOT_TEXT)
+        policy.verdict(masker.found, "response", metrics)
+        return data if masked is None else masked
+    restore = Restorer(request)
+    before = len(request.found)
+
+    def mask(text: str) -> str:
+        return restore(request.mask(text))
+
+    body, changed = map_tree(mask, msgspec.json.decode(data), ANSWER_NOT_TEXT)
+    policy.verdict(request.found[before:], "response", metrics)
     return _encoder.encode(body) if changed else data

@@ -7,6 +7,7 @@ metrics. Nothing lives in module globals.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import time
@@ -141,6 +142,12 @@ class App:
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
         loop.run_until_complete(self.startup())
+        # What startup built lives as long as the worker: take it out of the cyclic collector's sight, and
+        # collect rarely. At CPython's default (a collection every 700 net allocations) one ran every few
+        # requests, walking every in-flight request's objects: ~40 µs of CPU per request in benches/load.py.
+        # Request objects are freed by reference counting; cycles still get collected, just less often.
+        gc.freeze()
+        gc.set_threshold(100_000, 50, 100)
 
     def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
         loop.run_until_complete(self.shutdown())

@@ -180,7 +180,8 @@ async def messages(app: App, ex: Exchange) -> None:
     request = anthropic.validate_messages(body)
     models = _admit(app, ex, principal, request.model, "messages")
     guard = app.guardrails_for(principal, ex)
-    if guard.requests and screen_request_fields(guard, app.metrics, fields):
+    masked, restore = screen_request_fields(guard, app.metrics, fields) if guard.requests else (False, None)
+    if masked:
         body = rq.encode_fields(fields)
     ex.tool_results = tools.messages_results(request)
     _charge(app, ex, principal, models, fields, None, request.max_tokens)
@@ -191,7 +192,7 @@ async def messages(app: App, ex: Exchange) -> None:
         extra = None
         if model.provider.api == "messages":
             extra = {name: value for name in _ANTHROPIC_PASSTHROUGH if (value := ex.headers.get(name))}
-        answer = AnswerGuard(guard, app.metrics) if guard.responses else None
+        answer = AnswerGuard(guard, app.metrics, restore) if guard.responses else None
         await forward(ex, model, "messages", body, dict(fields), stream, estimate, True, extra, answer)
 
     await _route(app, ex, principal, request.model, Need.chat(body, fields, stream), fields, call)
@@ -211,14 +212,15 @@ async def responses_create(app: App, ex: Exchange) -> None:
     request = responses.validate_responses(body)
     models = _admit(app, ex, principal, request.model, "responses")
     guard = app.guardrails_for(principal, ex)
-    if guard.requests and screen_request_fields(guard, app.metrics, fields):
+    masked, restore = screen_request_fields(guard, app.metrics, fields) if guard.requests else (False, None)
+    if masked:
         body = rq.encode_fields(fields)
     ex.tool_results = tools.responses_results(request.input)
     _charge(app, ex, principal, models, fields, None, request.max_output_tokens)
     stream = bool(request.stream)
 
     async def call(model: Model) -> None:
-        answer = AnswerGuard(guard, app.metrics) if guard.responses else None
+        answer = AnswerGuard(guard, app.metrics, restore) if guard.responses else None
         await forward(ex, model, "responses", body, dict(fields), stream, 0, True, None, answer)
 
     await _route(app, ex, principal, request.model, Need.chat(body, fields, stream), fields, call)

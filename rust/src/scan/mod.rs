@@ -3,10 +3,12 @@
 //!
 //! `prefilter` finds the hot windows of a text (`hyperscan`, behind the feature of that name, is the
 //! alternative wake-up pass), `engine` is the detector, `rules` the built-in rule table, `validate` the checksums and
-//! filters, `mask` the placeholder numbering, `stream` the hold-back scanner; `py` holds the bindings.
+//! filters, `mask` the placeholder numbering, `json` masking the strings of a JSON document, `stream` the
+//! hold-back scanner; `py` holds the bindings.
 pub mod engine;
 #[cfg(feature = "hyperscan")]
 pub mod hyperscan;
+pub mod json;
 pub mod mask;
 pub mod prefilter;
 pub mod py;

@@ -1,11 +1,13 @@
 //! Python bindings: `Guardrails` (a compiled engine), `Finding`, `Masker` and `StreamScanner`.
 use std::sync::Arc;
 
+use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::PyString;
+use pyo3::types::{PyBytes, PyString};
 
 use super::engine::char_offsets;
+use super::json::{mask_json, SkipKeys};
 use super::{
     parse_categories, Categories, Category, Engine, Masker, StreamScanner, DEFAULT_CATEGORIES,
 };
@@ -166,6 +168,32 @@ impl PyMasker {
         Ok(PyString::new(text.py(), &out))
     }
 
+    /// The JSON document `data` (bytes, or any buffer such as `msgspec.Raw`) with the values in its text
+    /// strings masked (every string but the values of `skip`'s keys), or None if there was nothing to
+    /// mask. ValueError if the document is one the walk does not handle: the caller decodes it instead.
+    fn mask_json<'py>(
+        &mut self,
+        py: Python<'py>,
+        data: PyBuffer<u8>,
+        skip: &PySkipKeys,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        if !data.is_c_contiguous() {
+            return Err(PyValueError::new_err("mask_json needs a contiguous buffer"));
+        }
+        // SAFETY: a contiguous buffer of `len_bytes` bytes, kept alive (and exported) by `data` for
+        // the duration of this call, during which no Python code runs that could change it.
+        let bytes =
+            unsafe { std::slice::from_raw_parts(data.buf_ptr().cast::<u8>(), data.len_bytes()) };
+        let text = std::str::from_utf8(bytes)
+            .map_err(|_| PyValueError::new_err("mask_json: the document is not UTF-8"))?;
+        match mask_json(&self.engine, self.cats, &mut self.masker, text, &skip.0) {
+            Some(masked) => Ok(masked.map(|m| PyBytes::new(py, m.as_bytes()))),
+            None => Err(PyValueError::new_err(
+                "mask_json: a document this walk does not handle (escaped key, deep nesting, not JSON)",
+            )),
+        }
+    }
+
     #[getter]
     fn found(&self) -> Vec<(&'static str, String)> {
         found_list(&self.masker)
@@ -174,6 +202,18 @@ impl PyMasker {
     /// (placeholder, original value) for every value masked so far: for restoring echoed placeholders.
     fn placeholders(&self) -> Vec<(String, String)> {
         self.masker.placeholders()
+    }
+}
+
+/// Keys whose values `Masker.mask_json` skips (identifiers, formats, binary payloads): built once.
+#[pyclass(name = "SkipKeys", module = "router._core", frozen)]
+pub struct PySkipKeys(SkipKeys);
+
+#[pymethods]
+impl PySkipKeys {
+    #[new]
+    fn new(keys: Vec<String>) -> Self {
+        Self(SkipKeys::new(keys))
     }
 }
 

@@ -4,7 +4,8 @@ use proptest::prelude::*;
 
 use super::*;
 
-fn engine() -> &'static Arc<Engine> {
+/// One engine for every test (compiling it is slow in a debug build); the JSON masking tests share it.
+pub(super) fn engine() -> &'static Arc<Engine> {
     static E: OnceLock<Arc<Engine>> = OnceLock::new();
     E.get_or_init(|| Arc::new(Engine::new(&[]).unwrap()))
 }

@@ -11,6 +11,9 @@ use std::ops::Range;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+pub use crate::json::text_of;
+use crate::json::Walker;
+
 /// A choice's content, its reasoning, and each tool call's arguments.
 pub const CONTENT: u64 = 0;
 pub const REASONING: u64 = 1;
@@ -39,10 +42,7 @@ impl ChunkSpans {
 
     /// The fast walk alone.
     pub fn find(data: &str) -> Option<Self> {
-        let mut w = Walker {
-            s: data.as_bytes(),
-            i: 0,
-        };
+        let mut w = Walker::new(data.as_bytes());
         let mut spans = Self::default();
         w.ws();
         w.object(|w, key| {
@@ -167,163 +167,7 @@ struct FunctionDelta<'a> {
     arguments: Option<&'a RawValue>,
 }
 
-/// A JSON string value's text, borrowed when it has no escapes; None for null (or anything else).
-pub fn text_of(raw: &str) -> Option<std::borrow::Cow<'_, str>> {
-    let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
-    if memchr::memchr(b'\\', inner.as_bytes()).is_none() {
-        return Some(std::borrow::Cow::Borrowed(inner));
-    }
-    serde_json::from_str::<std::borrow::Cow<str>>(raw).ok()
-}
-
-/// A cursor over JSON bytes; every method leaves `i` after what it read and returns None on anything
-/// unexpected.
-struct Walker<'a> {
-    s: &'a [u8],
-    i: usize,
-}
-
 impl Walker<'_> {
-    fn ws(&mut self) {
-        while self
-            .s
-            .get(self.i)
-            .is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
-        {
-            self.i += 1;
-        }
-    }
-
-    fn peek(&self) -> Option<u8> {
-        self.s.get(self.i).copied()
-    }
-
-    fn eat(&mut self, b: u8) -> bool {
-        self.ws();
-        if self.peek() == Some(b) {
-            self.i += 1;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Consumes `null` if it comes next.
-    fn null(&mut self) -> bool {
-        if self.s[self.i..].starts_with(b"null") {
-            self.i += 4;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// A string at `i` (its opening quote): its range, quotes included.
-    fn string(&mut self) -> Option<Range<usize>> {
-        let start = self.i;
-        if self.peek() != Some(b'"') {
-            return None;
-        }
-        let mut j = start + 1;
-        loop {
-            j += memchr::memchr2(b'"', b'\\', &self.s[j..])?;
-            if self.s[j] == b'"' {
-                self.i = j + 1;
-                return Some(start..self.i);
-            }
-            j += 2; // the escaped byte (a `\uXXXX`'s hex digits hold no quote or backslash)
-        }
-    }
-
-    /// Any value at `i` (after whitespace): its range.
-    fn value(&mut self) -> Option<Range<usize>> {
-        self.ws();
-        let start = self.i;
-        match self.peek()? {
-            b'"' => return self.string(),
-            b'{' | b'[' => {
-                let mut depth = 0usize;
-                loop {
-                    match *self.s.get(self.i)? {
-                        b'"' => {
-                            self.string()?;
-                            continue;
-                        }
-                        b'{' | b'[' => depth += 1,
-                        b'}' | b']' => {
-                            depth -= 1;
-                            if depth == 0 {
-                                self.i += 1;
-                                break;
-                            }
-                        }
-                        _ => {}
-                    }
-                    self.i += 1;
-                }
-            }
-            _ => {
-                let len = self.s[start..]
-                    .iter()
-                    .position(|b| matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
-                    .unwrap_or(self.s.len() - start);
-                if len == 0 {
-                    return None;
-                }
-                self.i += len;
-            }
-        }
-        Some(start..self.i)
-    }
-
-    /// Any value, not needed.
-    fn skip(&mut self) -> Option<()> {
-        self.value().map(|_| ())
-    }
-
-    /// An object at `i` (after whitespace): `member(self, key)` is called with `i` after the key's colon and
-    /// must consume the value.
-    fn object(&mut self, mut member: impl FnMut(&mut Self, &[u8]) -> Option<()>) -> Option<()> {
-        if !self.eat(b'{') {
-            return None;
-        }
-        if self.eat(b'}') {
-            return Some(());
-        }
-        loop {
-            self.ws();
-            let key = self.string()?;
-            let key = &self.s[key.start + 1..key.end - 1];
-            if memchr::memchr(b'\\', key).is_some() || !self.eat(b':') {
-                return None;
-            }
-            self.ws();
-            member(self, key)?;
-            if self.eat(b',') {
-                continue;
-            }
-            return self.eat(b'}').then_some(());
-        }
-    }
-
-    /// An array at `i` (after whitespace): `item(self)` is called at each element and must consume it.
-    fn array(&mut self, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
-        if !self.eat(b'[') {
-            return None;
-        }
-        if self.eat(b']') {
-            return Some(());
-        }
-        loop {
-            self.ws();
-            item(self)?;
-            if self.eat(b',') {
-                continue;
-            }
-            return self.eat(b']').then_some(());
-        }
-    }
-
     /// An index: a non-negative integer (or null, as if absent).
     fn index(&mut self) -> Option<Option<u64>> {
         if self.null() {

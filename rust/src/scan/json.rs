@@ -1,0 +1,220 @@
+//! Masking the strings of a JSON document where they lie. One walk over the bytes finds every string a
+//! model reads: all of them but the values of a few keys that hold identifiers, formats or binary data.
+//! Each is scanned in place (unescaped first only if it has escapes), only the strings that hold a value
+//! are re-encoded, and every other byte is copied as it was. A clean request costs the walk and the scans,
+//! and nothing is built.
+//!
+//! The walk gives up on what it does not handle (a key written with escapes, nesting deeper than
+//! [`MAX_DEPTH`], bytes that are not JSON): the caller then decodes the whole document instead, so an
+//! odd document is scanned more slowly, never less.
+use std::collections::HashSet;
+use std::ops::Range;
+
+use super::{Categories, Engine, Masker};
+use crate::json::{text_of, Walker};
+
+/// Deeper documents take the caller's slow path (this walk recurses, and a stack must not overflow).
+pub const MAX_DEPTH: usize = 128;
+
+/// Keys whose values are not text a model reads: skipped whole, objects and arrays included.
+#[derive(Debug, Default, Clone)]
+pub struct SkipKeys(HashSet<Box<[u8]>>);
+
+impl SkipKeys {
+    pub fn new<S: AsRef<str>>(keys: impl IntoIterator<Item = S>) -> Self {
+        Self(
+            keys.into_iter()
+                .map(|k| k.as_ref().as_bytes().into())
+                .collect(),
+        )
+    }
+
+    fn contains(&self, key: &[u8]) -> bool {
+        self.0.contains(key)
+    }
+}
+
+/// The string values of `data` that are text, as byte ranges (quotes included); None if the walk gives up.
+pub fn text_spans(data: &str, skip: &SkipKeys) -> Option<Vec<Range<usize>>> {
+    let mut w = Walker::new(data.as_bytes());
+    let mut spans = Vec::new();
+    walk(&mut w, 0, skip, &mut spans)?;
+    w.ws();
+    (w.i == data.len()).then_some(spans)
+}
+
+fn walk(
+    w: &mut Walker,
+    depth: usize,
+    skip: &SkipKeys,
+    spans: &mut Vec<Range<usize>>,
+) -> Option<()> {
+    w.ws();
+    match w.peek()? {
+        b'"' => spans.push(w.string()?),
+        b'{' | b'[' if depth >= MAX_DEPTH => return None,
+        b'{' => w.object(|w, key| {
+            if skip.contains(key) {
+                w.skip()
+            } else {
+                walk(w, depth + 1, skip, spans)
+            }
+        })?,
+        b'[' => w.array(|w| walk(w, depth + 1, skip, spans))?,
+        _ => w.skip()?,
+    }
+    Some(())
+}
+
+/// `data` with the values found in its text strings masked by `masker` (which keeps the numbering and
+/// records what it masked): `Some(None)` when there was nothing to mask, None when the walk gave up.
+pub fn mask_json(
+    engine: &Engine,
+    cats: Categories,
+    masker: &mut Masker,
+    data: &str,
+    skip: &SkipKeys,
+) -> Option<Option<String>> {
+    let mut out: Option<String> = None;
+    let mut last = 0;
+    for span in text_spans(data, skip)? {
+        let text = text_of(&data[span.clone()])?;
+        if text.is_empty() {
+            continue;
+        }
+        let findings = engine.scan(&text, cats);
+        if findings.is_empty() {
+            continue;
+        }
+        let masked = masker.apply(engine, &text, &findings);
+        let out = out.get_or_insert_with(|| String::with_capacity(data.len() + 32));
+        out.push_str(&data[last..span.start]);
+        // serde_json writes a string as a JSON literal, escaping what must be; into a String it cannot fail.
+        let mut literal = Vec::with_capacity(masked.len() + 2);
+        let _ = serde_json::to_writer(&mut literal, &masked);
+        out.push_str(std::str::from_utf8(&literal).unwrap_or("\"\""));
+        last = span.end;
+    }
+    Some(out.map(|mut out| {
+        out.push_str(&data[last..]);
+        out
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scan::DEFAULT_CATEGORIES;
+    use proptest::prelude::*;
+
+    use crate::scan::tests::engine;
+
+    fn skip() -> SkipKeys {
+        SkipKeys::new(["role", "id", "image_url", "type"])
+    }
+
+    fn mask(data: &str) -> Option<Option<String>> {
+        mask_json(
+            engine(),
+            DEFAULT_CATEGORIES,
+            &mut Masker::default(),
+            data,
+            &skip(),
+        )
+    }
+
+    #[test]
+    fn masks_text_strings_and_keeps_every_other_byte() {
+        let data = r#"[ {"role": "user", "id": "a@b.co", "content": [{"type": "text", "text": "mail a@b.co now"}, {"type": "image_url", "image_url": {"url": "x@y.co"}}]}, 42, null, true ]"#;
+        let out = mask(data).unwrap().unwrap();
+        assert_eq!(
+            out,
+            r#"[ {"role": "user", "id": "a@b.co", "content": [{"type": "text", "text": "mail [EMAIL_1] now"}, {"type": "image_url", "image_url": {"url": "x@y.co"}}]}, 42, null, true ]"#
+        );
+    }
+
+    #[test]
+    fn clean_documents_are_left_alone() {
+        assert_eq!(
+            mask(r#"{"content": "hello", "n": [1, 2.5e3, -1]}"#),
+            Some(None)
+        );
+        assert_eq!(mask(r#""""#), Some(None));
+    }
+
+    #[test]
+    fn escaped_strings_are_unescaped_for_the_scan_and_re_encoded() {
+        let data = r#"{"content": "line\n\"a@b.co\" \u00e9"}"#;
+        let out = mask(data).unwrap().unwrap();
+        assert_eq!(out, r#"{"content": "line\n\"[EMAIL_1]\" é"}"#);
+        let value: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(value["content"], "line\n\"[EMAIL_1]\" é");
+    }
+
+    #[test]
+    fn placeholders_are_numbered_across_the_document() {
+        let data = r#"["a@b.co", {"x": "c@d.co and a@b.co"}]"#;
+        assert_eq!(
+            mask(data).unwrap().unwrap(),
+            r#"["[EMAIL_1]", {"x": "[EMAIL_2] and [EMAIL_1]"}]"#
+        );
+    }
+
+    #[test]
+    fn gives_up_on_what_it_does_not_handle() {
+        // A key spelled with escapes could hide a skipped key's name; nesting past the limit; not JSON.
+        assert_eq!(mask(r#"{"con\u0074ent": "a@b.co"}"#), None);
+        let deep = format!(
+            "{}\"a@b.co\"{}",
+            "[".repeat(MAX_DEPTH + 1),
+            "]".repeat(MAX_DEPTH + 1)
+        );
+        assert_eq!(mask(&deep), None);
+        let ok = format!(
+            "{}\"a@b.co\"{}",
+            "[".repeat(MAX_DEPTH),
+            "]".repeat(MAX_DEPTH)
+        );
+        assert!(mask(&ok).unwrap().is_some());
+        for bad in [
+            r#"{"a": "x"#,
+            r#"["a@b.co""#,
+            r#"{"a" "b"}"#,
+            r#"["a"] x"#,
+            r#""abc\"#,
+        ] {
+            assert_eq!(mask(bad), None, "{bad}");
+        }
+    }
+
+    proptest! {
+        // Whatever the document, the masked one parses, holds no email, and equals masking each string.
+        #[test]
+        fn agrees_with_masking_the_decoded_tree(
+            words in proptest::collection::vec(
+                prop_oneof![Just("a@b.co"), Just("hi"), Just("é\n\"q\""), Just("x.y@corp.test")], 1..8),
+            keys in proptest::collection::vec(prop_oneof![Just("role"), Just("text"), Just("k")], 1..8),
+        ) {
+            let mut tree = serde_json::Map::new();
+            for (i, (k, w)) in keys.iter().zip(&words).enumerate() {
+                tree.insert(format!("{k}{i}"), serde_json::json!([w, {"role": w, "t": w}]));
+            }
+            let data = serde_json::to_string(&serde_json::Value::Object(tree.clone())).unwrap();
+            let out = mask(&data).unwrap().unwrap_or_else(|| data.clone());
+            let value: serde_json::Value = serde_json::from_str(&out).unwrap();
+            let mut expected = Masker::default();
+            let e = engine();
+            let mut walk_expected = |s: &str| {
+                let f = e.scan(s, DEFAULT_CATEGORIES);
+                if f.is_empty() { s.to_owned() } else { expected.apply(&e, s, &f) }
+            };
+            for (key, item) in &tree {
+                let w = item[0].as_str().unwrap();
+                let (a, b) = (walk_expected(w), walk_expected(w));
+                prop_assert_eq!(&value[key][0], &serde_json::json!(a));
+                prop_assert_eq!(&value[key][1]["role"], &serde_json::json!(w));
+                prop_assert_eq!(&value[key][1]["t"], &serde_json::json!(b));
+            }
+        }
+    }
+}
