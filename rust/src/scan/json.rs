@@ -206,7 +206,7 @@ mod tests {
             let e = engine();
             let mut walk_expected = |s: &str| {
                 let f = e.scan(s, DEFAULT_CATEGORIES);
-                if f.is_empty() { s.to_owned() } else { expected.apply(&e, s, &f) }
+                if f.is_empty() { s.to_owned() } else { expected.apply(e, s, &f) }
             };
             for (key, item) in &tree {
                 let w = item[0].as_str().unwrap();
