@@ -5,12 +5,17 @@ an empty database, `on` depends on the scenario:
 - governance: approval configured (50 approved), a key owned by a user who is in three groups with access
   lists, the key in a group of its own and carrying its own access list, with an expiry and labels;
 - spend: a monthly limit on the key, its user, its group and the organisation (every request reserves and
-  settles against all four), and request metadata (tags, user, trace, extra) on every request.
-wrk drives both with the same unary load at 32 connections, alternating off/on for several rounds (and which
-one goes first) so that drift on a shared machine hits both alike, and the gateway's own CPU per request is
-read from /proc. The issues' bar: the difference stays under 5% of requests/s.
+  settles against all four), and request metadata (tags, user, trace, extra) on every request;
+- guardrails: every category on, person names included (`off`: guardrails disabled), scanning the request
+  and the answer; `--prompt email` puts an address in every prompt, so every request is also masked and
+  writes a trigger to the audit log, `--prompt clean` has nothing to find.
+wrk drives both with the same load at 32 connections (unary, or `--stream`), alternating off/on for several
+rounds (and which one goes first) so that drift on a shared machine hits both alike, and the gateway's own
+CPU per request is read from /proc. The issues' bars: within 5% of requests/s (governance, spend), within
+10% (guardrails).
 
-    python benches/load_compare.py --scenario governance|spend [--duration 10] [--rounds 3]
+    python benches/load_compare.py --scenario governance|spend|guardrails [--stream] [--prompt clean|email]
+                                   [--duration 10] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import load
 from load import _body, wrk
 
 from servers import Server, create_key, gateway_env, start_gateway, start_mock
@@ -34,11 +40,11 @@ from servers import Server, create_key, gateway_env, start_gateway, start_mock
 MODELS = [f"up/m{i:02d}" for i in range(59)] + ["up/gpt-4o"]
 
 
-def _config(workdir: Path, upstream: str) -> Path:
-    config = workdir / "governance-bench.yaml"
+def _config(workdir: Path, upstream: str, name: str, guardrails: str) -> Path:
+    config = workdir / f"{name}.yaml"
     lines = [f"providers: {{up: {{base_url: '{upstream}/v1', api_key: bench}}}}", "models:"]
     lines += [f"  - {{id: {m}, upstream_model: gpt-4o, capabilities: [streaming]}}" for m in MODELS]
-    config.write_text("\n".join(lines) + "\n")
+    config.write_text("\n".join([*lines, f"guardrails: {guardrails}"]) + "\n")
     return config
 
 
@@ -105,15 +111,30 @@ def _limited_key(gateway: Server) -> str:
 
 
 METADATA = {"tags": ["bench", "load"], "user_id": "end-user-1", "trace_id": "trace-1", "extra": {"feature": "x"}}
+
+
+def _plain_key(gateway: Server) -> str:
+    return create_key(gateway.env, "plain")["key"]
+
+
+# Guardrails of each gateway: the default ones (every category but person names), none, or every one.
+DEFAULT = "{}"
+NONE = "{enabled: false}"
+ALL_ON = os.environ.get("BENCH_GUARDRAILS", "{categories: {names: mask}}")
 SCENARIOS = {
-    "governance": ("governance on (approved + groups + key list + expiry)", _governed_key, False),
-    "spend": ("limits on key, user, group and org + metadata", _limited_key, True),
+    # name: (label of `on`, its key, metadata on every request, guardrails off, guardrails on)
+    "governance": ("governance on (approved + groups + key list + expiry)", _governed_key, False, DEFAULT, DEFAULT),
+    "spend": ("limits on key, user, group and org + metadata", _limited_key, True, DEFAULT, DEFAULT),
+    "guardrails": ("every guardrail category on, both directions", _plain_key, False, NONE, ALL_ON),
 }
+PROMPTS = {"email": load.PROMPT, "clean": "What is the capital of France? Answer in one short sentence."}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="governance")
+    parser.add_argument("--stream", action="store_true", help="streamed answers instead of unary ones")
+    parser.add_argument("--prompt", choices=sorted(PROMPTS), default="email", help="email: every prompt holds one")
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json")
@@ -123,15 +144,15 @@ def main() -> None:
     servers = [mock]
     rps: dict[str, list[float]] = {"off": [], "on": []}
     cpu_us: dict[str, list[float]] = {"off": [], "on": []}
+    label, make_key, with_metadata, guard_off, guard_on = SCENARIOS[args.scenario]
+    load.PROMPT = PROMPTS[args.prompt]
     try:
-        config = _config(workdir, mock.base)
-        off = start_gateway(gateway_env(workdir / "off.db", mock.base, config))
-        on = start_gateway(gateway_env(workdir / "on.db", mock.base, config))
+        off = start_gateway(gateway_env(workdir / "off.db", mock.base, _config(workdir, mock.base, "off", guard_off)))
+        on = start_gateway(gateway_env(workdir / "on.db", mock.base, _config(workdir, mock.base, "on", guard_on)))
         servers += [off, on]
-        label, make_key, with_metadata = SCENARIOS[args.scenario]
-        keys = {"off": create_key(off.env, "plain")["key"], "on": make_key(on)}
+        keys = {"off": _plain_key(off), "on": make_key(on)}
         bases = {"off": off.base, "on": on.base}
-        plain = _body("up/gpt-4o", stream=False)
+        plain = _body("up/gpt-4o", stream=args.stream)
         bodies = {
             "off": plain,
             "on": json.dumps({**json.loads(plain), "requesty": METADATA}) if with_metadata else plain,
@@ -153,14 +174,19 @@ def main() -> None:
         for server in reversed(servers):
             server.stop()
     off_rps, on_rps = statistics.median(rps["off"]), statistics.median(rps["on"])
-    print(f"\n{args.scenario}: {args.rounds} alternating rounds of {args.duration}s, unary @32 conns, 1 worker\n")
+    mode_name = "streamed" if args.stream else "unary"
+    print(
+        f"\n{args.scenario}: {args.rounds} alternating rounds of {args.duration}s, {mode_name} @32 conns, 1 worker, "
+        f"{args.prompt} prompt\n"
+    )
     print("| gateway | req/s per round | median req/s | gateway CPU per request (median) |")
     print("|---|---|---|---|")
     for mode, name in (("off", f"{args.scenario} off"), ("on", label)):
         rounds = ", ".join(f"{r:,.0f}" for r in rps[mode])
         print(f"| {name} | {rounds} | {statistics.median(rps[mode]):,.0f} | {statistics.median(cpu_us[mode]):.0f} µs |")
     off_cpu, on_cpu = statistics.median(cpu_us["off"]), statistics.median(cpu_us["on"])
-    print(f"\nreq/s difference: {(on_rps - off_rps) / off_rps * 100:+.1f}% (bar: within -5%)")
+    bar = 10 if args.scenario == "guardrails" else 5
+    print(f"\nreq/s difference: {(on_rps - off_rps) / off_rps * 100:+.1f}% (bar: within -{bar}%)")
     print(f"CPU per request difference: {(on_cpu - off_cpu) / off_cpu * 100:+.1f}% (less sensitive to other load)")
     if args.json:
         Path(args.json).write_text(json.dumps({"rps": rps, "cpu_us_per_request": cpu_us}, indent=2))
