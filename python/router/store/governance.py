@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from .bulk import BulkInsert
 from .records import (
     AccessListRecord,
     AuditEvent,
@@ -33,6 +34,7 @@ _USER_COLUMNS = "id, email, name, role, monthly_limit, status, created_at"
 _GROUP_COLUMNS = "id, name, description, access_list_id, monthly_budget, created_at"
 _LIST_COLUMNS = "id, name, description, rules, created_at, updated_at"
 _AUDIT_COLUMNS = "ts, actor, action, target_type, target_id, before, after, detail"
+_INSERT_AUDIT = BulkInsert(f"INSERT INTO audit_log ({_AUDIT_COLUMNS})", 8)
 
 _json_encode = msgspec.json.encode
 _decode_labels = msgspec.json.Decoder(dict[str, str]).decode
@@ -405,7 +407,7 @@ class GovernanceTables:
             )
             for e in events
         ]
-        self._conn.executemany(f"INSERT INTO audit_log ({_AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        _INSERT_AUDIT(self._conn, rows)
 
     def query_audit(
         self,

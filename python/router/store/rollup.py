@@ -17,6 +17,7 @@ from operator import attrgetter
 
 import msgspec
 
+from .bulk import BulkInsert
 from .records import UsageRow
 
 # Upper bounds in milliseconds; the last bucket is everything above.
@@ -62,12 +63,13 @@ class Rollup(msgspec.Struct, frozen=True):
     def add_columns_sql(self) -> list[str]:
         return [f"ALTER TABLE {self.table} ADD COLUMN {sum_sql(s)}" for s in ADDED_SUMS]
 
-    def upsert_sql(self) -> str:
+    def upsert(self) -> BulkInsert:
         names = (*self.columns, *SUMS)
-        return (
-            f"INSERT INTO {self.table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
+        return BulkInsert(
+            f"INSERT INTO {self.table} ({', '.join(names)})",
+            len(names),
             f"ON CONFLICT ({', '.join(self.columns)}) DO UPDATE SET "
-            + ", ".join(f"{s} = {s} + excluded.{s}" for s in SUMS)
+            + ", ".join(f"{s} = {s} + excluded.{s}" for s in SUMS),
         )
 
     def fold(self, rows: Iterable[UsageRow]) -> list[tuple[object, ...]]:

@@ -15,6 +15,7 @@ from msgspec.structs import astuple
 
 from . import rollup
 from .analytics import AnalyticsQueries
+from .bulk import BulkInsert
 from .governance import KEY_COLUMNS, GovernanceTables, key_from_row
 from .guardrail_tables import GuardrailTables
 from .migrations import MIGRATIONS
@@ -22,9 +23,14 @@ from .records import USAGE_COLUMNS, AuditEvent, KeyRecord, UsageRow
 from .routing_tables import RoutingTables
 from .signal import ChangeSignal
 
-_ROLLUP_UPSERTS = [(r, r.upsert_sql()) for r in rollup.ROLLUPS]
+_ROLLUP_UPSERTS = [(r, r.upsert()) for r in rollup.ROLLUPS]
 _BOOL_COLUMNS = [USAGE_COLUMNS.index(c) for c in ("stream", "cost_estimated", "byok")]
-_INSERT_USAGE = f"INSERT INTO usage_log ({', '.join(USAGE_COLUMNS)}) VALUES ({', '.join('?' * len(USAGE_COLUMNS))})"
+_INSERT_USAGE = BulkInsert(f"INSERT INTO usage_log ({', '.join(USAGE_COLUMNS)})", len(USAGE_COLUMNS))
+_UPSERT_SPEND = BulkInsert(
+    "INSERT INTO spend (budget, period, amount)",
+    3,
+    "ON CONFLICT (budget, period) DO UPDATE SET amount = amount + excluded.amount",
+)
 
 
 def _usage_row(row: Sequence[object]) -> UsageRow:
@@ -136,7 +142,7 @@ class SQLiteStore(GovernanceTables, RoutingTables, GuardrailTables, AnalyticsQue
         conn = self._conn
         conn.execute("BEGIN")
         try:
-            conn.executemany(_INSERT_USAGE, [astuple(r) for r in rows])
+            _INSERT_USAGE(conn, [astuple(r) for r in rows])
             spend: dict[tuple[str, int], int] = {}
             for r in rows:
                 if r.cost and r.budgets and r.period is not None:
@@ -144,12 +150,8 @@ class SQLiteStore(GovernanceTables, RoutingTables, GuardrailTables, AnalyticsQue
                     for budget in r.budgets.split():
                         spend[(budget, r.period)] = spend.get((budget, r.period), 0) + micro
             for table, upsert in _ROLLUP_UPSERTS:
-                conn.executemany(upsert, table.fold(rows))
-            conn.executemany(
-                "INSERT INTO spend (budget, period, amount) VALUES (?, ?, ?) "
-                "ON CONFLICT (budget, period) DO UPDATE SET amount = amount + excluded.amount",
-                [(b, p, a) for (b, p), a in spend.items()],
-            )
+                upsert(conn, table.fold(rows))
+            _UPSERT_SPEND(conn, [(b, p, a) for (b, p), a in spend.items()])
             if audit:
                 self.append_audit(audit)
             conn.executemany(
