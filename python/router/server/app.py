@@ -135,7 +135,7 @@ class App:
         return policy.for_request(ex.triggers)
 
     def _audit_later(self, event: AuditEvent) -> None:
-        if self.usage is not None and not os.environ.get("NOAUDIT"):
+        if self.usage is not None:
             self.usage.audit(event)
 
     # -- lifecycle (granian calls these in each worker, outside the running loop) ------------------
