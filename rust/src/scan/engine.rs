@@ -404,8 +404,9 @@ struct Wakes<'a> {
     cats: Categories,
     /// (rule, window start, window end), ready to run.
     windows: Vec<(u16, usize, usize)>,
-    /// Per rule, the window still growing with nearby wake-ups (`usize::MAX` start: none).
-    open: Vec<(usize, usize)>,
+    /// The windows still growing with nearby wake-ups: (rule, start, end). A text wakes few rules, so a
+    /// short list searched in place beats a slot per rule (which cost an allocation per scan).
+    open: Vec<(u16, usize, usize)>,
     /// The digit cluster being grown: first digit, last digit's end, digit count.
     cluster: Option<(usize, usize, u32)>,
 }
@@ -417,7 +418,7 @@ impl<'a> Wakes<'a> {
             text,
             cats,
             windows: Vec::new(),
-            open: vec![(usize::MAX, 0); engine.rules.len()],
+            open: Vec::new(),
             cluster: None,
         }
     }
@@ -448,14 +449,13 @@ impl<'a> Wakes<'a> {
                     let spec = &self.engine.rules[r as usize].spec;
                     let ws = start.saturating_sub(spec.back);
                     let we = start.saturating_add(spec.span).min(len);
-                    let w = &mut self.open[r as usize];
-                    if w.0 != usize::MAX && ws <= w.1 {
-                        *w = (w.0.min(ws), w.1.max(we));
-                    } else {
-                        if w.0 != usize::MAX {
-                            self.windows.push((r, w.0, w.1));
+                    match self.open.iter_mut().find(|w| w.0 == r) {
+                        Some(w) if ws <= w.2 => *w = (r, w.1.min(ws), w.2.max(we)),
+                        Some(w) => {
+                            self.windows.push(*w);
+                            *w = (r, ws, we);
                         }
-                        *w = (ws, we);
+                        None => self.open.push((r, ws, we)),
                     }
                 }
             }
@@ -476,11 +476,9 @@ impl<'a> Wakes<'a> {
         if let Some(done) = self.cluster.take() {
             self.digit_windows(done);
         }
-        for (r, w) in self.open.iter().enumerate() {
-            if w.0 != usize::MAX {
-                self.windows.push((r as u16, w.0, w.1));
-            }
-        }
+        // In rule order, as a slot per rule gave them (findings that tie on everything keep that order).
+        self.open.sort_unstable_by_key(|w| w.0);
+        self.windows.append(&mut self.open);
         for &r in &self.engine.whole_rules {
             if self.enabled(r) {
                 self.windows.push((r, 0, self.text.len()));

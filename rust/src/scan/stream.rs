@@ -32,6 +32,7 @@ pub struct StreamScanner {
     pub masker: Masker,
     context: String,
     pending: String,
+    scratch: String,
 }
 
 fn is_ws(b: u8) -> bool {
@@ -96,6 +97,7 @@ impl StreamScanner {
             masker,
             context: String::new(),
             pending: String::new(),
+            scratch: String::new(),
         }
     }
 
@@ -140,9 +142,8 @@ impl StreamScanner {
         let n = p.len();
         let mut hold = token_start(p, n);
         // The last few words, when any carries digits or money: a value may span them.
-        let mut end = n;
-        let mut words = Vec::with_capacity(DIGIT_WORDS);
-        while words.len() < DIGIT_WORDS && end > 0 && n - end <= DIGIT_WORDS_BYTES {
+        let (mut end, mut words, mut first, mut money) = (n, 0, n, false);
+        while words < DIGIT_WORDS && end > 0 && n - end <= DIGIT_WORDS_BYTES {
             while end > 0 && is_ws(p[end - 1]) {
                 end -= 1;
             }
@@ -150,13 +151,11 @@ impl StreamScanner {
             if s == end {
                 break;
             }
-            words.push((s, end));
-            end = s;
+            money |= money_or_digits(&p[s..end]);
+            (words, first, end) = (words + 1, s, s);
         }
-        if words.iter().any(|&(s, e)| money_or_digits(&p[s..e])) {
-            if let Some(&(s, _)) = words.last() {
-                hold = hold.min(s);
-            }
+        if money {
+            hold = hold.min(first);
         }
         // Groups of a number or code separated by single spaces.
         while hold >= 2 && p[hold - 1] == b' ' && !is_ws(p[hold - 2]) {
@@ -190,10 +189,13 @@ impl StreamScanner {
             return String::new();
         }
         let off = self.context.len();
-        let mut buf = String::with_capacity(off + self.pending.len());
+        // Context and pending text side by side, in a buffer kept across deltas (one allocation per stream).
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
         buf.push_str(&self.context);
         buf.push_str(&self.pending);
         let findings = self.engine.scan(&buf, self.cats);
+        self.scratch = buf;
         // Never cut through a finding: it is held whole (or, begun in the context, from the context's end).
         if let Some(f) = findings
             .iter()

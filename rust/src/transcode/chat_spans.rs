@@ -1,7 +1,7 @@
 //! Where the texts of an OpenAI chat chunk are: byte spans of each choice's `content`, `reasoning_content`
 //! and tool-call `arguments`, of its `finish_reason`, and of the chunk's `id`, `object`, `created`, `model`.
 //!
-//! [`ChunkSpans::find`] walks the chunk's bytes once, skipping every other value without building it (strings
+//! [`ChunkSpans::of`] walks the chunk's bytes once, skipping every other value without building it (strings
 //! by `memchr` to their closing quote), so a chunk costs a fraction of a full parse. Anything it does not
 //! expect (a key with escapes, a text that is neither a string nor null, a fractional index, broken JSON)
 //! makes it give up, and the caller falls back to the full serde parse, which is the reference: the tests
@@ -36,18 +36,24 @@ pub struct ChunkSpans {
 
 impl ChunkSpans {
     /// The spans of a chunk (a JSON object), by the fast walk, or else by a full parse; None if it is not one.
-    pub fn of(data: &str) -> Option<Self> {
-        Self::find(data).or_else(|| Self::parse(data))
+    /// `template`: also the template fields (a stream needs them once, from its first chunk).
+    pub fn of(data: &str, template: bool) -> Option<Self> {
+        Self::walk(data, template).or_else(|| Self::parse(data))
     }
 
-    /// The fast walk alone.
+    /// The fast walk alone (the tests compare it with the full parse).
+    #[cfg(test)]
     pub fn find(data: &str) -> Option<Self> {
+        Self::walk(data, true)
+    }
+
+    fn walk(data: &str, template: bool) -> Option<Self> {
         let mut w = Walker::new(data.as_bytes());
         let mut spans = Self::default();
         w.ws();
         w.object(|w, key| {
             match key {
-                b"id" | b"object" | b"created" | b"model" => {
+                b"id" | b"object" | b"created" | b"model" if template => {
                     let name = match key {
                         b"id" => "id",
                         b"object" => "object",
@@ -70,11 +76,8 @@ impl ChunkSpans {
         if w.i != w.s.len() {
             return None;
         }
-        // A null is as good as absent (as in the full parse).
-        let set = |r: &Range<usize>| &data[r.clone()] != "null";
-        spans.template.retain(|(_, r)| set(r));
-        spans.texts.retain(|(_, r)| set(r));
-        spans.finishes.retain(|(_, r)| set(r));
+        // A null is as good as absent (as in the full parse); `choice` leaves the nulls of texts out.
+        spans.template.retain(|(_, r)| &data[r.clone()] != "null");
         Some(spans)
     }
 
@@ -232,18 +235,22 @@ impl Walker<'_> {
             Some(())
         })?;
         let index = index.unwrap_or(0);
-        spans
-            .texts
-            .extend(content.map(|r| (chat_slot(index, CONTENT), r)));
-        spans
-            .texts
-            .extend(reasoning.map(|r| (chat_slot(index, REASONING), r)));
+        // Nulls are left out here rather than pushed and dropped (a chunk's finish_reason is mostly null).
+        let set = |r: &Range<usize>| &self.s[r.clone()] != b"null";
+        let content = content.filter(set).map(|r| (chat_slot(index, CONTENT), r));
+        let reasoning = reasoning
+            .filter(set)
+            .map(|r| (chat_slot(index, REASONING), r));
+        spans.texts.extend(content.into_iter().chain(reasoning));
         for (call, arguments) in calls {
+            let arguments = arguments.filter(set);
             spans
                 .texts
                 .extend(arguments.map(|r| (chat_slot(index, CALLS + call), r)));
         }
-        spans.finishes.extend(finish.map(|r| (index, r)));
+        spans
+            .finishes
+            .extend(finish.filter(set).map(|r| (index, r)));
         Some(())
     }
 }

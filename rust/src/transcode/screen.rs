@@ -732,7 +732,7 @@ impl Screen {
         let spans: Vec<Option<ChunkSpans>> = events
             .iter()
             .map(|e| match e {
-                ChatEvent::Data { data, .. } => ChunkSpans::of(data),
+                ChatEvent::Data { data, .. } => ChunkSpans::of(data, self.template.is_none()),
                 _ => None,
             })
             .collect();
