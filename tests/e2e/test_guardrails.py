@@ -304,6 +304,36 @@ def test_echoed_placeholders_are_restored_for_the_client(restoring: Server, mock
     assert EMAIL not in forwarded and "[EMAIL_1]" in forwarded
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
+@pytest.mark.parametrize("model", ["anthropic/echo", "mock/echo"], ids=["same-api", "from-chat"])
+def test_restoring_works_for_the_anthropic_sdk(restoring: Server, mock: MockControl, model: str, stream: bool) -> None:
+    text = f"Please confirm {EMAIL} and {IBAN} today"
+    messages = [{"role": "user", "content": text}]
+    with _claude(restoring) as client:
+        if stream:
+            with client.messages.stream(model=model, max_tokens=200, messages=messages) as events:
+                received = "".join(events.text_stream)
+        else:
+            received = client.messages.create(model=model, max_tokens=200, messages=messages).content[0].text  # type: ignore[union-attr]
+    assert received == text
+    forwarded = _forwarded(mock)
+    assert EMAIL not in forwarded and "[EMAIL_1]" in forwarded and "[IBAN_1]" in forwarded
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
+def test_restoring_works_for_the_responses_api(restoring: Server, mock: MockControl, stream: bool) -> None:
+    text = f"Please confirm {EMAIL} and {IBAN} today"
+    client = restoring.client  # type: ignore[attr-defined]
+    if stream:
+        events = client.responses.create(model="openai-responses/echo", input=text, stream=True)
+        received = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    else:
+        received = client.responses.create(model="openai-responses/echo", input=text).output_text
+    assert received == text
+    forwarded = _forwarded(mock)
+    assert EMAIL not in forwarded and "[EMAIL_1]" in forwarded
+
+
 # -- answers on every endpoint: Anthropic Messages and OpenAI Responses, same-API and translated ---------------
 
 # The answer's values, split across the mock's word-by-word deltas.

@@ -155,6 +155,7 @@ impl Engine {
                 min_digits: 0,
                 priority: 22,
                 pre: Pre::None,
+                word: false,
             });
         }
         let mut rules = Vec::with_capacity(specs.len());
@@ -441,12 +442,18 @@ impl<'a> Wakes<'a> {
                 };
             }
             Wake::Rules(rules) => {
+                let bytes = self.text.as_bytes();
+                let inside_word = start > 0
+                    && (bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_');
                 for &(r, exact) in rules {
-                    let literal = &self.text.as_bytes()[start..end];
+                    let literal = &bytes[start..end];
                     if !self.enabled(r) || exact.is_some_and(|lit| literal != lit.as_bytes()) {
                         continue;
                     }
                     let spec = &self.engine.rules[r as usize].spec;
+                    if spec.word && inside_word {
+                        continue;
+                    }
                     let ws = start.saturating_sub(spec.back);
                     let we = start.saturating_add(spec.span).min(len);
                     match self.open.iter_mut().find(|w| w.0 == r) {
@@ -502,6 +509,13 @@ fn pre_passes(pre: Pre, w: &[u8]) -> bool {
                 && x[2].is_ascii_digit()
                 && x[3].is_ascii_digit()
         }),
+        Pre::Digit => w.iter().any(u8::is_ascii_digit),
+        Pre::Assign => memchr::memchr2(b'=', b':', w).is_some(),
+        Pre::TokenRun(n) => {
+            let token = |b: &u8| b.is_ascii_alphanumeric() || b"+/_=.~-".contains(b);
+            w.split(|b| !token(b))
+                .any(|run| run.len() >= usize::from(n))
+        }
     }
 }
 

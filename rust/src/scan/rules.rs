@@ -28,6 +28,12 @@ pub enum Pre {
     Colons,
     /// Two capitals then two digits (an IBAN's country and check digits).
     CountryCheck,
+    /// An ASCII digit (the value after a cue word is a number).
+    Digit,
+    /// An `=` or a `:` (a `key = value` or `key: value` assignment).
+    Assign,
+    /// A run of this many token characters (`[A-Za-z0-9+/_=.~-]`): a key or token value.
+    TokenRun(u8),
 }
 
 #[derive(Debug, Clone)]
@@ -46,6 +52,9 @@ pub struct RuleSpec {
     /// Overlapping findings: the higher priority wins.
     pub priority: u8,
     pub pre: Pre,
+    /// The trigger literal must start a word: the regex has `\b` right before it, so a cue inside a longer
+    /// word ("ms" in "streams", "exp" in "sexp") wakes nothing.
+    pub word: bool,
 }
 
 fn rule(kind: &str, category: Category, trigger: Trigger, pattern: &str, check: Check) -> RuleSpec {
@@ -60,6 +69,7 @@ fn rule(kind: &str, category: Category, trigger: Trigger, pattern: &str, check: 
         min_digits: 0,
         priority: 20,
         pre: Pre::None,
+        word: false,
     }
 }
 
@@ -82,6 +92,10 @@ impl RuleSpec {
     }
     fn pre(mut self, pre: Pre) -> Self {
         self.pre = pre;
+        self
+    }
+    fn at_word(mut self) -> Self {
+        self.word = true;
         self
     }
 }
@@ -161,12 +175,12 @@ pub fn builtin() -> Vec<RuleSpec> {
         rule("PHONE", Pii, Trigger::Digit, r"\b0[1-9](?:[ .][0-9]{2}){4}\b", C::Phone).back(1).span(16).digits(10),
         cue("PHONE", Pii, &["phone", "tel", "mobile", "cell", "fax", "whatsapp", "call me"],
             r"(?i)\b(?:phone|tel|telephone|mobile|cell|fax|whatsapp|call me(?: at)?)\b[^0-9+\n]{0,16}(\+?[0-9][0-9 ().-]{5,18}[0-9])\b", C::Phone)
-            .span(64).priority(18),
+            .span(64).priority(18).at_word().pre(Pre::Digit),
         rule("SSN", Pii, Trigger::Digit,
              r"\b[0-9]{3}[- ][0-9]{2}[- ][0-9]{4}\b", C::Ssn).span(12).digits(9),
         cue("SSN", Pii, &["ssn", "social security", "ss#"],
             r"(?i)\b(?:ssn|social security(?: number| no\.?| #)?|ss#)\b[^0-9\n]{0,20}([0-9]{9}|[0-9]{3}[- ][0-9]{2}[- ][0-9]{4})\b", C::Ssn)
-            .span(64),
+            .span(64).at_word().pre(Pre::Digit),
         rule("IP_ADDRESS", Pii, Trigger::Digit,
              r"\b(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\b", C::Ipv4)
             .back(15).span(32).digits(4).pre(Pre::DottedDigits),
@@ -175,38 +189,38 @@ pub fn builtin() -> Vec<RuleSpec> {
             .back(40).span(80).digits(1).priority(15).pre(Pre::Colons),
         cue("DATE_OF_BIRTH", Pii, &["dob", "d.o.b", "birth", "born"],
             &format!(r"(?i)\b(?:dob|d\.o\.b\.?|date of birth|birth ?date|birthday|born(?: on)?)\b[^0-9a-z\n]{{0,6}}(?:is |was |on )?{dob_value}"), C::None)
-            .span(80),
+            .span(80).at_word().pre(Pre::Digit),
         // ---------------------------------------------------------------- person names (opt-in)
-        cue("PERSON", Names, &["name", "dear", "mr", "mrs", "ms", "dr.", "sincerely", "regards", "signed", "patient", "customer"],
+        cue("PERSON", Names, &["name", "dear", "mr", "mrs", "ms", "dr", "sincerely", "regards", "signed", "patient", "customer"],
             r"(?:(?i:\bmy name is|\bname is|\bname\s*:|\bfull name\s*:|\bdear|\bsincerely,|\bregards,|\bsigned,?|\bpatient:?|\bcustomer:?)\s+|\b(?:Mr|Mrs|Ms|Dr)\.?\s+)([A-Z][a-z]+(?:[ -](?:[A-Z]\.|[A-Z][a-z]+)){0,2})\b", C::PersonName)
-            .span(96).priority(5),
+            .span(96).priority(5).at_word(),
         // ---------------------------------------------------------------- PCI
         rule("CARD", Pci, Trigger::Digit, r"\b[0-9](?:[ -]?[0-9]){12,18}\b", C::Card).span(32).digits(13).priority(25),
         cue("CVV", Pci, &["cvv", "cvc", "cid", "cvn", "csc", "security code", "card code", "card verification"],
             r"(?i)\b(?:cvv2?|cvc2?|cid|cvn|csc|security\s+code|card\s+code|card\s+verification(?:\s+(?:value|code))?)\b[^0-9a-z\n]{0,4}(?:is\s+)?([0-9]{3,4})\b", C::None)
-            .span(64),
+            .span(64).at_word().pre(Pre::Digit),
         cue("CARD_EXPIRY", Pci, &["exp", "valid thru", "valid through", "good thru"],
             r"(?i)\b(?:exp(?:iry|ires|iration)?(?:\s+date)?|valid\s+(?:thru|through)|good\s+thru)\b[^0-9a-z\n]{0,4}(?:is\s+|on\s+)?((?:0[1-9]|1[0-2])\s?[/-]\s?(?:20)?[0-9]{2})\b", C::None)
-            .span(64),
+            .span(64).at_word().pre(Pre::Digit),
         // ---------------------------------------------------------------- banking
         rule("IBAN", Banking, Trigger::Digit, r"\b[A-Z]{2}[0-9]{2}(?:[ -]?[A-Z0-9]{4}){2,7}(?:[ -]?[A-Z0-9]{1,4})?\b", C::Iban)
             .back(4).span(48).digits(4).priority(25).pre(Pre::CountryCheck),
-        cue("ABA_ROUTING", Banking, &["routing", "aba", "rtn", "transit"],
-            r"(?i)\b(?:routing|aba|ach|rtn|transit)\b[^0-9\n]{0,30}\b([0-9]{9})\b", C::Aba).span(64),
+        cue("ABA_ROUTING", Banking, &["routing", "aba", "ach", "rtn", "transit"],
+            r"(?i)\b(?:routing|aba|ach|rtn|transit)\b[^0-9\n]{0,30}\b([0-9]{9})\b", C::Aba).span(64).at_word().pre(Pre::Digit),
         cue("BANK_ACCOUNT", Banking, &["account", "acct", "a/c", "iban"],
             r"(?i)\b(?:account|acct|a/c)(?:\s*(?:number|num|no\.?|#))?\b[^0-9a-z\n]{0,6}(?:is\s+)?([0-9](?:[ -]?[0-9]){7,16})\b", C::Digits(8, 17))
-            .span(64).priority(15),
+            .span(64).priority(15).at_word().pre(Pre::Digit),
         cue("SWIFT_BIC", Banking, &["swift", "bic"],
             r"(?i)\b(?:swift|bic)(?:\s*(?:/\s*bic|code))?\b[^A-Za-z0-9\n]{0,6}(?:is\s+)?(?-i:([A-Z]{4}[A-Z]{2}[A-Z2-9][A-NP-Z0-9](?:[A-Z0-9]{3})?))\b", C::Swift)
-            .span(64),
+            .span(64).at_word(),
         // ---------------------------------------------------------------- financial (keywords + context)
         cue("FINANCIAL_AMOUNT", Financial,
             &["balance", "portfolio", "net worth", "holding", "salary", "income", "revenue", "profit", "loss", "dividend", "invest", "statement", "position", "market value", "401", "brokerage", "assets", "p&l", "earnings"],
             r"(?i)\b(?:balance|portfolio|net worth|holdings?|salary|income|revenue|profits?|loss(?:es)?|dividends?|invest(?:ed|ment|ments)?|statement|position|market value|401\(?k\)?|brokerage|assets|p&l|earnings)\b[^.\n$€£¥0-9]{0,40}((?:[$€£¥]\s?[0-9][0-9,]*(?:\.[0-9]{1,2})?(?:\s?(?:k|m|mm|bn|million|billion)\b)?)|(?:[0-9][0-9,]*(?:\.[0-9]{1,2})?\s?(?:usd|eur|gbp|dollars|euros)\b))", C::None)
-            .span(128).priority(10),
+            .span(128).priority(10).at_word().pre(Pre::Digit),
         cue("TRADE", Financial, &["bought", "sold", "buy", "sell", "short", "purchase"],
             r"(?i)\b(?:bought|sold|buy|sell|shorted|short|purchased?)\s+([0-9][0-9,]*(?:\.[0-9]+)?\s+(?:shares?|units?|contracts?|options?|lots?)\s+(?:of\s+)?\$?(?-i:[A-Z]{1,5}))\b", C::None)
-            .span(96).priority(10),
+            .span(96).priority(10).at_word().pre(Pre::Digit),
         // ---------------------------------------------------------------- secrets: provider tokens
         token("OPENAI_KEY", &["sk-"], r"\bsk-(?:proj|svcacct|admin|service)-[A-Za-z0-9_-]{40,250}", C::Entropy(3.5)).span(280),
         token("OPENAI_KEY", &["sk-"], r"\bsk-[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20}\b", C::None),
@@ -295,9 +309,9 @@ pub fn builtin() -> Vec<RuleSpec> {
         token("PRIVATE_KEY", &["LS0tLS1CRUdJTi"], r"LS0tLS1CRUdJTi[A-Za-z0-9+/]{8,}={0,2}", C::None).span(16384).priority(40),
         token("URL_PASSWORD", &["://"], r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,20}://[^\s:/@\x80-\U0010FFFF]{1,64}:([^\s:/@\x80-\U0010FFFF]{3,128})@[A-Za-z0-9.-]+", C::UrlPassword).back(24).span(256),
         cue("URL_PASSWORD", Secrets, &["jdbc:"], r"(?i)\bjdbc:[a-z0-9]{3,12}:[^\s]*?[?;&]password=([^\s;&\x80-\U0010FFFF]{3,128})", C::UrlPassword).span(256),
-        cue("PASSWORD", Secrets, &["pass", "pwd"], &password_assign, C::Password).back(1).span(256).priority(12),
-        cue("SECRET", Secrets, &["key", "secret", "token", "credential", "auth"], &secret_assign, C::Secret(2.5)).back(12).span(360).priority(11),
+        cue("PASSWORD", Secrets, &["pass", "pwd"], &password_assign, C::Password).back(1).span(256).priority(12).pre(Pre::Assign),
+        cue("SECRET", Secrets, &["key", "secret", "token", "credential", "auth"], &secret_assign, C::Secret(2.5)).back(12).span(360).priority(11).pre(Pre::Assign),
         cue("SECRET", Secrets, &["key", "secret", "token", "password", "passphrase", "credential"], entropy_near_cue, C::Secret(3.5))
-            .back(8).span(320).priority(8),
+            .back(8).span(320).priority(8).pre(Pre::TokenRun(16)),
     ]
 }

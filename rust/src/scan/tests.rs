@@ -133,6 +133,28 @@ fn ignores_lookalikes() {
 }
 
 #[test]
+fn cue_words_wake_rules_only_at_a_word_start() {
+    // Every alternative of a cue rule's regex has its own wake-up literal, so skipping cues inside longer
+    // words ("ms" in "streams", "ach" in "each", "token" in "tokens" without an assignment) loses nothing.
+    let found = kinds("The streams were checked by Dr Smith, and each ACH 021000021 too.");
+    assert!(
+        found.contains(&("PERSON".into(), "Smith".into())),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&("ABA_ROUTING".into(), "021000021".into())),
+        "{found:?}"
+    );
+    let prose =
+        "Items, programs and teams: each author of the tokens keeps a passage of monkey business.";
+    assert_eq!(kinds(prose), vec![]);
+    assert_eq!(
+        kinds("auth_token = 'Zx9Qw7Lp2Rt5Vb8N'"),
+        vec![("SECRET".into(), "Zx9Qw7Lp2Rt5Vb8N".into())]
+    );
+}
+
+#[test]
 fn placeholders_are_numbered_per_value() {
     let out = mask("a@x.io, b@y.io, a@x.io");
     assert_eq!(out, "[EMAIL_1], [EMAIL_2], [EMAIL_1]");
