@@ -337,7 +337,7 @@ class Masker:
         """`text` masked; the very same object when nothing was found."""
     def mask_json(self, data: Buffer, skip: SkipKeys) -> bytes | None:
         """The JSON document `data` (bytes, or any buffer such as `msgspec.Raw`) with the values in its text
-        strings masked (every string but the values of `skip`'s keys), or None if there was nothing to mask.
+        strings masked (every string `skip` does not set aside), or None if there was nothing to mask.
 
         Only the masked strings are re-encoded; every other byte is kept. ValueError if the document is
         one the walk does not handle (a key written with escapes, nesting over 128 deep, not JSON): the
@@ -350,9 +350,11 @@ class Masker:
 
 @final
 class SkipKeys:
-    """Keys whose values `Masker.mask_json` skips (identifiers, formats, binary payloads): built once."""
+    """Which strings `Masker.mask_json` does not read, built once: the string values of `skip` keys (directly,
+    or in an array under the key), such as identifiers, formats and base64 payloads. An object under such a
+    key is still read key by key; under a `whole` key every string is read, whatever its key."""
 
-    def __new__(cls, keys: Sequence[str]) -> SkipKeys: ...
+    def __new__(cls, skip: Sequence[str], whole: Sequence[str] = ()) -> SkipKeys: ...
 
 @final
 class StreamScanner:

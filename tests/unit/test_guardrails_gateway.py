@@ -12,7 +12,7 @@ from router.config import parse_config
 from router.errors import ConfigError, GuardrailUnavailable, GuardrailViolation
 from router.guardrails import mask
 from router.guardrails.chat_stream import ChatStreamGuard
-from router.guardrails.policy import Policy, screen_chat_request, screen_chat_response
+from router.guardrails.policy import Policy, screen_chat_request, screen_chat_response, screen_request_fields
 from router.guardrails.settings import CustomPattern, GuardrailSettings
 from router.metrics import Metrics
 
@@ -57,6 +57,34 @@ def test_clean_request_is_left_byte_for_byte() -> None:
     before = f["messages"]
     screen_chat_request(Policy(GuardrailSettings()), Metrics(), f)
     assert f["messages"] is before
+
+
+def test_tool_schemas_and_tool_inputs_are_read_whatever_their_field_names() -> None:
+    # A parameter called `name` has a description a model reads; its `required` entry is not text.
+    schema = {"type": "object", "properties": {"name": {"type": "string", "description": f"e.g. {EMAIL}"}},
+              "required": ["name"]}  # fmt: skip
+    tools = [{"type": "function", "function": {"name": "lookup", "description": "find", "parameters": schema}}]
+    f = {**fields([{"role": "user", "content": "hi"}]), "tools": msgspec.Raw(msgspec.json.encode(tools))}
+    screen_chat_request(Policy(GuardrailSettings()), Metrics(), f)
+    masked = msgspec.json.decode(f["tools"])[0]["function"]["parameters"]
+    assert masked["properties"]["name"]["description"] == "e.g. [EMAIL_1]" and masked["required"] == ["name"]
+    # An Anthropic tool_use input keeps the caller's field names (`id`, `data`): every string of it is read.
+    call = {"type": "tool_use", "id": "toolu_1", "name": "send", "input": {"id": EMAIL, "data": [CARD]}}
+    f = {"messages": msgspec.Raw(msgspec.json.encode([{"role": "assistant", "content": [call]}]))}
+    changed, _ = screen_request_fields(Policy(GuardrailSettings()), Metrics(), f)
+    block = msgspec.json.decode(f["messages"])[0]["content"][0]
+    assert changed and block["input"] == {"id": "[EMAIL_1]", "data": ["[CARD_1]"]} and block["id"] == "toolu_1"
+
+
+def test_a_document_the_rust_walk_gives_up_on_is_masked_the_same_in_python() -> None:
+    # A key written with escapes (`"con\u0074ent"` is "content") sends the document to the Python walk.
+    raw = b'[{"role": "user", "con\\u0074ent": "mail %s", "name": "%s"}]' % (EMAIL.encode(), EMAIL.encode())
+    plain = b'[{"role": "user", "content": "mail %s", "name": "%s"}]' % (EMAIL.encode(), EMAIL.encode())
+    escaped, direct = {"messages": msgspec.Raw(raw)}, {"messages": msgspec.Raw(plain)}
+    screen_chat_request(Policy(GuardrailSettings()), Metrics(), escaped)
+    screen_chat_request(Policy(GuardrailSettings()), Metrics(), direct)
+    assert msgspec.json.decode(escaped["messages"]) == msgspec.json.decode(direct["messages"])
+    assert msgspec.json.decode(direct["messages"]) == [{"role": "user", "content": "mail [EMAIL_1]", "name": EMAIL}]
 
 
 def test_blocked_request_names_the_category_not_the_value() -> None:

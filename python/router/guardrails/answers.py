@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from .._core import AnswerScreen, Masker
 from ..metrics import Metrics
-from .policy import ANSWER_NOT_TEXT, Policy, Restorer, fail_closed, map_tree
+from .policy import ANSWER_NOT_TEXT, WHOLE_TEXT, Policy, Restorer, fail_closed, map_tree
 
 
 class _Findings(Protocol):
@@ -62,7 +62,7 @@ class AnswerGuard:
         changed = False
         for field in {"chat": ("choices",), "messages": ("content",)}.get(caller, ("output", "output_text")):
             if field in reply:
-                reply[field], c = map_tree(mask, reply[field], ANSWER_NOT_TEXT)
+                reply[field], c = map_tree(mask, reply[field], ANSWER_NOT_TEXT, WHOLE_TEXT)
                 changed |= c
         self.policy.verdict(masker.found[before:], "response", self.metrics)
         return changed

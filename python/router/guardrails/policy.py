@@ -117,21 +117,25 @@ def fail_closed(fn: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def map_tree(fn: Callable[[str], str], node: Any, skip: frozenset[str]) -> tuple[Any, bool]:
-    """Every string of a JSON tree through `fn` (in place), except the values of `skip` keys."""
+def map_tree(
+    fn: Callable[[str], str], node: Any, skip: frozenset[str], whole: frozenset[str] = frozenset(), mode: str = "text"
+) -> tuple[Any, bool]:
+    """Every text string of a JSON tree through `fn` (in place), read as `Masker.mask_json` reads it: not the
+    strings under `skip` keys (directly or in an array), but objects under them key by key, and everything
+    under `whole` keys."""
     if isinstance(node, str):
-        new = fn(node) if node else node
+        new = fn(node) if node and mode != "skip" else node
         return new, new != node
     changed = False
     if isinstance(node, list):
         for i, item in enumerate(node):
-            node[i], c = map_tree(fn, item, skip)
+            node[i], c = map_tree(fn, item, skip, whole, mode)
             changed |= c
     elif isinstance(node, dict):
         for key, value in node.items():
-            if key not in skip:
-                node[key], c = map_tree(fn, value, skip)
-                changed |= c
+            inner = "whole" if mode == "whole" or key in whole else "skip" if key in skip else "text"
+            node[key], c = map_tree(fn, value, skip, whole, inner)
+            changed |= c
     return node, changed
 
 
@@ -167,8 +171,10 @@ ANSWER_NOT_TEXT = frozenset({
     "data", "annotations", "logprobs", "stop_reason", "stop_sequence", "finish_reason", "usage", "created",
     "system_fingerprint", "service_tier",
 })  # fmt: skip
-_REQUEST_SKIP = SkipKeys(sorted(REQUEST_NOT_TEXT))
-_ANSWER_SKIP = SkipKeys(sorted(ANSWER_NOT_TEXT))
+# Under these every string is text, whatever its key: a tool call's input carries the caller's own field names.
+WHOLE_TEXT = frozenset({"input"})
+_REQUEST_SKIP = SkipKeys(sorted(REQUEST_NOT_TEXT), sorted(WHOLE_TEXT))
+_ANSWER_SKIP = SkipKeys(sorted(ANSWER_NOT_TEXT), sorted(WHOLE_TEXT))
 
 # The top-level request fields that carry text, per API.
 CHAT_FIELDS = ("messages", "tools")
@@ -186,7 +192,7 @@ def _mask_document(masker: Masker, raw: bytes | msgspec.Raw, skip: SkipKeys, nam
     try:
         return masker.mask_json(raw, skip)
     except ValueError:
-        tree, changed = map_tree(masker.mask, msgspec.json.decode(raw), names)
+        tree, changed = map_tree(masker.mask, msgspec.json.decode(raw), names, WHOLE_TEXT)
         return _encoder.encode(tree) if changed else None
 
 
@@ -249,6 +255,6 @@ def screen_chat_response(policy: Policy, metrics: Metrics, data: bytes, request:
     def mask(text: str) -> str:
         return restore(request.mask(text))
 
-    body, changed = map_tree(mask, msgspec.json.decode(data), ANSWER_NOT_TEXT)
+    body, changed = map_tree(mask, msgspec.json.decode(data), ANSWER_NOT_TEXT, WHOLE_TEXT)
     policy.verdict(request.found[before:], "response", metrics)
     return _encoder.encode(body) if changed else data

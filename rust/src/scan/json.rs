@@ -16,29 +16,54 @@ use crate::json::{text_of, Walker};
 /// Deeper documents take the caller's slow path (this walk recurses, and a stack must not overflow).
 pub const MAX_DEPTH: usize = 128;
 
-/// Keys whose values are not text a model reads: skipped whole, objects and arrays included.
+/// Which strings of a document are not text: the string values of `skip` keys (directly, or in an array
+/// under the key), such as identifiers, formats and base64 payloads. An object under such a key is still
+/// read, key by key (a tool schema's property called `name` has a description). Under a `whole` key every
+/// string is text, whatever its key (an Anthropic `tool_use` input carries the caller's own field names).
 #[derive(Debug, Default, Clone)]
-pub struct SkipKeys(HashSet<Box<[u8]>>);
+pub struct SkipKeys {
+    skip: HashSet<Box<[u8]>>,
+    whole: HashSet<Box<[u8]>>,
+}
 
 impl SkipKeys {
-    pub fn new<S: AsRef<str>>(keys: impl IntoIterator<Item = S>) -> Self {
-        Self(
-            keys.into_iter()
-                .map(|k| k.as_ref().as_bytes().into())
-                .collect(),
-        )
+    pub fn new<S: AsRef<str>>(
+        skip: impl IntoIterator<Item = S>,
+        whole: impl IntoIterator<Item = S>,
+    ) -> Self {
+        let set = |keys: &mut dyn Iterator<Item = S>| {
+            keys.map(|k| k.as_ref().as_bytes().into()).collect()
+        };
+        Self {
+            skip: set(&mut skip.into_iter()),
+            whole: set(&mut whole.into_iter()),
+        }
     }
 
-    fn contains(&self, key: &[u8]) -> bool {
-        self.0.contains(key)
+    fn mode(&self, key: &[u8]) -> Mode {
+        if self.whole.contains(key) {
+            Mode::Whole
+        } else if self.skip.contains(key) {
+            Mode::Skip
+        } else {
+            Mode::Text
+        }
     }
 }
 
+/// How a value's strings are read: by their keys, skipped (under a skip key), or all (under a whole key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Text,
+    Skip,
+    Whole,
+}
+
 /// The string values of `data` that are text, as byte ranges (quotes included); None if the walk gives up.
-pub fn text_spans(data: &str, skip: &SkipKeys) -> Option<Vec<Range<usize>>> {
+pub fn text_spans(data: &str, keys: &SkipKeys) -> Option<Vec<Range<usize>>> {
     let mut w = Walker::new(data.as_bytes());
     let mut spans = Vec::new();
-    walk(&mut w, 0, skip, &mut spans)?;
+    walk(&mut w, 0, Mode::Text, keys, &mut spans)?;
     w.ws();
     (w.i == data.len()).then_some(spans)
 }
@@ -46,21 +71,26 @@ pub fn text_spans(data: &str, skip: &SkipKeys) -> Option<Vec<Range<usize>>> {
 fn walk(
     w: &mut Walker,
     depth: usize,
-    skip: &SkipKeys,
+    mode: Mode,
+    keys: &SkipKeys,
     spans: &mut Vec<Range<usize>>,
 ) -> Option<()> {
     w.ws();
     match w.peek()? {
+        b'"' if mode == Mode::Skip => {
+            w.string()?;
+        }
         b'"' => spans.push(w.string()?),
         b'{' | b'[' if depth >= MAX_DEPTH => return None,
         b'{' => w.object(|w, key| {
-            if skip.contains(key) {
-                w.skip()
+            let inner = if mode == Mode::Whole {
+                Mode::Whole
             } else {
-                walk(w, depth + 1, skip, spans)
-            }
+                keys.mode(key)
+            };
+            walk(w, depth + 1, inner, keys, spans)
         })?,
-        b'[' => w.array(|w| walk(w, depth + 1, skip, spans))?,
+        b'[' => w.array(|w| walk(w, depth + 1, mode, keys, spans))?,
         _ => w.skip()?,
     }
     Some(())
@@ -73,11 +103,11 @@ pub fn mask_json(
     cats: Categories,
     masker: &mut Masker,
     data: &str,
-    skip: &SkipKeys,
+    keys: &SkipKeys,
 ) -> Option<Option<String>> {
     let mut out: Option<String> = None;
     let mut last = 0;
-    for span in text_spans(data, skip)? {
+    for span in text_spans(data, keys)? {
         let text = text_of(&data[span.clone()])?;
         if text.is_empty() {
             continue;
@@ -110,7 +140,10 @@ mod tests {
     use crate::scan::tests::engine;
 
     fn skip() -> SkipKeys {
-        SkipKeys::new(["role", "id", "image_url", "type"])
+        SkipKeys::new(
+            ["role", "id", "image_url", "url", "type", "name", "required"],
+            ["input"],
+        )
     }
 
     fn mask(data: &str) -> Option<Option<String>> {
@@ -130,6 +163,27 @@ mod tests {
         assert_eq!(
             out,
             r#"[ {"role": "user", "id": "a@b.co", "content": [{"type": "text", "text": "mail [EMAIL_1] now"}, {"type": "image_url", "image_url": {"url": "x@y.co"}}]}, 42, null, true ]"#
+        );
+    }
+
+    #[test]
+    fn objects_under_a_skip_key_are_read_and_whole_keys_read_everything() {
+        // A tool schema whose property is called `name`; its `required` list names it (not text).
+        let tools = r#"[{"type": "function", "name": "f", "parameters": {"properties": {"name": {"type": "string", "description": "like a@b.co"}}, "required": ["name", "a@b.co"]}}]"#;
+        let out = mask(tools).unwrap().unwrap();
+        assert!(out.contains(r#""description": "like [EMAIL_1]""#), "{out}");
+        assert!(out.contains(r#""required": ["name", "a@b.co"]"#), "{out}");
+        // An Anthropic tool_use input keeps the caller's field names: all of it is text.
+        let blocks = r#"[{"type": "tool_use", "id": "t1", "name": "send", "input": {"id": "c@d.co", "type": "e@f.co", "list": ["g@h.co"]}}]"#;
+        let out = mask(blocks).unwrap().unwrap();
+        assert_eq!(
+            out,
+            r#"[{"type": "tool_use", "id": "t1", "name": "send", "input": {"id": "[EMAIL_1]", "type": "[EMAIL_2]", "list": ["[EMAIL_3]"]}}]"#
+        );
+        // An image's URL (a data: payload) stays unread.
+        assert_eq!(
+            mask(r#"[{"type": "image_url", "image_url": {"url": "x@y.co"}}]"#),
+            Some(None)
         );
     }
 

@@ -169,8 +169,7 @@ impl PyMasker {
     }
 
     /// The JSON document `data` (bytes, or any buffer such as `msgspec.Raw`) with the values in its text
-    /// strings masked (every string but the values of `skip`'s keys), or None if there was nothing to
-    /// mask. ValueError if the document is one the walk does not handle: the caller decodes it instead.
+    /// strings masked (every string `skip` does not set aside), or None if there was nothing to mask. ValueError if the document is one the walk does not handle: the caller decodes it instead.
     fn mask_json<'py>(
         &mut self,
         py: Python<'py>,
@@ -205,15 +204,16 @@ impl PyMasker {
     }
 }
 
-/// Keys whose values `Masker.mask_json` skips (identifiers, formats, binary payloads): built once.
+/// Which strings `Masker.mask_json` does not read (see `scan::json::SkipKeys`): built once.
 #[pyclass(name = "SkipKeys", module = "router._core", frozen)]
 pub struct PySkipKeys(SkipKeys);
 
 #[pymethods]
 impl PySkipKeys {
     #[new]
-    fn new(keys: Vec<String>) -> Self {
-        Self(SkipKeys::new(keys))
+    #[pyo3(signature = (skip, whole = Vec::new()))]
+    fn new(skip: Vec<String>, whole: Vec<String>) -> Self {
+        Self(SkipKeys::new(skip, whole))
     }
 }
 
