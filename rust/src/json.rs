@@ -1,7 +1,14 @@
 //! Walking JSON bytes without building values: a cursor that reads strings, objects and arrays where they
 //! lie and skips whatever it is not asked about. The chat chunk screen reads a few fields with it; the
-//! guardrail scanner masks every string of a request with it.
+//! guardrail scanner masks every string of a request with it; both write JSON strings with `push_str`.
 use std::ops::Range;
+
+/// Appends `s` as a JSON string literal.
+#[inline]
+pub fn push_str(out: &mut Vec<u8>, s: &str) {
+    // Writing into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
 
 /// A JSON string value's text, borrowed when it has no escapes; None for null (or anything else).
 pub fn text_of(raw: &str) -> Option<std::borrow::Cow<'_, str>> {

@@ -244,12 +244,20 @@ def screen_chat_response(policy: Policy, metrics: Metrics, data: bytes, request:
     With `request` (placeholder restoring on), masking continues the request's numbering, and placeholders
     the request handed out are replaced by their original values.
     """
-    if request is None:
-        masker = policy.masker()
-        masked = _mask_document(masker, data, _ANSWER_SKIP, ANSWER_NOT_TEXT)
-        policy.verdict(masker.found, "response", metrics)
-        return data if masked is None else masked
-    restore = Restorer(request)
+    if request is not None:
+        restore = Restorer(request)
+        if restore.mentioned_in(data):
+            return _restored(policy, metrics, data, request, restore)
+    # Nothing to put back: the Rust walk masks the answer (continuing the request's numbering, if any).
+    masker = request if request is not None else policy.masker()
+    before = len(masker.found)
+    masked = _mask_document(masker, data, _ANSWER_SKIP, ANSWER_NOT_TEXT)
+    policy.verdict(masker.found[before:], "response", metrics)
+    return data if masked is None else masked
+
+
+def _restored(policy: Policy, metrics: Metrics, data: bytes, request: Masker, restore: Restorer) -> bytes:
+    """An answer that echoes the request's placeholders: decoded, masked, and given the values back."""
     before = len(request.found)
 
     def mask(text: str) -> str:

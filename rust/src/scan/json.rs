@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::ops::Range;
 
 use super::{Categories, Engine, Masker};
-use crate::json::{text_of, Walker};
+use crate::json::{push_str, text_of, Walker};
 
 /// Deeper documents take the caller's slow path (this walk recurses, and a stack must not overflow).
 pub const MAX_DEPTH: usize = 128;
@@ -104,8 +104,8 @@ pub fn mask_json(
     masker: &mut Masker,
     data: &str,
     keys: &SkipKeys,
-) -> Option<Option<String>> {
-    let mut out: Option<String> = None;
+) -> Option<Option<Vec<u8>>> {
+    let mut out: Option<Vec<u8>> = None;
     let mut last = 0;
     for span in text_spans(data, keys)? {
         let text = text_of(&data[span.clone()])?;
@@ -117,16 +117,13 @@ pub fn mask_json(
             continue;
         }
         let masked = masker.apply(engine, &text, &findings);
-        let out = out.get_or_insert_with(|| String::with_capacity(data.len() + 32));
-        out.push_str(&data[last..span.start]);
-        // serde_json writes a string as a JSON literal, escaping what must be; into a String it cannot fail.
-        let mut literal = Vec::with_capacity(masked.len() + 2);
-        let _ = serde_json::to_writer(&mut literal, &masked);
-        out.push_str(std::str::from_utf8(&literal).unwrap_or("\"\""));
+        let out = out.get_or_insert_with(|| Vec::with_capacity(data.len() + 32));
+        out.extend_from_slice(&data.as_bytes()[last..span.start]);
+        push_str(out, &masked);
         last = span.end;
     }
     Some(out.map(|mut out| {
-        out.push_str(&data[last..]);
+        out.extend_from_slice(&data.as_bytes()[last..]);
         out
     }))
 }
@@ -147,13 +144,14 @@ mod tests {
     }
 
     fn mask(data: &str) -> Option<Option<String>> {
-        mask_json(
+        let masked = mask_json(
             engine(),
             DEFAULT_CATEGORIES,
             &mut Masker::default(),
             data,
             &skip(),
-        )
+        )?;
+        Some(masked.map(|m| String::from_utf8(m).unwrap()))
     }
 
     #[test]

@@ -186,7 +186,7 @@ impl PyMasker {
         let text = std::str::from_utf8(bytes)
             .map_err(|_| PyValueError::new_err("mask_json: the document is not UTF-8"))?;
         match mask_json(&self.engine, self.cats, &mut self.masker, text, &skip.0) {
-            Some(masked) => Ok(masked.map(|m| PyBytes::new(py, m.as_bytes()))),
+            Some(masked) => Ok(masked.map(|m| PyBytes::new(py, &m))),
             None => Err(PyValueError::new_err(
                 "mask_json: a document this walk does not handle (escaped key, deep nesting, not JSON)",
             )),

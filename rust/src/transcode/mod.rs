@@ -383,12 +383,7 @@ fn write_event(out: &mut Vec<u8>, event: &SseEvent) {
     out.push(b'\n');
 }
 
-/// Appends `s` as a JSON string literal.
-#[inline]
-pub(crate) fn push_str(out: &mut Vec<u8>, s: &str) {
-    // Writing into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, s);
-}
+pub(crate) use crate::json::push_str;
 
 #[inline]
 pub(crate) fn push_u64(out: &mut Vec<u8>, n: u64) {
