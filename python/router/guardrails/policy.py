@@ -184,15 +184,16 @@ EMBEDDINGS_FIELDS = ("input",)
 _encoder = msgspec.json.Encoder()
 
 
-def _mask_document(masker: Masker, raw: bytes | msgspec.Raw, skip: SkipKeys, names: frozenset[str]) -> bytes | None:
+def _mask_document(masker: Masker, raw: bytes | msgspec.Raw, skip: SkipKeys, not_text: frozenset[str]) -> bytes | None:
     """`raw` with its text masked, or None if there was nothing to mask.
 
     The Rust walk masks the strings where they lie; a document it does not handle (a key written with
-    escapes, very deep nesting) is decoded and walked here instead, more slowly but never less thoroughly."""
+    escapes, very deep nesting) is decoded and walked here instead, with the same keys (`not_text` is the
+    set `skip` was built from), more slowly but never less thoroughly."""
     try:
         return masker.mask_json(raw, skip)
     except ValueError:
-        tree, changed = map_tree(masker.mask, msgspec.json.decode(raw), names, WHOLE_TEXT)
+        tree, changed = map_tree(masker.mask, msgspec.json.decode(raw), not_text, WHOLE_TEXT)
         return _encoder.encode(tree) if changed else None
 
 

@@ -25,9 +25,14 @@ class BulkInsert:
         self.tail = f" {tail}" if tail else ""
         self.row = f"({', '.join('?' * width)})"
         self.per_chunk = max(1, min(_MAX_ROWS, _MAX_PARAMS // width))
+        # The statement of a full chunk, built once (most chunks of a large batch are full).
+        self.full = self._sql(self.per_chunk)
+
+    def _sql(self, rows: int) -> str:
+        return f"{self.head} VALUES {', '.join([self.row] * rows)}{self.tail}"
 
     def __call__(self, conn: sqlite3.Connection, rows: Sequence[Sequence[object]]) -> None:
         for start in range(0, len(rows), self.per_chunk):
             chunk = rows[start : start + self.per_chunk]
-            values = ", ".join([self.row] * len(chunk))
-            conn.execute(f"{self.head} VALUES {values}{self.tail}", [value for row in chunk for value in row])
+            sql = self.full if len(chunk) == self.per_chunk else self._sql(len(chunk))
+            conn.execute(sql, [value for row in chunk for value in row])

@@ -16,7 +16,8 @@ pub enum Trigger {
     Whole,
 }
 
-/// A cheap test on a digit rule's window before its regex runs (prose is full of lone numbers).
+/// A cheap test on a rule's window before its regex runs: prose is full of lone numbers, and of cue words
+/// with no value after them.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Pre {
     None,
