@@ -5,6 +5,7 @@ from typing import Self, final
 
 __all__ = [
     "AnswerScreen",
+    "BudgetSet",
     "Finding",
     "Guardrails",
     "LatencyTracker",
@@ -263,6 +264,20 @@ class LedgerFull(Exception):
     """More budget-and-period entries (or worker processes) than the ledger has room for."""
 
 @final
+class BudgetSet:
+    """The budgets one request is charged to in one period, prepared once per caller and period (each slot
+    key hashed here, not per request): (budget id, limit, committed spend from which `Ledger.settle` reports
+    it), in micro-dollars."""
+
+    def __new__(cls, budgets: Sequence[tuple[str, int, int]], period: int) -> Self: ...
+    @property
+    def ids(self) -> list[str]:
+        """The budget ids, in order."""
+    @property
+    def period(self) -> int: ...
+    def __len__(self) -> int: ...
+
+@final
 class Ledger:
     """The budget ledger every worker shares (`rust/src/ledger.rs`): committed and reserved micro-dollars
     per budget and period in a memory-mapped file (`path`; None: anonymous memory, for one process), under
@@ -274,10 +289,11 @@ class Ledger:
         """This process's lane (0 until `attach`)."""
     def attach(self, pid: int | None = None) -> int:
         """Take a lane for this process (default: its pid), releasing every dead process's reservations."""
-    def reserve(self, budgets: list[tuple[str, int]], period: int, amount: int) -> str | None:
-        """Reserve `amount` against every (budget, limit) or none; the first budget that cannot take it."""
-    def settle(self, budgets: list[str], period: int, reserved: int, actual: int) -> list[int]:
-        """Replace a reservation by the actual cost; each budget's committed spend after it."""
+    def reserve(self, budgets: BudgetSet, amount: int) -> int | None:
+        """Reserve `amount` against every budget of the set or none; the index of the first that cannot take it."""
+    def settle(self, budgets: BudgetSet, reserved: int, actual: int) -> list[tuple[int, int]] | None:
+        """Replace a reservation by the actual cost; (index, committed spend) of the budgets now at or over
+        their notify threshold, None when there are none."""
     def seed(self, budget: str, period: int, committed: int) -> None:
         """Create the slot with this committed spend unless it exists."""
     def usage(self, budget: str, period: int) -> tuple[int, int]:
@@ -333,6 +349,8 @@ class Guardrails:
 class Masker:
     """Masks several texts with one placeholder numbering."""
 
+    def fresh(self) -> Masker:
+        """An empty masker with this one's engine and categories (the next request's)."""
     def mask(self, text: str) -> str:
         """`text` masked; the very same object when nothing was found."""
     def mask_json(self, data: Buffer, skip: SkipKeys) -> bytes | None:

@@ -24,7 +24,6 @@ use std::ptr;
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyOSError, PyRuntimeError};
 use pyo3::prelude::*;
-use pyo3::types::PyString;
 use xxhash_rust::xxh3::xxh3_64;
 
 create_exception!(
@@ -53,6 +52,34 @@ pub fn budget_hash(budget: &str, period: i64) -> i64 {
     buf.push(b'|');
     buf.extend_from_slice(period.to_string().as_bytes());
     ((xxh3_64(&buf) & 0x7FFF_FFFF_FFFF_FFFF) | 1) as i64
+}
+
+/// The budgets one request is charged to in one period, prepared once per caller and period: each
+/// budget's slot key is hashed here, not on every request.
+#[derive(Debug, Clone)]
+pub struct BudgetSet {
+    period: i64,
+    ids: Vec<String>,
+    hashes: Vec<i64>,
+    limits: Vec<i64>,
+    /// Committed spend from which settling reports a budget (its lowest alert threshold).
+    notify_from: Vec<i64>,
+}
+
+impl BudgetSet {
+    /// `budgets`: (id, limit, notify from), all micro-dollars.
+    pub fn new(budgets: &[(String, i64, i64)], period: i64) -> Self {
+        Self {
+            period,
+            ids: budgets.iter().map(|(id, _, _)| id.clone()).collect(),
+            hashes: budgets
+                .iter()
+                .map(|(id, _, _)| budget_hash(id, period))
+                .collect(),
+            limits: budgets.iter().map(|&(_, limit, _)| limit).collect(),
+            notify_from: budgets.iter().map(|&(_, _, from)| from).collect(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -286,19 +313,14 @@ impl Ledger {
         Ok(lane)
     }
 
-    /// Reserve `amount` against every (budget, limit) or none: the index of the first budget that cannot
-    /// take it, or None when all did.
-    pub fn reserve(
-        &mut self,
-        budgets: &[(&str, i64)],
-        period: i64,
-        amount: i64,
-    ) -> Result<Option<usize>, LedgerError> {
+    /// Reserve `amount` against every budget of the set or none: the index of the first budget that
+    /// cannot take it, or None when all did.
+    pub fn reserve(&mut self, set: &BudgetSet, amount: i64) -> Result<Option<usize>, LedgerError> {
         let column = LANES + self.lane;
         let l = self.lock()?;
-        let mut bases = Vec::with_capacity(budgets.len());
-        for (i, &(budget, limit)) in budgets.iter().enumerate() {
-            let base = l.slot(budget, period, true)?.expect("created");
+        let mut bases = Vec::with_capacity(set.hashes.len());
+        for (i, (&hash, &limit)) in set.hashes.iter().zip(&set.limits).enumerate() {
+            let base = l.slot_of(hash, set.period, true)?.expect("created");
             if l.get(base + COMMITTED) + l.get(base + RESERVED) + amount > limit {
                 return Ok(Some(i));
             }
@@ -311,26 +333,28 @@ impl Ledger {
         Ok(None)
     }
 
-    /// Replace a reservation by the actual cost (zero for a failed request); each budget's committed
-    /// spend after it.
+    /// Replace a reservation by the actual cost (zero for a failed request): (index, committed spend) of
+    /// every budget of the set whose committed spend is now at or over its notify threshold.
     pub fn settle(
         &mut self,
-        budgets: &[&str],
-        period: i64,
+        set: &BudgetSet,
         reserved: i64,
         actual: i64,
-    ) -> Result<Vec<i64>, LedgerError> {
+    ) -> Result<Vec<(usize, i64)>, LedgerError> {
         let column = LANES + self.lane;
         let l = self.lock()?;
-        let mut committed = Vec::with_capacity(budgets.len());
-        for budget in budgets {
-            let base = l.slot(budget, period, true)?.expect("created");
+        let mut over = Vec::new();
+        for (i, &hash) in set.hashes.iter().enumerate() {
+            let base = l.slot_of(hash, set.period, true)?.expect("created");
             l.add(base + COMMITTED, actual);
             l.add(base + column, -reserved);
             l.add(base + RESERVED, -reserved);
-            committed.push(l.get(base + COMMITTED));
+            let committed = l.get(base + COMMITTED);
+            if committed >= set.notify_from[i] {
+                over.push((i, committed));
+            }
         }
-        Ok(committed)
+        Ok(over)
     }
 
     /// Create the slot with this committed spend unless it exists (then it is left alone).
@@ -417,7 +441,11 @@ impl Locked<'_> {
 
     /// The slot's base word index; None when absent and not asked to create it.
     fn slot(&self, budget: &str, period: i64, create: bool) -> Result<Option<usize>, LedgerError> {
-        let h = budget_hash(budget, period);
+        self.slot_of(budget_hash(budget, period), period, create)
+    }
+
+    /// `slot` for a budget whose key is already hashed (`budget_hash`).
+    fn slot_of(&self, h: i64, period: i64, create: bool) -> Result<Option<usize>, LedgerError> {
         let (n, w, at) = (
             self.ledger.n_slots,
             self.ledger.width(),
@@ -486,6 +514,32 @@ impl Drop for Locked<'_> {
     }
 }
 
+/// Python binding: `router.spend.ledger.BudgetSet`.
+#[pyclass(name = "BudgetSet", module = "router._core", frozen)]
+pub struct PyBudgetSet(BudgetSet);
+
+#[pymethods]
+impl PyBudgetSet {
+    #[new]
+    fn new(budgets: Vec<(String, i64, i64)>, period: i64) -> Self {
+        Self(BudgetSet::new(&budgets, period))
+    }
+
+    #[getter]
+    fn ids(&self) -> Vec<String> {
+        self.0.ids.clone()
+    }
+
+    #[getter]
+    fn period(&self) -> i64 {
+        self.0.period
+    }
+
+    fn __len__(&self) -> usize {
+        self.0.ids.len()
+    }
+}
+
 /// Python binding: `router.spend.ledger.Ledger`.
 #[pyclass(name = "Ledger", module = "router._core")]
 pub struct PyLedger {
@@ -521,29 +575,18 @@ impl PyLedger {
         Ok(self.get()?.attach(pid)?)
     }
 
-    fn reserve<'py>(
-        &mut self,
-        budgets: Vec<(Bound<'py, PyString>, i64)>,
-        period: i64,
-        amount: i64,
-    ) -> PyResult<Option<Bound<'py, PyString>>> {
-        let names: Vec<(&str, i64)> = budgets
-            .iter()
-            .map(|(b, limit)| Ok((b.to_str()?, *limit)))
-            .collect::<PyResult<_>>()?;
-        let refused = self.get()?.reserve(&names, period, amount)?;
-        Ok(refused.map(|i| budgets[i].0.clone()))
+    fn reserve(&mut self, budgets: &PyBudgetSet, amount: i64) -> PyResult<Option<usize>> {
+        Ok(self.get()?.reserve(&budgets.0, amount)?)
     }
 
     fn settle(
         &mut self,
-        budgets: Vec<String>,
-        period: i64,
+        budgets: &PyBudgetSet,
         reserved: i64,
         actual: i64,
-    ) -> PyResult<Vec<i64>> {
-        let names: Vec<&str> = budgets.iter().map(String::as_str).collect();
-        Ok(self.get()?.settle(&names, period, reserved, actual)?)
+    ) -> PyResult<Option<Vec<(usize, i64)>>> {
+        let over = self.get()?.settle(&budgets.0, reserved, actual)?;
+        Ok((!over.is_empty()).then_some(over))
     }
 
     fn seed(&mut self, budget: &str, period: i64, committed: i64) -> PyResult<()> {
@@ -567,19 +610,40 @@ impl PyLedger {
 mod tests {
     use super::*;
 
+    /// Limits only: nothing to notify.
+    fn set(budgets: &[(&str, i64)], period: i64) -> BudgetSet {
+        let budgets: Vec<_> = budgets
+            .iter()
+            .map(|&(id, limit)| (id.to_string(), limit, i64::MAX))
+            .collect();
+        BudgetSet::new(&budgets, period)
+    }
+
     #[test]
     fn reserve_is_all_or_nothing() {
         let mut l = Ledger::open(None, 64, 2).unwrap();
         l.attach(i64::from(std::process::id())).unwrap();
-        let budgets = [("key:a", 100), ("org", 1000)];
-        assert_eq!(l.reserve(&budgets, 1, 60).unwrap(), None);
-        assert_eq!(l.reserve(&budgets, 1, 60).unwrap(), Some(0));
+        let budgets = set(&[("key:a", 100), ("org", 1000)], 1);
+        assert_eq!(l.reserve(&budgets, 60).unwrap(), None);
+        assert_eq!(l.reserve(&budgets, 60).unwrap(), Some(0));
         assert_eq!(l.usage("org", 1).unwrap(), (0, 60));
-        assert_eq!(
-            l.settle(&["key:a", "org"], 1, 60, 15).unwrap(),
-            vec![15, 15]
-        );
+        assert_eq!(l.settle(&budgets, 60, 15).unwrap(), vec![]);
         assert_eq!(l.usage("key:a", 1).unwrap(), (15, 0));
+    }
+
+    #[test]
+    fn settling_reports_the_budgets_at_their_notify_threshold() {
+        let mut l = Ledger::open(None, 64, 1).unwrap();
+        let budgets = [
+            ("key:a".to_string(), 100, 50),
+            ("org".to_string(), 1000, 500),
+        ];
+        let budgets = BudgetSet::new(&budgets, 1);
+        l.reserve(&budgets, 40).unwrap();
+        assert_eq!(l.settle(&budgets, 40, 30).unwrap(), vec![]);
+        l.reserve(&budgets, 40).unwrap();
+        assert_eq!(l.settle(&budgets, 40, 20).unwrap(), vec![(0, 50)]);
+        assert_eq!(l.usage("org", 1).unwrap(), (50, 0));
     }
 
     #[test]
@@ -587,7 +651,7 @@ mod tests {
         let mut l = Ledger::open(None, 64, 1).unwrap();
         let names: Vec<String> = (0..12).map(|i| format!("group:{i}")).collect();
         let budgets: Vec<(&str, i64)> = names.iter().map(|n| (n.as_str(), 10)).collect();
-        assert_eq!(l.reserve(&budgets, 1, 4).unwrap(), None);
+        assert_eq!(l.reserve(&set(&budgets, 1), 4).unwrap(), None);
         assert!(names.iter().all(|n| l.usage(n, 1).unwrap() == (0, 4)));
     }
 
@@ -597,7 +661,7 @@ mod tests {
         l.seed("a", 1, 0).unwrap();
         l.seed("b", 1, 0).unwrap();
         assert!(matches!(
-            l.reserve(&[("c", 10)], 1, 1),
+            l.reserve(&set(&[("c", 10)], 1), 1),
             Err(LedgerError::Full(_))
         ));
     }
@@ -605,7 +669,7 @@ mod tests {
     #[test]
     fn recount_restores_totals_from_lanes() {
         let mut l = Ledger::open(None, 8, 2).unwrap();
-        l.reserve(&[("k", 100)], 1, 30).unwrap();
+        l.reserve(&set(&[("k", 100)], 1), 30).unwrap();
         let g = l.lock().unwrap();
         let base = g.slot("k", 1, false).unwrap().unwrap();
         g.set(base + RESERVED, 999); // as if a holder died between the two writes
@@ -617,7 +681,7 @@ mod tests {
     fn a_holder_killed_inside_the_lock_is_repaired() {
         let mut l = Ledger::open(None, 8, 2).unwrap();
         l.attach(i64::from(std::process::id())).unwrap();
-        l.reserve(&[("k", 100)], 1, 10).unwrap();
+        l.reserve(&set(&[("k", 100)], 1), 10).unwrap();
         match unsafe { libc::fork() } {
             0 => {
                 // The child takes a lane, reserves, and dies mid-update with the mutex held.
@@ -637,7 +701,7 @@ mod tests {
         }
         // The dead child's 50 is released; this process's 10 stays.
         assert_eq!(l.usage("k", 1).unwrap(), (0, 10));
-        assert_eq!(l.reserve(&[("k", 100)], 1, 90).unwrap(), None);
+        assert_eq!(l.reserve(&set(&[("k", 100)], 1), 90).unwrap(), None);
     }
 
     #[test]

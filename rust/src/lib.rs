@@ -21,6 +21,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<transcode::py::PyAnswerScreen>()?;
     m.add_class::<balance::PyRendezvous>()?;
     m.add_class::<latency::PyLatencyTracker>()?;
+    m.add_class::<ledger::PyBudgetSet>()?;
     m.add_class::<ledger::PyLedger>()?;
     m.add("LedgerFull", m.py().get_type::<ledger::LedgerFull>())?;
     m.add_class::<scan::py::PyGuardrails>()?;

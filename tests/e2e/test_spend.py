@@ -200,6 +200,13 @@ def test_cost_and_metadata_are_recorded_and_metadata_never_goes_upstream(gw: Gat
         headers={"authorization": f"Bearer {created['key']}", "x-router-metadata": "{nope"},
     )
     assert broken.status_code == 400 and broken.json()["error"]["param"] == "x-router-metadata"
+    with pytest.raises(openai.BadRequestError) as err:
+        client.chat.completions.create(
+            model="mock/cheap",
+            messages=[{"role": "user", "content": "hi"}],
+            extra_body={"requesty": {"auto_cache": "yes"}},
+        )
+    assert err.value.code == "invalid_metadata" and "auto_cache" in err.value.message
 
 
 def test_cut_off_streams_are_costed_as_estimates(gw: Gateway, mock: MockControl) -> None:

@@ -301,7 +301,7 @@ def test_masked_categories_only_count() -> None:
 
 def test_a_broken_scanner_fails_closed() -> None:
     policy = Policy(GuardrailSettings())
-    policy.engine = object()  # type: ignore[assignment]
+    policy.engine = policy._blank = object()  # type: ignore[assignment]
     guard = AnswerGuard(policy, Metrics())
     with pytest.raises(GuardrailUnavailable):
         guard.screen()

@@ -106,6 +106,9 @@ class BrokenEngine:
     def masker(self, categories: list[str]) -> None:
         raise self.error("scanner exploded")
 
+    def fresh(self) -> None:
+        raise self.error("scanner exploded")
+
     def stream(self, categories: list[str]) -> None:
         raise self.error("scanner exploded")
 
@@ -113,7 +116,8 @@ class BrokenEngine:
 @pytest.mark.parametrize("error", [RuntimeError, Panic])
 def test_scanner_failure_fails_closed_with_503(error: type[BaseException]) -> None:
     policy = Policy(GuardrailSettings())
-    policy.engine = BrokenEngine(error)  # type: ignore[assignment]
+    # Maskers are copies of the policy's blank one: break that too.
+    policy.engine = policy._blank = BrokenEngine(error)  # type: ignore[assignment]
     with pytest.raises(GuardrailUnavailable) as caught:
         screen_chat_request(policy, Metrics(), fields([{"role": "user", "content": "hello"}]))
     assert caught.value.status == 503 and caught.value.code == "guardrail_unavailable"

@@ -12,25 +12,42 @@ import pytest
 from router.config import Prices
 from router.spend.budgets import period_end, period_of
 from router.spend.cost import cost_micro, worst_case_micro
-from router.spend.ledger import Ledger, LedgerFull
+from router.spend.ledger import BudgetSet, Ledger, LedgerFull
 
 P = 202611
+NEVER = 2**63 - 1
+
+
+def limits(*budgets: tuple[str, int], period: int = P) -> BudgetSet:
+    """Budgets with limits and nothing to notify."""
+    return BudgetSet([(b, limit, NEVER) for b, limit in budgets], period)
 
 
 def test_reserve_is_all_or_nothing_across_budgets(tmp_path) -> None:
     ledger = Ledger(str(tmp_path / "l"))
     ledger.attach()
-    budgets = [("key:a", 100), ("user:u", 250), ("org", 1000)]
-    assert ledger.reserve(budgets, P, 60) is None
-    # The key's limit refuses the next one, and nothing is reserved on the others for it.
-    assert ledger.reserve(budgets, P, 60) == "key:a"
+    budgets = limits(("key:a", 100), ("user:u", 250), ("org", 1000))
+    assert budgets.ids == ["key:a", "user:u", "org"] and budgets.period == P and len(budgets) == 3
+    assert ledger.reserve(budgets, 60) is None
+    # The key's limit refuses the next one (index 0), and nothing is reserved on the others for it.
+    assert ledger.reserve(budgets, 60) == 0
     assert ledger.usage("user:u", P) == (0, 60)
-    ledger.settle([b for b, _ in budgets], P, 60, 15)
+    assert ledger.settle(budgets, 60, 15) is None
     assert ledger.usage("key:a", P) == (15, 0) and ledger.usage("org", P) == (15, 0)
-    assert ledger.reserve(budgets, P, 85) is None
-    assert ledger.reserve([("key:b", 1000), ("user:u", 250)], P, 200) == "user:u"
+    assert ledger.reserve(budgets, 85) is None
+    assert ledger.reserve(limits(("key:b", 1000), ("user:u", 250)), 200) == 1
     # Another period is another budget.
     assert ledger.usage("key:a", P + 1) == (0, 0)
+
+
+def test_settling_names_the_budgets_at_their_notify_threshold(tmp_path) -> None:
+    ledger = Ledger(str(tmp_path / "l"))
+    ledger.attach()
+    budgets = BudgetSet([("key:a", 100, 50), ("org", 1000, 500)], P)
+    assert ledger.reserve(budgets, 40) is None
+    assert ledger.settle(budgets, 40, 30) is None
+    assert ledger.reserve(budgets, 40) is None
+    assert ledger.settle(budgets, 40, 25) == [(0, 55)]
 
 
 def _hammer(path: str, rounds: int, results, barrier) -> None:
@@ -40,7 +57,7 @@ def _hammer(path: str, rounds: int, results, barrier) -> None:
     barrier.wait()
     granted = 0
     for _ in range(rounds):
-        if ledger.reserve([("key:shared", 5_000), ("org", 10**9)], P, 7) is None:
+        if ledger.reserve(limits(("key:shared", 5_000), ("org", 10**9)), 7) is None:
             granted += 1
     results.put(granted)
     barrier.wait()
@@ -67,8 +84,8 @@ def test_processes_racing_never_exceed_the_limit(tmp_path) -> None:
 def test_a_dead_processs_reservations_are_released_when_its_lane_is_taken(tmp_path) -> None:
     path = str(tmp_path / "l")
     code = (
-        "import sys; from router.spend.ledger import Ledger; l = Ledger(sys.argv[1]); l.attach();"
-        f"assert l.reserve([('key:a', 100)], {P}, 80) is None"
+        "import sys; from router.spend.ledger import BudgetSet, Ledger; l = Ledger(sys.argv[1]); l.attach();"
+        f"assert l.reserve(BudgetSet([('key:a', 100, 2**63 - 1)], {P}), 80) is None"
     )
     subprocess.run([sys.executable, "-c", code, path], check=True)  # exits holding 80 in its lane
     ledger = Ledger(path)
@@ -76,13 +93,13 @@ def test_a_dead_processs_reservations_are_released_when_its_lane_is_taken(tmp_pa
     # Lanes are taken lowest first; the dead process held one, so take lanes until we get a used one.
     ledger.attach()
     assert ledger.usage("key:a", P) == (0, 0)
-    assert ledger.reserve([("key:a", 100)], P, 90) is None
+    assert ledger.reserve(limits(("key:a", 100)), 90) is None
 
 
 def test_a_live_processs_lane_is_kept(tmp_path) -> None:
     ledger = Ledger(str(tmp_path / "l"))
     ledger.attach()
-    assert ledger.reserve([("key:a", 100)], P, 40) is None
+    assert ledger.reserve(limits(("key:a", 100)), 40) is None
     other = Ledger(str(tmp_path / "l"))
     assert other.attach(pid=os.getppid()) != ledger.lane
     assert other.usage("key:a", P) == (0, 40)
@@ -91,7 +108,7 @@ def test_a_live_processs_lane_is_kept(tmp_path) -> None:
 def test_rebuild_and_seed(tmp_path) -> None:
     ledger = Ledger(str(tmp_path / "l"))
     ledger.attach()
-    ledger.reserve([("key:a", 100)], P, 50)
+    ledger.reserve(limits(("key:a", 100)), 50)
     ledger.rebuild([("key:a", P, 30), ("org", P, 500)])
     assert ledger.usage("key:a", P) == (30, 0) and ledger.usage("org", P) == (500, 0)
     ledger.seed("key:a", P, 999)  # exists: unchanged
@@ -104,7 +121,7 @@ def test_full_ledger_is_an_error_not_a_silent_pass() -> None:
     for i in range(4):
         ledger.seed(f"key:{i}", P, 0)
     with pytest.raises(LedgerFull):
-        ledger.reserve([("key:x", 10)], P, 1)
+        ledger.reserve(limits(("key:x", 10)), 1)
 
 
 @pytest.mark.parametrize(

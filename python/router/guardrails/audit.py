@@ -8,8 +8,7 @@ log's background writer when the request is accounted for, so a trigger costs th
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from ..store.records import AuditEvent
 
@@ -26,12 +25,12 @@ class Triggers:
         self.key_id = key_id
         self.clock = clock
         self.enqueue = enqueue
-        self.counts: Counter[tuple[str, str, str, str]] = Counter()
+        self.counts: dict[tuple[str, str, str, str], int] = {}
 
-    def report(self, direction: str, counts: Mapping[tuple[str, str, str], int]) -> None:
-        """`counts`: (category, type, action) → how many values of that type were found."""
-        for (category, kind, action), n in counts.items():
-            self.counts[(direction, category, kind, action)] += n
+    def add(self, direction: str, category: str, kind: str, action: str, n: int) -> None:
+        """`n` more values of this category and type found in one direction, and what was done with them."""
+        key = (direction, category, kind, action)
+        self.counts[key] = self.counts.get(key, 0) + n
 
     def flush(self) -> None:
         """One event per direction, category, type and action found in the request so far."""

@@ -55,6 +55,8 @@ class Policy:
         self.responses = bool(actions) and settings.scan_responses
         # Restoring happens while the answer is scanned, so it needs both directions on.
         self.restore = settings.restore_placeholders and self.requests and self.responses
+        # Each request's masker is a fresh copy of this one (no category list to convert per request).
+        self._blank = self.engine.masker(self.categories)
 
     def for_request(self, triggers: Triggers) -> Policy:
         """This policy, reporting what it finds to one request's audit trail: a shallow copy sharing the
@@ -69,7 +71,7 @@ class Policy:
         return "block" if blocked else "mask"
 
     def masker(self) -> Masker:
-        return self.engine.masker(self.categories)
+        return self._blank.fresh()
 
     def stream(self, request: Masker | None = None) -> StreamScanner:
         return self.engine.stream(self.categories, request)
@@ -78,17 +80,18 @@ class Policy:
         """Count what was found; raise if any of it is in a blocked category."""
         if not found:
             return
-        by_type: dict[tuple[str, str, str], int] = {}
-        for category, kind in found:
-            key = (category, kind, self.action(category, kind))
-            by_type[key] = by_type.get(key, 0) + 1
+        by_type: dict[tuple[str, str], int] = {}
+        for found_type in found:
+            by_type[found_type] = by_type.get(found_type, 0) + 1
         blocked = set()
-        for (category, _, action), n in by_type.items():
+        triggers = self.triggers
+        for (category, kind), n in by_type.items():
+            action = self.action(category, kind)
             metrics.count_guardrail(category, direction, action, n)
+            if triggers is not None:
+                triggers.add(direction, category, kind, action, n)
             if action == "block":
                 blocked.add(category)
-        if self.triggers is not None:
-            self.triggers.report(direction, by_type)
         if blocked:
             raise GuardrailViolation(
                 f"The {direction} contains {', '.join(sorted(blocked))} data, which this organisation's "
@@ -197,15 +200,21 @@ def _mask_document(masker: Masker, raw: bytes | msgspec.Raw, skip: SkipKeys, not
         return _encoder.encode(tree) if changed else None
 
 
-def _screen(policy: Policy, metrics: Metrics, fields: dict[str, msgspec.Raw], names: tuple[str, ...]) -> Masker:
-    """Mask (or block) the text of `fields[names]` in place; the masker records what it found."""
+def _screen(policy: Policy, metrics: Metrics, fields: dict[str, msgspec.Raw], names: tuple[str, ...]) -> Masker | None:
+    """Mask (or block) the text of `fields[names]` in place: the masker, recording what it found, if it
+    found anything (else None)."""
     masker = policy.masker()
+    changed = False
     for name in names:
         raw = fields.get(name)
         if raw is not None:
             masked = _mask_document(masker, raw, _REQUEST_SKIP, REQUEST_NOT_TEXT)
             if masked is not None:
                 fields[name] = msgspec.Raw(masked)
+                changed = True
+    # Every value found is replaced by a placeholder: nothing changed, nothing was found.
+    if not changed:
+        return None
     policy.verdict(masker.found, "request", metrics)
     return masker
 
@@ -216,7 +225,7 @@ def screen_chat_request(policy: Policy, metrics: Metrics, fields: dict[str, msgs
 
     Returns the request's masker when the answer should restore its placeholders (else None)."""
     masker = _screen(policy, metrics, fields, CHAT_FIELDS)
-    return masker if policy.restore and masker.found else None
+    return masker if policy.restore else None
 
 
 @fail_closed
@@ -229,8 +238,7 @@ def screen_request_fields(
     Masks in place; returns whether anything changed, and the masker when the answer should restore its
     placeholders (else None)."""
     masker = _screen(policy, metrics, fields, MESSAGES_RESPONSES_FIELDS)
-    changed = bool(masker.found)
-    return changed, masker if policy.restore and changed else None
+    return masker is not None, masker if policy.restore else None
 
 
 @fail_closed
@@ -251,10 +259,12 @@ def screen_chat_response(policy: Policy, metrics: Metrics, data: bytes, request:
             return _restored(policy, metrics, data, request, restore)
     # Nothing to put back: the Rust walk masks the answer (continuing the request's numbering, if any).
     masker = request if request is not None else policy.masker()
-    before = len(masker.found)
+    before = len(masker.found) if request is not None else 0
     masked = _mask_document(masker, data, _ANSWER_SKIP, ANSWER_NOT_TEXT)
+    if masked is None:
+        return data
     policy.verdict(masker.found[before:], "response", metrics)
-    return data if masked is None else masked
+    return masked
 
 
 def _restored(policy: Policy, metrics: Metrics, data: bytes, request: Masker, restore: Restorer) -> bytes:

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import msgspec
-
 if TYPE_CHECKING:
     from ..store import KeyRecord, Store
 
@@ -24,23 +22,6 @@ MIN_CACHEABLE_CHARS = 4096
 # Anthropic allows at most four breakpoints per request.
 MAX_BREAKPOINTS = 4
 EPHEMERAL = {"type": "ephemeral"}
-
-
-class _Settings(msgspec.Struct):
-    auto_cache: bool | None = None
-
-
-_settings_decoder = msgspec.json.Decoder(_Settings)
-
-
-def requested(raw: msgspec.Raw | None) -> bool | None:
-    """What the request's raw ``requesty`` object says about auto caching (None: nothing)."""
-    if raw is None:
-        return None
-    try:
-        return _settings_decoder.decode(raw).auto_cache
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return None
 
 
 class Defaults:
@@ -61,9 +42,8 @@ class Defaults:
             self._epoch = epoch
         return self._org
 
-    def resolve(self, raw: msgspec.Raw | None, key: KeyRecord | None) -> bool:
-        """Request > key > organisation > config."""
-        asked = requested(raw)
+    def resolve(self, asked: bool | None, key: KeyRecord | None) -> bool:
+        """Request (`asked`: its `requesty.auto_cache`, None when it did not say) > key > organisation > config."""
         if asked is not None:
             return asked
         if key is not None and key.auto_cache is not None:

@@ -103,13 +103,13 @@ def _charge(
     """Record who and what the request is for, and reserve its worst-case cost (over every model that may
     serve it) against every limited budget.
 
-    The `requesty` field stays in `fields` for the forwarding step, which reads its gateway settings
-    (auto_cache, trace id) and never sends it upstream."""
-    ex.metadata = rq.request_metadata(
+    The `requesty` field stays in `fields` for routing, which reads a policy's load-balancing key from it;
+    no endpoint sends it upstream."""
+    metadata = ex.metadata = rq.request_metadata(
         fields.get("requesty"), ex.headers.get("x-router-metadata"), app.config.spend.max_metadata_bytes
     )
     record = principal.record
-    ex.auto_cache = app.caching.resolve(fields.get("requesty"), record)
+    ex.auto_cache = app.caching.resolve(metadata.auto_cache if metadata is not None else None, record)
     ex.owner = record.owner_id if record is not None and record.owner_type == "user" else None
     ex.end_user = end_user
     candidates = [(m.id, m.prices, m.config.max_output_tokens if max_output is None else max_output) for m in models]

@@ -27,12 +27,15 @@ class StreamOptions(msgspec.Struct):
 
 
 class Metadata(msgspec.Struct):
-    """Request metadata, Requesty-compatible: the body's `requesty` field or the `x-router-metadata` header."""
+    """Request metadata, Requesty-compatible: the body's `requesty` field or the `x-router-metadata` header,
+    decoded once per request for everything that reads it (usage rows, the auto-cache setting)."""
 
     tags: list[str] = []
     user_id: str | None = None
     trace_id: str | None = None
     extra: dict[str, str] = {}
+    # Prompt-cache breakpoints for Anthropic upstreams (`protocols.caching`); None: the key's or org's default.
+    auto_cache: bool | None = None
 
 
 class FunctionDef(msgspec.Struct):
@@ -123,7 +126,7 @@ def request_metadata(body: msgspec.Raw | None, header: str | None, limit: int) -
         metadata = _metadata_decoder.decode(raw)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise InvalidRequest(
-            f"Invalid '{source}': {exc}; expected a JSON object with tags, user_id, trace_id, extra.",
+            f"Invalid '{source}': {exc}; expected a JSON object with tags, user_id, trace_id, extra, auto_cache.",
             param=source,
             code="invalid_metadata",
         ) from None

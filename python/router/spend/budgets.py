@@ -10,6 +10,7 @@ because the reservation counts every body byte as a prompt token and every allow
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
@@ -20,7 +21,7 @@ from ..errors import GatewayError, InvalidRequest
 from ..governance.keys import Principal, iso_time
 from ..store import Store
 from .cost import DEFAULT_MAX_OUTPUT, MICRO, worst_case_micro
-from .ledger import Ledger
+from .ledger import BudgetSet, Ledger
 
 # (budget id, label, period, limit, used, refused), all money in micro-dollars.
 Notify = Callable[[str, str, int, int, int, bool], None]
@@ -40,13 +41,16 @@ class Budget(msgspec.Struct, frozen=True):
 class Hold(msgspec.Struct):
     """A reservation in flight, settled exactly once."""
 
-    budgets: tuple[str, ...]
-    period: int
+    budgets: BudgetSet
+    limited: tuple[Budget, ...]  # the same budgets, in the same order
     amount: int
 
 
-# A principal's budgets in a period: (every budget, the limited ones as (id, limit), every id, the limited ids).
-Plan = tuple[tuple[Budget, ...], list[tuple[str, int]], tuple[str, ...], tuple[str, ...]]
+# A principal's budgets in a period: (every budget, the limited ones, those prepared for the ledger (None when
+# there are none), every id).
+Plan = tuple[tuple[Budget, ...], tuple[Budget, ...], BudgetSet | None, tuple[str, ...]]
+# The ledger never reports a budget whose threshold is this.
+NEVER = 2**63 - 1
 
 
 def period_of(ts: float, reset_day: int) -> int:
@@ -114,8 +118,6 @@ class Spend:
         # `notify_from_percent` of its limit (the lowest alert threshold: below it there is nothing to say).
         self.notify = notify
         self.notify_from_percent = notify_from_percent
-        # budget id → (label, limit, spend from which settling notifies), all micro-dollars.
-        self._labels: dict[str, tuple[str, int, float]] = {}
         # id(principal) → (principal, period, plan): the plan's ledger slots were seeded for that period.
         self._cache: dict[int, tuple[Principal, int, Plan]] = {}
         self._period = (0.0, 0.0, 0)
@@ -124,24 +126,28 @@ class Spend:
         return self._plan(principal, period)[0]
 
     def _plan(self, principal: Principal, period: int) -> Plan:
-        """(every budget, the limited ones as (id, limit), every id, the limited ids), cached per principal
+        """(every budget, the limited ones, those prepared for the ledger, every id), cached per principal
         and period."""
         cached = self._cache.get(id(principal))
         if cached is not None and cached[0] is principal and cached[1] == period:
             return cached[2]
         budgets = budgets_of(self.store, principal)
-        limited = []
-        for b in budgets:
-            if b.limit_micro is not None:
-                self._labels[b.id] = (b.label, b.limit_micro, b.limit_micro * self.notify_from_percent / 100)
-                limited.append((b.id, b.limit_micro))
-                # A limit set mid-period starts from what the database has recorded so far this period.
-                self.ledger.seed(b.id, period, self.store.spend_of(b.id, period))
+        limited = tuple(b for b in budgets if b.limit_micro is not None)
+        for b in limited:
+            # A limit set mid-period starts from what the database has recorded so far this period.
+            self.ledger.seed(b.id, period, self.store.spend_of(b.id, period))
+        prepared = BudgetSet([(b.id, b.limit_micro or 0, self._notify_from(b)) for b in limited], period)
         if len(self._cache) > 10_000:
             self._cache.clear()
-        plan = (budgets, limited, tuple(b.id for b in budgets), tuple(b for b, _ in limited))
+        plan = (budgets, limited, prepared if limited else None, tuple(b.id for b in budgets))
         self._cache[id(principal)] = (principal, period, plan)
         return plan
+
+    def _notify_from(self, budget: Budget) -> int:
+        """The spend from which settling tells `notify` about this budget."""
+        if self.notify is None or not math.isfinite(self.notify_from_percent):
+            return NEVER
+        return math.ceil((budget.limit_micro or 0) * self.notify_from_percent / 100)
 
     def period(self, now: float) -> int:
         """The current budget period, recomputed only when `now` leaves the cached one."""
@@ -161,8 +167,8 @@ class Spend:
         """Reserve the worst case over every model that may serve the request, (id, prices, max output tokens),
         against every limited budget; returns (hold or None, every budget id, period)."""
         period = self.period(now)
-        budgets, limited, ids, limited_ids = self._plan(principal, period)
-        if not limited:
+        _, limited, prepared, ids = self._plan(principal, period)
+        if prepared is None:
             return None, ids, period
         amount = 0
         for model_id, prices, max_output in candidates:
@@ -175,27 +181,27 @@ class Spend:
                 )
             output = DEFAULT_MAX_OUTPUT if max_output is None else max_output
             amount = max(amount, worst_case_micro(prices, body_bytes, output))
-        refused = self.ledger.reserve(limited, period, amount)
+        refused = self.ledger.reserve(prepared, amount)
         if refused is not None:
-            budget = next(b for b in budgets if b.id == refused)
-            committed, reserved = self.ledger.usage(refused, period)
+            budget = limited[refused]
+            committed, reserved = self.ledger.usage(budget.id, period)
             if self.notify is not None:
-                self.notify(refused, budget.label, period, budget.limit_micro or 0, committed + reserved, True)
+                self.notify(budget.id, budget.label, period, budget.limit_micro or 0, committed + reserved, True)
             raise BudgetExceeded(
                 f"Monthly budget exceeded for {budget.label}: ${(committed + reserved) / MICRO:.4f} of "
                 f"${(budget.limit_micro or 0) / MICRO:.2f} is spent or reserved, and this request may cost up to "
                 f"${amount / MICRO:.4f}. The budget resets at {iso_time(period_end(period, self.reset_day))}.",
                 code="budget_exceeded",
             )
-        return Hold(limited_ids, period, amount), ids, period
+        return Hold(prepared, limited, amount), ids, period
 
     def settle(self, hold: Hold, actual: int) -> None:
-        committed = self.ledger.settle(hold.budgets, hold.period, hold.amount, actual)
-        if self.notify is not None and actual:
-            for budget, used in zip(hold.budgets, committed, strict=True):
-                label, limit, notify_from = self._labels[budget]
-                if used >= notify_from:
-                    self.notify(budget, label, hold.period, limit, used, False)
+        # The ledger names only the budgets that reached their notify threshold: usually none.
+        over = self.ledger.settle(hold.budgets, hold.amount, actual)
+        if over is not None and actual and self.notify is not None:
+            for index, used in over:
+                budget = hold.limited[index]
+                self.notify(budget.id, budget.label, hold.budgets.period, budget.limit_micro or 0, used, False)
 
 
 def _resolve_budget(store: Store, name: str) -> tuple[str, float | None] | None:

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .._core import Ledger, LedgerFull
+from .._core import BudgetSet, Ledger, LedgerFull
 
-__all__ = ["Ledger", "LedgerFull", "ledger_path"]
+__all__ = ["BudgetSet", "Ledger", "LedgerFull", "ledger_path"]
 
 
 def ledger_path(db_path: str) -> str | None:
