@@ -5,7 +5,9 @@ an empty database, `on` depends on the scenario:
 - governance: approval configured (50 approved), a key owned by a user who is in three groups with access
   lists, the key in a group of its own and carrying its own access list, with an expiry and labels;
 - spend: a monthly limit on the key, its user, its group and the organisation (every request reserves and
-  settles against all four), and request metadata (tags, user, trace, extra) on every request;
+  settles against all four), and request metadata (tags, user, trace, extra) on every request; `off` is the
+  same organisation, user, group and key with no limit anywhere and no metadata (`--plain-off`: a plain key
+  on an empty database, so the difference also holds charging usage to a user and a group);
 - guardrails: every category on, person names included (`off`: guardrails disabled), scanning the request
   and the answer; `--prompt email` puts an address in every prompt, so every request is also masked and
   writes a trigger to the audit log, `--prompt clean` has nothing to find.
@@ -103,15 +105,21 @@ def _governed_key(gateway: Server) -> str:
     )["key"]
 
 
-def _limited_key(gateway: Server) -> str:
+def _owned_key(gateway: Server, limit: float | None = None) -> str:
+    """A key owned by a user who is in a group; `limit` on all four budgets (key, user, group, org), if given."""
     call = _manager(gateway)
-    call("POST", "/org/limit", {"monthly_limit": 1_000_000})
-    user = call("POST", "/user", {"email": "spender@corp.test", "monthly_limit": 1_000_000})["id"]
-    group = call("POST", "/group", {"name": "budgeted", "monthly_budget": 1_000_000})["id"]
+    if limit is not None:
+        call("POST", "/org/limit", {"monthly_limit": limit})
+    user = call("POST", "/user", {"email": "spender@corp.test", "monthly_limit": limit})["id"]
+    group = call("POST", "/group", {"name": "budgeted", "monthly_budget": limit})["id"]
     call("POST", f"/group/{group}/members", {"user_id": user})
-    return call(
-        "POST", "/apikey", {"name": "limited", "owner": {"type": "user", "id": user}, "monthly_limit": 1_000_000}
-    )["key"]
+    return call("POST", "/apikey", {"name": "spender", "owner": {"type": "user", "id": user}, "monthly_limit": limit})[
+        "key"
+    ]
+
+
+def _limited_key(gateway: Server) -> str:
+    return _owned_key(gateway, 1_000_000)
 
 
 METADATA = {"tags": ["bench", "load"], "user_id": "end-user-1", "trace_id": "trace-1", "extra": {"feature": "x"}}
@@ -126,10 +134,17 @@ DEFAULT = "{}"
 NONE = "{enabled: false}"
 ALL_ON = os.environ.get("BENCH_GUARDRAILS", "{categories: {names: mask}}")
 SCENARIOS = {
-    # name: (label of `on`, its key, metadata on every request, guardrails off, guardrails on)
-    "governance": ("governance on (approved + groups + key list + expiry)", _governed_key, False, DEFAULT, DEFAULT),
-    "spend": ("limits on key, user, group and org + metadata", _limited_key, True, DEFAULT, DEFAULT),
-    "guardrails": ("every guardrail category on, both directions", _plain_key, False, NONE, ALL_ON),
+    # name: (label of `on`, its key, `off`'s key, metadata on every request, guardrails off, guardrails on)
+    "governance": (
+        "governance on (approved + groups + key list + expiry)",
+        _governed_key,
+        _plain_key,
+        False,
+        DEFAULT,
+        DEFAULT,
+    ),
+    "spend": ("limits on key, user, group and org + metadata", _limited_key, _owned_key, True, DEFAULT, DEFAULT),
+    "guardrails": ("every guardrail category on, both directions", _plain_key, _plain_key, False, NONE, ALL_ON),
 }
 PROMPTS = {"email": load.PROMPT, "clean": "What is the capital of France? Answer in one short sentence."}
 
@@ -137,7 +152,7 @@ PROMPTS = {"email": load.PROMPT, "clean": "What is the capital of France? Answer
 def _paired(values: dict[str, list[float]]) -> tuple[float, str]:
     """The median of the per-round differences on vs off (%), and their spread (quartiles, min..max)."""
     diffs = sorted((on - off) / off * 100 for off, on in zip(values["off"], values["on"], strict=True))
-    quartiles = statistics.quantiles(diffs, n=4) if len(diffs) > 1 else [diffs[0]] * 3
+    quartiles = statistics.quantiles(diffs, n=4, method="inclusive") if len(diffs) > 1 else [diffs[0]] * 3
     spread = f"quartiles {quartiles[0]:+.1f}% .. {quartiles[2]:+.1f}%, all {diffs[0]:+.1f}% .. {diffs[-1]:+.1f}%"
     return statistics.median(diffs), spread
 
@@ -150,6 +165,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--together", action="store_true", help="drive both gateways at once in every round")
+    parser.add_argument("--plain-off", action="store_true", help="spend: `off` is a plain key on an empty database")
     parser.add_argument("--json")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="router-compare-bench-"))
@@ -157,13 +173,15 @@ def main() -> None:
     servers = [mock]
     rps: dict[str, list[float]] = {"off": [], "on": []}
     cpu_us: dict[str, list[float]] = {"off": [], "on": []}
-    label, make_key, with_metadata, guard_off, guard_on = SCENARIOS[args.scenario]
+    label, make_key, make_off_key, with_metadata, guard_off, guard_on = SCENARIOS[args.scenario]
+    if args.plain_off:
+        make_off_key = _plain_key
     load.PROMPT = PROMPTS[args.prompt]
     try:
         off = start_gateway(gateway_env(workdir / "off.db", mock.base, _config(workdir, mock.base, "off", guard_off)))
         on = start_gateway(gateway_env(workdir / "on.db", mock.base, _config(workdir, mock.base, "on", guard_on)))
         servers += [off, on]
-        keys = {"off": _plain_key(off), "on": make_key(on)}
+        keys = {"off": make_off_key(off), "on": make_key(on)}
         bases = {"off": off.base, "on": on.base}
         plain = _body("up/gpt-4o", stream=args.stream)
         bodies = {

@@ -266,8 +266,7 @@ class App:
         if ex.hold is not None:
             self.spend.settle(ex.hold, cost or 0)
         if cost:
-            group = next((b[6:] for b in ex.budgets if b.startswith("group:")), "")
-            metrics.count_cost(model, provider, group, cost / MICRO)
+            metrics.count_cost(model, provider, first_group(ex.budgets), cost / MICRO)
         meta = ex.metadata
         if self.usage is not None:
             self.usage.add(
@@ -305,6 +304,14 @@ class App:
             )
             for row in ex.attempt_rows:
                 self.usage.add(row)
+
+
+def first_group(budgets: tuple[str, ...]) -> str:
+    """The cost metric's group label: the first group the request was charged to ("" for none)."""
+    for budget in budgets:
+        if budget.startswith("group:"):
+            return budget[6:]
+    return ""
 
 
 def json_text(value: object) -> str:

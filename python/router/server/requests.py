@@ -120,7 +120,7 @@ def request_metadata(body: msgspec.Raw | None, header: str | None, limit: int) -
     """The body's `requesty` metadata, else the header's; refused (400) when malformed or over `limit` bytes."""
     if body is None and header is None:
         return None
-    raw, source = (bytes(body), "requesty") if body is not None else ((header or "").encode(), "x-router-metadata")
+    raw, source = (body, "requesty") if body is not None else ((header or "").encode(), "x-router-metadata")
     size = len(raw)
     try:
         metadata = _metadata_decoder.decode(raw)

@@ -143,12 +143,17 @@ class SQLiteStore(GovernanceTables, RoutingTables, GuardrailTables, AnalyticsQue
         conn.execute("BEGIN")
         try:
             _INSERT_USAGE(conn, [astuple(r) for r in rows])
-            spend: dict[tuple[str, int], int] = {}
+            # Summed per budget list first: a batch has few distinct lists, so each is split once, not per row
+            # (this thread holds the GIL while it runs Python, and every request waits for it then).
+            by_list: dict[tuple[str, int], int] = {}
             for r in rows:
                 if r.cost and r.budgets and r.period is not None:
-                    micro = round(r.cost * 1_000_000)
-                    for budget in r.budgets.split():
-                        spend[(budget, r.period)] = spend.get((budget, r.period), 0) + micro
+                    key = (r.budgets, r.period)
+                    by_list[key] = by_list.get(key, 0) + round(r.cost * 1_000_000)
+            spend: dict[tuple[str, int], int] = {}
+            for (budgets, period), micro in by_list.items():
+                for budget in budgets.split():
+                    spend[(budget, period)] = spend.get((budget, period), 0) + micro
             for table, upsert in _ROLLUP_UPSERTS:
                 upsert(conn, table.fold(rows))
             _UPSERT_SPEND(conn, [(b, p, a) for (b, p), a in spend.items()])
