@@ -136,10 +136,12 @@ class Spend:
         for b in limited:
             # A limit set mid-period starts from what the database has recorded so far this period.
             self.ledger.seed(b.id, period, self.store.spend_of(b.id, period))
-        prepared = BudgetSet([(b.id, b.limit_micro or 0, self._notify_from(b)) for b in limited], period)
+        prepared = None
+        if limited:
+            prepared = BudgetSet([(b.id, b.limit_micro or 0, self._notify_from(b)) for b in limited], period)
         if len(self._cache) > 10_000:
             self._cache.clear()
-        plan = (budgets, limited, prepared if limited else None, tuple(b.id for b in budgets))
+        plan = (budgets, limited, prepared, tuple(b.id for b in budgets))
         self._cache[id(principal)] = (principal, period, plan)
         return plan
 
