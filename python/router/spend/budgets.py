@@ -46,9 +46,9 @@ class Hold(msgspec.Struct):
     amount: int
 
 
-# A principal's budgets in a period: (every budget, the limited ones, those prepared for the ledger (None when
-# there are none), every id).
-Plan = tuple[tuple[Budget, ...], tuple[Budget, ...], BudgetSet | None, tuple[str, ...]]
+# A principal's budgets in a period: (the limited ones, those prepared for the ledger (None when there are
+# none), every budget's id).
+Plan = tuple[tuple[Budget, ...], BudgetSet | None, tuple[str, ...]]
 # The ledger never reports a budget whose threshold is this.
 NEVER = 2**63 - 1
 
@@ -122,12 +122,9 @@ class Spend:
         self._cache: dict[int, tuple[Principal, int, Plan]] = {}
         self._period = (0.0, 0.0, 0)
 
-    def budgets(self, principal: Principal, period: int) -> tuple[Budget, ...]:
-        return self._plan(principal, period)[0]
-
     def _plan(self, principal: Principal, period: int) -> Plan:
-        """(every budget, the limited ones, those prepared for the ledger, every id), cached per principal
-        and period."""
+        """(the limited budgets, those prepared for the ledger, every budget's id), cached per principal and
+        period."""
         cached = self._cache.get(id(principal))
         if cached is not None and cached[0] is principal and cached[1] == period:
             return cached[2]
@@ -141,7 +138,7 @@ class Spend:
             prepared = BudgetSet([(b.id, b.limit_micro or 0, self._notify_from(b)) for b in limited], period)
         if len(self._cache) > 10_000:
             self._cache.clear()
-        plan = (budgets, limited, prepared, tuple(b.id for b in budgets))
+        plan = (limited, prepared, tuple(b.id for b in budgets))
         self._cache[id(principal)] = (principal, period, plan)
         return plan
 
@@ -169,7 +166,7 @@ class Spend:
         """Reserve the worst case over every model that may serve the request, (id, prices, max output tokens),
         against every limited budget; returns (hold or None, every budget id, period)."""
         period = self.period(now)
-        _, limited, prepared, ids = self._plan(principal, period)
+        limited, prepared, ids = self._plan(principal, period)
         if prepared is None:
             return None, ids, period
         amount = 0
