@@ -59,26 +59,31 @@ pub fn budget_hash(budget: &str, period: i64) -> i64 {
 #[derive(Debug, Clone)]
 pub struct BudgetSet {
     period: i64,
-    ids: Vec<String>,
-    hashes: Vec<i64>,
-    limits: Vec<i64>,
-    /// Committed spend from which settling reports a budget (its lowest alert threshold).
-    notify_from: Vec<i64>,
+    budgets: Vec<SetBudget>,
+}
+
+#[derive(Debug, Clone)]
+struct SetBudget {
+    id: String,
+    hash: i64,
+    limit: i64,
+    /// Committed spend from which settling reports the budget (its lowest alert threshold).
+    notify_from: i64,
 }
 
 impl BudgetSet {
     /// `budgets`: (id, limit, notify from), all micro-dollars.
     pub fn new(budgets: &[(String, i64, i64)], period: i64) -> Self {
-        Self {
-            period,
-            ids: budgets.iter().map(|(id, _, _)| id.clone()).collect(),
-            hashes: budgets
-                .iter()
-                .map(|(id, _, _)| budget_hash(id, period))
-                .collect(),
-            limits: budgets.iter().map(|&(_, limit, _)| limit).collect(),
-            notify_from: budgets.iter().map(|&(_, _, from)| from).collect(),
-        }
+        let budgets = budgets
+            .iter()
+            .map(|(id, limit, notify_from)| SetBudget {
+                id: id.clone(),
+                hash: budget_hash(id, period),
+                limit: *limit,
+                notify_from: *notify_from,
+            })
+            .collect();
+        Self { period, budgets }
     }
 }
 
@@ -318,10 +323,10 @@ impl Ledger {
     pub fn reserve(&mut self, set: &BudgetSet, amount: i64) -> Result<Option<usize>, LedgerError> {
         let column = LANES + self.lane;
         let l = self.lock()?;
-        let mut bases = Vec::with_capacity(set.hashes.len());
-        for (i, (&hash, &limit)) in set.hashes.iter().zip(&set.limits).enumerate() {
-            let base = l.slot_of(hash, set.period, true)?.expect("created");
-            if l.get(base + COMMITTED) + l.get(base + RESERVED) + amount > limit {
+        let mut bases = Vec::with_capacity(set.budgets.len());
+        for (i, budget) in set.budgets.iter().enumerate() {
+            let base = l.slot_of(budget.hash, set.period, true)?.expect("created");
+            if l.get(base + COMMITTED) + l.get(base + RESERVED) + amount > budget.limit {
                 return Ok(Some(i));
             }
             bases.push(base);
@@ -344,13 +349,13 @@ impl Ledger {
         let column = LANES + self.lane;
         let l = self.lock()?;
         let mut over = Vec::new();
-        for (i, &hash) in set.hashes.iter().enumerate() {
-            let base = l.slot_of(hash, set.period, true)?.expect("created");
+        for (i, budget) in set.budgets.iter().enumerate() {
+            let base = l.slot_of(budget.hash, set.period, true)?.expect("created");
             l.add(base + COMMITTED, actual);
             l.add(base + column, -reserved);
             l.add(base + RESERVED, -reserved);
             let committed = l.get(base + COMMITTED);
-            if committed >= set.notify_from[i] {
+            if committed >= budget.notify_from {
                 over.push((i, committed));
             }
         }
@@ -527,7 +532,7 @@ impl PyBudgetSet {
 
     #[getter]
     fn ids(&self) -> Vec<String> {
-        self.0.ids.clone()
+        self.0.budgets.iter().map(|b| b.id.clone()).collect()
     }
 
     #[getter]
@@ -536,7 +541,7 @@ impl PyBudgetSet {
     }
 
     fn __len__(&self) -> usize {
-        self.0.ids.len()
+        self.0.budgets.len()
     }
 }
 
