@@ -17,6 +17,7 @@ from router.metrics import Metrics
 from router.routing import Catalog, Model, Need, Routing
 from router.routing.executor import trace_key
 from router.server.exchange import Exchange
+from router.server.requests import Metadata, request_metadata
 
 CONFIG = """
 providers:
@@ -86,6 +87,8 @@ class Harness:
     ) -> tuple[Exchange, GatewayError | None]:
         ex = self.exchange("embeddings" if need is not None and need.endpoint == "embeddings" else "chat")
         ex.stream = bool(need and need.stream)
+        # What each endpoint's `_charge` does before routing.
+        ex.metadata = request_metadata((fields or {}).get("requesty"), None, 4096)
 
         async def call(target: Model) -> None:
             self.calls.append(target.id)
@@ -383,13 +386,13 @@ def test_trace_key_precedence() -> None:
     def raw(value: object) -> msgspec.Raw:
         return msgspec.Raw(msgspec.json.encode(value))
 
-    both = raw({"trace_id": "t", "user_id": "u"})
-    assert trace_key(both, {"user": raw("o")}, "req") == "t"
-    assert trace_key(raw({"user_id": "u"}), {"user": raw("o")}, "req") == "u"
+    assert trace_key(Metadata(trace_id="t", user_id="u"), {"user": raw("o")}, "req") == "t"
+    assert trace_key(Metadata(user_id="u"), {"user": raw("o")}, "req") == "u"
     assert trace_key(None, {"user": raw("o")}, "req") == "o"
     assert trace_key(None, {}, "req") == "req"
+    # A `requesty` that is not an object never gets this far: reading the metadata refuses it.
     with pytest.raises(GatewayError) as err:
-        trace_key(raw(["not", "an", "object"]), {}, "req")
+        request_metadata(raw(["not", "an", "object"]), None, 4096)
     assert err.value.status == 400 and err.value.param == "requesty"
 
 

@@ -39,6 +39,7 @@ from .policies import Policy, PolicySet, Target, check_policies, check_scopes, i
 if TYPE_CHECKING:
     from ..metrics import Metrics
     from ..server.exchange import Exchange
+    from ..server.requests import Metadata
 
 log = logging.getLogger("router.routing")
 
@@ -122,32 +123,17 @@ class Need:
         return None
 
 
-class _Requesty(msgspec.Struct):
-    """The gateway's own request extension (`"requesty": {...}` in the body), never sent upstream."""
-
-    trace_id: str | None = None
-    user_id: str | None = None
-
-
-_requesty_decoder = msgspec.json.Decoder(_Requesty)
 _user_decoder = msgspec.json.Decoder(str | None)
 
 
-def trace_key(extension: msgspec.Raw | None, fields: dict[str, msgspec.Raw], request_id: str) -> str:
-    """The load-balancing key: requesty.trace_id, else requesty.user_id, else `user`, else the request id."""
-    if extension is not None:
-        try:
-            ext = _requesty_decoder.decode(extension)
-        except msgspec.DecodeError:
-            raise InvalidRequest(
-                "Invalid 'requesty': expected an object with string fields such as 'trace_id' and 'user_id'.",
-                param="requesty",
-                code="invalid_type",
-            ) from None
-        if ext.trace_id:
-            return ext.trace_id
-        if ext.user_id:
-            return ext.user_id
+def trace_key(metadata: Metadata | None, fields: dict[str, msgspec.Raw], request_id: str) -> str:
+    """The load-balancing key: the request metadata's trace_id (`requesty` in the body, or the
+    x-router-metadata header, already decoded and checked), else its user_id, else `user`, else the request id."""
+    if metadata is not None:
+        if metadata.trace_id:
+            return metadata.trace_id
+        if metadata.user_id:
+            return metadata.user_id
     user = fields.get("user")
     if user is not None:
         try:
@@ -258,8 +244,6 @@ class Routing:
     ) -> None:
         """Serve the request with `model_id` (a model or `policy/<name>`); `allowed` is the governance hook:
         the models the caller's key may use (None: all)."""
-        # Read, not removed: each endpoint's call drops it from what it sends upstream.
-        extension = fields.get("requesty")
         if not is_policy(model_id):
             model = resolve_model(self.catalog, model_id, need.endpoint)
             if allowed is not None and not allowed(model.id):
@@ -275,7 +259,7 @@ class Routing:
                 f"The policy '{model_id}' does not exist (defined: {defined}).", param="model", code="model_not_found"
             )
         _check_kind(model_id, policy.is_embedding, need.endpoint)
-        await self._policy(ex, policy, need, fields, extension, call, allowed)
+        await self._policy(ex, policy, need, fields, call, allowed)
 
     async def _direct(self, ex: Exchange, model: Model, call: Call) -> None:
         ex.attempts = 1
@@ -297,7 +281,6 @@ class Routing:
         policy: Policy,
         need: Need,
         fields: dict[str, msgspec.Raw],
-        extension: msgspec.Raw | None,
         call: Call,
         allowed: Allowed | None,
     ) -> None:
@@ -305,7 +288,7 @@ class Routing:
 
         def trace() -> str:
             if not key:
-                key.append(trace_key(extension, fields, ex.request_id))
+                key.append(trace_key(ex.metadata, fields, ex.request_id))
             return key[0]
 
         tried: set[str] = set()
