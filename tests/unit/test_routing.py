@@ -396,9 +396,9 @@ def test_trace_key_precedence() -> None:
     assert err.value.status == 400 and err.value.param == "requesty"
 
 
-def test_requesty_extension_is_read_and_left_for_the_endpoint() -> None:
-    # Each endpoint's call drops it from what goes upstream (checked end to end in test_policies), after the
-    # forwarding step has read its own settings from it (auto_cache).
+def test_routing_reads_the_trace_key_from_metadata_and_leaves_the_fields_alone() -> None:
+    # The endpoints drop `requesty` from what goes upstream (checked end to end in test_policies and
+    # test_spend); routing takes the load-balancing key from the decoded metadata and changes no field.
     h = Harness(LB)
     fields = trace("x")
     asyncio.run(h.request("policy/lb", fields=fields))

@@ -103,10 +103,10 @@ def _charge(
     """Record who and what the request is for, and reserve its worst-case cost (over every model that may
     serve it) against every limited budget.
 
-    The `requesty` field stays in `fields` for routing, which reads a policy's load-balancing key from it;
-    no endpoint sends it upstream."""
+    The `requesty` field (gateway settings, never an upstream parameter) leaves `fields` here: everything that
+    reads it (usage rows, auto_cache, a policy's load-balancing key) reads the decoded `ex.metadata`."""
     metadata = ex.metadata = rq.request_metadata(
-        fields.get("requesty"), ex.headers.get("x-router-metadata"), app.config.spend.max_metadata_bytes
+        fields.pop("requesty", None), ex.headers.get("x-router-metadata"), app.config.spend.max_metadata_bytes
     )
     record = principal.record
     ex.auto_cache = app.caching.resolve(metadata.auto_cache if metadata is not None else None, record)
@@ -154,7 +154,6 @@ async def chat_completions(app: App, ex: Exchange) -> None:
             return
         upstream = dict(fields)
         upstream["model"] = model.upstream_name_json
-        upstream.pop("requesty", None)  # gateway settings, not an OpenAI parameter
         if not stream:
             screen = (lambda data: screen_chat_response(guard, app.metrics, data, masked)) if guard.responses else None
             await forward_unary(ex, model, "chat", rq.encode_fields(upstream), screen)
@@ -239,7 +238,6 @@ async def embeddings(app: App, ex: Exchange) -> None:
     async def call(model: Model) -> None:
         upstream = dict(fields)
         upstream["model"] = model.upstream_name_json
-        upstream.pop("requesty", None)
         await forward_unary(ex, model, "embeddings", rq.encode_fields(upstream))
 
     await _route(app, ex, principal, request.model, Need("embeddings"), fields, call)

@@ -56,7 +56,6 @@ async def forward(
     if ex.upstream_auth is not None:  # this attempt pays with the organisation's own key (BYOK)
         extra = {**(extra or {}), **ex.upstream_auth}
     plan = Plan()
-    fields.pop("requesty", None)
     auto_cache = ex.auto_cache and upstream == "messages"
     if caller == upstream and not auto_cache:
         fields["model"] = model.upstream_name_json
