@@ -2,7 +2,8 @@
 
 - lookup: the old path read one org-wide policy (`app.guardrails`); the new one finds the caller's policy
   (org settings or its merged overrides, cached per key) and binds it to the request's audit trail;
-- screening a chat request holding an email: unbound policy (no audit) vs bound (one audit event queued);
+- screening a chat request holding an email: unbound policy (no audit) vs bound (its trigger counted and
+  encoded for the usage row, as `App._account` writes it);
 - why the cache: compiling the merged policy on every request instead (what a per-request merge would cost).
 Run: `pytest benches/test_guardrail_overrides_bench.py --benchmark-only`.
 """
@@ -22,7 +23,6 @@ from router.guardrails.stored import GuardrailPolicies, key_scope
 from router.metrics import Metrics
 from router.store import KeyRecord, open_store
 from router.store.guardrail_tables import StoredGuardrails
-from router.store.records import AuditEvent
 
 ORG = GuardrailSettings(categories={"pci": "block"})
 OVERRIDE = GuardrailOverride(categories={"pii": "block", "names": "mask"})
@@ -36,7 +36,7 @@ STORE.put_guardrails(StoredGuardrails(key_scope("k_strict"), msgspec.json.encode
 POLICIES = GuardrailPolicies(STORE, ORG)
 POLICIES.refresh()
 PLAIN_ORG = Policy(ORG)
-QUEUE: list[AuditEvent] = []
+TRIGGERS: list[Triggers] = []
 
 
 def principal(key_id: str) -> Principal:
@@ -56,8 +56,8 @@ APP = _App()
 
 def bound(p: Principal) -> Policy:
     """What `App.guardrails_for` does."""
-    QUEUE.clear()
-    return POLICIES.for_principal(p).for_request(Triggers("req_1", p.key_id, lambda: 0.0, QUEUE.append))
+    TRIGGERS[:] = [Triggers()]
+    return POLICIES.for_principal(p).for_request(TRIGGERS[0])
 
 
 @pytest.mark.benchmark(group="guardrails-policy-lookup")
@@ -79,11 +79,11 @@ def test_screen_unbound_baseline(benchmark) -> None:
 
 @pytest.mark.benchmark(group="guardrails-screen-request-with-email")
 def test_screen_bound_with_audit_event(benchmark) -> None:
-    def run() -> None:
+    def run() -> str | None:
         screen_chat_request(bound(PLAIN), METRICS, {"messages": msgspec.Raw(EMAIL_MESSAGES)})
+        return TRIGGERS[0].encoded()
 
-    benchmark(run)
-    assert len(QUEUE) == 1 and QUEUE[0].detail is not None and QUEUE[0].detail["type"] == "EMAIL"
+    assert benchmark(run) == '[["request","pii","EMAIL","mask",1]]'
 
 
 @pytest.mark.benchmark(group="guardrails-policy-lookup")

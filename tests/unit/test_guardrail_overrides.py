@@ -20,7 +20,7 @@ from router.guardrails.stored import GuardrailPolicies, group_scope, key_scope
 from router.metrics import Metrics
 from router.store import KeyRecord, SQLiteStore, open_store
 from router.store.guardrail_tables import ORG_SCOPE, StoredGuardrails
-from router.store.records import AuditEvent
+from router.store.records import AuditEvent, UsageRow
 
 EMAIL = "jane.doe@acme-corp.io"
 ORG = GuardrailSettings(categories={"pci": "block"}, custom=[CustomPattern("ticket", "TCK-[0-9]{5}")])
@@ -104,34 +104,54 @@ def test_the_stored_org_settings_replace_the_config_files_until_deleted(store: S
     assert policies.org.settings == ORG
 
 
-def test_each_trigger_is_queued_as_an_audit_event_without_the_value() -> None:
-    queued: list[AuditEvent] = []
+def test_each_trigger_is_an_audit_event_read_from_its_usage_row_without_the_value() -> None:
     policy = Policy(ORG)
-    triggers = Triggers("req_1", "key_1", lambda: 5.0, queued.append)
+    triggers = Triggers()
     bound = policy.for_request(triggers)
     assert policy.triggers is None  # binding copies; the shared policy is untouched
     f = {"messages": msgspec.Raw(msgspec.json.encode([{"role": "user", "content": f"{EMAIL} TCK-12345"}]))}
     screen_chat_request(bound, Metrics(), f)
-    # Counts add up over the request (a stream finds values chunk by chunk); events go out when it ends.
+    # Counts add up over the request (a stream finds values chunk by chunk), and go out with its usage row.
     f = {"messages": msgspec.Raw(msgspec.json.encode([{"role": "user", "content": f"and {EMAIL}"}]))}
     screen_chat_request(bound, Metrics(), f)
-    assert queued == []
-    triggers.flush()
-    details = sorted((e.detail or {} for e in queued), key=lambda d: d["category"])
+    card = {"messages": msgspec.Raw(b'[{"role":"user","content":"card 4111 1111 1111 1111"}]')}
+    blocked = Triggers()
+    with pytest.raises(GuardrailViolation):
+        screen_chat_request(policy.for_request(blocked), Metrics(), card)
+    assert Triggers().encoded() is None
+    store = open_store(":memory:")
+    store.write_usage(
+        [
+            UsageRow("req_1", 5.0, "key_1", "chat", "m", "p", 200, guardrails=triggers.encoded()),
+            UsageRow("req_2", 6.0, "key_1", "chat", None, None, 400, guardrails=blocked.encoded()),
+            UsageRow("req_3", 7.0, "key_1", "chat", "m", "p", 200),
+        ],
+        [AuditEvent(5.5, "admin", "key.create", "key", "key_1")],
+    )
+    events = store.query_audit(action="guardrail.triggered")
+    assert [(e.ts, e.actor, e.target_type, e.target_id) for e in events] == [
+        (5.0, "key:key_1", "request", "req_1"), (5.0, "key:key_1", "request", "req_1"),
+        (6.0, "key:key_1", "request", "req_2"),
+    ]  # fmt: skip
+    details = sorted((e.detail or {} for e in events), key=lambda d: (d["request_id"], d["category"]))
     assert details == [
         {"request_id": "req_1", "key_id": "key_1", "category": "custom", "type": "TICKET", "direction": "request",
          "action": "mask", "count": 1},
         {"request_id": "req_1", "key_id": "key_1", "category": "pii", "type": "EMAIL", "direction": "request",
          "action": "mask", "count": 2},
+        {"request_id": "req_2", "key_id": "key_1", "category": "pci", "type": "CARD", "direction": "request",
+         "action": "block", "count": 1},
     ]  # fmt: skip
-    assert all(e.action == "guardrail.triggered" and e.actor == "key:key_1" and e.ts == 5.0 for e in queued)
-    queued.clear()
-    card = {"messages": msgspec.Raw(b'[{"role":"user","content":"card 4111 1111 1111 1111"}]')}
-    with pytest.raises(GuardrailViolation):
-        screen_chat_request(bound, Metrics(), card)
-    triggers.flush()
-    assert [(e.detail or {})["action"] for e in queued] == ["block"]
-    assert "4111" not in msgspec.json.encode(queued).decode()
+    # In time order with the audit log's own events, and filtered like them.
+    triggered = "guardrail.triggered"
+    assert [e.action for e in store.query_audit()] == [triggered, triggered, "key.create", triggered]
+    assert [e.target_id for e in store.query_audit(target="req_2")] == ["req_2"]
+    assert [e.action for e in store.query_audit(actor="key:key_1", action="guardrail.*")] == [triggered] * 3
+    assert store.query_audit(actor="admin", action="guardrail.triggered") == []
+    assert [e.action for e in store.query_audit(action="key.*")] == ["key.create"]
+    assert [e.target_id for e in store.query_audit(start=5.5, end=7.0)] == ["key_1", "req_2"]
+    assert [e.detail and e.detail["category"] for e in store.query_audit(limit=1, offset=3)] == ["pci"]
+    assert "4111" not in msgspec.json.encode(store.query_audit()).decode()
 
 
 def test_a_bad_action_in_the_config_file_is_named_at_its_category() -> None:

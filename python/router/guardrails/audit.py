@@ -2,29 +2,25 @@
 count. Never the matched value: the scanner's findings carry only (category, type), and that is all an event
 is built from.
 
-Counts are summed over the whole request (a stream finds values chunk by chunk) and queued to the usage
-log's background writer when the request is accounted for, so a trigger costs the hot path a dict update.
+Counts are summed over the whole request (a stream finds values chunk by chunk) and written with the
+request's usage row (its `guardrails` column), which the background writer inserts anyway: a masked request
+then costs no audit row and no index entries of its own, only a short JSON text. The audit log reads them
+back as `guardrail.triggered` events (`store.governance.query_audit`), next to the events of `audit_log`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import msgspec
 
-from ..store.records import AuditEvent
-
-ACTION = "guardrail.triggered"
+_encode = msgspec.json.encode
 
 
 class Triggers:
-    __slots__ = ("clock", "counts", "enqueue", "key_id", "request_id")
+    """What one request's guardrails found so far."""
 
-    def __init__(
-        self, request_id: str, key_id: str, clock: Callable[[], float], enqueue: Callable[[AuditEvent], None]
-    ) -> None:
-        self.request_id = request_id
-        self.key_id = key_id
-        self.clock = clock
-        self.enqueue = enqueue
+    __slots__ = ("counts",)
+
+    def __init__(self) -> None:
         self.counts: dict[tuple[str, str, str, str], int] = {}
 
     def add(self, direction: str, category: str, kind: str, action: str, n: int) -> None:
@@ -32,28 +28,9 @@ class Triggers:
         key = (direction, category, kind, action)
         self.counts[key] = self.counts.get(key, 0) + n
 
-    def flush(self) -> None:
-        """One event per direction, category, type and action found in the request so far."""
+    def encoded(self) -> str | None:
+        """The usage row's `guardrails` text: `[[direction, category, type, action, count], ...]`, or None when
+        nothing was found."""
         if not self.counts:
-            return
-        now = self.clock()
-        for (direction, category, kind, action), n in self.counts.items():
-            self.enqueue(
-                AuditEvent(
-                    ts=now,
-                    actor=f"key:{self.key_id}",
-                    action=ACTION,
-                    target_type="request",
-                    target_id=self.request_id,
-                    detail={
-                        "request_id": self.request_id,
-                        "key_id": self.key_id,
-                        "category": category,
-                        "type": kind,
-                        "direction": direction,
-                        "action": action,
-                        "count": n,
-                    },
-                )
-            )
-        self.counts.clear()
+            return None
+        return _encode([(*key, n) for key, n in self.counts.items()]).decode()

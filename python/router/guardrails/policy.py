@@ -40,7 +40,8 @@ R = TypeVar("R")
 class Policy:
     """Settings compiled for the hot path: the engine, the categories it scans, and what blocks."""
 
-    # Where this request's triggers go (audit events); None outside a request (CLI, benchmarks).
+    # Where this request's triggers are counted (its usage row's audit events); None outside a request (CLI,
+    # benchmarks).
     triggers: Triggers | None = None
 
     def __init__(self, settings: GuardrailSettings, engine: Guardrails | None = None) -> None:

@@ -39,7 +39,6 @@ from ..spend.budgets import Spend, budget_gauges
 from ..spend.cost import MICRO, cost_micro
 from ..spend.ledger import Ledger, ledger_path
 from ..store import UsageRow, database_url, open_store
-from ..store.records import AuditEvent
 from ..store.usage_writer import UsageWriter
 from . import handlers
 from .exchange import Exchange, RequestIds
@@ -128,15 +127,11 @@ class App:
         self._background: list[asyncio.Task[None]] = []
 
     def guardrails_for(self, principal: Principal, ex: Exchange) -> GuardrailPolicy:
-        """The caller's guardrails (the organisation's, tightened by its key's and groups' overrides), reporting
-        each trigger to the audit log through the background writer."""
+        """The caller's guardrails (the organisation's, tightened by its key's and groups' overrides), counting
+        what they find for the request's usage row (read back as audit events)."""
         policy = self.guardrails.for_principal(principal)
-        ex.triggers = Triggers(ex.request_id, principal.key_id, self.clock, self._audit_later)
+        ex.triggers = Triggers()
         return policy.for_request(ex.triggers)
-
-    def _audit_later(self, event: AuditEvent) -> None:
-        if self.usage is not None:
-            self.usage.audit(event)
 
     # -- lifecycle (granian calls these in each worker, outside the running loop) ------------------
 
@@ -249,8 +244,6 @@ class App:
         ex.send_error(error)
 
     def _account(self, ex: Exchange) -> None:
-        if ex.triggers is not None:
-            ex.triggers.flush()
         elapsed = time.perf_counter() - ex.started
         model = ex.model or "unknown"
         provider = ex.provider or "none"
@@ -300,6 +293,7 @@ class App:
                     tool_calls=json_text(ex.tool_calls) if ex.tool_calls else None,
                     tool_results=results_json(ex.tool_results),
                     reasoning_tokens=ex.reasoning_tokens,
+                    guardrails=ex.triggers.encoded() if ex.triggers is not None else None,
                 )
             )
             for row in ex.attempt_rows:

@@ -36,6 +36,39 @@ _LIST_COLUMNS = "id, name, description, rules, created_at, updated_at"
 _AUDIT_COLUMNS = "ts, actor, action, target_type, target_id, before, after, detail"
 _INSERT_AUDIT = BulkInsert(f"INSERT INTO audit_log ({_AUDIT_COLUMNS})", 8)
 
+# Guardrail triggers live on usage rows (`guardrails.audit`); as audit events, one per entry of the list.
+TRIGGERED = "guardrail.triggered"
+_TRIGGER_EVENTS = (
+    "SELECT u.ts, 'key:' || u.key_id, '" + TRIGGERED + "', 'request', u.request_id, NULL, NULL, "
+    "json_object('request_id', u.request_id, 'key_id', u.key_id, 'category', t.value ->> 1, 'type', t.value ->> 2, "
+    "'direction', t.value ->> 0, 'action', t.value ->> 3, 'count', t.value ->> 4), NULL "
+    "FROM usage_log AS u, json_each(u.guardrails) AS t WHERE u.guardrails IS NOT NULL"
+)
+
+
+def _audit_filter(
+    clauses: dict[str, object | None], action_column: str | None, action: str | None
+) -> tuple[str, list[object]]:
+    """A WHERE clause (with a leading space; empty without filters) and its parameters: the clauses whose value
+    is given, and the action (`key.*` selects a family of actions)."""
+    where = [clause for clause, value in clauses.items() if value is not None]
+    params = [value for value in clauses.values() if value is not None]
+    if action_column is not None and action is not None:
+        family = action.endswith(".*")
+        where.append(f"{action_column} LIKE ?" if family else f"{action_column} = ?")
+        params.append(action[:-1] + "%" if family else action)
+    return (f" WHERE {' AND '.join(where)}" if where else ""), params
+
+
+def _selects_triggers(actor: str | None, action: str | None) -> bool:
+    """Whether guardrail triggers (actor `key:<id>`, action guardrail.triggered) can match these filters."""
+    if actor is not None and not actor.startswith("key:"):
+        return False
+    if action is None:
+        return True
+    return TRIGGERED.startswith(action[:-1]) if action.endswith(".*") else action == TRIGGERED
+
+
 _json_encode = msgspec.json.encode
 _decode_labels = msgspec.json.Decoder(dict[str, str]).decode
 _decode_rules = msgspec.json.Decoder(Rules).decode
@@ -420,25 +453,26 @@ class GovernanceTables:
         limit: int = 100,
         offset: int = 0,
     ) -> list[AuditEvent]:
-        clauses, params = [], []
-        for clause, value in (
-            ("ts >= ?", start),
-            ("ts < ?", end),
-            ("actor = ?", actor),
-            ("target_id = ?", target),
-        ):
-            if value is not None:
-                clauses.append(clause)
-                params.append(value)
-        if action is not None:
-            # `key.*` selects a family of actions.
-            clauses.append("action LIKE ?" if action.endswith(".*") else "action = ?")
-            params.append(action[:-1] + "%" if action.endswith(".*") else action)
-        where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
-        rows = self._conn.execute(
-            f"SELECT {_AUDIT_COLUMNS}, seq FROM audit_log {where}ORDER BY seq LIMIT ? OFFSET ?",
-            [*params, limit, offset],
+        """Events in time order: the rows of `audit_log`, and the guardrail triggers written with usage rows."""
+        logged, logged_params = _audit_filter(
+            {"ts >= ?": start, "ts < ?": end, "actor = ?": actor, "target_id = ?": target}, "action", action
         )
+        sql = f"SELECT {_AUDIT_COLUMNS}, seq FROM audit_log{logged}"
+        params = logged_params
+        if _selects_triggers(actor, action):
+            found, found_params = _audit_filter(
+                {
+                    "u.ts >= ?": start,
+                    "u.ts < ?": end,
+                    "u.key_id = ?": actor.removeprefix("key:") if actor is not None else None,
+                    "u.request_id = ?": target,
+                },
+                None,
+                None,
+            )
+            sql += f" UNION ALL {_TRIGGER_EVENTS}{found.replace(' WHERE ', ' AND ')}"
+            params = [*params, *found_params]
+        rows = self._conn.execute(f"{sql} ORDER BY ts, seq LIMIT ? OFFSET ?", [*params, limit, offset])
         return [
             AuditEvent(
                 r[0],

@@ -295,4 +295,13 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        9,
+        "guardrail triggers on usage rows, read back as guardrail.triggered audit events",
+        [
+            "ALTER TABLE usage_log ADD COLUMN guardrails TEXT",
+            # Only requests the guardrails acted on have an entry: the audit log's reads of them by time.
+            "CREATE INDEX usage_log_guardrails ON usage_log (ts) WHERE guardrails IS NOT NULL",
+        ],
+    ),
 ]

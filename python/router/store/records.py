@@ -145,6 +145,8 @@ class UsageRow(msgspec.Struct, array_like=True):
     tool_calls: str | None = None  # JSON list of the tool names the answer called, in order
     tool_results: str | None = None  # JSON list of {"name", "is_error"}: results the request sent back
     reasoning_tokens: int | None = None  # inside completion_tokens (billed as output); None: not reported
+    # JSON list of [direction, category, type, action, count]: what the guardrails found (audit events).
+    guardrails: str | None = None
 
 
 USAGE_COLUMNS = UsageRow.__struct_fields__
