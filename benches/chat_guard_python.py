@@ -4,6 +4,7 @@ feeds Python-held StreamScanners, and re-encodes changed chunks). Kept only for 
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import msgspec
@@ -179,4 +180,4 @@ class PythonChatStreamGuard:
             if new:
                 found += new
                 self.counted[key] = seen + len(new)
-        self.policy.verdict(found, "response", self.metrics)
+        self.policy.verdict([(c, k, n) for (c, k), n in Counter(found).items()], "response", self.metrics)

@@ -83,8 +83,8 @@ class StreamTap:
         """End of stream: return the unterminated tail as received (it is not observed); b"" once `malformed`.
 
         With a screen, the tail is dropped instead and a chunk with the text still held back (masked) is returned."""
-    def take_found(self) -> list[tuple[str, str]]:
-        """The screen's findings (category, type) since the last call; never the values."""
+    def take_found(self) -> list[tuple[str, str, int]]:
+        """The screen's findings since the last call, (category, type, count) per type; never the values."""
     @property
     def has_findings(self) -> bool:
         """Whether `take_found` has anything."""
@@ -173,8 +173,8 @@ class Transcoder:
     @property
     def tool_names(self) -> list[str]:
         """Names of the tools the model called, in order (not the structured-output `json_tool`)."""
-    def take_found(self) -> list[tuple[str, str]]:
-        """Guardrail findings (category, type) since the last call; never the values."""
+    def take_found(self) -> list[tuple[str, str, int]]:
+        """Guardrail findings since the last call, (category, type, count) per type; never the values."""
     @property
     def has_findings(self) -> bool:
         """Whether `take_found` has anything."""
@@ -201,8 +201,8 @@ class AnswerScreen:
         extra chunk that takes over its choice's finish_reason, or before [DONE]."""
     def finish_chat(self) -> bytes:
         """The stream ended without [DONE]: a chunk with the text still held back, masked."""
-    def take_found(self) -> list[tuple[str, str]]:
-        """Findings (category, type) since the last call; never the values."""
+    def take_found(self) -> list[tuple[str, str, int]]:
+        """Findings since the last call, (category, type, count) per type; never the values."""
     @property
     def has_findings(self) -> bool:
         """Whether `take_found` has anything."""
@@ -363,6 +363,12 @@ class Masker:
     @property
     def found(self) -> list[tuple[str, str]]:
         """(category, type) of every value masked so far, in order. Never the values."""
+    @property
+    def found_count(self) -> int:
+        """How many values were masked so far."""
+    def tally(self, since: int = 0) -> list[tuple[str, str, int]]:
+        """(category, type, count) of the values masked after the first `since`, one entry per type, in the
+        order first found."""
     def placeholders(self) -> list[tuple[str, str]]:
         """(placeholder, original value) of every value masked so far (to restore echoed placeholders)."""
 

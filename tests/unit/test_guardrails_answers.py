@@ -267,14 +267,14 @@ def test_chat_proxy_stream_never_leaks_reasoning_or_arguments(screened: str) -> 
 
 
 class _Source:
-    def __init__(self, found: list[tuple[str, str]]) -> None:
+    def __init__(self, found: list[tuple[str, str, int]]) -> None:
         self.found = found
 
     @property
     def has_findings(self) -> bool:
         return bool(self.found)
 
-    def take_found(self) -> list[tuple[str, str]]:
+    def take_found(self) -> list[tuple[str, str, int]]:
         out, self.found = self.found, []
         return out
 
@@ -293,7 +293,7 @@ def test_a_blocked_category_in_a_stream_raises_naming_the_category() -> None:
 
 def test_masked_categories_only_count() -> None:
     metrics = Metrics()
-    AnswerGuard(Policy(GuardrailSettings()), metrics).check(_Source([("pii", "EMAIL")]))
+    AnswerGuard(Policy(GuardrailSettings()), metrics).check(_Source([("pii", "EMAIL", 1)]))
     assert 'router_guardrail_findings_total{action="mask",category="pii",direction="response"} 1.0' in (
         metrics.render().decode()
     )

@@ -22,7 +22,7 @@ class _Findings(Protocol):
     @property
     def has_findings(self) -> bool: ...
 
-    def take_found(self) -> list[tuple[str, str]]: ...
+    def take_found(self) -> list[tuple[str, str, int]]: ...
 
 
 class AnswerGuard:
@@ -51,7 +51,7 @@ class AnswerGuard:
     def reply(self, reply: dict[str, Any], caller: str) -> bool:
         """Mask a whole answer in `caller`'s API in place (or raise for a blocked category); True if changed."""
         masker = self.request if self.request is not None else self.policy.masker()
-        before = len(masker.found)
+        before = masker.found_count
         mask: Callable[[str], str] = masker.mask
         if self.request is not None:
             restore = Restorer(self.request)
@@ -64,5 +64,5 @@ class AnswerGuard:
             if field in reply:
                 reply[field], c = map_tree(mask, reply[field], ANSWER_NOT_TEXT, WHOLE_TEXT)
                 changed |= c
-        self.policy.verdict(masker.found[before:], "response", self.metrics)
+        self.policy.verdict(masker.tally(before), "response", self.metrics)
         return changed

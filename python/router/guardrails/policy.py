@@ -77,25 +77,20 @@ class Policy:
     def stream(self, request: Masker | None = None) -> StreamScanner:
         return self.engine.stream(self.categories, request)
 
-    def verdict(self, found: list[tuple[str, str]], direction: Direction, metrics: Metrics) -> None:
-        """Count what was found; raise if any of it is in a blocked category."""
-        if not found:
-            return
-        by_type: dict[tuple[str, str], int] = {}
-        for found_type in found:
-            by_type[found_type] = by_type.get(found_type, 0) + 1
-        blocked = set()
+    def verdict(self, tally: list[tuple[str, str, int]], direction: Direction, metrics: Metrics) -> None:
+        """Count what was found, (category, type, count) per type; raise if any of it is in a blocked category."""
+        blocked = []
         triggers = self.triggers
-        for (category, kind), n in by_type.items():
+        for category, kind, n in tally:
             action = self.action(category, kind)
             metrics.count_guardrail(category, direction, action, n)
             if triggers is not None:
                 triggers.add(direction, category, kind, action, n)
             if action == "block":
-                blocked.add(category)
+                blocked.append(category)
         if blocked:
             raise GuardrailViolation(
-                f"The {direction} contains {', '.join(sorted(blocked))} data, which this organisation's "
+                f"The {direction} contains {', '.join(sorted(set(blocked)))} data, which this organisation's "
                 "guardrails block.",
                 code="guardrail_violation",
             )
@@ -148,7 +143,7 @@ class Restorer:
 
     def __init__(self, request: Masker) -> None:
         self.pairs = request.placeholders()
-        self.found = len(request.found)
+        self.found = request.found_count
 
     def __call__(self, text: str) -> str:
         for placeholder, value in self.pairs:
@@ -216,7 +211,7 @@ def _screen(policy: Policy, metrics: Metrics, fields: dict[str, msgspec.Raw], na
     # Every value found is replaced by a placeholder: nothing changed, nothing was found.
     if not changed:
         return None
-    policy.verdict(masker.found, "request", metrics)
+    policy.verdict(masker.tally(), "request", metrics)
     return masker
 
 
@@ -260,21 +255,21 @@ def screen_chat_response(policy: Policy, metrics: Metrics, data: bytes, request:
             return _restored(policy, metrics, data, request, restore)
     # Nothing to put back: the Rust walk masks the answer (continuing the request's numbering, if any).
     masker = request if request is not None else policy.masker()
-    before = len(masker.found) if request is not None else 0
+    before = masker.found_count if request is not None else 0
     masked = _mask_document(masker, data, _ANSWER_SKIP, ANSWER_NOT_TEXT)
     if masked is None:
         return data
-    policy.verdict(masker.found[before:], "response", metrics)
+    policy.verdict(masker.tally(before), "response", metrics)
     return masked
 
 
 def _restored(policy: Policy, metrics: Metrics, data: bytes, request: Masker, restore: Restorer) -> bytes:
     """An answer that echoes the request's placeholders: decoded, masked, and given the values back."""
-    before = len(request.found)
+    before = request.found_count
 
     def mask(text: str) -> str:
         return restore(request.mask(text))
 
     body, changed = map_tree(mask, msgspec.json.decode(data), ANSWER_NOT_TEXT, WHOLE_TEXT)
-    policy.verdict(request.found[before:], "response", metrics)
+    policy.verdict(request.tally(before), "response", metrics)
     return _encoder.encode(body) if changed else data

@@ -41,6 +41,22 @@ pub(crate) fn categories(engine: &Engine, names: Option<Vec<String>>) -> PyResul
     }
 }
 
+/// (category, type, count) for each type found, in the order first found: what Python turns into metrics
+/// and audit counts, one entry per type however many values (never the values).
+pub(crate) fn tally<'a>(
+    found: impl IntoIterator<Item = &'a (Category, String)>,
+) -> Vec<(&'static str, String, usize)> {
+    let mut out: Vec<(&'static str, String, usize)> = Vec::new();
+    for (category, kind) in found {
+        let name = category.name();
+        match out.iter_mut().find(|(c, k, _)| *c == name && k == kind) {
+            Some(entry) => entry.2 += 1,
+            None => out.push((name, kind.clone(), 1)),
+        }
+    }
+    out
+}
+
 pub(crate) fn found_list(masker: &Masker) -> Vec<(&'static str, String)> {
     masker
         .found
@@ -208,6 +224,18 @@ impl PyMasker {
         found_list(&self.masker)
     }
 
+    /// How many values were masked so far.
+    #[getter]
+    fn found_count(&self) -> usize {
+        self.masker.found.len()
+    }
+
+    /// (category, type, count) of the values masked after the first `since`, one entry per type.
+    #[pyo3(signature = (since = 0))]
+    fn tally(&self, since: usize) -> Vec<(&'static str, String, usize)> {
+        tally(self.masker.found.get(since..).unwrap_or_default())
+    }
+
     /// (placeholder, original value) for every value masked so far: for restoring echoed placeholders.
     fn placeholders(&self) -> Vec<(String, String)> {
         self.masker.placeholders()
@@ -249,5 +277,29 @@ impl PyStreamScanner {
     #[getter]
     fn found(&self) -> Vec<(&'static str, String)> {
         found_list(&self.0.masker)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tally_counts_each_type_once_in_the_order_first_found() {
+        let found = [
+            (Category::Pii, "EMAIL".to_owned()),
+            (Category::Pci, "CARD".to_owned()),
+            (Category::Pii, "EMAIL".to_owned()),
+            (Category::Pii, "PHONE".to_owned()),
+        ];
+        assert_eq!(
+            tally(&found),
+            [
+                ("pii", "EMAIL".to_owned(), 2),
+                ("pci", "CARD".to_owned(), 1),
+                ("pii", "PHONE".to_owned(), 1)
+            ]
+        );
+        assert!(tally(&[]).is_empty());
     }
 }

@@ -5,6 +5,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use super::{SseEvent, SseParser, StreamTap};
+use crate::scan::py::tally;
 use crate::transcode::py::PyAnswerScreen;
 
 // PyO3 embeds the Rust value in a Python object that is only 16-byte aligned.
@@ -109,13 +110,9 @@ impl PyStreamTap {
         }))
     }
 
-    /// Guardrail findings since the last call, as (category, type); never the values.
-    fn take_found(&mut self) -> Vec<(&'static str, String)> {
-        self.0
-            .take_found()
-            .into_iter()
-            .map(|(c, k)| (c.name(), k))
-            .collect()
+    /// Guardrail findings since the last call, as (category, type, count); never the values.
+    fn take_found(&mut self) -> Vec<(&'static str, String, usize)> {
+        tally(&self.0.take_found())
     }
 
     /// Whether `take_found` has anything (cheap: checked after every chunk).

@@ -5,17 +5,12 @@ use pyo3::types::PyBytes;
 
 use super::screen::{ChatEvent, Screen};
 use super::{Api, Options, Prices, Transcoder};
-use crate::scan::py::{categories, PyGuardrails, PyMasker};
-use crate::scan::Category;
+use crate::scan::py::{categories, tally, PyGuardrails, PyMasker};
 use crate::sse::{SseEvent, SseParser};
 
 const _: () = assert!(
     std::mem::align_of::<Transcoder>() <= 16 && std::mem::align_of::<PyAnswerScreen>() <= 16
 );
-
-fn found(list: Vec<(Category, String)>) -> Vec<(&'static str, String)> {
-    list.into_iter().map(|(c, k)| (c.name(), k)).collect()
-}
 
 /// Guardrails on one answer: hold-back scanners for each of its texts, one placeholder numbering.
 ///
@@ -88,8 +83,8 @@ impl PyAnswerScreen {
     }
 
     /// Findings since the last call, as (category, type); never the values.
-    fn take_found(&mut self) -> PyResult<Vec<(&'static str, String)>> {
-        Ok(found(self.screen()?.take_found()))
+    fn take_found(&mut self) -> PyResult<Vec<(&'static str, String, usize)>> {
+        Ok(tally(&self.screen()?.take_found()))
     }
 
     /// Whether `take_found` has anything (cheap: checked after every chunk).
@@ -149,9 +144,9 @@ impl PyTranscoder {
         Ok(Self(transcoder))
     }
 
-    /// Guardrail findings since the last call, as (category, type); never the values.
-    fn take_found(&mut self) -> Vec<(&'static str, String)> {
-        found(self.0.take_found())
+    /// Guardrail findings since the last call, as (category, type, count); never the values.
+    fn take_found(&mut self) -> Vec<(&'static str, String, usize)> {
+        tally(&self.0.take_found())
     }
 
     /// Whether `take_found` has anything (cheap: checked after every chunk).
