@@ -61,9 +61,10 @@ class Policy:
 
     def for_request(self, triggers: Triggers) -> Policy:
         """This policy, reporting what it finds to one request's audit trail: a shallow copy sharing the
-        engine (built by hand: `copy.copy` costs seven times as much)."""
+        engine (built by hand, assigning a copy of the attribute dict: `copy.copy` costs seven times as much,
+        updating the new dict twice as much)."""
         bound = object.__new__(Policy)
-        bound.__dict__.update(self.__dict__)
+        bound.__dict__ = self.__dict__.copy()
         bound.triggers = triggers
         return bound
 
