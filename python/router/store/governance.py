@@ -46,18 +46,10 @@ _TRIGGER_EVENTS = (
 )
 
 
-def _audit_filter(
-    clauses: dict[str, object | None], action_column: str | None, action: str | None
-) -> tuple[str, list[object]]:
-    """A WHERE clause (with a leading space; empty without filters) and its parameters: the clauses whose value
-    is given, and the action (`key.*` selects a family of actions)."""
-    where = [clause for clause, value in clauses.items() if value is not None]
-    params = [value for value in clauses.values() if value is not None]
-    if action_column is not None and action is not None:
-        family = action.endswith(".*")
-        where.append(f"{action_column} LIKE ?" if family else f"{action_column} = ?")
-        params.append(action[:-1] + "%" if family else action)
-    return (f" WHERE {' AND '.join(where)}" if where else ""), params
+def _given(clauses: dict[str, object | None]) -> tuple[list[str], list[object]]:
+    """The clauses whose value is given, and those values (the query's parameters)."""
+    given = {clause: value for clause, value in clauses.items() if value is not None}
+    return list(given), list(given.values())
 
 
 def _selects_triggers(actor: str | None, action: str | None) -> bool:
@@ -454,24 +446,20 @@ class GovernanceTables:
         offset: int = 0,
     ) -> list[AuditEvent]:
         """Events in time order: the rows of `audit_log`, and the guardrail triggers written with usage rows."""
-        logged, logged_params = _audit_filter(
-            {"ts >= ?": start, "ts < ?": end, "actor = ?": actor, "target_id = ?": target}, "action", action
-        )
-        sql = f"SELECT {_AUDIT_COLUMNS}, seq FROM audit_log{logged}"
-        params = logged_params
+        where, params = _given({"ts >= ?": start, "ts < ?": end, "actor = ?": actor, "target_id = ?": target})
+        if action is not None:
+            # `key.*` selects a family of actions.
+            family = action.endswith(".*")
+            where.append("action LIKE ?" if family else "action = ?")
+            params.append(action[:-1] + "%" if family else action)
+        sql = f"SELECT {_AUDIT_COLUMNS}, seq FROM audit_log" + (f" WHERE {' AND '.join(where)}" if where else "")
         if _selects_triggers(actor, action):
-            found, found_params = _audit_filter(
-                {
-                    "u.ts >= ?": start,
-                    "u.ts < ?": end,
-                    "u.key_id = ?": actor.removeprefix("key:") if actor is not None else None,
-                    "u.request_id = ?": target,
-                },
-                None,
-                None,
+            key_id = actor.removeprefix("key:") if actor is not None else None
+            found, found_params = _given(
+                {"u.ts >= ?": start, "u.ts < ?": end, "u.key_id = ?": key_id, "u.request_id = ?": target}
             )
-            sql += f" UNION ALL {_TRIGGER_EVENTS}{found.replace(' WHERE ', ' AND ')}"
-            params = [*params, *found_params]
+            sql += f" UNION ALL {_TRIGGER_EVENTS}" + "".join(f" AND {clause}" for clause in found)
+            params += found_params
         rows = self._conn.execute(f"{sql} ORDER BY ts, seq LIMIT ? OFFSET ?", [*params, limit, offset])
         return [
             AuditEvent(
