@@ -52,15 +52,6 @@ def _given(clauses: dict[str, object | None]) -> tuple[list[str], list[object]]:
     return list(given), list(given.values())
 
 
-def _selects_triggers(actor: str | None, action: str | None) -> bool:
-    """Whether guardrail triggers (actor `key:<id>`, action guardrail.triggered) can match these filters."""
-    if actor is not None and not actor.startswith("key:"):
-        return False
-    if action is None:
-        return True
-    return TRIGGERED.startswith(action[:-1]) if action.endswith(".*") else action == TRIGGERED
-
-
 _json_encode = msgspec.json.encode
 _decode_labels = msgspec.json.Decoder(dict[str, str]).decode
 _decode_rules = msgspec.json.Decoder(Rules).decode
@@ -447,17 +438,23 @@ class GovernanceTables:
     ) -> list[AuditEvent]:
         """Events in time order: the rows of `audit_log`, and the guardrail triggers written with usage rows."""
         where, params = _given({"ts >= ?": start, "ts < ?": end, "actor = ?": actor, "target_id = ?": target})
+        # `key.*` selects a family of actions; the triggers' action is a constant, filtered by the same test.
+        test: tuple[str, str] | None = None
         if action is not None:
-            # `key.*` selects a family of actions.
             family = action.endswith(".*")
-            where.append("action LIKE ?" if family else "action = ?")
-            params.append(action[:-1] + "%" if family else action)
+            test = ("LIKE ?" if family else "= ?", action[:-1] + "%" if family else action)
+            where.append(f"action {test[0]}")
+            params.append(test[1])
         sql = f"SELECT {_AUDIT_COLUMNS}, seq FROM audit_log" + (f" WHERE {' AND '.join(where)}" if where else "")
-        if _selects_triggers(actor, action):
+        # Triggers are reported by keys: an actor filter of any other kind excludes them.
+        if actor is None or actor.startswith("key:"):
             key_id = actor.removeprefix("key:") if actor is not None else None
             found, found_params = _given(
                 {"u.ts >= ?": start, "u.ts < ?": end, "u.key_id = ?": key_id, "u.request_id = ?": target}
             )
+            if test is not None:
+                found.append(f"'{TRIGGERED}' {test[0]}")
+                found_params.append(test[1])
             sql += f" UNION ALL {_TRIGGER_EVENTS}" + "".join(f" AND {clause}" for clause in found)
             params += found_params
         rows = self._conn.execute(f"{sql} ORDER BY ts, seq LIMIT ? OFFSET ?", [*params, limit, offset])
