@@ -398,3 +398,38 @@ class StreamScanner:
     @property
     def found(self) -> list[tuple[str, str]]:
         """(category, type) of every value masked so far. Never the values."""
+
+@final
+class Actions:
+    """A guardrail policy's actions: the categories, and the custom pattern types, that block; the rest mask."""
+
+    def __new__(cls, blocking: Sequence[str], blocked_custom: Sequence[str]) -> Actions: ...
+    def action(self, category: str, kind: str) -> str:
+        """ "block" or "mask"."""
+    def record(
+        self,
+        tally: Sequence[tuple[str, str, int]],
+        direction: str,
+        counts: FindingCounts,
+        triggers: Triggers | None,
+    ) -> list[str]:
+        """Count a scanner's tally, (category, type, count) per type, in `counts` and in the request's
+        `triggers` (None outside a request); the categories that block, sorted (empty: all masked).
+        `direction`: "request" or "response"."""
+
+@final
+class Triggers:
+    """One request's guardrail triggers, its audit trail: a count per direction, category, type and action."""
+
+    def __new__(cls) -> Triggers: ...
+    def encoded(self) -> str | None:
+        """`[[direction, category, type, action, count], ...]` as JSON text (in first-found order), or None
+        when nothing was found."""
+
+@final
+class FindingCounts:
+    """A worker's count of values found, per category, direction and action (the findings metric)."""
+
+    def __new__(cls) -> FindingCounts: ...
+    def items(self) -> list[tuple[str, str, str, int]]:
+        """(category, direction, action, count) for every non-zero count."""

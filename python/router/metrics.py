@@ -21,6 +21,8 @@ import msgspec
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
+from ._core import FindingCounts
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
@@ -97,6 +99,8 @@ class Metrics:
     def __init__(self) -> None:
         self.in_flight = 0
         self._series: dict[str, dict[tuple[str, ...], Series]] = {name: {} for name in FAMILIES}
+        # Counted in Rust by the guardrails' `Actions.record`, with the request's audit triggers in one call.
+        self.guardrail_findings = FindingCounts()
         self._dir = multiprocess_dir()
         # Gauges read at scrape time from shared state (budgets): (name, help, label name, [(label, value)]).
         self.gauges: Callable[[], list[tuple[str, str, str, list[tuple[str, float]]]]] | None = None
@@ -150,12 +154,12 @@ class Metrics:
     def count_attempt(self, policy: str, model: str, outcome: str) -> None:
         self._count("router_policy_attempts", (policy, model, outcome))
 
-    def count_guardrail(self, category: str, direction: str, action: str, n: int) -> None:
-        self._count("router_guardrail_findings", (category, direction, action), n)
-
     # -- several workers ----------------------------------------------------------------------------
 
     def _snapshot(self) -> Snapshot:
+        self._series["router_guardrail_findings"] = {
+            (category, direction, action): [n] for category, direction, action, n in self.guardrail_findings.items()
+        }
         series = {name: [(list(k), list(v)) for k, v in cells.items()] for name, cells in self._series.items()}
         return Snapshot(os.getpid(), self.in_flight, series)
 

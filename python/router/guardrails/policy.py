@@ -24,7 +24,7 @@ from typing import Any, Literal, ParamSpec, TypeVar
 
 import msgspec
 
-from .._core import Guardrails, Masker, SkipKeys, StreamScanner
+from .._core import Actions, Guardrails, Masker, SkipKeys, StreamScanner
 from ..errors import GatewayError, GuardrailUnavailable, GuardrailViolation
 from ..metrics import Metrics
 from .audit import Triggers
@@ -52,6 +52,7 @@ class Policy:
         self.categories = list(actions)
         self.blocking = frozenset(c for c, a in actions.items() if a == "block" and c != "custom")
         self.blocked_custom = settings.blocked_custom_types()
+        self._actions = Actions(sorted(self.blocking), sorted(self.blocked_custom))
         self.requests = bool(actions) and settings.scan_requests
         self.responses = bool(actions) and settings.scan_responses
         # Restoring happens while the answer is scanned, so it needs both directions on.
@@ -69,8 +70,7 @@ class Policy:
         return bound
 
     def action(self, category: str, kind: str) -> str:
-        blocked = category in self.blocking or (category == "custom" and kind in self.blocked_custom)
-        return "block" if blocked else "mask"
+        return self._actions.action(category, kind)
 
     def masker(self) -> Masker:
         return self._blank.fresh()
@@ -79,20 +79,12 @@ class Policy:
         return self.engine.stream(self.categories, request)
 
     def verdict(self, tally: list[tuple[str, str, int]], direction: Direction, metrics: Metrics) -> None:
-        """Count what was found, (category, type, count) per type; raise if any of it is in a blocked category."""
-        blocked = []
-        triggers = self.triggers
-        for category, kind, n in tally:
-            action = self.action(category, kind)
-            metrics.count_guardrail(category, direction, action, n)
-            if triggers is not None:
-                triggers.add(direction, category, kind, action, n)
-            if action == "block":
-                blocked.append(category)
+        """Count what was found, (category, type, count) per type, in the metrics and the request's triggers;
+        raise if any of it is in a blocked category."""
+        blocked = self._actions.record(tally, direction, metrics.guardrail_findings, self.triggers)
         if blocked:
             raise GuardrailViolation(
-                f"The {direction} contains {', '.join(sorted(set(blocked)))} data, which this organisation's "
-                "guardrails block.",
+                f"The {direction} contains {', '.join(blocked)} data, which this organisation's guardrails block.",
                 code="guardrail_violation",
             )
 

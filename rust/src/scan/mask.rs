@@ -7,21 +7,24 @@ use super::{Category, Engine, Finding};
 
 #[derive(Default, Clone)]
 pub struct Masker {
-    numbers: HashMap<(String, String), u32>,
-    counters: HashMap<String, u32>,
+    /// Per type, each value's number (numbers count up from 1 per type). Nested so that a lookup borrows
+    /// the type and value instead of building an owned key for each.
+    numbers: HashMap<String, HashMap<String, u32>>,
     /// Every masked occurrence, in order: (category, type). Never the value.
     pub found: Vec<(Category, String)>,
 }
 
 impl Masker {
     fn number(&mut self, kind: &str, value: &str) -> u32 {
-        if let Some(&n) = self.numbers.get(&(kind.to_owned(), value.to_owned())) {
+        if !self.numbers.contains_key(kind) {
+            self.numbers.insert(kind.to_owned(), HashMap::new());
+        }
+        let values = self.numbers.get_mut(kind).expect("inserted above");
+        if let Some(&n) = values.get(value) {
             return n;
         }
-        let next = self.counters.entry(kind.to_owned()).or_insert(0);
-        *next += 1;
-        let n = *next;
-        self.numbers.insert((kind.to_owned(), value.to_owned()), n);
+        let n = u32::try_from(values.len() + 1).unwrap_or(u32::MAX);
+        values.insert(value.to_owned(), n);
         n
     }
 
@@ -47,14 +50,18 @@ impl Masker {
 
     /// How many distinct values have a placeholder.
     pub fn distinct(&self) -> usize {
-        self.numbers.len()
+        self.numbers.values().map(HashMap::len).sum()
     }
 
     /// Every placeholder handed out and the value it stands for (to restore echoed placeholders).
     pub fn placeholders(&self) -> Vec<(String, String)> {
         self.numbers
             .iter()
-            .map(|((kind, value), n)| (format!("[{kind}_{n}]"), value.clone()))
+            .flat_map(|(kind, values)| {
+                values
+                    .iter()
+                    .map(move |(value, n)| (format!("[{kind}_{n}]"), value.clone()))
+            })
             .collect()
     }
 

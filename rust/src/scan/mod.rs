@@ -4,7 +4,8 @@
 //! `prefilter` finds the hot windows of a text (`hyperscan`, behind the feature of that name, is the
 //! alternative wake-up pass), `engine` is the detector, `rules` the built-in rule table, `validate` the checksums and
 //! filters, `mask` the placeholder numbering, `json` masking the strings of a JSON document, `stream` the
-//! hold-back scanner; `py` holds the bindings.
+//! hold-back scanner, `triggers` what was done with what was found (audit and metric counts); `py` holds
+//! the bindings.
 pub mod engine;
 #[cfg(feature = "hyperscan")]
 pub mod hyperscan;
@@ -14,6 +15,7 @@ pub mod prefilter;
 pub mod py;
 pub mod rules;
 pub mod stream;
+pub mod triggers;
 pub mod validate;
 
 pub use engine::{Engine, Finding, Wakeup};

@@ -1,13 +1,16 @@
-//! Python bindings: `Guardrails` (a compiled engine), `Finding`, `Masker` and `StreamScanner`.
+//! Python bindings: `Guardrails` (a compiled engine), `Finding`, `Masker`, `StreamScanner`, and the
+//! bookkeeping of what they find: `Actions`, `Triggers` and `FindingCounts`.
 use std::sync::Arc;
 
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyBytes, PyString};
 
 use super::engine::char_offsets;
 use super::json::{mask_json, SkipKeys};
+use super::triggers::{Actions, Counts, Direction, Triggers};
 use super::{
     parse_categories, Categories, Category, Engine, Masker, StreamScanner, DEFAULT_CATEGORIES,
 };
@@ -277,6 +280,95 @@ impl PyStreamScanner {
     #[getter]
     fn found(&self) -> Vec<(&'static str, String)> {
         found_list(&self.0.masker)
+    }
+}
+
+fn category(name: &str) -> PyResult<Category> {
+    Category::parse(name)
+        .ok_or_else(|| PyValueError::new_err(format!("unknown guardrail category {name:?}")))
+}
+
+/// A policy's actions: which categories, and which custom pattern types, block instead of masking.
+#[pyclass(name = "Actions", module = "router._core", frozen)]
+pub struct PyActions(Actions);
+
+#[pymethods]
+impl PyActions {
+    #[new]
+    fn new(blocking: Vec<String>, blocked_custom: Vec<String>) -> PyResult<Self> {
+        Ok(Self(Actions {
+            blocking: parse_categories(&blocking).map_err(PyValueError::new_err)?,
+            blocked_custom,
+        }))
+    }
+
+    /// "block" or "mask".
+    fn action(&self, category: &str, kind: &str) -> PyResult<&'static str> {
+        Ok(self.0.of(self::category(category)?, kind).name())
+    }
+
+    /// Count a scanner's tally, (category, type, count) per type, in `counts` and in the request's
+    /// `triggers` (None outside a request); the categories that block, sorted (empty: all masked).
+    fn record(
+        &self,
+        tally: Vec<(PyBackedStr, PyBackedStr, u64)>,
+        direction: &str,
+        counts: &PyFindingCounts,
+        mut triggers: Option<PyRefMut<'_, PyTriggers>>,
+    ) -> PyResult<Vec<&'static str>> {
+        let direction = Direction::parse(direction)
+            .ok_or_else(|| PyValueError::new_err(format!("unknown direction {direction:?}")))?;
+        let mut parsed = Vec::with_capacity(tally.len());
+        for (c, kind, n) in &tally {
+            parsed.push((self::category(c)?, &**kind, *n));
+        }
+        let blocked = self.0.record(
+            parsed,
+            direction,
+            &counts.0,
+            triggers.as_deref_mut().map(|t| &mut t.0),
+        );
+        Ok(blocked.into_iter().map(Category::name).collect())
+    }
+}
+
+/// One request's guardrail triggers (its audit trail), written with its usage row.
+#[pyclass(name = "Triggers", module = "router._core")]
+#[derive(Default)]
+pub struct PyTriggers(Triggers);
+
+#[pymethods]
+impl PyTriggers {
+    #[new]
+    fn new() -> Self {
+        Self::default()
+    }
+
+    /// `[[direction, category, type, action, count], ...]` as JSON text, or None when nothing was found.
+    fn encoded(&self) -> Option<String> {
+        self.0.encoded()
+    }
+}
+
+/// A worker's count of values found, per category, direction and action (the findings metric).
+#[pyclass(name = "FindingCounts", module = "router._core", frozen)]
+#[derive(Default)]
+pub struct PyFindingCounts(Counts);
+
+#[pymethods]
+impl PyFindingCounts {
+    #[new]
+    fn new() -> Self {
+        Self::default()
+    }
+
+    /// (category, direction, action, count) for every non-zero count.
+    fn items(&self) -> Vec<(&'static str, &'static str, &'static str, u64)> {
+        self.0
+            .items()
+            .into_iter()
+            .map(|(c, d, a, n)| (c.name(), d.name(), a.name(), n))
+            .collect()
     }
 }
 
