@@ -4,7 +4,10 @@
   (org settings or its merged overrides, cached per key) and binds it to the request's audit trail;
 - screening a chat request holding an email: unbound policy (no audit) vs bound (its trigger counted and
   encoded for the usage row, as `App._account` writes it);
-- why the cache: compiling the merged policy on every request instead (what a per-request merge would cost).
+- why the cache: compiling the merged policy on every request instead (what a per-request merge would cost);
+- the bookkeeping of one finding (its action, the findings metric, the request's trigger, the usage row's
+  JSON text): Rust `Actions.record` + `Triggers.encoded` against the Python loop they replaced, kept here as
+  the baseline.
 Run: `pytest benches/test_guardrail_overrides_bench.py --benchmark-only`.
 """
 
@@ -13,6 +16,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
+from router._core import Actions, FindingCounts
 from router.governance.keys import Principal
 from router.governance.resolve import CATALOG, Effective
 from router.guardrails.audit import Triggers
@@ -89,3 +93,54 @@ def test_screen_bound_with_audit_event(benchmark) -> None:
 @pytest.mark.benchmark(group="guardrails-policy-lookup")
 def test_compile_merged_policy_per_request(benchmark) -> None:
     benchmark.pedantic(lambda: Policy(merge(ORG, [OVERRIDE])), rounds=3, iterations=1)
+
+
+class _PythonTriggers:
+    """The Python bookkeeping `Actions.record` and `Triggers` replaced (the baseline)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str, str, str], int] = {}
+
+    def add(self, direction: str, category: str, kind: str, action: str, n: int) -> None:
+        key = (direction, category, kind, action)
+        self.counts[key] = self.counts.get(key, 0) + n
+
+    def encoded(self) -> str | None:
+        return msgspec.json.encode([(*key, n) for key, n in self.counts.items()]).decode() if self.counts else None
+
+
+def _python_verdict(tally: list[tuple[str, str, int]], direction: str, triggers: _PythonTriggers) -> list[str]:
+    blocked = []
+    for category, kind, n in tally:
+        action = "block" if category in PLAIN_ORG.blocking else "mask"
+        METRICS._count("router_guardrail_findings", (category, direction, action), n)
+        triggers.add(direction, category, kind, action, n)
+        if action == "block":
+            blocked.append(category)
+    return sorted(set(blocked))
+
+
+TALLY = [("pii", "EMAIL", 1)]
+ACTIONS = Actions(sorted(PLAIN_ORG.blocking), [])
+COUNTS = FindingCounts()
+ENCODED = '[["request","pii","EMAIL","mask",1]]'
+
+
+@pytest.mark.benchmark(group="guardrails-trigger-bookkeeping")
+def test_bookkeeping_python_baseline(benchmark) -> None:
+    def run() -> str | None:
+        triggers = _PythonTriggers()
+        assert not _python_verdict(TALLY, "request", triggers)
+        return triggers.encoded()
+
+    assert benchmark(run) == ENCODED
+
+
+@pytest.mark.benchmark(group="guardrails-trigger-bookkeeping")
+def test_bookkeeping_rust(benchmark) -> None:
+    def run() -> str | None:
+        triggers = Triggers()
+        assert not ACTIONS.record(TALLY, "request", COUNTS, triggers)
+        return triggers.encoded()
+
+    assert benchmark(run) == ENCODED
