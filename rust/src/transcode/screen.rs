@@ -107,6 +107,14 @@ impl Screen {
         }
     }
 
+    /// Bytes `slot` holds back right now.
+    fn held_len(&self, slot: u64) -> usize {
+        self.slots
+            .iter()
+            .find(|(s, _)| *s == slot)
+            .map_or(0, |(_, scanner)| scanner.held())
+    }
+
     /// Slots holding text back, in the order they were opened.
     fn held(&self) -> Vec<u64> {
         let mut held: Vec<u64> = self
@@ -339,7 +347,7 @@ fn write_edited(
     out: &mut Vec<u8>,
     name: Option<&str>,
     data: &str,
-    edits: &mut [(Range<usize>, Option<&str>)],
+    edits: &mut [(Range<usize>, Option<Cow<str>>)],
 ) {
     edits.sort_by_key(|(r, _)| r.start);
     let put = |out: &mut Vec<u8>| {
@@ -725,9 +733,12 @@ impl Screen {
     /// Whole chat chunk events in, the same events with their texts screened out. Held text goes out in an
     /// extra chunk that takes over the finish_reason of its choice, or before `[DONE]`.
     ///
-    /// Events that arrive together go out together, so each text is scanned once per call: its safe part
-    /// rides in the last of these events that carries that text, the earlier ones carry "". A burst of
-    /// deltas costs one scan, and the client assembles the same text.
+    /// Events that arrive together go out together, so each text is scanned once per call. When nothing in
+    /// it was masked (the usual case) the safe part is what the slot held plus a prefix of the new text:
+    /// each event keeps its own delta (the first also carries the held text), and only the events past the
+    /// hold-back point are cut, so a clean burst goes out mostly byte for byte. Otherwise the safe part
+    /// rides in the last of these events that carries that text, and the earlier ones carry "". Either way
+    /// a burst of deltas costs one scan, and the client assembles the same text.
     pub fn chat(&mut self, events: &[ChatEvent], out: &mut Vec<u8>) {
         let spans: Vec<Option<ChunkSpans>> = events
             .iter()
@@ -754,10 +765,19 @@ impl Screen {
                 }
             }
         }
-        let safe: Vec<String> = texts
+        // Per text slot: its safe part, and how much of it was held before (None: not held text plus a
+        // prefix of the new text, so something was masked or restored).
+        let safe: Vec<(String, Option<usize>)> = texts
             .iter()
-            .map(|(slot, text, _)| self.feed(*slot, text))
+            .map(|(slot, text, _)| {
+                let held = self.held_len(*slot);
+                let out = self.feed(*slot, text);
+                let plain = out.get(held..).is_some_and(|new| text.starts_with(new));
+                (out, plain.then_some(held))
+            })
             .collect();
+        // Per text slot: where the next event's delta starts in the slot's new text.
+        let mut offsets = vec![0usize; texts.len()];
         for (i, (event, spans)) in events.iter().zip(&spans).enumerate() {
             let (data, name, raw) = match *event {
                 ChatEvent::Data { data, name, raw } => (data, name, raw),
@@ -787,15 +807,30 @@ impl Screen {
                 self.template = Some(t);
             }
             // (range, new text; None: null)
-            let mut edits: Vec<(Range<usize>, Option<&str>)> = Vec::new();
+            let mut edits: Vec<(Range<usize>, Option<Cow<str>>)> = Vec::new();
             for (slot, range) in &spans.texts {
                 let Some(text) = text_of(&data[range.clone()]) else {
                     continue;
                 };
-                let at = texts
-                    .iter()
-                    .position(|(s, _, last)| s == slot && *last == i);
-                let new = at.map_or("", |at| safe[at].as_str());
+                let Some(k) = texts.iter().position(|(s, _, _)| s == slot) else {
+                    continue;
+                };
+                let (out, plain) = &safe[k];
+                let new: Cow<str> = match *plain {
+                    Some(held) => {
+                        let (start, end) = (offsets[k], offsets[k] + text.len());
+                        offsets[k] = end;
+                        let released = out.len() - held;
+                        let own = texts[k].1.get(start..end.min(released)).unwrap_or("");
+                        if start == 0 && held > 0 {
+                            Cow::Owned(format!("{}{own}", &out[..held]))
+                        } else {
+                            Cow::Borrowed(own)
+                        }
+                    }
+                    None if texts[k].2 == i => Cow::Borrowed(out.as_str()),
+                    None => Cow::Borrowed(""),
+                };
                 if new != text {
                     edits.push((range.clone(), Some(new)));
                 }
@@ -931,7 +966,7 @@ mod tests {
     }
 
     #[test]
-    fn a_burst_of_chat_events_is_scanned_once_and_carried_by_its_last_event() {
+    fn a_burst_of_chat_events_is_scanned_once_and_cut_at_the_hold_back_point() {
         let mut s = screen();
         let mut out = Vec::new();
         let raw = concat!(
@@ -941,14 +976,57 @@ mod tests {
         );
         s.chat(&chat_events(&events(raw)), &mut out);
         let text = String::from_utf8(out).unwrap();
-        assert!(text
-            .starts_with("data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\"}}]}\n\n"));
+        // The card's words are held back whole: the first event keeps the safe start of its own delta.
+        assert!(text.starts_with(
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"card \"}}]}\n\n"
+        ));
+        assert!(!text.contains("4111") && !text.contains("1111"), "{text}");
         let assembled: String = text
             .split("\"content\":\"")
             .skip(1)
             .map(|rest| &rest[..rest.find('"').unwrap()])
             .collect();
         assert_eq!(assembled, "card [CARD_1] ok ");
+    }
+
+    #[test]
+    fn a_clean_burst_goes_out_as_it_came_but_for_the_held_back_word() {
+        let mut s = screen();
+        let (mut first, mut second) = (Vec::new(), Vec::new());
+        let chunk = |t: &str| {
+            format!("data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{t}\"}}}}]}}\n\n")
+        };
+        let burst = [
+            chunk("The quick"),
+            chunk(" brown fox"),
+            chunk(" jumps over"),
+        ]
+        .concat();
+        s.chat(&chat_events(&events(&burst)), &mut first);
+        let first = String::from_utf8(first).unwrap();
+        // Byte for byte but the last delta, whose unfinished word is held for the next read.
+        assert!(
+            first.starts_with(&[chunk("The quick"), chunk(" brown fox")].concat()),
+            "{first}"
+        );
+        assert!(first.ends_with(&chunk(" jumps ")), "{first}");
+        // The next read's first event carries the held word before its own delta.
+        let next = [
+            chunk(" the lazy"),
+            chunk(" dog."),
+            "data: [DONE]\n\n".to_owned(),
+        ]
+        .concat();
+        s.chat(&chat_events(&events(&next)), &mut second);
+        let second = String::from_utf8(second).unwrap();
+        assert!(second.starts_with(&chunk("over the lazy")), "{second}");
+        let assembled: String = [first, second]
+            .concat()
+            .split("\"content\":\"")
+            .skip(1)
+            .map(|rest| rest[..rest.find('"').unwrap()].to_owned())
+            .collect();
+        assert_eq!(assembled, "The quick brown fox jumps over the lazy dog.");
     }
 
     #[test]
