@@ -639,7 +639,8 @@ mod tests {
 
     #[test]
     fn screened_clean_events_go_out_byte_for_byte() {
-        // One read per event: each goes out as it came (a burst in one read carries its text in its last event).
+        // One read per event: each goes out as it came (so does a clean burst in one read, but for the words
+        // held back at its end).
         let (events, _) = openai_events("\r\n");
         let events: Vec<String> = events
             .iter()
