@@ -7,8 +7,9 @@
 //!   events). A masked request then costs no audit row and no index entries of its own;
 //! - per worker in `Counts`, the `router_guardrail_findings` metric.
 //!
-//! Both used to be Python dictionaries updated per finding; here one call does it all, which took a
-//! masked request's bookkeeping from ~1.9 µs to ~0.3 µs.
+//! Both used to be Python dictionaries updated per finding; here one call does it all: counting one
+//! finding and encoding the request's triggers takes 1.1 µs against 2.5 µs for the Python loop
+//! (`benches/test_guardrail_overrides_bench.py`, group `guardrails-trigger-bookkeeping`).
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{Categories, Category};
