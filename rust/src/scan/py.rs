@@ -44,8 +44,8 @@ pub(crate) fn categories(engine: &Engine, names: Option<Vec<String>>) -> PyResul
     }
 }
 
-/// (category, type, count) for each type found, in the order first found: what Python turns into metrics
-/// and audit counts, one entry per type however many values (never the values).
+/// (category, type, count) for each type found, in the order first found: what `Actions.record` counts in
+/// the metrics and the request's audit trail, one entry per type however many values (never the values).
 pub(crate) fn tally<'a>(
     found: impl IntoIterator<Item = &'a (Category, String)>,
 ) -> Vec<(&'static str, String, usize)> {

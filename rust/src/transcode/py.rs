@@ -82,7 +82,7 @@ impl PyAnswerScreen {
         Ok(PyBytes::new(py, &out))
     }
 
-    /// Findings since the last call, as (category, type); never the values.
+    /// Findings since the last call, as (category, type, count); never the values.
     fn take_found(&mut self) -> PyResult<Vec<(&'static str, String, usize)>> {
         Ok(tally(&self.screen()?.take_found()))
     }
