@@ -75,5 +75,17 @@ def test_tap_rust_strip_usage(benchmark) -> None:
 
 
 @pytest.mark.benchmark(group="sse-tap")
+def test_tap_rust_strip_usage_one_read(benchmark) -> None:
+    """The whole stream in one read, as a local upstream sends it: the usage event is cut out of the middle."""
+
+    def run() -> tuple[StreamTap, bytes]:
+        tap = StreamTap(strip_usage_chunk=True)
+        return tap, tap.feed(STREAM) + tap.finish()
+
+    tap, out = benchmark(run)
+    assert tap.usage is not None and b'"usage":{' not in out and out.endswith(b"data: [DONE]\n\n")
+
+
+@pytest.mark.benchmark(group="sse-tap")
 def test_tap_python_parse_and_json(benchmark) -> None:
     assert benchmark(_python_observe) is not None

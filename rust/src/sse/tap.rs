@@ -144,7 +144,13 @@ impl Emit {
         match self.0.as_slice() {
             [] => Cow::Borrowed(&[]),
             [one] => Cow::Borrowed(&buf[one.clone()]),
-            many => Cow::Owned(many.iter().flat_map(|r| &buf[r.clone()]).copied().collect()),
+            many => {
+                let mut out = Vec::with_capacity(many.iter().map(|r| r.len()).sum());
+                for r in many {
+                    out.extend_from_slice(&buf[r.clone()]);
+                }
+                Cow::Owned(out)
+            }
         }
     }
 }
