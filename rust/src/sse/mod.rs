@@ -1,7 +1,6 @@
 //! Server-sent events (WHATWG HTML §9.2): an incremental parser and the streaming proxy's tap.
 //!
-//! `parser` and `tap` are pure Rust (`json` is the tap's JSON validator); `py` holds their Python bindings.
-mod json;
+//! `parser` and `tap` are pure Rust (the tap validates JSON with `crate::json`); `py` holds their Python bindings.
 pub mod parser;
 pub mod py;
 pub mod tap;

@@ -6,57 +6,12 @@ use std::ops::Range;
 use std::sync::LazyLock;
 
 use memchr::memmem::Finder;
-use serde::Deserialize;
-use serde_json::value::RawValue;
 
-use super::json::is_json;
 use super::{next_line, strip_bom, Line};
+use crate::json::is_json_text;
 use crate::scan::Category;
+use crate::transcode::chat_spans::{text_of, ChunkSpans};
 use crate::transcode::screen::{ChatEvent, Screen};
-
-/// The only top-level keys we look at; everything else is skipped by serde.
-#[derive(Deserialize)]
-struct Probe<'a> {
-    #[serde(borrow)]
-    usage: Option<&'a RawValue>,
-    #[serde(borrow)]
-    error: Option<&'a RawValue>,
-    #[serde(borrow)]
-    model: Option<&'a RawValue>,
-    #[serde(borrow)]
-    choices: Option<&'a RawValue>,
-}
-
-/// A chunk's tool-call starts: `choices[].delta.tool_calls[].function.name` (later deltas carry no name).
-#[derive(Deserialize)]
-struct ToolProbe<'a> {
-    #[serde(borrow, default)]
-    choices: Vec<ToolChoice<'a>>,
-}
-
-#[derive(Deserialize)]
-struct ToolChoice<'a> {
-    #[serde(borrow)]
-    delta: Option<ToolDelta<'a>>,
-}
-
-#[derive(Deserialize)]
-struct ToolDelta<'a> {
-    #[serde(borrow)]
-    tool_calls: Option<Vec<ToolCallDelta<'a>>>,
-}
-
-#[derive(Deserialize)]
-struct ToolCallDelta<'a> {
-    #[serde(borrow)]
-    function: Option<FunctionDelta<'a>>,
-}
-
-#[derive(Deserialize)]
-struct FunctionDelta<'a> {
-    #[serde(borrow)]
-    name: Option<Cow<'a, str>>,
-}
 
 /// What the tap did with the last event boundary that ended in a bare CR at a chunk end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,13 +29,19 @@ enum Dispatch {
     Malformed,
 }
 
-/// What a forwarded event is, for a screen: (its range in the buffer, kind).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a forwarded event is, for a screen.
+#[derive(Debug, Default)]
 enum Kind {
+    #[default]
     Other,
     Done,
-    /// A JSON payload: its range in `Screened::data`, and its `event:` name's.
-    Data(usize, usize, Option<(usize, usize)>),
+    /// A JSON payload: its range in `Screened::data`, its `event:` name's, and its spans' index in
+    /// `Screened::spans` if it is a chunk.
+    Data {
+        data: Range<usize>,
+        name: Option<Range<usize>>,
+        spans: Option<usize>,
+    },
 }
 
 /// The guardrails of a screened tap: the answer's screen and the events of the current feed call.
@@ -89,6 +50,8 @@ struct Screened {
     /// Payloads and event names of `events`, back to back.
     data: String,
     events: Vec<(Range<usize>, Kind)>,
+    /// The spans the tap found in the payloads of `events` (the screen reads them, not the bytes again).
+    spans: Vec<ChunkSpans>,
     /// The current event's `event:` name.
     name: Option<String>,
 }
@@ -157,7 +120,7 @@ impl Emit {
 
 /// Whether some `"key"` in `data` is followed by `:` and a value whose first byte satisfies `first`.
 ///
-/// A cheap pre-filter before JSON parsing: it may say yes for a nested key, never no for a top-level one.
+/// A cheap pre-filter before reading a chunk: it may say yes for a nested key, never no for a top-level one.
 fn key_followed_by(key: &Finder<'_>, data: &[u8], first: impl Fn(u8) -> bool) -> bool {
     let skip_ws = |s: &[u8]| -> usize { s.iter().take_while(|b| b.is_ascii_whitespace()).count() };
     key.find_iter(data).any(|pos| {
@@ -168,11 +131,6 @@ fn key_followed_by(key: &Finder<'_>, data: &[u8], first: impl Fn(u8) -> bool) ->
             _ => false,
         }
     })
-}
-
-fn is_empty_array(raw: &RawValue) -> bool {
-    let mut it = raw.get().bytes().filter(|b| !b.is_ascii_whitespace());
-    it.next() == Some(b'[') && it.next() == Some(b']') && it.next().is_none()
 }
 
 impl StreamTap {
@@ -205,6 +163,7 @@ impl StreamTap {
             screen,
             data: String::new(),
             events: Vec::new(),
+            spans: Vec::new(),
             name: None,
         }));
         self
@@ -231,24 +190,26 @@ impl StreamTap {
         };
         let events: Vec<ChatEvent> = s
             .events
-            .iter()
+            .drain(..)
             .map(|(range, kind)| {
-                let raw = &buf[range.clone()];
-                match *kind {
+                let raw = &buf[range];
+                match kind {
                     Kind::Other => ChatEvent::Other(raw),
                     Kind::Done => ChatEvent::Done(raw),
-                    Kind::Data(start, end, name) => ChatEvent::Data {
-                        data: &s.data[start..end],
-                        name: name.map(|(a, b)| &s.data[a..b]),
+                    Kind::Data { data, name, spans } => ChatEvent::Data {
+                        data: &s.data[data],
+                        name: name.map(|name| &s.data[name]),
                         raw: Some(raw),
+                        spans: spans.map(|i| &s.spans[i]),
                     },
                 }
             })
             .collect();
         let mut out = Vec::with_capacity(buf.len() + 64);
         s.screen.chat(&events, &mut out);
-        s.events.clear();
+        drop(events);
         s.data.clear();
+        s.spans.clear();
         out
     }
 
@@ -382,6 +343,10 @@ impl StreamTap {
         mut event_start: usize,
         emit: &mut Emit,
     ) -> (usize, usize) {
+        if let Some(s) = self.screened.as_deref_mut() {
+            // The payloads are copied out of `buf` (their lines joined): room for them all at once.
+            s.data.reserve(buf.len() - pos);
+        }
         while let Some((end, next, bare_cr)) = next_line(&buf[pos..]) {
             let (end, next) = (pos + end, pos + next);
             self.skip_lf = bare_cr;
@@ -390,7 +355,9 @@ impl StreamTap {
                 Some(Dispatch::Forward) => {
                     self.last_boundary = LastBoundary::Forwarded;
                     match self.screened.as_deref_mut() {
-                        Some(s) => s.events.push((event_start..next, self.kind)),
+                        Some(s) => s
+                            .events
+                            .push((event_start..next, mem::take(&mut self.kind))),
                         None => emit.push(event_start..next),
                     }
                     event_start = next;
@@ -444,20 +411,24 @@ impl StreamTap {
         }
         let mut data = mem::take(&mut self.data);
         data.pop();
-        let what = self.observe(&data);
-        if let Some(s) = self.screened.as_deref_mut() {
-            if what == Dispatch::Forward {
-                if self.done && data.starts_with(b"[DONE]") {
-                    self.kind = Kind::Done;
-                } else if let Ok(text) = std::str::from_utf8(&data) {
-                    // A forwarded payload other than [DONE] is JSON, so UTF-8.
-                    let name = name.map(|name| {
-                        s.data.push_str(&name);
-                        (s.data.len() - name.len(), s.data.len())
-                    });
-                    s.data.push_str(text);
-                    self.kind = Kind::Data(s.data.len() - text.len(), s.data.len(), name);
-                }
+        let (what, text, spans) = self.observe(&data);
+        if let (Some(s), Dispatch::Forward) = (self.screened.as_deref_mut(), what) {
+            if let Some(text) = text {
+                let name = name.map(|name| {
+                    s.data.push_str(&name);
+                    s.data.len() - name.len()..s.data.len()
+                });
+                s.data.push_str(text);
+                self.kind = Kind::Data {
+                    data: s.data.len() - text.len()..s.data.len(),
+                    name,
+                    spans: spans.map(|spans| {
+                        s.spans.push(spans);
+                        s.spans.len() - 1
+                    }),
+                };
+            } else if self.done && data.starts_with(b"[DONE]") {
+                self.kind = Kind::Done;
             }
         }
         data.clear();
@@ -465,60 +436,75 @@ impl StreamTap {
         what
     }
 
-    /// Validates a data payload and records what it tells us.
-    fn observe(&mut self, data: &[u8]) -> Dispatch {
+    /// Validates a data payload and records what it tells us. Returns the payload as text when it is JSON,
+    /// and its spans when the tap has read it as a chat chunk (every chunk, screened).
+    fn observe<'d>(&mut self, data: &'d [u8]) -> (Dispatch, Option<&'d str>, Option<ChunkSpans>) {
         // Like the openai SDK, which stops at the first payload starting with `[DONE]` and parses none of them.
         if data.starts_with(b"[DONE]") {
             self.done = true;
-            return Dispatch::Forward;
+            return (Dispatch::Forward, None, None);
         }
-        // OpenAI sends `"usage":null` in every chunk once usage is requested: only a `{` after the key is worth parsing.
-        let want = key_followed_by(&USAGE_KEY, data, |b| b == b'{')
-            || key_followed_by(&ERROR_KEY, data, |b| b != b'n')
-            || (self.model.is_none() && key_followed_by(&MODEL_KEY, data, |b| b == b'"'));
-        // A successful probe parse is a full validation; a failed one may still be valid JSON (not an object, a duplicate key).
-        let probe = (want && data.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{'))
-            .then(|| serde_json::from_slice::<Probe<'_>>(data).ok())
-            .flatten();
-        if probe.is_none() && !is_json(data) {
-            return Dispatch::Malformed;
-        }
-        self.data_events += 1;
-        // Only the first delta of a tool call names it; content deltas almost never contain a `"name": "` key.
-        if key_followed_by(&NAME_KEY, data, |b| b == b'"') {
-            if let Ok(tools) = serde_json::from_slice::<ToolProbe<'_>>(data) {
-                let deltas = tools.choices.into_iter().filter_map(|c| c.delta);
-                let calls = deltas.flat_map(|d| d.tool_calls.into_iter().flatten());
-                let names = calls.filter_map(|c| c.function.and_then(|f| f.name));
-                self.tool_names
-                    .extend(names.filter(|n| !n.is_empty()).map(Cow::into_owned));
+        let Ok(text) = std::str::from_utf8(data) else {
+            return (Dispatch::Malformed, None, None);
+        };
+        let spans = if self.screened.is_some() {
+            // The strict walk validates the payload as it finds its spans: one pass over a chunk. Only what
+            // it gives up on (not a chunk object, or of a shape it does not expect) is validated and parsed apart.
+            let spans = match ChunkSpans::walk(text) {
+                Some(spans) => Some(spans),
+                None if is_json_text(text) => ChunkSpans::parse(text),
+                None => return (Dispatch::Malformed, None, None),
+            };
+            // A chunk whose texts cannot be found would reach the client unscreened: fail closed.
+            let unreadable = spans
+                .as_ref()
+                .map_or(text.trim_start().starts_with('{'), |s| s.unreadable);
+            if unreadable {
+                return (Dispatch::Malformed, None, None);
             }
-        }
-        let Some(probe) = probe else {
-            return Dispatch::Forward;
+            spans
+        } else {
+            // Unscreened, validating is cheaper than walking, and only a few events say anything to record:
+            // usage (OpenAI sends `"usage":null` in every chunk once it is asked for), an error, the model,
+            // a tool call's name (only its first delta has one). Only those are read.
+            if !is_json_text(text) {
+                return (Dispatch::Malformed, None, None);
+            }
+            let worth_reading = key_followed_by(&USAGE_KEY, data, |b| b == b'{')
+                || key_followed_by(&ERROR_KEY, data, |b| b != b'n')
+                || key_followed_by(&NAME_KEY, data, |b| b == b'"')
+                || (self.model.is_none() && key_followed_by(&MODEL_KEY, data, |b| b == b'"'));
+            worth_reading.then(|| ChunkSpans::of(text)).flatten()
+        };
+        self.data_events += 1;
+        let Some(spans) = spans else {
+            return (Dispatch::Forward, Some(text), None);
         };
         if self.model.is_none() {
-            if let Some(model) = probe
-                .model
-                .and_then(|m| serde_json::from_str::<String>(m.get()).ok())
-            {
-                self.model = Some(model);
-            }
+            let model = spans.template.model();
+            self.model = model.and_then(|m| text_of(&text[m]).map(Cow::into_owned));
         }
-        if probe.error.is_some() {
+        if spans.error {
             self.error = Some(data.to_vec());
         }
-        match probe.usage {
-            Some(usage) if usage.get().starts_with('{') => {
-                self.usage = Some(usage.get().as_bytes().to_vec());
-                if self.strip_usage_chunk && probe.choices.is_some_and(is_empty_array) {
+        let names = spans
+            .tool_names
+            .iter()
+            .filter_map(|n| text_of(&text[n.clone()]));
+        self.tool_names
+            .extend(names.filter(|n| !n.is_empty()).map(Cow::into_owned));
+        let what = match &spans.usage {
+            Some(usage) => {
+                self.usage = Some(data[usage.clone()].to_vec());
+                if self.strip_usage_chunk && spans.no_choices {
                     Dispatch::Strip
                 } else {
                     Dispatch::Forward
                 }
             }
-            _ => Dispatch::Forward,
-        }
+            None => Dispatch::Forward,
+        };
+        (what, Some(text), Some(spans))
     }
 }
 
@@ -568,7 +554,7 @@ mod tests {
 
     fn screened_tap(strip: bool) -> StreamTap {
         use crate::scan::{Engine, DEFAULT_CATEGORIES};
-        use std::sync::Arc;
+        use std::sync::{Arc, LazyLock};
         static ENGINE: LazyLock<Arc<Engine>> =
             LazyLock::new(|| Arc::new(Engine::new(&[]).unwrap()));
         StreamTap::new(strip).with_screen(Screen::new(
@@ -756,16 +742,48 @@ mod tests {
         check_observed(&tap);
     }
 
+    /// Payloads the walk gives up on are validated and parsed apart, and still observed.
+    const ODD_CHUNKS: &[&str] = &[
+        // An index that is a string; a key with an escape; choices that are not a list.
+        r#"{"model":"m","choices":[{"index":"0","delta":{"content":"x"}}],"usage":{"total_tokens":3}}"#,
+        r#"{"\u0078":1,"model":"m","choices":[],"usage":{"total_tokens":3}}"#,
+        r#"{"model":"m","choices":{"0":{}},"usage":{"total_tokens":3}}"#,
+    ];
+
     #[test]
-    fn key_prefilter() {
-        let obj = |d: &[u8]| key_followed_by(&USAGE_KEY, d, |b| b == b'{');
-        assert!(obj(br#"{"usage":{"a":1}}"#));
-        assert!(obj(b"{\"usage\" :\n {}}"));
-        assert!(obj(br#"{"x":"usage","usage":{}}"#));
-        assert!(!obj(br#"{"usage":null}"#));
-        assert!(!obj(br#"{"x":"usage"}"#));
-        assert!(!obj(br#"{"usage""#));
-        assert!(!obj(br#"{"usage":"#));
+    fn chunks_the_walk_gives_up_on_are_still_observed() {
+        for chunk in ODD_CHUNKS {
+            assert!(ChunkSpans::walk(chunk).is_none(), "{chunk}");
+            let stream = format!("data: {chunk}\n\ndata: [DONE]\n\n");
+            let mut tap = StreamTap::new(false);
+            assert_eq!(run(&mut tap, &[stream.as_bytes()]), stream.as_bytes());
+            assert_eq!(tap.usage(), Some(&b"{\"total_tokens\":3}"[..]), "{chunk}");
+            assert_eq!((tap.model(), tap.data_events()), (Some("m"), 1));
+        }
+    }
+
+    #[test]
+    fn screened_a_chunk_whose_texts_cannot_be_found_is_not_forwarded() {
+        let first = format!("{CHUNK}\n\n");
+        for chunk in [
+            ODD_CHUNKS[0],
+            ODD_CHUNKS[2],
+            // A field repeated: a client reads the last one, the parse reads none.
+            r#"{"choices":5,"choices":[{"delta":{"content":"4111 1111 1111 1111"}}]}"#,
+        ] {
+            let stream = format!("{first}data: {chunk}\n\ndata: [DONE]\n\n");
+            let mut tap = screened_tap(false);
+            let out = String::from_utf8(run(&mut tap, &[stream.as_bytes()])).unwrap();
+            assert!(tap.malformed(), "{chunk}");
+            // The stream ends there (the proxy sends an error event): what was held back stays held.
+            assert!(!out.contains("4111") && !out.contains("[DONE]"), "{out}");
+            assert!("Hi".starts_with(&assembled(out.as_bytes()).0), "{out}");
+        }
+        // What has no texts to find goes out as it is: a chunk without choices, JSON that is not an object.
+        let stream = format!("data: {}\n\ndata: [1]\n\ndata: [DONE]\n\n", ODD_CHUNKS[1]);
+        let mut tap = screened_tap(false);
+        assert_eq!(run(&mut tap, &[stream.as_bytes()]), stream.as_bytes());
+        assert!(!tap.malformed());
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //!
 //! Output depends only on the sequence of upstream events, never on how the bytes were split.
 mod chat;
-mod chat_spans;
+pub mod chat_spans;
 mod decode;
 mod messages;
 pub mod py;

@@ -708,6 +708,8 @@ pub enum ChatEvent<'a> {
         data: &'a str,
         name: Option<&'a str>,
         raw: Option<&'a [u8]>,
+        /// The payload's spans, when the tap has found them already (the screen finds them otherwise).
+        spans: Option<&'a ChunkSpans>,
     },
     /// The `[DONE]` terminator: what is still held goes out first.
     Done(&'a [u8]),
@@ -724,6 +726,7 @@ impl<'a> ChatEvent<'a> {
                 data,
                 name: event.event.as_deref(),
                 raw: None,
+                spans: None,
             },
         }
     }
@@ -740,11 +743,25 @@ impl Screen {
     /// rides in the last of these events that carries that text, and the earlier ones carry "". Either way
     /// a burst of deltas costs one scan, and the client assembles the same text.
     pub fn chat(&mut self, events: &[ChatEvent], out: &mut Vec<u8>) {
-        let spans: Vec<Option<ChunkSpans>> = events
+        let unread = |e: &ChatEvent| matches!(e, ChatEvent::Data { spans: None, .. });
+        let found: Vec<Option<ChunkSpans>> = match events.iter().any(unread) {
+            true => events
+                .iter()
+                .map(|e| match e {
+                    ChatEvent::Data {
+                        data, spans: None, ..
+                    } => ChunkSpans::of(data),
+                    _ => None,
+                })
+                .collect(),
+            false => Vec::new(),
+        };
+        let spans: Vec<Option<&ChunkSpans>> = events
             .iter()
-            .map(|e| match e {
-                ChatEvent::Data { data, .. } => ChunkSpans::of(data, self.template.is_none()),
-                _ => None,
+            .enumerate()
+            .map(|(i, e)| match e {
+                ChatEvent::Data { spans: Some(s), .. } => Some(*s),
+                _ => found.get(i).and_then(Option::as_ref),
             })
             .collect();
         // Per text slot: everything these events add to it, and the last event that adds to it.
@@ -780,7 +797,9 @@ impl Screen {
         let mut offsets = vec![0usize; texts.len()];
         for (i, (event, spans)) in events.iter().zip(&spans).enumerate() {
             let (data, name, raw) = match *event {
-                ChatEvent::Data { data, name, raw } => (data, name, raw),
+                ChatEvent::Data {
+                    data, name, raw, ..
+                } => (data, name, raw),
                 ChatEvent::Done(raw) => {
                     self.release_chat(out, None, None);
                     out.extend_from_slice(raw);
@@ -799,10 +818,10 @@ impl Screen {
                 }
                 continue;
             };
-            if self.template.is_none() && spans.template.iter().any(|(k, _)| *k == "id") {
+            if self.template.is_none() && spans.template.iter().any(|(k, _)| k == "id") {
                 let mut t = String::new();
-                for (key, range) in &spans.template {
-                    t.push_str(&format!("\"{key}\":{},", &data[range.clone()]));
+                for (key, range) in spans.template.iter() {
+                    t.push_str(&format!("\"{key}\":{},", &data[range]));
                 }
                 self.template = Some(t);
             }

@@ -1,4 +1,6 @@
-//! A JSON validator (RFC 8259) for the stream tap: says whether bytes are exactly one JSON text, building nothing.
+//! A JSON validator (RFC 8259): says whether bytes are exactly one JSON text, or where one value ends,
+//! building nothing. The stream tap checks every payload it forwards with it (through the strict
+//! [`Walker`](super::Walker) for chat chunks, whole for anything else).
 //!
 //! Accepts what `serde_json::from_slice::<serde::de::IgnoredAny>` accepts (lone `\u` surrogate escapes included,
 //! as Python's `json.loads` does), except that it also requires valid UTF-8 (serde skips string contents unchecked;
@@ -8,10 +10,49 @@
 /// Deepest nesting accepted: about where Python's `json.loads` hits its recursion limit.
 pub(crate) const MAX_DEPTH: usize = 1024;
 
-/// Whether `data` is one JSON text, optionally surrounded by whitespace.
+/// Whether `data` is one JSON text, optionally surrounded by whitespace (the bytes form: the tests'
+/// reference; the tap has its payload as a `str` already).
+#[cfg(test)]
 pub(crate) fn is_json(data: &[u8]) -> bool {
-    // Non-ASCII bytes are only valid inside strings, so checking UTF-8 up front leaves the grammar ASCII-only.
-    std::str::from_utf8(data).is_ok() && Validator { s: data, i: 0 }.text()
+    std::str::from_utf8(data).is_ok_and(is_json_text)
+}
+
+/// Whether `text` is one JSON text, optionally surrounded by whitespace.
+pub(crate) fn is_json_text(text: &str) -> bool {
+    // Non-ASCII bytes are only valid inside strings, so a `str` leaves the grammar ASCII-only.
+    let mut v = Validator {
+        s: text.as_bytes(),
+        i: 0,
+    };
+    v.value(MAX_DEPTH) && {
+        v.skip_ws();
+        v.i == text.len()
+    }
+}
+
+/// Where the JSON value starting at `s[i..]` (after whitespace) ends, if it is one nested at most `depth`
+/// levels deep. `s` must be UTF-8 (a `str`'s bytes).
+#[inline]
+pub(crate) fn value_end(s: &[u8], i: usize, depth: usize) -> Option<usize> {
+    let mut v = Validator { s, i };
+    v.skip_ws();
+    let ok = match v.peek()? {
+        b'{' | b'[' => v.value(depth),
+        // Most values a walk skips are scalars: no container stack to set up for them.
+        b => {
+            v.i += 1;
+            v.scalar(b)
+        }
+    };
+    ok.then_some(v.i)
+}
+
+/// Where the string whose opening quote is `s[i]` ends (after its closing quote), if it is a valid one.
+/// `s` must be UTF-8.
+#[inline]
+pub(crate) fn string_end(s: &[u8], i: usize) -> Option<usize> {
+    let mut v = Validator { s, i: i + 1 };
+    (s.get(i) == Some(&b'"') && v.string()).then_some(v.i)
 }
 
 /// Bit `d` of `stack` is 1 when nesting level `d` is an object, 0 for an array.
@@ -21,8 +62,8 @@ struct Stack {
 }
 
 impl Stack {
-    fn push(&mut self, object: bool) -> bool {
-        if self.depth == MAX_DEPTH {
+    fn push(&mut self, object: bool, limit: usize) -> bool {
+        if self.depth == limit {
             return false;
         }
         let (w, b) = (self.depth / 64, self.depth % 64);
@@ -73,7 +114,8 @@ impl Validator<'_> {
         self.string() && self.eat(b':')
     }
 
-    fn text(&mut self) -> bool {
+    /// One value, nested at most `limit` levels deep; `i` is left after it.
+    fn value(&mut self, limit: usize) -> bool {
         let mut stack = Stack {
             bits: [0; MAX_DEPTH / 64],
             depth: 0,
@@ -88,7 +130,7 @@ impl Validator<'_> {
                     if self.eat(b'}') {
                         true
                     } else {
-                        if !(stack.push(true) && self.eat(b'"') && self.key()) {
+                        if !(stack.push(true, limit) && self.eat(b'"') && self.key()) {
                             return false;
                         }
                         continue 'value;
@@ -98,18 +140,13 @@ impl Validator<'_> {
                     if self.eat(b']') {
                         true
                     } else {
-                        if !stack.push(false) {
+                        if !stack.push(false, limit) {
                             return false;
                         }
                         continue 'value;
                     }
                 }
-                b'"' => self.string(),
-                b't' => self.literal(b"rue"),
-                b'f' => self.literal(b"alse"),
-                b'n' => self.literal(b"ull"),
-                b'-' | b'0'..=b'9' => self.number(b),
-                _ => false,
+                b => self.scalar(b),
             };
             if !ok {
                 return false;
@@ -117,8 +154,7 @@ impl Validator<'_> {
             // After a value: close containers until one continues with a comma.
             loop {
                 let Some(object) = stack.top() else {
-                    self.skip_ws();
-                    return self.i == self.s.len();
+                    return true;
                 };
                 self.skip_ws();
                 match self.peek() {
@@ -139,6 +175,19 @@ impl Validator<'_> {
         }
     }
 
+    /// The rest of a value that is not an object or an array, after its first byte `b`.
+    #[inline]
+    fn scalar(&mut self, b: u8) -> bool {
+        match b {
+            b'"' => self.string(),
+            b't' => self.literal(b"rue"),
+            b'f' => self.literal(b"alse"),
+            b'n' => self.literal(b"ull"),
+            b'-' | b'0'..=b'9' => self.number(b),
+            _ => false,
+        }
+    }
+
     fn literal(&mut self, rest: &[u8]) -> bool {
         if self.s[self.i..].starts_with(rest) {
             self.i += rest.len();
@@ -149,7 +198,7 @@ impl Validator<'_> {
     }
 
     /// The rest of a string after its opening quote (UTF-8 was checked already).
-    #[inline]
+    #[inline(always)]
     fn string(&mut self) -> bool {
         loop {
             // Fast path: eight bytes at a time up to the next quote, backslash or control byte.

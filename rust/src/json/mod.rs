@@ -1,7 +1,15 @@
 //! Walking JSON bytes without building values: a cursor that reads strings, objects and arrays where they
-//! lie and skips whatever it is not asked about. The chat chunk screen reads a few fields with it; the
-//! guardrail scanner masks every string of a request with it; both write JSON strings with `push_str`.
+//! lie and skips whatever it is not asked about. The stream tap reads chat chunks with a strict one (which
+//! also validates every byte it passes, see `validate`); the guardrail scanner masks every string of a
+//! request with a lenient one (its input was decoded already); both write JSON strings with `push_str`.
 use std::ops::Range;
+
+mod validate;
+
+#[cfg(test)]
+pub(crate) use validate::is_json;
+pub(crate) use validate::is_json_text;
+use validate::{string_end, value_end, MAX_DEPTH};
 
 /// Appends `s` as a JSON string literal.
 #[inline]
@@ -21,14 +29,34 @@ pub fn text_of(raw: &str) -> Option<std::borrow::Cow<'_, str>> {
 
 /// A cursor over JSON bytes; every method leaves `i` after what it read and returns None on anything
 /// unexpected.
+///
+/// A strict walker also returns None on anything that is not JSON, in what it reads and in what it skips
+/// (as [`is_json`] would, nesting included), so a whole walk that succeeds has validated the document.
+/// A lenient one only finds where things end.
 pub(crate) struct Walker<'a> {
     pub s: &'a [u8],
     pub i: usize,
+    strict: bool,
+    /// Objects and arrays entered and not yet left.
+    depth: usize,
 }
 
 impl<'a> Walker<'a> {
     pub fn new(s: &'a [u8]) -> Self {
-        Self { s, i: 0 }
+        Self {
+            s,
+            i: 0,
+            strict: false,
+            depth: 0,
+        }
+    }
+
+    /// A strict walker over a `str`'s bytes (UTF-8 is not checked again).
+    pub fn strict(s: &'a str) -> Self {
+        Self {
+            strict: true,
+            ..Self::new(s.as_bytes())
+        }
     }
 
     pub fn ws(&mut self) {
@@ -68,6 +96,10 @@ impl<'a> Walker<'a> {
     /// A string at `i` (its opening quote): its range, quotes included.
     pub fn string(&mut self) -> Option<Range<usize>> {
         let start = self.i;
+        if self.strict {
+            self.i = string_end(self.s, start)?;
+            return Some(start..self.i);
+        }
         if self.peek() != Some(b'"') {
             return None;
         }
@@ -86,6 +118,10 @@ impl<'a> Walker<'a> {
     pub fn value(&mut self) -> Option<Range<usize>> {
         self.ws();
         let start = self.i;
+        if self.strict {
+            self.i = value_end(self.s, start, MAX_DEPTH.checked_sub(self.depth)?)?;
+            return Some(start..self.i);
+        }
         match self.peek()? {
             b'"' => return self.string(),
             b'{' | b'[' => {
@@ -131,10 +167,10 @@ impl<'a> Walker<'a> {
     /// An object at `i` (after whitespace): `member(self, key)` is called with `i` after the key's colon and
     /// must consume the value.
     pub fn object(&mut self, mut member: impl FnMut(&mut Self, &[u8]) -> Option<()>) -> Option<()> {
-        if !self.eat(b'{') {
+        if !self.enter(b'{') {
             return None;
         }
-        if self.eat(b'}') {
+        if self.leave(b'}') {
             return Some(());
         }
         loop {
@@ -149,16 +185,16 @@ impl<'a> Walker<'a> {
             if self.eat(b',') {
                 continue;
             }
-            return self.eat(b'}').then_some(());
+            return self.leave(b'}').then_some(());
         }
     }
 
     /// An array at `i` (after whitespace): `item(self)` is called at each element and must consume it.
     pub fn array(&mut self, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
-        if !self.eat(b'[') {
+        if !self.enter(b'[') {
             return None;
         }
-        if self.eat(b']') {
+        if self.leave(b']') {
             return Some(());
         }
         loop {
@@ -167,7 +203,23 @@ impl<'a> Walker<'a> {
             if self.eat(b',') {
                 continue;
             }
-            return self.eat(b']').then_some(());
+            return self.leave(b']').then_some(());
         }
+    }
+
+    /// Opens a container (`{` or `[`), if it comes next and, strict, is not nested too deep.
+    fn enter(&mut self, open: u8) -> bool {
+        if self.strict && self.depth == MAX_DEPTH || !self.eat(open) {
+            return false;
+        }
+        self.depth += 1;
+        true
+    }
+
+    /// Closes the current container, if `close` comes next.
+    fn leave(&mut self, close: u8) -> bool {
+        let closed = self.eat(close);
+        self.depth -= usize::from(closed);
+        closed
     }
 }
