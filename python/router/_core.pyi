@@ -196,6 +196,10 @@ class AnswerScreen:
         masker: Masker | None = None,
         restore: bool = False,
     ) -> Self: ...
+    @staticmethod
+    def like(blank: Masker, masker: Masker | None = None, restore: bool = False) -> AnswerScreen:
+        """With the engine and categories of `blank` (a policy's empty masker): no category list to convert
+        for every answer."""
     def feed_chat(self, chunk: bytes) -> bytes:
         """Whole chat chunk events in, the same events with their texts screened; held text goes out in an
         extra chunk that takes over its choice's finish_reason, or before [DONE]."""

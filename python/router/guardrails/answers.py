@@ -39,7 +39,7 @@ class AnswerGuard:
     @fail_closed
     def screen(self) -> AnswerScreen:
         """The stream scanners for one attempt's answer (hand it to a Transcoder)."""
-        return AnswerScreen(self.policy.engine, self.policy.categories, self.request, self.request is not None)
+        return self.policy.answer_screen(self.request)
 
     @fail_closed
     def check(self, source: _Findings) -> None:

@@ -10,22 +10,14 @@ released in an extra chunk that takes over its choice's `finish_reason`, or in a
 
 from __future__ import annotations
 
-from .._core import Masker, StreamTap
-from ..metrics import Metrics
+from .._core import StreamTap
 from .answers import AnswerGuard
-from .policy import Policy, fail_closed
 
 
-class ChatStreamGuard:
-    def __init__(self, policy: Policy, metrics: Metrics, request: Masker | None = None) -> None:
-        """`request`: the request's masker when placeholders are restored (numbering continues from it)."""
-        self.answer = AnswerGuard(policy, metrics, request)
+class ChatStreamGuard(AnswerGuard):
+    """One request's guardrails on its chat proxy stream: `check(tap)` counts what the tap's screen found."""
 
-    @fail_closed
     def tap(self, strip_usage_chunk: bool = False) -> StreamTap:
-        """The stream tap for one attempt's answer, screening what it forwards."""
-        return StreamTap(strip_usage_chunk, screen=self.answer.screen())
-
-    def check(self, tap: StreamTap) -> None:
-        """Count what the tap's screen found since the last check; raise for a blocked category."""
-        self.answer.check(tap)
+        """The stream tap for one attempt's answer, screening what it forwards (a failure to set up its
+        scanners is `screen`'s, so fails closed)."""
+        return StreamTap(strip_usage_chunk, screen=self.screen())

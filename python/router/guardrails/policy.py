@@ -24,7 +24,7 @@ from typing import Any, Literal, ParamSpec, TypeVar
 
 import msgspec
 
-from .._core import Actions, Guardrails, Masker, SkipKeys, StreamScanner
+from .._core import Actions, AnswerScreen, Guardrails, Masker, SkipKeys, StreamScanner
 from ..errors import GatewayError, GuardrailUnavailable, GuardrailViolation
 from ..metrics import Metrics
 from .audit import Triggers
@@ -74,6 +74,11 @@ class Policy:
 
     def masker(self) -> Masker:
         return self._blank.fresh()
+
+    def answer_screen(self, request: Masker | None = None) -> AnswerScreen:
+        """The stream scanners of one answer; `request`: the request's masker, to continue its numbering and
+        restore its values where the answer echoes their placeholders."""
+        return AnswerScreen.like(self._blank, request, request is not None)
 
     def stream(self, request: Masker | None = None) -> StreamScanner:
         return self.engine.stream(self.categories, request)

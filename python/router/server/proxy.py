@@ -150,7 +150,7 @@ async def forward_stream(
                             deadline.reschedule(loop.time() + idle)
                     # Screened, an unterminated tail is dropped: only what is held back goes out (masked).
                     tail = tap.finish()
-                    if guard is not None:
+                    if guard is not None and tap.has_findings:
                         guard.check(tap)
                     if not tap.done and tap.error is None:
                         raise UpstreamError(

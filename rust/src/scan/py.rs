@@ -170,8 +170,8 @@ impl PyGuardrails {
 /// Masks several texts with one placeholder numbering; records what it masked (never the values).
 #[pyclass(name = "Masker", module = "router._core")]
 pub struct PyMasker {
-    engine: Arc<Engine>,
-    cats: Categories,
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) cats: Categories,
     pub(crate) masker: Masker,
 }
 

@@ -1,4 +1,6 @@
 //! Python binding of the stream transcoder.
+use std::sync::Arc;
+
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -6,6 +8,7 @@ use pyo3::types::PyBytes;
 use super::screen::{ChatEvent, Screen};
 use super::{Api, Options, Prices, Transcoder};
 use crate::scan::py::{categories, tally, PyGuardrails, PyMasker};
+use crate::scan::{Categories, Engine};
 use crate::sse::{SseEvent, SseParser};
 
 const _: () = assert!(
@@ -24,6 +27,20 @@ pub struct PyAnswerScreen {
 }
 
 impl PyAnswerScreen {
+    fn with(
+        engine: Arc<Engine>,
+        cats: Categories,
+        masker: Option<PyRef<'_, PyMasker>>,
+        restore: bool,
+    ) -> Self {
+        let request = masker.map(|m| m.masker.clone());
+        Self {
+            screen: Some(Screen::new(engine, cats, request, restore)),
+            parser: SseParser::new(),
+            events: Vec::new(),
+        }
+    }
+
     fn screen(&mut self) -> PyResult<&mut Screen> {
         self.screen.as_mut().ok_or_else(|| {
             PyValueError::new_err("this AnswerScreen was handed to a Transcoder or StreamTap")
@@ -54,12 +71,19 @@ impl PyAnswerScreen {
     ) -> PyResult<Self> {
         let engine = guardrails.engine.clone();
         let cats = self::categories(&engine, categories)?;
-        let request = masker.map(|m| m.masker.clone());
-        Ok(Self {
-            screen: Some(Screen::new(engine, cats, request, restore)),
-            parser: SseParser::new(),
-            events: Vec::new(),
-        })
+        Ok(Self::with(engine, cats, masker, restore))
+    }
+
+    /// With the engine and categories of `blank` (a policy's empty masker): no category list to convert
+    /// for every answer.
+    #[staticmethod]
+    #[pyo3(signature = (blank, masker = None, restore = false))]
+    fn like(
+        blank: PyRef<'_, PyMasker>,
+        masker: Option<PyRef<'_, PyMasker>>,
+        restore: bool,
+    ) -> Self {
+        Self::with(blank.engine.clone(), blank.cats, masker, restore)
     }
 
     /// OpenAI chat chunk events in (whole events, as the StreamTap forwards them), screened events out.
