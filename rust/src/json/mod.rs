@@ -95,21 +95,28 @@ impl<'a> Walker<'a> {
 
     /// A string at `i` (its opening quote): its range, quotes included.
     pub fn string(&mut self) -> Option<Range<usize>> {
+        self.string_escaped().map(|(range, _)| range)
+    }
+
+    /// A string at `i`: its range, and whether it has escapes.
+    fn string_escaped(&mut self) -> Option<(Range<usize>, bool)> {
         let start = self.i;
         if self.strict {
-            self.i = string_end(self.s, start)?;
-            return Some(start..self.i);
+            let (end, escaped) = string_end(self.s, start)?;
+            self.i = end;
+            return Some((start..end, escaped));
         }
         if self.peek() != Some(b'"') {
             return None;
         }
-        let mut j = start + 1;
+        let (mut j, mut escaped) = (start + 1, false);
         loop {
             j += memchr::memchr2(b'"', b'\\', self.s.get(j..)?)?;
             if self.s[j] == b'"' {
                 self.i = j + 1;
-                return Some(start..self.i);
+                return Some((start..self.i, escaped));
             }
+            escaped = true;
             j += 2; // the escaped byte (a `\uXXXX`'s hex digits hold no quote or backslash)
         }
     }
@@ -175,9 +182,9 @@ impl<'a> Walker<'a> {
         }
         loop {
             self.ws();
-            let key = self.string()?;
+            let (key, escaped) = self.string_escaped()?;
             let key = &self.s[key.start + 1..key.end - 1];
-            if memchr::memchr(b'\\', key).is_some() || !self.eat(b':') {
+            if escaped || !self.eat(b':') {
                 return None;
             }
             self.ws();

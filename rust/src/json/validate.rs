@@ -38,6 +38,10 @@ pub(crate) fn value_end(s: &[u8], i: usize, depth: usize) -> Option<usize> {
     v.skip_ws();
     let ok = match v.peek()? {
         b'{' | b'[' => v.value(depth),
+        b'"' => {
+            v.i += 1;
+            v.string_inlined().is_some()
+        }
         // Most values a walk skips are scalars: no container stack to set up for them.
         b => {
             v.i += 1;
@@ -47,12 +51,16 @@ pub(crate) fn value_end(s: &[u8], i: usize, depth: usize) -> Option<usize> {
     ok.then_some(v.i)
 }
 
-/// Where the string whose opening quote is `s[i]` ends (after its closing quote), if it is a valid one.
-/// `s` must be UTF-8.
+/// Where the string whose opening quote is `s[i]` ends (after its closing quote), if it is a valid one,
+/// and whether it has escapes. `s` must be UTF-8.
 #[inline]
-pub(crate) fn string_end(s: &[u8], i: usize) -> Option<usize> {
+pub(crate) fn string_end(s: &[u8], i: usize) -> Option<(usize, bool)> {
+    if s.get(i) != Some(&b'"') {
+        return None;
+    }
     let mut v = Validator { s, i: i + 1 };
-    (s.get(i) == Some(&b'"') && v.string()).then_some(v.i)
+    let escaped = v.string_inlined()?;
+    Some((v.i, escaped))
 }
 
 /// Bit `d` of `stack` is 1 when nesting level `d` is an object, 0 for an array.
@@ -111,7 +119,7 @@ impl Validator<'_> {
 
     /// An object key with its colon, the opening quote already consumed.
     fn key(&mut self) -> bool {
-        self.string() && self.eat(b':')
+        self.string().is_some() && self.eat(b':')
     }
 
     /// One value, nested at most `limit` levels deep; `i` is left after it.
@@ -179,7 +187,7 @@ impl Validator<'_> {
     #[inline]
     fn scalar(&mut self, b: u8) -> bool {
         match b {
-            b'"' => self.string(),
+            b'"' => self.string().is_some(),
             b't' => self.literal(b"rue"),
             b'f' => self.literal(b"alse"),
             b'n' => self.literal(b"ull"),
@@ -197,9 +205,18 @@ impl Validator<'_> {
         }
     }
 
-    /// The rest of a string after its opening quote (UTF-8 was checked already).
+    /// The rest of a string after its opening quote (UTF-8 was checked already): whether it has escapes,
+    /// None if it is not a valid string.
+    #[inline]
+    fn string(&mut self) -> Option<bool> {
+        self.string_inlined()
+    }
+
+    /// `string`, inlined where it is called. A walker reads a few short strings per object, and a call
+    /// each costs as much as reading one; the validator's own loop runs faster calling it.
     #[inline(always)]
-    fn string(&mut self) -> bool {
+    fn string_inlined(&mut self) -> Option<bool> {
+        let mut escaped = false;
         loop {
             // Fast path: eight bytes at a time up to the next quote, backslash or control byte.
             while let Some(word) = self.s.get(self.i..self.i + 8) {
@@ -210,26 +227,27 @@ impl Validator<'_> {
                 }
                 self.i += 8;
             }
-            let Some(b) = self.peek() else { return false };
+            let b = self.peek()?;
             self.i += 1;
             match b {
-                b'"' => return true,
+                b'"' => return Some(escaped),
                 b'\\' => {
-                    let Some(e) = self.peek() else { return false };
+                    escaped = true;
+                    let e = self.peek()?;
                     self.i += 1;
                     match e {
                         b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
                         b'u' => {
                             let hex = self.s.get(self.i..self.i + 4);
                             if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
-                                return false;
+                                return None;
                             }
                             self.i += 4;
                         }
-                        _ => return false,
+                        _ => return None,
                     }
                 }
-                0..=0x1F => return false,
+                0..=0x1F => return None,
                 _ => {}
             }
         }

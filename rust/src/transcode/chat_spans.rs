@@ -12,6 +12,7 @@ use std::ops::Range;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use smallvec::SmallVec;
 
 pub use crate::json::text_of;
 use crate::json::Walker;
@@ -31,9 +32,9 @@ pub struct ChunkSpans {
     /// `id`, `object`, `created`, `model`, in the chunk's order, when not null.
     pub template: Template,
     /// (slot, JSON value: a string or null), per choice: content, reasoning, then tool calls.
-    pub texts: Vec<(u64, Range<usize>)>,
+    pub texts: SmallVec<[(u64, Range<usize>); 2]>,
     /// (choice index, JSON value of its finish_reason).
-    pub finishes: Vec<(u64, Range<usize>)>,
+    pub finishes: SmallVec<[(u64, Range<usize>); 1]>,
     /// The top-level `usage`, when it is an object.
     pub usage: Option<Range<usize>>,
     /// The top-level `error` is there and not null.
@@ -41,7 +42,7 @@ pub struct ChunkSpans {
     /// `choices` is an empty array (a usage-only chunk has one).
     pub no_choices: bool,
     /// Each tool call's `function.name` (a JSON string: only a call's first delta names it).
-    pub tool_names: Vec<Range<usize>>,
+    pub tool_names: SmallVec<[Range<usize>; 1]>,
     /// `choices` is there but of a shape the parse cannot read: its texts, if any, were not found.
     pub unreadable: bool,
 }
@@ -408,7 +409,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            spans.finishes,
+            spans.finishes[..],
             [(
                 2,
                 data.find("\"tool_calls\" }").unwrap()..data.find(" } ]").unwrap()
