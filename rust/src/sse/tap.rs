@@ -770,6 +770,8 @@ mod tests {
             ODD_CHUNKS[2],
             // A field repeated: a client reads the last one, the parse reads none.
             r#"{"choices":5,"choices":[{"delta":{"content":"4111 1111 1111 1111"}}]}"#,
+            // A text that is not a string.
+            r#"{"choices":[{"delta":{"content":["4111 1111 1111 1111"]}}]}"#,
         ] {
             let stream = format!("{first}data: {chunk}\n\ndata: [DONE]\n\n");
             let mut tap = screened_tap(false);

@@ -43,7 +43,8 @@ pub struct ChunkSpans {
     pub no_choices: bool,
     /// Each tool call's `function.name` (a JSON string: only a call's first delta names it).
     pub tool_names: SmallVec<[Range<usize>; 1]>,
-    /// `choices` is there but of a shape the parse cannot read: its texts, if any, were not found.
+    /// `choices` is there but of a shape the parse cannot read, or a text is not a string: its texts, if
+    /// any, cannot be screened.
     pub unreadable: bool,
 }
 
@@ -177,6 +178,11 @@ impl ChunkSpans {
                 spans.finishes.push((index, span(raw)));
             }
         }
+        // A text that is not a string (a list of parts, say) cannot be screened as one.
+        spans.unreadable = spans
+            .texts
+            .iter()
+            .any(|(_, r)| !data[r.clone()].starts_with('"'));
         Some(spans)
     }
 }
