@@ -133,6 +133,31 @@ fn ignores_lookalikes() {
 }
 
 #[test]
+fn an_ipv6_address_is_found_whatever_surrounds_it() {
+    for text in [
+        "host 2001:db8:85a3::8a2e:370:7334 down",
+        "host fe80::1ff:fe23:4567:890a",
+        "[KEY_1] fe80::1ff:fe23",
+    ] {
+        assert!(
+            kinds(text).iter().any(|(k, _)| k == "IP_ADDRESS"),
+            "{text:?}"
+        );
+    }
+    // A letters-only form is never one, with or without a digit nearby (the rule wakes on digits).
+    for text in [
+        "AKIAQWERTYUIOPASDFGH A::A",
+        "[AWS_ACCESS_KEY_1] A::A",
+        "dead::beef:cafe 7",
+    ] {
+        assert!(
+            !kinds(text).iter().any(|(k, _)| k == "IP_ADDRESS"),
+            "{text:?}"
+        );
+    }
+}
+
+#[test]
 fn cue_words_wake_rules_only_at_a_word_start() {
     // Every alternative of a cue rule's regex has its own wake-up literal, so skipping cues inside longer
     // words ("ms" in "streams", "ach" in "each", "token" in "tokens" without an assignment) loses nothing.

@@ -395,8 +395,10 @@ fn ipv4(text: &str, start: usize, end: usize) -> bool {
 }
 
 fn ipv6(value: &str) -> bool {
-    // Times like 12:30:45 never parse; `::` alone and loopback are not personal data.
-    value.contains(':')
+    // Times like 12:30:45 never parse; `::` alone and loopback are not personal data. The rule wakes on digits,
+    // so an all-letter form (`a::a`, `dead::beef`) would be found only when a digit happened to sit nearby:
+    // one answer for the same words, whatever surrounds them, means such forms are never an address.
+    value.bytes().any(|b| b.is_ascii_digit())
         && value.bytes().filter(|&b| b == b':').count() >= 2
         && matches!(value.parse::<std::net::Ipv6Addr>(), Ok(ip) if !ip.is_loopback() && !ip.is_unspecified())
 }
