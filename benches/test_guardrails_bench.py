@@ -28,13 +28,15 @@ import pytest
 
 from chat_guard_python import PythonChatStreamGuard
 from router import guardrails
-from router._core import StreamTap, Transcoder
+from router._core import Masker, StreamTap, Transcoder
 from router.guardrails.answers import AnswerGuard
 from router.guardrails.chat_stream import ChatStreamGuard
 from router.guardrails.policy import (
     _REQUEST_SKIP,
+    CHAT_FIELDS,
     REQUEST_NOT_TEXT,
     Policy,
+    fail_closed,
     map_tree,
     screen_chat_request,
     screen_chat_response,
@@ -252,6 +254,64 @@ def test_mask_request_messages(benchmark, messages: bytes, walk: str) -> None:
 
     out = benchmark(rust if walk == "rust-json-walk" else python)
     assert (out is None) == (messages is CLEAN_MESSAGES)
+
+
+# Evicts the CPU caches between rounds: under load the scanner's tables and the interpreter's objects are
+# cold for every request (other requests' work ran in between), and that is where the number of calls and
+# Python frames on the request path counts, more than in a warm loop.
+_EVICT = bytearray(32 << 20)
+
+
+def _evict() -> None:
+    _EVICT[::64] = bytes([_EVICT[0] ^ 1]) * (len(_EVICT) // 64)
+
+
+@fail_closed
+def _previous_screen_chat_request(policy: Policy, metrics: Metrics, fields: dict[str, msgspec.Raw]) -> Masker | None:
+    """The chat request screen as the gateway did it before `DocumentScreen` (the baseline): a fresh masker,
+    the walk per field, the wrap, the tally and the record, each its own call from Python, in the frames
+    the gateway had (`_screen`, `masker`, `_mask_document`, `verdict`)."""
+
+    def mask_document(masker: Masker, raw: msgspec.Raw) -> bytes | None:
+        try:
+            return masker.mask_json(raw, _REQUEST_SKIP)
+        except ValueError:
+            raise AssertionError("the bench's request is one the walk reads") from None
+
+    def screen(names: tuple[str, ...]) -> Masker | None:
+        masker = policy.masker()
+        changed = False
+        for name in names:
+            raw = fields.get(name)
+            if raw is not None:
+                masked = mask_document(masker, raw)
+                if masked is not None:
+                    fields[name] = msgspec.Raw(masked)
+                    changed = True
+        if not changed:
+            return None
+        policy.verdict(masker.tally(), "request", metrics)
+        return masker
+
+    masker = screen(CHAT_FIELDS)
+    return masker if policy.restore else None
+
+
+@pytest.mark.benchmark(group="guardrails-unary-request-screen")
+@pytest.mark.parametrize("caches", ["warm", "cold"])
+@pytest.mark.parametrize("path", ["document-screen", "previous-five-calls"])
+def test_unary_request_screen(benchmark, caches: str, path: str) -> None:
+    """The email prompt's chat request screen: one call into Rust (`DocumentScreen.request`, what the gateway
+    does) against the five calls and four Python frames it replaced, side by side, with warm and with
+    evicted caches."""
+    run = screen_chat_request if path == "document-screen" else _previous_screen_chat_request
+
+    def setup() -> tuple[tuple[Policy, Metrics, dict[str, msgspec.Raw]], dict]:
+        if caches == "cold":
+            _evict()
+        return (GATEWAY, METRICS, {"messages": msgspec.Raw(EMAIL_MESSAGES)}), {}
+
+    benchmark.pedantic(run, setup=setup, rounds=3000 if caches == "cold" else 20000, warmup_rounds=100)
 
 
 @pytest.mark.benchmark(group="guardrails-per-request")

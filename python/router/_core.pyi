@@ -1,7 +1,7 @@
 """Hot-path helpers of the router gateway, implemented in Rust (`rust/src`)."""
 
 from collections.abc import Buffer, Sequence
-from typing import Self, final
+from typing import Any, Self, final
 
 __all__ = [
     "AnswerScreen",
@@ -420,6 +420,30 @@ class Actions:
         """Count a scanner's tally, (category, type, count) per type, in `counts` and in the request's
         `triggers` (None outside a request); the categories that block, sorted (empty: all masked).
         `direction`: "request" or "response"."""
+
+@final
+class DocumentScreen:
+    """A policy's screen of whole JSON documents (a unary request's text fields, a unary answer): one call
+    masks, counts what was found in `counts` and the request's `triggers`, and names the categories that
+    block (sorted; empty when everything found was masked)."""
+
+    def __new__(
+        cls, masker: Masker, actions: Actions, request_keys: SkipKeys, answer_keys: SkipKeys, raw: type
+    ) -> DocumentScreen:
+        """`masker`: the policy's blank masker (its engine and categories); `request_keys`/`answer_keys`:
+        the strings each direction sets aside; `raw`: what a masked request field is stored as."""
+    def request(
+        self, fields: dict[str, Any], names: Sequence[str], counts: FindingCounts, triggers: Triggers | None
+    ) -> tuple[Masker | None, list[str]]:
+        """Mask the text of the fields `names` of `fields` in place, with one numbering: the masker (None
+        if nothing was found) and the categories that block. ValueError (a document the walk does not
+        handle) leaves `fields` as it was."""
+    def answer(
+        self, data: Buffer, counts: FindingCounts, triggers: Triggers | None, request: Masker | None = None
+    ) -> tuple[bytes | None, list[str]]:
+        """A unary answer with its text masked (None if nothing was found) and the categories that block;
+        `request`: the request's masker, whose numbering the answer continues. ValueError: a document the
+        walk does not handle."""
 
 @final
 class Triggers:

@@ -30,6 +30,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<scan::py::PySkipKeys>()?;
     m.add_class::<scan::py::PyStreamScanner>()?;
     m.add_class::<scan::py::PyActions>()?;
+    m.add_class::<scan::py::PyDocumentScreen>()?;
     m.add_class::<scan::py::PyTriggers>()?;
     m.add_class::<scan::py::PyFindingCounts>()?;
     Ok(())

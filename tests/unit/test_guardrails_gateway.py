@@ -87,6 +87,41 @@ def test_a_document_the_rust_walk_gives_up_on_is_masked_the_same_in_python() -> 
     assert msgspec.json.decode(direct["messages"]) == [{"role": "user", "content": "mail [EMAIL_1]", "name": EMAIL}]
 
 
+def test_one_field_the_rust_walk_gives_up_on_keeps_the_request_numbering() -> None:
+    # The messages walk in Rust, the tools do not: the request is masked as one, with one numbering.
+    other = "ops@example.org"
+    tools = b'[{"type": "function", "function": {"name": "f", "descr\\u0069ption": "cc %s"}}]' % other.encode()
+    f = {**fields([{"role": "user", "content": f"mail {EMAIL}"}]), "tools": msgspec.Raw(tools)}
+    masker = screen_chat_request(Policy(GuardrailSettings(restore_placeholders=True)), Metrics(), f)
+    assert msgspec.json.decode(f["messages"]) == [{"role": "user", "content": "mail [EMAIL_1]"}]
+    assert msgspec.json.decode(f["tools"])[0]["function"]["description"] == "cc [EMAIL_2]"
+    assert masker is not None and masker.found_count == 2
+    # An answer the walk gives up on is masked decoded, continuing the numbering.
+    policy = Policy(GuardrailSettings(restore_placeholders=True))
+    answer = b'{"choices": [{"message": {"con\\u0074ent": "or bob@example.net, %s"}}]}' % CARD.encode()
+    out = screen_chat_response(policy, Metrics(), answer, masker)
+    assert msgspec.json.decode(out) == {"choices": [{"message": {"content": "or [EMAIL_3], [CARD_1]"}}]}
+    # One that echoes a placeholder gets the value back.
+    out = screen_chat_response(policy, Metrics(), b'{"choices": [{"message": {"content": "[EMAIL_2]"}}]}', masker)
+    assert msgspec.json.decode(out) == {"choices": [{"message": {"content": other}}]}
+
+
+def test_a_unary_answer_continues_the_request_numbering() -> None:
+    policy = Policy(GuardrailSettings(restore_placeholders=True))
+    metrics = Metrics()
+    masker = screen_chat_request(policy, metrics, fields([{"role": "user", "content": f"mail {EMAIL}"}]))
+    answer = b'{"choices": [{"message": {"role": "assistant", "content": "also ops@example.org"}}]}'
+    out = screen_chat_response(policy, metrics, answer, masker)
+    assert msgspec.json.decode(out)["choices"][0]["message"] == {"role": "assistant", "content": "also [EMAIL_2]"}
+    text = metrics.render().decode()
+    assert 'router_guardrail_findings_total{action="mask",category="pii",direction="response"} 1.0' in text
+    blocked = Policy(GuardrailSettings(categories={"pii": "block"}))
+    with pytest.raises(GuardrailViolation) as caught:
+        screen_chat_response(blocked, metrics, answer)
+    assert caught.value.code == "guardrail_violation" and "response contains pii" in caught.value.message
+    assert "ops@" not in caught.value.message
+
+
 def test_blocked_request_names_the_category_not_the_value() -> None:
     f = fields([{"role": "user", "content": f"pay with {CARD}"}])
     with pytest.raises(GuardrailViolation) as caught:
@@ -112,12 +147,18 @@ class BrokenEngine:
     def stream(self, categories: list[str]) -> None:
         raise self.error("scanner exploded")
 
+    def request(self, *args: object) -> None:
+        raise self.error("scanner exploded")
+
+    def answer(self, *args: object) -> None:
+        raise self.error("scanner exploded")
+
 
 @pytest.mark.parametrize("error", [RuntimeError, Panic])
 def test_scanner_failure_fails_closed_with_503(error: type[BaseException]) -> None:
     policy = Policy(GuardrailSettings())
-    # Maskers are copies of the policy's blank one: break that too.
-    policy.engine = policy._blank = BrokenEngine(error)  # type: ignore[assignment]
+    # Maskers are copies of the policy's blank one, unary documents have a screen of their own: break all.
+    policy.engine = policy._blank = policy.documents = BrokenEngine(error)  # type: ignore[assignment]
     with pytest.raises(GuardrailUnavailable) as caught:
         screen_chat_request(policy, Metrics(), fields([{"role": "user", "content": "hello"}]))
     assert caught.value.status == 503 and caught.value.code == "guardrail_unavailable"

@@ -24,7 +24,7 @@ from typing import Any, Literal, ParamSpec, TypeVar
 
 import msgspec
 
-from .._core import Actions, AnswerScreen, Guardrails, Masker, SkipKeys, StreamScanner
+from .._core import Actions, AnswerScreen, DocumentScreen, Guardrails, Masker, SkipKeys, StreamScanner
 from ..errors import GatewayError, GuardrailUnavailable, GuardrailViolation
 from ..metrics import Metrics
 from .audit import Triggers
@@ -59,6 +59,8 @@ class Policy:
         self.restore = settings.restore_placeholders and self.requests and self.responses
         # Each request's masker is a fresh copy of this one (no category list to convert per request).
         self._blank = self.engine.masker(self.categories)
+        # Unary requests and answers: masked, counted and judged in one call each.
+        self.documents = DocumentScreen(self._blank, self._actions, _REQUEST_SKIP, _ANSWER_SKIP, msgspec.Raw)
 
     def for_request(self, triggers: Triggers) -> Policy:
         """This policy, reporting what it finds to one request's audit trail: a shallow copy sharing the
@@ -88,10 +90,15 @@ class Policy:
         raise if any of it is in a blocked category."""
         blocked = self._actions.record(tally, direction, metrics.guardrail_findings, self.triggers)
         if blocked:
-            raise GuardrailViolation(
-                f"The {direction} contains {', '.join(blocked)} data, which this organisation's guardrails block.",
-                code="guardrail_violation",
-            )
+            raise violation(blocked, direction)
+
+
+def violation(blocked: list[str], direction: Direction) -> GuardrailViolation:
+    """The 400 for a request or answer holding data of the `blocked` categories (named, never the values)."""
+    return GuardrailViolation(
+        f"The {direction} contains {', '.join(blocked)} data, which this organisation's guardrails block.",
+        code="guardrail_violation",
+    )
 
 
 def fail_closed(fn: Callable[P, R]) -> Callable[P, R]:
@@ -181,28 +188,40 @@ EMBEDDINGS_FIELDS = ("input",)
 _encoder = msgspec.json.Encoder()
 
 
-def _mask_document(masker: Masker, raw: bytes | msgspec.Raw, skip: SkipKeys, not_text: frozenset[str]) -> bytes | None:
-    """`raw` with its text masked, or None if there was nothing to mask.
-
-    The Rust walk masks the strings where they lie; a document it does not handle (a key written with
-    escapes, very deep nesting) is decoded and walked here instead, with the same keys (`not_text` is the
-    set `skip` was built from), more slowly but never less thoroughly."""
-    try:
-        return masker.mask_json(raw, skip)
-    except ValueError:
-        tree, changed = map_tree(masker.mask, msgspec.json.decode(raw), not_text, WHOLE_TEXT)
-        return _encoder.encode(tree) if changed else None
+def _mask_decoded(masker: Masker, raw: bytes | msgspec.Raw, not_text: frozenset[str]) -> bytes | None:
+    """`raw` with its text masked, or None if there was nothing to mask: decoded and walked here, for a
+    document the Rust walk does not handle (a key written with escapes, very deep nesting), with the same
+    keys (`not_text`: the set the walk's `SkipKeys` were built from), more slowly but never less
+    thoroughly."""
+    tree, changed = map_tree(masker.mask, msgspec.json.decode(raw), not_text, WHOLE_TEXT)
+    return _encoder.encode(tree) if changed else None
 
 
 def _screen(policy: Policy, metrics: Metrics, fields: dict[str, msgspec.Raw], names: tuple[str, ...]) -> Masker | None:
     """Mask (or block) the text of `fields[names]` in place: the masker, recording what it found, if it
     found anything (else None)."""
+    try:
+        masker, blocked = policy.documents.request(fields, names, metrics.guardrail_findings, policy.triggers)
+    except ValueError:
+        return _screen_decoded(policy, metrics, fields, names)
+    if blocked:
+        raise violation(blocked, "request")
+    return masker
+
+
+def _screen_decoded(
+    policy: Policy, metrics: Metrics, fields: dict[str, msgspec.Raw], names: tuple[str, ...]
+) -> Masker | None:
+    """`_screen` for a request with a field the Rust walk does not handle: that field is decoded."""
     masker = policy.masker()
     changed = False
     for name in names:
         raw = fields.get(name)
         if raw is not None:
-            masked = _mask_document(masker, raw, _REQUEST_SKIP, REQUEST_NOT_TEXT)
+            try:
+                masked = masker.mask_json(raw, _REQUEST_SKIP)
+            except ValueError:
+                masked = _mask_decoded(masker, raw, REQUEST_NOT_TEXT)
             if masked is not None:
                 fields[name] = msgspec.Raw(masked)
                 changed = True
@@ -252,13 +271,18 @@ def screen_chat_response(policy: Policy, metrics: Metrics, data: bytes, request:
         if restore.mentioned_in(data):
             return _restored(policy, metrics, data, request, restore)
     # Nothing to put back: the Rust walk masks the answer (continuing the request's numbering, if any).
-    masker = request if request is not None else policy.masker()
-    before = masker.found_count if request is not None else 0
-    masked = _mask_document(masker, data, _ANSWER_SKIP, ANSWER_NOT_TEXT)
-    if masked is None:
-        return data
-    policy.verdict(masker.tally(before), "response", metrics)
-    return masked
+    try:
+        masked, blocked = policy.documents.answer(data, metrics.guardrail_findings, policy.triggers, request)
+    except ValueError:
+        masker = request if request is not None else policy.masker()
+        before = masker.found_count
+        masked = _mask_decoded(masker, data, ANSWER_NOT_TEXT)
+        if masked is not None:
+            policy.verdict(masker.tally(before), "response", metrics)
+        return data if masked is None else masked
+    if blocked:
+        raise violation(blocked, "response")
+    return data if masked is None else masked
 
 
 def _restored(policy: Policy, metrics: Metrics, data: bytes, request: Masker, restore: Restorer) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -155,7 +156,8 @@ async def chat_completions(app: App, ex: Exchange) -> None:
         upstream = dict(fields)
         upstream["model"] = model.upstream_name_json
         if not stream:
-            screen = (lambda data: screen_chat_response(guard, app.metrics, data, masked)) if guard.responses else None
+            # A partial, not a lambda: one Python frame less per answer.
+            screen = partial(screen_chat_response, guard, app.metrics, request=masked) if guard.responses else None
             await forward_unary(ex, model, "chat", rq.encode_fields(upstream), screen)
             return
         # Every token is counted: ask for usage even when the client did not, and hide that chunk from it.

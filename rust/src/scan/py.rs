@@ -6,7 +6,7 @@ use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
-use pyo3::types::{PyBytes, PyString};
+use pyo3::types::{PyBytes, PyDict, PyString};
 
 use super::engine::char_offsets;
 use super::json::{mask_json, SkipKeys};
@@ -46,18 +46,23 @@ pub(crate) fn categories(engine: &Engine, names: Option<Vec<String>>) -> PyResul
 
 /// (category, type, count) for each type found, in the order first found: what `Actions.record` counts in
 /// the metrics and the request's audit trail, one entry per type however many values (never the values).
-pub(crate) fn tally<'a>(
-    found: impl IntoIterator<Item = &'a (Category, String)>,
-) -> Vec<(&'static str, String, usize)> {
-    let mut out: Vec<(&'static str, String, usize)> = Vec::new();
+fn counted(found: &[(Category, String)]) -> Vec<(Category, &str, u64)> {
+    let mut out: Vec<(Category, &str, u64)> = Vec::new();
     for (category, kind) in found {
-        let name = category.name();
-        match out.iter_mut().find(|(c, k, _)| *c == name && k == kind) {
+        match out.iter_mut().find(|(c, k, _)| c == category && k == kind) {
             Some(entry) => entry.2 += 1,
-            None => out.push((name, kind.clone(), 1)),
+            None => out.push((*category, kind, 1)),
         }
     }
     out
+}
+
+/// `counted`, named for Python.
+pub(crate) fn tally(found: &[(Category, String)]) -> Vec<(&'static str, String, usize)> {
+    counted(found)
+        .into_iter()
+        .map(|(c, k, n)| (c.name(), k.to_owned(), n as usize))
+        .collect()
 }
 
 pub(crate) fn found_list(masker: &Masker) -> Vec<(&'static str, String)> {
@@ -205,21 +210,8 @@ impl PyMasker {
         data: PyBuffer<u8>,
         skip: &PySkipKeys,
     ) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        if !data.is_c_contiguous() {
-            return Err(PyValueError::new_err("mask_json needs a contiguous buffer"));
-        }
-        // SAFETY: a contiguous buffer of `len_bytes` bytes, kept alive (and exported) by `data` for
-        // the duration of this call, during which no Python code runs that could change it.
-        let bytes =
-            unsafe { std::slice::from_raw_parts(data.buf_ptr().cast::<u8>(), data.len_bytes()) };
-        let text = std::str::from_utf8(bytes)
-            .map_err(|_| PyValueError::new_err("mask_json: the document is not UTF-8"))?;
-        match mask_json(&self.engine, self.cats, &mut self.masker, text, &skip.0) {
-            Some(masked) => Ok(masked.map(|m| PyBytes::new(py, &m))),
-            None => Err(PyValueError::new_err(
-                "mask_json: a document this walk does not handle (escaped key, deep nesting, not JSON)",
-            )),
-        }
+        let masked = mask_document(&self.engine, self.cats, &mut self.masker, &data, &skip.0)?;
+        Ok(masked.map(|m| PyBytes::new(py, &m)))
     }
 
     #[getter]
@@ -329,6 +321,169 @@ impl PyActions {
             triggers.as_deref_mut().map(|t| &mut t.0),
         );
         Ok(blocked.into_iter().map(Category::name).collect())
+    }
+}
+
+/// A policy's screen of whole JSON documents, a unary request's text fields or a unary answer: one call
+/// masks them, counts what was found (metrics and the request's audit trail) and returns the categories
+/// that block. Under load each Python frame and call into Rust costs a microsecond or more with cold
+/// caches; the five calls this replaces (a fresh masker, the walk, its tally, the record, wrapping the
+/// result) cost more than the walk itself.
+#[pyclass(name = "DocumentScreen", module = "router._core", frozen)]
+pub struct PyDocumentScreen {
+    engine: Arc<Engine>,
+    cats: Categories,
+    actions: Actions,
+    request_keys: SkipKeys,
+    answer_keys: SkipKeys,
+    /// What a masked request field is stored as (msgspec.Raw: the request is re-encoded from its fields).
+    raw: Py<PyAny>,
+}
+
+/// `data`'s bytes, borrowed for as long as the buffer is held.
+fn buffer_bytes(data: &PyBuffer<u8>) -> PyResult<&[u8]> {
+    if !data.is_c_contiguous() {
+        return Err(PyValueError::new_err("mask_json needs a contiguous buffer"));
+    }
+    // SAFETY: a contiguous buffer of `len_bytes` bytes, kept alive (and exported) by `data` for as long as
+    // the returned slice, during which no Python code runs that could change it.
+    Ok(unsafe { std::slice::from_raw_parts(data.buf_ptr().cast::<u8>(), data.len_bytes()) })
+}
+
+/// `data` with its text masked by `masker` (None: nothing found); ValueError if the walk cannot read it.
+fn mask_document(
+    engine: &Engine,
+    cats: Categories,
+    masker: &mut Masker,
+    data: &PyBuffer<u8>,
+    keys: &SkipKeys,
+) -> PyResult<Option<Vec<u8>>> {
+    let text = std::str::from_utf8(buffer_bytes(data)?)
+        .map_err(|_| PyValueError::new_err("mask_json: the document is not UTF-8"))?;
+    mask_json(engine, cats, masker, text, keys).ok_or_else(|| {
+        PyValueError::new_err(
+            "mask_json: a document this walk does not handle (escaped key, deep nesting, not JSON)",
+        )
+    })
+}
+
+impl PyDocumentScreen {
+    /// Count the values `masker` found after the first `since`; the categories that block, by name.
+    fn record(
+        &self,
+        masker: &Masker,
+        since: usize,
+        direction: Direction,
+        counts: &PyFindingCounts,
+        triggers: Option<PyRefMut<'_, PyTriggers>>,
+    ) -> Vec<&'static str> {
+        let mut triggers = triggers;
+        let found = masker.found.get(since..).unwrap_or_default();
+        self.actions
+            .record(
+                counted(found),
+                direction,
+                &counts.0,
+                triggers.as_deref_mut().map(|t| &mut t.0),
+            )
+            .into_iter()
+            .map(Category::name)
+            .collect()
+    }
+}
+
+#[pymethods]
+impl PyDocumentScreen {
+    /// `masker`: the policy's blank masker (its engine and categories); `request_keys`/`answer_keys`: the
+    /// strings each direction sets aside; `raw`: the type a masked request field is stored as.
+    #[new]
+    fn new(
+        masker: &PyMasker,
+        actions: &PyActions,
+        request_keys: &PySkipKeys,
+        answer_keys: &PySkipKeys,
+        raw: Py<PyAny>,
+    ) -> Self {
+        Self {
+            engine: masker.engine.clone(),
+            cats: masker.cats,
+            actions: actions.0.clone(),
+            request_keys: request_keys.0.clone(),
+            answer_keys: answer_keys.0.clone(),
+            raw,
+        }
+    }
+
+    /// Mask the text of the request fields `names` of `fields` in place, with one numbering; count what
+    /// was found. Returns the masker (None if nothing was found) and the categories that block. A field
+    /// is replaced only once every field has been read: ValueError (a document the walk does not handle)
+    /// leaves `fields` as it was, for the caller to mask it decoded.
+    fn request(
+        &self,
+        fields: &Bound<'_, PyDict>,
+        names: Vec<PyBackedStr>,
+        counts: &PyFindingCounts,
+        triggers: Option<PyRefMut<'_, PyTriggers>>,
+    ) -> PyResult<(Option<PyMasker>, Vec<&'static str>)> {
+        let mut masker = Masker::default();
+        let mut masked = Vec::new();
+        for name in &names {
+            let Some(raw) = fields.get_item(&**name)? else {
+                continue;
+            };
+            let data = PyBuffer::<u8>::get(&raw)?;
+            if let Some(out) = mask_document(
+                &self.engine,
+                self.cats,
+                &mut masker,
+                &data,
+                &self.request_keys,
+            )? {
+                masked.push((name, out));
+            }
+        }
+        // Every value found is replaced by a placeholder: nothing changed, nothing was found.
+        if masked.is_empty() {
+            return Ok((None, Vec::new()));
+        }
+        let py = fields.py();
+        for (name, out) in masked {
+            fields.set_item(&**name, self.raw.bind(py).call1((PyBytes::new(py, &out),))?)?;
+        }
+        let blocked = self.record(&masker, 0, Direction::Request, counts, triggers);
+        let masker = PyMasker {
+            engine: self.engine.clone(),
+            cats: self.cats,
+            masker,
+        };
+        Ok((Some(masker), blocked))
+    }
+
+    /// A unary answer `data` with its text masked (None: nothing found), and the categories that block.
+    /// `request`: the request's masker, whose numbering the answer continues. ValueError: a document the
+    /// walk does not handle, for the caller to mask decoded.
+    #[pyo3(signature = (data, counts, triggers, request = None))]
+    fn answer<'py>(
+        &self,
+        py: Python<'py>,
+        data: PyBuffer<u8>,
+        counts: &PyFindingCounts,
+        triggers: Option<PyRefMut<'_, PyTriggers>>,
+        request: Option<PyRefMut<'_, PyMasker>>,
+    ) -> PyResult<(Option<Bound<'py, PyBytes>>, Vec<&'static str>)> {
+        let mut own = Masker::default();
+        let mut request = request;
+        let masker = match request.as_deref_mut() {
+            Some(r) => &mut r.masker,
+            None => &mut own,
+        };
+        let since = masker.found.len();
+        let Some(out) = mask_document(&self.engine, self.cats, masker, &data, &self.answer_keys)?
+        else {
+            return Ok((None, Vec::new()));
+        };
+        let blocked = self.record(masker, since, Direction::Response, counts, triggers);
+        Ok((Some(PyBytes::new(py, &out)), blocked))
     }
 }
 
