@@ -54,6 +54,12 @@ def _to_ms(value: str) -> float:
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
+def require_wrk() -> None:
+    """Stop with the fix, not a traceback, where wrk is missing (`make bench-load` installs it)."""
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: apt-get install -y wrk (or run `make bench-load`, which does)")
+
+
 def wrk(url: str, body: str, key: str, connections: int, duration: int, workdir: Path) -> dict[str, float]:
     script = workdir / f"wrk-{abs(hash((url, body)))}.lua"
     script.write_text(WRK_SCRIPT.format(body=body, key=key))
@@ -210,8 +216,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="measure each cell this many times, interleaved")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        sys.exit("wrk is not installed: apt-get install -y wrk")
+    require_wrk()
     results = run(args, Path(tempfile.mkdtemp(prefix="router-bench-")))
 
     direct = results[f"direct to {args.upstream}"]

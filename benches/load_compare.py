@@ -39,7 +39,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import load
-from load import _body, wrk
+from load import _body, require_wrk, wrk
 
 from servers import Server, create_key, gateway_env, start_gateway, start_mock
 
@@ -168,6 +168,7 @@ def main() -> None:
     parser.add_argument("--plain-off", action="store_true", help="spend: `off` is a plain key on an empty database")
     parser.add_argument("--json")
     args = parser.parse_args()
+    require_wrk()
     workdir = Path(tempfile.mkdtemp(prefix="router-compare-bench-"))
     mock = start_mock()
     servers = [mock]
