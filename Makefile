@@ -52,7 +52,7 @@ test: build-prod lint test-rust test-python ## install everything, lint, cargo t
 bench: build-prod ## micro-benchmarks (pytest-benchmark)
 	$(BIN)/pytest benches --benchmark-only -o testpaths=benches
 
-bench-engine: hyperscan ## scanner throughput and 4 KiB p99 in Rust: pure-Rust vs Hyperscan wake-up pass, side by side
+bench-engine: hyperscan ## scanner throughput and 4 KiB p99 in Rust: pure-Rust vs Hyperscan wake-up pass vs the engine's pick, side by side
 	cargo run --release -p router-core --features hyperscan --example scan_throughput
 
 bench-load: build-prod ## load benchmark: gateway vs bare proxies vs direct, on the mock and on nginx

@@ -10,7 +10,7 @@ use regex_automata::meta::Regex;
 use regex_automata::util::syntax;
 use regex_automata::{Input, PatternID};
 
-use super::prefilter::hot_windows;
+use super::prefilter::{any_hot, hot_windows};
 use super::rules::{builtin, Pre, RuleSpec, Trigger};
 use super::validate::{self, Check};
 use super::{Categories, Category};
@@ -38,17 +38,22 @@ enum Wake {
 
 /// How the engine finds the anchors, cue words and digits that wake rules up.
 ///
-/// Hyperscan is the default where it is built in, and the project's build (`make build-prod`, the
-/// maturin features in pyproject.toml) builds it in: in `make bench-engine` a scan with its literal
-/// matcher (SIMD, whole text) is ~8% faster on prose than with the prefilter plus Aho-Corasick DFA,
-/// whose windows around every number cost a DFA step per byte. Without the feature the crate is pure
-/// Rust and needs no system library; on a CPU Hyperscan refuses, the engine falls back to the prefilter.
+/// First the SIMD byte prefilter marks the hot windows (around digits and punctuation): a text without
+/// any wakes nothing, unless person names are on, whose cues are plain words ("dear", "name") and need a
+/// pass over the whole text. With the feature built in (the project's build: `make build-prod`, the
+/// maturin features in pyproject.toml) that whole-text pass, and the pass over any text up to
+/// `HYPERSCAN_TEXT_MAX` with a hot window, is Hyperscan's SIMD literal matcher: in `make bench-engine`
+/// (release, LTO) it is 2.6x faster than the Aho-Corasick DFA over the whole of 1 MiB of prose, as fast
+/// as the DFA over the windows from 4 to 256 KiB, and cheaper with cold caches. Longer texts keep the
+/// DFA over the windows. Without the feature the crate is pure Rust and needs no system library; on a
+/// CPU Hyperscan refuses, the engine falls back to the DFA.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Wakeup {
-    /// The SIMD byte prefilter picks hot windows, and the Aho-Corasick automaton runs over those only.
+    /// The Aho-Corasick automaton runs over the hot windows (or over the whole text, with person names
+    /// on).
     #[cfg_attr(not(feature = "hyperscan"), default)]
     Prefilter,
-    /// Hyperscan's literal matcher over the whole text (same wake-ups; no prefilter needed).
+    /// Hyperscan's literal matcher over the whole text (same wake-ups), where `Engine::scan_with` says.
     #[cfg(feature = "hyperscan")]
     #[default]
     Hyperscan,
@@ -70,6 +75,11 @@ pub struct Engine {
 const DIGIT_GAP: usize = 16;
 /// After a cluster's last digit, how far a digit rule's match may still reach (IBAN letter groups).
 const DIGIT_TAIL: usize = 12;
+/// Up to this length a text with hot windows gets Hyperscan's pass over all of it rather than the
+/// automaton over the windows: as fast warm (4 to 256 KiB, `make bench-engine` sizes), and with cold
+/// caches far cheaper, as the automaton's tables take a cache miss per byte. Longer texts keep the
+/// windows (17% faster on 1 MiB of prose).
+const HYPERSCAN_TEXT_MAX: usize = 64 << 10;
 
 /// ASCII `\b`, `\w` and `\s`: the sensitive formats are ASCII, and the Unicode classes make every regex
 /// bigger and slower (the Unicode `\b` even makes the lazy DFA give up on non-ASCII text).
@@ -280,37 +290,43 @@ impl Engine {
         self.scan_with(text, cats, cats & Category::Names.bit() != 0)
     }
 
-    /// `whole`: run the automaton over all of the text instead of the prefilter's hot windows.
-    pub(crate) fn scan_with(&self, text: &str, cats: Categories, whole: bool) -> Vec<Finding> {
+    /// `whole`: wake rules from all of the text instead of the prefilter's hot windows.
+    pub fn scan_with(&self, text: &str, cats: Categories, whole: bool) -> Vec<Finding> {
         let mut wakes = Wakes::new(self, text, cats);
+        let all = (0, text.len());
+        // Where the pass runs: all of the text, its hot windows, or (no hot byte) nowhere.
+        let hot = if whole {
+            vec![all]
+        } else if self.hyperscan_for(text) {
+            if any_hot(text.as_bytes()) {
+                vec![all]
+            } else {
+                Vec::new()
+            }
+        } else {
+            hot_windows(text.as_bytes())
+        };
         #[cfg(feature = "hyperscan")]
         let woken = match &self.hyperscan {
             // Should Hyperscan fail (no scratch memory), the automaton redoes the pass from scratch.
-            Some(hs) => {
+            Some(hs) if hot == [all] => {
                 hs.for_each(text, |p, s, e| wakes.wake(p, s, e)).is_ok() || {
                     wakes = Wakes::new(self, text, cats);
                     false
                 }
             }
-            None => false,
+            _ => false,
         };
         #[cfg(not(feature = "hyperscan"))]
         let woken = false;
         if !woken {
-            let mut run = |ws: usize, we: usize| {
+            for (ws, we) in hot {
                 let input = aho_corasick::Input::new(text).span(ws..we);
                 let mut state = OverlappingState::start();
                 // Unanchored overlapping search on a standard-semantics automaton cannot fail.
                 while let Ok(()) = self.automaton.try_find_overlapping(&input, &mut state) {
                     let Some(m) = state.get_match() else { break };
                     wakes.wake(m.pattern().as_usize(), m.start(), m.end());
-                }
-            };
-            if whole {
-                run(0, text.len());
-            } else {
-                for (ws, we) in hot_windows(text.as_bytes()) {
-                    run(ws, we);
                 }
             }
         }
@@ -366,6 +382,16 @@ impl Engine {
             }
             input.set_start(next);
         }
+    }
+
+    /// Whether a text without person names gets Hyperscan's pass over all of it (if it has a hot byte)
+    /// instead of the automaton over its windows.
+    fn hyperscan_for(&self, text: &str) -> bool {
+        #[cfg(feature = "hyperscan")]
+        let built = self.hyperscan.is_some();
+        #[cfg(not(feature = "hyperscan"))]
+        let built = false;
+        built && text.len() <= HYPERSCAN_TEXT_MAX
     }
 
     /// Sort, then keep the higher-priority (then longer) finding wherever two overlap.

@@ -52,24 +52,41 @@ pub fn hot_windows(b: &[u8]) -> Vec<(usize, usize)> {
     windows_by(b, skip_cold)
 }
 
+/// Whether `b` has any hot window, found by stopping at its first hot byte.
+pub fn any_hot(b: &[u8]) -> bool {
+    hot_bytes(b, skip_cold).next().is_some()
+}
+
 /// `skip`: finds the next byte that may be hot (the vector skips, or byte by byte in the tests).
 fn windows_by(b: &[u8], skip: fn(&[u8], usize) -> usize) -> Vec<(usize, usize)> {
-    let n = b.len();
     let mut out: Vec<(usize, usize)> = Vec::new();
-    let mut i = 0;
-    while i < n {
-        // The tight loop: most bytes of prose are lower-case letters, spaces and sentence punctuation.
-        i = skip(b, i);
-        if i == n {
-            break;
-        }
-        let (hot, next) = test(b, i);
-        if hot {
-            widen(&mut out, n, i, next);
-        }
-        i = next;
+    for (i, next) in hot_bytes(b, skip) {
+        widen(&mut out, b.len(), i, next);
     }
     out
+}
+
+/// Each hot byte of `b` in order, with where testing goes on after it (the end of its run).
+fn hot_bytes(
+    b: &[u8],
+    skip: fn(&[u8], usize) -> usize,
+) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while i < b.len() {
+            // The tight loop: most bytes of prose are lower-case letters, spaces and sentence punctuation.
+            i = skip(b, i);
+            if i == b.len() {
+                break;
+            }
+            let (at, (hot, next)) = (i, test(b, i));
+            i = next;
+            if hot {
+                return Some((at, next));
+            }
+        }
+        None
+    })
 }
 
 /// Whether the classed byte at `i` makes a window, and where to go on testing.
@@ -302,6 +319,7 @@ mod tests {
                     b[at + 1 + follow.len()] = b' ';
                     let want = windows_by(&b, skip_cold_bytewise);
                     assert_eq!(hot_windows(&b), want, "{c:#x} at {at}");
+                    assert_eq!(any_hot(&b), !want.is_empty(), "{c:#x} at {at}");
                     #[cfg(target_arch = "x86_64")]
                     assert_eq!(windows_by(&b, skip_cold_sse2), want, "{c:#x} at {at}");
                 }
@@ -314,6 +332,7 @@ mod tests {
         let text =
             b"The quick brown fox jumps over the lazy dog. Then it rests, happily, in the sun!";
         assert!(hot_windows(text).is_empty());
+        assert!(!any_hot(text));
     }
 
     #[test]
@@ -321,6 +340,7 @@ mod tests {
         let text = b"plain words here and then a key ghp_abc and sk-x then more plain words go on and on and on";
         let w = hot_windows(text);
         assert_eq!(w.len(), 1);
+        assert!(any_hot(text));
         let pos = text.windows(4).position(|x| x == b"ghp_").unwrap();
         assert!(w[0].0 <= pos && w[0].1 > pos + 4);
         // A run of letters long enough to be a token, and an all-caps code.
