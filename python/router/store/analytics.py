@@ -13,11 +13,11 @@ from . import rollup
 
 # The dimensions the rollup keeps; anything else (tags, trace, end user, status code, metadata) needs raw rows.
 ROLLUP_DIMENSIONS = ("key", "user", "model", "provider", "endpoint")
-RAW_DIMENSIONS = (*ROLLUP_DIMENSIONS, "status", "end_user", "trace")
+RAW_DIMENSIONS = (*ROLLUP_DIMENSIONS, "status", "end_user", "trace", "prompt")
 BUCKETS = ("hour", "day", "week", "month")
 _COLUMN = {
     "key": "key_id", "user": "user_id", "model": "model", "provider": "provider", "endpoint": "endpoint",
-    "status": "status", "end_user": "end_user", "trace": "trace_id",
+    "status": "status", "end_user": "end_user", "trace": "trace_id", "prompt": "prompt",
 }  # fmt: skip
 
 

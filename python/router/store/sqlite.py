@@ -19,6 +19,7 @@ from .bulk import BulkInsert
 from .governance import KEY_COLUMNS, GovernanceTables, key_from_row
 from .guardrail_tables import GuardrailTables
 from .migrations import MIGRATIONS
+from .prompt_tables import PromptTables
 from .records import USAGE_COLUMNS, AuditEvent, KeyRecord, UsageRow
 from .routing_tables import RoutingTables
 from .signal import ChangeSignal
@@ -40,7 +41,7 @@ def _usage_row(row: Sequence[object]) -> UsageRow:
     return UsageRow(*values)
 
 
-class SQLiteStore(GovernanceTables, RoutingTables, GuardrailTables, AnalyticsQueries):
+class SQLiteStore(GovernanceTables, RoutingTables, GuardrailTables, PromptTables, AnalyticsQueries):
     def __init__(self, path: str) -> None:
         self.path = path
         self._memory = path == ":memory:"
