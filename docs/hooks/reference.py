@@ -40,7 +40,8 @@ log = logging.getLogger("mkdocs.hooks.reference")
 
 MARKER = re.compile(r"^<!-- generate: ([a-z-]+) -->$", re.MULTILINE)
 
-# Descriptions of config fields that carry no comment in the source. Keyed by the field's path in the file, or by
+# Descriptions of config fields for users, where the source has no comment or one written for developers (these win
+# over the comment). Keyed by the field's path in the file, or by
 # `StructName.field` for a Struct used at several paths; an entry that names no field any more is a warning (fails
 # the strict build).
 FIELD_NOTES: dict[str, str] = {
@@ -99,11 +100,50 @@ FIELD_NOTES: dict[str, str] = {
     "policies[].targets": "Models or other policies, in order (fallback) or weighted (load_balance).",
     "policies[].type": "`fallback` tries targets in order, `load_balance` by weight, `latency` fastest first.",
     "alerts.error_rate.min_requests": "Fewer requests than this in the window never fire.",
+    "alerts.webhooks": "Where alerts are delivered, signed with HMAC-SHA256.",
+    "alerts.error_rate": "Fire when the share of requests answered with a status of 400 or more exceeds `threshold`.",
+    "alerts.latency_p95_ms": "Fire when the p95 latency in the window exceeds `threshold` milliseconds.",
+    "models[].prices": "Prices for cost and budgets; default: the shipped price list's entry for `upstream_model`.",
+    "usage_log.flush_interval": "Seconds between writes of buffered usage rows.",
+    "guardrails.categories": "Per category (`pii`, `pci`, `banking`, `secrets`, `financial`, `names`): "
+    "`mask`, `block` or `off`.",
+    "guardrails.custom": "Your own named regular expressions (category `custom`), each with an optional action.",
+    "policies[].targets[].model": "A model id, or `policy/<name>` for another policy.",
+    "policies[].targets[].policy": "Another policy's name (the same as `model: policy/<name>`).",
+    "policies[].targets[].key_strategy": "Whose provider key pays: `router` (the configured `api_key`), `own` (the "
+    "organisation's stored key), or one then the other on 401, 403 or 429.",
+    "routing.backoff_factor": "Each retry waits this many times longer than the one before.",
+    "routing.backoff_max": "The longest backoff, in seconds.",
+    "routing.jitter": "Random spread of each backoff, as a fraction (0.1: ±10%).",
+    "routing.breaker_cooldown": "Seconds an open circuit skips its target (or the upstream's retry-after, if longer).",
+    "routing.backoff_initial": "The first retry's delay in seconds (0.5 → 1 → 2 → 4 with the defaults).",
     "alerts.latency_p95_ms.min_requests": "Fewer requests than this in the window never fire.",
 }
 
 
+def _text(text: str) -> str:
+    """Free text for a table cell: pipes escaped, and `<...>` outside code spans shown instead of read as HTML."""
+    parts = text.replace("|", "\\|").split("`")
+    for i in range(0, len(parts), 2):  # even parts are outside code spans
+        parts[i] = parts[i].replace("<", "&lt;").replace(">", "&gt;")
+    return "`".join(parts)
+
+
 # -- configuration ---------------------------------------------------------------------------------
+
+# An introduction per section, where it helps; a path that is not a section any more is a warning too.
+SECTION_NOTES: dict[str, str] = {
+    "providers.<name>": "One entry per upstream; the name is the first part of its models' ids.",
+    "models[].prices": "USD per million tokens (and per request, where a model charges one).",
+    "timeouts": "Upstream timeouts in seconds, for every provider without its own `timeouts`.",
+    "providers.<name>.timeouts": "The same keys as the top-level `timeouts`, for this provider only.",
+    "policies[]": "A routing policy, called as the model `policy/<name>`. See [Routing](../routing.md).",
+    "policies[].targets[]": "A model (`model: provider/model`) or another policy (`policy: name` or "
+    "`model: policy/name`).",
+    "routing": "How policies retry, back off, cool down failing targets and explore for latency routing.",
+    "guardrails": "See [Guardrails](../guardrails.md) for the categories and what each action does.",
+    "alerts": "See [Alerts](../spend.md#alerts).",
+}
 
 
 def _comments(cls: type) -> dict[str, str]:
@@ -204,20 +244,20 @@ def config_reference(seen_paths: set[str]) -> str:
     sections: list[str] = []
 
     def walk(cls: type, path: str) -> None:
+        seen_paths.add(path)
         comments = _comments(cls)
         rows, children = [], []
         for field in msgspec.structs.fields(cls):
             key = f"{path}.{field.name}" if path else field.name
             by_class = f"{cls.__name__}.{field.name}"
             seen_paths.update((key, by_class))
-            note = comments.get(field.name) or FIELD_NOTES.get(key) or FIELD_NOTES.get(by_class, "")
-            rows.append(f"| `{field.name}` | {_type_name(field.type)} | {_default(field)} | {note} |")
+            note = FIELD_NOTES.get(key) or FIELD_NOTES.get(by_class) or comments.get(field.name, "")
+            rows.append(f"| `{field.name}` | {_type_name(field.type)} | {_default(field)} | {_text(note)} |")
             nested = _nested(field.type)
             if nested:
                 children.append((nested[0], key + nested[1]))
         title = f"`{path}`" if path else "Top level"
-        doc = inspect.getdoc(cls) if cls.__doc__ else ""
-        intro = f"{doc}\n\n" if doc and path else ""
+        intro = f"{_text(SECTION_NOTES[path])}\n\n" if path in SECTION_NOTES else ""
         table = "| key | type | default | description |\n|---|---|---|---|\n" + "\n".join(rows)
         sections.append(f"### {title}\n\n{intro}{table}\n")
         for child, child_path in children:
@@ -250,15 +290,14 @@ def _option_row(parser: argparse.ArgumentParser, action: argparse.Action) -> str
     details = []
     if action.choices:
         details.append("one of " + ", ".join(f"`{c}`" for c in action.choices))
-    if isinstance(action, argparse._AppendAction):
+    if isinstance(action, argparse._AppendAction) and "repeatable" not in (action.help or ""):
         details.append("repeatable")
     if action.required and action.option_strings:
         details.append("required")
     if action.default not in (None, False, argparse.SUPPRESS, []) and "default" not in (action.help or ""):
         details.append(f"default `{action.default}`")
     # The help as `--help` prints it (`%(default)s` expanded).
-    text = parser._get_formatter()._expand_help(action) if action.help else ""
-    text = text.replace("|", "\\|")
+    text = _text(parser._get_formatter()._expand_help(action)) if action.help else ""
     extra = f" ({'; '.join(details)})" if details else ""
     return f"| {name} | {text}{extra} |"
 
@@ -275,9 +314,9 @@ def cli_reference() -> str:
             level = "#" * min(len(words) + 1, 5)
             usage = p.format_usage().removeprefix("usage: ").strip()
             usage = re.sub(r"\s+", " ", usage)
-            body = [f"{level} `{' '.join(words)}`\n", summary + "\n" if summary else ""]
+            body = [f"{level} `{' '.join(words)}`\n", _text(summary) + "\n" if summary else ""]
             if p.description and p.description != summary:
-                body.append(p.description.strip() + "\n")
+                body.append(_text(p.description.strip()) + "\n")
             body.append(f"```\n{usage}\n```\n")
             rows = [r for r in (_option_row(p, a) for a in p._actions) if r]
             if rows and not subs:
@@ -289,7 +328,7 @@ def cli_reference() -> str:
     walk(parser, ["router"], "")
     # The top-level commands first as a summary table, then each in detail.
     summary = "| command | what it does |\n|---|---|\n" + "\n".join(
-        f"| [`router {name}`](#router-{name}) | {text} |" for name, text, _ in _subcommands(parser)
+        f"| [`router {name}`](#router-{name}) | {_text(text)} |" for name, text, _ in _subcommands(parser)
     )
     return summary + "\n\n" + "\n".join(parts)
 
@@ -311,7 +350,7 @@ def management_api_reference() -> str:
             query = [p["name"] for p in op["parameters"] if p["in"] == "query"]
             if query:
                 body_cell += (" " if body_cell else "") + "query: " + ", ".join(f"`{q}`" for q in query)
-            summary = op["summary"].replace("|", "\\|")
+            summary = _text(op["summary"])
             row = f"| `{method.upper()}` | `{path}` | {summary} | {body_cell} |"
             by_tag.setdefault(op["tags"][0], []).append(row)
     out = [f"{len(document['paths'])} paths, {sum(len(v) for v in by_tag.values())} operations.\n"]
@@ -358,7 +397,8 @@ def metrics_reference() -> str:
     from router.metrics import FAMILIES, IN_FLIGHT
 
     rows = []
-    for name, (doc, labels, buckets) in FAMILIES.items():
+    for name, (raw_doc, labels, buckets) in FAMILIES.items():
+        doc = _text(raw_doc)
         if buckets is None:
             exposed, kind = f"`{name}_total`", "counter"
         else:
@@ -395,6 +435,6 @@ def on_page_markdown(markdown: str, page: Any, **_: Any) -> str:
 
     out = MARKER.sub(replace, markdown)
     if "config" in generated:
-        for stale in sorted(set(FIELD_NOTES) - _config_paths):
+        for stale in sorted((set(FIELD_NOTES) | set(SECTION_NOTES)) - _config_paths):
             log.warning("docs/hooks/reference.py: FIELD_NOTES describes %r, which is not a config key", stale)
     return out
