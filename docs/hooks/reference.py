@@ -33,8 +33,7 @@ from typing import Any
 import msgspec
 
 ROOT = Path(__file__).resolve().parents[2]
-# Import the worktree's package (the installed one in a venv points at the same files).
-sys.path.insert(0, str(ROOT / "python"))
+SOURCE = str(ROOT / "python")
 
 log = logging.getLogger("mkdocs.hooks.reference")
 
@@ -422,6 +421,9 @@ GENERATORS = {
 
 
 def on_page_markdown(markdown: str, page: Any, **_: Any) -> str:
+    # Import this checkout's package (MkDocs restores sys.path after loading a hook, so add it here).
+    if SOURCE not in sys.path:
+        sys.path.insert(0, SOURCE)
     generated: set[str] = set()
 
     def replace(match: re.Match[str]) -> str:
