@@ -128,8 +128,10 @@ def demo_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Ser
         mock.stop()
         raise
     try:
+        # A reader's own provider settings must not redirect the snippets (they set what they need themselves).
+        inherited = {k: v for k, v in env.items() if not k.startswith(("ANTHROPIC_", "OPENAI_"))}
         snippet_env = {
-            **env,
+            **inherited,
             "ROUTER_API_KEY": create_key(env, "docs-demo")["key"],
             "ROUTER_ADMIN_KEY": admin_key,
             # The `router` command, as `source .venv/bin/activate` provides it.
