@@ -37,7 +37,8 @@ lint-rust: ## cargo fmt --check and clippy -D warnings (the hyperscan feature to
 lint: lint-python lint-rust ## all linters
 
 docs: ## build the documentation site strictly (broken links, anchors or nav entries fail) into site/
-	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+	@# Not --quiet: it hides warnings from the counter that makes --strict fail.
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 hyperscan: ## the system Hyperscan library for the optional `hyperscan` scanner feature (Vectorscan off x86)
 	@dpkg -s libhyperscan-dev >/dev/null 2>&1 || dpkg -s libvectorscan-dev >/dev/null 2>&1 || \
