@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help run test venv build-dev build-prod lint lint-python lint-rust test-rust test-python bench bench-load hyperscan bench-engine
+.PHONY: help run test venv build-dev build-prod lint lint-python lint-rust test-rust test-python docs bench bench-load hyperscan bench-engine
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -26,8 +26,8 @@ run: build-prod ## start the mock provider and the gateway, print the base URL a
 	$(BIN)/router demo
 
 lint-python: ## ruff check, ruff format check, and stubtest of the router._core stub
-	$(BIN)/ruff check python tests benches
-	$(BIN)/ruff format --check python tests benches
+	$(BIN)/ruff check python tests benches docs/hooks
+	$(BIN)/ruff format --check python tests benches docs/hooks
 	$(BIN)/python -m mypy.stubtest router._core
 
 lint-rust: ## cargo fmt --check and clippy -D warnings (the hyperscan feature too: checking needs no libhs)
@@ -35,6 +35,10 @@ lint-rust: ## cargo fmt --check and clippy -D warnings (the hyperscan feature to
 	cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 lint: lint-python lint-rust ## all linters
+
+docs: ## build the documentation site strictly (broken links, anchors or nav entries fail) into site/
+	@# Not --quiet: it hides warnings from the counter that makes --strict fail.
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 hyperscan: ## the system Hyperscan library for the optional `hyperscan` scanner feature (Vectorscan off x86)
 	@dpkg -s libhyperscan-dev >/dev/null 2>&1 || dpkg -s libvectorscan-dev >/dev/null 2>&1 || \
@@ -47,7 +51,7 @@ test-rust: hyperscan ## cargo test, then the scanner tests again on the Hypersca
 test-python: ## pytest: unit and end-to-end
 	$(BIN)/pytest
 
-test: build-prod lint test-rust test-python ## install everything, lint, cargo test and pytest (what CI runs)
+test: build-prod lint docs test-rust test-python ## install everything, lint, build the docs, cargo test and pytest (what CI runs)
 
 bench: build-prod ## micro-benchmarks (pytest-benchmark)
 	$(BIN)/pytest benches --benchmark-only -o testpaths=benches
