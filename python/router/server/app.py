@@ -254,7 +254,8 @@ class App:
         model = ex.model or "unknown"
         provider = ex.provider or "none"
         metrics = self.metrics
-        metrics.observe_request(ex.endpoint, model, provider, ex.status, elapsed, ex.overhead_seconds())
+        overhead = ex.overhead_seconds()
+        metrics.observe_request(ex.endpoint, model, provider, ex.status, elapsed, overhead)
         if ex.provider is not None and ex.upstream_seconds:
             metrics.observe_upstream(provider, model, ex.upstream_seconds)
         if ex.ttft is not None:
@@ -301,6 +302,7 @@ class App:
                     reasoning_tokens=ex.reasoning_tokens,
                     guardrails=ex.triggers.encoded() if ex.triggers is not None else None,
                     prompt=ex.prompt,
+                    overhead_ms=overhead * 1000.0,
                 )
             )
             for row in ex.attempt_rows:

@@ -343,4 +343,14 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "ALTER TABLE usage_log ADD COLUMN prompt TEXT",
         ],
     ),
+    (
+        11,
+        "latency percentiles over the rollups: sums for averages, errors by status class, latency sketches",
+        [
+            # The gateway's own time per request (x-router-overhead-ms): reported like latency and TTFT.
+            "ALTER TABLE usage_log ADD COLUMN overhead_ms DOUBLE PRECISION",
+            *DAILY.add_timing_columns_sql(),
+            *HOURLY.add_timing_columns_sql(),
+        ],
+    ),
 ]

@@ -148,6 +148,7 @@ class UsageRow(msgspec.Struct, array_like=True):
     # JSON list of [direction, category, type, action, count]: what the guardrails found (audit events).
     guardrails: str | None = None
     prompt: str | None = None  # the prompt library versions applied ("name@3", space-separated)
+    overhead_ms: float | None = None  # time spent in the gateway itself (x-router-overhead-ms)
 
 
 USAGE_COLUMNS = UsageRow.__struct_fields__
