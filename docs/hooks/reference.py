@@ -61,7 +61,8 @@ FIELD_NOTES: dict[str, str] = {
     "providers.<name>.api_key": "The provider's key (use `env:VAR`). Sent upstream; the caller's gateway key never is.",
     "providers.<name>.headers": "Extra headers sent upstream on every request.",
     "providers.<name>.timeouts": "Per-provider timeouts, replacing the top-level `timeouts`.",
-    "providers.<name>.max_connections": "Connection pool size towards this provider.",
+    "providers.<name>.max_connections": "Requests in flight to this provider per worker; `null` (default): no cap.",
+    "providers.<name>.pool_wait": "Seconds a request waits for a slot of a capped provider before a 503.",
     "models[].id": "`provider/model`; the provider must be defined in `providers`.",
     "models[].upstream_model": "The model name sent upstream (default: the part of `id` after the slash).",
     "models[].region": "Where the model runs (`us`, `eu-central-1`, `global`, …); used by the region presets.",
@@ -393,7 +394,7 @@ def _schema_type(spec: dict[str, Any]) -> str:
 
 
 def metrics_reference() -> str:
-    from router.metrics import FAMILIES, IN_FLIGHT
+    from router.metrics import FAMILIES, IN_FLIGHT, UPSTREAM_IN_FLIGHT, UPSTREAM_QUEUED
 
     rows = []
     for name, (raw_doc, labels, buckets) in FAMILIES.items():
@@ -405,6 +406,14 @@ def metrics_reference() -> str:
             kind = "histogram (buckets " + ", ".join(f"{b:g}" for b in buckets) + ")"
         rows.append(f"| {exposed} | {kind} | {', '.join(f'`{lb}`' for lb in labels)} | {doc} |")
     rows.append(f"| `{IN_FLIGHT}` | gauge | — | Requests being handled right now, across workers. |")
+    rows.append(
+        f"| `{UPSTREAM_IN_FLIGHT}` | gauge | `provider` | Requests in flight to each upstream provider, "
+        "across workers. |"
+    )
+    rows.append(
+        f"| `{UPSTREAM_QUEUED}` | gauge | `provider` | Requests waiting for a slot of a capped provider "
+        "(`max_connections`). |"
+    )
     return "| series | type | labels | meaning |\n|---|---|---|---|\n" + "\n".join(rows)
 
 

@@ -67,7 +67,12 @@ class ProviderConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     # Set for Azure OpenAI: requests go to /openai/deployments/<model>/... ?api-version=<this>.
     azure_api_version: str | None = None
     timeouts: Timeouts | None = None
-    max_connections: int = 512
+    # Requests in flight to this provider per worker. None (the default): no cap, the pool grows with the load
+    # (an LLM call holds its connection for seconds, so any fixed pool size becomes a hidden throughput
+    # ceiling). With a cap, a request beyond it waits up to `pool_wait` seconds for a free slot, then gets 503
+    # `upstream_overloaded` with retry-after (a routing policy moves on to its next target).
+    max_connections: int | None = None
+    pool_wait: float = 5.0
 
 
 class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -227,6 +232,10 @@ def _check(config: Config, source: str) -> None:
     for name, provider in config.providers.items():
         if not provider.base_url.startswith(("http://", "https://")):
             raise ConfigError(f"{source}: at providers.{name}.base_url: expected an http:// or https:// URL")
+        if provider.max_connections is not None and provider.max_connections < 1:
+            raise ConfigError(f"{source}: at providers.{name}.max_connections: expected at least 1, or null for no cap")
+        if not 0 < provider.pool_wait <= 600:
+            raise ConfigError(f"{source}: at providers.{name}.pool_wait: expected 0 < seconds <= 600")
     for label, t in [("timeouts", config.timeouts)] + [
         (f"providers.{n}.timeouts", p.timeouts) for n, p in config.providers.items() if p.timeouts
     ]:

@@ -74,6 +74,8 @@ FAMILIES: dict[str, tuple[str, tuple[str, ...], tuple[float, ...] | None]] = {
     ),
 }
 IN_FLIGHT = "router_in_flight_requests"
+UPSTREAM_IN_FLIGHT = "router_upstream_in_flight"
+UPSTREAM_QUEUED = "router_upstream_queued"
 
 # A histogram series: per-bucket counts (last slot is +Inf) and the sum of observed values.
 Series = list[float]
@@ -85,6 +87,8 @@ class Snapshot(msgspec.Struct):
     pid: int
     in_flight: int
     series: dict[str, list[tuple[list[str], list[float]]]]
+    # provider → [requests in flight to it, requests queued for one of its slots]
+    upstream: dict[str, list[int]] = {}
 
 
 METRICS_DIR_ENV = "ROUTER_METRICS_DIR"
@@ -104,6 +108,8 @@ class Metrics:
         self._dir = multiprocess_dir()
         # Gauges read at scrape time from shared state (budgets): (name, help, label name, [(label, value)]).
         self.gauges: Callable[[], list[tuple[str, str, str, list[tuple[str, float]]]]] | None = None
+        # provider → (in flight, queued) in this worker, read when a snapshot is taken (set by the app).
+        self.upstream_load: Callable[[], dict[str, tuple[int, int]]] | None = None
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
 
@@ -161,7 +167,8 @@ class Metrics:
             (category, direction, action): [n] for category, direction, action, n in self.guardrail_findings.items()
         }
         series = {name: [(list(k), list(v)) for k, v in cells.items()] for name, cells in self._series.items()}
-        return Snapshot(os.getpid(), self.in_flight, series)
+        load = self.upstream_load() if self.upstream_load is not None else {}
+        return Snapshot(os.getpid(), self.in_flight, series, {p: list(v) for p, v in load.items()})
 
     async def publish(self, interval: float = 1.0) -> None:
         """Keep this worker's file current for the other workers' scrapes (run as a task when several)."""
@@ -232,9 +239,24 @@ class Metrics:
                 for value_label, value in values:
                     family.add_metric([value_label], value)
                 yield family
+        live = [s for s in snapshots if s.pid == os.getpid() or pid_alive(s.pid)]
         gauge = GaugeMetricFamily(IN_FLIGHT, "Requests being handled right now, across workers.")
-        gauge.add_metric([], sum(s.in_flight for s in snapshots if s.pid == os.getpid() or pid_alive(s.pid)))
+        gauge.add_metric([], sum(s.in_flight for s in live))
         yield gauge
+        totals: dict[str, list[int]] = {}
+        for s in live:
+            for provider, (flying, queued) in s.upstream.items():
+                total = totals.setdefault(provider, [0, 0])
+                total[0] += flying
+                total[1] += queued
+        for name, doc, at in (
+            (UPSTREAM_IN_FLIGHT, "Requests in flight to each upstream provider, across workers.", 0),
+            (UPSTREAM_QUEUED, "Requests waiting for a slot of a capped provider (max_connections).", 1),
+        ):
+            family = GaugeMetricFamily(name, doc, labels=["provider"])
+            for provider in sorted(totals):
+                family.add_metric([provider], totals[provider][at])
+            yield family
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -57,7 +57,15 @@ class OpenAICompatProvider:
 
     def start(self) -> None:
         """Open the connection pool. Called inside the worker's event loop."""
-        self._transport = Transport(self.timeouts, self.config.max_connections, self.default_headers())
+        config = self.config
+        self._transport = Transport(
+            self.timeouts, config.max_connections, self.default_headers(), self.name, config.pool_wait
+        )
+
+    def load(self) -> tuple[int, int]:
+        """(requests in flight, requests queued for a slot) to this provider in this worker."""
+        gate = self._transport.gate if self._transport is not None else None
+        return (gate.in_flight, gate.queued) if gate is not None else (0, 0)
 
     async def close(self) -> None:
         if self._transport is not None:

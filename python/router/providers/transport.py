@@ -7,6 +7,7 @@ else imports it: swapping the client means changing this module only.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -22,14 +23,65 @@ from ..errors import GatewayError, UpstreamError
 __all__ = ["Response", "Transport", "upstream_failure"]
 
 
+class Gate:
+    """Requests in flight to one provider and, when the provider is capped, those queued for a slot.
+
+    Without a cap it only counts (two integer updates per request). With one, a request beyond it waits for a
+    free slot for at most `wait` seconds, first come first served, then is refused with 503 so the caller (or a
+    routing policy) can go elsewhere: never a silent, unbounded queue."""
+
+    def __init__(self, provider: str, cap: int | None, wait: float) -> None:
+        self.provider = provider
+        self.cap = cap
+        self.wait = wait
+        self.in_flight = 0
+        self.queued = 0
+        self._slots = asyncio.Semaphore(cap) if cap else None
+
+    async def enter(self) -> None:
+        slots = self._slots
+        if slots is not None:
+            if slots.locked():
+                self.queued += 1
+                try:
+                    async with asyncio.timeout(self.wait):
+                        await slots.acquire()
+                except TimeoutError:
+                    raise UpstreamError(
+                        f"Upstream provider '{self.provider}' is at its limit of {self.cap} requests in flight "
+                        f"(max_connections) and none finished within {self.wait:g} s.",
+                        code="upstream_overloaded",
+                        status=503,
+                        headers=[("retry-after", "1")],
+                    ) from None
+                finally:
+                    self.queued -= 1
+            else:
+                await slots.acquire()
+        self.in_flight += 1
+
+    def leave(self) -> None:
+        self.in_flight -= 1
+        if self._slots is not None:
+            self._slots.release()
+
+
 class Transport:
     """A pooled keep-alive client for one provider."""
 
-    def __init__(self, timeouts: Timeouts, max_connections: int, default_headers: dict[str, str]) -> None:
+    def __init__(
+        self,
+        timeouts: Timeouts,
+        max_connections: int | None,
+        default_headers: dict[str, str],
+        provider: str = "upstream",
+        pool_wait: float = 5.0,
+    ) -> None:
         self._urls: dict[str, Url] = {}
+        # The gate caps requests; reqwest's own pool is left unbounded so it never queues behind the gate's back.
+        self.gate = Gate(provider, max_connections, pool_wait)
         self._client: Client = (
             ClientBuilder()
-            .max_connections(max_connections)
             .connect_timeout(timedelta(seconds=timeouts.connect))
             # Waiting for the response head is a read, so reqwest's per-read timeout is our first-byte timeout.
             # It lives inside reqwest because cancelling the Python awaitable does not abort a request still
@@ -56,8 +108,13 @@ class Transport:
 
     async def post(self, url: str, headers: dict[str, str], body: bytes) -> tuple[Response, bytes]:
         """Send a request and read the whole answer."""
-        response = await self._client.post(self._url(url)).headers(headers).body_bytes(body).build().send()
-        return response, bytes(await response.bytes())
+        gate = self.gate
+        await gate.enter()
+        try:
+            response = await self._client.post(self._url(url)).headers(headers).body_bytes(body).build().send()
+            return response, bytes(await response.bytes())
+        finally:
+            gate.leave()
 
     @asynccontextmanager
     async def stream(self, url: str, headers: dict[str, str], body: bytes) -> AsyncIterator[Response]:
@@ -70,11 +127,16 @@ class Transport:
             .streamed_read_buffer_limit(0)
             .build_streamed()
         )
-        response = await request.__aenter__()
+        gate = self.gate
+        await gate.enter()
         try:
-            yield response
+            response = await request.__aenter__()
+            try:
+                yield response
+            finally:
+                await request.__aexit__(None, None, None)
         finally:
-            await request.__aexit__(None, None, None)
+            gate.leave()
 
 
 def upstream_failure(exc: BaseException, provider: str) -> GatewayError:

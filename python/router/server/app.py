@@ -108,6 +108,8 @@ class App:
         )
         self.openapi_body = openapi.document()
         self.metrics = Metrics()
+        providers = self.catalog.providers
+        self.metrics.upstream_load = lambda: {name: p.load() for name, p in providers.items()}
         if config.spend.export_budgets:
             self.metrics.gauges = lambda: budget_gauges(self.store, self.spend, config.spend.export_budgets, clock())
         self.routing = Routing(config, self.catalog, self.metrics, created)
