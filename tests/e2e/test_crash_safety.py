@@ -288,7 +288,7 @@ def test_kill_9_loses_no_usage_row_of_an_answer_sent(mock_server: Server, tmp_pa
         spent = _spend(db, f"key:{created['id']}")
         assert not list(spool.glob("*"))
         if victims == "every process":
-            assert list(kept.glob("*.jsonl")), "every process died with rows not yet committed: their spools remained"
+            assert list(kept.glob("*.spool")), "every process died with rows not yet committed: their spools remained"
         # Replaying the same files again (as after a crash during a replay) adds nothing.
         _copy_spools(kept, "*", spool)
         server = _start(tmp_path, mock_server)

@@ -2,11 +2,11 @@
 
 The usage writer batches rows in memory and commits them a fraction of a second later, so a worker killed
 with SIGKILL (or a crash) would lose the rows of requests it had already answered. Each row is therefore also
-appended, as one JSON line, to the worker's spool file before the answer's last bytes are handed to granian:
-one `write()` to an `O_APPEND` file descriptor, no fsync. The kernel keeps written pages when the process
-dies, so only power loss or a kernel crash can lose them.
+appended to the worker's spool file before the answer's last bytes are handed to granian: one `write()` of a
+few hundred bytes (a 4-byte length, then the row in MessagePack) to an `O_APPEND` file descriptor, no fsync.
+The kernel keeps written pages when the process dies, so only power loss or a kernel crash can lose them.
 
-Files live in `<db>-spool/` (0700), one at a time per worker, named `<pid>-<random>-<seq>.jsonl` (0600). A
+Files live in `<db>-spool/` (0700), one at a time per worker, named `<pid>-<random>-<seq>.spool` (0600). A
 worker holds an exclusive `flock` on its file for as long as the file has rows not yet committed; the
 writer starts a new file when it takes a batch and deletes the old one once that batch is committed. A file
 nobody holds a lock on belongs to a process that died: `replay` commits its rows (those the dead process had
@@ -19,6 +19,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import struct
 from pathlib import Path
 
 import msgspec
@@ -28,8 +29,10 @@ from .sqlite import SQLiteStore
 
 log = logging.getLogger("router.usage")
 
-SUFFIX = ".jsonl"
-_decoder = msgspec.json.Decoder(UsageRow)
+SUFFIX = ".spool"
+# Each record: its length (little-endian u32), then the row as MessagePack (an array, in column order).
+_LENGTH = struct.Struct("<I")
+_decoder = msgspec.msgpack.Decoder(UsageRow)
 
 
 def spool_dir(db_path: str) -> str | None:
@@ -53,15 +56,15 @@ class Spool:
         self._fd = -1
         self._path = ""
         self._buffer = bytearray()
-        self._encode_into = msgspec.json.Encoder().encode_into
+        self._encode_into = msgspec.msgpack.Encoder().encode_into
         self._failing = False
 
     def append(self, row: UsageRow) -> None:
         """Write one row (before its answer is sent). A failing disk is logged, not raised: the row still
         reaches the database through the writer's memory, it just is not crash-safe meanwhile."""
         buffer = self._buffer
-        self._encode_into(row, buffer)
-        buffer.append(10)
+        self._encode_into(row, buffer, _LENGTH.size)
+        _LENGTH.pack_into(buffer, 0, len(buffer) - _LENGTH.size)
         try:
             fd = self._fd if self._fd >= 0 else self._open()
             if os.write(fd, buffer) != len(buffer):
@@ -121,14 +124,21 @@ class Spool:
 
 def read_rows(data: bytes, path: str) -> list[UsageRow]:
     rows = []
-    for line in data.split(b"\n"):
-        if not line:
-            continue
+    view = memoryview(data)
+    offset = 0
+    while offset < len(data):
+        end = offset + _LENGTH.size
+        if end <= len(data):
+            end += _LENGTH.unpack_from(data, offset)[0]
+        if end > len(data):
+            # Only the last record can be torn (a write cut short by the crash); its answer never left.
+            log.warning("skipped a torn record at the end of the usage spool %s", path)
+            break
         try:
-            rows.append(_decoder.decode(line))
+            rows.append(_decoder.decode(view[offset + _LENGTH.size : end]))
         except msgspec.DecodeError:
-            # Only the last line of a file can be torn (a write cut short by the crash); its answer never left.
-            log.warning("skipped an unreadable usage spool line in %s", path)
+            log.warning("skipped an unreadable record in the usage spool %s", path)
+        offset = end
     return rows
 
 
