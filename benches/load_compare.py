@@ -172,6 +172,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--together", action="store_true", help="drive both gateways at once in every round")
     parser.add_argument("--plain-off", action="store_true", help="spend: `off` is a plain key on an empty database")
+    parser.add_argument(
+        "--swap", action="store_true", help="start `on` first (the gateway started second has measured slower)"
+    )
     parser.add_argument("--json")
     args = parser.parse_args()
     require_wrk()
@@ -188,8 +191,12 @@ def main() -> None:
         log_off, log_on = USAGE_LOG.get(args.scenario, ("{}", "{}"))
         off_config = _config(workdir, mock.base, "off", guard_off, log_off)
         on_config = _config(workdir, mock.base, "on", guard_on, log_on)
-        off = start_gateway(gateway_env(workdir / "off.db", mock.base, off_config))
-        on = start_gateway(gateway_env(workdir / "on.db", mock.base, on_config))
+        if args.swap:
+            on = start_gateway(gateway_env(workdir / "on.db", mock.base, on_config))
+            off = start_gateway(gateway_env(workdir / "off.db", mock.base, off_config))
+        else:
+            off = start_gateway(gateway_env(workdir / "off.db", mock.base, off_config))
+            on = start_gateway(gateway_env(workdir / "on.db", mock.base, on_config))
         servers += [off, on]
         keys = {"off": make_off_key(off), "on": make_key(on)}
         bases = {"off": off.base, "on": on.base}
@@ -229,7 +236,7 @@ def main() -> None:
     how = "rounds driving both at once" if args.together else "alternating rounds"
     print(
         f"\n{args.scenario}: {args.rounds} {how} of {args.duration}s, {mode_name} @32 conns, 1 worker, "
-        f"{args.prompt} prompt\n"
+        f"{args.prompt} prompt{', on started first' if args.swap else ''}\n"
     )
     print("| gateway | req/s per round | median req/s | gateway CPU per request (median) |")
     print("|---|---|---|---|")
