@@ -75,13 +75,18 @@ class UsageWriter:
                 self._audit[:0] = events
                 self._sealed[:0] = sealed
 
-    def _seal(self) -> list[Sealed]:
-        """The spool files holding exactly the rows being taken from `_pending` now (on the loop thread, so no
-        row is appended in between)."""
+    def _seal(self, everything: bool = False) -> list[Sealed]:
+        """The spool files to delete once the rows being taken from `_pending` now are committed (on the loop
+        thread, so no row is appended in between): every row in them is in the batch.
+
+        After a failed flush, the current file is not sealed but keeps collecting rows until a flush succeeds:
+        a database that stays locked then costs two open files, not one per attempt. (A file may also hold rows
+        that are committed already; a replay skips those.)"""
         sealed, self._sealed = self._sealed, []
-        current = self._spool.seal() if self._spool is not None else None
-        if current is not None:
-            sealed.append(current)
+        if self._spool is not None and (everything or not sealed):
+            current = self._spool.seal()
+            if current is not None:
+                sealed.append(current)
         return sealed
 
     def _commit(self, batch: list[UsageRow], events: list[AuditEvent], sealed: list[Sealed]) -> None:
@@ -99,13 +104,16 @@ class UsageWriter:
             # Queued behind any in-flight write on the same thread, so rows stay in order.
             batch, self._pending = self._pending, []
             events, self._audit = self._audit, []
-            sealed = self._seal()
+            sealed = self._seal(everything=True)
             try:
                 await asyncio.get_running_loop().run_in_executor(self._executor, self._commit, batch, events, sealed)
             except BaseException:
                 # Left on disk, unlocked: the next start replays them.
                 Spool.abandon(sealed)
                 raise
+        else:
+            # Only rows committed already can be left in the current file (after a failed flush).
+            Spool.release(self._seal(everything=True))
         self._executor.shutdown(wait=True)
         if self._owns_store:
             self._store.close()
