@@ -10,16 +10,18 @@ an empty database, `on` depends on the scenario:
   on an empty database, so the difference also holds charging usage to a user and a group);
 - guardrails: every category on, person names included (`off`: guardrails disabled), scanning the request
   and the answer; `--prompt email` puts an address in every prompt, so every request is also masked and
-  writes a trigger to the audit log, `--prompt clean` has nothing to find.
+  writes a trigger to the audit log, `--prompt clean` has nothing to find;
+- spool: the usage spool on (`usage_log: {spool: true}`, the default: every usage row is also appended to a
+  file before its answer leaves), `off` the same gateway with `usage_log: {spool: false}`.
 wrk drives both with the same load at 32 connections (unary, or `--stream`), alternating off/on for several
 rounds (and which one goes first) so that drift on a shared machine hits both alike, and the gateway's own
 CPU per request is read from /proc. With `--together` both are driven at the same time instead, each round:
 both then see exactly the same interference, and share the CPU. The difference is taken per round (on vs
 the off run next to it) and its median reported with its spread: on a shared 2-core machine single rounds
 swing by ±10%, so the ratio of two medians would say little. The issues' bars: within 5% of requests/s
-(governance, spend), within 10% (guardrails).
+(governance, spend), within 10% (guardrails), within 3% (spool).
 
-    python benches/load_compare.py --scenario governance|spend|guardrails [--stream] [--prompt clean|email]
+    python benches/load_compare.py --scenario governance|spend|guardrails|spool [--stream] [--prompt clean|email]
                                    [--duration 10] [--rounds 3] [--together]
 """
 
@@ -46,11 +48,11 @@ from servers import Server, create_key, gateway_env, start_gateway, start_mock
 MODELS = [f"up/m{i:02d}" for i in range(59)] + ["up/gpt-4o"]
 
 
-def _config(workdir: Path, upstream: str, name: str, guardrails: str) -> Path:
+def _config(workdir: Path, upstream: str, name: str, guardrails: str, usage_log: str = "{}") -> Path:
     config = workdir / f"{name}.yaml"
     lines = [f"providers: {{up: {{base_url: '{upstream}/v1', api_key: bench}}}}", "models:"]
     lines += [f"  - {{id: {m}, upstream_model: gpt-4o, capabilities: [streaming]}}" for m in MODELS]
-    config.write_text("\n".join([*lines, f"guardrails: {guardrails}"]) + "\n")
+    config.write_text("\n".join([*lines, f"guardrails: {guardrails}", f"usage_log: {usage_log}"]) + "\n")
     return config
 
 
@@ -145,7 +147,11 @@ SCENARIOS = {
     ),
     "spend": ("limits on key, user, group and org + metadata", _limited_key, _owned_key, True, DEFAULT, DEFAULT),
     "guardrails": ("every guardrail category on, both directions", _plain_key, _plain_key, False, NONE, ALL_ON),
+    "spool": ("usage spool on", _plain_key, _plain_key, False, DEFAULT, DEFAULT),
 }
+# The usage log settings of `off` and `on` (the spool scenario's only difference; the others keep the default).
+USAGE_LOG = {"spool": ("{spool: false}", "{spool: true}")}
+BARS = {"guardrails": 10, "spool": 3}
 PROMPTS = {"email": load.PROMPT, "clean": "What is the capital of France? Answer in one short sentence."}
 
 
@@ -166,6 +172,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--together", action="store_true", help="drive both gateways at once in every round")
     parser.add_argument("--plain-off", action="store_true", help="spend: `off` is a plain key on an empty database")
+    parser.add_argument(
+        "--swap", action="store_true", help="start `on` first (the gateway started second has measured slower)"
+    )
     parser.add_argument("--json")
     args = parser.parse_args()
     require_wrk()
@@ -179,8 +188,15 @@ def main() -> None:
         make_off_key = _plain_key
     load.PROMPT = PROMPTS[args.prompt]
     try:
-        off = start_gateway(gateway_env(workdir / "off.db", mock.base, _config(workdir, mock.base, "off", guard_off)))
-        on = start_gateway(gateway_env(workdir / "on.db", mock.base, _config(workdir, mock.base, "on", guard_on)))
+        log_off, log_on = USAGE_LOG.get(args.scenario, ("{}", "{}"))
+        off_config = _config(workdir, mock.base, "off", guard_off, log_off)
+        on_config = _config(workdir, mock.base, "on", guard_on, log_on)
+        if args.swap:
+            on = start_gateway(gateway_env(workdir / "on.db", mock.base, on_config))
+            off = start_gateway(gateway_env(workdir / "off.db", mock.base, off_config))
+        else:
+            off = start_gateway(gateway_env(workdir / "off.db", mock.base, off_config))
+            on = start_gateway(gateway_env(workdir / "on.db", mock.base, on_config))
         servers += [off, on]
         keys = {"off": make_off_key(off), "on": make_key(on)}
         bases = {"off": off.base, "on": on.base}
@@ -220,14 +236,14 @@ def main() -> None:
     how = "rounds driving both at once" if args.together else "alternating rounds"
     print(
         f"\n{args.scenario}: {args.rounds} {how} of {args.duration}s, {mode_name} @32 conns, 1 worker, "
-        f"{args.prompt} prompt\n"
+        f"{args.prompt} prompt{', on started first' if args.swap else ''}\n"
     )
     print("| gateway | req/s per round | median req/s | gateway CPU per request (median) |")
     print("|---|---|---|---|")
     for mode, name in (("off", f"{args.scenario} off"), ("on", label)):
         rounds = ", ".join(f"{r:,.0f}" for r in rps[mode])
         print(f"| {name} | {rounds} | {statistics.median(rps[mode]):,.0f} | {statistics.median(cpu_us[mode]):.0f} µs |")
-    bar = 10 if args.scenario == "guardrails" else 5
+    bar = BARS.get(args.scenario, 5)
     rps_diff, rps_spread = _paired(rps)
     cpu_diff, cpu_spread = _paired(cpu_us)
     print(f"\nreq/s difference, median of the rounds: {rps_diff:+.1f}% (rounds: {rps_spread}; bar: within -{bar}%)")

@@ -23,6 +23,7 @@ from .providers.byok import MasterKey
 from .spend.budgets import period_of
 from .spend.ledger import Ledger, ledger_path
 from .store import database_url, open_store
+from .store.spool import replay, spool_dir
 
 
 def _fail(message: str, code: int = 2) -> int:
@@ -53,6 +54,8 @@ def _serve(args: argparse.Namespace, banner: Sequence[str] = ()) -> int:
         store.require_approval()
     if config.spend.org_monthly_limit is not None:
         store.set_org_limit(config.spend.org_monthly_limit)
+    # Usage rows of answers sent before a process was killed, committed before the ledger is rebuilt from them.
+    replay(spool_dir(store.path), store)
     # Reconcile before any worker runs: the shared ledger restarts from the spend the database recorded,
     # which also drops reservations a crashed process may have left behind.
     ledger = Ledger(ledger_path(store.path))
@@ -83,6 +86,8 @@ def _serve(args: argparse.Namespace, banner: Sequence[str] = ()) -> int:
         log_access=False,
         backlog=2048,
         workers_kill_timeout=30,
+        # A worker that dies is replaced while the others keep serving (granian stops everything otherwise).
+        respawn_failed_workers=True,
     )
     try:
         server.serve()

@@ -83,6 +83,9 @@ class UsageLogConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     # Short batches: each flush is a burst of CPU, and smaller bursts keep tail latency down.
     flush_interval: float = 0.25
     batch_size: int = 512
+    # Each row also goes to a per-worker file beside the database before its answer leaves, so a worker
+    # killed before the next flush loses none (store/spool.py).
+    spool: bool = True
 
 
 class GovernanceConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

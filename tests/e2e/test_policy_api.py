@@ -243,8 +243,10 @@ def test_byok_round_trip_and_key_strategies(gw: Gateway, mock: MockControl) -> N
     assert stored.json()["fingerprint"] == fp(OWN_KEY)
     shown = gw.ok("GET", "/byok/mock")
     assert shown["fingerprint"] == fp(OWN_KEY) and OWN_KEY not in str(shown)
-    # Sealed at rest: the plaintext is nowhere in the database files, nor in the audit log.
-    files = b"".join(p.read_bytes() for p in gw.root.iterdir() if p.name.startswith("router.db"))
+    # Sealed at rest: the plaintext is nowhere in the database files, nor in the audit log
+    # (nor in the usage spool's files, in the `router.db-spool` directory).
+    beside = [p for p in gw.root.iterdir() if p.name.startswith("router.db")]
+    files = b"".join(f.read_bytes() for p in beside for f in (p.iterdir() if p.is_dir() else [p]))
     assert OWN_KEY.encode() not in files and fp(OWN_KEY).encode() in files
     assert OWN_KEY not in gw.manage("GET", "/audit?action=byok.*").text
 

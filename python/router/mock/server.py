@@ -87,6 +87,7 @@ def serve(host: str = "127.0.0.1", port: int = 9090, workers: int = 1, defaults:
         log_level=LogLevels.warning,
         log_access=False,
         workers_kill_timeout=WORKERS_KILL_TIMEOUT,
+        respawn_failed_workers=True,  # one dead worker must not take the mock (and a long test) down
     )
     url_host = f"[{host}]" if ":" in host else host
     server.on_startup(lambda: print(f"mock provider listening on http://{url_host}:{port}/v1", flush=True))

@@ -41,6 +41,7 @@ from ..spend.budgets import Spend, budget_gauges
 from ..spend.cost import MICRO, cost_micro
 from ..spend.ledger import Ledger, ledger_path
 from ..store import UsageRow, database_url, open_store
+from ..store.spool import Spool, replay, spool_dir
 from ..store.usage_writer import UsageWriter
 from . import handlers
 from .exchange import Exchange, RequestIds
@@ -161,7 +162,14 @@ class App:
         for provider in self.catalog.providers.values():
             provider.start()
         cfg = self.config.usage_log
-        self.usage = UsageWriter(self.store, flush_interval=cfg.flush_interval, batch_size=cfg.batch_size)
+        directory = spool_dir(self.store.path)
+        try:
+            # Rows a worker that died (and is being replaced by this one) had answered but not committed.
+            replay(directory, self.store)
+        except Exception:
+            log.exception("usage spool replay failed; the files stay for the next start")
+        spool = Spool(directory) if cfg.spool and directory is not None else None
+        self.usage = UsageWriter(self.store, flush_interval=cfg.flush_interval, batch_size=cfg.batch_size, spool=spool)
         self.usage.start()
         loop = asyncio.get_running_loop()
         if self.metrics.shared:
@@ -215,11 +223,16 @@ class App:
             return
         metrics = self.metrics
         metrics.in_flight += 1
+        # Accounted (usage row spooled) just before a unary answer is handed to granian; a stream's chunked
+        # terminator is written only after this returns, so streams and unanswered requests are accounted here.
+        ex.on_answer = self._account
         try:
             await self._run(handler, ex)
         finally:
             metrics.in_flight -= 1
-            self._account(ex)
+            if ex.on_answer is not None:
+                ex.on_answer = None
+                self._account(ex)
 
     async def _run(self, handler: Handler, ex: Exchange) -> None:
         try:

@@ -7,7 +7,7 @@ import contextlib
 import itertools
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from granian.rsgi import HTTPProtocol, Scope
@@ -53,7 +53,8 @@ class Exchange:
     __slots__ = (
         "api", "attempt_rows", "attempts", "auto_cache", "body_bytes", "budgets", "byok", "cached_tokens",
         "completion_tokens", "end_user", "endpoint", "error_type", "events_seen", "headers", "hold", "key_id",
-        "metadata", "model", "owner", "period", "prices", "prompt", "prompt_tokens", "proto", "provider",
+        "metadata", "model", "on_answer", "owner", "period", "prices", "prompt", "prompt_tokens", "proto",
+        "provider",
         "reasoning_tokens", "request_id", "responded", "routing_seconds", "scope", "started", "status", "stream",
         "tool_calls", "tool_results", "triggers", "ttft", "upstream_auth", "upstream_seconds",
     )  # fmt: skip
@@ -106,6 +107,8 @@ class Exchange:
         self.tool_results: list[tuple[str, bool]] | None = None
         # The prompt library versions applied to the request ("name@3", space-separated).
         self.prompt: str | None = None
+        # Called once, just before the answer is handed to granian: the usage row must be on disk by then.
+        self.on_answer: Callable[[Exchange], None] | None = None
 
     # -- request ------------------------------------------------------------------------------------
 
@@ -170,6 +173,9 @@ class Exchange:
     ) -> None:
         self.status = status
         self.responded = True
+        if (on_answer := self.on_answer) is not None:
+            self.on_answer = None
+            on_answer(self)
         self.proto.response_bytes(status, self.response_headers(content_type, extra), body)
 
     def send_error(self, exc: GatewayError) -> None:

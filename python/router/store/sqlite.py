@@ -137,39 +137,65 @@ class SQLiteStore(GovernanceTables, RoutingTables, GuardrailTables, PromptTables
 
     # -- usage --------------------------------------------------------------------------------------
 
-    def write_usage(self, rows: Sequence[UsageRow], audit: Sequence[AuditEvent] = ()) -> None:
+    def write_usage(self, rows: Sequence[UsageRow], audit: Sequence[AuditEvent] = (), *, replay: bool = False) -> None:
+        """Commit rows (with their rollups, spend and the keys' last use) in one transaction. `replay`: rows
+        from a spool, some maybe committed already; those are skipped, so their spend is counted once."""
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE" if replay else "BEGIN")
+        try:
+            if replay:
+                rows = self._uncommitted(rows)
+            self._write_usage(rows, audit)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _uncommitted(self, rows: Sequence[UsageRow]) -> list[UsageRow]:
+        seen: set[tuple[str, int]] = set()
+        ids = sorted({r.request_id for r in rows})
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            seen.update(
+                self._conn.execute(
+                    f"SELECT request_id, attempt FROM usage_log WHERE request_id IN ({', '.join('?' * len(chunk))})",
+                    chunk,
+                )
+            )
+        fresh = []
+        for r in rows:
+            if (r.request_id, r.attempt) not in seen:
+                seen.add((r.request_id, r.attempt))
+                fresh.append(r)
+        return fresh
+
+    def _write_usage(self, rows: Sequence[UsageRow], audit: Sequence[AuditEvent]) -> None:
         last_used: dict[str, float] = {}
         for row in rows:
             if row.key_id is not None:
                 last_used[row.key_id] = max(row.ts, last_used.get(row.key_id, 0.0))
         conn = self._conn
-        conn.execute("BEGIN")
-        try:
-            _INSERT_USAGE(conn, [astuple(r) for r in rows])
-            # Summed per budget list first: a batch has few distinct lists, so each is split once, not per row
-            # (this thread holds the GIL while it runs Python, and every request waits for it then).
-            by_list: dict[tuple[str, int], int] = {}
-            for r in rows:
-                if r.cost and r.budgets and r.period is not None:
-                    key = (r.budgets, r.period)
-                    by_list[key] = by_list.get(key, 0) + round(r.cost * 1_000_000)
-            spend: dict[tuple[str, int], int] = {}
-            for (budgets, period), micro in by_list.items():
-                for budget in budgets.split():
-                    spend[(budget, period)] = spend.get((budget, period), 0) + micro
-            for table, upsert in _ROLLUP_UPSERTS:
-                upsert(conn, table.fold(rows))
-            _UPSERT_SPEND(conn, [(b, p, a) for (b, p), a in spend.items()])
-            if audit:
-                self.append_audit(audit)
-            conn.executemany(
-                "UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, 0), ?) WHERE id = ?",
-                [(ts, key_id) for key_id, ts in last_used.items()],
-            )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        _INSERT_USAGE(conn, [astuple(r) for r in rows])
+        # Summed per budget list first: a batch has few distinct lists, so each is split once, not per row
+        # (this thread holds the GIL while it runs Python, and every request waits for it then).
+        by_list: dict[tuple[str, int], int] = {}
+        for r in rows:
+            if r.cost and r.budgets and r.period is not None:
+                key = (r.budgets, r.period)
+                by_list[key] = by_list.get(key, 0) + round(r.cost * 1_000_000)
+        spend: dict[tuple[str, int], int] = {}
+        for (budgets, period), micro in by_list.items():
+            for budget in budgets.split():
+                spend[(budget, period)] = spend.get((budget, period), 0) + micro
+        for table, upsert in _ROLLUP_UPSERTS:
+            upsert(conn, table.fold(rows))
+        _UPSERT_SPEND(conn, [(b, p, a) for (b, p), a in spend.items()])
+        if audit:
+            self.append_audit(audit)
+        conn.executemany(
+            "UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, 0), ?) WHERE id = ?",
+            [(ts, key_id) for key_id, ts in last_used.items()],
+        )
 
     def recent_usage(self, limit: int = 100) -> list[UsageRow]:
         rows = self._conn.execute(
