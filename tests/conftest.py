@@ -1,11 +1,45 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
+import anthropic
 import openai
 import pytest
 
 from servers import MockControl, Server, create_key, gateway_env, start_gateway, start_mock
+
+# SDK clients a test body creates and leaves open. Their sockets would warn (an error here) whenever the garbage
+# collector finds them, which on a busy machine is often during some later, unrelated test: they are closed
+# when the test that made them ends instead. Clients made by fixtures are the fixtures' to close.
+_made_by_test: list[Any] | None = None
+
+
+def _track(cls: type) -> None:
+    original = cls.__init__
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        if _made_by_test is not None:
+            _made_by_test.append(self)
+
+    cls.__init__ = __init__  # type: ignore[method-assign]
+
+
+_track(openai.OpenAI)
+_track(anthropic.Anthropic)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    global _made_by_test
+    _made_by_test = made = []
+    try:
+        return (yield)
+    finally:
+        _made_by_test = None
+        for client in made:
+            client.close()
 
 
 @pytest.fixture(scope="session")
@@ -40,5 +74,6 @@ def api_key(gateway: Server) -> str:
 
 
 @pytest.fixture
-def client(gateway: Server, api_key: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{gateway.base}/v1", api_key=api_key, max_retries=0, timeout=20)
+def client(gateway: Server, api_key: str) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"{gateway.base}/v1", api_key=api_key, max_retries=0, timeout=20) as sdk:
+        yield sdk

@@ -37,5 +37,7 @@ def tight_gateway(mock_server: Server, tmp_path_factory: pytest.TempPathFactory)
 
 
 @pytest.fixture
-def tight_client(tight_gateway: Server) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{tight_gateway.base}/v1", api_key=tight_gateway.key, max_retries=0, timeout=20)
+def tight_client(tight_gateway: Server) -> Iterator[openai.OpenAI]:
+    base = f"{tight_gateway.base}/v1"
+    with openai.OpenAI(base_url=base, api_key=tight_gateway.key, max_retries=0, timeout=20) as sdk:
+        yield sdk

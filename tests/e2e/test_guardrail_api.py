@@ -54,7 +54,6 @@ class Gateway:
         self.admin = server.env["ROUTER_ADMIN_KEY"]
         self.keys: dict[str, str] = {}  # name → secret
         self.key_ids: dict[str, str] = {}
-        self.clients: dict[str, openai.OpenAI] = {}
 
     def manage(self, method: str, path: str, body: dict | None = None, who: str | None = None) -> httpx.Response:
         return manage_call(self.base, self.admin if who is None else self.keys[who], method, path, json=body)
@@ -65,11 +64,8 @@ class Gateway:
         return response.json()
 
     def client(self, who: str) -> openai.OpenAI:
-        if who not in self.clients:
-            self.clients[who] = openai.OpenAI(
-                base_url=f"{self.base}/v1", api_key=self.keys[who], max_retries=0, timeout=20
-            )
-        return self.clients[who]
+        # A client per call: the test that makes it closes it when it ends (tests/conftest.py).
+        return openai.OpenAI(base_url=f"{self.base}/v1", api_key=self.keys[who], max_retries=0, timeout=20)
 
     def say(self, who: str, text: str) -> str:
         """The SDK's reply to `text`: what the upstream received, echoed."""
@@ -102,8 +98,6 @@ def gw(mock_server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         g.keys[name], g.key_ids[name] = created["key"], created["id"]
         g.key_ids[f"user:{name}"] = user["id"]
     yield g
-    for client in g.clients.values():
-        client.close()
     server.stop()
 
 

@@ -45,8 +45,9 @@ models:
 
 
 @pytest.fixture
-def claude(gateway: Server, api_key: str) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=gateway.base, api_key=api_key, max_retries=0, timeout=20)
+def claude(gateway: Server, api_key: str) -> Iterator[anthropic.Anthropic]:
+    with anthropic.Anthropic(base_url=gateway.base, api_key=api_key, max_retries=0, timeout=20) as sdk:
+        yield sdk
 
 
 @pytest.fixture(scope="module")

@@ -90,8 +90,10 @@ def policy_gateway(mock_server: Server, tmp_path_factory: pytest.TempPathFactory
 
 
 @pytest.fixture
-def pclient(policy_gateway: Server) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{policy_gateway.base}/v1", api_key=policy_gateway.key, max_retries=0, timeout=20)
+def pclient(policy_gateway: Server) -> Iterator[openai.OpenAI]:
+    base = f"{policy_gateway.base}/v1"
+    with openai.OpenAI(base_url=base, api_key=policy_gateway.key, max_retries=0, timeout=20) as sdk:
+        yield sdk
 
 
 def upstream_models(mock: MockControl) -> list[str]:
