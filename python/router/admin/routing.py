@@ -7,6 +7,7 @@ the same table.
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
@@ -44,6 +45,8 @@ class Call(msgspec.Struct):
     byok: ByokAdmin
     guardrails: GuardrailAdmin
     body: Any = None
+    mcp: Any = None  # the worker's McpGateway (routes in router/mcp/routes.py)
+    principal: Any = None  # the caller's key (the MCP routes show standard users what their key may use)
 
     def now(self) -> float:
         return self.gov.clock()
@@ -177,9 +180,11 @@ async def dispatch(app: App, ex: Exchange) -> None:
     query = dict(parse_qsl(scope.query_string, keep_blank_values=True))
     call = Call(
         app.governance, actor_for(principal, app.store), params, query, app.spend, app.policy_admin, app.byok,
-        app.guardrail_admin, body,
+        app.guardrail_admin, body, app.mcp, principal,
     )  # fmt: skip
-    status, payload = r.handler(call)
+    answer = r.handler(call)
+    # A few handlers talk to other servers (MCP exploration): those return an awaitable.
+    status, payload = await answer if inspect.isawaitable(answer) else answer
     if isinstance(payload, Streamed):
         transport = ex.start_stream(status, payload.headers, payload.content_type)
         for chunk in payload.chunks:

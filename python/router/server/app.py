@@ -29,6 +29,8 @@ from ..guardrails.admin import GuardrailAdmin
 from ..guardrails.audit import Triggers
 from ..guardrails.policy import Policy as GuardrailPolicy
 from ..guardrails.stored import GuardrailPolicies
+from ..mcp import transport as mcp_transport
+from ..mcp.gateway import McpGateway
 from ..metrics import Metrics
 from ..protocols.caching import Defaults as CachingDefaults
 from ..protocols.tools import results_json
@@ -117,6 +119,9 @@ class App:
         # Guardrail settings too: the organisation's (config file unless stored) and per-key/group overrides.
         self.guardrails = GuardrailPolicies(self.store, config.guardrails)
         self.keys.on_change.append(self.guardrails.refresh)
+        # The MCP gateway's servers, tools and grants, rebuilt on the same epoch.
+        self.mcp = McpGateway(self.store, master, self.metrics, clock)
+        self.keys.on_change.append(self.mcp.refresh)
         for reload in self.keys.on_change:
             reload()
         self.policy_admin = PolicyAdmin(self.store, config, clock)
@@ -159,6 +164,7 @@ class App:
         if self.metrics.shared:
             self._background.append(loop.create_task(self.metrics.publish()))
         self._background.append(loop.create_task(self._sweep_expired()))
+        self.mcp.start()
 
     async def _sweep_expired(self) -> None:
         while True:
@@ -176,6 +182,7 @@ class App:
         for task in self._background:
             task.cancel()
         await self.alerts.close()
+        await self.mcp.close()
         if self.usage is not None:
             await self.usage.close()
             self.usage = None
@@ -194,6 +201,9 @@ class App:
         if route is None:
             if scope.path.startswith(manage_api.PREFIX + "/"):
                 await self._run(manage_api.dispatch, Exchange(scope, proto, "manage", self.request_ids.new()))
+                return
+            if scope.path in mcp_transport.ALL_PATHS:
+                await self._run(mcp_transport.handle, Exchange(scope, proto, "mcp", self.request_ids.new()))
                 return
             if scope.method == "POST" and scope.path.startswith("/v1/feedback/"):
                 await self._run(handlers.feedback, Exchange(scope, proto, "feedback", self.request_ids.new()))

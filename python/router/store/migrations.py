@@ -6,6 +6,7 @@ is the one rename), so the PostgreSQL backend can mirror these versions one for 
 
 from __future__ import annotations
 
+from .mcp_tables import MCP_MIGRATION
 from .rollup import DAILY, HOURLY
 
 # The usage log's columns after migration 3, copied across when migration 4 rebuilds the table.
@@ -303,5 +304,10 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             # Only requests the guardrails acted on have an entry: the audit log's reads of them by time.
             "CREATE INDEX usage_log_guardrails ON usage_log (ts) WHERE guardrails IS NOT NULL",
         ],
+    ),
+    (
+        10,
+        "MCP gateway: servers, their tools and approvals, users' sealed credentials, sessions, per-call usage",
+        MCP_MIGRATION,
     ),
 ]
