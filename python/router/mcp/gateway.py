@@ -27,7 +27,7 @@ from ..store.records import Rules
 from . import access
 from .admin import McpAdmin, list_all_tools
 from .names import exposed_name
-from .upstream import Pool, UpstreamError, classify, one_shot, pool_key
+from .upstream import Pool, UpstreamError, classify, load_sdk, one_shot, pool_key
 
 log = logging.getLogger("router.mcp")
 
@@ -213,13 +213,21 @@ class McpGateway:
 
         started = time.perf_counter()
         try:
-            result = await conn.run(call, timeout)
+            try:
+                result = await conn.run(call, timeout)
+            except Exception as exc:
+                if classify(exc).kind != "session_lost":
+                    raise
+                # The upstream restarted: the call never ran, so one retry on a fresh session is safe.
+                self.pool.drop(key, conn)
+                conn = self.pool.get(key, server.url, server.transport, headers, server.timeout)
+                result = await conn.run(call, timeout)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
             failure = classify(exc)
             outcome.error_type = failure.kind
-            if failure.kind in ("unreachable", "auth_failed", "malformed") or not conn.alive:
+            if failure.kind in ("unreachable", "auth_failed", "malformed", "session_lost") or not conn.alive:
                 self.pool.drop(key, conn)
             if failure.kind == "auth_failed" and user is not None:
                 self._invalid.add((server.name, user))
@@ -252,6 +260,8 @@ class McpGateway:
         self.usage.start()
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._maintain(), name="mcp-maintenance"))
+        if self.servers:
+            loop.run_in_executor(None, load_sdk)
 
     async def _maintain(self) -> None:
         """Close idle upstream connections; health-check every enabled server (initialize + tools/list)."""

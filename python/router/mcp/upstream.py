@@ -29,6 +29,15 @@ _MAX_CONNECTIONS = 256
 _CLIENT_INFO = ("router-mcp-gateway", "1.0")
 
 
+def load_sdk() -> None:
+    """Import the MCP SDK's client (about a second of imports): once per worker, before any timeout starts,
+    so a worker that never talks MCP never pays for it and a first call is not charged for it."""
+    import httpx  # noqa: F401
+    from mcp import ClientSession  # noqa: F401
+    from mcp.client.sse import sse_client  # noqa: F401
+    from mcp.client.streamable_http import streamable_http_client  # noqa: F401
+
+
 class UpstreamError(Exception):
     """An upstream failure, classified for the JSON-RPC error and the usage row's error type."""
 
@@ -58,6 +67,9 @@ def classify(exc: BaseException) -> UpstreamError:
         return UpstreamError("unreachable", "The MCP server could not be reached.")
     from mcp.shared.exceptions import McpError
 
+    if isinstance(exc, McpError) and exc.error.code == 32600 and exc.error.message == "Session terminated":
+        # The SDK's report of a 404 on its session: the server restarted or dropped it; nothing ran.
+        return UpstreamError("session_lost", "The MCP server no longer knows the gateway's session.")
     if isinstance(exc, McpError):
         return UpstreamError("upstream_error", f"The MCP server returned an error: {exc.error.message}")
     from pydantic import ValidationError
@@ -74,6 +86,7 @@ class Connection:
         self.headers = dict(headers)
         self.timeout = timeout
         self.session: Any = None
+        load_sdk()
         self.last_used = time.monotonic()
         self._ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._stop = asyncio.Event()
