@@ -68,6 +68,11 @@ def build(name: str) -> FastMCP:
     return mcp
 
 
+def record(path: str, value: str) -> None:
+    with open(path, "a") as f:
+        f.write(value + "\n")
+
+
 class RequireHeader:
     """401 without an accepted header value; records the value of every request that carried one."""
 
@@ -81,8 +86,7 @@ class RequireHeader:
         if scope["type"] == "http" and self.header is not None:
             value = dict(scope["headers"]).get(self.header, b"").decode()
             if self.record:
-                with open(self.record, "a") as f:
-                    f.write((value or "-") + "\n")
+                record(self.record, value or "-")
             if value not in self.accepted:
                 await JSONResponse({"error": "unauthorized"}, status_code=401)(scope, receive, send)
                 return

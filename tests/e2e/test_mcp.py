@@ -52,6 +52,12 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             state[name].stop()
 
 
+def initialize(version: str) -> dict[str, Any]:
+    client = {"name": "raw", "version": "1"}
+    params = {"protocolVersion": version, "capabilities": {}, "clientInfo": client}
+    return {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params}
+
+
 def manage(env: dict[str, Any], method: str, path: str, key: str = ADMIN, **kw: Any) -> httpx.Response:
     return manage_call(env["gateway"].base, key, method, path, **kw)
 
@@ -110,8 +116,7 @@ def registered(env: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_unauthenticated_gets_401_with_a_bearer_challenge(env: dict[str, Any]) -> None:
-    body = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-            "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}  # fmt: skip
+    body = initialize("2025-06-18")
     for headers in ({}, {"authorization": "Bearer rk-wrong"}):
         resp = httpx.post(f"{env['gateway'].base}/v1/mcp", json=body, headers=headers)
         assert resp.status_code == 401
@@ -277,9 +282,7 @@ def test_one_hundred_concurrent_calls_over_several_sessions(registered: dict[str
     async def main() -> list[str]:
         async def one_session(n: int) -> list[str]:
             async def calls(s: ClientSession) -> list[str]:
-                results = await asyncio.gather(
-                    *(s.call_tool("plain__echo", {"text": f"{n}-{i}"}) for i in range(20))
-                )
+                results = await asyncio.gather(*(s.call_tool("plain__echo", {"text": f"{n}-{i}"}) for i in range(20)))
                 return [r.content[0].text for r in results]
 
             return await session_call(base, ADMIN, calls)
@@ -294,8 +297,7 @@ def test_one_hundred_concurrent_calls_over_several_sessions(registered: dict[str
 def test_sessions_are_bound_to_their_key_and_end_with_delete(registered: dict[str, Any]) -> None:
     env = registered
     url = env["gateway"].base + "/v1/mcp"
-    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-            "params": {"protocolVersion": "2099-01-01", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}  # fmt: skip
+    init = initialize("2099-01-01")
     auth = {"authorization": f"Bearer {ADMIN}", "accept": "application/json, text/event-stream"}
     resp = httpx.post(url, json=init, headers=auth)
     assert resp.json()["result"]["protocolVersion"] == "2025-11-25"

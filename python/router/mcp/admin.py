@@ -340,7 +340,9 @@ class McpAdmin:
         try:
             listed = await one_shot(s.url, s.transport, headers, s.timeout, list_all_tools)
         except UpstreamError as exc:
-            self._audit_now(actor, "mcp.server.explore_failed", name, detail={"error": exc.kind, "message": exc.message})
+            self._audit_now(
+                actor, "mcp.server.explore_failed", name, detail={"error": exc.kind, "message": exc.message}
+            )
             raise Conflict(f"Exploring '{name}' failed: {exc.message}", code=f"mcp_{exc.kind}") from None
         diff = self.record_tools(actor, s, listed)
         return {"server": name, "diff": diff, "tools": [_tool_view(t) for t in self.store.mcp_tools(name)]}
@@ -495,7 +497,9 @@ class McpAdmin:
         assert actor.user_id is not None
         with self.store.transaction():
             if not self.store.delete_mcp_credential(name, actor.user_id):
-                raise NotFound(f"You have no credentials stored for MCP server '{name}'.", code="mcp_credentials_not_found")
+                raise NotFound(
+                    f"You have no credentials stored for MCP server '{name}'.", code="mcp_credentials_not_found"
+                )
             self._audit(actor, "mcp.credentials.delete", f"{name}/{actor.user_id}")
         return {"server": name, "deleted": True}
 

@@ -177,8 +177,7 @@ class McpGateway:
         if own is None and server.user_keys == "required":
             names = ", ".join(server.user_headers)
             where = (
-                f"set them with PUT /v1/manage/mcp/servers/{server.name}/credentials "
-                f"(or `router mcp credentials set {server.name}`)"
+                f"set them with PUT /v1/manage/mcp/servers/{server.name}/credentials"
                 if user is not None
                 else "use an API key owned by a user, and store them for that user"
             )
@@ -285,9 +284,7 @@ class McpGateway:
             status, error, count = "healthy", None, None
             try:
                 headers = self.admin.open_headers(server)
-                tools = await one_shot(
-                    server.url, server.transport, headers, min(server.timeout, 15.0), list_all_tools
-                )
+                tools = await one_shot(server.url, server.transport, headers, min(server.timeout, 15.0), list_all_tools)
                 count = len(tools)
                 held = self._held_by(server, tools)
                 if held:

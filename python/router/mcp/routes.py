@@ -215,7 +215,9 @@ def analytics(call: Call) -> tuple[int, Any]:
             ({"server": s, "tool": t, "exposed_name": exposed_name(s, t), **_stats(v)} for (s, t), v in tools.items()),
             key=lambda x: -x["requests"],
         ),
-        "errors": [{"error_type": e, "count": n} for e, n in Counter(r.error_type for r in rows if r.error_type).most_common()],
+        "errors": [
+            {"error_type": e, "count": n} for e, n in Counter(r.error_type for r in rows if r.error_type).most_common()
+        ],
         "active_users": len({r.user_id for r in rows if r.user_id}),
         "active_keys": len({r.key_id for r in rows if r.key_id}),
     }

@@ -178,7 +178,9 @@ def _session(ctx: Context, required: bool = True) -> McpSession | None:
     header = ctx.ex.headers.get("mcp-protocol-version")
     if header is not None and header not in SUPPORTED_VERSIONS:
         raise HttpFailure(
-            400, INVALID_REQUEST, f"Unsupported MCP-Protocol-Version '{header}' (supported: {', '.join(SUPPORTED_VERSIONS)})."
+            400,
+            INVALID_REQUEST,
+            f"Unsupported MCP-Protocol-Version '{header}' (supported: {', '.join(SUPPORTED_VERSIONS)}).",
         )
     return found
 
@@ -271,7 +273,9 @@ def _initialize(ctx: Context, m: Any) -> None:
         client = f"{info['name']}/{info.get('version', '')}"[:200]
     session_id = secrets.token_urlsafe(32)
     now = ctx.app.clock()
-    ctx.app.store.insert_mcp_session(McpSession(_digest(session_id), ctx.principal.key_id, version, client, now, now, None))
+    ctx.app.store.insert_mcp_session(
+        McpSession(_digest(session_id), ctx.principal.key_id, version, client, now, now, None)
+    )
     result = {
         "protocolVersion": version,
         "capabilities": {"tools": {"listChanged": True}, "logging": {}},

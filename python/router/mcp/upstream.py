@@ -61,7 +61,9 @@ def classify(exc: BaseException) -> UpstreamError:
     if isinstance(exc, httpx.HTTPStatusError):
         status = exc.response.status_code
         if status in (401, 403):
-            return UpstreamError("auth_failed", f"The MCP server refused the credentials (HTTP {status}).", status=status)
+            return UpstreamError(
+                "auth_failed", f"The MCP server refused the credentials (HTTP {status}).", status=status
+            )
         return UpstreamError("upstream_error", f"The MCP server answered HTTP {status}.", status=status)
     if isinstance(exc, httpx.TransportError | ConnectionError | OSError):
         return UpstreamError("unreachable", "The MCP server could not be reached.")
@@ -142,18 +144,20 @@ class Connection:
         await asyncio.wait_for(asyncio.shield(self._ready), self.timeout)
         return self.session
 
-    async def run(self, call: Callable[[Any], Awaitable[Any]], timeout: float) -> Any:
-        """Run one request on the session; fails as soon as the connection dies, or after `timeout`."""
+    async def run(self, call: Callable[[Any], Awaitable[Any]], limit: float) -> Any:
+        """Run one request on the session; fails as soon as the connection dies, or after `limit` seconds."""
         try:
             session = await self.ready()
         except TimeoutError:
-            raise UpstreamError("timeout", f"The MCP server did not complete the handshake within {self.timeout:g} s.") from None
+            raise UpstreamError(
+                "timeout", f"The MCP server did not complete the handshake within {self.timeout:g} s."
+            ) from None
         except Exception as exc:
             raise classify(exc) from None
         self.last_used = time.monotonic()
         request = asyncio.ensure_future(call(session))
         try:
-            done, _ = await asyncio.wait({request, self.task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({request, self.task}, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
             request.cancel()
             raise
@@ -163,7 +167,7 @@ class Connection:
         if self.task in done:
             exc = None if self.task.cancelled() else self.task.exception()
             raise classify(exc) if exc else UpstreamError("unreachable", "The MCP server closed the connection.")
-        raise UpstreamError("timeout", f"The MCP server did not answer within {timeout:g} s.")
+        raise UpstreamError("timeout", f"The MCP server did not answer within {limit:g} s.")
 
     async def close(self) -> None:
         self._stop.set()
@@ -227,12 +231,12 @@ class Pool:
 
 
 async def one_shot(
-    url: str, transport: str, headers: Mapping[str, str], timeout: float, call: Callable[[Any], Awaitable[Any]]
+    url: str, transport: str, headers: Mapping[str, str], limit: float, call: Callable[[Any], Awaitable[Any]]
 ) -> Any:
     """Open a connection, run one request, close: exploration and health checks, never pooled."""
-    conn = Connection(url, transport, headers, timeout)
+    conn = Connection(url, transport, headers, limit)
     try:
-        return await conn.run(call, timeout)
+        return await conn.run(call, limit)
     except UpstreamError:
         raise
     except BaseException as exc:

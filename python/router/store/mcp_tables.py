@@ -261,7 +261,9 @@ class McpTables:
     def delete_mcp_server(self, name: str) -> None:
         with self.transaction():
             for table in ("mcp_servers", "mcp_health"):
-                self._conn.execute(f"DELETE FROM {table} WHERE {'name' if table == 'mcp_servers' else 'server'} = ?", (name,))
+                self._conn.execute(
+                    f"DELETE FROM {table} WHERE {'name' if table == 'mcp_servers' else 'server'} = ?", (name,)
+                )
             for table in ("mcp_tools", "mcp_user_credentials"):
                 self._conn.execute(f"DELETE FROM {table} WHERE server = ?", (name,))
 
