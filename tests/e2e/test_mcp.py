@@ -49,7 +49,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         yield state
     finally:
         for name in ("gateway", "plain", "authed"):
-            state[name].stop()
+            if state[name].proc.returncode is None:
+                state[name].stop()
 
 
 def initialize(version: str) -> dict[str, Any]:
@@ -342,3 +343,90 @@ def test_cli_lists_servers_and_templates(registered: dict[str, Any]) -> None:
     assert {s["name"] for s in listed} >= {"plain", "authed"}
     templates = json.loads(router_cli(registered["env"], "mcp", "templates", "--json").stdout)
     assert {t["name"] for t in templates} == {"github", "notion", "linear", "context7", "asana"}
+
+
+def test_the_legacy_sse_transport_serves_older_clients(registered: dict[str, Any]) -> None:
+    from mcp.client.sse import sse_client
+
+    base = registered["gateway"].base
+    seen: list[float] = []
+
+    async def go() -> tuple[set[str], str, str]:
+        headers = {"Authorization": f"Bearer {ADMIN}"}
+        async with sse_client(f"{base}/v1/mcp/sse", headers=headers) as (r, w), ClientSession(r, w) as s:
+            await s.initialize()
+            listed = {t.name for t in (await s.list_tools()).tools}
+            echo = (await s.call_tool("plain__echo", {"text": "old"})).content[0].text
+
+            async def progress(value: float, total: float | None, message: str | None) -> None:
+                seen.append(value)
+
+            counted = await s.call_tool("plain__count", {"steps": 2}, progress_callback=progress)
+            return listed, echo, counted.content[0].text
+
+    listed, echo, counted = asyncio.run(go())
+    assert "plain__echo" in listed and (echo, counted) == ("plain:old", "counted 2") and seen == [1, 2]
+    # Another key cannot post into the stream's session.
+    resp = httpx.post(f"{base}/v1/mcp/messages?session_id=nope", json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
+                      headers={"authorization": f"Bearer {ADMIN}"})  # fmt: skip
+    assert resp.status_code == 404
+
+
+def test_standard_users_cannot_manage_servers(registered: dict[str, Any]) -> None:
+    env = registered
+    key = user_key(env, "frank@example.com", "all-mcp")
+    assert manage(env, "POST", "/mcp/servers", key=key, json={"name": "x", "url": "http://x/mcp"}).status_code == 403
+    assert manage(env, "POST", "/mcp/servers/plain/explore", key=key).status_code == 403
+    assert manage(env, "POST", "/mcp/servers/plain/tools", key=key, json={"tools": ["secret_tool"]}).status_code == 403
+    tools = ok(manage(env, "GET", "/mcp/servers/plain/tools", key=key))["data"]
+    assert "secret_tool" not in {t["name"] for t in tools} and "echo" in {t["name"] for t in tools}
+    assert manage(env, "GET", "/mcp/analytics", key=key).status_code == 403
+
+
+def test_templates_prefill_url_and_required_headers(registered: dict[str, Any]) -> None:
+    env = registered
+    created = ok(manage(env, "POST", "/mcp/servers", json={"name": "gh", "template": "github", "enabled": False}), 201)
+    assert created["url"] == "https://api.githubcopilot.com/mcp/" and created["transport"] == "streamable-http"
+    assert created["user_keys"] == "required" and created["user_headers"] == ["Authorization"]
+    bad = manage(env, "POST", "/mcp/servers", json={"name": "Bad_Name", "url": "http://127.0.0.1:1/mcp"})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "name"
+    clash = manage(env, "POST", "/mcp/servers", json={"name": "gh", "template": "github"})
+    assert clash.status_code == 409
+    ok(manage(env, "DELETE", "/mcp/servers/gh"))
+
+
+def test_health_checks_report_status_in_the_api_and_metrics(registered: dict[str, Any]) -> None:
+    env = registered
+    ok(manage(env, "POST", "/mcp/servers", json={"name": "gone", "url": "http://127.0.0.1:9/mcp", "timeout": 2}), 201)
+    results = {h["server"]: h for h in ok(manage(env, "POST", "/mcp/health"))["data"]}
+    assert results["plain"]["status"] == "healthy" and results["authed"]["status"] == "healthy"
+    assert results["gone"]["status"] == "error"
+    assert ok(manage(env, "GET", "/mcp/servers/gone"))["health"]["status"] == "error"
+    metrics = httpx.get(env["gateway"].base + "/metrics").text
+    assert 'router_mcp_server_status{server="gone",status="error"} 1.0' in metrics
+    ok(manage(env, "DELETE", "/mcp/servers/gone"))
+
+
+def test_the_event_stream_announces_tool_list_changes(registered: dict[str, Any]) -> None:
+    env = registered
+    url = env["gateway"].base + "/v1/mcp"
+    auth = {"authorization": f"Bearer {ADMIN}", "accept": "application/json, text/event-stream"}
+    sid = httpx.post(url, json=initialize("2025-06-18"), headers=auth).headers["mcp-session-id"]
+    headers = {**auth, "accept": "text/event-stream", "mcp-session-id": sid}
+    with httpx.stream("GET", url, headers=headers, timeout=15) as stream:
+        lines = stream.iter_lines()
+        assert next(lines) == ": connected"
+        ok(manage(env, "POST", "/mcp/servers/plain/tools", json={"tools": ["add"], "mode": "remove"}))
+        for line in lines:
+            if line.startswith("data:"):
+                assert json.loads(line[5:])["method"] == "notifications/tools/list_changed"
+                break
+    ok(manage(env, "POST", "/mcp/servers/plain/tools", json={"tools": ["add"]}))
+
+
+def test_secrets_never_reach_the_gateway_log(registered: dict[str, Any]) -> None:
+    """Last: stops the module's gateway to read everything it logged."""
+    out = registered["gateway"].stop()
+    assert "Traceback" not in out
+    for secret in (ORG_TOKEN, ALICE_TOKEN):
+        assert secret not in out

@@ -90,8 +90,12 @@ class McpGateway:
         self._invalid: set[tuple[str, str]] = set()
         self.usage: UsageWriter | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        metrics.registry.register(HealthCollector(self))
         # In-flight tools/call tasks by (session id, request id), for notifications/cancelled.
         self.calls: dict[tuple[str, str], asyncio.Future[Any]] = {}
+        # The legacy HTTP+SSE transport: this worker's open event streams, and answers being computed.
+        self.legacy_streams: dict[bytes, asyncio.Queue[bytes]] = {}
+        self.background: set[asyncio.Task[None]] = set()
 
     # -- configuration --------------------------------------------------------------------------------
 
@@ -312,12 +316,39 @@ class McpGateway:
         return diff["held"]
 
     async def close(self) -> None:
-        for task in self._tasks:
+        for task in [*self._tasks, *self.background]:
             task.cancel()
         await self.pool.close()
         if self.usage is not None:
             await self.usage.close()
             self.usage = None
+
+
+class HealthCollector:
+    """`router_mcp_server_status{server, status}`: 1 for each registered server's current health status (healthy,
+    degraded, error, disabled, unknown), read from the store at scrape time so every worker reports the same."""
+
+    STATUSES = ("healthy", "degraded", "error", "disabled", "unknown")
+
+    def __init__(self, gateway: McpGateway) -> None:
+        self.gateway = gateway
+
+    def collect(self) -> Any:
+        from prometheus_client.core import GaugeMetricFamily
+
+        from .admin import health_view
+
+        family = GaugeMetricFamily(
+            "router_mcp_server_status", "Health of each registered MCP server: 1 for its current status.",
+            labels=["server", "status"],
+        )  # fmt: skip
+        store = self.gateway.store
+        health = store.mcp_health()
+        for server in store.mcp_servers():
+            current = health_view(server, health.get(server.name))["status"]
+            for status in self.STATUSES:
+                family.add_metric([server.name, status], 1.0 if status == current else 0.0)
+        yield family
 
 
 def _listing(t: McpToolRecord) -> dict[str, Any]:

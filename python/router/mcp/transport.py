@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 PATHS = frozenset({"/v1/mcp", "/mcp"})
 LEGACY_SSE = frozenset({"/v1/mcp/sse", "/mcp/sse"})
 LEGACY_MESSAGES = frozenset({"/v1/mcp/messages", "/mcp/messages"})
-ALL_PATHS = PATHS
+ALL_PATHS = PATHS | LEGACY_SSE | LEGACY_MESSAGES
 SUPPORTED_VERSIONS = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")
 LATEST_VERSION = SUPPORTED_VERSIONS[-1]
 # Without an MCP-Protocol-Version header a server assumes 2025-03-26 (the spec's rule for 2025-06-18+).
@@ -96,7 +96,7 @@ class HttpFailure(Exception):
 class Context:
     """One authenticated request to the endpoint."""
 
-    __slots__ = ("app", "ex", "principal", "session", "version")
+    __slots__ = ("app", "ex", "principal", "session", "sid", "version")
 
     def __init__(self, app: App, ex: Exchange, principal: Principal) -> None:
         self.app = app
@@ -104,6 +104,8 @@ class Context:
         self.principal = principal
         self.session: McpSession | None = None
         self.version = _DEFAULT_VERSION
+        # The session id as the client sent it (header, or the legacy transport's query parameter).
+        self.sid = ""
 
 
 async def handle(app: App, ex: Exchange) -> None:
@@ -151,8 +153,8 @@ def _authenticate(app: App, ex: Exchange) -> Principal:
     return principal
 
 
-def _session(ctx: Context, required: bool = True) -> McpSession | None:
-    session_id = ctx.ex.headers.get(SESSION_HEADER)
+def _session(ctx: Context, required: bool = True, session_id: str | None = None) -> McpSession | None:
+    session_id = session_id or ctx.ex.headers.get(SESSION_HEADER)
     if not session_id:
         if required:
             raise HttpFailure(400, INVALID_REQUEST, "Missing Mcp-Session-Id header: send initialize first.")
@@ -174,6 +176,7 @@ def _session(ctx: Context, required: bool = True) -> McpSession | None:
     if found.last_seen_at < now - _TOUCH_EVERY:
         store.touch_mcp_session(digest, now)
     ctx.session = found
+    ctx.sid = session_id
     ctx.version = found.protocol_version
     header = ctx.ex.headers.get("mcp-protocol-version")
     if header is not None and header not in SUPPORTED_VERSIONS:
@@ -265,24 +268,30 @@ def _initialize(ctx: Context, m: Any) -> None:
     if not isinstance(params, dict) or not isinstance(params.get("protocolVersion"), str):
         ctx.ex.send_bytes(200, _encode(_error(m["id"], INVALID_PARAMS, "initialize needs params.protocolVersion.")))
         return
+    version, client, result = negotiate(params)
+    session_id = secrets.token_urlsafe(32)
+    now = ctx.app.clock()
+    ctx.app.store.insert_mcp_session(
+        McpSession(_digest(session_id), ctx.principal.key_id, version, client, now, now, None)
+    )
+    ctx.ex.send_bytes(200, _encode(_result(m["id"], result)), extra=[("mcp-session-id", session_id)])
+
+
+def negotiate(params: dict[str, Any]) -> tuple[str, str | None, dict[str, Any]]:
+    """The protocol version (the client's if supported, else the latest), the client's name, and the result."""
     asked = params["protocolVersion"]
     version = asked if asked in SUPPORTED_VERSIONS else LATEST_VERSION
     info = params.get("clientInfo")
     client = None
     if isinstance(info, dict) and isinstance(info.get("name"), str):
         client = f"{info['name']}/{info.get('version', '')}"[:200]
-    session_id = secrets.token_urlsafe(32)
-    now = ctx.app.clock()
-    ctx.app.store.insert_mcp_session(
-        McpSession(_digest(session_id), ctx.principal.key_id, version, client, now, now, None)
-    )
     result = {
         "protocolVersion": version,
         "capabilities": {"tools": {"listChanged": True}, "logging": {}},
         "serverInfo": {"name": "router-mcp-gateway", "title": "router MCP gateway", "version": "1.0"},
         "instructions": _INSTRUCTIONS,
     }
-    ctx.ex.send_bytes(200, _encode(_result(m["id"], result)), extra=[("mcp-session-id", session_id)])
+    return version, client, result
 
 
 def _notification(ctx: Context, m: dict[str, Any]) -> None:
@@ -290,7 +299,7 @@ def _notification(ctx: Context, m: dict[str, Any]) -> None:
         params = m.get("params")
         request_id = params.get("requestId") if isinstance(params, dict) else None
         calls = ctx.app.mcp.calls
-        task = calls.get((ctx.ex.headers.get(SESSION_HEADER) or "", repr(request_id)))
+        task = calls.get((ctx.sid, repr(request_id)))
         if task is not None:
             task.cancel()
 
@@ -340,7 +349,7 @@ async def _tools_call(ctx: Context, id_: Any, params: dict[str, Any], progress: 
                            "(an object).")  # fmt: skip
         tool = gateway.find_tool(ctx.principal, name)
         server, tool_name = tool.server, tool.upstream
-        key = (ctx.ex.headers.get(SESSION_HEADER) or "", repr(id_))
+        key = (ctx.sid, repr(id_))
         call = asyncio.ensure_future(gateway.call_tool(ctx.principal, tool, arguments, outcome, progress))
         gateway.calls[key] = call
         try:

@@ -92,6 +92,14 @@ MCP_MIGRATION = [
     )""",
     "CREATE INDEX mcp_usage_ts ON mcp_usage (ts)",
     "CREATE INDEX mcp_usage_server_ts ON mcp_usage (server, ts)",
+    # Replies of the legacy HTTP+SSE transport whose event stream is held by another worker.
+    """CREATE TABLE mcp_outbox (
+        seq INTEGER PRIMARY KEY,
+        id_hash BLOB NOT NULL,
+        payload BLOB NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL
+    )""",
+    "CREATE INDEX mcp_outbox_session ON mcp_outbox (id_hash, seq)",
     """CREATE TABLE mcp_health (
         server TEXT PRIMARY KEY,
         status TEXT NOT NULL,
@@ -351,6 +359,22 @@ class McpTables:
 
     def prune_mcp_sessions(self, before: float) -> int:
         return self._conn.execute("DELETE FROM mcp_sessions WHERE last_seen_at < ?", (before,)).rowcount
+
+    def push_mcp_outbox(self, id_hash: bytes, payload: bytes, now: float) -> None:
+        self._conn.execute(
+            "INSERT INTO mcp_outbox (id_hash, payload, created_at) VALUES (?, ?, ?)", (id_hash, payload, now)
+        )
+
+    def pop_mcp_outbox(self, id_hash: bytes) -> list[bytes]:
+        rows = self._conn.execute(
+            "SELECT seq, payload FROM mcp_outbox WHERE id_hash = ? ORDER BY seq LIMIT 256", (id_hash,)
+        ).fetchall()
+        if rows:
+            self._conn.execute("DELETE FROM mcp_outbox WHERE id_hash = ? AND seq <= ?", (id_hash, rows[-1][0]))
+        return [r[1] for r in rows]
+
+    def drop_mcp_outbox(self, id_hash: bytes) -> None:
+        self._conn.execute("DELETE FROM mcp_outbox WHERE id_hash = ?", (id_hash,))
 
     # -- usage and health ---------------------------------------------------------------------------
 
