@@ -519,6 +519,41 @@ class McpAdmin:
             return None
         return msgspec.json.decode(self.master.open(f"mcp:{s.name}:user:{user_id}", cred.sealed))
 
+    def rotate(self, actor: Actor, previous: MasterKey | None) -> dict[str, int]:
+        """Re-seal every MCP header set (servers' and users') under the current master key, all or nothing;
+        rows already under it are left alone, so an interrupted rotation can be re-run."""
+        rbac.require_admin(actor, "rotate the master key")
+        if self.master is None:
+            raise Conflict(f"Set {MASTER_KEY_ENV} to the new master key.", code="master_key_missing")
+        master = self.master
+        rotated = current = 0
+
+        def reseal(label: str, row_master: str | None, sealed: bytes) -> bytes | None:
+            nonlocal rotated, current
+            if row_master == master.id:
+                current += 1
+                return None
+            if previous is None or row_master != previous.id:
+                raise Conflict(
+                    f"'{label}' is sealed under master key {row_master}, neither the current nor the previous one.",
+                    code="unknown_master_key",
+                )
+            rotated += 1
+            return master.seal(label, previous.open(label, sealed))
+
+        with self.store.transaction():
+            for s in self.store.mcp_servers():
+                if s.headers_sealed is not None:
+                    fresh = reseal(f"mcp:{s.name}", s.master, s.headers_sealed)
+                    if fresh is not None:
+                        self.store.put_mcp_server(msgspec.structs.replace(s, headers_sealed=fresh, master=master.id))
+            for c in self.store.mcp_credentials():
+                fresh = reseal(f"mcp:{c.server}:user:{c.user_id}", c.master, c.sealed)
+                if fresh is not None:
+                    self.store.put_mcp_credential(msgspec.structs.replace(c, sealed=fresh, master=master.id))
+            self._audit(actor, "mcp.rotate", None, detail={"rotated": rotated, "already_current": current})
+        return {"rotated": rotated, "already_current": current}
+
     # -- audit --------------------------------------------------------------------------------------
 
     def _audit(self, actor: Actor, action: str, target: str | None, **fields: Any) -> None:

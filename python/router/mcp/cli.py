@@ -10,7 +10,7 @@ from typing import Any
 from ..admin.cli import _command, _group
 from ..governance.rbac import CLI_ACTOR
 from ..governance.service import Governance
-from ..providers.byok import MasterKey
+from ..providers.byok import MASTER_KEY_ENV, PREVIOUS_MASTER_KEY_ENV, MasterKey
 from .admin import TEMPLATES, McpAdmin, ServerSpec, ServerUpdate, WhitelistBody
 
 
@@ -82,6 +82,10 @@ def users(gov: Governance, a: argparse.Namespace) -> Any:
     return _admin(gov).user_statuses(CLI_ACTOR, a.name)
 
 
+def rotate(gov: Governance, a: argparse.Namespace) -> Any:
+    return _admin(gov).rotate(CLI_ACTOR, MasterKey.from_env(name=PREVIOUS_MASTER_KEY_ENV))
+
+
 def add_commands(sub: Any) -> None:
     mcp = _group(sub, "mcp", "the MCP gateway: servers, exploration, tool whitelists")
     _command(mcp, "templates", "well-known servers: URL, transport and the headers each needs", templates)
@@ -114,3 +118,4 @@ def add_commands(sub: Any) -> None:
     p.add_argument("name")
     p.add_argument("tool")
     _command(mcp, "users", "users' credential status for a server", users).add_argument("name")
+    _command(mcp, "rotate", f"re-seal MCP headers under {MASTER_KEY_ENV} (old key: {PREVIOUS_MASTER_KEY_ENV})", rotate)
