@@ -277,13 +277,17 @@ class McpGateway:
                 with contextlib.suppress(Exception):
                     await self.check_health()
 
-    async def check_health(self) -> dict[str, McpHealthRecord]:
+    async def check_health(self, force: bool = False) -> dict[str, McpHealthRecord]:
         """One bounded check of every enabled server with the organisation's credentials. A server with
         required user keys and no org headers can only prove it is reachable; a 401 there is 'degraded'."""
         out = {}
+        recent = self.store.mcp_health()
         for server in list(self.servers.values()):
             if not server.enabled:
                 continue
+            last = recent.get(server.name)
+            if not force and last is not None and last.checked_at > self.clock() - _HEALTH_INTERVAL * 0.9:
+                continue  # another worker checked it moments ago
             started = time.perf_counter()
             status, error, count = "healthy", None, None
             try:
@@ -306,14 +310,18 @@ class McpGateway:
         return out
 
     def _held_by(self, server: McpServerRecord, listed: list[Any]) -> list[str]:
-        """Hold back whitelisted tools whose schema changed upstream (and audit it), as an exploration would."""
+        """Whitelisted tools whose description or schema differs upstream from what was approved. A change not
+        seen before is recorded (held back and audited) as an exploration would; otherwise nothing is written."""
         from ..governance.rbac import Actor
+        from .admin import canonical, schema_hash
 
-        approved = {t.name: t for t in self.store.mcp_tools(server.name) if t.approved_hash is not None}
-        if not approved:
+        stored = {t.name: t for t in self.store.mcp_tools(server.name) if t.approved_hash is not None}
+        if not stored:
             return []
-        diff = self.admin.record_tools(Actor(id="health-check", role="admin"), server, listed)
-        return diff["held"]
+        now = {t.name: schema_hash(t.description, canonical(t.inputSchema)) for t in listed}
+        if any(name in now and now[name] != t.schema_hash for name, t in stored.items()):
+            return self.admin.record_tools(Actor(id="health-check", role="admin"), server, listed)["held"]
+        return sorted(n for n, t in stored.items() if n in now and now[n] != t.approved_hash)
 
     async def close(self) -> None:
         for task in [*self._tasks, *self.background]:

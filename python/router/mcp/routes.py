@@ -142,7 +142,7 @@ def user_statuses(call: Call) -> tuple[int, Any]:
 @route("POST", "/mcp/health", "Check every enabled MCP server now (initialize + tools/list)")
 async def check_health(call: Call) -> tuple[int, Any]:
     rbac.require_admin(call.actor, "run MCP health checks")
-    results = await call.mcp.check_health()
+    results = await call.mcp.check_health(force=True)
     return 200, {
         "object": "list",
         "data": [
@@ -192,7 +192,7 @@ def analytics(call: Call) -> tuple[int, Any]:
     group_by = q.get("group_by", "day")
     if group_by not in ("hour", "day"):
         raise InvalidRequest("'group_by' must be hour or day.", param="group_by", code="invalid_value")
-    rows = call.mcp.admin.store.mcp_usage_rows(start, end, q.get("server") or None)[:_MAX_ROWS]
+    rows = call.mcp.admin.store.mcp_usage_rows(start, end, q.get("server") or None, _MAX_ROWS)
     fmt = "%Y-%m-%dT%H:00:00Z" if group_by == "hour" else "%Y-%m-%d"
     buckets: dict[str, list[McpUsageRow]] = defaultdict(list)
     servers: dict[str, list[McpUsageRow]] = defaultdict(list)

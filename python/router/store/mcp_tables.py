@@ -391,13 +391,16 @@ class McpTables:
             conn.execute("ROLLBACK")
             raise
 
-    def mcp_usage_rows(self, start: float, end: float, server: str | None = None) -> list[McpUsageRow]:
+    def mcp_usage_rows(
+        self, start: float, end: float, server: str | None = None, limit: int = 200_000
+    ) -> list[McpUsageRow]:
         sql = f"SELECT {USAGE_COLUMNS} FROM mcp_usage WHERE ts >= ? AND ts < ?"
         args: list[object] = [start, end]
         if server is not None:
             sql += " AND server = ?"
             args.append(server)
-        return [McpUsageRow(*r) for r in self._conn.execute(sql + " ORDER BY ts", args)]
+        args.append(limit)
+        return [McpUsageRow(*r) for r in self._conn.execute(sql + " ORDER BY ts DESC LIMIT ?", args)]
 
     def put_mcp_health(self, h: McpHealthRecord) -> None:
         self._conn.execute(
