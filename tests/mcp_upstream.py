@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 
-def build(name: str) -> FastMCP:
+def build(name: str, events: str | None = None) -> FastMCP:
     mcp = FastMCP(name, stateless_http=False, json_response=False, log_level="WARNING")
 
     @mcp.tool(description="Echo the text back.")
@@ -37,7 +37,12 @@ def build(name: str) -> FastMCP:
 
     @mcp.tool(description="Sleep, then answer.")
     async def slow(seconds: float) -> str:
-        await asyncio.sleep(seconds)
+        try:
+            await asyncio.sleep(seconds)
+        except asyncio.CancelledError:
+            if events:
+                record(events, "slow cancelled")
+            raise
         return "done"
 
     @mcp.tool(description="Kill the server process mid-call.")
@@ -101,8 +106,9 @@ def main() -> None:
     parser.add_argument("--require-header")
     parser.add_argument("--accept", action="append", default=[])
     parser.add_argument("--record")
+    parser.add_argument("--events", help="a file where the server notes what happened (a cancelled tool)")
     args = parser.parse_args()
-    mcp = build(args.name)
+    mcp = build(args.name, args.events)
     app = mcp.streamable_http_app() if args.transport == "streamable-http" else mcp.sse_app()
     wrapped = RequireHeader(app, args.require_header, args.accept, args.record)
     uvicorn.run(wrapped, host="127.0.0.1", port=args.port, log_level="warning", lifespan="on")

@@ -38,13 +38,14 @@ def start_upstream(*args: str) -> Server:
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("mcp")
     record = root / "auth.log"
-    plain = start_upstream("--name", "plain")
+    events = root / "events.log"
+    plain = start_upstream("--name", "plain", "--events", str(events))
     authed = start_upstream("--name", "authed", "--transport", "sse", "--require-header", "X-Api-Token",
                             "--accept", ORG_TOKEN, "--accept", ALICE_TOKEN, "--record", str(record))  # fmt: skip
     genv = gateway_env(root / "router.db", "http://127.0.0.1:9")
     genv["ROUTER_MASTER_KEY"] = base64.b64encode(os.urandom(32)).decode()
     gateway = start_gateway(genv)
-    state = {"gateway": gateway, "plain": plain, "authed": authed, "record": record, "env": genv}
+    state = {"gateway": gateway, "plain": plain, "authed": authed, "record": record, "env": genv, "events": events}
     try:
         yield state
     finally:
@@ -183,12 +184,14 @@ def test_slow_and_crashing_upstreams_give_json_rpc_errors_within_the_timeout(reg
 
     (slow_code, slow_s), (crash_code, crash_s) = run(registered["gateway"].base, ADMIN, go)
     assert slow_code == -32001 and slow_s < 10  # the server's timeout is 3 s
+    # The gateway told the upstream to stop the call it gave up on.
+    assert "slow cancelled" in registered["events"].read_text()
     assert crash_code in (-32001, -32002, -32004) and crash_s < 10
     # Restart the crashed upstream on the same port for the other tests.
     port = registered["plain"].base.rsplit(":", 1)[1]
     registered["plain"].stop()
-    registered["plain"] = Server([sys.executable, UPSTREAM, "--port", port, "--name", "plain"], {**os.environ},
-                                 None, f"http://127.0.0.1:{port}")  # fmt: skip
+    args = [sys.executable, UPSTREAM, "--port", port, "--name", "plain", "--events", str(registered["events"])]
+    registered["plain"] = Server(args, {**os.environ}, None, f"http://127.0.0.1:{port}")
 
 
 def test_access_lists_deny_servers_and_tools(registered: dict[str, Any]) -> None:
@@ -422,6 +425,34 @@ def test_the_event_stream_announces_tool_list_changes(registered: dict[str, Any]
                 assert json.loads(line[5:])["method"] == "notifications/tools/list_changed"
                 break
     ok(manage(env, "POST", "/mcp/servers/plain/tools", json={"tools": ["add"]}))
+
+
+def test_a_client_cancellation_cancels_the_upstream_call(registered: dict[str, Any]) -> None:
+    env = registered
+    url = env["gateway"].base + "/v1/mcp"
+    auth = {"authorization": f"Bearer {ADMIN}", "accept": "application/json, text/event-stream"}
+    env["events"].write_text("")
+
+    async def go() -> dict[str, Any]:
+        async with httpx.AsyncClient(timeout=20) as client:
+            sid = (await client.post(url, json=initialize("2025-06-18"), headers=auth)).headers["mcp-session-id"]
+            headers = {**auth, "mcp-session-id": sid}
+            call = {"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                    "params": {"name": "plain__slow", "arguments": {"seconds": 2.5}}}  # fmt: skip
+            pending = asyncio.ensure_future(client.post(url, json=call, headers=headers))
+            await asyncio.sleep(0.8)
+            cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 7}}
+            assert (await client.post(url, json=cancel, headers=headers)).status_code == 202
+            return (await pending).json()
+
+    started = time.monotonic()
+    answer = asyncio.run(go())
+    assert answer["error"]["code"] == -32603 and "cancelled" in answer["error"]["message"]
+    assert time.monotonic() - started < 2.5
+    deadline = time.monotonic() + 5
+    while "slow cancelled" not in env["events"].read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "slow cancelled" in env["events"].read_text()
 
 
 def test_secrets_never_reach_the_gateway_log(registered: dict[str, Any]) -> None:

@@ -27,7 +27,7 @@ from ..store.records import Rules
 from . import access
 from .admin import McpAdmin, list_all_tools
 from .names import exposed_name
-from .upstream import Pool, UpstreamError, classify, load_sdk, one_shot, pool_key
+from .upstream import Connection, Pool, UpstreamError, classify, load_sdk, one_shot, pool_key
 
 log = logging.getLogger("router.mcp")
 
@@ -95,7 +95,7 @@ class McpGateway:
         self.calls: dict[tuple[str, str], asyncio.Future[Any]] = {}
         # The legacy HTTP+SSE transport: this worker's open event streams, and answers being computed.
         self.legacy_streams: dict[bytes, asyncio.Queue[bytes]] = {}
-        self.background: set[asyncio.Task[None]] = set()
+        self.background: set[asyncio.Task[Any]] = set()
 
     # -- configuration --------------------------------------------------------------------------------
 
@@ -209,8 +209,16 @@ class McpGateway:
         conn = self.pool.get(key, server.url, server.transport, headers, server.timeout)
         timeout = server.timeout
 
-        def call(session: Any) -> Awaitable[Any]:
-            return session.call_tool(
+        sent: list[tuple[Connection, int]] = []
+
+        async def call(session: Any) -> Any:
+            # The id the SDK's send_request is about to take: nothing awaits between this read and that
+            # assignment, so it is this call's id even with other calls in flight on the session. It is what a
+            # `notifications/cancelled` upstream must name (the SDK does not send one when a request is dropped).
+            request_id = getattr(session, "_request_id", None)
+            if isinstance(request_id, int):
+                sent.append((conn, request_id))
+            return await session.call_tool(
                 tool.upstream, arguments, read_timeout_seconds=timedelta(seconds=timeout), progress_callback=progress
             )
 
@@ -226,9 +234,12 @@ class McpGateway:
                 conn = self.pool.get(key, server.url, server.transport, headers, server.timeout)
                 result = await conn.run(call, timeout)
         except asyncio.CancelledError:
+            self._cancel_upstream(sent, "The client cancelled the request.")
             raise
         except BaseException as exc:
             failure = classify(exc)
+            if failure.kind == "timeout":
+                self._cancel_upstream(sent, "The gateway's timeout for this server expired.")
             outcome.error_type = failure.kind
             if failure.kind in ("unreachable", "auth_failed", "malformed", "session_lost") or not conn.alive:
                 self.pool.drop(key, conn)
@@ -242,6 +253,23 @@ class McpGateway:
             self._invalid.discard((server.name, user))
             self.store.mark_mcp_credential(server.name, user, "configured")
         return result.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+    def _cancel_upstream(self, sent: list[tuple[Connection, int]], reason: str) -> None:
+        """Tell the upstream to stop a request the gateway stopped waiting for (best effort, bounded)."""
+        if not sent:
+            return
+        conn, request_id = sent[-1]
+        session = conn.session
+        if session is None or not conn.alive:
+            return
+        from mcp.types import CancelledNotification, CancelledNotificationParams, ClientNotification
+
+        note = ClientNotification(
+            CancelledNotification(params=CancelledNotificationParams(requestId=request_id, reason=reason))
+        )
+        task = asyncio.get_running_loop().create_task(asyncio.wait_for(session.send_notification(note), 5.0))
+        self.background.add(task)
+        task.add_done_callback(_forget(self.background))
 
     def tool_label(self, server: str, tool: str) -> str:
         seen = self._tool_labels.setdefault(server, set())
@@ -357,6 +385,15 @@ class HealthCollector:
             for status in self.STATUSES:
                 family.add_metric([server.name, status], 1.0 if status == current else 0.0)
         yield family
+
+
+def _forget(tasks: set[asyncio.Task[Any]]) -> Callable[[asyncio.Task[Any]], None]:
+    def done(task: asyncio.Task[Any]) -> None:
+        tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("cancelling an upstream MCP request failed: %s", type(task.exception()).__name__)
+
+    return done
 
 
 def _listing(t: McpToolRecord) -> dict[str, Any]:

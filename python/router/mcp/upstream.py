@@ -37,6 +37,24 @@ def load_sdk() -> None:
     from mcp.client.sse import sse_client  # noqa: F401
     from mcp.client.streamable_http import streamable_http_client  # noqa: F401
 
+    # The SDK logs every failed POST or broken stream with a traceback; the gateway already turns those into a
+    # classified JSON-RPC error and a usage row, so they are logged as one line each instead.
+    for name, logger in list(logging.Logger.manager.loggerDict.items()):
+        ours = (name == "mcp" or name.startswith("mcp.")) and isinstance(logger, logging.Logger)
+        if ours and not any(isinstance(f, _OneLine) for f in logger.filters):
+            logger.addFilter(_OneLine())
+
+
+class _OneLine(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            record.msg = f"{record.getMessage()} ({type(record.exc_info[1]).__name__})"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
 
 class UpstreamError(Exception):
     """An upstream failure, classified for the JSON-RPC error and the usage row's error type."""
@@ -54,8 +72,12 @@ def classify(exc: BaseException) -> UpstreamError:
         return exc
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
+    import anyio
     import httpx
 
+    if isinstance(exc, anyio.ClosedResourceError | anyio.BrokenResourceError):
+        # The SDK's streams of a connection that already ended: the request was never sent.
+        return UpstreamError("session_lost", "The connection to the MCP server was closed.")
     if isinstance(exc, TimeoutError | httpx.TimeoutException):
         return UpstreamError("timeout", "The MCP server did not answer in time.")
     if isinstance(exc, httpx.HTTPStatusError):
