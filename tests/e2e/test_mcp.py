@@ -455,6 +455,33 @@ def test_a_client_cancellation_cancels_the_upstream_call(registered: dict[str, A
     assert "slow cancelled" in env["events"].read_text()
 
 
+def test_guardrails_mask_or_block_tool_arguments_when_the_server_enables_them(registered: dict[str, Any]) -> None:
+    env = registered
+    base = env["gateway"].base
+    email = "jane.doe@acme-corp.io"
+
+    async def echo(s: ClientSession) -> Any:
+        return await s.call_tool("plain__echo", {"text": f"mail {email}"})
+
+    assert run(base, ADMIN, echo).content[0].text == f"plain:mail {email}"  # the server has them off
+    ok(manage(env, "PUT", "/guardrails", json={"categories": {"pii": "mask"}}))
+    ok(manage(env, "POST", "/mcp/servers/plain", json={"guardrails": True}))
+    try:
+        assert run(base, ADMIN, echo).content[0].text == "plain:mail [EMAIL_1]"  # masked before it left
+        ok(manage(env, "PUT", "/guardrails", json={"categories": {"pii": "block"}}))
+
+        async def blocked(s: ClientSession) -> Any:
+            with pytest.raises(McpError) as raised:
+                await echo(s)
+            return raised.value.error
+
+        error = run(base, ADMIN, blocked)
+        assert error.code == -32602 and "pii" in error.message and email not in error.message
+    finally:
+        ok(manage(env, "POST", "/mcp/servers/plain", json={"guardrails": False}))
+        ok(manage(env, "DELETE", "/guardrails"))
+
+
 def test_secrets_never_reach_the_gateway_log(registered: dict[str, Any]) -> None:
     """Last: stops the module's gateway to read everything it logged."""
     out = registered["gateway"].stop()

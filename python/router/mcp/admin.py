@@ -95,6 +95,7 @@ class ServerSpec(msgspec.Struct, forbid_unknown_fields=True):
     user_keys: str | None = None
     user_headers: list[str] | None = None
     template: str | None = None
+    guardrails: bool = False
 
 
 class ServerUpdate(msgspec.Struct, forbid_unknown_fields=True):
@@ -107,6 +108,7 @@ class ServerUpdate(msgspec.Struct, forbid_unknown_fields=True):
     headers: dict[str, str] | None = None
     user_keys: str | None = None
     user_headers: list[str] | None = None
+    guardrails: bool | None = None
 
 
 class WhitelistBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -181,6 +183,7 @@ class McpAdmin:
             "timeout": s.timeout,
             "user_keys": s.user_keys,
             "user_headers": s.user_headers,
+            "guardrails": s.guardrails,
             "template": s.template,
             "tools": {
                 "discovered": sum(1 for t in tools if t.removed_at is None),
@@ -285,6 +288,7 @@ class McpAdmin:
         record = McpServerRecord(
             spec.name, url, transport, spec.description or (template.description if template else None), spec.enabled,
             spec.timeout, user_keys, user_headers, sealed, master, fps, spec.template, now, now, actor.id,
+            guardrails=spec.guardrails,
         )  # fmt: skip
         with self.store.transaction():
             if self.store.mcp_server(spec.name) is not None:
@@ -298,7 +302,16 @@ class McpAdmin:
         before = self.server(name)
         changes: dict[str, Any] = {
             f: getattr(spec, f)
-            for f in ("url", "transport", "description", "enabled", "timeout", "user_keys", "user_headers")
+            for f in (
+                "url",
+                "transport",
+                "description",
+                "enabled",
+                "timeout",
+                "user_keys",
+                "user_headers",
+                "guardrails",
+            )
             if getattr(spec, f) is not None
         }
         after = msgspec.structs.replace(before, **changes, updated_at=self.clock())
@@ -324,7 +337,7 @@ class McpAdmin:
         return {
             "url": s.url, "transport": s.transport, "description": s.description, "enabled": s.enabled,
             "timeout": s.timeout, "user_keys": s.user_keys, "user_headers": s.user_headers,
-            "headers": dict(s.header_fingerprints),
+            "headers": dict(s.header_fingerprints), "guardrails": s.guardrails,
         }  # fmt: skip
 
     # -- exploration and whitelisting ---------------------------------------------------------------

@@ -41,7 +41,7 @@ def add(gov: Governance, a: argparse.Namespace) -> Any:
     spec = ServerSpec(
         name=a.name, url=a.url, transport=a.transport, description=a.description, enabled=not a.disabled,
         timeout=a.timeout, headers=_headers(a.header), user_keys=a.user_keys, user_headers=a.user_header or None,
-        template=a.template,
+        template=a.template, guardrails=a.guardrails,
     )  # fmt: skip
     admin = _admin(gov)
     return admin.server_view(admin.create(CLI_ACTOR, spec), CLI_ACTOR)
@@ -52,7 +52,7 @@ def update(gov: Governance, a: argparse.Namespace) -> Any:
     spec = ServerUpdate(
         url=a.url, transport=a.transport, description=a.description, enabled=enabled, timeout=a.timeout,
         headers=_headers(a.header) if a.header or a.clear_headers else None, user_keys=a.user_keys,
-        user_headers=a.user_header or None,
+        user_headers=a.user_header or None, guardrails=True if a.guardrails else False if a.no_guardrails else None,
     )  # fmt: skip
     admin = _admin(gov)
     return admin.server_view(admin.update(CLI_ACTOR, a.name, spec), CLI_ACTOR)
@@ -100,6 +100,7 @@ def add_commands(sub: Any) -> None:
         p.add_argument("--header", action="append", default=[], help="Name:value, sealed (repeatable)")
         p.add_argument("--user-keys", choices=["required", "optional", "off"])
         p.add_argument("--user-header", action="append", default=[], help="a header users supply (repeatable)")
+        p.add_argument("--guardrails", action="store_true", help="apply the guardrails to tool arguments and results")
         if name == "add":
             p.add_argument("--template", choices=sorted(TEMPLATES))
             p.add_argument("--disabled", action="store_true")
@@ -107,6 +108,7 @@ def add_commands(sub: Any) -> None:
             p.add_argument("--enable", action="store_true")
             p.add_argument("--disable", action="store_true")
             p.add_argument("--clear-headers", action="store_true", help="remove every organisation-wide header")
+            p.add_argument("--no-guardrails", action="store_true")
     _command(mcp, "remove", "delete a server with its tools and users' credentials", remove).add_argument("name")
     _command(mcp, "explore", "connect, list tools, show what changed", explore).add_argument("name")
     _command(mcp, "tools", "a server's tools with their state", tools).add_argument("name")

@@ -18,7 +18,12 @@ from typing import Any
 
 import msgspec
 
+from .._core import SkipKeys
+from ..errors import GatewayError
 from ..governance.keys import Principal, group_rules
+from ..guardrails.policy import Direction
+from ..guardrails.policy import Policy as GuardrailPolicy
+from ..guardrails.stored import GuardrailPolicies
 from ..metrics import Metrics
 from ..providers.byok import MasterKey
 from ..store import Store
@@ -71,9 +76,15 @@ class CallOutcome(msgspec.Struct):
 
 class McpGateway:
     def __init__(
-        self, store: Store, master: MasterKey | None, metrics: Metrics, clock: Callable[[], float] = time.time
+        self,
+        store: Store,
+        master: MasterKey | None,
+        metrics: Metrics,
+        clock: Callable[[], float] = time.time,
+        guardrails: GuardrailPolicies | None = None,
     ) -> None:
         self.store = store
+        self.guardrails = guardrails
         self.admin = McpAdmin(store, master, clock)
         self.metrics = metrics
         self.clock = clock
@@ -222,6 +233,9 @@ class McpGateway:
                 tool.upstream, arguments, read_timeout_seconds=timedelta(seconds=timeout), progress_callback=progress
             )
 
+        policy = self.guardrails.for_principal(principal) if self.guardrails and server.guardrails else None
+        if policy is not None and policy.requests and arguments:
+            arguments = screen_tool_json(policy, self.metrics, arguments, "request")
         started = time.perf_counter()
         try:
             try:
@@ -252,7 +266,10 @@ class McpGateway:
         if user is not None and (server.name, user) in self._invalid:
             self._invalid.discard((server.name, user))
             self.store.mark_mcp_credential(server.name, user, "configured")
-        return result.model_dump(by_alias=True, mode="json", exclude_none=True)
+        answer = result.model_dump(by_alias=True, mode="json", exclude_none=True)
+        if policy is not None and policy.responses:
+            answer = screen_tool_json(policy, self.metrics, answer, "response")
+        return answer
 
     def _cancel_upstream(self, sent: list[tuple[Connection, int]], reason: str) -> None:
         """Tell the upstream to stop a request the gateway stopped waiting for (best effort, bounded)."""
@@ -385,6 +402,37 @@ class HealthCollector:
             for status in self.STATUSES:
                 family.add_metric([server.name, status], 1.0 if status == current else 0.0)
         yield family
+
+
+# Tool results: the strings of content blocks and structured content, minus what is not text a model reads.
+_RESULT_SKIP = SkipKeys(["type", "mimeType", "data", "uri", "blob"], [])
+_ARGUMENT_SKIP = SkipKeys([], [])
+
+
+def screen_tool_json(policy: GuardrailPolicy, metrics: Metrics, value: Any, direction: Direction) -> Any:
+    """Tool arguments or a tool result through the caller's guardrails: values in masked categories become
+    placeholders, a value in a blocked category refuses the call (named by category, never by value); a
+    scanner failure refuses it too (fail closed)."""
+    try:
+        masker = policy.masker()
+        raw = msgspec.json.encode(value)
+        masked = masker.mask_json(raw, _ARGUMENT_SKIP if direction == "request" else _RESULT_SKIP)
+        if masked is None:
+            return value
+        policy.verdict(masker.tally(), direction, metrics)
+        return msgspec.json.decode(masked)
+    except GatewayError as exc:
+        kind = "guardrail_blocked" if exc.code == "guardrail_violation" else "guardrail_unavailable"
+        where = "arguments" if direction == "request" else "result"
+        raise RpcError(
+            INVALID_PARAMS if direction == "request" else INTERNAL_ERROR,
+            exc.message.replace(f"The {direction}", f"The tool {where}"),
+            {"type": kind},
+            kind,
+        ) from None
+    except (ValueError, msgspec.DecodeError):
+        raise RpcError(INTERNAL_ERROR, "The guardrail scanner could not read the tool's data; the call was "
+                       "refused.", {"type": "guardrail_unavailable"}, "guardrail_unavailable") from None  # fmt: skip
 
 
 def _forget(tasks: set[asyncio.Task[Any]]) -> Callable[[asyncio.Task[Any]], None]:

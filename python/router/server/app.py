@@ -120,7 +120,7 @@ class App:
         self.guardrails = GuardrailPolicies(self.store, config.guardrails)
         self.keys.on_change.append(self.guardrails.refresh)
         # The MCP gateway's servers, tools and grants, rebuilt on the same epoch.
-        self.mcp = McpGateway(self.store, master, self.metrics, clock)
+        self.mcp = McpGateway(self.store, master, self.metrics, clock, self.guardrails)
         self.keys.on_change.append(self.mcp.refresh)
         for reload in self.keys.on_change:
             reload()

@@ -35,7 +35,8 @@ MCP_MIGRATION = [
         updated_at DOUBLE PRECISION NOT NULL,
         created_by TEXT,
         explored_at DOUBLE PRECISION,
-        last_diff TEXT
+        last_diff TEXT,
+        guardrails INTEGER NOT NULL DEFAULT 0
     )""",
     # One row per tool an exploration found. `schema_hash` covers description + input schema as last seen;
     # `approved_hash` is the hash the admin whitelisted: the tool is offered only while the two are equal.
@@ -112,7 +113,7 @@ MCP_MIGRATION = [
 
 _SERVER_COLUMNS = (
     "name, url, transport, description, enabled, timeout, user_keys, user_headers, headers_sealed, master, "
-    "header_fingerprints, template, created_at, updated_at, created_by, explored_at, last_diff"
+    "header_fingerprints, template, created_at, updated_at, created_by, explored_at, last_diff, guardrails"
 )
 _TOOL_COLUMNS = (
     "server, name, description, input_schema, schema_hash, seen_at, removed_at, approved_hash, approved_at, "
@@ -143,6 +144,8 @@ class McpServerRecord(msgspec.Struct, frozen=True):
     created_by: str | None
     explored_at: float | None = None
     last_diff: dict | None = None
+    # The organisation's guardrails (mask or block) on this server's tool arguments and results.
+    guardrails: bool = False
 
 
 class McpToolRecord(msgspec.Struct, frozen=True):
@@ -225,6 +228,7 @@ def _server(row: Sequence[object]) -> McpServerRecord:
     v[7] = msgspec.json.decode(v[7])  # type: ignore[arg-type]
     v[10] = msgspec.json.decode(v[10])  # type: ignore[arg-type]
     v[16] = None if v[16] is None else msgspec.json.decode(v[16])  # type: ignore[arg-type]
+    v[17] = bool(v[17])
     return McpServerRecord(*v)  # type: ignore[arg-type]
 
 
@@ -258,7 +262,7 @@ class McpTables:
         values = (
             r.name, r.url, r.transport, r.description, int(r.enabled), r.timeout, r.user_keys, _json(r.user_headers),
             r.headers_sealed, r.master, _json(r.header_fingerprints), r.template, r.created_at, r.updated_at,
-            r.created_by, r.explored_at, None if r.last_diff is None else _json(r.last_diff),
+            r.created_by, r.explored_at, None if r.last_diff is None else _json(r.last_diff), int(r.guardrails),
         )  # fmt: skip
         with self.transaction():
             self._conn.execute(
