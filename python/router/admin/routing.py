@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
@@ -60,7 +60,7 @@ class Streamed(msgspec.Struct):
     headers: list[tuple[str, str]] = []
 
 
-Handler = Callable[[Call], tuple[int, Any]]
+Handler = Callable[[Call], tuple[int, Any] | Awaitable[tuple[int, Any]]]
 
 
 class Route(msgspec.Struct):

@@ -40,8 +40,9 @@ def load_sdk() -> None:
     # The SDK logs every failed POST or broken stream with a traceback; the gateway already turns those into a
     # classified JSON-RPC error and a usage row, so they are logged as one line each instead.
     for name, logger in list(logging.Logger.manager.loggerDict.items()):
-        ours = (name == "mcp" or name.startswith("mcp.")) and isinstance(logger, logging.Logger)
-        if ours and not any(isinstance(f, _OneLine) for f in logger.filters):
+        if not isinstance(logger, logging.Logger) or not (name == "mcp" or name.startswith("mcp.")):
+            continue
+        if not any(isinstance(f, _OneLine) for f in logger.filters):
             logger.addFilter(_OneLine())
 
 
@@ -187,8 +188,8 @@ class Connection:
             return request.result()
         request.cancel()
         if self.task in done:
-            exc = None if self.task.cancelled() else self.task.exception()
-            raise classify(exc) if exc else UpstreamError("unreachable", "The MCP server closed the connection.")
+            ended = None if self.task.cancelled() else self.task.exception()
+            raise classify(ended) if ended else UpstreamError("unreachable", "The MCP server closed the connection.")
         raise UpstreamError("timeout", f"The MCP server did not answer within {limit:g} s.")
 
     async def close(self) -> None:

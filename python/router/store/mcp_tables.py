@@ -225,16 +225,16 @@ class McpHealthRecord(msgspec.Struct, frozen=True):
 def _server(row: Sequence[object]) -> McpServerRecord:
     v = list(row)
     v[4] = bool(v[4])
-    v[7] = msgspec.json.decode(v[7])  # type: ignore[arg-type]
-    v[10] = msgspec.json.decode(v[10])  # type: ignore[arg-type]
-    v[16] = None if v[16] is None else msgspec.json.decode(v[16])  # type: ignore[arg-type]
+    v[7] = msgspec.json.decode(str(v[7]))
+    v[10] = msgspec.json.decode(str(v[10]))
+    v[16] = None if v[16] is None else msgspec.json.decode(str(v[16]))
     v[17] = bool(v[17])
     return McpServerRecord(*v)  # type: ignore[arg-type]
 
 
 def _cred(row: Sequence[object]) -> McpCredentialRecord:
     v = list(row)
-    v[4] = msgspec.json.decode(v[4])  # type: ignore[arg-type]
+    v[4] = msgspec.json.decode(str(v[4]))
     return McpCredentialRecord(*v)  # type: ignore[arg-type]
 
 
