@@ -488,3 +488,31 @@ def test_secrets_never_reach_the_gateway_log(registered: dict[str, Any]) -> None
     assert "Traceback" not in out
     for secret in (ORG_TOKEN, ALICE_TOKEN):
         assert secret not in out
+
+
+def test_sessions_work_across_workers(tmp_path: Path) -> None:
+    """Sessions live in the database: with two granian workers, every request of a session is accepted
+    whichever worker gets it."""
+    upstream = start_upstream("--name", "multi")
+    genv = gateway_env(tmp_path / "router.db", "http://127.0.0.1:9")
+    gateway = start_gateway(genv, workers=2)
+    try:
+        ok(manage_call(gateway.base, ADMIN, "POST", "/mcp/servers",
+                       json={"name": "multi", "url": upstream.base + "/mcp"}), 201)  # fmt: skip
+        ok(manage_call(gateway.base, ADMIN, "POST", "/mcp/servers/multi/explore"))
+        ok(manage_call(gateway.base, ADMIN, "POST", "/mcp/servers/multi/tools", json={"tools": ["add"]}))
+
+        async def go(s: ClientSession) -> list[str]:
+            return [(await s.call_tool("multi__add", {"a": i, "b": 1})).content[0].text for i in range(30)]
+
+        assert run(gateway.base, ADMIN, go) == [str(i + 1) for i in range(30)]
+        # A fresh connection per request lands on either worker.
+        url = gateway.base + "/v1/mcp"
+        auth = {"authorization": f"Bearer {ADMIN}", "accept": "application/json, text/event-stream"}
+        sid = httpx.post(url, json=initialize("2025-06-18"), headers=auth).headers["mcp-session-id"]
+        for i in range(20):
+            ping = {"jsonrpc": "2.0", "id": i, "method": "ping"}
+            assert httpx.post(url, json=ping, headers={**auth, "mcp-session-id": sid}).json()["result"] == {}
+    finally:
+        gateway.stop()
+        upstream.stop()

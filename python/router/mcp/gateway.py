@@ -49,6 +49,10 @@ UPSTREAM_FAILED = -32004
 _UPSTREAM_CODES = {"timeout": UPSTREAM_TIMEOUT, "unreachable": UPSTREAM_UNAVAILABLE}
 _MAX_TOOL_LABELS = 200
 _HEALTH_INTERVAL = 60.0
+_PRUNE_INTERVAL = 3600.0
+# Session rows (and undelivered legacy-transport replies) are dropped a day after their last use; a session
+# idle that long is refused anyway.
+_SESSION_RETENTION = 24 * 3600.0
 
 
 class RpcError(Exception):
@@ -313,10 +317,14 @@ class McpGateway:
 
     async def _maintain(self) -> None:
         """Close idle upstream connections; health-check every enabled server (initialize + tools/list)."""
-        last_check = 0.0
+        last_check = last_prune = 0.0
         while True:
             await asyncio.sleep(5.0)
             self.pool.sweep()
+            if time.monotonic() - last_prune >= _PRUNE_INTERVAL:
+                last_prune = time.monotonic()
+                with contextlib.suppress(Exception):  # a locked database: next time
+                    self.store.prune_mcp_state(self.clock() - _SESSION_RETENTION)
             if time.monotonic() - last_check >= _HEALTH_INTERVAL:
                 last_check = time.monotonic()
                 with contextlib.suppress(Exception):

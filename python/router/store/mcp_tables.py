@@ -361,7 +361,9 @@ class McpTables:
             "UPDATE mcp_sessions SET ended_at = ? WHERE id_hash = ? AND ended_at IS NULL", (now, id_hash)
         )
 
-    def prune_mcp_sessions(self, before: float) -> int:
+    def prune_mcp_state(self, before: float) -> int:
+        """Drop sessions last used before `before`, and legacy-transport replies nobody collected."""
+        self._conn.execute("DELETE FROM mcp_outbox WHERE created_at < ?", (before,))
         return self._conn.execute("DELETE FROM mcp_sessions WHERE last_seen_at < ?", (before,)).rowcount
 
     def push_mcp_outbox(self, id_hash: bytes, payload: bytes, now: float) -> None:
