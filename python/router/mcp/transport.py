@@ -466,7 +466,10 @@ async def _get(ctx: Context) -> None:
         await transport.send_bytes(b": connected\n\n")
         while time.monotonic() < deadline:
             await asyncio.sleep(1.0)
-            ctx.app.keys.authenticate(ex.api_key())  # notices config changes (epoch) and revoked keys
+            try:  # notices configuration changes (the epoch), and a key revoked or expired meanwhile
+                ctx.app.keys.authenticate(ex.api_key())
+            except GatewayError:
+                break
             if gateway.version != seen:
                 seen = gateway.version
                 notice = {"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}
