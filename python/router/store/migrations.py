@@ -306,7 +306,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         ],
     ),
     (
-        10,
+        11,
         "MCP gateway: servers, their tools and approvals, users' sealed credentials, sessions, per-call usage",
         MCP_MIGRATION,
     ),
