@@ -18,6 +18,7 @@ from .config import config_path, load_config
 from .errors import ConfigError
 from .governance.keys import create_key
 from .guardrails import cli as guardrails_cli
+from .mcp import cli as mcp_cli
 from .metrics import METRICS_DIR_ENV
 from .providers.byok import MasterKey
 from .spend.budgets import period_of
@@ -156,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     mock_parser.set_defaults(func=lambda a: mock.run(a) or 0)
 
     admin_cli.add_commands(sub)
+    mcp_cli.add_commands(sub)
 
     guardrails = sub.add_parser("guardrails", help="check the guardrails").add_subparsers(dest="action", required=True)
     check = guardrails.add_parser("test", help="show what the configured guardrails would mask or block in a text")

@@ -72,6 +72,16 @@ FAMILIES: dict[str, tuple[str, tuple[str, ...], tuple[float, ...] | None]] = {
         ("category", "direction", "action"),
         None,
     ),
+    "router_mcp_calls": (
+        "MCP gateway calls, by server, tool (whitelisted tools only; 'other' past the cap) and outcome.",
+        ("server", "tool", "status"),
+        None,
+    ),
+    "router_mcp_call_duration_seconds": (
+        "Time from an MCP tools/call received to its answer sent, by server and tool.",
+        ("server", "tool"),
+        LATENCY_BUCKETS,
+    ),
 }
 IN_FLIGHT = "router_in_flight_requests"
 UPSTREAM_IN_FLIGHT = "router_upstream_in_flight"
@@ -159,6 +169,10 @@ class Metrics:
 
     def count_attempt(self, policy: str, model: str, outcome: str) -> None:
         self._count("router_policy_attempts", (policy, model, outcome))
+
+    def observe_mcp(self, server: str, tool: str, status: str, seconds: float) -> None:
+        self._count("router_mcp_calls", (server, tool, status))
+        self._observe("router_mcp_call_duration_seconds", (server, tool), seconds)
 
     # -- several workers ----------------------------------------------------------------------------
 

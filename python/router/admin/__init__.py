@@ -3,6 +3,7 @@
 Importing the package imports the route modules, which register their routes in `routing.ROUTES`.
 """
 
+from ..mcp import routes as mcp_routes
 from . import api, guardrails, policies, prompts, usage
 
-__all__ = ["api", "guardrails", "policies", "prompts", "usage"]
+__all__ = ["api", "guardrails", "mcp_routes", "policies", "prompts", "usage"]

@@ -178,7 +178,13 @@ def models_preset(gov: Governance, a: argparse.Namespace) -> Any:
 
 def _list_spec(a: argparse.Namespace) -> specs.AccessListSpec:
     return specs.AccessListSpec(
-        name=a.name, description=a.description, models=a.model, providers=a.provider, patterns=a.pattern, deny=a.deny
+        name=a.name,
+        description=a.description,
+        models=a.model,
+        providers=a.provider,
+        patterns=a.pattern,
+        deny=a.deny,
+        mcp=a.mcp,
     )
 
 
@@ -419,6 +425,7 @@ def add_commands(sub: Any) -> None:
         p.add_argument("--model", action="append", default=[], help="a model id (repeatable)")
         p.add_argument("--provider", action="append", default=[], help="a whole provider (repeatable)")
         p.add_argument("--pattern", action="append", default=[], help="a pattern such as 'openai/*' (repeatable)")
+        p.add_argument("--mcp", action="append", default=[], help="mcp:<server>, mcp:<server>/<tool> or mcp:*")
         p.add_argument("--deny", action="append", default=[], help="a model, provider or pattern to deny (repeatable)")
     _command(lists, "list", "list access lists", lists_list)
     _command(lists, "show", "show one list", lists_show).add_argument("id")

@@ -7,8 +7,9 @@ the same table.
 
 from __future__ import annotations
 
+import inspect
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
@@ -46,6 +47,8 @@ class Call(msgspec.Struct):
     guardrails: GuardrailAdmin
     prompts: PromptAdmin
     body: Any = None
+    mcp: Any = None  # the worker's McpGateway (routes in router/mcp/routes.py)
+    principal: Any = None  # the caller's key (the MCP routes show standard users what their key may use)
 
     def now(self) -> float:
         return self.gov.clock()
@@ -59,7 +62,7 @@ class Streamed(msgspec.Struct):
     headers: list[tuple[str, str]] = []
 
 
-Handler = Callable[[Call], tuple[int, Any]]
+Handler = Callable[[Call], tuple[int, Any] | Awaitable[tuple[int, Any]]]
 
 
 class Route(msgspec.Struct):
@@ -179,9 +182,11 @@ async def dispatch(app: App, ex: Exchange) -> None:
     query = dict(parse_qsl(scope.query_string, keep_blank_values=True))
     call = Call(
         app.governance, actor_for(principal, app.store), params, query, app.spend, app.policy_admin, app.byok,
-        app.guardrail_admin, app.prompt_admin, body,
+        app.guardrail_admin, app.prompt_admin, body, app.mcp, principal,
     )  # fmt: skip
-    status, payload = r.handler(call)
+    answer = r.handler(call)
+    # A few handlers talk to other servers (MCP exploration): those return an awaitable.
+    status, payload = await answer if inspect.isawaitable(answer) else answer
     if isinstance(payload, Streamed):
         transport = ex.start_stream(status, payload.headers, payload.content_type)
         for chunk in payload.chunks:

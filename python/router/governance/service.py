@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from ..errors import Conflict, InvalidRequest, PermissionDenied
+from ..mcp import access as mcp_access
 from ..store import KeyRecord, Store
 from ..store.records import (
     KEY_PERMISSIONS,
@@ -385,14 +386,21 @@ class Governance:
         for i, p in enumerate(spec.providers):
             if not is_provider(p) or p not in providers:
                 raise _bad(f"'{p}' is not a configured provider.", f"providers[{i}]", "provider_not_found")
-        for field, entries in (("patterns", spec.patterns), ("deny", spec.deny)):
+        for field, entries in (("patterns", spec.patterns), ("deny", spec.deny), ("mcp", spec.mcp)):
             for i, entry in enumerate(entries):
-                problem = entry_error(entry)
+                mcp = field == "mcp" or (field == "deny" and mcp_access.is_mcp(entry))
+                problem = mcp_access.entry_error(entry) if mcp else entry_error(entry)
                 if problem is None and field == "patterns" and not is_pattern(entry):
                     problem = "has no '*'; put model ids in 'models' and providers in 'providers'"
                 if problem:
                     raise _bad(f"'{field}[{i}]' {problem}.", f"{field}[{i}]", "invalid_rule")
-        return Rules(list(dict.fromkeys(spec.models)), list(dict.fromkeys(spec.providers)), spec.patterns, spec.deny)
+        return Rules(
+            list(dict.fromkeys(spec.models)),
+            list(dict.fromkeys(spec.providers)),
+            spec.patterns,
+            spec.deny,
+            list(dict.fromkeys(spec.mcp)),
+        )
 
     def list_access_lists(self, actor: Actor, limit: int, offset: int) -> list[AccessListRecord]:
         rbac.require_user(actor)

@@ -63,6 +63,7 @@ class AccessListSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     providers: list[str] = []
     patterns: list[str] = []
     deny: list[str] = []
+    mcp: list[str] = []
 
 
 class ServiceAccountSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

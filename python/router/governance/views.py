@@ -69,6 +69,7 @@ def access_list_view(a: AccessListRecord) -> dict[str, Any]:
         "providers": list(a.rules.providers),
         "patterns": list(a.rules.patterns),
         "deny": list(a.rules.deny),
+        "mcp": list(a.rules.mcp),
         "created_at": _time(a.created_at),
         "updated_at": _time(a.updated_at),
     }

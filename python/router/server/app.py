@@ -29,6 +29,8 @@ from ..guardrails.admin import GuardrailAdmin
 from ..guardrails.audit import Triggers
 from ..guardrails.policy import Policy as GuardrailPolicy
 from ..guardrails.stored import GuardrailPolicies
+from ..mcp import transport as mcp_transport
+from ..mcp.gateway import McpGateway
 from ..metrics import Metrics
 from ..prompts.applied import PromptSet
 from ..prompts.library import PromptAdmin
@@ -125,6 +127,9 @@ class App:
         # The prompt library's attachments to keys and groups.
         self.prompts = PromptSet(self.store)
         self.keys.on_change.append(self.prompts.refresh)
+        # The MCP gateway's servers, tools and grants, rebuilt on the same epoch.
+        self.mcp = McpGateway(self.store, master, self.metrics, clock, self.guardrails)
+        self.keys.on_change.append(self.mcp.refresh)
         for reload in self.keys.on_change:
             reload()
         self.policy_admin = PolicyAdmin(self.store, config, clock)
@@ -175,6 +180,7 @@ class App:
         if self.metrics.shared:
             self._background.append(loop.create_task(self.metrics.publish()))
         self._background.append(loop.create_task(self._sweep_expired()))
+        self.mcp.start()
 
     async def _sweep_expired(self) -> None:
         while True:
@@ -192,6 +198,7 @@ class App:
         for task in self._background:
             task.cancel()
         await self.alerts.close()
+        await self.mcp.close()
         if self.usage is not None:
             await self.usage.close()
             self.usage = None
@@ -210,6 +217,9 @@ class App:
         if route is None:
             if scope.path.startswith(manage_api.PREFIX + "/"):
                 await self._run(manage_api.dispatch, Exchange(scope, proto, "manage", self.request_ids.new()))
+                return
+            if scope.path in mcp_transport.ALL_PATHS:
+                await self._run(mcp_transport.handle, Exchange(scope, proto, "mcp", self.request_ids.new()))
                 return
             if scope.method == "POST" and scope.path.startswith("/v1/feedback/"):
                 await self._run(handlers.feedback, Exchange(scope, proto, "feedback", self.request_ids.new()))

@@ -6,6 +6,7 @@ is the one rename), so the PostgreSQL backend can mirror these versions one for 
 
 from __future__ import annotations
 
+from .mcp_tables import MCP_MIGRATION
 from .rollup import DAILY, HOURLY
 
 # The usage log's columns after migration 3, copied across when migration 4 rebuilds the table.
@@ -352,5 +353,10 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             *DAILY.add_timing_columns_sql(),
             *HOURLY.add_timing_columns_sql(),
         ],
+    ),
+    (
+        12,
+        "MCP gateway: servers, their tools and approvals, users' sealed credentials, sessions, per-call usage",
+        MCP_MIGRATION,
     ),
 ]

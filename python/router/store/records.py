@@ -69,6 +69,8 @@ class Rules(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     providers: list[str] = []
     patterns: list[str] = []
     deny: list[str] = []
+    # MCP gateway entries (`mcp:<server>`, `mcp:<server>/<tool>`, `mcp:*`); MCP denies go in `deny`.
+    mcp: list[str] = []
 
 
 class AccessListRecord(msgspec.Struct, frozen=True):

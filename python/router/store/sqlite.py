@@ -18,6 +18,7 @@ from .analytics import AnalyticsQueries
 from .bulk import BulkInsert
 from .governance import KEY_COLUMNS, GovernanceTables, key_from_row
 from .guardrail_tables import GuardrailTables
+from .mcp_tables import McpTables
 from .migrations import MIGRATIONS
 from .prompt_tables import PromptTables
 from .records import USAGE_COLUMNS, AuditEvent, KeyRecord, UsageRow
@@ -41,7 +42,7 @@ def _usage_row(row: Sequence[object]) -> UsageRow:
     return UsageRow(*values)
 
 
-class SQLiteStore(GovernanceTables, RoutingTables, GuardrailTables, PromptTables, AnalyticsQueries):
+class SQLiteStore(GovernanceTables, RoutingTables, GuardrailTables, PromptTables, AnalyticsQueries, McpTables):
     def __init__(self, path: str) -> None:
         self.path = path
         self._memory = path == ":memory:"
