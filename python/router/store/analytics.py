@@ -134,10 +134,8 @@ def _stats(values: list[float]) -> dict[str, float | None]:
 def _sketch_stats(blob: bytes | None, total: float, histogram: Sequence[float] | None) -> dict:
     """Average and percentiles from a rollup's sum and sketch (within sketch.ALPHA). Cells folded before the
     sketches existed have only the fixed histogram: their percentiles are read from it, with no average."""
-    found = sketch.decode(blob)
-    count = sum(found.values())
-    values = sketch.quantiles(found, [q for _, q in PERCENTILES])
-    if not found and histogram is not None and sum(histogram):
+    count, values = sketch.stored_quantiles(blob, [q for _, q in PERCENTILES])
+    if not count and histogram is not None and sum(histogram):
         values = [rollup.percentile(histogram, q) for _, q in PERCENTILES]
     out: dict[str, float | None] = {"avg": total / count if count else None}
     out.update({name: v for (name, _), v in zip(PERCENTILES, values, strict=True)})
