@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 
 ROUTER = [sys.executable, "-m", "router"]
+# The bootstrap admin key of every test gateway (the gateway refuses one shorter than 32 characters).
+ADMIN_KEY = "admin-test-key-0123456789abcdef-0123456789"
 
 
 def free_port() -> int:
@@ -90,7 +92,7 @@ def start_mock(extra: list[str] | None = None) -> Server:
     )
 
 
-def gateway_env(db: Path, mock_base: str, config: Path | None = None, admin_key: str = "admin-test-key") -> dict:
+def gateway_env(db: Path, mock_base: str, config: Path | None = None, admin_key: str = ADMIN_KEY) -> dict:
     env = {**os.environ, "ROUTER_DB": str(db), "ROUTER_MOCK_URL": f"{mock_base}/v1", "ROUTER_ADMIN_KEY": admin_key}
     env.pop("ROUTER_METRICS_DIR", None)
     if config is not None:

@@ -22,7 +22,7 @@ from ..alerts import Alerts
 from ..config import Config, load_config
 from ..errors import GatewayError, NotFound
 from ..governance.byok import ByokAdmin
-from ..governance.keys import KeyCache, Principal, log_expiry
+from ..governance.keys import KeyCache, Principal, admin_key_from_env, log_expiry
 from ..governance.policies import PolicyAdmin
 from ..governance.service import Governance
 from ..guardrails.admin import GuardrailAdmin
@@ -337,4 +337,4 @@ def create_app() -> App:
     """The granian factory: each worker builds its own App from the environment `router serve` set."""
     config = load_config()
     clock = make_clock(os.environ.get(CLOCK_OFFSET_ENV))
-    return App(config, database_url(config.database), os.environ.get("ROUTER_ADMIN_KEY") or None, clock)
+    return App(config, database_url(config.database), admin_key_from_env(), clock)

@@ -28,7 +28,7 @@ from .records import (
 
 KEY_COLUMNS = (
     "id, name, prefix, created_at, revoked_at, last_used_at, owner_type, owner_id, access_list_id, labels, "
-    "monthly_limit, expires_at, expired_logged_at, created_by, permission, auto_cache"
+    "monthly_limit, expires_at, expired_logged_at, created_by, permission, auto_cache, limit_set_by, expiry_set_by"
 )
 _USER_COLUMNS = "id, email, name, role, monthly_limit, status, created_at"
 _GROUP_COLUMNS = "id, name, description, access_list_id, monthly_budget, created_at"

@@ -304,4 +304,13 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX usage_log_guardrails ON usage_log (ts) WHERE guardrails IS NOT NULL",
         ],
     ),
+    (
+        10,
+        "who set a key's monthly limit and expiry: a key's owner may only tighten what someone else set",
+        [
+            # 'user:<id>' when the key's (non-admin) owner set it, else the admin actor ('admin', 'cli', 'key:<id>').
+            "ALTER TABLE api_keys ADD COLUMN limit_set_by TEXT",
+            "ALTER TABLE api_keys ADD COLUMN expiry_set_by TEXT",
+        ],
+    ),
 ]

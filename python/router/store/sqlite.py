@@ -5,6 +5,7 @@ WAL mode lets the usage writer's thread commit while request handlers read keys 
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -46,6 +47,9 @@ class SQLiteStore(GovernanceTables, RoutingTables, GuardrailTables, AnalyticsQue
         self._memory = path == ":memory:"
         if not self._memory:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # Keys' digests, usage and audit data: owner-only, like the ledger and signal files. Created here,
+            # empty, before SQLite opens it, because SQLite gives the -wal and -shm files the database's mode.
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
         self._conn.execute("PRAGMA busy_timeout = 10000")
         if not self._memory:
