@@ -423,14 +423,27 @@ class Governance:
                     raise _bad(f"'{field}[{i}]' {problem}.", f"{field}[{i}]", "invalid_rule")
         return Rules(list(dict.fromkeys(spec.models)), list(dict.fromkeys(spec.providers)), spec.patterns, spec.deny)
 
+    def _applicable_lists(self, actor: Actor) -> list[str] | None:
+        """The access lists that govern the actor's own key (its own and its groups', the owner's groups
+        included): all a non-manager may see, so a key cannot map the organisation's policy. None: every list."""
+        if actor.reads_all:
+            return None
+        ids = {g.access_list_id for g in self.store.list_groups(ids=sorted(actor.groups))}
+        record = self.store.get_key(actor.id.removeprefix("key:")) if actor.id.startswith("key:") else None
+        if record is not None:
+            ids.add(record.access_list_id)
+            ids.update(g.access_list_id for g in self.store.list_groups(ids=sorted(record.groups)))
+        return sorted(i for i in ids if i is not None)
+
     def list_access_lists(self, actor: Actor, limit: int, offset: int) -> list[AccessListRecord]:
         rbac.require_user(actor)
-        return self.store.list_access_lists(limit=limit, offset=offset)
+        return self.store.list_access_lists(limit=limit, offset=offset, ids=self._applicable_lists(actor))
 
     def get_access_list(self, actor: Actor, ident: str) -> AccessListRecord:
         rbac.require_user(actor)
         found = self.store.get_access_list(ident)
-        if found is None:
+        visible = self._applicable_lists(actor)
+        if found is None or (visible is not None and found.id not in visible):
             raise rbac.not_found("access list", ident)
         return found
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
@@ -11,6 +13,7 @@ import msgspec
 
 from ..errors import InvalidRequest, NotFound, PermissionDenied
 from ..governance.keys import Principal
+from ..governance.rbac import actor_for
 from ..guardrails.answers import AnswerGuard
 from ..guardrails.chat_stream import ChatStreamGuard
 from ..guardrails.policy import (
@@ -247,7 +250,8 @@ async def embeddings(app: App, ex: Exchange) -> None:
 
 async def list_models(app: App, ex: Exchange) -> None:
     """Exactly the caller's effective set (and the policies that can reach it), so tool dropdowns only offer
-    what works; `?view=all` lists the whole catalog, each model marked usable or not."""
+    what works; `?view=all` lists the whole catalog, each model marked usable or not, for managers only (the
+    bootstrap admin, admin or analyst owners, management keys): a restricted key must not map the catalog."""
     principal = app.keys.authenticate(ex.api_key())
     ex.key_id = principal.key_id
     if ex.scope.query_string:
@@ -255,6 +259,13 @@ async def list_models(app: App, ex: Exchange) -> None:
         if view not in ("allowed", "all"):
             raise InvalidRequest("'view' must be 'allowed' or 'all'.", param="view", code="invalid_value")
         if view == "all":
+            if not actor_for(principal, app.store).reads_all:
+                raise PermissionDenied(
+                    "'view=all' lists the whole catalog and is for admins, analysts and management keys; "
+                    "GET /v1/models lists the models this API key can use.",
+                    param="view",
+                    code="insufficient_permissions",
+                )
             ex.send_bytes(200, app.catalog.models_body(None, usable=principal.allowed), JSON)
             return
     if principal.models_body is None:
@@ -267,7 +278,11 @@ class Feedback(msgspec.Struct, forbid_unknown_fields=True):
     data: dict[str, Any] | None = None
 
 
-_REQUEST_ID = re.compile(r"^req_[0-9a-f]{12}[0-9a-f]{8,16}$")
+# 24 random hex digits; 20 to 28 also match the counter-based ids of earlier versions still in the usage log.
+_REQUEST_ID = re.compile(r"^req_[0-9a-f]{20,28}$")
+# A request answered a moment ago may not have its usage row yet (the writer flushes every 0.25 s by default).
+_FEEDBACK_GRACE_SECONDS = 2.0
+_FEEDBACK_POLL_SECONDS = 0.05
 _feedback_decoder = msgspec.json.Decoder(Feedback)
 
 
@@ -287,12 +302,23 @@ async def feedback(app: App, ex: Exchange) -> None:
         raise InvalidRequest(f"Invalid feedback: {exc}.", code="invalid_value") from None
     if given.rating is None and not given.data:
         raise InvalidRequest("Send a 'rating' (integer) and/or 'data' (object).", param="rating", code="invalid_value")
-    owner = app.store.request_key(request_id)
-    if owner is not None and owner != principal.key_id and not principal.is_admin:
+    if not await _may_give_feedback(app, principal, request_id):
         raise NotFound(f"No request '{request_id}' made with this API key.", code="request_not_found")
     data = None if given.data is None else msgspec.json.encode(given.data).decode()
     app.store.add_feedback(request_id, principal.key_id, given.rating, data, app.clock())
     ex.send_bytes(201, msgspec.json.encode({"request_id": request_id, "stored": True}), JSON)
+
+
+async def _may_give_feedback(app: App, principal: Principal, request_id: str) -> bool:
+    """Whether the request exists and was made by the caller's key (by anyone's, for a manager: the bootstrap
+    admin, an admin or analyst owner, a management key). A request without a usage row yet gets a short grace
+    period for the writer to flush it; after that it does not exist."""
+    deadline = time.monotonic() + _FEEDBACK_GRACE_SECONDS
+    while (logged := app.store.request_logged(request_id)) is None:
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(_FEEDBACK_POLL_SECONDS)
+    return logged[0] == principal.key_id or actor_for(principal, app.store).reads_all
 
 
 async def healthz(app: App, ex: Exchange) -> None:

@@ -256,8 +256,14 @@ class GovernanceTables:
         found = self._access_lists("WHERE id = ? OR name = ?", (id_or_name, id_or_name))
         return found[0] if found else None
 
-    def list_access_lists(self, limit: int = -1, offset: int = 0) -> list[AccessListRecord]:
-        return self._access_lists("ORDER BY created_at, id LIMIT ? OFFSET ?", (limit, offset))
+    def list_access_lists(
+        self, limit: int = -1, offset: int = 0, ids: Sequence[str] | None = None
+    ) -> list[AccessListRecord]:
+        where, params = "", []
+        if ids is not None:
+            where = f"WHERE id IN ({','.join('?' * len(ids))}) " if ids else "WHERE 0 "
+            params = list(ids)
+        return self._access_lists(f"{where}ORDER BY created_at, id LIMIT ? OFFSET ?", [*params, limit, offset])
 
     def update_access_list(self, list_id: str, name: str, description: str | None, rules: Rules, now: float) -> None:
         with self.transaction():
