@@ -157,7 +157,9 @@ def test_key_limited_to_a_list(gw: Gateway, mock: MockControl) -> None:
     # ?view=all shows the catalog, marked, to managers only: a restricted key must not map the catalog.
     refused = httpx.get(f"{gw.base}/v1/models?view=all", headers={"authorization": f"Bearer {created['key']}"})
     assert refused.status_code == 403 and refused.json()["error"]["code"] == "insufficient_permissions"
-    reader = gw.ok("POST", "/apikey", json={"name": "limited-reader", "access_list": "two-models", "permission": "read"})
+    reader = gw.ok(
+        "POST", "/apikey", json={"name": "limited-reader", "access_list": "two-models", "permission": "read"}
+    )
     everything = httpx.get(
         f"{gw.base}/v1/models?view=all", headers={"authorization": f"Bearer {reader['key']}"}
     ).json()["data"]

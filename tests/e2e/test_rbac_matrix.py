@@ -367,3 +367,27 @@ def test_an_owner_may_loosen_only_what_they_set_themselves(world: World) -> None
     world.admin("POST", f"/apikey/{key_id}/limit", {"monthly_limit": None})
     assert world.call(member, "POST", f"/apikey/{key_id}/limit", {"monthly_limit": 3}).status_code == 200
     assert world.call(member, "POST", f"/apikey/{key_id}/limit", {"monthly_limit": 30}).status_code == 200
+
+
+def test_a_key_sees_only_the_access_lists_that_govern_it(world: World) -> None:
+    world.admin("POST", "/access-list", {"name": "unrelated", "models": ["mock/gpt-4o"]})
+    own_list = world.admin("POST", "/access-list", {"name": "keys-own", "models": ["mock/gpt-4o"]})
+    outsider = {"type": "user", "id": world.users["outsider"]}
+    attached = world.admin("POST", "/apikey", {"name": "listed", "owner": outsider, "access_list": own_list["id"]})[
+        "key"
+    ]
+
+    def names(key: str) -> set[str]:
+        r = world.call(key, "GET", "/access-list?limit=500")
+        assert r.status_code == 200, r.text
+        return {a["name"] for a in r.json()["data"]}
+
+    # The member's key: its groups' list (G1 → L1). The outsider's: none; its other key: the key's own list.
+    assert names(world.keys["member"]) == names(world.keys["group_admin"]) == {"L1"}
+    assert names(world.keys["outsider"]) == set()
+    assert names(attached) == {"keys-own"}
+    assert {"L1", "unrelated", "keys-own"} <= names(world.keys["analyst"]) == names(world.keys["read"])
+    assert world.call(world.keys["member"], "GET", "/access-list/L1").status_code == 200
+    for key, ident in [(world.keys["member"], "unrelated"), (world.keys["outsider"], "L1"), (attached, "L1")]:
+        hidden = world.call(key, "GET", f"/access-list/{ident}")
+        assert hidden.status_code == 404 and hidden.json()["error"]["code"] == "access_list_not_found"

@@ -87,7 +87,7 @@ def test_admin_key_from_environment_is_admin(store) -> None:
 
 @pytest.mark.parametrize("weak", ["admin", "admin-test-key", "x" * 31])
 def test_an_admin_key_under_32_characters_is_refused(store, weak: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(ConfigError, match="ROUTER_ADMIN_KEY is .* at least 32"):
+    with pytest.raises(ConfigError, match=r"ROUTER_ADMIN_KEY is .* at least 32"):
         KeyCache(store, admin_key=weak)
     monkeypatch.setenv("ROUTER_ADMIN_KEY", weak)
     with pytest.raises(ConfigError, match="at least 32"):

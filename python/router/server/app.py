@@ -20,7 +20,7 @@ from ..admin import openapi
 from ..admin import routing as manage_api
 from ..alerts import Alerts
 from ..config import Config, load_config
-from ..errors import GatewayError, NotFound
+from ..errors import GatewayError, NotFound, Unauthorized
 from ..governance.byok import ByokAdmin
 from ..governance.keys import KeyCache, Principal, admin_key_from_env, log_expiry
 from ..governance.policies import PolicyAdmin
@@ -42,6 +42,7 @@ from ..store import UsageRow, database_url, open_store
 from ..store.usage_writer import UsageWriter
 from . import handlers
 from .exchange import Exchange, RequestIds
+from .limits import AuthFailures, BodyReads
 
 log = logging.getLogger("router.server")
 
@@ -122,9 +123,27 @@ class App:
         self.policy_admin = PolicyAdmin(self.store, config, clock)
         self.byok = ByokAdmin(self.store, master, self.catalog.providers, clock)
         self.request_ids = RequestIds()
+        self.body_reads = BodyReads(config.server.body_read_timeout, config.server.max_pending_bodies)
+        self.auth_failures = AuthFailures(config.server.auth_failures)
         self.guardrail_admin = GuardrailAdmin(self.store, config.guardrails, clock)
         self.usage: UsageWriter | None = None
         self._background: list[asyncio.Task[None]] = []
+
+    def authenticate(self, ex: Exchange) -> Principal:
+        """The caller's key, unless its address spent its budget of failed authentications (429 then, before
+        the key is even looked at, so a blocked guesser learns nothing). Only failures pay for the budget."""
+        failures = self.auth_failures
+        if failures.blocked:
+            failures.check(ex.scope.client)
+        try:
+            return self.keys.authenticate(ex.api_key())
+        except Unauthorized:
+            failures.failed(ex.scope.client)
+            raise
+
+    async def read_body(self, ex: Exchange, limit: int | None = None) -> bytes:
+        """The request's JSON body, under the size limit, the body read timeout and the cap on unfinished bodies."""
+        return await self.body_reads.read(ex, self.config.server.max_body_bytes if limit is None else limit)
 
     def guardrails_for(self, principal: Principal, ex: Exchange) -> GuardrailPolicy:
         """The caller's guardrails (the organisation's, tightened by its key's and groups' overrides), counting
@@ -159,6 +178,7 @@ class App:
         if self.metrics.shared:
             self._background.append(loop.create_task(self.metrics.publish()))
         self._background.append(loop.create_task(self._sweep_expired()))
+        self._background.append(loop.create_task(self.body_reads.sweep()))
 
     async def _sweep_expired(self) -> None:
         while True:
@@ -170,6 +190,7 @@ class App:
                         log_expiry(self.store, key_id, record.expires_at, now)
             except Exception:
                 log.exception("expired-key sweep failed; retrying in %.0f s", _EXPIRY_SWEEP_SECONDS)
+            self.auth_failures.prune()
             await asyncio.sleep(_EXPIRY_SWEEP_SECONDS)
 
     async def shutdown(self) -> None:

@@ -88,9 +88,9 @@ def _deny(app: App, ex: Exchange, principal: Principal, model_id: str) -> None:
 
 async def _authenticated_body(app: App, ex: Exchange) -> tuple[Principal, bytes, dict[str, msgspec.Raw]]:
     """Who is calling, then their JSON body: raw, and cut into top-level fields still raw."""
-    principal = app.keys.authenticate(ex.api_key())
+    principal = app.authenticate(ex)
     ex.key_id = principal.key_id
-    body = await ex.read_json_body(app.config.server.max_body_bytes)
+    body = await app.read_body(ex)
     ex.body_bytes = len(body)
     return principal, body, rq.decode_fields(body)
 
@@ -252,7 +252,7 @@ async def list_models(app: App, ex: Exchange) -> None:
     """Exactly the caller's effective set (and the policies that can reach it), so tool dropdowns only offer
     what works; `?view=all` lists the whole catalog, each model marked usable or not, for managers only (the
     bootstrap admin, admin or analyst owners, management keys): a restricted key must not map the catalog."""
-    principal = app.keys.authenticate(ex.api_key())
+    principal = app.authenticate(ex)
     ex.key_id = principal.key_id
     if ex.scope.query_string:
         view = dict(parse_qsl(ex.scope.query_string)).get("view", "allowed")
@@ -288,14 +288,14 @@ _feedback_decoder = msgspec.json.Decoder(Feedback)
 
 async def feedback(app: App, ex: Exchange) -> None:
     """`POST /v1/feedback/{request_id}`: a rating and free-form data about an answer, by the key that asked."""
-    principal = app.keys.authenticate(ex.api_key())
+    principal = app.authenticate(ex)
     ex.key_id = principal.key_id
     request_id = ex.scope.path.removeprefix("/v1/feedback/")
     if not _REQUEST_ID.match(request_id):
         raise NotFound(
             f"'{request_id}' is not a request id (they look like req_… from x-request-id).", code="request_not_found"
         )
-    raw = await ex.read_json_body(64 * 1024)
+    raw = await app.read_body(ex, 64 * 1024)
     try:
         given = _feedback_decoder.decode(raw or b"{}")
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
@@ -335,4 +335,10 @@ async def readyz(app: App, ex: Exchange) -> None:
 
 
 async def metrics(app: App, ex: Exchange) -> None:
+    """Prometheus text; with `metrics.require_key`, only for the admin key or a key that reads everything."""
+    if app.config.metrics.require_key and not actor_for(app.authenticate(ex), app.store).reads_all:
+        raise PermissionDenied(
+            "/metrics needs the admin key, a management key, or a key of an admin or analyst.",
+            code="insufficient_permissions",
+        )
     ex.send_bytes(200, app.metrics.render(), CONTENT_TYPE)
