@@ -112,6 +112,30 @@ def start_gateway(env: dict[str, str], workers: int = 1) -> Server:
     )
 
 
+def requests_per_worker(tmpdir: Path) -> dict[int, float]:
+    """Proxied requests each worker of a multi-worker gateway has counted, by pid, from the metrics files the
+    workers share (rewritten once a second) in the directory `router serve` makes under the gateway's TMPDIR.
+    Request ids are random, so they cannot tell the workers apart."""
+    counts: dict[int, float] = {}
+    for file in tmpdir.glob("router-metrics-*/router-*.json"):
+        try:
+            snapshot = json.loads(file.read_text())
+        except (OSError, ValueError):
+            continue
+        counts[snapshot["pid"]] = sum(values[0] for _, values in snapshot["series"].get("router_requests", []))
+    return counts
+
+
+def workers_that_served(tmpdir: Path, before: dict[int, float], requests: int, timeout: float = 5.0) -> int:
+    """How many workers served the `requests` made since `before` was read (waiting for their files)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        grown = {pid: n - before.get(pid, 0) for pid, n in requests_per_worker(tmpdir).items()}
+        if sum(grown.values()) >= requests or time.monotonic() > deadline:
+            return sum(1 for n in grown.values() if n > 0)
+        time.sleep(0.1)
+
+
 def router_cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run([*ROUTER, *args], env=env, capture_output=True, text=True, check=check, timeout=60)
 
