@@ -137,12 +137,12 @@ def test_metrics_are_open_by_default(gateway: Server) -> None:
 # -- unfinished bodies ---------------------------------------------------------------------------------------
 
 
-def _start_body(base: str, key: str, declared: int = 1000) -> socket.socket:
+def _start_body(base: str, key: str, path: str = "/v1/chat/completions", declared: int = 1000) -> socket.socket:
     """A connection that sends its headers and a first piece of its body, then nothing more."""
     host, port = base.removeprefix("http://").split(":")
     sock = socket.create_connection((host, int(port)), timeout=10)
     head = (
-        f"POST /v1/chat/completions HTTP/1.1\r\nhost: {host}\r\nauthorization: Bearer {key}\r\n"
+        f"POST {path} HTTP/1.1\r\nhost: {host}\r\nauthorization: Bearer {key}\r\n"
         f"content-type: application/json\r\ncontent-length: {declared}\r\n\r\n"
     )
     sock.sendall(head.encode() + b'{"model": "mock/gpt-4o", ')
@@ -175,6 +175,17 @@ def test_a_body_that_never_arrives_gets_408(gw: Gateway) -> None:
     assert error["code"] == "request_timeout" and "1 seconds" in error["message"]
     # The worker is free again: a whole request is answered.
     assert gw.post("/v1/chat/completions", gw.keys["alice"], HELLO).status_code == 200
+
+
+def test_a_body_timeout_on_the_messages_endpoint_is_anthropic_shaped(gw: Gateway) -> None:
+    sock = _start_body(gw.base, gw.keys["alice"], "/v1/messages")
+    try:
+        status, _, body = _answer(sock)
+    finally:
+        sock.close()
+    answer = httpx.Response(status, content=body).json()
+    assert status == 408 and answer["type"] == "error" and answer["error"]["type"] == "invalid_request_error"
+    assert answer["request_id"].startswith("req_")
 
 
 def test_unfinished_bodies_are_capped_per_worker(gw: Gateway) -> None:
