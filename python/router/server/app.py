@@ -125,6 +125,8 @@ class App:
         self.request_ids = RequestIds()
         self.body_reads = BodyReads(config.server.body_read_timeout, config.server.max_pending_bodies)
         self.auth_failures = AuthFailures(config.server.auth_failures)
+        # Feedback requests waiting for their request's usage row (handlers.feedback bounds them).
+        self.feedback_waiting = 0
         self.guardrail_admin = GuardrailAdmin(self.store, config.guardrails, clock)
         self.usage: UsageWriter | None = None
         self._background: list[asyncio.Task[None]] = []

@@ -282,7 +282,10 @@ class Feedback(msgspec.Struct, forbid_unknown_fields=True):
 _REQUEST_ID = re.compile(r"^req_[0-9a-f]{20,28}$")
 # A request answered a moment ago may not have its usage row yet (the writer flushes every 0.25 s by default).
 _FEEDBACK_GRACE_SECONDS = 2.0
-_FEEDBACK_POLL_SECONDS = 0.05
+_FEEDBACK_POLL_SECONDS = 0.1
+# Feedback requests waiting out the grace at once, per worker: each polls the database, so beyond this many a
+# request for a row not yet written is answered at once (404) instead of adding to the polling.
+_FEEDBACK_MAX_WAITING = 64
 _feedback_decoder = msgspec.json.Decoder(Feedback)
 
 
@@ -313,11 +316,18 @@ async def _may_give_feedback(app: App, principal: Principal, request_id: str) ->
     """Whether the request exists and was made by the caller's key (by anyone's, for a manager: the bootstrap
     admin, an admin or analyst owner, a management key). A request without a usage row yet gets a short grace
     period for the writer to flush it; after that it does not exist."""
-    deadline = time.monotonic() + _FEEDBACK_GRACE_SECONDS
-    while (logged := app.store.request_logged(request_id)) is None:
-        if time.monotonic() >= deadline:
-            return False
-        await asyncio.sleep(_FEEDBACK_POLL_SECONDS)
+    logged = app.store.request_logged(request_id)
+    if logged is None and app.feedback_waiting < _FEEDBACK_MAX_WAITING:
+        app.feedback_waiting += 1
+        try:
+            deadline = time.monotonic() + _FEEDBACK_GRACE_SECONDS
+            while logged is None and time.monotonic() < deadline:
+                await asyncio.sleep(_FEEDBACK_POLL_SECONDS)
+                logged = app.store.request_logged(request_id)
+        finally:
+            app.feedback_waiting -= 1
+    if logged is None:
+        return False
     return logged[0] == principal.key_id or actor_for(principal, app.store).reads_all
 
 
