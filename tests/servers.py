@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 
 ROUTER = [sys.executable, "-m", "router"]
+# The bootstrap admin key of every test gateway (the gateway refuses one shorter than 32 characters).
+ADMIN_KEY = "admin-test-key-0123456789abcdef-0123456789"
 
 
 def free_port() -> int:
@@ -90,7 +92,7 @@ def start_mock(extra: list[str] | None = None) -> Server:
     )
 
 
-def gateway_env(db: Path, mock_base: str, config: Path | None = None, admin_key: str = "admin-test-key") -> dict:
+def gateway_env(db: Path, mock_base: str, config: Path | None = None, admin_key: str = ADMIN_KEY) -> dict:
     env = {**os.environ, "ROUTER_DB": str(db), "ROUTER_MOCK_URL": f"{mock_base}/v1", "ROUTER_ADMIN_KEY": admin_key}
     env.pop("ROUTER_METRICS_DIR", None)
     if config is not None:
@@ -108,6 +110,30 @@ def start_gateway(env: dict[str, str], workers: int = 1) -> Server:
         f"http://127.0.0.1:{port}/healthz",
         f"http://127.0.0.1:{port}",
     )
+
+
+def requests_per_worker(tmpdir: Path) -> dict[int, float]:
+    """Proxied requests each worker of a multi-worker gateway has counted, by pid, from the metrics files the
+    workers share (rewritten once a second) in the directory `router serve` makes under the gateway's TMPDIR.
+    Request ids are random, so they cannot tell the workers apart."""
+    counts: dict[int, float] = {}
+    for file in tmpdir.glob("router-metrics-*/router-*.json"):
+        try:
+            snapshot = json.loads(file.read_text())
+        except (OSError, ValueError):
+            continue
+        counts[snapshot["pid"]] = sum(values[0] for _, values in snapshot["series"].get("router_requests", []))
+    return counts
+
+
+def workers_that_served(tmpdir: Path, before: dict[int, float], requests: int, timeout: float = 5.0) -> int:
+    """How many workers served the `requests` made since `before` was read (waiting for their files)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        grown = {pid: n - before.get(pid, 0) for pid, n in requests_per_worker(tmpdir).items()}
+        if sum(grown.values()) >= requests or time.monotonic() > deadline:
+            return sum(1 for n in grown.values() if n > 0)
+        time.sleep(0.1)
 
 
 def router_cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -16,7 +16,7 @@ from . import mock
 from .admin import cli as admin_cli
 from .config import config_path, load_config
 from .errors import ConfigError
-from .governance.keys import create_key
+from .governance.keys import admin_key_from_env, create_key
 from .guardrails import cli as guardrails_cli
 from .mcp import cli as mcp_cli
 from .metrics import METRICS_DIR_ENV
@@ -49,6 +49,7 @@ def _serve(args: argparse.Namespace, banner: Sequence[str] = ()) -> int:
     path = config_path(args.config)
     config = load_config(path)
     MasterKey.from_env()  # a malformed ROUTER_MASTER_KEY stops the start here, named, not in every worker
+    admin_key_from_env()  # so does a ROUTER_ADMIN_KEY too short to be safe
     db = database_url(config.database)
     store = open_store(db)  # migrate once here, not racing in every worker
     if config.governance.require_approval:

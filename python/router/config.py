@@ -75,8 +75,36 @@ class ProviderConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     pool_wait: float = 5.0
 
 
+class AuthFailuresConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """A per-client-address budget of failed authentications (server/limits.py), per worker."""
+
+    enabled: bool = True
+    # This many failures, each within `window` seconds of the last, block the address for `backoff_initial`
+    # seconds; every further failure doubles the block, up to `backoff_max`.
+    max_failures: int = 10
+    window: float = 60.0
+    backoff_initial: float = 1.0
+    backoff_max: float = 300.0
+    # Loopback clients are not limited: behind a reverse proxy on the same host every client shares its
+    # address, and one of them would lock all the others out (limit at the proxy then).
+    exempt_loopback: bool = True
+    # Addresses remembered at once; the least recently failing are forgotten first.
+    max_tracked: int = 10_000
+
+
 class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     max_body_bytes: int = 10 * 1024 * 1024
+    # Seconds a request body may take to arrive whole (408 after), and bodies unfinished at once per worker
+    # (503 with retry-after beyond): a client that never finishes its body holds nothing for long.
+    body_read_timeout: float = 30.0
+    max_pending_bodies: int = 256
+    auth_failures: AuthFailuresConfig = AuthFailuresConfig()
+
+
+class MetricsConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    # Off by default: Prometheus scrapes without credentials, and the gateway listens on loopback unless told
+    # otherwise. Turn it on when /metrics is reachable by others (it names models, providers, groups, budgets).
+    require_key: bool = False
 
 
 class UsageLogConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -183,6 +211,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     providers: dict[str, ProviderConfig]
     models: list[ModelConfig]
     server: ServerConfig = ServerConfig()
+    metrics: MetricsConfig = MetricsConfig()
     governance: GovernanceConfig = GovernanceConfig()
     spend: SpendConfig = SpendConfig()
     alerts: AlertsConfig = AlertsConfig()
@@ -245,8 +274,22 @@ def _check(config: Config, source: str) -> None:
         for field in t.__struct_fields__:
             if getattr(t, field) <= 0:
                 raise ConfigError(f"{source}: at {label}.{field}: expected a positive number of seconds")
-    if config.server.max_body_bytes <= 0:
+    server = config.server
+    if server.max_body_bytes <= 0:
         raise ConfigError(f"{source}: at server.max_body_bytes: expected a positive number of bytes")
+    if not 0 < server.body_read_timeout <= 3600:
+        raise ConfigError(f"{source}: at server.body_read_timeout: expected seconds above 0, at most 3600")
+    if not 1 <= server.max_pending_bodies <= 1_000_000:
+        raise ConfigError(f"{source}: at server.max_pending_bodies: expected a number from 1 to 1000000")
+    auth = server.auth_failures
+    for field, low, high in [("max_failures", 1, 1_000_000), ("window", 0, 86_400), ("backoff_initial", 0, 86_400),
+                             ("backoff_max", 0, 86_400), ("max_tracked", 1, 10_000_000)]:  # fmt: skip
+        value = getattr(auth, field)
+        if not (low < value if low == 0 else low <= value) or value > high:
+            bound = f"above {low}" if low == 0 else f"from {low}"
+            raise ConfigError(f"{source}: at server.auth_failures.{field}: expected a number {bound}, at most {high}")
+    if auth.backoff_max < auth.backoff_initial:
+        raise ConfigError(f"{source}: at server.auth_failures.backoff_max: expected at least backoff_initial")
     for i, hook in enumerate(config.alerts.webhooks):
         if not hook.url.startswith(("http://", "https://")):
             raise ConfigError(f"{source}: at alerts.webhooks[{i}].url: expected an http:// or https:// URL")

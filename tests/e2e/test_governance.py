@@ -154,9 +154,14 @@ def test_key_limited_to_a_list(gw: Gateway, mock: MockControl) -> None:
     assert {e["target_id"] for e in denied} >= {"openai/gpt-4.1-mini", "vertex/gemini-2.5-flash"}
     assert {e["detail"]["layer"] for e in denied} == {"key_access_list"}
 
-    # ?view=all shows the catalog, marked.
+    # ?view=all shows the catalog, marked, to managers only: a restricted key must not map the catalog.
+    refused = httpx.get(f"{gw.base}/v1/models?view=all", headers={"authorization": f"Bearer {created['key']}"})
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "insufficient_permissions"
+    reader = gw.ok(
+        "POST", "/apikey", json={"name": "limited-reader", "access_list": "two-models", "permission": "read"}
+    )
     everything = httpx.get(
-        f"{gw.base}/v1/models?view=all", headers={"authorization": f"Bearer {created['key']}"}
+        f"{gw.base}/v1/models?view=all", headers={"authorization": f"Bearer {reader['key']}"}
     ).json()["data"]
     usable = {m["id"]: m["usable"] for m in everything}
     assert usable["openai/gpt-4.1"] is True and usable["openai/o1-mini"] is False

@@ -20,10 +20,10 @@ from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import McpError
 
-from servers import Server, free_port, gateway_env, manage_call, router_cli, start_gateway
+from servers import ADMIN_KEY, Server, free_port, gateway_env, manage_call, router_cli, start_gateway
 
 UPSTREAM = str(Path(__file__).parent.parent / "mcp_upstream.py")
-ADMIN = "admin-test-key"
+ADMIN = ADMIN_KEY
 ORG_TOKEN = "org-token-7f3a9c"
 ALICE_TOKEN = "alice-token-51be02"
 

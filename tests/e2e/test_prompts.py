@@ -12,9 +12,19 @@ import anthropic
 import openai
 import pytest
 
-from servers import MockControl, Server, create_key, gateway_env, manage_call, router_cli, start_gateway, usage_rows
+from servers import (
+    ADMIN_KEY,
+    MockControl,
+    Server,
+    create_key,
+    gateway_env,
+    manage_call,
+    router_cli,
+    start_gateway,
+    usage_rows,
+)
 
-ADMIN = "admin-test-key"
+ADMIN = ADMIN_KEY
 # Requests are scanned with the default categories: a prompt's secret is masked like the caller's own text.
 CONFIG = """
 providers:

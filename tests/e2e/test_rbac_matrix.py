@@ -123,6 +123,57 @@ CASES: list[tuple[str, Target, dict[str, int]]] = [
         lambda w, r: ("POST", f"/apikey/{w.key_of(r)}/expiry", {"expires_at": "30d"}),
         expect(200, 403, 200, 200, 200),
     ),
+    # Tighten only: a limit or expiry an admin set on a user's key may be lowered by its owner, never lifted.
+    (
+        "lift admin's limit on own key",
+        lambda w, r: (
+            "POST",
+            f"/apikey/{_admin_set(w, r, 'limit', {'monthly_limit': 5})}/limit",
+            {"monthly_limit": None},
+        ),
+        expect(200, 403, 403, 403, 403),
+    ),
+    (
+        "raise admin's limit on own key",
+        lambda w, r: (
+            "POST",
+            f"/apikey/{_admin_set(w, r, 'limit', {'monthly_limit': 5})}/limit",
+            {"monthly_limit": 50},
+        ),
+        expect(200, 403, 403, 403, 403),
+    ),
+    (
+        "lower admin's limit on own key",
+        lambda w, r: ("POST", f"/apikey/{_admin_set(w, r, 'limit', {'monthly_limit': 5})}/limit", {"monthly_limit": 2}),
+        expect(200, 403, 200, 200, 200),
+    ),
+    (
+        "lift admin's expiry on own key",
+        lambda w, r: (
+            "POST",
+            f"/apikey/{_admin_set(w, r, 'expiry', {'expires_at': '30d'})}/expiry",
+            {"expires_at": None},
+        ),
+        expect(200, 403, 403, 403, 403),
+    ),
+    (
+        "extend admin's expiry on own key",
+        lambda w, r: (
+            "POST",
+            f"/apikey/{_admin_set(w, r, 'expiry', {'expires_at': '30d'})}/expiry",
+            {"expires_at": "60d"},
+        ),
+        expect(200, 403, 403, 403, 403),
+    ),
+    (
+        "shorten admin's expiry on own key",
+        lambda w, r: (
+            "POST",
+            f"/apikey/{_admin_set(w, r, 'expiry', {'expires_at': '30d'})}/expiry",
+            {"expires_at": "7d"},
+        ),
+        expect(200, 403, 200, 200, 200),
+    ),
     ("delete own key", lambda w, r: ("DELETE", f"/apikey/{w.key_of(r)}", None), expect(200, 403, 200, 200, 200)),
     (
         "delete other's key",
@@ -238,6 +289,13 @@ CASES: list[tuple[str, Target, dict[str, int]]] = [
 ]
 
 
+def _admin_set(w: World, role: str, what: str, body: dict) -> str:
+    """A fresh key of `role`'s owner with a limit or expiry set by the bootstrap admin; its id."""
+    key_id = w.key_of(role)
+    w.admin("POST", f"/apikey/{key_id}/{what}", body)
+    return key_id
+
+
 def _with_member(w: World, method: str, body: dict | None) -> tuple[str, str, dict | None]:
     user = w.user()["id"]
     w.admin("POST", "/group/G1/members", {"user_id": user})
@@ -284,3 +342,52 @@ def test_a_key_of_an_inactive_user_stops_working(world: World) -> None:
     world.admin("PATCH", f"/user/{user}", {"status": "inactive"})
     denied = world.call(secret, "GET", "/org")
     assert denied.status_code == 401 and denied.json()["error"]["code"] == "inactive_owner"
+
+
+def test_an_owner_may_loosen_only_what_they_set_themselves(world: World) -> None:
+    member = world.keys["member"]
+    own = world.call(member, "POST", "/apikey", {"name": "self-limited", "monthly_limit": 5, "expires_at": "7d"}).json()
+    assert own["monthly_limit_set_by"] == own["expires_at_set_by"] == f"user:{world.users['member']}"
+    # Their own ceilings: raise, extend, remove at will.
+    for path, body in [("limit", {"monthly_limit": 50}), ("limit", {"monthly_limit": None}),
+                       ("expiry", {"expires_at": "60d"}), ("expiry", {"expires_at": None})]:  # fmt: skip
+        r = world.call(member, "POST", f"/apikey/{own['id']}/{path}", body)
+        assert r.status_code == 200, r.text
+    # An admin's limit, lowered by the owner, stays the admin's: it cannot be raised back to where it was.
+    key_id = _admin_set(world, "member", "limit", {"monthly_limit": 10})
+    lowered = world.call(member, "POST", f"/apikey/{key_id}/limit", {"monthly_limit": 4}).json()
+    assert lowered["monthly_limit"] == 4 and lowered["monthly_limit_set_by"] == "admin"
+    refused = world.call(member, "POST", f"/apikey/{key_id}/limit", {"monthly_limit": 10})
+    assert refused.status_code == 403
+    error = refused.json()["error"]
+    assert error["code"] == "limit_set_by_admin" and error["param"] == "monthly_limit"
+    assert "only an admin may raise or remove it" in error["message"]
+    assert world.admin("GET", f"/apikey/{key_id}")["monthly_limit"] == 4
+    # The same ceiling is the owner's again once an admin clears it.
+    world.admin("POST", f"/apikey/{key_id}/limit", {"monthly_limit": None})
+    assert world.call(member, "POST", f"/apikey/{key_id}/limit", {"monthly_limit": 3}).status_code == 200
+    assert world.call(member, "POST", f"/apikey/{key_id}/limit", {"monthly_limit": 30}).status_code == 200
+
+
+def test_a_key_sees_only_the_access_lists_that_govern_it(world: World) -> None:
+    world.admin("POST", "/access-list", {"name": "unrelated", "models": ["mock/gpt-4o"]})
+    own_list = world.admin("POST", "/access-list", {"name": "keys-own", "models": ["mock/gpt-4o"]})
+    outsider = {"type": "user", "id": world.users["outsider"]}
+    attached = world.admin("POST", "/apikey", {"name": "listed", "owner": outsider, "access_list": own_list["id"]})[
+        "key"
+    ]
+
+    def names(key: str) -> set[str]:
+        r = world.call(key, "GET", "/access-list?limit=500")
+        assert r.status_code == 200, r.text
+        return {a["name"] for a in r.json()["data"]}
+
+    # The member's key: its groups' list (G1 → L1). The outsider's: none; its other key: the key's own list.
+    assert names(world.keys["member"]) == names(world.keys["group_admin"]) == {"L1"}
+    assert names(world.keys["outsider"]) == set()
+    assert names(attached) == {"keys-own"}
+    assert {"L1", "unrelated", "keys-own"} <= names(world.keys["analyst"]) == names(world.keys["read"])
+    assert world.call(world.keys["member"], "GET", "/access-list/L1").status_code == 200
+    for key, ident in [(world.keys["member"], "unrelated"), (world.keys["outsider"], "L1"), (attached, "L1")]:
+        hidden = world.call(key, "GET", f"/access-list/{ident}")
+        assert hidden.status_code == 404 and hidden.json()["error"]["code"] == "access_list_not_found"

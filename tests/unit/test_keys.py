@@ -4,8 +4,8 @@ import hashlib
 
 import pytest
 
-from router.errors import Unauthorized
-from router.governance.keys import KEY_PREFIX, KeyCache, create_key, hash_key
+from router.errors import ConfigError, Unauthorized
+from router.governance.keys import KEY_PREFIX, KeyCache, admin_key_from_env, create_key, hash_key
 from router.store import open_store
 
 
@@ -74,12 +74,26 @@ def test_bad_keys_are_refused_with_a_reason(store, key, message) -> None:
         KeyCache(store, admin_key=None).authenticate(key)
 
 
+BOOTSTRAP = "bootstrap-admin-secret-0123456789abcdef"
+
+
 def test_admin_key_from_environment_is_admin(store) -> None:
-    cache = KeyCache(store, admin_key="bootstrap-admin-secret")
-    principal = cache.authenticate("bootstrap-admin-secret")
+    cache = KeyCache(store, admin_key=BOOTSTRAP)
+    principal = cache.authenticate(BOOTSTRAP)
     assert principal.is_admin and principal.key_id == "admin"
     with pytest.raises(Unauthorized):
-        cache.authenticate("bootstrap-admin-secreT")
+        cache.authenticate(BOOTSTRAP[:-1] + "F")
+
+
+@pytest.mark.parametrize("weak", ["admin", "admin-test-key", "x" * 31])
+def test_an_admin_key_under_32_characters_is_refused(store, weak: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError, match=r"ROUTER_ADMIN_KEY is .* at least 32"):
+        KeyCache(store, admin_key=weak)
+    monkeypatch.setenv("ROUTER_ADMIN_KEY", weak)
+    with pytest.raises(ConfigError, match="at least 32"):
+        admin_key_from_env()
+    monkeypatch.setenv("ROUTER_ADMIN_KEY", "x" * 32)
+    assert admin_key_from_env() == "x" * 32
 
 
 def test_hash_is_sha256() -> None:

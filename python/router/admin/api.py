@@ -144,7 +144,12 @@ def delete_key(call: Call) -> tuple[int, Any]:
     return 200, {"id": record.id, "deleted": True}
 
 
-@route("POST", "/apikey/{id}/limit", "Set (or clear with null) the monthly spend limit in USD", LimitBody)
+@route(
+    "POST",
+    "/apikey/{id}/limit",
+    "Set (or clear with null) the monthly spend limit in USD; a non-admin owner may only lower an admin's",
+    LimitBody,
+)
 def key_limit(call: Call) -> tuple[int, Any]:
     return 200, key_view(call.gov.set_key_limit(call.actor, call.params["id"], call.body.monthly_limit), call.now())
 
@@ -154,7 +159,12 @@ def key_labels(call: Call) -> tuple[int, Any]:
     return 200, key_view(call.gov.set_key_labels(call.actor, call.params["id"], call.body.labels), call.now())
 
 
-@route("POST", "/apikey/{id}/expiry", "Set the expiry (ISO time or duration such as 90d; null removes it)", ExpiryBody)
+@route(
+    "POST",
+    "/apikey/{id}/expiry",
+    "Set the expiry (ISO time or duration such as 90d; null removes it); a non-admin owner may only shorten an admin's",
+    ExpiryBody,
+)
 def key_expiry(call: Call) -> tuple[int, Any]:
     return 200, key_view(call.gov.set_key_expiry(call.actor, call.params["id"], call.body.expires_at), call.now())
 
@@ -289,7 +299,7 @@ def apply_preset(call: Call) -> tuple[int, Any]:
 # -- access lists -----------------------------------------------------------------------------------------
 
 
-@route("GET", "/access-list", "List access lists")
+@route("GET", "/access-list", "List access lists (all for admins and analysts; else those governing the calling key)")
 def list_access_lists(call: Call) -> tuple[int, Any]:
     return paged(call, lambda n, o: call.gov.list_access_lists(call.actor, n, o), access_list_view)
 

@@ -172,11 +172,11 @@ async def dispatch(app: App, ex: Exchange) -> None:
         ex.send_bytes(200, app.openapi_body)
         return
     r, params = find_route(scope.method, scope.path)
-    principal = app.keys.authenticate(ex.api_key())
+    principal = app.authenticate(ex)
     ex.key_id = principal.key_id
     body = None
     if r.body is not None or scope.method in ("POST", "PUT", "PATCH"):
-        raw = await ex.read_json_body(app.config.server.max_body_bytes)
+        raw = await app.read_body(ex)
         if r.body is not None:
             body = decode_body(raw, r.body)
     query = dict(parse_qsl(scope.query_string, keep_blank_values=True))

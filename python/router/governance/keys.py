@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from ..errors import Unauthorized
+from ..errors import ConfigError, Unauthorized
 from ..store import KeyRecord, Store
 from ..store.records import AuditEvent, Rules
 from .resolve import APPROVED, KEY_LIST, Effective, resolve
@@ -30,6 +31,27 @@ _KEY_LENGTH = len(KEY_PREFIX) + 43
 _DISPLAY_CHARS = 8
 _ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 ADMIN_KEY_ID = "admin"
+ADMIN_KEY_ENV = "ROUTER_ADMIN_KEY"
+# The bootstrap admin key is compared as a fast digest, like every key: only its length keeps it from being
+# guessed, so it must carry at least as much as a minted key's 43 characters would in a weaker alphabet.
+ADMIN_KEY_MIN_LENGTH = 32
+
+
+def check_admin_key(key: str | None) -> str | None:
+    """The bootstrap admin key if it is strong enough; a start-up error naming the variable otherwise."""
+    if not key:
+        return None
+    if len(key) < ADMIN_KEY_MIN_LENGTH:
+        raise ConfigError(
+            f"{ADMIN_KEY_ENV} is {len(key)} characters long; it must be at least {ADMIN_KEY_MIN_LENGTH} "
+            "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+    return key
+
+
+def admin_key_from_env() -> str | None:
+    """ROUTER_ADMIN_KEY, checked: unset or empty means no bootstrap admin key."""
+    return check_admin_key(os.environ.get(ADMIN_KEY_ENV) or None)
 
 
 def hash_key(key: str) -> bytes:
@@ -123,6 +145,7 @@ class KeyCache:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
+        admin_key = check_admin_key(admin_key)
         self._admin_digest = hash_key(admin_key) if admin_key else None
         self._catalog = catalog or {}
         self._entries: dict[bytes, Principal] = {}

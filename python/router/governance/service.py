@@ -84,6 +84,31 @@ def _labels(labels: Mapping[str, str]) -> dict[str, str]:
     return dict(labels)
 
 
+def _setter(actor: Actor) -> str:
+    """Who a key's limit or expiry is recorded as set by: the acting user for a non-admin, else the actor."""
+    return actor.id if actor.is_admin or not actor.user_id else f"user:{actor.user_id}"
+
+
+def _tighten_only(
+    actor: Actor, current: float | None, wanted: float | None, set_by: str | None, param: str
+) -> str | None:
+    """The new value's setter, after refusing a non-admin's loosening of a ceiling someone else set.
+
+    Both a monthly limit and an expiry are ceilings where None means "none": lowering (or adding) one tightens,
+    raising or removing it loosens. A non-admin owner may loosen only a value they set themselves; a value an
+    admin set, and anything they tighten it to, stays the admin's, so it can never be raised back past it."""
+    if actor.is_admin or current is None or set_by == _setter(actor):
+        return None if wanted is None else _setter(actor)
+    if wanted is None or wanted > current:
+        what = "monthly limit" if param == "monthly_limit" else "expiry"
+        raise PermissionDenied(
+            f"This key's {what} was set by an admin: you may lower it, but only an admin may raise or remove it.",
+            param=param,
+            code="limit_set_by_admin",
+        )
+    return set_by
+
+
 class Governance:
     """The store, the catalog it governs (model id → provider, and region/ZDR metadata) and a clock."""
 
@@ -175,13 +200,16 @@ class Governance:
                 expires_at = parse_expiry(spec.expires_at, now)
             except ValueError as exc:
                 raise _bad(f"'expires_at': {exc}.", "expires_at") from None
+        monthly_limit = _amount(spec.monthly_limit, "monthly_limit")
         fields = dict(
             owner_type=owner_type,
             owner_id=owner_id,
             access_list_id=access_list.id if access_list else None,
             labels=_labels(spec.labels),
-            monthly_limit=_amount(spec.monthly_limit, "monthly_limit"),
+            monthly_limit=monthly_limit,
             expires_at=expires_at,
+            limit_set_by=None if monthly_limit is None else _setter(actor),
+            expiry_set_by=None if expires_at is None else _setter(actor),
             created_by=actor.id,
             permission=spec.permission,
             auto_cache=spec.auto_cache,
@@ -237,9 +265,9 @@ class Governance:
 
     def set_key_limit(self, actor: Actor, key_id: str, monthly_limit: float | None) -> KeyRecord:
         record = self._changeable_key(actor, key_id)
-        return self._update_key(
-            actor, record, "key.update_limit", monthly_limit=_amount(monthly_limit, "monthly_limit")
-        )
+        limit = _amount(monthly_limit, "monthly_limit")
+        set_by = _tighten_only(actor, record.monthly_limit, limit, record.limit_set_by, "monthly_limit")
+        return self._update_key(actor, record, "key.update_limit", monthly_limit=limit, limit_set_by=set_by)
 
     def set_key_auto_cache(self, actor: Actor, key_id: str, auto_cache: bool | None) -> KeyRecord:
         """The key's `requesty.auto_cache` default (None defers to the organisation's): its owner or an admin."""
@@ -265,7 +293,8 @@ class Governance:
                 at = parse_expiry(expires_at, now)
             except ValueError as exc:
                 raise _bad(f"'expires_at': {exc}.", "expires_at") from None
-        return self._update_key(actor, record, "key.update_expiry", expires_at=at)
+        set_by = _tighten_only(actor, record.expires_at, at, record.expiry_set_by, "expires_at")
+        return self._update_key(actor, record, "key.update_expiry", expires_at=at, expiry_set_by=set_by)
 
     def set_key_access_list(self, actor: Actor, key_id: str, access_list: str | None) -> KeyRecord:
         record = self._changeable_key(actor, key_id)
@@ -402,14 +431,27 @@ class Governance:
             list(dict.fromkeys(spec.mcp)),
         )
 
+    def _applicable_lists(self, actor: Actor) -> list[str] | None:
+        """The access lists that govern the actor's own key (its own and its groups', the owner's groups
+        included): all a non-manager may see, so a key cannot map the organisation's policy. None: every list."""
+        if actor.reads_all:
+            return None
+        ids = {g.access_list_id for g in self.store.list_groups(ids=sorted(actor.groups))}
+        record = self.store.get_key(actor.id.removeprefix("key:")) if actor.id.startswith("key:") else None
+        if record is not None:
+            ids.add(record.access_list_id)
+            ids.update(g.access_list_id for g in self.store.list_groups(ids=sorted(record.groups)))
+        return sorted(i for i in ids if i is not None)
+
     def list_access_lists(self, actor: Actor, limit: int, offset: int) -> list[AccessListRecord]:
         rbac.require_user(actor)
-        return self.store.list_access_lists(limit=limit, offset=offset)
+        return self.store.list_access_lists(limit=limit, offset=offset, ids=self._applicable_lists(actor))
 
     def get_access_list(self, actor: Actor, ident: str) -> AccessListRecord:
         rbac.require_user(actor)
         found = self.store.get_access_list(ident)
-        if found is None:
+        visible = self._applicable_lists(actor)
+        if found is None or (visible is not None and found.id not in visible):
             raise rbac.not_found("access list", ident)
         return found
 

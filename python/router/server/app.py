@@ -20,9 +20,9 @@ from ..admin import openapi
 from ..admin import routing as manage_api
 from ..alerts import Alerts
 from ..config import Config, load_config
-from ..errors import GatewayError, NotFound
+from ..errors import GatewayError, NotFound, Unauthorized
 from ..governance.byok import ByokAdmin
-from ..governance.keys import KeyCache, Principal, log_expiry
+from ..governance.keys import KeyCache, Principal, admin_key_from_env, log_expiry
 from ..governance.policies import PolicyAdmin
 from ..governance.service import Governance
 from ..guardrails.admin import GuardrailAdmin
@@ -47,6 +47,7 @@ from ..store.spool import Spool, replay, spool_dir
 from ..store.usage_writer import UsageWriter
 from . import handlers
 from .exchange import Exchange, RequestIds
+from .limits import AuthFailures, BodyReads
 
 log = logging.getLogger("router.server")
 
@@ -135,10 +136,30 @@ class App:
         self.policy_admin = PolicyAdmin(self.store, config, clock)
         self.byok = ByokAdmin(self.store, master, self.catalog.providers, clock)
         self.request_ids = RequestIds()
+        self.body_reads = BodyReads(config.server.body_read_timeout, config.server.max_pending_bodies)
+        self.auth_failures = AuthFailures(config.server.auth_failures)
+        # Feedback requests waiting for their request's usage row (handlers.feedback bounds them).
+        self.feedback_waiting = 0
         self.guardrail_admin = GuardrailAdmin(self.store, config.guardrails, clock)
         self.prompt_admin = PromptAdmin(self.store, clock)
         self.usage: UsageWriter | None = None
         self._background: list[asyncio.Task[None]] = []
+
+    def authenticate(self, ex: Exchange) -> Principal:
+        """The caller's key, unless its address spent its budget of failed authentications (429 then, before
+        the key is even looked at, so a blocked guesser learns nothing). Only failures pay for the budget."""
+        failures = self.auth_failures
+        if failures.blocked:
+            failures.check(ex.scope.client)
+        try:
+            return self.keys.authenticate(ex.api_key())
+        except Unauthorized:
+            failures.failed(ex.scope.client)
+            raise
+
+    async def read_body(self, ex: Exchange, limit: int | None = None) -> bytes:
+        """The request's JSON body, under the size limit, the body read timeout and the cap on unfinished bodies."""
+        return await self.body_reads.read(ex, self.config.server.max_body_bytes if limit is None else limit)
 
     def guardrails_for(self, principal: Principal, ex: Exchange) -> GuardrailPolicy:
         """The caller's guardrails (the organisation's, tightened by its key's and groups' overrides), counting
@@ -181,6 +202,7 @@ class App:
             self._background.append(loop.create_task(self.metrics.publish()))
         self._background.append(loop.create_task(self._sweep_expired()))
         self.mcp.start()
+        self._background.append(loop.create_task(self.body_reads.sweep()))
 
     async def _sweep_expired(self) -> None:
         while True:
@@ -192,6 +214,7 @@ class App:
                         log_expiry(self.store, key_id, record.expires_at, now)
             except Exception:
                 log.exception("expired-key sweep failed; retrying in %.0f s", _EXPIRY_SWEEP_SECONDS)
+            self.auth_failures.prune()
             await asyncio.sleep(_EXPIRY_SWEEP_SECONDS)
 
     async def shutdown(self) -> None:
@@ -371,4 +394,4 @@ def create_app() -> App:
     """The granian factory: each worker builds its own App from the environment `router serve` set."""
     config = load_config()
     clock = make_clock(os.environ.get(CLOCK_OFFSET_ENV))
-    return App(config, database_url(config.database), os.environ.get("ROUTER_ADMIN_KEY") or None, clock)
+    return App(config, database_url(config.database), admin_key_from_env(), clock)

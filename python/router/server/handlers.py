@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
@@ -11,6 +13,7 @@ import msgspec
 
 from ..errors import InvalidRequest, NotFound, PermissionDenied
 from ..governance.keys import Principal
+from ..governance.rbac import actor_for
 from ..guardrails.answers import AnswerGuard
 from ..guardrails.chat_stream import ChatStreamGuard
 from ..guardrails.policy import (
@@ -86,9 +89,9 @@ def _deny(app: App, ex: Exchange, principal: Principal, model_id: str) -> None:
 
 async def _authenticated_body(app: App, ex: Exchange) -> tuple[Principal, bytes, dict[str, msgspec.Raw]]:
     """Who is calling, then their JSON body: raw, and cut into top-level fields still raw."""
-    principal = app.keys.authenticate(ex.api_key())
+    principal = app.authenticate(ex)
     ex.key_id = principal.key_id
-    body = await ex.read_json_body(app.config.server.max_body_bytes)
+    body = await app.read_body(ex)
     ex.body_bytes = len(body)
     return principal, body, rq.decode_fields(body)
 
@@ -268,14 +271,22 @@ async def embeddings(app: App, ex: Exchange) -> None:
 
 async def list_models(app: App, ex: Exchange) -> None:
     """Exactly the caller's effective set (and the policies that can reach it), so tool dropdowns only offer
-    what works; `?view=all` lists the whole catalog, each model marked usable or not."""
-    principal = app.keys.authenticate(ex.api_key())
+    what works; `?view=all` lists the whole catalog, each model marked usable or not, for managers only (the
+    bootstrap admin, admin or analyst owners, management keys): a restricted key must not map the catalog."""
+    principal = app.authenticate(ex)
     ex.key_id = principal.key_id
     if ex.scope.query_string:
         view = dict(parse_qsl(ex.scope.query_string)).get("view", "allowed")
         if view not in ("allowed", "all"):
             raise InvalidRequest("'view' must be 'allowed' or 'all'.", param="view", code="invalid_value")
         if view == "all":
+            if not actor_for(principal, app.store).reads_all:
+                raise PermissionDenied(
+                    "'view=all' lists the whole catalog and is for admins, analysts and management keys; "
+                    "GET /v1/models lists the models this API key can use.",
+                    param="view",
+                    code="insufficient_permissions",
+                )
             ex.send_bytes(200, app.catalog.models_body(None, usable=principal.allowed), JSON)
             return
     if principal.models_body is None:
@@ -288,32 +299,57 @@ class Feedback(msgspec.Struct, forbid_unknown_fields=True):
     data: dict[str, Any] | None = None
 
 
-_REQUEST_ID = re.compile(r"^req_[0-9a-f]{12}[0-9a-f]{8,16}$")
+# 24 random hex digits; 20 to 28 also match the counter-based ids of earlier versions still in the usage log.
+_REQUEST_ID = re.compile(r"^req_[0-9a-f]{20,28}$")
+# A request answered a moment ago may not have its usage row yet (the writer flushes every 0.25 s by default).
+_FEEDBACK_GRACE_SECONDS = 2.0
+_FEEDBACK_POLL_SECONDS = 0.1
+# Feedback requests waiting out the grace at once, per worker: each polls the database, so beyond this many a
+# request for a row not yet written is answered at once (404) instead of adding to the polling.
+_FEEDBACK_MAX_WAITING = 64
 _feedback_decoder = msgspec.json.Decoder(Feedback)
 
 
 async def feedback(app: App, ex: Exchange) -> None:
     """`POST /v1/feedback/{request_id}`: a rating and free-form data about an answer, by the key that asked."""
-    principal = app.keys.authenticate(ex.api_key())
+    principal = app.authenticate(ex)
     ex.key_id = principal.key_id
     request_id = ex.scope.path.removeprefix("/v1/feedback/")
     if not _REQUEST_ID.match(request_id):
         raise NotFound(
             f"'{request_id}' is not a request id (they look like req_… from x-request-id).", code="request_not_found"
         )
-    raw = await ex.read_json_body(64 * 1024)
+    raw = await app.read_body(ex, 64 * 1024)
     try:
         given = _feedback_decoder.decode(raw or b"{}")
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise InvalidRequest(f"Invalid feedback: {exc}.", code="invalid_value") from None
     if given.rating is None and not given.data:
         raise InvalidRequest("Send a 'rating' (integer) and/or 'data' (object).", param="rating", code="invalid_value")
-    owner = app.store.request_key(request_id)
-    if owner is not None and owner != principal.key_id and not principal.is_admin:
+    if not await _may_give_feedback(app, principal, request_id):
         raise NotFound(f"No request '{request_id}' made with this API key.", code="request_not_found")
     data = None if given.data is None else msgspec.json.encode(given.data).decode()
     app.store.add_feedback(request_id, principal.key_id, given.rating, data, app.clock())
     ex.send_bytes(201, msgspec.json.encode({"request_id": request_id, "stored": True}), JSON)
+
+
+async def _may_give_feedback(app: App, principal: Principal, request_id: str) -> bool:
+    """Whether the request exists and was made by the caller's key (by anyone's, for a manager: the bootstrap
+    admin, an admin or analyst owner, a management key). A request without a usage row yet gets a short grace
+    period for the writer to flush it; after that it does not exist."""
+    logged = app.store.request_logged(request_id)
+    if logged is None and app.feedback_waiting < _FEEDBACK_MAX_WAITING:
+        app.feedback_waiting += 1
+        try:
+            deadline = time.monotonic() + _FEEDBACK_GRACE_SECONDS
+            while logged is None and time.monotonic() < deadline:
+                await asyncio.sleep(_FEEDBACK_POLL_SECONDS)
+                logged = app.store.request_logged(request_id)
+        finally:
+            app.feedback_waiting -= 1
+    if logged is None:
+        return False
+    return logged[0] == principal.key_id or actor_for(principal, app.store).reads_all
 
 
 async def healthz(app: App, ex: Exchange) -> None:
@@ -330,4 +366,10 @@ async def readyz(app: App, ex: Exchange) -> None:
 
 
 async def metrics(app: App, ex: Exchange) -> None:
+    """Prometheus text; with `metrics.require_key`, only for the admin key or a key that reads everything."""
+    if app.config.metrics.require_key and not actor_for(app.authenticate(ex), app.store).reads_all:
+        raise PermissionDenied(
+            "/metrics needs the admin key, a management key, or a key of an admin or analyst.",
+            code="insufficient_permissions",
+        )
     ex.send_bytes(200, app.metrics.render(), CONTENT_TYPE)

@@ -303,6 +303,10 @@ class AnalyticsQueries:
         row = self._conn.execute("SELECT key_id FROM usage_log WHERE request_id = ?", (request_id,)).fetchone()
         return row[0] if row else None
 
+    def request_logged(self, request_id: str) -> tuple[str | None] | None:
+        """(the key that made it,) if the request has a usage row, else None (a row's key may be NULL)."""
+        return self._conn.execute("SELECT key_id FROM usage_log WHERE request_id = ?", (request_id,)).fetchone()
+
     def claim_alert(self, alert: str, ts: float, payload: str) -> bool:
         """True for exactly one caller per alert id, across every process."""
         cur = self._conn.execute(

@@ -28,7 +28,7 @@ from .records import (
 
 KEY_COLUMNS = (
     "id, name, prefix, created_at, revoked_at, last_used_at, owner_type, owner_id, access_list_id, labels, "
-    "monthly_limit, expires_at, expired_logged_at, created_by, permission, auto_cache"
+    "monthly_limit, expires_at, expired_logged_at, created_by, permission, auto_cache, limit_set_by, expiry_set_by"
 )
 _USER_COLUMNS = "id, email, name, role, monthly_limit, status, created_at"
 _GROUP_COLUMNS = "id, name, description, access_list_id, monthly_budget, created_at"
@@ -256,8 +256,14 @@ class GovernanceTables:
         found = self._access_lists("WHERE id = ? OR name = ?", (id_or_name, id_or_name))
         return found[0] if found else None
 
-    def list_access_lists(self, limit: int = -1, offset: int = 0) -> list[AccessListRecord]:
-        return self._access_lists("ORDER BY created_at, id LIMIT ? OFFSET ?", (limit, offset))
+    def list_access_lists(
+        self, limit: int = -1, offset: int = 0, ids: Sequence[str] | None = None
+    ) -> list[AccessListRecord]:
+        where, params = "", []
+        if ids is not None:
+            where = f"WHERE id IN ({','.join('?' * len(ids))}) " if ids else "WHERE 0 "
+            params = list(ids)
+        return self._access_lists(f"{where}ORDER BY created_at, id LIMIT ? OFFSET ?", [*params, limit, offset])
 
     def update_access_list(self, list_id: str, name: str, description: str | None, rules: Rules, now: float) -> None:
         with self.transaction():

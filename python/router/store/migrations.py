@@ -359,4 +359,13 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         "MCP gateway: servers, their tools and approvals, users' sealed credentials, sessions, per-call usage",
         MCP_MIGRATION,
     ),
+    (
+        13,
+        "who set a key's monthly limit and expiry: a key's owner may only tighten what someone else set",
+        [
+            # 'user:<id>' when the key's (non-admin) owner set it, else the admin actor ('admin', 'cli', 'key:<id>').
+            "ALTER TABLE api_keys ADD COLUMN limit_set_by TEXT",
+            "ALTER TABLE api_keys ADD COLUMN expiry_set_by TEXT",
+        ],
+    ),
 ]

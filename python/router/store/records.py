@@ -31,6 +31,10 @@ class KeyRecord(msgspec.Struct, frozen=True):
     permission: str | None = None
     # The key's `requesty.auto_cache` default; None defers to the organisation's.
     auto_cache: bool | None = None
+    # Who set `monthly_limit` / `expires_at`: 'user:<id>' for the key's own (non-admin) owner, else the admin
+    # actor. The owner may loosen only what they set themselves (governance/service.py).
+    limit_set_by: str | None = None
+    expiry_set_by: str | None = None
     groups: tuple[str, ...] = ()
 
     @property

@@ -5,6 +5,8 @@ WAL mode lets the usage writer's thread commit while request handlers read keys 
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -48,6 +50,13 @@ class SQLiteStore(GovernanceTables, RoutingTables, GuardrailTables, PromptTables
         self._memory = path == ":memory:"
         if not self._memory:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # Keys' digests, usage and audit data: owner-only, like the ledger and signal files. Created here,
+            # empty, before SQLite opens it, because SQLite gives the -wal and -shm files the database's mode.
+            # Only when missing: closing a descriptor of a database this process has open would drop SQLite's
+            # POSIX locks on it (they are per process), and another connection could then corrupt it.
+            if not os.path.exists(path):
+                with contextlib.suppress(FileExistsError):
+                    os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
         self._conn.execute("PRAGMA busy_timeout = 10000")
         # The rollups' latency sketches merge in SQL (upserts, reports, rebuilds).
