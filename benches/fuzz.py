@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import fuzzing
 
-from servers import MockControl, gateway_env, manage_call, start_gateway, start_mock
+from servers import gateway_env, manage_call, start_gateway, start_mock
 
 
 def main() -> int:
@@ -38,7 +38,6 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="router-fuzz-"))
     (root / "config.yaml").write_text(fuzzing.CONFIG)
     server = start_gateway(gateway_env(root / "router.db", mock_server.base, root / "config.yaml"))
-    mock = MockControl(mock_server.base)
     statuses: Counter[str] = Counter()
     kinds: Counter[str] = Counter()
     samples: list[str] = []
@@ -49,6 +48,8 @@ def main() -> int:
             r = manage_call(server.base, admin, "POST", "/apikey", json={"name": f"fuzz-{name}", **spec})
             keys[name] = r.json()["key"]
         client = httpx.Client(timeout=30)
+        upstream = fuzzing.Upstream(client, mock_server.base)
+        upstream.calls()
         document = client.get(f"{server.base}/v1/manage/openapi.json").json()
         # Two in three requests go to the proxy endpoints, one to the management API.
         cases = st.one_of(fuzzing.proxy_cases(), fuzzing.proxy_cases(), fuzzing.management_cases(document))
@@ -61,12 +62,11 @@ def main() -> int:
         )
         @given(case=cases)
         def run(case: fuzzing.Case) -> None:
-            mock.reset()
             outcome = fuzzing.send(client, server.base, case, keys)
             statuses["reset" if outcome.status is None else str(outcome.status)] += 1
             kinds["management" if case.path.startswith("/v1/manage") else "proxy"] += 1
             problems = list(outcome.problems)
-            forwarded = fuzzing.forwarded_when_refused(case, outcome, mock.count())
+            forwarded = fuzzing.forwarded_when_refused(case, outcome, upstream.calls())
             if forwarded is not None:
                 problems.append(forwarded)
                 statuses["forwarded_refused"] += 1
