@@ -293,6 +293,7 @@ def management_cases(draw: st.DrawFn, document: dict[str, Any], prefix: str = "/
 class Outcome(NamedTuple):
     status: int | None  # None: the connection was reset or refused, or the answer was cut
     problems: list[str]
+    message: str | None = None  # an error answer's message
 
 
 def api_shaped(path: str, data: bytes) -> str | None:
@@ -330,11 +331,14 @@ def send(client: httpx.Client, base: str, case: Case, keys: dict[str, str]) -> O
     problems = []
     if r.status_code >= 500:
         problems.append(f"{r.status_code}: {r.content[:300]!r}")
+    message = None
     if r.status_code >= 400:
         shaped = api_shaped(case.path, r.content)
         if shaped is not None:
             problems.append(shaped)
-    return Outcome(r.status_code, problems)
+        else:
+            message = json.loads(r.content)["error"]["message"]
+    return Outcome(r.status_code, problems, message)
 
 
 class Upstream:
@@ -354,10 +358,12 @@ class Upstream:
 
 
 def forwarded_when_refused(case: Case, outcome: Outcome, upstream_calls: int) -> str | None:
-    """An upstream call made for a request the gateway refused."""
-    if outcome.status is not None and outcome.status >= 400 and upstream_calls:
-        return f"{upstream_calls} upstream call(s) for a request answered {outcome.status}"
-    return None
+    """An upstream call made for a request the gateway refused (an upstream's own refusal, relayed, is not one)."""
+    if outcome.status is None or outcome.status < 400 or not upstream_calls:
+        return None
+    if outcome.message is not None and outcome.message.startswith("Upstream provider"):
+        return None
+    return f"{upstream_calls} upstream call(s) for a request answered {outcome.status}: {outcome.message}"
 
 
 def describe(case: Case) -> str:

@@ -144,6 +144,8 @@ OUT_OF_RANGE = [
     (EMBEDDINGS, "dimensions", 0),
     (EMBEDDINGS, "dimensions", -3),
     (EMBEDDINGS, "dimensions", True),
+    (EMBEDDINGS, "encoding_format", "int8"),
+    (EMBEDDINGS, "encoding_format", 0),
 ]
 
 
@@ -169,7 +171,7 @@ IN_RANGE = [
     (MESSAGES, {"temperature": 1, "top_p": 1, "top_k": 0, "max_tokens": 64000}),
     (MESSAGES, {"max_tokens": 4096, "thinking": {"type": "enabled", "budget_tokens": 1024}}),
     (RESPONSES, {"temperature": 0, "top_p": 1, "max_output_tokens": 16384, "top_logprobs": 0}),
-    (EMBEDDINGS, {"dimensions": 1}),
+    (EMBEDDINGS, {"dimensions": 1, "encoding_format": "base64"}),
 ]  # fmt: skip
 
 
@@ -334,3 +336,17 @@ def test_usage_metadata_filters_take_only_plain_field_names(gw: Gateway, mock: M
         r = manage_call(gw.base, admin, "GET", "/usage", params={name: value, "group_by": "key"})
         assert r.status_code == 200, r.text
         assert sum(row["requests"] for row in r.json()["data"]) >= 1, (name, r.json())
+
+
+def test_feedback_bodies_are_checked_too(gw: Gateway) -> None:
+    sent = gw.post(CHAT, json.dumps(base_body(CHAT)).encode())
+    url = f"{gw.base}/v1/feedback/{sent.headers['x-request-id']}"
+    headers = {"authorization": f"Bearer {gw.api_key}", "content-type": "application/json"}
+    for body, code in (
+        (b'{"rating": 1, "data": {"x": ' + b"[" * 2000 + b"]" * 2000 + b"}}", "json_too_deep"),
+        (b'{"rating": 1, "data": {"x": "\xff"}}', "invalid_json"),
+        (b'{"rating": 18446744073709551616}', "invalid_value"),
+    ):
+        r = httpx.post(url, content=body, headers=headers)
+        assert r.status_code == 400 and r.json()["error"]["code"] == code, r.text
+    assert httpx.post(url, json={"rating": -(2**63)}, headers=headers).status_code == 201

@@ -25,11 +25,13 @@ TOKENS_MAX = 2**31 - 1
 
 class Range(NamedTuple):
     """`kind` is "int" (a JSON integer: never a boolean, never 1.0), "number" (integer or fraction, never a
-    boolean), "bool", or "effort" (a reasoning effort name, or a budget in tokens). `low`/`high` are inclusive."""
+    boolean), "bool", "effort" (a reasoning effort name, or a budget in tokens) or "choice" (one of `choices`).
+    `low`/`high` are inclusive."""
 
     kind: str
     low: float | None = None
     high: float | None = None
+    choices: tuple[str, ...] = ()
 
 
 _PROBABILITY = Range("number", 0, 1)
@@ -70,9 +72,18 @@ RESPONSES: Mapping[str, Range] = {
     "top_logprobs": _LOGPROBS,
 }
 # POST /v1/embeddings
-EMBEDDINGS: Mapping[str, Range] = {"dimensions": _TOKENS}
+EMBEDDINGS: Mapping[str, Range] = {
+    "dimensions": _TOKENS,
+    "encoding_format": Range("choice", choices=("float", "base64")),
+}
 
-_KINDS = {"int": "an integer", "number": "a number", "bool": "a boolean", "effort": "an effort name or a budget"}
+_KINDS = {
+    "int": "an integer",
+    "number": "a number",
+    "bool": "a boolean",
+    "effort": "an effort name or a budget",
+    "choice": "one of",
+}
 
 
 def _bounds(spec: Range) -> str:
@@ -87,7 +98,9 @@ def _num(value: float) -> str:
 
 def _refuse(name: str, spec: Range, got: str) -> InvalidRequest:
     want = _KINDS[spec.kind]
-    if spec.kind != "bool" and (spec.low is not None or spec.high is not None):
+    if spec.choices:
+        want += " " + ", ".join(f"'{c}'" for c in spec.choices)
+    elif spec.kind != "bool" and (spec.low is not None or spec.high is not None):
         want += " " + _bounds(spec)
     return InvalidRequest(f"Invalid '{name}': expected {want}, got {got}.", param=name, code="invalid_value")
 
@@ -108,6 +121,10 @@ def check_value(name: str, spec: Range, value: object) -> None:
     if value is None:
         return
     kind = spec.kind
+    if kind == "choice":
+        if value not in spec.choices:
+            raise _refuse(name, spec, repr(value)[:32] if isinstance(value, str) else _describe(value))
+        return
     if kind == "bool":
         if not isinstance(value, bool):
             raise _refuse(name, spec, _describe(value))

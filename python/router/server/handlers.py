@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import parse_qsl
 
 import msgspec
@@ -21,6 +21,7 @@ from ..guardrails.policy import (
 )
 from ..metrics import CONTENT_TYPE
 from ..protocols import anthropic, limits, reasoning, responses, tools
+from ..protocols.validation import check_json
 from ..routing import Model, Need
 from ..routing.executor import Call, resolve_model
 from ..routing.policies import is_policy
@@ -286,7 +287,8 @@ async def list_models(app: App, ex: Exchange) -> None:
 
 
 class Feedback(msgspec.Struct, forbid_unknown_fields=True):
-    rating: int | None = None
+    # Stored in a SQLite INTEGER: 64-bit signed.
+    rating: Annotated[int, msgspec.Meta(ge=limits.INT64_MIN, le=limits.INT64_MAX)] | None = None
     data: dict[str, Any] | None = None
 
 
@@ -304,6 +306,8 @@ async def feedback(app: App, ex: Exchange) -> None:
             f"'{request_id}' is not a request id (they look like req_… from x-request-id).", code="request_not_found"
         )
     raw = await ex.read_json_body(64 * 1024)
+    if raw:
+        check_json(raw)
     try:
         given = _feedback_decoder.decode(raw or b"{}")
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
