@@ -51,9 +51,10 @@ class Hold(msgspec.Struct):
 Plan = tuple[tuple[Budget, ...], BudgetSet | None, tuple[str, ...]]
 # The ledger never reports a budget whose threshold is this.
 NEVER = 2**63 - 1
-# Largest amount (micro-dollars, about $9 billion) handed to the ledger, whose sums are signed 64-bit: a
-# reservation this size is refused by any limit, and adding a few of them to a budget cannot overflow.
-AMOUNT_CAP = 2**53
+# Largest amount (micro-dollars, about $1.15 trillion) handed to the ledger, whose sums are signed 64-bit: above
+# the largest limit the API accepts ($10^12), so a reservation this size is refused by any limit, and a budget's
+# committed + reserved + one such amount stays far below 2^63.
+AMOUNT_CAP = 2**60
 # Largest output, in tokens, a reservation counts: request values are validated far below it
 # (`protocols.limits`); this bounds the arithmetic whatever reaches `reserve`.
 OUTPUT_CAP = 2**40
