@@ -52,7 +52,12 @@ pub fn fault(data: &[u8], limit: usize) -> Option<(Fault, usize)> {
             return None;
         }
     }
-    Some((if v.too_deep { Fault::Depth } else { Fault::Syntax }, v.i.min(data.len())))
+    let kind = if v.too_deep {
+        Fault::Depth
+    } else {
+        Fault::Syntax
+    };
+    Some((kind, v.i.min(data.len())))
 }
 
 /// Where the JSON value starting at `s[i..]` (after whitespace) ends, if it is one nested at most `depth`
@@ -444,7 +449,10 @@ mod tests {
         assert_eq!(fault(b"{} x", 8), Some((Fault::Syntax, 3)));
         assert_eq!(fault(b"", 8), Some((Fault::Syntax, 0)));
         let deep = "[".repeat(5000);
-        assert_eq!(fault(deep.as_bytes(), 5000), Some((Fault::Depth, MAX_DEPTH)));
+        assert_eq!(
+            fault(deep.as_bytes(), 5000),
+            Some((Fault::Depth, MAX_DEPTH))
+        );
     }
 
     #[test]
