@@ -463,3 +463,7 @@ class FindingCounts:
     def __new__(cls) -> FindingCounts: ...
     def items(self) -> list[tuple[str, str, str, int]]:
         """(category, direction, action, count) for every non-zero count."""
+
+def json_fault(data: bytes, max_depth: int) -> tuple[str, int] | None:
+    """Why `data` is not one JSON text nested at most `max_depth` levels deep (capped at 1024), as
+    `(kind, byte offset)` with kind "utf8", "depth" or "syntax"; None when it is one."""

@@ -14,6 +14,7 @@ pub mod transcode;
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(json::py::json_fault, m)?)?;
     m.add_class::<sse::py::PySseEvent>()?;
     m.add_class::<sse::py::PySseParser>()?;
     m.add_class::<sse::py::PyStreamTap>()?;

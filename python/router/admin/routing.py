@@ -23,6 +23,7 @@ from ..governance.rbac import Actor, actor_for
 from ..governance.service import Governance
 from ..guardrails.admin import GuardrailAdmin
 from ..prompts.library import PromptAdmin
+from ..protocols.validation import check_json
 from ..spend.budgets import Spend
 
 if TYPE_CHECKING:
@@ -135,6 +136,8 @@ _PARAM_AT = re.compile(r"at `\$\.?([^`]*)`")
 
 
 def decode_body(raw: bytes, kind: type) -> Any:
+    if raw:
+        check_json(raw)
     try:
         return msgspec.json.decode(raw or b"{}", type=kind)
     except msgspec.ValidationError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +18,28 @@ from ..store.analytics import BUCKETS, RAW_DIMENSIONS, Filters
 from .routing import Call, Streamed, route, when
 
 _LIST_PARAMS = {"key": "keys", "user": "users", "model": "models", "provider": "providers"}
+
+
+# A `meta.<field>` filter's field name: what `requesty.extra` keys look like in practice. Anything else (quotes,
+# brackets, `$`) would not name one field of the stored JSON.
+_META_FIELD = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+
+
+def _meta_filters(q: dict[str, str]) -> dict[str, str]:
+    """The `meta.<field>=<value>` filters; 400 for a field name outside `_META_FIELD`."""
+    out = {}
+    for name, value in q.items():
+        if not name.startswith("meta."):
+            continue
+        field = name[5:]
+        if not _META_FIELD.fullmatch(field):
+            raise InvalidRequest(
+                f"Invalid filter '{name[:140]}': a metadata field name is 1-128 letters, digits, '_', '.', ':' or '-'.",
+                param=name[:140],
+                code="invalid_value",
+            )
+        out[field] = value
+    return out
 
 
 def _filters(call: Call) -> Filters:
@@ -48,7 +71,7 @@ def _filters(call: Call) -> Filters:
         trace=q.get("trace"),
         end_user=q.get("end_user"),
         status=status,
-        extra={name[5:]: value for name, value in q.items() if name.startswith("meta.") and len(name) > 5},
+        extra=_meta_filters(q),
         **lists,
     )
 

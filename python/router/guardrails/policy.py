@@ -27,6 +27,7 @@ import msgspec
 from .._core import Actions, AnswerScreen, DocumentScreen, Guardrails, Masker, SkipKeys, StreamScanner
 from ..errors import GatewayError, GuardrailUnavailable, GuardrailViolation
 from ..metrics import Metrics
+from ..protocols.validation import invalid_json
 from .audit import Triggers
 from .settings import GuardrailSettings
 
@@ -193,7 +194,13 @@ def _mask_decoded(masker: Masker, raw: bytes | msgspec.Raw, not_text: frozenset[
     document the Rust walk does not handle (a key written with escapes, very deep nesting), with the same
     keys (`not_text`: the set the walk's `SkipKeys` were built from), more slowly but never less
     thoroughly."""
-    tree, changed = map_tree(masker.mask, msgspec.json.decode(raw), not_text, WHOLE_TEXT)
+    try:
+        tree = msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        # The body passed `check_json` (UTF-8, nesting): what is left is an escape no text can hold, such as a
+        # lone surrogate. The client's error, not the scanner's.
+        raise invalid_json(exc, "A text field of the request") from None
+    tree, changed = map_tree(masker.mask, tree, not_text, WHOLE_TEXT)
     return _encoder.encode(tree) if changed else None
 
 

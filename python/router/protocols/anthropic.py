@@ -156,6 +156,11 @@ def _check_common(request: MessagesRequest | CountTokensRequest) -> None:
                 f'tools.{i}.input_schema: must be a JSON schema object with "type": "object".',
                 param=f"tools.{i}.input_schema",
             )
+    thinking = request.thinking
+    if thinking is not None and thinking.type == "enabled":
+        budget = thinking.budget_tokens
+        if budget is None or budget < 1024:
+            raise InvalidRequest("thinking.budget_tokens: must be at least 1024.", param="thinking.budget_tokens")
     for i, message in enumerate(request.messages):
         if message.role == "user" and not isinstance(message.content, str):
             for j, block in enumerate(message.content):
@@ -175,9 +180,7 @@ def validate_messages(body: bytes) -> MessagesRequest:
     thinking = request.thinking
     if thinking is not None and thinking.type == "enabled":
         budget = thinking.budget_tokens
-        if budget is None or budget < 1024:
-            raise InvalidRequest("thinking.budget_tokens: must be at least 1024.", param="thinking.budget_tokens")
-        if budget >= request.max_tokens:
+        if budget is not None and budget >= request.max_tokens:
             raise InvalidRequest(
                 "thinking.budget_tokens: must be less than max_tokens.", param="thinking.budget_tokens"
             )

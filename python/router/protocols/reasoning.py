@@ -58,7 +58,7 @@ def openai_effort_field(raw: msgspec.Raw) -> msgspec.Raw:
     when it already is one)."""
     try:
         value = parse(msgspec.json.decode(raw))
-    except msgspec.DecodeError:
+    except msgspec.MsgspecError:
         return raw
     if value is None:
         return raw

@@ -6,7 +6,7 @@ import asyncio
 import re
 import time
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import parse_qsl
 
 import msgspec
@@ -24,10 +24,12 @@ from ..guardrails.policy import (
 )
 from ..metrics import CONTENT_TYPE
 from ..prompts.applied import apply as apply_prompts
-from ..protocols import anthropic, reasoning, responses, tools
+from ..protocols import anthropic, limits, reasoning, responses, tools
+from ..protocols.validation import check_json
 from ..routing import Model, Need
 from ..routing.executor import Call, resolve_model
 from ..routing.policies import is_policy
+from ..spend.cost import DEFAULT_MAX_OUTPUT
 from ..store.records import AuditEvent
 from . import requests as rq
 from .exchange import JSON, Exchange
@@ -118,10 +120,15 @@ def _charge(
     models: list[Model],
     fields: dict[str, msgspec.Raw],
     end_user: str | None,
-    max_output: int | None,
+    output: tuple[str, int | None] | None,
+    choices: int = 1,
 ) -> None:
     """Record who and what the request is for, and reserve its worst-case cost (over every model that may
     serve it) against every limited budget.
+
+    `output` is (the parameter that bounds the answer, its value or None), or None for an endpoint without
+    output tokens; a value above what every model can produce is refused (`limits.check_output_limit`).
+    Each model is counted at the smaller of the value and its own limit, `choices` times (chat's `n`).
 
     The `requesty` field (gateway settings, never an upstream parameter) leaves `fields` here: everything that
     reads it (usage rows, auto_cache, a policy's load-balancing key) reads the decoded `ex.metadata`."""
@@ -132,8 +139,21 @@ def _charge(
     ex.auto_cache = app.caching.resolve(metadata.auto_cache if metadata is not None else None, record)
     ex.owner = record.owner_id if record is not None and record.owner_type == "user" else None
     ex.end_user = end_user
-    candidates = [(m.id, m.prices, m.config.max_output_tokens if max_output is None else max_output) for m in models]
+    if output is None:
+        candidates = [(m.id, m.prices, 0) for m in models]
+    else:
+        param, requested = output
+        limits.check_output_limit(requested, param, (m.config.max_output_tokens for m in models))
+        candidates = [(m.id, m.prices, _output_of(m, requested) * choices) for m in models]
     ex.hold, ex.budgets, ex.period = app.spend.reserve(principal, candidates, ex.body_bytes, app.clock())
+
+
+def _output_of(model: Model, requested: int | None) -> int:
+    """The most output tokens `model` can produce for a request asking for `requested` (None: no bound)."""
+    limit = model.config.max_output_tokens
+    if requested is None:
+        return DEFAULT_MAX_OUTPUT if limit is None else limit
+    return requested if limit is None else min(requested, limit)
 
 
 async def _route(
@@ -151,6 +171,7 @@ async def _route(
 async def chat_completions(app: App, ex: Exchange) -> None:
     principal, body, fields = await _authenticated_body(app, ex)
     request = rq.validate_chat(body)
+    limits.check_fields(fields, limits.CHAT)
     models = _admit(app, ex, principal, request.model, "chat")
     body = _prompted(app, ex, principal, "chat", body, fields) or body
     # Guardrails before anything is reserved or sent: a block is a 400, a mask rewrites the messages in
@@ -158,7 +179,7 @@ async def chat_completions(app: App, ex: Exchange) -> None:
     guard = app.guardrails_for(principal, ex)
     masked = screen_chat_request(guard, app.metrics, fields) if guard.requests else None
     ex.tool_results = tools.chat_results(body, request.messages[-1].role)
-    _charge(app, ex, principal, models, fields, request.user, request.max_completion_tokens or request.max_tokens)
+    _charge(app, ex, principal, models, fields, request.user, rq.chat_output(request), request.n or 1)
     stream = bool(request.stream)
     client_wants_usage = bool(request.stream_options and request.stream_options.include_usage)
     if "reasoning_effort" in fields:  # max, min, none and budgets are ours; OpenAI knows low|medium|high
@@ -199,6 +220,7 @@ async def messages(app: App, ex: Exchange) -> None:
     ex.api = "anthropic"
     principal, body, fields = await _authenticated_body(app, ex)
     request = anthropic.validate_messages(body)
+    limits.check_fields(fields, limits.MESSAGES)
     models = _admit(app, ex, principal, request.model, "messages")
     if (prompted := _prompted(app, ex, principal, "messages", body, fields)) is not None:
         body = prompted
@@ -208,7 +230,7 @@ async def messages(app: App, ex: Exchange) -> None:
     if masked:
         body = rq.encode_fields(fields)
     ex.tool_results = tools.messages_results(request)
-    _charge(app, ex, principal, models, fields, None, request.max_tokens)
+    _charge(app, ex, principal, models, fields, None, ("max_tokens", request.max_tokens))
     estimate = anthropic.estimate_input_tokens(request)
     stream = bool(request.stream)
 
@@ -234,6 +256,7 @@ async def count_tokens(app: App, ex: Exchange) -> None:
 async def responses_create(app: App, ex: Exchange) -> None:
     principal, body, fields = await _authenticated_body(app, ex)
     request = responses.validate_responses(body)
+    limits.check_fields(fields, limits.RESPONSES)
     models = _admit(app, ex, principal, request.model, "responses")
     body = _prompted(app, ex, principal, "responses", body, fields) or body
     guard = app.guardrails_for(principal, ex)
@@ -241,7 +264,7 @@ async def responses_create(app: App, ex: Exchange) -> None:
     if masked:
         body = rq.encode_fields(fields)
     ex.tool_results = tools.responses_results(request.input)
-    _charge(app, ex, principal, models, fields, None, request.max_output_tokens)
+    _charge(app, ex, principal, models, fields, None, ("max_output_tokens", request.max_output_tokens))
     stream = bool(request.stream)
 
     async def call(model: Model) -> None:
@@ -254,12 +277,13 @@ async def responses_create(app: App, ex: Exchange) -> None:
 async def embeddings(app: App, ex: Exchange) -> None:
     principal, body, fields = await _authenticated_body(app, ex)
     request = rq.validate_embeddings(body)
+    limits.check_fields(fields, limits.EMBEDDINGS)
     models = _admit(app, ex, principal, request.model, "embeddings")
     guard = app.guardrails_for(principal, ex)
     if guard.requests:
         screen_embeddings_request(guard, app.metrics, fields)
     # Embeddings produce no output tokens.
-    _charge(app, ex, principal, models, fields, request.user, 0)
+    _charge(app, ex, principal, models, fields, request.user, None)
 
     async def call(model: Model) -> None:
         upstream = dict(fields)
@@ -295,7 +319,8 @@ async def list_models(app: App, ex: Exchange) -> None:
 
 
 class Feedback(msgspec.Struct, forbid_unknown_fields=True):
-    rating: int | None = None
+    # Stored in a SQLite INTEGER: 64-bit signed.
+    rating: Annotated[int, msgspec.Meta(ge=limits.INT64_MIN, le=limits.INT64_MAX)] | None = None
     data: dict[str, Any] | None = None
 
 
@@ -320,6 +345,8 @@ async def feedback(app: App, ex: Exchange) -> None:
             f"'{request_id}' is not a request id (they look like req_… from x-request-id).", code="request_not_found"
         )
     raw = await app.read_body(ex, 64 * 1024)
+    if raw:
+        check_json(raw)
     try:
         given = _feedback_decoder.decode(raw or b"{}")
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:

@@ -11,6 +11,7 @@ from typing import Literal
 import msgspec
 
 from ..errors import InvalidRequest
+from ..protocols.validation import check_json
 from ..protocols.validation import validate as _validate
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
@@ -56,6 +57,7 @@ class ChatRequest(msgspec.Struct):
     stream_options: StreamOptions | None = None
     max_tokens: int | None = None
     max_completion_tokens: int | None = None
+    n: int | None = None
     user: str | None = None
     tools: list[Tool] | None = None
 
@@ -74,9 +76,11 @@ _encoder = msgspec.json.Encoder()
 
 
 def decode_fields(body: bytes) -> dict[str, msgspec.Raw]:
-    """The top-level fields of a JSON object body, each still raw bytes."""
+    """The top-level fields of a JSON object body, each still raw bytes (the whole body checked first: UTF-8,
+    nesting depth, see `protocols.validation.check_json`)."""
     if not body:
         raise InvalidRequest("The request body is empty: send a JSON object.", code="invalid_json")
+    check_json(body)
     try:
         return _fields_decoder.decode(body)
     except msgspec.ValidationError:
@@ -137,6 +141,14 @@ def request_metadata(body: msgspec.Raw | None, header: str | None, limit: int) -
             code="metadata_too_large",
         )
     return metadata
+
+
+def chat_output(request: ChatRequest) -> tuple[str, int | None]:
+    """The parameter bounding a chat answer and its value: `max_completion_tokens` (OpenAI's current name)
+    over `max_tokens` when both are set, as OpenAI reads them."""
+    if request.max_completion_tokens is not None:
+        return "max_completion_tokens", request.max_completion_tokens
+    return "max_tokens", request.max_tokens
 
 
 def validate_embeddings(body: bytes) -> EmbeddingsRequest:

@@ -51,6 +51,13 @@ class Hold(msgspec.Struct):
 Plan = tuple[tuple[Budget, ...], BudgetSet | None, tuple[str, ...]]
 # The ledger never reports a budget whose threshold is this.
 NEVER = 2**63 - 1
+# Largest amount (micro-dollars, about $1.15 trillion) handed to the ledger, whose sums are signed 64-bit: above
+# the largest limit the API accepts ($10^12), so a reservation this size is refused by any limit, and a budget's
+# committed + reserved + one such amount stays far below 2^63.
+AMOUNT_CAP = 2**60
+# Largest output, in tokens, a reservation counts: request values are validated far below it
+# (`protocols.limits`); this bounds the arithmetic whatever reaches `reserve`.
+OUTPUT_CAP = 2**40
 
 
 def period_of(ts: float, reset_day: int) -> int:
@@ -178,8 +185,7 @@ class Spend:
                     param="model",
                     code="model_not_priced",
                 )
-            output = DEFAULT_MAX_OUTPUT if max_output is None else max_output
-            amount = max(amount, worst_case_micro(prices, body_bytes, output))
+            amount = max(amount, reservation(prices, body_bytes, max_output))
         refused = self.ledger.reserve(prepared, amount)
         if refused is not None:
             budget = limited[refused]
@@ -196,11 +202,20 @@ class Spend:
 
     def settle(self, hold: Hold, actual: int) -> None:
         # The ledger names only the budgets that reached their notify threshold: usually none.
+        actual = min(max(actual, 0), AMOUNT_CAP)
         over = self.ledger.settle(hold.budgets, hold.amount, actual)
         if over is not None and actual and self.notify is not None:
             for index, used in over:
                 budget = hold.limited[index]
                 self.notify(budget.id, budget.label, hold.budgets.period, budget.limit_micro or 0, used, False)
+
+
+def reservation(prices: Prices, body_bytes: int, max_output: int | None) -> int:
+    """The worst-case cost of a request (micro-dollars) on one model: never below the cost of its input (every
+    body byte a prompt token), never above `AMOUNT_CAP`, whatever `max_output` is (None: `DEFAULT_MAX_OUTPUT`;
+    negative counts as 0, huge as `OUTPUT_CAP`)."""
+    output = DEFAULT_MAX_OUTPUT if max_output is None else min(max(max_output, 0), OUTPUT_CAP)
+    return min(worst_case_micro(prices, max(body_bytes, 0), output), AMOUNT_CAP)
 
 
 def _resolve_budget(store: Store, name: str) -> tuple[str, float | None] | None:

@@ -98,7 +98,8 @@ def _where(f: Filters, table: rollup.Rollup | None) -> tuple[str, list[Any]]:
             params.append(int(f.status))
         for field, value in f.extra.items():
             clauses.append("json_extract(extra, ?) = ?")
-            params += [f"$.{field}", value]
+            # Quoted: a field name with '.', ':' or '-' names one key, not a path.
+            params += [f'$."{field}"', value]
     return " AND ".join(clauses), params
 
 

@@ -4,11 +4,13 @@
 //! request with a lenient one (its input was decoded already); both write JSON strings with `push_str`.
 use std::ops::Range;
 
+pub mod py;
 mod validate;
 
 #[cfg(test)]
 pub(crate) use validate::is_json;
 pub(crate) use validate::is_json_text;
+pub use validate::{fault, Fault};
 use validate::{string_end, value_end, MAX_DEPTH};
 
 /// Appends `s` as a JSON string literal.
