@@ -92,7 +92,7 @@ async def _message(ctx: t.Context) -> None:
     session = t._session(ctx, session_id=session_id)
     assert session is not None
     try:
-        raw = await ex.read_json_body(app.config.server.max_body_bytes)
+        raw = await app.read_body(ex)
     except GatewayError as exc:
         raise t.HttpFailure(exc.status, t.INVALID_REQUEST, exc.message) from None
     try:

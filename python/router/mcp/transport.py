@@ -142,7 +142,8 @@ def send_failure(ex: Exchange, exc: HttpFailure) -> None:
 
 def _authenticate(app: App, ex: Exchange) -> Principal:
     try:
-        principal = app.keys.authenticate(ex.api_key())
+        # The app's check: a guesser's failures count against its address like on every other route.
+        principal = app.authenticate(ex)
     except GatewayError as exc:
         if exc.status != 401:
             raise HttpFailure(exc.status, INVALID_REQUEST, exc.message) from None
@@ -197,7 +198,7 @@ async def _post(ctx: Context) -> None:
     if accept and not ("application/json" in accept or SSE in accept or "*/*" in accept):
         raise HttpFailure(406, INVALID_REQUEST, "Accept must include application/json and text/event-stream.")
     try:
-        raw = await ex.read_json_body(ctx.app.config.server.max_body_bytes)
+        raw = await ctx.app.read_body(ex)
     except GatewayError as exc:
         raise HttpFailure(exc.status, INVALID_REQUEST, exc.message) from None
     ex.body_bytes = len(raw)
