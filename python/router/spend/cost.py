@@ -26,6 +26,8 @@ def format_usd(micro: int) -> str:
     dollars, fraction = divmod(abs(micro), MICRO)
     digits = f"{fraction:06d}".rstrip("0").ljust(2, "0")
     return f"{sign}${dollars:,}.{digits}"
+
+
 # When neither the request nor the catalog bounds the output, assume this many tokens for the reservation.
 DEFAULT_MAX_OUTPUT = 4096
 
