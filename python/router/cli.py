@@ -28,7 +28,7 @@ from .metrics import METRICS_DIR_ENV
 from .providers.byok import MasterKey
 from .spend.budgets import period_of
 from .spend.ledger import Ledger, ledger_path
-from .store import database_url, open_store, sqlite_path
+from .store import database_url, default_database, open_store, sqlite_path
 
 
 def _fail(message: str, code: int = 2) -> int:
@@ -99,10 +99,15 @@ def _serve(args: argparse.Namespace, banner: Sequence[str] = ()) -> int:
 
 
 def _forget_database(url: str) -> None:
-    """Delete a SQLite database and every side file beside it (`-wal`, `-shm`, `-signal`, `-budgets`, …)."""
+    """Delete the demo's SQLite database and every side file beside it (`-wal`, `-shm`, `-signal`, …).
+
+    Only the bundled demo's own file (`demo.db` in the data folder) or one ROUTER_DB names explicitly: a real
+    config's database is never deleted by a demo flag."""
     path = sqlite_path(url)
     if path is None:
         return
+    if not os.environ.get("ROUTER_DB") and path != Path(default_database(demo=True)).absolute():
+        raise ConfigError(f"--fresh only deletes the bundled demo's database; {path} belongs to your config")
     for file in [path, *path.parent.glob(glob.escape(path.name) + "-*")]:
         with contextlib.suppress(FileNotFoundError):
             file.unlink()

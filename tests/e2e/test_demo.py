@@ -170,3 +170,15 @@ def test_a_key_reaches_the_whole_catalog_again_after_approval_is_switched_off(de
     assert run_curl(chat + " -w '\\n%{http_code}'", env).stdout.rstrip().endswith("200")
     audit = router_cli(env, "audit", "--json").stdout
     assert "models.approval" in audit
+
+
+def test_demo_fresh_never_deletes_a_real_configs_database(demo_env: dict[str, str], tmp_path: Path) -> None:
+    config = tmp_path / "gw.yaml"
+    config.write_text((Path(__file__).parents[2] / "python" / "router" / "demo.yaml").read_text())
+    database = Path(demo_env["XDG_DATA_HOME"]) / "router" / "router.db"
+    router_cli({**demo_env, "ROUTER_CONFIG": str(config)}, "keys", "create", "--name", "real")
+    assert database.exists()
+    refused = subprocess.run([*ROUTER, "demo", "--fresh", "--config", str(config), "--port", str(free_port())],
+                             env=demo_env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert refused.returncode == 2 and "belongs to your config" in refused.stderr
+    assert database.exists()
