@@ -14,7 +14,7 @@ QUIET_PIP := PIP_QUIET=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WHEELS := target/wheels
 
 .DEFAULT_GOAL := help
-.PHONY: help run test venv build-dev build-prod lint lint-python lint-rust test-rust test-python test-hyperscan smoke-wheel bench bench-load hyperscan bench-engine
+.PHONY: help run test venv build-dev build-prod lint lint-python lint-rust test-rust test-python test-hyperscan smoke-wheel docs bench bench-load hyperscan bench-engine
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -36,8 +36,8 @@ run: build-prod ## start the mock provider and the gateway; prints the demo API 
 	$(BIN)/router demo
 
 lint-python: ## ruff check, ruff format check, and stubtest of the router._core stub
-	$(BIN)/ruff check python tests benches
-	$(BIN)/ruff format --check python tests benches
+	$(BIN)/ruff check python tests benches docs/hooks
+	$(BIN)/ruff format --check python tests benches docs/hooks
 	$(BIN)/python -m mypy.stubtest router._core
 
 lint-rust: ## cargo fmt --check and clippy -D warnings (the hyperscan feature too: checking links nothing, so needs no libhs)
@@ -45,6 +45,10 @@ lint-rust: ## cargo fmt --check and clippy -D warnings (the hyperscan feature to
 	cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 lint: lint-python lint-rust ## all linters
+
+docs: ## build the documentation site strictly (broken links, anchors or nav entries fail) into site/
+	@# Not --quiet: it hides warnings from the counter that makes --strict fail.
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 hyperscan: ## opt-in, needs root and apt: the system Hyperscan library for HYPERSCAN=1 (Vectorscan off x86)
 	@dpkg -s libhyperscan-dev >/dev/null 2>&1 || dpkg -s libvectorscan-dev >/dev/null 2>&1 || \
@@ -71,7 +75,7 @@ smoke-wheel: venv $(HYPERSCAN_DEP) ## the release wheel, installed without extra
 	$(BIN)/maturin build --release --quiet --interpreter $(BIN)/python --out $(WHEELS) $(FEATURES)
 	$(BIN)/python tests/smoke_wheel.py $(WHEELS)/router-*.whl $(if $(HYPERSCAN),--allow-hyperscan)
 
-test: build-prod lint test-rust test-python smoke-wheel ## install everything, lint, cargo test, pytest, the wheel smoke test (what CI runs)
+test: build-prod lint docs test-rust test-python smoke-wheel ## install everything, lint, build the docs, cargo test, pytest, the wheel smoke test (what CI runs)
 
 bench: build-prod ## micro-benchmarks (pytest-benchmark)
 	$(BIN)/pytest benches --benchmark-only -o testpaths=benches

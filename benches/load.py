@@ -2,10 +2,10 @@
 
 Starts an upstream (the bundled mock provider, or the baseline's nginx with a fixed answer), the gateway in
 front of it (with its default guardrails on, and again with them off), and the bare pyreqwest and aiohttp
-forwarders from ../shared/perf-baseline (patched to point at the same upstream), then drives each with the
-same wrk load: non-streaming at 32 connections (throughput) and at 1 connection (latency), and streaming
-likewise against the mock. Everything shares the same 2 cores, so compare the rows of one run, not numbers
-across runs.
+forwarders in benches/baselines/ (pointed at the same upstream), then drives each with the same wrk load:
+non-streaming at 32 connections (throughput) and at 1 connection (latency), and streaming likewise against the
+mock. A baseline that cannot start is reported as not measured, with the reason. Everything shares the same
+2 cores, so compare the rows of one run, not numbers across runs.
 
 With `--policy fallback|load_balance|latency` it measures the gateway on a direct model route and on a
 `policy/<type>` route over two models of the same upstream instead (no bare proxies): what a routing
@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from servers import Server, create_key, free_port, gateway_env, start_gateway, start_mock  # noqa: E402
 
-BASELINE = ROOT.parent / "shared" / "perf-baseline"
+BASELINES = ROOT / "benches" / "baselines"
 PROMPT = "What is the capital of France? My email is jane.doe@example.com"
 
 WRK_SCRIPT = """
@@ -77,20 +77,17 @@ def wrk(url: str, body: str, key: str, connections: int, duration: int, workdir:
     return result
 
 
-def start_baseline_proxy(name: str, mock_url: str, workdir: Path) -> Server | None:
-    """One of the bare forwarders from ../shared/perf-baseline, run from a scratch copy (never committed)."""
-    source = BASELINE / name
+def start_baseline_proxy(name: str, upstream_url: str) -> Server:
+    """One of the bare forwarders in benches/baselines/, forwarding to `upstream_url` (a chat-completions URL)."""
+    source = BASELINES / name
     if not source.exists():
-        return None
-    # The baseline scripts forward to a fixed nginx address; point them at our mock instead.
-    patched = source.read_text().replace("http://127.0.0.1:18080/v1/chat/completions", f"{mock_url}/chat/completions")
-    module = workdir / name
-    module.write_text(patched)
+        raise RuntimeError(f"{source} is missing")
     port = free_port()
     interface = "asgi" if "asgi" in name else "rsgi"
     cmd = [sys.executable, "-m", "granian", "--interface", interface, "--loop", "uvloop", "--workers", "1"]
-    cmd += ["--port", str(port), "--no-ws", f"{module.stem}:app"]
-    return Server(cmd, {**os.environ}, None, f"http://127.0.0.1:{port}", cwd=workdir)
+    cmd += ["--port", str(port), "--no-ws", f"{source.stem}:app"]
+    env = {**os.environ, "BASELINE_UPSTREAM": upstream_url}
+    return Server(cmd, env, None, f"http://127.0.0.1:{port}", cwd=BASELINES)
 
 
 NGINX_CONF = """
@@ -153,16 +150,22 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, dict[str, dict[str
     env = gateway_env(workdir / "router.db", upstream.base, _gateway_config(workdir, upstream.base))
     servers = [upstream]
     results: dict[str, dict[str, dict[str, float]]] = {}
+    skipped: list[str] = []
     try:
         gateway = start_gateway(env, workers=1)
         servers.append(gateway)
         key = create_key(env, "bench")["key"]
         targets = [(f"direct to {args.upstream}", upstream.base, "gpt-4o")]
         for name, label in BARE_PROXIES if not args.policy else ():
-            proxy = start_baseline_proxy(name, f"{upstream.base}/v1", workdir)
-            if proxy is not None:
-                servers.append(proxy)
-                targets.append((label, proxy.base, "gpt-4o"))
+            try:
+                proxy = start_baseline_proxy(name, f"{upstream.base}/v1/chat/completions")
+            except RuntimeError as exc:
+                # Say so instead of printing a table that silently lacks the row.
+                print(f"comparison with {label} cannot run: {exc}", file=sys.stderr, flush=True)
+                skipped.append(label)
+                continue
+            servers.append(proxy)
+            targets.append((label, proxy.base, "gpt-4o"))
         targets.append(("router gateway", gateway.base, "up/gpt-4o"))
         if args.policy:
             targets.append((f"router gateway, policy/bench-{args.policy}", gateway.base, f"policy/bench-{args.policy}"))
@@ -191,6 +194,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, dict[str, dict[str
     finally:
         for server in reversed(servers):
             server.stop()
+    for label in skipped:
+        results[label] = {}
     return results
 
 
@@ -225,6 +230,9 @@ def main() -> None:
     print("| target | mode | req/s @32 conns | p50 @1 conn | p99 @1 conn | added p50 vs direct | non-2xx |")
     print("|---|---|---|---|---|---|---|")
     for label, row in results.items():
+        if not row:
+            print(f"| {label} | — | not measured: the baseline could not start (see above) | | | | |")
+            continue
         for mode in ("unary", "stream"):
             if f"{mode}_c32" not in row:
                 continue

@@ -247,6 +247,7 @@ class LatencyTracker:
         explore: float = 0.07,
         trim: float = 0.1,
         failure_penalty: float = 30.0,
+        refresh: float = 120.0,
         seed: int | None = None,
     ) -> Self: ...
     def record(self, target: str, seconds: float, now: float | None = None) -> None:
@@ -255,8 +256,9 @@ class LatencyTracker:
         """A failed call: recorded as max(seconds, failure_penalty)."""
     def order(self, targets: list[str], now: float | None = None) -> list[int]:
         """Indexes of `targets` to try in turn: those with samples by score (fastest first), then those
-        without; on an `explore` fraction of calls the one with the fewest samples (below `min_samples`)
-        goes first."""
+        without; on an `explore` fraction of calls one that needs measuring goes first: the one with the
+        fewest samples (below `min_samples`), else the one whose newest sample is oldest (older than
+        `refresh` s). The first sample after a gap longer than `refresh` replaces the window."""
     def score(self, target: str, now: float | None = None) -> float | None:
         """The trimmed mean of the live window, None without samples."""
     def samples(self, target: str, now: float | None = None) -> int:

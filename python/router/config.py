@@ -161,6 +161,9 @@ class RoutingConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     breaker_cooldown: float = 5.0
     # Latency routing: share of requests that try a target with too few samples first.
     explore: float = 0.07
+    # Latency routing: a target with no sample for this many seconds is explored again, and its first new
+    # sample replaces its old window, so a target that was slow and recovered wins its traffic back.
+    refresh: float = 120.0
 
 
 class CachingConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

@@ -18,6 +18,13 @@
 //! `min_samples` samples is "cold": on a fraction `explore` of the calls to `order` the coldest one is
 //! moved to the front, so a new target gets its first samples without waiting for the others to fail,
 //! and a target with one lucky sample is checked again soon rather than trusted or forgotten.
+//!
+//! A target that lost the ranking gets no traffic, so without more its window would keep the samples that
+//! made it lose until they expire (60 min), however fast it became. A target whose newest sample is older
+//! than `refresh` seconds is therefore "stale": it is explored like a cold one (cold targets first, then
+//! the stalest), and the first sample recorded after such a gap starts its window afresh, so a recovered
+//! target wins its traffic back on the next probe. Probing stays bounded: a stale target is explored only
+//! until it holds `min_samples` fresh samples, at most once per `refresh` seconds.
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Mutex, OnceLock};
@@ -35,6 +42,7 @@ pub struct Settings {
     pub explore: f64,
     pub trim: f64,
     pub failure_penalty: f64,
+    pub refresh: f64,
 }
 
 impl Default for Settings {
@@ -46,6 +54,7 @@ impl Default for Settings {
             explore: 0.07,
             trim: 0.1,
             failure_penalty: 30.0,
+            refresh: 120.0,
         }
     }
 }
@@ -66,6 +75,9 @@ impl Settings {
         }
         if !(self.failure_penalty.is_finite() && self.failure_penalty >= 0.0) {
             return Err("failure_penalty must be a non-negative number of seconds".into());
+        }
+        if !(self.refresh.is_finite() && self.refresh > 0.0) {
+            return Err("refresh must be a positive number of seconds".into());
         }
         Ok(())
     }
@@ -141,6 +153,17 @@ impl Window {
     pub fn score(&self) -> Option<f64> {
         self.score
     }
+
+    /// When the newest sample was recorded.
+    fn newest(&self) -> Option<f64> {
+        self.ring.back().map(|&(at, _)| at)
+    }
+
+    fn clear(&mut self) {
+        self.ring.clear();
+        self.sorted.clear();
+        self.score = None;
+    }
 }
 
 /// One-shot XXH3 of a target name. SipHash (the default) is for keys an attacker picks, and the streaming
@@ -203,11 +226,21 @@ impl Tracker {
         (z >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }
 
-    /// Record how long a successful call took (time to first token for streams, total otherwise).
+    /// Record how long a successful call took (time to first token for streams, total otherwise). The first
+    /// sample after a gap longer than `refresh` replaces the window: the old samples describe the target as
+    /// it was, and keeping them would hide a recovery for up to `max_age`.
     pub fn record(&mut self, target: &str, seconds: f64, now: f64) {
         let settings = &self.settings;
         match self.windows.get_mut(target) {
-            Some(window) => window.push(seconds, now, settings),
+            Some(window) => {
+                if window
+                    .newest()
+                    .is_some_and(|at| now - at > settings.refresh)
+                {
+                    window.clear();
+                }
+                window.push(seconds, now, settings)
+            }
             None => {
                 let mut window = Window::default();
                 window.push(seconds, now, settings);
@@ -240,35 +273,42 @@ impl Tracker {
     }
 
     /// The order to try `targets` in: those with samples by score (fastest first), then those without
-    /// (in the given order); on an `explore` fraction of calls the coldest target (fewest samples, below
-    /// `min_samples`) goes first instead.
+    /// (in the given order); on an `explore` fraction of calls one target that needs measuring goes first
+    /// instead: the coldest (fewest samples, below `min_samples`), else the stalest (newest sample older
+    /// than `refresh`).
     pub fn order<S: AsRef<str>>(&mut self, targets: &[S], now: f64) -> Vec<usize> {
-        let min = self.settings.min_samples;
+        let (min, refresh) = (self.settings.min_samples, self.settings.refresh);
         let mut scored: Vec<(f64, usize)> = Vec::with_capacity(targets.len());
         let mut unknown: Vec<usize> = Vec::new();
-        // (samples, index) of the coldest target, if any is below `min_samples`.
-        let mut coldest: Option<(usize, usize)> = None;
+        // The target most in need of a measurement, by (samples if cold else `min`, -age), and its index.
+        let mut probe: Option<((usize, f64), usize)> = None;
         for (i, t) in targets.iter().enumerate() {
-            let (n, score) = self
+            let (n, score, newest) = self
                 .current(t.as_ref(), now)
-                .map_or((0, None), |w| (w.len(), w.score()));
+                .map_or((0, None, None), |w| (w.len(), w.score(), w.newest()));
             match score {
                 Some(s) => scored.push((s, i)),
                 None => unknown.push(i),
             }
-            if n < min && coldest.is_none_or(|(m, _)| n < m) {
-                coldest = Some((n, i));
+            let age = newest.map_or(f64::INFINITY, |at| now - at);
+            if n < min || age > refresh {
+                let need = (n.min(min), -age);
+                if probe.is_none_or(|(best, _)| {
+                    need.0 < best.0 || (need.0 == best.0 && need.1 < best.1)
+                }) {
+                    probe = Some((need, i));
+                }
             }
         }
         scored.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         let mut order: Vec<usize> = Vec::with_capacity(targets.len());
         order.extend(scored.iter().map(|&(_, i)| i));
         order.extend(unknown);
-        if let Some((_, cold)) = coldest {
-            if order[0] != cold && self.next_unit() < self.settings.explore {
+        if let Some((_, target)) = probe {
+            if order[0] != target && self.next_unit() < self.settings.explore {
                 let at = order
                     .iter()
-                    .position(|&i| i == cold)
+                    .position(|&i| i == target)
                     .expect("every index is in the order");
                 order[..=at].rotate_right(1);
             }
@@ -315,7 +355,7 @@ impl PyLatencyTracker {
     #[new]
     #[pyo3(signature = (
         window = 100, max_age = 3600.0, min_samples = 5, explore = 0.07, trim = 0.1,
-        failure_penalty = 30.0, seed = None,
+        failure_penalty = 30.0, refresh = 120.0, seed = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -325,6 +365,7 @@ impl PyLatencyTracker {
         explore: f64,
         trim: f64,
         failure_penalty: f64,
+        refresh: f64,
         seed: Option<u64>,
     ) -> PyResult<Self> {
         let settings = Settings {
@@ -334,6 +375,7 @@ impl PyLatencyTracker {
             explore,
             trim,
             failure_penalty,
+            refresh,
         };
         let seed = seed.unwrap_or_else(|| {
             let nanos = std::time::SystemTime::now()
@@ -416,6 +458,10 @@ mod tests {
                 ..Settings::default()
             },
             Settings {
+                refresh: 0.0,
+                ..Settings::default()
+            },
+            Settings {
                 trim: 0.5,
                 ..Settings::default()
             },
@@ -464,7 +510,14 @@ mod tests {
 
     #[test]
     fn samples_older_than_max_age_expire_on_read() {
-        let mut t = tracker();
+        let mut t = Tracker::new(
+            Settings {
+                refresh: 3600.0,
+                ..Settings::default()
+            },
+            7,
+        )
+        .unwrap();
         t.record("a", 1.0, 0.0);
         t.record("a", 3.0, 1800.0);
         assert_eq!(t.score("a", 1800.0), Some(2.0));
@@ -494,6 +547,67 @@ mod tests {
         assert_eq!(t.order(&names, 10.0), vec![0, 3, 1, 2, 4]);
     }
 
+    /// A target that lost the ranking and then recovered: once its samples are older than `refresh`, it is
+    /// explored again, and the first fresh sample replaces the window that made it lose.
+    #[test]
+    fn a_recovered_target_wins_its_traffic_back() {
+        let mut t = tracker();
+        for i in 0..100 {
+            t.record("b", 2.0, i as f64);
+            t.record("a", 0.5, i as f64);
+        }
+        let names = ["a", "b"];
+        let mut now = 100.0;
+        // Within `refresh`, b is never tried first: it is warm and slower.
+        for _ in 0..1000 {
+            now += 0.01;
+            assert_eq!(t.order(&names, now)[0], 0);
+            t.record("a", 0.5, now);
+        }
+        // Past `refresh`, b is stale: explored on about `explore` of the calls, and it is fast now.
+        now = 300.0;
+        let mut calls = 0;
+        loop {
+            calls += 1;
+            now += 0.01;
+            let first = t.order(&names, now)[0];
+            if first == 1 {
+                t.record("b", 0.1, now);
+                break;
+            }
+            t.record("a", 0.5, now);
+            assert!(calls < 1000, "a stale target was never explored");
+        }
+        assert_eq!(t.samples("b", now), 1);
+        // One fresh sample is enough: b now leads.
+        assert_eq!(t.order(&names, now + 0.01)[0], 1);
+    }
+
+    /// A stale target that is still slow is probed until it holds `min_samples` fresh samples, and then not
+    /// again until `refresh` has passed: a bounded number of slow requests per period.
+    #[test]
+    fn a_stale_slow_target_is_probed_a_bounded_number_of_times() {
+        let mut t = tracker();
+        for i in 0..10 {
+            t.record("b", 2.0, i as f64);
+            t.record("a", 0.5, i as f64);
+        }
+        let names = ["a", "b"];
+        let mut probes = 0;
+        let mut now = 200.0;
+        // 20,000 calls over 100 s (shorter than `refresh` after the first probe).
+        for _ in 0..20_000 {
+            now += 0.005;
+            if t.order(&names, now)[0] == 1 {
+                probes += 1;
+                t.record("b", 2.0, now);
+            } else {
+                t.record("a", 0.5, now);
+            }
+        }
+        assert_eq!(probes, 5);
+    }
+
     #[test]
     fn exploration_rate_is_about_the_setting() {
         let mut t = tracker();
@@ -514,14 +628,19 @@ mod tests {
             samples in prop::collection::vec((0.0f64..10.0, 0.0f64..200.0), 1..300),
             capacity in 1usize..120,
             max_age in 1.0f64..500.0,
+            refresh in 1.0f64..400.0,
         ) {
-            let settings = Settings { capacity, max_age, ..Settings::default() };
+            let settings = Settings { capacity, max_age, refresh, ..Settings::default() };
             let mut t = Tracker::new(settings, 3).unwrap();
             let mut now = 0.0;
             let mut all = Vec::new();
             for &(value, step) in &samples {
                 now += step;
                 t.record("x", value, now);
+                // A gap longer than `refresh` since the newest sample starts the window afresh.
+                if all.last().is_some_and(|&(at, _)| now - at > refresh) {
+                    all.clear();
+                }
                 all.push((now, value));
             }
             let live: Vec<f64> = all

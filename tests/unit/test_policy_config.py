@@ -155,6 +155,7 @@ def test_diamond_is_not_a_cycle() -> None:
         ("{jitter: 1.5}", "gw.yaml: at routing.jitter: expected a fraction in [0, 1)"),
         ("{breaker_failures: 0}", "gw.yaml: at routing.breaker_failures: expected at least 1"),
         ("{explore: 2}", "gw.yaml: at routing.explore: expected a fraction in [0, 1]"),
+        ("{refresh: 0}", "gw.yaml: at routing.refresh: expected a positive number of seconds"),
         ("{backoff_factor: 0.5}", "gw.yaml: at routing.backoff_factor: expected a number >= 1"),
     ],
 )

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from router.store import UsageRow, open_store
+from router.store import UsageRow, open_store, sketch
 from router.store.analytics import Filters
 from router.store.rollup import LATENCY_BUCKETS_MS, percentile
 
@@ -29,6 +29,7 @@ def rows(n: int) -> list[UsageRow]:
             cached_tokens=rnd.randint(0, 1),
             latency_ms=rnd.expovariate(1 / 300),
             ttft_ms=rnd.choice([None, rnd.uniform(10, 900)]),
+            overhead_ms=rnd.lognormvariate(-1, 0.8),
             cost=rnd.uniform(0, 0.01),
             tags='["a"]' if i % 3 else None,
             reasoning_tokens=rnd.choice([None, rnd.randint(0, 100)]),
@@ -91,3 +92,49 @@ def test_bucketed_percentiles_are_close_to_exact() -> None:
         width = LATENCY_BUCKETS_MS[i] - (LATENCY_BUCKETS_MS[i - 1] if i else 0)
         assert abs(estimate - exact) <= width
     assert percentile([0] * len(histogram), 0.5) is None
+
+
+def _exact(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+@pytest.mark.parametrize("source", ["usage_daily", "usage_hourly"])
+def test_rollup_percentiles_are_within_the_sketch_error_of_the_exact_ones(tmp_path, source: str) -> None:
+    store = open_store(str(tmp_path / "u.db"))
+    data = rows(6000)
+    for start in range(0, len(data), 500):
+        store.write_usage(data[start : start + 500])
+    f = Filters(start=T0 - 3600, end=T0 + 4 * 86400, keys=["key_a", "key_b"] if source == "usage_hourly" else None)
+    report, used = store.usage_report(f, ["model"], None)
+    assert used == source
+    for entry in report:
+        mine = [r for r in data if r.model == entry["model"] and (f.keys is None or r.key_id in f.keys)]
+        for field, values in (
+            ("latency_ms", [r.latency_ms for r in mine]),
+            ("ttft_ms", [r.ttft_ms for r in mine if r.ttft_ms is not None]),
+            ("overhead_ms", [r.overhead_ms for r in mine if r.overhead_ms is not None]),
+        ):
+            got = entry[field]
+            assert got["avg"] == pytest.approx(sum(values) / len(values))
+            for name, q in (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99)):
+                exact = _exact(values, q)
+                assert abs(got[name] - exact) <= sketch.ALPHA * exact * (1 + 1e-9), (field, name, got[name], exact)
+        assert entry["errors_by_class"] == {
+            "4xx": sum(1 for r in mine if 400 <= r.status < 500),
+            "5xx": sum(1 for r in mine if r.status >= 500),
+        }
+    store.close()
+
+
+def test_sketch_quantiles_of_a_known_distribution() -> None:
+    # 1..10,000 ms once each: the value at rank int(q * n) is q * n + 1 exactly.
+    found = sketch.of(float(v) for v in range(1, 10_001))
+    for q, exact in ((0.5, 5001.0), (0.9, 9001.0), (0.99, 9901.0)):
+        (got,) = sketch.quantiles(found, [q])
+        assert got is not None and abs(got - exact) <= sketch.ALPHA * exact
+    # Merging sketches is adding counts: the same as one sketch of all the values.
+    halves = sketch.of(float(v) for v in range(1, 5001))
+    sketch.merge_into(halves, sketch.of(float(v) for v in range(5001, 10_001)))
+    assert halves == found
+    assert sketch.quantiles({}, [0.5]) == [None]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections import Counter, defaultdict
 from types import SimpleNamespace
@@ -412,10 +413,10 @@ LATENCY = """
 """
 
 
-async def _latency_run(h: Harness, n: int) -> list[str]:
+async def _latency_run(h: Harness, n: int, step: float = 0.1) -> list[str]:
     served = []
     for _ in range(n):
-        h.clock.now += 1
+        h.clock.now += step
         ex, error = await h.request("policy/fastest")
         assert error is None
         served.append(ex.model)
@@ -451,6 +452,33 @@ def test_a_slow_new_target_is_explored_until_it_has_five_samples() -> None:
     # p/b is explored (about 7% of requests) until its window holds 5 samples, then never chosen first.
     assert len(b_at) == 5
     assert 0.02 < 5 / (b_at[-1] + 1) < 0.25
+
+
+def test_a_recovered_target_wins_its_traffic_back_within_minutes() -> None:
+    h = Harness(LATENCY)
+    h.latency.update({"p/a": 0.05, "p/b": 0.5})
+    asyncio.run(_latency_run(h, 200))
+    assert h.routing.latency.samples("p/b", h.clock.now) == 5
+    # p/b recovers. One request a second: once its samples are older than `refresh` (120 s) it is explored
+    # again, its first fresh sample replaces the slow window, and from then on it serves (p/a, now the
+    # one left idle, is only re-measured: at most 5 probes once its own samples are 120 s old).
+    h.latency["p/b"] = 0.01
+    served = asyncio.run(_latency_run(h, 300, step=1.0))
+    first_b = served.index("p/b")
+    assert first_b < 240
+    assert served[first_b:].count("p/a") <= 5
+
+
+def test_a_target_that_stays_slow_is_probed_in_bounded_bursts() -> None:
+    h = Harness(LATENCY)
+    h.latency.update({"p/a": 0.05, "p/b": 0.5})
+    served = asyncio.run(_latency_run(h, 1200, step=1.0))
+    b_at = [i for i, m in enumerate(served) if m == "p/b"]
+    # Bursts of 5 probes, each burst at least `refresh` (120 s, one request a second) after the last.
+    bursts = [b_at[i : i + 5] for i in range(0, len(b_at), 5)]
+    assert 3 <= len(bursts) <= 10
+    assert all(len(b) == 5 for b in bursts[:-1])
+    assert all(nxt[0] - prev[-1] > 120 for prev, nxt in itertools.pairwise(bursts))
 
 
 def test_latency_failures_count_against_a_target() -> None:

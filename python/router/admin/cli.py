@@ -1,4 +1,5 @@
-"""Governance on the command line: `router keys|models|access-lists|groups|users|service-accounts|byok|audit`.
+"""Governance on the command line: `router keys|models|access-lists|groups|users|service-accounts|prompts|byok|
+audit`.
 
 The same operations as the management API, run against the database as the `cli` actor (an admin):
 whoever can open the database file already holds every key to it. Output is JSON with `--json`,
@@ -22,6 +23,8 @@ from ..governance.byok import ByokAdmin
 from ..governance.rbac import CLI_ACTOR
 from ..governance.service import Governance
 from ..governance.views import access_list_view, group_view, key_view, service_account_view, user_view
+from ..guardrails.stored import group_scope, key_scope
+from ..prompts import library as prompts
 from ..providers.byok import MASTER_KEY_ENV, PREVIOUS_MASTER_KEY_ENV, MasterKey
 from ..routing import Catalog
 from ..store import database_url, open_store
@@ -279,6 +282,83 @@ def audit(gov: Governance, a: argparse.Namespace) -> Any:
 # -- parser ------------------------------------------------------------------------------------------------------
 
 
+# -- prompts -----------------------------------------------------------------------------------------------------
+
+
+def _prompts(gov: Governance) -> prompts.PromptAdmin:
+    return prompts.PromptAdmin(gov.store, gov.clock)
+
+
+def _text(a: argparse.Namespace) -> str:
+    """--text, or --file (`-` reads standard input)."""
+    if a.file == "-":
+        return sys.stdin.read()
+    if a.file is not None:
+        with open(a.file, encoding="utf-8") as f:
+            return f.read()
+    if a.text is None:
+        raise GatewayError("Give the prompt's text with --text or --file.", status=400)
+    return a.text
+
+
+def prompts_create(gov: Governance, a: argparse.Namespace) -> Any:
+    spec = prompts.PromptSpec(a.name, _text(a), a.kind, a.description, a.tag)
+    return _prompts(gov).create(CLI_ACTOR, spec)
+
+
+def prompts_list(gov: Governance, a: argparse.Namespace) -> Any:
+    return [prompts.prompt_view(p) for p in _prompts(gov).list(CLI_ACTOR, -1, 0, a.tag)]
+
+
+def prompts_show(gov: Governance, a: argparse.Namespace) -> Any:
+    lib = _prompts(gov)
+    return lib.version(CLI_ACTOR, a.name, a.version) if a.version else lib.get(CLI_ACTOR, a.name)
+
+
+def prompts_edit(gov: Governance, a: argparse.Namespace) -> Any:
+    return _prompts(gov).edit(CLI_ACTOR, a.name, prompts.PromptEdit(_text(a), a.note))
+
+
+def prompts_versions(gov: Governance, a: argparse.Namespace) -> Any:
+    return _prompts(gov).versions(CLI_ACTOR, a.name)
+
+
+def prompts_diff(gov: Governance, a: argparse.Namespace) -> Any:
+    result = _prompts(gov).diff(CLI_ACTOR, a.name, a.older, a.newer)
+    if a.json:
+        return result
+    sys.stdout.write(result["diff"])
+    return None
+
+
+def prompts_rollback(gov: Governance, a: argparse.Namespace) -> Any:
+    return _prompts(gov).rollback(CLI_ACTOR, a.name, a.version)
+
+
+def prompts_duplicate(gov: Governance, a: argparse.Namespace) -> Any:
+    return _prompts(gov).duplicate(CLI_ACTOR, a.name, a.new_name)
+
+
+def prompts_delete(gov: Governance, a: argparse.Namespace) -> Any:
+    return _prompts(gov).delete(CLI_ACTOR, a.name)
+
+
+def _prompt_scope(gov: Governance, a: argparse.Namespace) -> str:
+    if (a.key is None) == (a.group is None):
+        raise GatewayError("Give exactly one of --key or --group.", status=400)
+    if a.key is not None:
+        return key_scope(gov.get_key(CLI_ACTOR, a.key).id)
+    return group_scope(gov.get_group(CLI_ACTOR, a.group).id)
+
+
+def prompts_attach(gov: Governance, a: argparse.Namespace) -> Any:
+    return _prompts(gov).attach(CLI_ACTOR, _prompt_scope(gov, a), prompts.Attach(a.prompt, a.mode))
+
+
+def prompts_detach(gov: Governance, a: argparse.Namespace) -> Any:
+    return _prompts(gov).detach(CLI_ACTOR, _prompt_scope(gov, a), a.kind)
+
+
 def byok_rotate(gov: Governance, args: argparse.Namespace) -> Any:
     """Re-seal every stored provider key under ROUTER_MASTER_KEY, opening old rows with ROUTER_MASTER_KEY_PREVIOUS."""
     current = MasterKey.from_env(name=MASTER_KEY_ENV)
@@ -396,6 +476,47 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--description")
     _command(accounts, "list", "list service accounts", accounts_list)
     _command(accounts, "delete", "delete a service account with no active keys", accounts_delete).add_argument("id")
+
+    lib = _group(sub, "prompts", "the prompt library: versioned system and vibe prompts for keys and groups")
+    for name, command, help in (
+        ("create", prompts_create, "create a prompt (its text is version 1)"),
+        ("edit", prompts_edit, "a new version of a prompt's text"),
+    ):
+        p = _command(lib, name, help, command)
+        p.add_argument("name")
+        p.add_argument("--text", help="the prompt's text")
+        p.add_argument("--file", help="read the text from a file ('-' for standard input)")
+        if name == "create":
+            p.add_argument("--kind", default="system", choices=["system", "vibe"])
+            p.add_argument("--description")
+            p.add_argument("--tag", action="append", default=[], help="a tag (repeatable)")
+        else:
+            p.add_argument("--note", help="what changed")
+    _command(lib, "list", "list prompts", prompts_list).add_argument("--tag")
+    p = _command(lib, "show", "a prompt's latest text, or one version's", prompts_show)
+    p.add_argument("name")
+    p.add_argument("--version", type=int)
+    _command(lib, "versions", "a prompt's versions", prompts_versions).add_argument("name")
+    p = _command(lib, "diff", "a unified diff between two versions", prompts_diff)
+    p.add_argument("name")
+    p.add_argument("older", type=int)
+    p.add_argument("newer", type=int)
+    p = _command(lib, "rollback", "a new version equal to an older one", prompts_rollback)
+    p.add_argument("name")
+    p.add_argument("version", type=int)
+    p = _command(lib, "duplicate", "copy a prompt under a new name", prompts_duplicate)
+    p.add_argument("name")
+    p.add_argument("new_name")
+    _command(lib, "delete", "delete a prompt that is attached to nothing", prompts_delete).add_argument("name")
+    p = _command(lib, "attach", "attach a prompt ('name' or 'name@3') to a key or a group", prompts_attach)
+    p.add_argument("prompt")
+    p.add_argument("--key")
+    p.add_argument("--group")
+    p.add_argument("--mode", default="prepend", choices=["prepend", "append", "replace"])
+    p = _command(lib, "detach", "detach a key's or group's system or vibe prompt", prompts_detach)
+    p.add_argument("kind", choices=["system", "vibe"])
+    p.add_argument("--key")
+    p.add_argument("--group")
 
     byok = _group(sub, "byok", "the organisation's own provider keys (managed at /v1/manage/byok/{provider})")
     _command(

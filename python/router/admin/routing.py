@@ -21,6 +21,7 @@ from ..governance.policies import PolicyAdmin
 from ..governance.rbac import Actor, actor_for
 from ..governance.service import Governance
 from ..guardrails.admin import GuardrailAdmin
+from ..prompts.library import PromptAdmin
 from ..spend.budgets import Spend
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ class Call(msgspec.Struct):
     policies: PolicyAdmin
     byok: ByokAdmin
     guardrails: GuardrailAdmin
+    prompts: PromptAdmin
     body: Any = None
 
     def now(self) -> float:
@@ -177,7 +179,7 @@ async def dispatch(app: App, ex: Exchange) -> None:
     query = dict(parse_qsl(scope.query_string, keep_blank_values=True))
     call = Call(
         app.governance, actor_for(principal, app.store), params, query, app.spend, app.policy_admin, app.byok,
-        app.guardrail_admin, body,
+        app.guardrail_admin, app.prompt_admin, body,
     )  # fmt: skip
     status, payload = r.handler(call)
     if isinstance(payload, Streamed):

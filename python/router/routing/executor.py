@@ -193,7 +193,7 @@ class Routing:
         self._models = list(config.models)
         self.breaker = Breaker(self.settings.breaker_failures, self.settings.breaker_cooldown, clock)
         metrics.registry.register(self.breaker)
-        self.latency = latency or LatencyTracker(explore=self.settings.explore)
+        self.latency = latency or LatencyTracker(explore=self.settings.explore, refresh=self.settings.refresh)
         # The organisation's BYOK keys by provider (set by the app once it has a master key); None: none at all.
         self.own_keys: OwnKeys | None = None
         self._install(PolicySet(config.policies, catalog, created))

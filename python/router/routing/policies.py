@@ -58,6 +58,8 @@ def check_routing(routing: RoutingConfig, where: str) -> None:
         raise ConfigError(f"{where}.breaker_failures: expected at least 1")
     if not 0 <= routing.explore <= 1:
         raise ConfigError(f"{where}.explore: expected a fraction in [0, 1]")
+    if not 0 < routing.refresh < math.inf:
+        raise ConfigError(f"{where}.refresh: expected a positive number of seconds")
 
 
 def check_policies(policies: Sequence[PolicyConfig], models: Sequence[ModelConfig], source: str) -> None:

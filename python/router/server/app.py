@@ -30,6 +30,8 @@ from ..guardrails.audit import Triggers
 from ..guardrails.policy import Policy as GuardrailPolicy
 from ..guardrails.stored import GuardrailPolicies
 from ..metrics import Metrics
+from ..prompts.applied import PromptSet
+from ..prompts.library import PromptAdmin
 from ..protocols.caching import Defaults as CachingDefaults
 from ..protocols.tools import results_json
 from ..providers.byok import MasterKey, OwnKeyring
@@ -117,12 +119,16 @@ class App:
         # Guardrail settings too: the organisation's (config file unless stored) and per-key/group overrides.
         self.guardrails = GuardrailPolicies(self.store, config.guardrails)
         self.keys.on_change.append(self.guardrails.refresh)
+        # The prompt library's attachments to keys and groups.
+        self.prompts = PromptSet(self.store)
+        self.keys.on_change.append(self.prompts.refresh)
         for reload in self.keys.on_change:
             reload()
         self.policy_admin = PolicyAdmin(self.store, config, clock)
         self.byok = ByokAdmin(self.store, master, self.catalog.providers, clock)
         self.request_ids = RequestIds()
         self.guardrail_admin = GuardrailAdmin(self.store, config.guardrails, clock)
+        self.prompt_admin = PromptAdmin(self.store, clock)
         self.usage: UsageWriter | None = None
         self._background: list[asyncio.Task[None]] = []
 
@@ -248,7 +254,8 @@ class App:
         model = ex.model or "unknown"
         provider = ex.provider or "none"
         metrics = self.metrics
-        metrics.observe_request(ex.endpoint, model, provider, ex.status, elapsed, ex.overhead_seconds())
+        overhead = ex.overhead_seconds()
+        metrics.observe_request(ex.endpoint, model, provider, ex.status, elapsed, overhead)
         if ex.provider is not None and ex.upstream_seconds:
             metrics.observe_upstream(provider, model, ex.upstream_seconds)
         if ex.ttft is not None:
@@ -294,6 +301,8 @@ class App:
                     tool_results=results_json(ex.tool_results),
                     reasoning_tokens=ex.reasoning_tokens,
                     guardrails=ex.triggers.encoded() if ex.triggers is not None else None,
+                    prompt=ex.prompt,
+                    overhead_ms=overhead * 1000.0,
                 )
             )
             for row in ex.attempt_rows:

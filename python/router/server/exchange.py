@@ -53,9 +53,9 @@ class Exchange:
     __slots__ = (
         "api", "attempt_rows", "attempts", "auto_cache", "body_bytes", "budgets", "byok", "cached_tokens",
         "completion_tokens", "end_user", "endpoint", "error_type", "events_seen", "headers", "hold", "key_id",
-        "metadata", "model", "owner", "period", "prices", "prompt_tokens", "proto", "provider", "reasoning_tokens",
-        "request_id", "responded", "routing_seconds", "scope", "started", "status", "stream", "tool_calls",
-        "tool_results", "triggers", "ttft", "upstream_auth", "upstream_seconds",
+        "metadata", "model", "owner", "period", "prices", "prompt", "prompt_tokens", "proto", "provider",
+        "reasoning_tokens", "request_id", "responded", "routing_seconds", "scope", "started", "status", "stream",
+        "tool_calls", "tool_results", "triggers", "ttft", "upstream_auth", "upstream_seconds",
     )  # fmt: skip
 
     def __init__(self, scope: Scope, proto: HTTPProtocol, endpoint: str, request_id: str) -> None:
@@ -104,6 +104,8 @@ class Exchange:
         # Tool-call analytics: names the answer called; results the request sent back as (name, is_error).
         self.tool_calls: list[str] | None = None
         self.tool_results: list[tuple[str, bool]] | None = None
+        # The prompt library versions applied to the request ("name@3", space-separated).
+        self.prompt: str | None = None
 
     # -- request ------------------------------------------------------------------------------------
 

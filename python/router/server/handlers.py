@@ -20,6 +20,7 @@ from ..guardrails.policy import (
     screen_request_fields,
 )
 from ..metrics import CONTENT_TYPE
+from ..prompts.applied import apply as apply_prompts
 from ..protocols import anthropic, reasoning, responses, tools
 from ..routing import Model, Need
 from ..routing.executor import Call, resolve_model
@@ -92,6 +93,21 @@ async def _authenticated_body(app: App, ex: Exchange) -> tuple[Principal, bytes,
     return principal, body, rq.decode_fields(body)
 
 
+def _prompted(app: App, ex: Exchange, principal: Principal, api: str, body: bytes, fields: dict) -> bytes | None:
+    """The prompt library's prompts for this key, put into `fields` before guardrails and the reservation (so
+    masking and pricing see the final prompt); the re-encoded body, or None when nothing applied."""
+    applied = app.prompts.for_principal(principal)
+    if applied is None:
+        return None
+    labels = apply_prompts(api, fields, applied)
+    if not labels:
+        return None
+    ex.prompt = " ".join(labels)
+    body = rq.encode_fields(fields)
+    ex.body_bytes = len(body)
+    return body
+
+
 def _charge(
     app: App,
     ex: Exchange,
@@ -133,6 +149,7 @@ async def chat_completions(app: App, ex: Exchange) -> None:
     principal, body, fields = await _authenticated_body(app, ex)
     request = rq.validate_chat(body)
     models = _admit(app, ex, principal, request.model, "chat")
+    body = _prompted(app, ex, principal, "chat", body, fields) or body
     # Guardrails before anything is reserved or sent: a block is a 400, a mask rewrites the messages in
     # `fields` for every attempt.
     guard = app.guardrails_for(principal, ex)
@@ -180,6 +197,9 @@ async def messages(app: App, ex: Exchange) -> None:
     principal, body, fields = await _authenticated_body(app, ex)
     request = anthropic.validate_messages(body)
     models = _admit(app, ex, principal, request.model, "messages")
+    if (prompted := _prompted(app, ex, principal, "messages", body, fields)) is not None:
+        body = prompted
+        request = anthropic.validate_messages(body)  # the input estimate counts the applied prompts
     guard = app.guardrails_for(principal, ex)
     masked, restore = screen_request_fields(guard, app.metrics, fields) if guard.requests else (False, None)
     if masked:
@@ -212,6 +232,7 @@ async def responses_create(app: App, ex: Exchange) -> None:
     principal, body, fields = await _authenticated_body(app, ex)
     request = responses.validate_responses(body)
     models = _admit(app, ex, principal, request.model, "responses")
+    body = _prompted(app, ex, principal, "responses", body, fields) or body
     guard = app.guardrails_for(principal, ex)
     masked, restore = screen_request_fields(guard, app.metrics, fields) if guard.requests else (False, None)
     if masked:

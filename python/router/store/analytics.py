@@ -9,15 +9,15 @@ from typing import Any
 
 import msgspec
 
-from . import rollup
+from . import rollup, sketch
 
 # The dimensions the rollup keeps; anything else (tags, trace, end user, status code, metadata) needs raw rows.
 ROLLUP_DIMENSIONS = ("key", "user", "model", "provider", "endpoint")
-RAW_DIMENSIONS = (*ROLLUP_DIMENSIONS, "status", "end_user", "trace")
+RAW_DIMENSIONS = (*ROLLUP_DIMENSIONS, "status", "end_user", "trace", "prompt")
 BUCKETS = ("hour", "day", "week", "month")
 _COLUMN = {
     "key": "key_id", "user": "user_id", "model": "model", "provider": "provider", "endpoint": "endpoint",
-    "status": "status", "end_user": "end_user", "trace": "trace_id",
+    "status": "status", "end_user": "end_user", "trace": "trace_id", "prompt": "prompt",
 }  # fmt: skip
 
 
@@ -118,6 +118,36 @@ def _quantile(values: list[float], q: float) -> float | None:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
+# The percentiles every latency figure of a usage report carries.
+PERCENTILES = (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99))
+
+
+def _stats(values: list[float]) -> dict[str, float | None]:
+    """Average and exact percentiles of raw values (ranked as `_quantile` ranks them)."""
+    values.sort()
+    out: dict[str, float | None] = {"avg": sum(values) / len(values) if values else None}
+    for name, q in PERCENTILES:
+        out[name] = values[min(len(values) - 1, int(q * len(values)))] if values else None
+    return out
+
+
+def _sketch_stats(blob: bytes | None, total: float, histogram: Sequence[float] | None) -> dict:
+    """Average and percentiles from a rollup's sum and sketch (within sketch.ALPHA). Cells folded before the
+    sketches existed have only the fixed histogram: their percentiles are read from it, with no average."""
+    found = sketch.decode(blob)
+    count = sum(found.values())
+    values = sketch.quantiles(found, [q for _, q in PERCENTILES])
+    if not found and histogram is not None and sum(histogram):
+        values = [rollup.percentile(histogram, q) for _, q in PERCENTILES]
+    out: dict[str, float | None] = {"avg": total / count if count else None}
+    out.update({name: v for (name, _), v in zip(PERCENTILES, values, strict=True)})
+    return out
+
+
+def _floats(joined: str | None) -> list[float]:
+    return [float(v) for v in (joined or "").split(",") if v]
+
+
 class AnalyticsQueries:
     _conn: sqlite3.Connection
     path: str
@@ -138,11 +168,14 @@ class AnalyticsQueries:
                 "COUNT(*), SUM(status >= 400), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0), "
                 "COALESCE(SUM(cached_tokens), 0), COALESCE(SUM(cost), 0), COALESCE(SUM(cache_savings), 0), "
                 "group_concat(latency_ms), group_concat(ttft_ms), "
-                "COALESCE(SUM(reasoning_tokens), 0), COALESCE(SUM(CASE WHEN byok THEN cost ELSE 0 END), 0)"
+                "COALESCE(SUM(reasoning_tokens), 0), COALESCE(SUM(CASE WHEN byok THEN cost ELSE 0 END), 0), "
+                "SUM(status >= 400 AND status < 500), SUM(status >= 500), group_concat(overhead_ms)"
             )
             added_at = n + 9
         else:
-            sums = ", ".join(f"SUM({name})" for name in rollup.SUMS)
+            sums = ", ".join(
+                [f"SUM({name})" for name in rollup.SUMS] + [f"sketch_sum({name})" for name in rollup.SKETCHES]
+            )
             added_at = n + len(rollup.CREATED_SUMS)
         sql = f"SELECT {', '.join([*select_dims, sums])} FROM {table.table if table else 'usage_log'} WHERE {where}"
         if group:
@@ -170,17 +203,20 @@ class AnalyticsQueries:
                 "cache_savings": savings,
             }
             if raw:
-                latencies = [float(v) for v in (row[n + 7] or "").split(",") if v]
-                ttfts = [float(v) for v in (row[n + 8] or "").split(",") if v]
-                p50, p95 = _quantile(latencies, 0.5), _quantile(latencies, 0.95)
-                t50, t95 = _quantile(ttfts, 0.5), _quantile(ttfts, 0.95)
+                e4, e5, overheads = row[n + 11 : n + 14]
+                entry["latency_ms"] = _stats(_floats(row[n + 7]))
+                entry["ttft_ms"] = _stats(_floats(row[n + 8]))
+                entry["overhead_ms"] = _stats(_floats(overheads))
             else:
                 size = rollup.HIST
                 lat, ttft = row[n + 7 : n + 7 + size], row[n + 7 + size : n + 7 + 2 * size]
-                p50, p95 = rollup.percentile(lat, 0.5), rollup.percentile(lat, 0.95)
-                t50, t95 = rollup.percentile(ttft, 0.5), rollup.percentile(ttft, 0.95)
-            entry["latency_ms"] = {"p50": p50, "p95": p95}
-            entry["ttft_ms"] = {"p50": t50, "p95": t95}
+                at = added_at + len(rollup.ADDED_SUMS)
+                lat_sum, ttft_sum, ovh_sum, e4, e5 = row[at : at + len(rollup.TIMING_SUMS)]
+                lat_sk, ttft_sk, ovh_sk = row[at + len(rollup.TIMING_SUMS) :]
+                entry["latency_ms"] = _sketch_stats(lat_sk, lat_sum, lat)
+                entry["ttft_ms"] = _sketch_stats(ttft_sk, ttft_sum, ttft)
+                entry["overhead_ms"] = _sketch_stats(ovh_sk, ovh_sum, None)
+            entry["errors_by_class"] = {"4xx": e4 or 0, "5xx": e5 or 0}
             out.append(entry)
         return out, table.table if table else "usage_log"
 

@@ -304,4 +304,53 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX usage_log_guardrails ON usage_log (ts) WHERE guardrails IS NOT NULL",
         ],
     ),
+    (
+        10,
+        "prompt library: system and vibe prompts, immutable versions, attachments to keys and groups",
+        [
+            """CREATE TABLE prompts (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL UNIQUE,
+                kind TEXT NOT NULL,
+                description TEXT,
+                tags TEXT NOT NULL,
+                latest INTEGER NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                created_by TEXT,
+                updated_at DOUBLE PRECISION NOT NULL
+            )""",
+            """CREATE TABLE prompt_versions (
+                prompt_id TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                content TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                created_by TEXT,
+                note TEXT,
+                PRIMARY KEY (prompt_id, version)
+            )""",
+            # scope: 'key:<id>' or 'group:<id>'; version NULL follows the latest.
+            """CREATE TABLE prompt_attachments (
+                scope TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                prompt_id TEXT NOT NULL,
+                version INTEGER,
+                mode TEXT NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL,
+                updated_by TEXT,
+                PRIMARY KEY (scope, kind)
+            )""",
+            # Which prompt versions a request carried ("name@3", space-separated): tokens and cost per version.
+            "ALTER TABLE usage_log ADD COLUMN prompt TEXT",
+        ],
+    ),
+    (
+        11,
+        "latency percentiles over the rollups: sums for averages, errors by status class, latency sketches",
+        [
+            # The gateway's own time per request (x-router-overhead-ms): reported like latency and TTFT.
+            "ALTER TABLE usage_log ADD COLUMN overhead_ms DOUBLE PRECISION",
+            *DAILY.add_timing_columns_sql(),
+            *HOURLY.add_timing_columns_sql(),
+        ],
+    ),
 ]

@@ -147,6 +147,8 @@ class UsageRow(msgspec.Struct, array_like=True):
     reasoning_tokens: int | None = None  # inside completion_tokens (billed as output); None: not reported
     # JSON list of [direction, category, type, action, count]: what the guardrails found (audit events).
     guardrails: str | None = None
+    prompt: str | None = None  # the prompt library versions applied ("name@3", space-separated)
+    overhead_ms: float | None = None  # time spent in the gateway itself (x-router-overhead-ms)
 
 
 USAGE_COLUMNS = UsageRow.__struct_fields__

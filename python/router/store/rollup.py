@@ -6,7 +6,8 @@ Two tables, so each question reads the fewest rows that can answer it:
 - `usage_hourly` per hour, key, user, model, provider and endpoint: reports filtered or grouped by key or
   user, and hour buckets.
 Anything else (tags, traces, end users, status codes, metadata fields) reads raw rows. Percentiles from a
-rollup are interpolated within histogram buckets; raw-row percentiles are exact.
+rollup come from its latency sketches (`sketch.py`: within 1% of the exact value); rows folded before the
+sketches existed fall back to the fixed histogram buckets. Raw-row percentiles are exact.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from operator import attrgetter
 
 import msgspec
 
+from . import sketch
 from .bulk import BulkInsert
 from .records import UsageRow
 
@@ -30,10 +32,16 @@ CREATED_SUMS = (
     *(f"l{i}" for i in range(HIST)), *(f"t{i}" for i in range(HIST)),
 )  # fmt: skip
 ADDED_SUMS = ("reasoning_tokens", "byok_cost")
-SUMS = CREATED_SUMS + ADDED_SUMS
-_FLOAT_SUMS = ("cost", "cache_savings", "byok_cost")
+# Added by migration 11, for averages and the error breakdown by status class; with the three sketches.
+# (An average divides a sum by its sketch's count: every value folded since has its sketch entry.)
+TIMING_SUMS = ("latency_sum", "ttft_sum", "overhead_sum", "errors_4xx", "errors_5xx")
+SKETCHES = ("latency_sketch", "ttft_sketch", "overhead_sketch")
+SUMS = CREATED_SUMS + ADDED_SUMS + TIMING_SUMS
+_FLOAT_SUMS = ("cost", "cache_savings", "byok_cost", "latency_sum", "ttft_sum", "overhead_sum")
 # Where the added sums sit in a fold cell (after the two histograms).
 _REASONING, _BYOK_COST = len(CREATED_SUMS), len(CREATED_SUMS) + 1
+_LAT_SUM = len(CREATED_SUMS) + len(ADDED_SUMS)
+_TTFT_SUM, _OVH_SUM, _E4, _E5 = range(_LAT_SUM + 1, _LAT_SUM + 5)
 
 
 def sum_sql(name: str) -> str:
@@ -63,25 +71,36 @@ class Rollup(msgspec.Struct, frozen=True):
     def add_columns_sql(self) -> list[str]:
         return [f"ALTER TABLE {self.table} ADD COLUMN {sum_sql(s)}" for s in ADDED_SUMS]
 
+    def add_timing_columns_sql(self) -> list[str]:
+        return [f"ALTER TABLE {self.table} ADD COLUMN {sum_sql(s)}" for s in TIMING_SUMS] + [
+            f"ALTER TABLE {self.table} ADD COLUMN {s} BLOB" for s in SKETCHES
+        ]
+
     def upsert(self) -> BulkInsert:
-        names = (*self.columns, *SUMS)
+        names = (*self.columns, *SUMS, *SKETCHES)
         return BulkInsert(
             f"INSERT INTO {self.table} ({', '.join(names)})",
             len(names),
             f"ON CONFLICT ({', '.join(self.columns)}) DO UPDATE SET "
-            + ", ".join(f"{s} = {s} + excluded.{s}" for s in SUMS),
+            + ", ".join(
+                [f"{s} = {s} + excluded.{s}" for s in SUMS]
+                + [f"{s} = sketch_merge({s}, excluded.{s})" for s in SKETCHES]
+            ),
         )
 
     def fold(self, rows: Iterable[UsageRow]) -> list[tuple[object, ...]]:
         """Rows → one upsert tuple per cell of this rollup touched by the batch (the usage writer's inner
         loop: one C-level attribute fetch per row for the key, bisect for the histogram buckets)."""
         cells: dict[tuple[object, ...], list[float]] = {}
-        seconds, dims = self.seconds, attrgetter(*self.dimensions)
+        sketches: dict[tuple[object, ...], tuple[dict[int, int], dict[int, int], dict[int, int]]] = {}
+        seconds, dims, add = self.seconds, attrgetter(*self.dimensions), sketch.add
         for r in rows:
             key = (int(r.ts // seconds), dims(r))
             cell = cells.get(key)
             if cell is None:
                 cell = cells[key] = [0] * len(SUMS)
+                sketches[key] = ({}, {}, {})
+            latency, ttft, overhead = sketches[key]
             cell[0] += 1
             cell[1] += r.status >= 400
             cell[2] += r.prompt_tokens or 0
@@ -90,12 +109,27 @@ class Rollup(msgspec.Struct, frozen=True):
             cell[5] += r.cost or 0.0
             cell[6] += r.cache_savings or 0.0
             cell[7 + bisect_left(LATENCY_BUCKETS_MS, r.latency_ms)] += 1
+            cell[_LAT_SUM] += r.latency_ms
+            add(latency, r.latency_ms)
             if r.ttft_ms is not None:
                 cell[7 + HIST + bisect_left(LATENCY_BUCKETS_MS, r.ttft_ms)] += 1
+                cell[_TTFT_SUM] += r.ttft_ms
+                add(ttft, r.ttft_ms)
+            if r.overhead_ms is not None:
+                cell[_OVH_SUM] += r.overhead_ms
+                add(overhead, r.overhead_ms)
+            if r.status >= 500:
+                cell[_E5] += 1
+            elif r.status >= 400:
+                cell[_E4] += 1
             cell[_REASONING] += r.reasoning_tokens or 0
             if r.byok:
                 cell[_BYOK_COST] += r.cost or 0.0
-        return [(slot, *(d or "" for d in values), *sums) for (slot, values), sums in cells.items()]
+        encode = sketch.encode
+        return [
+            (slot, *(d or "" for d in values), *sums, *(encode(s) for s in sketches[(slot, values)]))
+            for (slot, values), sums in cells.items()
+        ]
 
     def rebuild_sql(self) -> str:
         """Recompute the whole table from usage_log in one statement (bucket indexes computed once per row)."""
@@ -106,9 +140,13 @@ class Rollup(msgspec.Struct, frozen=True):
             f"INSERT INTO {self.table} SELECT slot, {dims}, COUNT(*), SUM(status >= 400), "
             "COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0), COALESCE(SUM(cached_tokens), 0), "
             f"COALESCE(SUM(cost), 0), COALESCE(SUM(cache_savings), 0), {hist}, "
-            "COALESCE(SUM(reasoning_tokens), 0), COALESCE(SUM(CASE WHEN byok THEN cost ELSE 0 END), 0) "
+            "COALESCE(SUM(reasoning_tokens), 0), COALESCE(SUM(CASE WHEN byok THEN cost ELSE 0 END), 0), "
+            "SUM(latency_ms), COALESCE(SUM(ttft_ms), 0), COALESCE(SUM(overhead_ms), 0), "
+            "SUM(status >= 400 AND status < 500), SUM(status >= 500), "
+            "sketch_of(latency_ms), sketch_of(ttft_ms), sketch_of(overhead_ms) "
             f"FROM (SELECT CAST(ts / {self.seconds} AS INTEGER) AS slot, {inner}, status, prompt_tokens, "
-            "completion_tokens, cached_tokens, cost, cache_savings, reasoning_tokens, byok, "
+            "completion_tokens, cached_tokens, cost, cache_savings, reasoning_tokens, byok, latency_ms, ttft_ms, "
+            "overhead_ms, "
             f"{_bucket_case('latency_ms')} AS lb, {_bucket_case('ttft_ms')} AS tb FROM usage_log) "
             f"GROUP BY slot, {dims}"
         )

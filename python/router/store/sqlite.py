@@ -13,12 +13,13 @@ from pathlib import Path
 import msgspec
 from msgspec.structs import astuple
 
-from . import rollup
+from . import rollup, sketch
 from .analytics import AnalyticsQueries
 from .bulk import BulkInsert
 from .governance import KEY_COLUMNS, GovernanceTables, key_from_row
 from .guardrail_tables import GuardrailTables
 from .migrations import MIGRATIONS
+from .prompt_tables import PromptTables
 from .records import USAGE_COLUMNS, AuditEvent, KeyRecord, UsageRow
 from .routing_tables import RoutingTables
 from .signal import ChangeSignal
@@ -40,7 +41,7 @@ def _usage_row(row: Sequence[object]) -> UsageRow:
     return UsageRow(*values)
 
 
-class SQLiteStore(GovernanceTables, RoutingTables, GuardrailTables, AnalyticsQueries):
+class SQLiteStore(GovernanceTables, RoutingTables, GuardrailTables, PromptTables, AnalyticsQueries):
     def __init__(self, path: str) -> None:
         self.path = path
         self._memory = path == ":memory:"
@@ -48,6 +49,8 @@ class SQLiteStore(GovernanceTables, RoutingTables, GuardrailTables, AnalyticsQue
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
         self._conn.execute("PRAGMA busy_timeout = 10000")
+        # The rollups' latency sketches merge in SQL (upserts, reports, rebuilds).
+        sketch.register(self._conn)
         if not self._memory:
             self._conn.execute("PRAGMA journal_mode = WAL")
             # WAL + NORMAL survives process crashes; only an OS crash can lose the last commits.
