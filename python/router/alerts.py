@@ -8,7 +8,8 @@ recording each attempt. Webhook bodies are JSON, signed with HMAC-SHA256 over `<
     x-router-timestamp: 1764000000
     x-router-signature: sha256=<hex>
 
-httpx is fine here: delivery is off the request path.
+Delivery uses the upstream transport (pyreqwest), a runtime dependency already: an install without extras
+can deliver.
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 import msgspec
 
-from .config import AlertsConfig, Webhook
+from .config import AlertsConfig, Timeouts, Webhook
 from .governance.keys import iso_time
+from .providers.transport import Transport, TransportFailure
 from .store import Store
 
 log = logging.getLogger("router.alerts")
@@ -53,11 +54,12 @@ class Alerts:
         # Alerts this worker already queued, so the hot path queues each at most once.
         self._noticed: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
-        self._client: httpx.AsyncClient | None = None
+        self._client: Transport | None = None
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._client = httpx.AsyncClient(timeout=10.0)
+        # A webhook gets 10 s per attempt; a slow receiver must not hold the retries back.
+        self._client = Transport(Timeouts(connect=5.0, first_byte=10.0, idle_read=10.0, total=10.0), 4, {})
         self._tasks.append(loop.create_task(self._deliver_forever()))
         if self.config.error_rate is not None or self.config.latency_p95_ms is not None:
             self._tasks.append(loop.create_task(self._watch_rates()))
@@ -68,7 +70,7 @@ class Alerts:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if self._client is not None:
-            await self._client.aclose()
+            await self._client.close()
 
     # -- noticing (hot path) ----------------------------------------------------------------------
 
@@ -172,9 +174,9 @@ class Alerts:
             }
             status, error = None, None
             try:
-                response = await self._client.post(hook.url, content=body, headers=headers)
-                status = response.status_code
-            except httpx.HTTPError as exc:
+                response, _ = await self._client.post(hook.url, headers, body)
+                status = response.status
+            except (TransportFailure, TimeoutError, ValueError) as exc:
                 error = type(exc).__name__
             with contextlib.suppress(Exception):
                 self.store.log_delivery(alert.id, hook.url, attempt, self.clock(), status, error)

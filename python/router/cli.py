@@ -4,13 +4,19 @@ check guardrails."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
+import glob
 import os
+import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from . import mock
 from .admin import cli as admin_cli
@@ -23,7 +29,7 @@ from .metrics import METRICS_DIR_ENV
 from .providers.byok import MasterKey
 from .spend.budgets import period_of
 from .spend.ledger import Ledger, ledger_path
-from .store import database_url, open_store
+from .store import database_url, default_database, open_store, sqlite_path
 from .store.spool import replay, spool_dir
 
 
@@ -36,7 +42,7 @@ def _db_url(config: str | None = None) -> str:
     # ROUTER_DB first without reading the config: key management must work even when the config does not.
     if os.environ.get("ROUTER_DB"):
         return os.environ["ROUTER_DB"]
-    return database_url(load_config(config).database)
+    return database_url(load_config(config).database, config)
 
 
 # -- serve ------------------------------------------------------------------------------------------
@@ -50,8 +56,8 @@ def _serve(args: argparse.Namespace, banner: Sequence[str] = ()) -> int:
     config = load_config(path)
     MasterKey.from_env()  # a malformed ROUTER_MASTER_KEY stops the start here, named, not in every worker
     admin_key_from_env()  # so does a ROUTER_ADMIN_KEY too short to be safe
-    db = database_url(config.database)
-    store = open_store(db)  # migrate once here, not racing in every worker
+    db = database_url(config.database, path)
+    store = open_store(db, announce=True)  # migrate once here, not racing in every worker
     if config.governance.require_approval:
         store.require_approval()
     if config.spend.org_monthly_limit is not None:
@@ -99,32 +105,102 @@ def _serve(args: argparse.Namespace, banner: Sequence[str] = ()) -> int:
     return 0
 
 
+def _forget_database(url: str) -> None:
+    """Delete the demo's SQLite database and every side file beside it (`-wal`, `-shm`, `-signal`, …).
+
+    Only the bundled demo's own file (`demo.db` in the data folder) or one ROUTER_DB names explicitly: a real
+    config's database is never deleted by a demo flag."""
+    path = sqlite_path(url)
+    if path is None:
+        return
+    if not os.environ.get("ROUTER_DB") and path != Path(default_database(demo=True)).absolute():
+        raise ConfigError(f"--fresh only deletes the bundled demo's database; {path} belongs to your config")
+    for file in [path, *path.parent.glob(glob.escape(path.name) + "-*")]:
+        with contextlib.suppress(FileNotFoundError):
+            file.unlink()
+    print(f"router: deleted the demo database {path}", flush=True)
+
+
+def _command_hint() -> str | None:
+    """How to get the `router` command in a new shell, when this one's is not on PATH (a virtualenv not active)."""
+    here = Path(sys.executable).parent / "router"
+    found = shutil.which("router")
+    if not here.exists() or (found and Path(found).resolve() == here.resolve()):
+        return None
+    activate = here.parent / "activate"
+    how = f"source {activate}" if activate.exists() else f"PATH={here.parent}:$PATH"
+    return f"# the router command (keys, models, …) in another shell: {how}  (or run {here})"
+
+
+def _demo_banner(base: str, secret: str, admin_key: str) -> list[str]:
+    """Short and copy-pasteable: the two exports first, then one line per feature to try."""
+    auth = '-H "Authorization: Bearer $ROUTER_API_KEY"'
+    chat = f"curl -s {base}/v1/chat/completions {auth} -H 'content-type: application/json'"
+
+    def ask(model: str, text: str, extra: str = "") -> str:
+        return f"""{chat} -d '{{"model":"{model}",{extra}"messages":[{{"role":"user","content":"{text}"}}]}}'"""
+
+    lines = [
+        "",
+        "# demo keys (new on every start; the API key is shown only here):",
+        f"export ROUTER_API_KEY={secret}",
+        f"export ROUTER_ADMIN_KEY={admin_key}",
+        "# chat, OpenAI format:",
+        ask("mock/gpt-4o", "Hello"),
+        "# Anthropic Messages (any model works on any endpoint):",
+        f"curl -s {base}/v1/messages -H \"x-api-key: $ROUTER_API_KEY\" -H 'anthropic-version: 2023-06-01' "
+        """-H 'content-type: application/json' -d '{"model":"anthropic/claude-sonnet-4-5","max_tokens":99,"""
+        """"messages":[{"role":"user","content":"Hi"}]}'""",
+        "# routing policies (fallback over a flaky model, load balancing, latency): see the x-router-model and "
+        "x-router-attempts headers",
+        ask("policy/demo-fallback", "Hi").replace("curl -s ", "curl -si ", 1),
+        ask("policy/demo-balance", "Hi"),
+        ask("policy/demo-fastest", "Hi"),
+        "# guardrails mask personal data and secrets before the model sees them (this mock echoes what it got):",
+        ask("mock/gpt-4o", "Mail jane.doe@example.com, key AKIAQ3EGUSBJ5EXAMPLZ", '"mock":{"echo":true},'),
+        "# management API (admin key):",
+        f"""curl -s {base}/v1/manage/models -H "Authorization: Bearer $ROUTER_ADMIN_KEY\"""",
+    ]
+    hint = _command_hint()
+    if hint:
+        lines.append(hint)
+    return lines
+
+
+def _die_with_parent() -> None:
+    """In the mock's process: get SIGTERM when the demo dies, even by SIGKILL (Linux; elsewhere a no-op)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def _demo(args: argparse.Namespace) -> int:
-    """The README's one command: a mock upstream, a fresh demo key, and the gateway in front of it."""
+    """The README's one command: a mock upstream, fresh demo keys, and the gateway in front of it."""
     mock_url = f"http://127.0.0.1:{args.mock_port}/v1"
     os.environ.setdefault("ROUTER_MOCK_URL", mock_url)
-    child = subprocess.Popen([sys.executable, "-m", "router", "mock", "--port", str(args.mock_port)])
+    url = _db_url(args.config)
+    if args.fresh:
+        _forget_database(url)
+    # The demo's admin key: the user's own if set, else a fresh random one for this run only (never stored).
+    admin_key = os.environ.get("ROUTER_ADMIN_KEY") or "rk-admin-" + secrets.token_urlsafe(32)
+    os.environ["ROUTER_ADMIN_KEY"] = admin_key
+    # The mock runs in its own session so that Ctrl-C reaches the gateway only: the gateway stops first and
+    # closes its pooled connections, then the mock is stopped below with none open and exits at once (hit by
+    # the same Ctrl-C, it would wait on the gateway's keep-alive connections until its kill timeout).
+    child = subprocess.Popen(
+        [sys.executable, "-m", "router", "mock", "--port", str(args.mock_port)],
+        start_new_session=True,
+        preexec_fn=_die_with_parent,
+    )
     try:
         time.sleep(0.5)
         if child.poll() is not None:
             return _fail(f"the mock provider could not start on port {args.mock_port}")
-        store = open_store(_db_url(args.config))
-        record, secret = create_key(store, "demo")
+        store = open_store(url, announce=True)
+        _record, secret = create_key(store, "demo")
         store.close()
-        base = f"http://{args.host}:{args.port}/v1"
-        banner = [
-            f"  demo API key (shown once, id {record.id}): {secret}",
-            "  try it:",
-            f"    curl {base}/chat/completions -H 'Authorization: Bearer {secret}' \\",
-            "      -H 'Content-Type: application/json' \\",
-            """      -d '{"model":"mock/gpt-4o","messages":[{"role":"user","content":"Hello"}]}'""",
-            "  or as Anthropic Messages (any model works on any endpoint):",
-            f"    curl {base}/messages -H 'x-api-key: {secret}' -H 'anthropic-version: 2023-06-01' \\",
-            "      -H 'Content-Type: application/json' \\",
-            """      -d '{"model":"anthropic/claude-sonnet-4-5","max_tokens":99,""",
-            """           "messages":[{"role":"user","content":"Hi"}]}'""",
-        ]
-        return _serve(args, banner)
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        return _serve(args, _demo_banner(f"http://{host}:{args.port}", secret, admin_key))
     finally:
         child.terminate()
         child.wait(timeout=10)
@@ -151,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the mock provider, mint a demo key, and serve the gateway")
     _server_arguments(demo)
     demo.add_argument("--mock-port", type=int, default=9090, help="port of the bundled mock (default: 9090)")
+    demo.add_argument(
+        "--fresh", action="store_true", help="delete the demo's database first: no keys, no usage, approval off"
+    )
     demo.set_defaults(func=_demo)
 
     mock_parser = sub.add_parser("mock", help="run the bundled mock provider (an OpenAI-compatible upstream)")

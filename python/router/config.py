@@ -217,6 +217,8 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     alerts: AlertsConfig = AlertsConfig()
     timeouts: Timeouts = Timeouts()
     usage_log: UsageLogConfig = UsageLogConfig()
+    # SQLite file; relative to this config file's folder. ROUTER_DB wins; unset: the user's data folder
+    # (`$XDG_DATA_HOME/router/router.db`, by default under ~/.local/share; see store.database_url).
     database: str | None = None
     policies: list[PolicyConfig] = []
     routing: RoutingConfig = RoutingConfig()

@@ -33,7 +33,8 @@ class Receiver:
                 receiver.calls += 1
                 status = 500 if receiver.calls == 1 else 200
                 if status == 200:
-                    receiver.received.append((dict(self.headers), body))
+                    # Header names are case-insensitive (the sender writes them title-cased).
+                    receiver.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
                 self.send_response(status)
                 self.send_header("content-length", "0")
                 self.end_headers()

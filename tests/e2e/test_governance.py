@@ -465,3 +465,28 @@ def test_anthropic_callers_get_anthropic_shaped_denials(gw: Gateway, mock: MockC
     # The same key reaches its allowed model through the Anthropic API, translated.
     answer = client.messages.create(model="openai/gpt-4.1", max_tokens=50, messages=HELLO)
     assert answer.content[0].text
+
+
+def test_approval_switched_off_serves_the_whole_catalog_again(gw: Gateway, mock: MockControl) -> None:
+    # Runs last in this module: it ends approval for every key.
+    key = gw.ok("POST", "/apikey", json={"name": "after-approval"})["key"]
+    gw.ok("POST", "/models/presets/eu-only", json={"mode": "replace"})
+    with pytest.raises(openai.PermissionDeniedError):
+        gw.client(key).chat.completions.create(model="openai/gpt-4.1", messages=HELLO)
+    # Only an admin may switch it; a plain key gets 403 and nothing changes.
+    assert gw.manage("POST", "/models/approval", key, json={"enabled": False}).status_code == 403
+    assert gw.manage("POST", "/models/approval", json={"enabled": "no"}).status_code == 400
+    off = gw.ok("POST", "/models/approval", json={"enabled": False})
+    assert off == {"approval_configured": False, "models": []}
+    assert gw.ok("GET", "/models/approved") == {"approval_configured": False, "models": []}
+    assert set(ALL_CHAT) <= set(model_ids(gw.client(key)))
+    assert gw.client(key).chat.completions.create(model="openai/gpt-4.1", messages=HELLO).choices[0].message.content
+    (event,) = gw.audit(expect=1, action="models.approval")
+    assert event["before"]["enabled"] is True and "anthropic/claude-haiku-4-5" in event["before"]["models"]
+    assert event["after"] == {"enabled": False, "models": []}
+    # Switched on again, nothing is approved yet: deny by default, as after a fresh `approve`.
+    assert gw.ok("POST", "/models/approval", json={"enabled": True}) == {"approval_configured": True, "models": []}
+    with pytest.raises(openai.PermissionDeniedError):
+        gw.client(key).chat.completions.create(model="openai/gpt-4.1", messages=HELLO)
+    gw.ok("POST", "/models/approval", json={"enabled": False})
+    assert "/v1/manage/models/approval" in httpx.get(f"{gw.base}/v1/manage/openapi.json").json()["paths"]

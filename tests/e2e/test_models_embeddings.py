@@ -7,7 +7,9 @@ from router.config import DEFAULT_CONFIG, load_config
 
 def test_models_list_matches_catalog_with_metadata(client: openai.OpenAI) -> None:
     models = {m.id: m for m in client.models.list()}
-    assert set(models) == {m.id for m in load_config(DEFAULT_CONFIG).models}
+    config = load_config(DEFAULT_CONFIG)
+    # The catalog, and the demo's routing policies (listed as models a key may use).
+    assert set(models) == {m.id for m in config.models} | {f"policy/{p.name}" for p in config.policies}
     gpt = models["mock/gpt-4o"].model_extra
     assert gpt["provider"] == "mock" and gpt["region"] == "us" and gpt["zdr"] is False
     assert gpt["context_window"] == 128000

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import openai
 import pydantic
@@ -257,3 +259,17 @@ def test_malformed_chat_tool_schema_is_a_400_for_every_upstream(client: openai.O
         client.chat.completions.create(model=model, messages=HELLO, tools=bad)
     assert err.value.param == "tools[0].function.parameters"
     assert mock.count() == 0
+
+
+@pytest.mark.parametrize("drop_after", [1, 2, 3, 4, 5, 6])
+def test_a_stream_cut_upstream_ends_with_the_next_sequence_number(gateway, api_key: str, drop_after: int) -> None:
+    # A Responses upstream's events pass through with its numbering; the error the gateway adds continues it.
+    # (The `mock` knobs reach only this passed-through upstream: translation builds a new body.)
+    knobs = {"fail": "drop", "drop_after": drop_after}
+    body = {"model": "openai-responses/gpt-4o", "input": "Hi", "stream": True, "mock": knobs}
+    headers = {"authorization": f"Bearer {api_key}"}
+    response = httpx.post(f"{gateway.base}/v1/responses", json=body, headers=headers, timeout=30)
+    events = [json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: ")]
+    assert events[-1]["type"] == "error", events
+    numbers = [e["sequence_number"] for e in events]
+    assert numbers == list(range(len(events))), numbers

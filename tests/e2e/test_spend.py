@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import sqlite3
 import time
@@ -117,6 +118,9 @@ def test_402_names_the_budget_and_when_it_resets(gw: Gateway, mock: MockControl)
     error = err.value.body
     assert error["code"] == "budget_exceeded"
     assert "user 'spender@corp.test'" in error["message"] and "resets at" in error["message"]
+    # A small budget keeps its digits: never "$0.0000 of $0.00".
+    assert ": $0.00 of $0.0001 is spent or reserved" in error["message"], error["message"]
+    assert re.search(r"may cost up to \$0\.0*[1-9]\d*\.", error["message"]), error["message"]
     assert mock.count() == before
 
 

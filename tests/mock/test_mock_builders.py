@@ -297,3 +297,34 @@ def test_catalog():
     assert {"gpt-4o", "gpt-4o-mini", "o3-mini", "text-embedding-3-small"} <= set(ids)
     assert find_model("gpt-4o").object == "model"
     assert find_model("nope") is None
+
+
+AFTER_TOOL = [
+    {"role": "user", "content": "Weather in Oslo?"},
+    {"role": "assistant", "tool_calls": [{"id": "call_0", "type": "function", "function": {"name": "get_weather"}}]},
+    {"role": "tool", "tool_call_id": "call_0", "content": "Sunny"},
+]
+
+
+@pytest.mark.parametrize(
+    ("tool_choice", "override", "expected"),
+    [
+        (None, None, []),  # the results are in: a model answers in text
+        ("auto", None, []),
+        ("required", None, ["get_weather", "get_time"]),  # forced by the caller, as a real API does
+        ({"type": "function", "function": {"name": "get_time"}}, None, ["get_time"]),
+        ("auto", 1, ["get_weather"]),  # the knob still forces calls
+    ],
+)
+def test_after_tool_results_the_reply_is_text_unless_forced(tool_choice, override, expected):
+    fields = {"tools": [WEATHER_TOOL, TIME_TOOL], "messages": AFTER_TOOL}
+    if tool_choice is not None:
+        fields["tool_choice"] = tool_choice
+    assert [f.name for f in chat.selected_tools(request(**fields), override)] == expected
+
+
+def test_a_new_user_turn_after_tool_results_calls_a_tool_again():
+    messages = [*AFTER_TOOL, {"role": "assistant", "content": "Sunny."}, {"role": "user", "content": "And Rome?"}]
+    assert [f.name for f in chat.selected_tools(request(tools=[WEATHER_TOOL], messages=messages), None)] == [
+        "get_weather"
+    ]

@@ -6,6 +6,8 @@ import anthropic
 import openai
 import pytest
 
+from router.mock.errors import ANTHROPIC_FAULT_RESPONSES, FAULT_RESPONSES
+
 from mock_harness import MockServer
 
 HELLO = [{"role": "user", "content": "Say something deterministic, please."}]
@@ -99,3 +101,52 @@ def test_responses_tool_calls_stream(client: openai.OpenAI) -> None:
         ("get_weather", '{"city":"mock"}'),
         ("get_time", '{"zone":"mock"}'),
     ]
+
+
+def test_messages_agent_loop_ends_with_text_after_tool_results(claude: anthropic.Anthropic) -> None:
+    messages: list = [{"role": "user", "content": "Weather in Oslo?"}]
+    first = claude.messages.create(model="claude-sonnet-4-5", max_tokens=200, messages=messages, tools=TOOLS)
+    assert first.stop_reason == "tool_use"
+    calls = [b for b in first.content if b.type == "tool_use"]
+    messages += [
+        {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
+        {
+            "role": "user",
+            "content": [
+                *({"type": "tool_result", "tool_use_id": c.id, "content": "Sunny"} for c in calls),
+                # Agents such as Claude Code add text beside the results; the turn still brings tool results.
+                {"type": "text", "text": "<system-reminder>keep going</system-reminder>"},
+            ],
+        },
+    ]
+    second = claude.messages.create(model="claude-sonnet-4-5", max_tokens=200, messages=messages, tools=TOOLS)
+    assert second.stop_reason == "end_turn"
+    assert [b.type for b in second.content] == ["text"] and second.content[0].text
+    with claude.messages.stream(model="claude-sonnet-4-5", max_tokens=200, messages=messages, tools=TOOLS) as s:
+        assert s.get_final_message().stop_reason == "end_turn"
+
+
+def test_responses_agent_loop_ends_with_text_after_function_outputs(client: openai.OpenAI) -> None:
+    tools = [{"type": "function", "name": t["name"], "parameters": t["input_schema"]} for t in TOOLS]
+    first = client.responses.create(model="gpt-4o", input="Weather in Oslo?", tools=tools)
+    calls = [i for i in first.output if i.type == "function_call"]
+    assert [c.name for c in calls] == ["get_weather"]
+    follow_up = [
+        {"role": "user", "content": "Weather in Oslo?"},
+        *({"type": "function_call", "call_id": c.call_id, "name": c.name, "arguments": c.arguments} for c in calls),
+        *({"type": "function_call_output", "call_id": c.call_id, "output": "Sunny"} for c in calls),
+    ]
+    second = client.responses.create(model="gpt-4o", input=follow_up, tools=tools)
+    assert [i.type for i in second.output] == ["message"] and second.output_text
+
+
+@pytest.mark.parametrize("fail", ["400", "401", "403", "429", "500", "503", "529"])
+def test_every_http_fault_applies_to_messages(claude: anthropic.Anthropic, fail: str) -> None:
+    with pytest.raises(anthropic.APIStatusError) as err:
+        claude.messages.create(model=f"claude-sonnet-4-5@fail={fail}", max_tokens=10, messages=HELLO)
+    assert err.value.status_code == int(fail)
+    assert err.value.body["type"] == "error" and err.value.body["error"]["message"]
+
+
+def test_the_fault_tables_cover_the_same_modes() -> None:
+    assert set(FAULT_RESPONSES) == set(ANTHROPIC_FAULT_RESPONSES)

@@ -43,6 +43,10 @@ class ModelsBody(msgspec.Struct, forbid_unknown_fields=True):
     models: list[str]
 
 
+class ApprovalBody(msgspec.Struct, forbid_unknown_fields=True):
+    enabled: bool
+
+
 class PresetBody(msgspec.Struct, forbid_unknown_fields=True):
     mode: str = "add"
 
@@ -275,6 +279,17 @@ def approve(call: Call) -> tuple[int, Any]:
 )
 def unapprove(call: Call) -> tuple[int, Any]:
     return 200, {"approval_configured": True, "models": call.gov.unapprove(call.actor, call.body.models)}
+
+
+@route(
+    "POST",
+    "/models/approval",
+    "Switch approval on or off (off: every key is back to the whole catalog, the approved list emptied)",
+    ApprovalBody,
+)
+def set_approval(call: Call) -> tuple[int, Any]:
+    configured, models = call.gov.set_approval(call.actor, call.body.enabled)
+    return 200, {"approval_configured": configured, "models": models}
 
 
 @route("GET", "/models/presets", "The approval presets and the models each would approve now")

@@ -9,7 +9,6 @@ otherwise one readable line per record.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -38,8 +37,8 @@ Command = Callable[[Governance, argparse.Namespace], Any]
 def _governance(args: argparse.Namespace) -> Governance:
     config = load_config(getattr(args, "config", None))
     catalog = Catalog(config, created=0)
-    url = os.environ.get("ROUTER_DB") or database_url(config.database)
-    return Governance(open_store(url), catalog.provider_of, catalog.metadata)
+    url = database_url(config.database, getattr(args, "config", None))
+    return Governance(open_store(url, announce=True), catalog.provider_of, catalog.metadata)
 
 
 def _run(command: Command) -> Callable[[argparse.Namespace], int]:
@@ -167,6 +166,11 @@ def models_approve(gov: Governance, a: argparse.Namespace) -> Any:
 
 def models_remove(gov: Governance, a: argparse.Namespace) -> Any:
     return {"approved": gov.unapprove(CLI_ACTOR, a.models)}
+
+
+def models_approval(gov: Governance, a: argparse.Namespace) -> Any:
+    configured, approved = gov.set_approval(CLI_ACTOR, a.state == "on")
+    return {"approval_configured": configured, "approved": approved}
 
 
 def models_preset(gov: Governance, a: argparse.Namespace) -> Any:
@@ -400,7 +404,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("id")
     p.add_argument("expires")
 
-    models = _group(sub, "models", "the approved models: list, approve, remove, apply a preset")
+    models = _group(sub, "models", "the approved models: list, approve, remove, apply a preset, switch approval")
     _command(models, "list", "the catalog with each model's approval", models_list)
     _command(models, "approve", "approve models (switches approval on)", models_approve).add_argument(
         "models", nargs="+"
@@ -409,6 +413,10 @@ def add_commands(sub: Any) -> None:
     p = _command(models, "preset", "approve a preset: eu-only, eu-zdr, us-only, zdr-only", models_preset)
     p.add_argument("preset")
     p.add_argument("--replace", action="store_true", help="replace the approved list instead of adding to it")
+    p = _command(
+        models, "approval", "switch approval on (only approved models) or off (the whole catalog)", models_approval
+    )
+    p.add_argument("state", choices=("on", "off"))
 
     lists = _group(sub, "access-lists", "named model access lists for groups and keys")
     for name, command, help in (

@@ -373,6 +373,22 @@ class Governance:
             )
         return after
 
+    def set_approval(self, actor: Actor, enabled: bool) -> tuple[bool, list[str]]:
+        """Switch approval on (only the approved models are served; none yet means none) or off (the whole
+        catalog again, the approved list emptied). Audited as `models.approval`."""
+        rbac.require_admin(actor, "switch model approval")
+        with self.store.transaction():
+            configured, ids = self.store.approval()
+            before = {"enabled": configured, "models": sorted(ids)}
+            if enabled:
+                self.store.require_approval()
+            else:
+                self.store.disable_approval()
+            configured, ids = self.store.approval()
+            after = {"enabled": configured, "models": sorted(ids)}
+            self._audit(actor, "models.approval", "approved_models", None, before=before, after=after)
+        return configured, sorted(ids)
+
     def apply_preset(self, actor: Actor, preset: str, replace: bool) -> list[str]:
         rbac.require_admin(actor, "apply approval presets")
         if preset not in PRESETS:

@@ -23,10 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def _settings(config: Config, key_id: str | None) -> GuardrailSettings:
+def _settings(config: Config, key_id: str | None, config_file: str | None = None) -> GuardrailSettings:
     """The settings in effect: stored through the management API if the database holds some, else the config
     file's; with a key id, that key's (its groups' and its own overrides applied)."""
-    url = database_url(config.database)
+    url = database_url(config.database, config_file)
     if url != ":memory:" and not Path(url.removeprefix("sqlite:///")).exists():
         if key_id is not None:
             raise SystemExit(f"router guardrails test: no database at {url}, so no key '{key_id}'")
@@ -46,7 +46,7 @@ def _settings(config: Config, key_id: str | None) -> GuardrailSettings:
 
 def test_command(args: argparse.Namespace) -> int:
     text = sys.stdin.read() if args.text == "-" else args.text
-    policy = Policy(_settings(load_config(args.config), args.key))
+    policy = Policy(_settings(load_config(args.config), args.key, args.config))
     findings = policy.engine.scan(text, policy.categories)
     masked = policy.engine.mask(text, policy.categories)
     rows = [

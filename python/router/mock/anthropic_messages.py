@@ -91,14 +91,23 @@ def prompt_usage(request: MessagesRequest) -> tuple[int, int]:
     return max(prompt_tokens(total) - cached, 1), cached
 
 
+def _chat_messages(message: Message) -> list[chat.Message]:
+    """One Messages turn in chat terms: a user turn's tool results become ``tool`` messages, as in chat.
+
+    They go last, after the turn's other text: a turn that brings tool results (agents such as Claude Code add
+    text blocks beside them) ends the conversation with tool results, whatever else it carries.
+    """
+    if isinstance(message.content, str):
+        return [chat.Message(role=message.role, content=message.content)]
+    blocks = message.content
+    results = [chat.Message(role="tool", content=_block_text(b)) for b in blocks if b.get("type") == "tool_result"]
+    rest = "".join(_block_text(b) for b in blocks if b.get("type") != "tool_result")
+    return [chat.Message(role=message.role, content=rest), *results] if rest or not results else results
+
+
 def as_chat_request(request: MessagesRequest) -> chat.ChatRequest:
     """The same request in chat terms, so reply planning (tools, echo, limits) is shared with chat."""
-    messages = [
-        chat.Message(
-            role=m.role, content=m.content if isinstance(m.content, str) else "".join(map(_block_text, m.content))
-        )
-        for m in request.messages
-    ]
+    messages = [turn for m in request.messages for turn in _chat_messages(m)]
     tools = [
         chat.ToolDef(function=chat.FunctionDef(name=t.name, parameters=t.input_schema)) for t in request.tools or ()
     ]

@@ -94,6 +94,7 @@ def anthropic_error(message: str, type: str = "invalid_request_error") -> bytes:
 # The same faults as Anthropic answers them; its "overloaded" status is 529.
 ANTHROPIC_FAULT_RESPONSES: MappingProxyType[str, tuple[int, bytes]] = MappingProxyType(
     {
+        "400": (400, anthropic_error("Invalid request (mock): the upstream rejected this request.")),
         "401": (401, anthropic_error("invalid x-api-key (mock)", "authentication_error")),
         "403": (
             403,

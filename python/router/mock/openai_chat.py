@@ -138,11 +138,22 @@ def example_arguments(parameters: dict[str, Any] | None) -> dict[str, Any]:
     return out
 
 
+def answers_tool_results(messages: list[Message]) -> bool:
+    """Whether the conversation ends with tool results rather than a user turn.
+
+    An agent loop sends the results of the calls the model made; the model then answers in text.
+    """
+    last = next((m.role for m in reversed(messages) if m.role not in ("system", "developer")), None)
+    return last in ("tool", "function")
+
+
 def selected_tools(request: ChatRequest, count_override: int | None) -> list[FunctionDef]:
     """Which functions the reply calls, in order (empty: a text reply).
 
     ``tool_choice`` "none" → none; "required" → every tool once; a named function → that one; "auto" or absent →
-    the first tool. ``count_override`` (the ``tool_calls`` knob) replaces the count, cycling through the candidates.
+    the first tool when the conversation ends with a user turn, none once the tool results are in (as a model in
+    an agent loop does, so the loop ends). ``count_override`` (the ``tool_calls`` knob) replaces the count,
+    cycling through the candidates, whatever the conversation.
     """
     tools = [t.function for t in request.tools or () if t.type == "function" and t.function is not None]
     choice = request.tool_choice
@@ -155,7 +166,7 @@ def selected_tools(request: ChatRequest, count_override: int | None) -> list[Fun
     elif choice == "required":
         candidates, count = tools, len(tools)
     else:
-        candidates, count = tools, 1
+        candidates, count = tools, 0 if answers_tool_results(request.messages) else 1
     if count_override is not None:
         count = count_override
     return [candidates[i % len(candidates)] for i in range(count)]

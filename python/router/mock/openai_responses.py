@@ -58,12 +58,20 @@ def _item_text(item: dict[str, Any]) -> str:
     return ""
 
 
+def _item_role(item: dict[str, Any]) -> str:
+    """The chat role of an input item: a message's own role, the model's calls as ``assistant``, outputs as ``tool``."""
+    role = item.get("role")
+    if isinstance(role, str):
+        return role
+    return "assistant" if item.get("type") in ("function_call", "reasoning") else "tool"
+
+
 def as_chat_request(request: ResponsesRequest) -> chat.ChatRequest:
     messages = [chat.Message(role="system", content=request.instructions)] if request.instructions else []
     if isinstance(request.input, str):
         messages.append(chat.Message(role="user", content=request.input))
     else:
-        messages.extend(chat.Message(role=str(i.get("role", "tool")), content=_item_text(i)) for i in request.input)
+        messages.extend(chat.Message(role=_item_role(i), content=_item_text(i)) for i in request.input)
     tools = [
         chat.ToolDef(function=chat.FunctionDef(name=t.name, parameters=t.parameters))
         for t in request.tools or ()

@@ -20,7 +20,10 @@ from pyreqwest.response import Response
 from ..config import Timeouts
 from ..errors import GatewayError, UpstreamError
 
-__all__ = ["Response", "Transport", "upstream_failure"]
+__all__ = ["Response", "Transport", "TransportFailure", "upstream_failure"]
+
+# Any failure of a request in flight (connect, timeout, a broken connection, a bad URL).
+TransportFailure = rq.PyreqwestError
 
 
 class Gate:

@@ -20,7 +20,7 @@ from ..config import Prices
 from ..errors import GatewayError, InvalidRequest
 from ..governance.keys import Principal, iso_time
 from ..store import Store
-from .cost import DEFAULT_MAX_OUTPUT, MICRO, worst_case_micro
+from .cost import DEFAULT_MAX_OUTPUT, MICRO, format_usd, worst_case_micro
 from .ledger import BudgetSet, Ledger
 
 # (budget id, label, period, limit, used, refused), all money in micro-dollars.
@@ -193,9 +193,9 @@ class Spend:
             if self.notify is not None:
                 self.notify(budget.id, budget.label, period, budget.limit_micro or 0, committed + reserved, True)
             raise BudgetExceeded(
-                f"Monthly budget exceeded for {budget.label}: ${(committed + reserved) / MICRO:.4f} of "
-                f"${(budget.limit_micro or 0) / MICRO:.2f} is spent or reserved, and this request may cost up to "
-                f"${amount / MICRO:.4f}. The budget resets at {iso_time(period_end(period, self.reset_day))}.",
+                f"Monthly budget exceeded for {budget.label}: {format_usd(committed + reserved)} of "
+                f"{format_usd(budget.limit_micro or 0)} is spent or reserved, and this request may cost up to "
+                f"{format_usd(amount)}. The budget resets at {iso_time(period_end(period, self.reset_day))}.",
                 code="budget_exceeded",
             )
         return Hold(prepared, limited, amount), ids, period

@@ -14,6 +14,20 @@ from ..errors import ConfigError
 SHIPPED_PRICES = Path(__file__).with_name("prices.yaml")
 # Costs are kept in micro-dollars (integers) so that sums never drift by float rounding.
 MICRO = 1_000_000
+
+
+def format_usd(micro: int) -> str:
+    """An amount in micro-dollars as exact dollars: cents at least, and every non-zero digit below them.
+
+    ``8_100`` → ``$0.0081``, ``42`` → ``$0.000042``, ``12_500_000`` → ``$12.50``: a small budget is never shown
+    as ``$0.00``.
+    """
+    sign = "-" if micro < 0 else ""
+    dollars, fraction = divmod(abs(micro), MICRO)
+    digits = f"{fraction:06d}".rstrip("0").ljust(2, "0")
+    return f"{sign}${dollars:,}.{digits}"
+
+
 # When neither the request nor the catalog bounds the output, assume this many tokens for the reservation.
 DEFAULT_MAX_OUTPUT = 4096
 

@@ -8,28 +8,75 @@ migrations and methods.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
+from ..config import DEFAULT_CONFIG, config_path
 from ..errors import ConfigError
 from .records import KeyRecord, UsageRow
 from .sqlite import SQLiteStore
 
-__all__ = ["DEFAULT_DB", "KeyRecord", "SQLiteStore", "Store", "UsageRow", "database_url", "open_store"]
-
-DEFAULT_DB = ".router/router.db"
+__all__ = [
+    "KeyRecord",
+    "SQLiteStore",
+    "Store",
+    "UsageRow",
+    "data_dir",
+    "database_url",
+    "default_database",
+    "open_store",
+    "sqlite_path",
+]
 
 Store = SQLiteStore
 
 
-def database_url(configured: str | None = None) -> str:
-    return os.environ.get("ROUTER_DB") or configured or DEFAULT_DB
+def data_dir() -> Path:
+    """The user's data folder for the router: `$XDG_DATA_HOME/router`, by default `~/.local/share/router`."""
+    base = os.environ.get("XDG_DATA_HOME")
+    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".local" / "share"
+    return root / "router"
 
 
-def open_store(url: str) -> Store:
+def default_database(demo: bool) -> str:
+    """Where the database lives when neither ROUTER_DB nor the config's `database:` says: the user's data folder,
+    so every command finds it from any working directory. The bundled demo config keeps its own file, so
+    `router demo --fresh` can never delete the database of a real config."""
+    return str(data_dir() / ("demo.db" if demo else "router.db"))
+
+
+def database_url(configured: str | None = None, config: str | os.PathLike[str] | None = None) -> str:
+    """ROUTER_DB, else the config's `database:` (a relative path is relative to the config file's folder),
+    else `default_database`. `config`: the config file given on the command line (resolved as `load_config`
+    does: the flag, then ROUTER_CONFIG, then the bundled demo config)."""
+    if os.environ.get("ROUTER_DB"):
+        return os.environ["ROUTER_DB"]
+    file = config_path(config).resolve()
+    if configured:
+        if configured == ":memory:" or "://" in configured:
+            return configured
+        return str(file.parent / Path(configured).expanduser())
+    return default_database(demo=file == DEFAULT_CONFIG.resolve())
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The SQLite file of a database URL (None for an in-memory or a server database)."""
+    if url == ":memory:" or url.startswith(("postgres://", "postgresql://")):
+        return None
+    return Path(url.removeprefix("sqlite:///")).absolute()
+
+
+def open_store(url: str, announce: bool = False) -> Store:
+    """Open (and migrate) the database. `announce`: a command-line caller says where it created a new one,
+    so a database made in an unexpected place is never silent."""
     if url.startswith(("postgres://", "postgresql://")):
         raise ConfigError(f"ROUTER_DB: PostgreSQL ({url.split('@')[-1]}) is not supported yet; use a SQLite file path")
     if url.startswith("sqlite:///"):
         url = url.removeprefix("sqlite:///")
+    path = sqlite_path(url)
+    new = path is not None and not path.exists()
     store = SQLiteStore(url if url == ":memory:" else str(Path(url)))
     store.migrate()
+    if announce and new:
+        print(f"router: created a new database at {path}", file=sys.stderr, flush=True)
     return store

@@ -366,6 +366,13 @@ class GovernanceTables:
             with self.transaction():
                 self._conn.execute("UPDATE org SET approval = 1 WHERE id = 1")
 
+    def disable_approval(self) -> None:
+        """Switch approval off: every key is back to the whole catalog (through its access lists), and the
+        approved list is emptied, so switching approval on again starts from nothing approved."""
+        with self.transaction():
+            self._conn.execute("UPDATE org SET approval = 0 WHERE id = 1")
+            self._conn.execute("DELETE FROM approved_models")
+
     def approve_models(self, model_ids: Iterable[str], now: float) -> None:
         with self.transaction():
             self._conn.execute("UPDATE org SET approval = 1 WHERE id = 1")

@@ -72,6 +72,8 @@ pub(crate) struct MessagesState {
 pub(crate) struct ResponsesState {
     started: bool,
     saw_tool: bool,
+    /// One past the upstream's last `sequence_number`: where an event the gateway adds must continue.
+    next_sequence: Option<u64>,
 }
 
 impl Decoder {
@@ -88,6 +90,14 @@ impl Decoder {
             Decoder::Chat(state) => chat_event(state, event, step),
             Decoder::Messages(state) => messages_event(state, event, step),
             Decoder::Responses(state) => responses_event(state, event, step),
+        }
+    }
+
+    /// One past the last `sequence_number` a Responses upstream sent (None for the other APIs).
+    pub fn next_sequence(&self) -> Option<u64> {
+        match self {
+            Decoder::Responses(state) => state.next_sequence,
+            _ => None,
         }
     }
 }
@@ -469,6 +479,7 @@ fn messages_event(
 struct ResponsesEvent<'a> {
     #[serde(rename = "type", borrow)]
     kind: Cow<'a, str>,
+    sequence_number: Option<u64>,
     #[serde(borrow)]
     response: Option<ResponseObject<'a>>,
     #[serde(borrow)]
@@ -526,6 +537,9 @@ fn responses_event(
     mut step: Step<'_>,
 ) -> Result<(), Malformed> {
     let parsed: ResponsesEvent = parse(&event.data)?;
+    if let Some(seq) = parsed.sequence_number {
+        state.next_sequence = Some(seq.saturating_add(1));
+    }
     match parsed.kind.as_ref() {
         "response.created" | "response.in_progress" => {
             let id = parsed.response.as_ref().and_then(|r| r.id.as_deref());

@@ -101,6 +101,9 @@ pub(crate) trait Sink: Send + Sync {
     fn end(&mut self, out: &mut Vec<u8>, usage: &Usage);
     /// An error event in the caller's shape (`kind` is an error type such as `overloaded_error`).
     fn error(&mut self, out: &mut Vec<u8>, kind: &str, message: &str);
+    /// Passed through as they came, the upstream's events carry its own sequence numbers: the next event
+    /// this sink writes (an error the gateway adds) continues from `next`. Only Responses numbers events.
+    fn resume_sequence(&mut self, _next: u64) {}
 }
 
 /// Per-stream settings the caller's format needs and the upstream does not provide.
@@ -265,6 +268,14 @@ impl Transcoder {
         let mut out = Vec::new();
         if self.error.is_none() {
             self.error = Some((kind.to_owned(), message.to_owned()));
+            if self.passthrough {
+                // The caller saw the upstream's numbering (shifted by any release events the screen added),
+                // not the sink's, which only counted the events it re-encoded and threw away.
+                if let Some(next) = self.decoder.next_sequence() {
+                    let shift = self.screen.as_ref().map_or(0, Screen::sequence_shift);
+                    self.sink.resume_sequence(next + shift);
+                }
+            }
             self.sink.error(&mut out, kind, message);
         }
         out
@@ -365,6 +376,9 @@ impl Sink for JsonTool {
     }
     fn error(&mut self, out: &mut Vec<u8>, kind: &str, message: &str) {
         self.inner.error(out, kind, message);
+    }
+    fn resume_sequence(&mut self, next: u64) {
+        self.inner.resume_sequence(next);
     }
 }
 

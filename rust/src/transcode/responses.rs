@@ -390,6 +390,10 @@ impl Sink for ResponsesEncoder {
         out.extend_from_slice(b"}\n\n");
     }
 
+    fn resume_sequence(&mut self, next: u64) {
+        self.seq = self.seq.max(next);
+    }
+
     fn error(&mut self, out: &mut Vec<u8>, kind: &str, message: &str) {
         self.event(out, b"error");
         out.extend_from_slice(b",\"code\":");

@@ -142,6 +142,11 @@ impl Screen {
         Some(out)
     }
 
+    /// Events this screen added to a passed-through Responses stream so far (each shifts the numbering).
+    pub fn sequence_shift(&self) -> u64 {
+        self.shift
+    }
+
     /// Findings since the last call: (category, type), never the value.
     pub fn take_found(&mut self) -> Vec<(Category, String)> {
         let new = self.masker.found[self.reported..].to_vec();
@@ -290,6 +295,9 @@ impl Sink for Screening<'_> {
     }
     fn error(&mut self, out: &mut Vec<u8>, kind: &str, message: &str) {
         self.inner.error(out, kind, message);
+    }
+    fn resume_sequence(&mut self, next: u64) {
+        self.inner.resume_sequence(next);
     }
 }
 

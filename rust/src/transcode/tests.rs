@@ -295,3 +295,21 @@ fn structured_output_tool_is_not_a_tool_call() {
     plain.feed(stream.as_bytes());
     assert_eq!(plain.tool_names(), ["json_answer"]);
 }
+
+#[test]
+fn a_passed_through_responses_stream_cut_short_numbers_its_error_after_the_upstream_events() {
+    let mut t = Transcoder::new(Api::Responses, Api::Responses, options());
+    let upstream = concat!(
+        "event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"r\"}}\n\n",
+        "event: response.in_progress\ndata: {\"type\":\"response.in_progress\",\"sequence_number\":1,\"response\":{\"id\":\"r\"}}\n\n",
+        "event: response.output_item.added\ndata: {\"type\":\"response.output_item.added\",\"sequence_number\":2,\"output_index\":0,\"item\":{\"type\":\"message\",\"id\":\"m\"}}\n\n",
+        "event: response.content_part.added\ndata: {\"type\":\"response.content_part.added\",\"sequence_number\":3,\"item_id\":\"m\",\"output_index\":0,\"content_index\":0,\"part\":{\"type\":\"output_text\",\"text\":\"\"}}\n\n",
+    );
+    let out = String::from_utf8(t.feed(upstream.as_bytes())).unwrap();
+    assert!(out.contains("\"sequence_number\":3"), "{out}");
+    let error = String::from_utf8(t.fail("upstream_connection_error", "cut")).unwrap();
+    assert!(
+        error.starts_with("event: error\ndata: {\"type\":\"error\",\"sequence_number\":4,"),
+        "{error}"
+    );
+}
