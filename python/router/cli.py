@@ -116,6 +116,9 @@ def _forget_database(url: str) -> None:
     if not os.environ.get("ROUTER_DB") and path != Path(default_database(demo=True)).absolute():
         raise ConfigError(f"--fresh only deletes the bundled demo's database; {path} belongs to your config")
     for file in [path, *path.parent.glob(glob.escape(path.name) + "-*")]:
+        if file.is_dir():  # the usage spool (`-spool/`): its files were replayed into the database being deleted
+            shutil.rmtree(file, ignore_errors=True)
+            continue
         with contextlib.suppress(FileNotFoundError):
             file.unlink()
     print(f"router: deleted the demo database {path}", flush=True)
