@@ -290,6 +290,11 @@ NEGATIVES_FIXED = [
 ]
 
 
+def not_luhn(digits: str) -> str:
+    """`digits` with its check digit off by one: the shape of a card, not a card."""
+    return digits[:-1] + str((int(digits[-1]) + 1) % 10)
+
+
 def negatives(rng: random.Random) -> list[Sample]:
     texts: list[str] = list(NEGATIVES_FIXED)
     for _ in range(PER_TYPE):
@@ -304,6 +309,8 @@ def negatives(rng: random.Random) -> list[Sample]:
             f"md5 {_rand(rng, HEX, 32)}",
             f"Order #{rng.randint(10**7, 10**9)} shipped, tracking 1Z{_rand(rng, UPPER_DIGITS, 16)}",
             f"Order #{rng.randint(10**4, 10**6)} (ticket {rng.randint(100, 9999)}, invoice {rng.randint(1, 999)}) done",
+            f"Order {not_luhn(luhn_complete(rng, '4', 16))} has shipped; ticket #{rng.randint(100, 9999)}",
+            f"IMEI {luhn_complete(rng, '35', 15)} on the ticket, serial {rng.randint(10**6, 10**8)}",
             f"[ci] build {ssn(rng)} passed; release {rng.randint(1, 9)}.{rng.randint(0, 30)} tagged",
             f"2026-11-23T10:{rng.randint(0, 59):02d}:00Z INFO build={ssn(rng)} version={rng.randint(1, 9)}.2.1",
             f"Firmware {ssn(rng)} flashed to serial SN{rng.randint(10**5, 10**7)}",
