@@ -170,8 +170,8 @@ class Restorer:
 # arguments, tool results, tool and parameter descriptions, system prompts, instructions).
 REQUEST_NOT_TEXT = frozenset({
     "type", "role", "model", "id", "name", "tool_use_id", "tool_call_id", "call_id", "media_type", "signature",
-    "data", "url", "image_url", "file_id", "file_data", "file_url", "status", "cache_control", "mock",
-    "requesty", "format", "detail", "effort", "summary", "tool_choice", "stop_sequences", "stop", "user",
+    "encrypted_content", "data", "url", "image_url", "file_id", "file_data", "file_url", "status", "cache_control",
+    "mock", "requesty", "format", "detail", "effort", "summary", "tool_choice", "stop_sequences", "stop", "user",
     "metadata", "required", "pattern", "$ref", "$schema",
 })  # fmt: skip
 # The same in an answer: identifiers, finish reasons, citations, token logprobs and usage are not prose.
