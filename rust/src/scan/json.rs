@@ -216,16 +216,25 @@ mod tests {
     fn a_plain_text_document_is_read_and_a_base64_one_is_not() {
         let skip = SkipKeys::new(["type", "media_type", "data"], ["input"]);
         let run = |data: &str| {
-            mask_json(engine(), DEFAULT_CATEGORIES, &mut Masker::default(), data, &skip)
-                .unwrap()
-                .map(|m| String::from_utf8(m).unwrap())
+            mask_json(
+                engine(),
+                DEFAULT_CATEGORIES,
+                &mut Masker::default(),
+                data,
+                &skip,
+            )
+            .unwrap()
+            .map(|m| String::from_utf8(m).unwrap())
         };
         for doc in [
             r#"[{"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "mail a@b.co"}}, "c@d.co"]"#,
             r#"[{"type": "document", "source": {"data": "mail a@b.co", "type": "text", "media_type": "text/plain"}}, "c@d.co"]"#,
         ] {
             let out = run(doc).unwrap();
-            assert!(out.contains(r#""mail [EMAIL_1]""#) && out.contains(r#""[EMAIL_2]""#), "{out}");
+            assert!(
+                out.contains(r#""mail [EMAIL_1]""#) && out.contains(r#""[EMAIL_2]""#),
+                "{out}"
+            );
         }
         let pdf = r#"[{"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "a@b.co"}}]"#;
         assert_eq!(run(pdf), None);

@@ -152,13 +152,16 @@ fn a_card_number_is_found_whatever_words_surround_it() {
         ("order 4111111111111111 shipped", "4111111111111111"),
         ("invoice 5555555555554444 is overdue", "5555555555554444"),
         ("serial: 6011111111111117", "6011111111111117"),
+        ("tracking 3530111333300000 timestamp", "3530111333300000"),
         (
-            "tracking 3530111333300000 timestamp",
-            "3530111333300000",
+            "INV-2026-0042 paid with 2221-0000-0000-0009",
+            "2221-0000-0000-0009",
         ),
-        ("INV-2026-0042 paid with 2221-0000-0000-0009", "2221-0000-0000-0009"),
         ("ORD-4111111111111111", "4111111111111111"),
-        ("https://shop.test/orders/4111111111111111", "4111111111111111"),
+        (
+            "https://shop.test/orders/4111111111111111",
+            "4111111111111111",
+        ),
         ("pan,4111111111111111,5555555555554444", "5555555555554444"),
         ("pan,4111111111111111,5555555555554444", "4111111111111111"),
     ];
@@ -226,7 +229,11 @@ fn luhn_card(prefix: &str, len: usize, body: &[u8]) -> String {
         .map(|(i, &x)| {
             let x = u32::from(x);
             if i % 2 == 0 {
-                if x * 2 > 9 { x * 2 - 9 } else { x * 2 }
+                if x * 2 > 9 {
+                    x * 2 - 9
+                } else {
+                    x * 2
+                }
             } else {
                 x
             }
@@ -396,6 +403,8 @@ fn text_strategy() -> impl Strategy<Value = String> {
         Just("DE89370400440532013000".to_owned()),
         Just("password: hunter22".to_owned()),
         Just("SSN 123-45-6788".to_owned()),
+        Just("build 858-12-4680".to_owned()),
+        Just("order 4111111111111111".to_owned()),
         Just("-----BEGIN PRIVATE KEY-----\n".to_owned()),
         Just("[EMAIL_1]".to_owned()),
         Just("NL36WJDV7289075496".to_owned()),
