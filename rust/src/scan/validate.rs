@@ -401,10 +401,8 @@ fn labelled_not_ssn(text: &str, start: usize) -> bool {
     if matches!(word, Some("no" | "nr" | "num" | "number" | "id")) {
         word = words.next();
     }
-    // Only words: `ticket 12 123-45-6789` has a number between the label and this one.
-    let last_gap = lead.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
-    !last_gap.ends_with(|c: char| c.is_ascii_digit())
-        && word.is_some_and(|w| NOT_SSN_LABELS.contains(&w))
+    // A number in between (`ticket 12 123-45-6789`) is the word right before, and it is no label.
+    word.is_some_and(|w| NOT_SSN_LABELS.contains(&w))
 }
 
 fn phone(text: &str, start: usize, end: usize) -> bool {
