@@ -215,6 +215,26 @@ CUED = {
     "IP_ADDRESS": ["The server at {v} refused the connection.", "client_ip={v}"],
     "ABA_ROUTING": ["Routing number: {v}", "ABA {v} for the transfer."],
 }
+# Support tickets, order disputes, invoices and logs: the words that label order, ticket, invoice and build
+# numbers stand right next to the values (a card number is a card whatever words surround it).
+CONTEXT_HEAVY = {
+    "CARD": [
+        "Refund order {n}123 to card {v}",
+        "ticket #{n}411: customer card {v}",
+        "order {v} has shipped",
+        "Order dispute #{n}: I was charged twice on {v}, please reverse the second charge.",
+        "Invoice INV-2026-{n:04d} paid with {v} (serial SN-{n}77).",
+        "[ticket {n}] customer read out {v} over the phone; tracking 1Z{n}X in the order notes",
+        "order={n} invoice={n}9 card={v} status=declined",
+    ],
+    "SSN": [
+        "Ticket #{n}: the customer's SSN {v} is on the W-9 attached to the invoice.",
+        "Case {n} (order 88123): employee {v} is missing from payroll.",
+    ],
+    "IBAN": ["Invoice {n}: please wire the balance to {v} by Friday.", "Order dispute #{n}: refund to {v}"],
+    "EMAIL": ["ticket #{n} opened by {v} about order 88123", "Invoice {n} sent to {v}"],
+    "PHONE": ["Order {n}: customer phone {v}, call after 5pm.", "ticket #{n}: callback {v}"],
+}
 
 
 def _render(rng: random.Random, template: str, v: str) -> str:
@@ -228,7 +248,7 @@ def positives(rng: random.Random) -> list[Sample]:
         "ABA_ROUTING": aba, **TOKENS,
     }  # fmt: skip
     for kind, gen in structured.items():
-        templates = CUED.get(kind) or (PROSE + CODE_T + LOG_T + TABLE_T)
+        templates = (CUED.get(kind) or (PROSE + CODE_T + LOG_T + TABLE_T)) + CONTEXT_HEAVY.get(kind, [])
         if kind not in ("ABA_ROUTING", "PRIVATE_KEY"):
             templates = templates + JSON_T
         for _ in range(PER_TYPE):
@@ -270,6 +290,11 @@ NEGATIVES_FIXED = [
 ]
 
 
+def not_luhn(digits: str) -> str:
+    """`digits` with its check digit off by one: the shape of a card, not a card."""
+    return digits[:-1] + str((int(digits[-1]) + 1) % 10)
+
+
 def negatives(rng: random.Random) -> list[Sample]:
     texts: list[str] = list(NEGATIVES_FIXED)
     for _ in range(PER_TYPE):
@@ -283,7 +308,13 @@ def negatives(rng: random.Random) -> list[Sample]:
             f"sha256:{_rand(rng, HEX, 64)}",
             f"md5 {_rand(rng, HEX, 32)}",
             f"Order #{rng.randint(10**7, 10**9)} shipped, tracking 1Z{_rand(rng, UPPER_DIGITS, 16)}",
-            f"order {luhn_complete(rng, '4', 16)} has shipped",
+            f"Order #{rng.randint(10**4, 10**6)} (ticket {rng.randint(100, 9999)}, invoice {rng.randint(1, 999)}) done",
+            f"Order {not_luhn(luhn_complete(rng, '4', 16))} has shipped; ticket #{rng.randint(100, 9999)}",
+            f"IMEI {luhn_complete(rng, '35', 15)} on the ticket, serial {rng.randint(10**6, 10**8)}",
+            f"[ci] build {ssn(rng)} passed; release {rng.randint(1, 9)}.{rng.randint(0, 30)} tagged",
+            f"2026-11-23T10:{rng.randint(0, 59):02d}:00Z INFO build={ssn(rng)} version={rng.randint(1, 9)}.2.1",
+            f"Firmware {ssn(rng)} flashed to serial SN{rng.randint(10**5, 10**7)}",
+            f"part number: {ssn(rng)}, lot {rng.randint(100, 999)}",
             f"reference {luhn_not_card}",
             f"ts={epoch_ms}",
             f"version {rng.randint(1, 20)}.{rng.randint(0, 30)}.{rng.randint(0, 300)}.{rng.randint(0, 9999)}",

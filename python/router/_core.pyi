@@ -435,7 +435,7 @@ class DocumentScreen:
         """`masker`: the policy's blank masker (its engine and categories); `request_keys`/`answer_keys`:
         the strings each direction sets aside; `raw`: what a masked request field is stored as."""
     def request(
-        self, fields: dict[str, Any], names: Sequence[str], counts: FindingCounts, triggers: Triggers | None
+        self, fields: dict[str, Any], names: tuple[str, ...], counts: FindingCounts, triggers: Triggers | None
     ) -> tuple[Masker | None, list[str]]:
         """Mask the text of the fields `names` of `fields` in place, with one numbering: the masker (None
         if nothing was found) and the categories that block. ValueError (a document the walk does not

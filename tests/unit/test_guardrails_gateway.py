@@ -87,6 +87,43 @@ def test_a_document_the_rust_walk_gives_up_on_is_masked_the_same_in_python() -> 
     assert msgspec.json.decode(direct["messages"]) == [{"role": "user", "content": "mail [EMAIL_1]", "name": EMAIL}]
 
 
+def test_plain_text_documents_are_read_in_rust_and_in_python_and_base64_is_not() -> None:
+    # The Rust walk reads a document's `data` once its `media_type` says text, wherever the keys stand; the
+    # Python walk (a key spelled with escapes sends the whole field there) reads the same.
+    pdf = "JVBERi0xLjQgamFuZUBhY21lLmlv"
+    blocks = [
+        {"type": "document", "source": {"data": f"mail {EMAIL}", "type": "text", "media_type": "text/plain"}},
+        {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": pdf}},
+        {"type": "text", "text": f"card {CARD}"},
+    ]
+    plain = msgspec.json.encode([{"role": "user", "content": blocks}])
+    escaped = plain.replace(b'"content"', b'"con\\u0074ent"')
+    results = []
+    for raw in (plain, escaped):
+        f = {"messages": msgspec.Raw(raw)}
+        changed, _ = screen_request_fields(Policy(GuardrailSettings()), Metrics(), f)
+        assert changed
+        results.append(msgspec.json.decode(f["messages"])[0]["content"])
+    assert results[0] == results[1]
+    assert results[0][0]["source"]["data"] == "mail [EMAIL_1]" and results[0][1]["source"]["data"] == pdf
+    assert results[0][2]["text"] == "card [CARD_1]"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "masked"),
+    [
+        ("prediction", {"type": "content", "content": f"to {EMAIL}"}, {"type": "content", "content": "to [EMAIL_1]"}),
+        ("response_format", {"type": "json_schema", "json_schema": {"name": "r", "description": EMAIL}},
+         {"type": "json_schema", "json_schema": {"name": "r", "description": "[EMAIL_1]"}}),
+        ("functions", [{"name": "f", "description": EMAIL}], [{"name": "f", "description": "[EMAIL_1]"}]),
+    ],
+)  # fmt: skip
+def test_chat_prediction_schema_and_functions_are_masked(name: str, value: object, masked: object) -> None:
+    f = {**fields([{"role": "user", "content": "hi"}]), name: msgspec.Raw(msgspec.json.encode(value))}
+    screen_chat_request(Policy(GuardrailSettings()), Metrics(), f)
+    assert msgspec.json.decode(f[name]) == masked
+
+
 def test_one_field_the_rust_walk_gives_up_on_keeps_the_request_numbering() -> None:
     # The messages walk in Rust, the tools do not: the request is masked as one, with one numbering.
     other = "ops@example.org"

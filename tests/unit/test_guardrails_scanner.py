@@ -3,6 +3,8 @@ corpus, and the streaming guarantee (no split of the text ever lets a sensitive 
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -75,6 +77,38 @@ def test_there_are_at_least_thirty_provider_token_formats() -> None:
     secrets = {t for c, t in Guardrails().types() if c == "secrets"}
     generic = {"JWT", "PRIVATE_KEY", "URL_PASSWORD", "PASSWORD", "SECRET", "GCP_SERVICE_ACCOUNT"}
     assert len(secrets - generic) >= 30, sorted(secrets)
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("Refund order 88123 to card 4111 1111 1111 1111", "Refund order 88123 to card [CARD_1]"),
+        ("ticket #4411: customer card 378282246310005", "ticket #4411: customer card [CARD_1]"),
+        ("invoice 5555555555554444 overdue", "invoice [CARD_1] overdue"),
+        ("serial: 6011111111111117", "serial: [CARD_1]"),
+        ("build 858-12-4680 broke the SSN 123-45-6788 form", "build 858-12-4680 broke the SSN [SSN_1] form"),
+    ],
+)
+def test_context_words_never_hide_a_card_and_a_build_label_is_no_ssn(text: str, masked: str) -> None:
+    assert guardrails.mask(text) == masked
+
+
+CONTEXT_WORDS = ["order", "Order #", "ticket #4411:", "invoice", "INV-2026-0042", "serial", "tracking", "shipment",
+                 "isbn", "imei", "timestamp", "Refund order 88123 to card", "build", "case 77 /", ""]  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    lead=st.sampled_from(CONTEXT_WORDS),
+    tail=st.sampled_from(["", " shipped", ", thanks", " (ticket 4411)"]),
+    brand=st.sampled_from(corpus.CARD_BRANDS),
+    seed=st.integers(0, 2**32),
+)
+def test_a_valid_card_is_masked_whatever_words_surround_it(lead: str, tail: str, brand: tuple, seed: int) -> None:
+    pan = corpus.luhn_complete(random.Random(seed), *brand)
+    text = f"{lead} {pan}{tail}"
+    assert [(f.type, text[f.start : f.end]) for f in guardrails.scan(text)] == [("CARD", pan)]
+    assert pan not in guardrails.mask(text)
 
 
 @pytest.mark.parametrize("category", sorted(CATEGORY_TEXTS))

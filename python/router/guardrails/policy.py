@@ -1,10 +1,11 @@
 """Guardrails on the request path: every string a model reads, and every string it answers, is scanned.
 
-Requests: every string of the fields that carry text (chat `messages` and `tools`; Anthropic and Responses
-`system`, `messages`, `instructions`, `input`, `tools`; embeddings `input`) except the values of keys that
-hold identifiers, formats, schema structure or binary payloads (`REQUEST_NOT_TEXT`): message content and
-text parts, tool-call arguments, tool results, tool and parameter descriptions. Image, audio and file parts
-are not scanned (base64 payloads are not text a model reads as such). Unary chat answers likewise, minus
+Requests: every string of the fields that carry text (`CHAT_FIELDS`, `MESSAGES_RESPONSES_FIELDS`,
+`EMBEDDINGS_FIELDS`) except the values of keys that hold identifiers, formats, schema structure or binary
+payloads (`REQUEST_NOT_TEXT`): message content and text parts, tool-call arguments, tool results, tool and
+parameter descriptions, predicted outputs, structured-output schemas, prompt variables. Image, audio and
+file payloads are not scanned (base64 is not text a model reads as such); a plain-text document's `data`
+is. Unary chat answers likewise, minus
 `ANSWER_NOT_TEXT` (other APIs' answers: `answers.AnswerGuard`; streams: `chat_stream.ChatStreamGuard` and
 the transcoder's `AnswerScreen`). The strings are found and masked where they lie by one Rust walk over the
 JSON (`Masker.mask_json`); nothing is decoded in Python unless the walk gives up.
@@ -137,8 +138,12 @@ def map_tree(
             node[i], c = map_tree(fn, item, skip, whole, mode)
             changed |= c
     elif isinstance(node, dict):
+        # A plain-text document source keeps text in `data` (every other source keeps base64 there).
+        plain = str(node.get("media_type", "")).startswith("text/")
         for key, value in node.items():
             inner = "whole" if mode == "whole" or key in whole else "skip" if key in skip else "text"
+            if inner == "skip" and plain and key == "data":
+                inner = "text"
             node[key], c = map_tree(fn, value, skip, whole, inner)
             changed |= c
     return node, changed
@@ -166,8 +171,8 @@ class Restorer:
 # arguments, tool results, tool and parameter descriptions, system prompts, instructions).
 REQUEST_NOT_TEXT = frozenset({
     "type", "role", "model", "id", "name", "tool_use_id", "tool_call_id", "call_id", "media_type", "signature",
-    "data", "url", "image_url", "file_id", "file_data", "file_url", "status", "cache_control", "mock",
-    "requesty", "format", "detail", "effort", "summary", "tool_choice", "stop_sequences", "stop", "user",
+    "encrypted_content", "data", "url", "image_url", "file_id", "file_data", "file_url", "status", "cache_control",
+    "mock", "requesty", "format", "detail", "effort", "summary", "tool_choice", "stop_sequences", "stop", "user",
     "metadata", "required", "pattern", "$ref", "$schema",
 })  # fmt: skip
 # The same in an answer: identifiers, finish reasons, citations, token logprobs and usage are not prose.
@@ -181,9 +186,17 @@ WHOLE_TEXT = frozenset({"input"})
 _REQUEST_SKIP = SkipKeys(sorted(REQUEST_NOT_TEXT), sorted(WHOLE_TEXT))
 _ANSWER_SKIP = SkipKeys(sorted(ANSWER_NOT_TEXT), sorted(WHOLE_TEXT))
 
-# The top-level request fields that carry text, per API.
-CHAT_FIELDS = ("messages", "tools")
-MESSAGES_RESPONSES_FIELDS = ("system", "messages", "instructions", "input", "tools")
+# The top-level request fields that carry text a model reads, per API (docs/guardrails-coverage.md lists
+# them, and the fields left out with the reason). Chat: the messages, tool and legacy function definitions,
+# the predicted output, the structured-output schema and the web search location.
+CHAT_FIELDS = ("messages", "tools", "functions", "prediction", "response_format", "web_search_options")
+# Anthropic Messages: the system prompt, messages, tools and the structured-output schema (`output_format`,
+# and its newer home `output_config`); OpenAI Responses: instructions, input, tools, the text format's
+# schema and a reusable prompt's variables. One tuple serves both: each API's fields are absent in the other.
+MESSAGES_RESPONSES_FIELDS = (
+    "system", "messages", "tools", "output_format", "output_config", "instructions", "input", "text", "prompt",
+)  # fmt: skip
+# Embeddings: the strings of `input` (token-id arrays are numbers: nothing to read).
 EMBEDDINGS_FIELDS = ("input",)
 
 _encoder = msgspec.json.Encoder()

@@ -87,14 +87,36 @@ fn walk(
         }
         b'"' => spans.push(w.string()?),
         b'{' | b'[' if depth >= MAX_DEPTH => return None,
-        b'{' => w.object(|w, key| {
-            let inner = if mode == Mode::Whole {
-                Mode::Whole
-            } else {
-                keys.mode(key)
-            };
-            walk(w, depth + 1, inner, keys, spans)
-        })?,
+        b'{' => {
+            // A plain-text document source (Anthropic `{"type": "text", "media_type": "text/plain", "data":
+            // ...}`) keeps in `data` text the model reads, where every other source keeps base64: its
+            // `data` is read once the object's `media_type` says so, wherever the two keys stand.
+            let (mut held, mut plain) = (None, false);
+            let first = spans.len();
+            w.object(|w, key| {
+                let inner = if mode == Mode::Whole {
+                    Mode::Whole
+                } else {
+                    keys.mode(key)
+                };
+                if inner == Mode::Skip && w.peek() == Some(b'"') {
+                    if key == b"data" {
+                        held = Some(w.string()?);
+                        return Some(());
+                    }
+                    if key == b"media_type" {
+                        let value = w.string()?;
+                        plain = w.s[value].starts_with(b"\"text/");
+                        return Some(());
+                    }
+                }
+                walk(w, depth + 1, inner, keys, spans)
+            })?;
+            if let (true, Some(data)) = (plain, held) {
+                let at = first + spans[first..].partition_point(|s| s.start < data.start);
+                spans.insert(at, data);
+            }
+        }
         b'[' => w.array(|w| walk(w, depth + 1, mode, keys, spans))?,
         _ => w.skip()?,
     }
@@ -188,6 +210,34 @@ mod tests {
             mask(r#"[{"type": "image_url", "image_url": {"url": "x@y.co"}}]"#),
             Some(None)
         );
+    }
+
+    #[test]
+    fn a_plain_text_document_is_read_and_a_base64_one_is_not() {
+        let skip = SkipKeys::new(["type", "media_type", "data"], ["input"]);
+        let run = |data: &str| {
+            mask_json(
+                engine(),
+                DEFAULT_CATEGORIES,
+                &mut Masker::default(),
+                data,
+                &skip,
+            )
+            .unwrap()
+            .map(|m| String::from_utf8(m).unwrap())
+        };
+        for doc in [
+            r#"[{"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "mail a@b.co"}}, "c@d.co"]"#,
+            r#"[{"type": "document", "source": {"data": "mail a@b.co", "type": "text", "media_type": "text/plain"}}, "c@d.co"]"#,
+        ] {
+            let out = run(doc).unwrap();
+            assert!(
+                out.contains(r#""mail [EMAIL_1]""#) && out.contains(r#""[EMAIL_2]""#),
+                "{out}"
+            );
+        }
+        let pdf = r#"[{"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "a@b.co"}}]"#;
+        assert_eq!(run(pdf), None);
     }
 
     #[test]

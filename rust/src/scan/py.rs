@@ -6,7 +6,7 @@ use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
-use pyo3::types::{PyBytes, PyDict, PyString};
+use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 
 use super::engine::char_offsets;
 use super::json::{mask_json, SkipKeys};
@@ -417,18 +417,20 @@ impl PyDocumentScreen {
     /// Mask the text of the request fields `names` of `fields` in place, with one numbering; count what
     /// was found. Returns the masker (None if nothing was found) and the categories that block. A field
     /// is replaced only once every field has been read: ValueError (a document the walk does not handle)
-    /// leaves `fields` as it was, for the caller to mask it decoded.
-    fn request(
+    /// leaves `fields` as it was, for the caller to mask it decoded. `names` is the caller's tuple, its
+    /// strings used as the keys (their hashes cached), not converted: most of an API's text fields are
+    /// absent from a given request, and each is then one hash probe, nothing more.
+    fn request<'py>(
         &self,
-        fields: &Bound<'_, PyDict>,
-        names: Vec<PyBackedStr>,
+        fields: &Bound<'py, PyDict>,
+        names: &Bound<'py, PyTuple>,
         counts: &PyFindingCounts,
         triggers: Option<PyRefMut<'_, PyTriggers>>,
     ) -> PyResult<(Option<PyMasker>, Vec<&'static str>)> {
         let mut masker = Masker::default();
         let mut masked = Vec::new();
-        for name in &names {
-            let Some(raw) = fields.get_item(&**name)? else {
+        for name in names.iter() {
+            let Some(raw) = fields.get_item(&name)? else {
                 continue;
             };
             let data = PyBuffer::<u8>::get(&raw)?;
@@ -448,7 +450,7 @@ impl PyDocumentScreen {
         }
         let py = fields.py();
         for (name, out) in masked {
-            fields.set_item(&**name, self.raw.bind(py).call1((PyBytes::new(py, &out),))?)?;
+            fields.set_item(name, self.raw.bind(py).call1((PyBytes::new(py, &out),))?)?;
         }
         let blocked = self.record(&masker, 0, Direction::Request, counts, triggers);
         let masker = PyMasker {

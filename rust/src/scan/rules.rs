@@ -178,7 +178,7 @@ pub fn builtin() -> Vec<RuleSpec> {
             r"(?i)\b(?:phone|tel|telephone|mobile|cell|fax|whatsapp|call me(?: at)?)\b[^0-9+\n]{0,16}(\+?[0-9][0-9 ().-]{5,18}[0-9])\b", C::Phone)
             .span(64).priority(18).at_word().pre(Pre::Digit),
         rule("SSN", Pii, Trigger::Digit,
-             r"\b[0-9]{3}[- ][0-9]{2}[- ][0-9]{4}\b", C::Ssn).span(12).digits(9),
+             r"\b[0-9]{3}[- ][0-9]{2}[- ][0-9]{4}\b", C::SsnShape).span(12).digits(9),
         cue("SSN", Pii, &["ssn", "social security", "ss#"],
             r"(?i)\b(?:ssn|social security(?: number| no\.?| #)?|ss#)\b[^0-9\n]{0,20}([0-9]{9}|[0-9]{3}[- ][0-9]{2}[- ][0-9]{4})\b", C::Ssn)
             .span(64).at_word().pre(Pre::Digit),

@@ -120,7 +120,9 @@ fn ignores_lookalikes() {
     for text in [
         "commit 37003c714fb6ea2f9bd2cfbae49f6a6f896ed368 fixed it",
         "id 732f51d4-033a-47be-baf4-c4d2a22f9368",
-        "order 4111111111111111 shipped",
+        "build 858-12-4680 deployed",
+        "release v2 build no. 858-12-4680",
+        "firmware 123-45-6788 flashed",
         "ts 1500000000009 ms",
         "version 10.7.31.9 released",
         "pi is 3.14159265358979323846",
@@ -132,6 +134,113 @@ fn ignores_lookalikes() {
     ] {
         assert_eq!(kinds(text), vec![], "{text:?}");
     }
+}
+
+/// A number with a card issuer's prefix and length and a valid Luhn digit is a card whatever words stand
+/// before it: the words that label order, ticket and invoice numbers are exactly where cards get pasted.
+#[test]
+fn a_card_number_is_found_whatever_words_surround_it() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "Refund order 88123 to card 4111 1111 1111 1111",
+            "4111 1111 1111 1111",
+        ),
+        (
+            "ticket #4411: customer card 378282246310005",
+            "378282246310005",
+        ),
+        ("order 4111111111111111 shipped", "4111111111111111"),
+        ("invoice 5555555555554444 is overdue", "5555555555554444"),
+        ("serial: 6011111111111117", "6011111111111117"),
+        ("tracking 3530111333300000 timestamp", "3530111333300000"),
+        (
+            "INV-2026-0042 paid with 2221-0000-0000-0009",
+            "2221-0000-0000-0009",
+        ),
+        ("ORD-4111111111111111", "4111111111111111"),
+        (
+            "https://shop.test/orders/4111111111111111",
+            "4111111111111111",
+        ),
+        ("pan,4111111111111111,5555555555554444", "5555555555554444"),
+        ("pan,4111111111111111,5555555555554444", "4111111111111111"),
+    ];
+    for (text, value) in cases {
+        let got = kinds(text);
+        assert!(
+            got.iter().any(|(k, v)| k == "CARD" && v == value),
+            "{text:?}: expected CARD {value:?}, got {got:?}"
+        );
+        assert!(!mask(text).contains(value), "{text:?}");
+    }
+    // Numbers, not cards: only the characters glued to the digits decide.
+    for text in [
+        "ratio 0.4111111111111111",
+        "4111111111111111.5 units",
+        "x = 1e-4111111111111111",
+    ] {
+        assert!(
+            kinds(text).iter().all(|(k, _)| k != "CARD"),
+            "{text:?}: {:?}",
+            kinds(text)
+        );
+    }
+}
+
+/// Context lowers a bare SSN shape only when the word right before it labels it as another number; a cue
+/// word anywhere else, or an SSN cue, leaves it an SSN.
+#[test]
+fn a_label_right_before_an_ssn_shape_makes_it_another_number() {
+    for (text, value) in [
+        ("build 858-12-4680, SSN 123-45-6788", "123-45-6788"),
+        ("SSN for build 858-12-4680", "858-12-4680"),
+        ("built on 2026-11-23; employee 123-45-6788", "123-45-6788"),
+        ("ticket 12 123-45-6788", "123-45-6788"),
+        ("the build failed; her number is 123-45-6788", "123-45-6788"),
+    ] {
+        let got = kinds(text);
+        assert!(
+            got.iter().any(|(k, v)| k == "SSN" && v == value),
+            "{text:?}: expected SSN {value:?}, got {got:?}"
+        );
+    }
+    for text in [
+        "build 858-12-4680",
+        "Build #858-12-4680",
+        "part number: 123-45-6788",
+        "version 858 12 4680",
+    ] {
+        assert!(
+            kinds(text).iter().all(|(k, _)| k != "SSN"),
+            "{text:?}: {:?}",
+            kinds(text)
+        );
+    }
+}
+
+/// The digits of a valid card for one of the issuer prefixes and lengths, Luhn digit last.
+fn luhn_card(prefix: &str, len: usize, body: &[u8]) -> String {
+    let mut d: Vec<u8> = prefix.bytes().map(|b| b - b'0').collect();
+    d.extend(body.iter().take(len - 1 - d.len()).map(|b| b % 10));
+    let sum: u32 = d
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &x)| {
+            let x = u32::from(x);
+            if i % 2 == 0 {
+                if x * 2 > 9 {
+                    x * 2 - 9
+                } else {
+                    x * 2
+                }
+            } else {
+                x
+            }
+        })
+        .sum();
+    d.push(((10 - sum % 10) % 10) as u8);
+    d.iter().map(|x| char::from(b'0' + x)).collect()
 }
 
 #[test]
@@ -294,6 +403,8 @@ fn text_strategy() -> impl Strategy<Value = String> {
         Just("DE89370400440532013000".to_owned()),
         Just("password: hunter22".to_owned()),
         Just("SSN 123-45-6788".to_owned()),
+        Just("build 858-12-4680".to_owned()),
+        Just("order 4111111111111111".to_owned()),
         Just("-----BEGIN PRIVATE KEY-----\n".to_owned()),
         Just("[EMAIL_1]".to_owned()),
         Just("NL36WJDV7289075496".to_owned()),
@@ -349,6 +460,38 @@ proptest! {
     fn masking_is_idempotent(text in text_strategy()) {
         let once = mask(&text);
         prop_assert_eq!(mask(&once), once.clone());
+    }
+
+    /// Whatever words stand before or after it, a valid card number is masked, whole or streamed.
+    #[test]
+    fn context_never_hides_a_card(
+        lead in prop::sample::select(vec![
+            "order", "Order #", "ticket #4411:", "invoice", "INV-2026-0042", "serial", "tracking", "shipment",
+            "isbn", "imei", "timestamp", "build", "version", "ref", "Refund order 88123 to card", "",
+        ]),
+        tail in prop::sample::select(vec!["", " shipped", ", thanks", ". Order 88123", " (ticket 4411)"]),
+        brand in prop::sample::select(vec![
+            ("4", 16), ("4", 19), ("4", 13), ("51", 16), ("2720", 16), ("34", 15), ("37", 15), ("6011", 16),
+            ("65", 16), ("3528", 16), ("36", 14), ("62", 16),
+        ]),
+        body in prop::collection::vec(0u8..10, 18),
+        sep in prop::sample::select(vec!["", " ", "-"]),
+        cut in 0usize..80,
+    ) {
+        let digits = luhn_card(brand.0, brand.1, &body);
+        prop_assume!(!digits.bytes().all(|b| b == digits.as_bytes()[0]));
+        let value = if sep.is_empty() {
+            digits.clone()
+        } else {
+            digits.as_bytes().chunks(4).map(|c| std::str::from_utf8(c).unwrap()).collect::<Vec<_>>().join(sep)
+        };
+        let text = format!("{lead} {value}{tail}");
+        let found = kinds(&text);
+        prop_assert!(found.iter().any(|(k, v)| k == "CARD" && *v == value), "{:?}: {:?}", text, found);
+        let masked = mask(&text);
+        prop_assert!(!masked.contains(&value) && !masked.contains(&digits), "{:?}", masked);
+        let cut = engine::floor_boundary(&text, cut.min(text.len()));
+        prop_assert_eq!(stream_all(&text, &[cut]), masked);
     }
 
     #[test]

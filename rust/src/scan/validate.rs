@@ -10,7 +10,10 @@ pub enum Check {
     Card,
     Iban,
     Aba,
+    /// A nine-digit number after an SSN cue word.
     Ssn,
+    /// A bare `ddd-dd-dddd`: an SSN unless the word right before it labels it as another kind of number.
+    SsnShape,
     Phone,
     Ipv4,
     Ipv6,
@@ -43,6 +46,7 @@ pub fn run(check: Check, text: &str, start: usize, end: usize) -> Option<(usize,
         Check::Iban => return iban(value).map(|len| (start, start + len)),
         Check::Aba => aba(value),
         Check::Ssn => ssn(value),
+        Check::SsnShape => ssn(value) && !labelled_not_ssn(text, start),
         Check::Phone => phone(text, start, end),
         Check::Ipv4 => ipv4(text, start, end),
         Check::Ipv6 => ipv6(value),
@@ -163,34 +167,22 @@ fn card_issuer_ok(d: &[u8]) -> bool {
     visa || mastercard || amex || discover || jcb || diners || unionpay || mir
 }
 
-const NOT_CARD_CUES: [&str; 9] = [
-    "order",
-    "tracking",
-    "invoice",
-    "shipment",
-    "isbn",
-    "imei",
-    "serial",
-    "ticket",
-    "timestamp",
-];
-
 fn card(text: &str, start: usize, end: usize) -> Option<(usize, usize)> {
     let value = &text[start..end];
     let d = digits(value);
     if !(13..=19).contains(&d.len()) || !consistent_separators(value) || all_same_digit(value) {
         return None;
     }
-    // Floats and version strings: `0.4111111111111111`, `4111111111111111.5`, `1e-4111…`.
+    // Only the characters glued to the digits can make them a number rather than a card: the fraction of
+    // a float (`0.4111111111111111`), an exponent (`1e-4111…`) or the integer part of a decimal
+    // (`4111111111111111.5`). No word around a number with a card's issuer, length and Luhn digit hides
+    // it: support tickets, order disputes and invoices are where card numbers get pasted.
     let before = &text.as_bytes()[..start];
     let after = &text.as_bytes()[end..];
-    if matches!(before.last(), Some(b'.' | b',' | b'-' | b'_' | b'/'))
-        || matches!(after, [b'.' | b',', c, ..] if c.is_ascii_digit())
-    {
-        return None;
-    }
-    let lead = lead_lower(text, start, 32);
-    if NOT_CARD_CUES.iter().any(|c| lead.contains(c)) {
+    let fraction = matches!(before, [.., d, b'.'] if d.is_ascii_digit());
+    let exponent = matches!(before, [.., d, b'e' | b'E', b'-' | b'+'] if d.is_ascii_digit());
+    let decimal = matches!(after, [b'.', c, ..] if c.is_ascii_digit());
+    if fraction || exponent || decimal {
         return None;
     }
     (card_issuer_ok(&d) && luhn(&d)).then_some((start, end))
@@ -356,6 +348,61 @@ fn ssn(value: &str) -> bool {
         && group != 0
         && serial != 0
         && d != [1, 2, 3, 4, 5, 6, 7, 8, 9]
+}
+
+/// Labels that make a bare `ddd-dd-dddd` the number of a build, release, part, lot or record: `build
+/// 858-12-4680` is a version string, not an SSN. Only the word right before the number counts (after `#`,
+/// `:`, `no.` and the like), so a cue elsewhere in the sentence changes nothing; an SSN cue word
+/// (`SSN 123-45-6789`) is a rule of its own and is never lowered.
+const NOT_SSN_LABELS: [&str; 33] = [
+    "batch",
+    "bug",
+    "build",
+    "case",
+    "change",
+    "commit",
+    "fw",
+    "firmware",
+    "invoice",
+    "issue",
+    "item",
+    "job",
+    "kb",
+    "lot",
+    "model",
+    "order",
+    "part",
+    "patch",
+    "po",
+    "pr",
+    "rel",
+    "release",
+    "ref",
+    "reference",
+    "rev",
+    "revision",
+    "run",
+    "serial",
+    "sku",
+    "ticket",
+    "tracking",
+    "v",
+    "version",
+];
+
+fn labelled_not_ssn(text: &str, start: usize) -> bool {
+    let lead = lead_lower(text, start, 32);
+    let mut words = lead
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .rev();
+    let mut word = words.next();
+    // `build no. 858-12-4680`, `part number 123-45-6789`, `order id 123-45-6789`.
+    if matches!(word, Some("no" | "nr" | "num" | "number" | "id")) {
+        word = words.next();
+    }
+    // A number in between (`ticket 12 123-45-6789`) is the word right before, and it is no label.
+    word.is_some_and(|w| NOT_SSN_LABELS.contains(&w))
 }
 
 fn phone(text: &str, start: usize, end: usize) -> bool {
