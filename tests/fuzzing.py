@@ -326,6 +326,9 @@ def send(client: httpx.Client, base: str, case: Case, keys: dict[str, str]) -> O
     url = base + case.path
     try:
         r = client.request(case.method, url, params=case.query, headers=headers, content=case.body)
+    except httpx.LocalProtocolError:
+        # The client itself refused to send it (e.g. a header value of only spaces): it never reached the gateway.
+        return Outcome(None, [])
     except httpx.TransportError as exc:
         return Outcome(None, [f"transport error: {type(exc).__name__}: {exc}"])
     problems = []
