@@ -57,9 +57,11 @@ class ModelConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class ProviderConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    base_url: str
-    # The upstream wire format: OpenAI chat completions, Anthropic Messages, or OpenAI Responses.
-    kind: Literal["openai", "anthropic", "openai-responses"] = "openai"
+    # Required, except for kinds with a default endpoint (bedrock: https://bedrock-runtime.{region}.amazonaws.com).
+    base_url: str = ""
+    # The upstream wire format: OpenAI chat completions, Anthropic Messages, OpenAI Responses, or a native one
+    # (docs/providers.md).
+    kind: Literal["openai", "anthropic", "openai-responses", "bedrock"] = "openai"
     api_key: str | None = None
     # Azure OpenAI authenticates with `api-key: <key>` instead of a bearer token.
     auth_header: str = "authorization"
@@ -68,6 +70,11 @@ class ProviderConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     azure_api_version: str | None = None
     timeouts: Timeouts | None = None
     max_connections: int = 512
+    # Bedrock: the region of models without an `@<region>` suffix, and AWS credentials (else AWS_* variables).
+    region: str | None = None
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
+    aws_session_token: str | None = None
 
 
 class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -208,6 +215,10 @@ def _resolve_env(node: Any, path: str, source: str) -> Any:
     return node
 
 
+# Provider kinds whose endpoint follows from the region when base_url is left out.
+_DEFAULT_ENDPOINT_KINDS = ("bedrock",)
+
+
 def _check(config: Config, source: str) -> None:
     seen: set[str] = set()
     for i, model in enumerate(config.models):
@@ -222,6 +233,8 @@ def _check(config: Config, source: str) -> None:
             raise ConfigError(f"{where}: duplicate model id {model.id!r}")
         seen.add(model.id)
     for name, provider in config.providers.items():
+        if provider.kind in _DEFAULT_ENDPOINT_KINDS and not provider.base_url:
+            continue
         if not provider.base_url.startswith(("http://", "https://")):
             raise ConfigError(f"{source}: at providers.{name}.base_url: expected an http:// or https:// URL")
     for label, t in [("timeouts", config.timeouts)] + [

@@ -19,6 +19,7 @@ import msgspec
 from granian.rsgi import ProtocolClosed, ProtocolError
 
 from . import anthropic_messages as messages
+from . import bedrock
 from . import openai_chat as chat
 from . import openai_embeddings as embeddings
 from . import openai_responses as responses
@@ -84,6 +85,10 @@ class MockApp:
         path = scope.path
         route = self._routes.get(path)
         if route is None:
+            if path.startswith("/model/"):  # Amazon Bedrock (mock/bedrock.py)
+                with contextlib.suppress(ProtocolClosed, ProtocolError):
+                    await bedrock.handle(self, scope, proto)
+                return None
             if path.startswith("/v1/models/") and scope.method == "GET":
                 return self._get_model(scope, proto)
             return self._not_found(scope, proto)
@@ -166,7 +171,14 @@ class MockApp:
         proto.response_bytes(200, JSON_HEADERS, body)
 
     @staticmethod
-    async def _send_stream(scope: Any, proto: Any, events: chat.StreamEvents, knobs: Resolved, fail: str) -> None:
+    async def _send_stream(
+        scope: Any,
+        proto: Any,
+        events: chat.StreamEvents,
+        knobs: Resolved,
+        fail: str,
+        headers: list[tuple[str, str]] = SSE_HEADERS,
+    ) -> None:
         tokens, tail = events.tokens, events.tail
         if fail == "malformed":
             middle = len(tokens) // 2
@@ -176,7 +188,7 @@ class MockApp:
             # ``drop_after`` counts the role chunk too: 0 cuts the stream before its first byte.
             head = head if knobs.drop_after else b""
             tokens, tail = tokens[: max(knobs.drop_after - 1, 0)], b""
-        transport = proto.response_stream(200, SSE_HEADERS)
+        transport = proto.response_stream(200, headers)
         delay = knobs.token_delay_ms / 1000
         if delay:
             await transport.send_bytes(head)
@@ -194,13 +206,19 @@ class MockApp:
             abort_connection(scope.client)
 
     async def _counted_stream(
-        self, scope: Any, proto: Any, events: chat.StreamEvents, knobs: Resolved, fail: str
+        self,
+        scope: Any,
+        proto: Any,
+        events: chat.StreamEvents,
+        knobs: Resolved,
+        fail: str,
+        headers: list[tuple[str, str]] = SSE_HEADERS,
     ) -> None:
         # Tests prove a gateway cancels upstream streams by watching these two numbers.
         self.recorder.streams_active += 1
         finished = False
         try:
-            await self._send_stream(scope, proto, events, knobs, fail)
+            await self._send_stream(scope, proto, events, knobs, fail, headers)
             finished = True
         finally:
             self.recorder.streams_active -= 1
