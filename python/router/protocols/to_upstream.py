@@ -402,15 +402,20 @@ def chat_to_anthropic(chat: Json, model_max_output: int | None) -> tuple[Json, P
             else:
                 messages.append({"role": "user", "content": [result]})
 
-    max_tokens = chat.get("max_completion_tokens") or chat.get("max_tokens") or model_max_output or DEFAULT_MAX_TOKENS
+    effort = reasoning.parse(chat.get("reasoning_effort"))
+    max_tokens = chat.get("max_completion_tokens") or chat.get("max_tokens")
+    if max_tokens is None:
+        max_tokens = model_max_output or DEFAULT_MAX_TOKENS
+        if effort is not None:
+            # A budget the caller asked for is kept: max_tokens (theirs to set, but unset) makes room for it.
+            max_tokens = max(max_tokens, reasoning.room_for(effort, model_max_output, DEFAULT_MAX_TOKENS))
     out: Json = {"model": chat["model"], "max_tokens": max_tokens, "messages": messages}
     if system:
         plain = all(set(b) == {"type", "text"} for b in system)
         out["system"] = "\n\n".join(b["text"] for b in system) if plain else system
 
-    effort = reasoning.parse(chat.get("reasoning_effort"))
     budget = reasoning.to_budget(effort, max_tokens, model_max_output) if effort is not None else None
-    thinking = budget is not None and effort not in ("none",)
+    thinking = budget is not None
     if thinking:
         out["thinking"] = {"type": "enabled", "budget_tokens": budget}
     else:
