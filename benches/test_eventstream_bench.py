@@ -1,7 +1,8 @@
 """Bedrock streaming hot path: the Rust AWS event-stream decoder against a pure-Python one, and SigV4 signing.
 
 A ConverseStream answer (messageStart, 200 text deltas, stop, metadata) cut into 1 KiB network chunks; each
-decoder yields every message's event type and payload. `extra_info["MB/s"]` is the decode throughput.
+decoder yields every message's event type and payload. `extra_info["MB/s"]` is the decode throughput
+(fastest round).
 Run: `pytest benches/test_eventstream_bench.py --benchmark-only`.
 """
 
@@ -43,6 +44,17 @@ N_MESSAGES = 204
 
 
 def _rust() -> int:
+    """What the Bedrock stream loop does: event type and payload of every message."""
+    decoder = EventStreamDecoder()
+    n = 0
+    for chunk in CHUNKS:
+        for _, kind, payload in decoder.feed_events(chunk):
+            n += bool(kind) and bool(payload)
+    decoder.finish()
+    return n
+
+
+def _rust_messages() -> int:
     decoder = EventStreamDecoder()
     n = 0
     for chunk in CHUNKS:
@@ -63,12 +75,19 @@ def _python() -> int:
 
 
 def _throughput(benchmark) -> None:
-    benchmark.extra_info["MB/s"] = round(len(STREAM) / benchmark.stats.stats.mean / 1e6, 1)
+    # From the fastest round: on a shared machine the mean measures the neighbours as much as the code.
+    benchmark.extra_info["MB/s"] = round(len(STREAM) / benchmark.stats.stats.min / 1e6, 1)
 
 
 @pytest.mark.benchmark(group="eventstream-decode")
 def test_decode_rust(benchmark) -> None:
     assert benchmark(_rust) == N_MESSAGES
+    _throughput(benchmark)
+
+
+@pytest.mark.benchmark(group="eventstream-decode")
+def test_decode_rust_message_objects(benchmark) -> None:
+    assert benchmark(_rust_messages) == N_MESSAGES
     _throughput(benchmark)
 
 

@@ -57,6 +57,8 @@ class EventStreamDecoder:
     def __new__(cls, max_message_size: int = 16777216) -> Self: ...
     def feed(self, chunk: bytes) -> list[EventStreamMessage]:
         """Decode the messages this chunk completes; raises EventStreamError on a corrupt stream."""
+    def feed_events(self, chunk: bytes) -> list[tuple[str | None, str | None, bytes]]:
+        """Like `feed`, as `(message_type, event_type, payload)` tuples: the stream loop's fast path."""
     def finish(self) -> None:
         """End of stream: raises EventStreamError if it stopped inside a message. Resets the decoder."""
     @property

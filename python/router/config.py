@@ -57,11 +57,12 @@ class ModelConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class ProviderConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    # Required, except for kinds with a default endpoint (bedrock: https://bedrock-runtime.{region}.amazonaws.com).
+    # Required, except for kinds with a default endpoint (bedrock: https://bedrock-runtime.{region}.amazonaws.com,
+    # gemini: https://generativelanguage.googleapis.com/v1beta).
     base_url: str = ""
     # The upstream wire format: OpenAI chat completions, Anthropic Messages, OpenAI Responses, or a native one
     # (docs/providers.md).
-    kind: Literal["openai", "anthropic", "openai-responses", "bedrock"] = "openai"
+    kind: Literal["openai", "anthropic", "openai-responses", "bedrock", "gemini"] = "openai"
     api_key: str | None = None
     # Azure OpenAI authenticates with `api-key: <key>` instead of a bearer token.
     auth_header: str = "authorization"
@@ -216,7 +217,7 @@ def _resolve_env(node: Any, path: str, source: str) -> Any:
 
 
 # Provider kinds whose endpoint follows from the region when base_url is left out.
-_DEFAULT_ENDPOINT_KINDS = ("bedrock",)
+_DEFAULT_ENDPOINT_KINDS = ("bedrock", "gemini")
 
 
 def _check(config: Config, source: str) -> None:

@@ -327,7 +327,7 @@ def test_a_corrupt_event_stream_ends_with_an_error(oai: openai.OpenAI) -> None:
     stream = oai.chat.completions.create(
         model="bedrock/corrupt", messages=[{"role": "user", "content": "Tell me a story"}], stream=True
     )
-    with pytest.raises(openai.APIError, match="malformed event stream"):
+    with stream, pytest.raises(openai.APIError, match="malformed event stream"):
         list(stream)
 
 

@@ -19,7 +19,7 @@ import msgspec
 from granian.rsgi import ProtocolClosed, ProtocolError
 
 from . import anthropic_messages as messages
-from . import bedrock
+from . import bedrock, gemini
 from . import openai_chat as chat
 from . import openai_embeddings as embeddings
 from . import openai_responses as responses
@@ -41,6 +41,8 @@ MAX_CACHED = 4096
 _PARAM_RE = re.compile(r"`\$\.([A-Za-z_][\w]*)|required field `(\w+)`")
 
 Handler = Callable[[Any, Any], Awaitable[None]]
+# Native provider APIs by first path segment, each served by its own module.
+_NATIVE: dict[str, Callable[[Any, Any, Any], Awaitable[None]]] = {"/model/": bedrock.handle, "/v1beta/": gemini.handle}
 
 
 def _param_of(exc: Exception) -> str | None:
@@ -85,9 +87,10 @@ class MockApp:
         path = scope.path
         route = self._routes.get(path)
         if route is None:
-            if path.startswith("/model/"):  # Amazon Bedrock (mock/bedrock.py)
+            native = _NATIVE.get(path[: path.find("/", 1) + 1])
+            if native is not None:  # Bedrock, Gemini: mock/bedrock.py, mock/gemini.py
                 with contextlib.suppress(ProtocolClosed, ProtocolError):
-                    await bedrock.handle(self, scope, proto)
+                    await native(self, scope, proto)
                 return None
             if path.startswith("/v1/models/") and scope.method == "GET":
                 return self._get_model(scope, proto)

@@ -419,6 +419,9 @@ def chat_to_anthropic(chat: Json, model_max_output: int | None) -> tuple[Json, P
     if thinking:
         out["thinking"] = {"type": "enabled", "budget_tokens": budget}
     else:
+        if effort == "none":
+            # Said explicitly, so providers that think by default (Gemini) turn it off too.
+            out["thinking"] = {"type": "disabled"}
         for key in ("temperature", "top_p"):
             if chat.get(key) is not None:
                 out[key] = chat[key]

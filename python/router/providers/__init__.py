@@ -3,16 +3,25 @@
 from ..config import ProviderConfig, Timeouts
 from .anthropic import AnthropicProvider
 from .bedrock import BedrockProvider
+from .gemini import GeminiProvider
 from .openai_compat import OpenAICompatProvider
 from .openai_responses import OpenAIResponsesProvider
 
-__all__ = ["AnthropicProvider", "BedrockProvider", "OpenAICompatProvider", "OpenAIResponsesProvider", "make_provider"]
+__all__ = [
+    "AnthropicProvider",
+    "BedrockProvider",
+    "GeminiProvider",
+    "OpenAICompatProvider",
+    "OpenAIResponsesProvider",
+    "make_provider",
+]
 
 _KINDS: dict[str, type[OpenAICompatProvider]] = {
     "openai": OpenAICompatProvider,
     "anthropic": AnthropicProvider,
     "openai-responses": OpenAIResponsesProvider,
     "bedrock": BedrockProvider,
+    "gemini": GeminiProvider,
 }
 
 

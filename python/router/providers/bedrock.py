@@ -130,19 +130,18 @@ class _StreamResponse:
                     raise self._broken(exc) from None
                 return None
             try:
-                messages = self._decoder.feed(builtins.bytes(chunk))
+                messages = self._decoder.feed_events(builtins.bytes(chunk))
             except EventStreamError as exc:
                 raise self._broken(exc) from None
             out = b""
-            for message in messages:
-                kind = message.event_type
-                if message.message_type == "event":
-                    out += self._translator.event(kind, message.payload)
+            for message_type, kind, payload in messages:
+                if message_type == "event":
+                    out += self._translator.event(kind, payload)
                 else:
                     # An exception mid-stream (throttlingException, modelStreamErrorException, …): the caller's
                     # stream ends with an error event in its own format.
                     name = (kind or "InternalServerException")[:1].upper() + (kind or "")[1:]
-                    _, message_text = _error_type(None, message.payload)
+                    _, message_text = _error_type(None, payload)
                     _, _, error_type, _ = _ERRORS.get(name, _ERRORS["InternalServerException"])
                     said = f": {message_text}" if message_text else ""
                     out += self._translator.error(

@@ -51,16 +51,33 @@ impl Message {
 /// Why a stream cannot be decoded. After any of these the framing is lost, so the decoder stays failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DecodeError {
-    PreludeCrc { expected: u32, actual: u32 },
-    MessageCrc { expected: u32, actual: u32 },
+    PreludeCrc {
+        expected: u32,
+        actual: u32,
+    },
+    MessageCrc {
+        expected: u32,
+        actual: u32,
+    },
     /// The prelude's total length is below the 16-byte minimum or above the limit.
-    BadLength { total: u32, limit: usize },
+    BadLength {
+        total: u32,
+        limit: usize,
+    },
     /// The headers length does not fit in the message, or exceeds 128 KiB.
-    BadHeadersLength { headers: u32, total: u32 },
+    BadHeadersLength {
+        headers: u32,
+        total: u32,
+    },
     /// A header could not be parsed (the offset is within the headers block).
-    BadHeader { offset: usize, reason: &'static str },
+    BadHeader {
+        offset: usize,
+        reason: &'static str,
+    },
     /// The stream ended inside a message.
-    Truncated { buffered: usize },
+    Truncated {
+        buffered: usize,
+    },
 }
 
 impl fmt::Display for DecodeError {
@@ -73,16 +90,25 @@ impl fmt::Display for DecodeError {
                 write!(f, "event-stream message CRC mismatch (expected {expected:#010x}, computed {actual:#010x})")
             }
             Self::BadLength { total, limit } => {
-                write!(f, "event-stream message length {total} outside 16..={limit}")
+                write!(
+                    f,
+                    "event-stream message length {total} outside 16..={limit}"
+                )
             }
             Self::BadHeadersLength { headers, total } => {
-                write!(f, "event-stream headers length {headers} does not fit a {total}-byte message")
+                write!(
+                    f,
+                    "event-stream headers length {headers} does not fit a {total}-byte message"
+                )
             }
             Self::BadHeader { offset, reason } => {
                 write!(f, "event-stream header at offset {offset}: {reason}")
             }
             Self::Truncated { buffered } => {
-                write!(f, "event stream ended inside a message ({buffered} bytes buffered)")
+                write!(
+                    f,
+                    "event stream ended inside a message ({buffered} bytes buffered)"
+                )
             }
         }
     }
@@ -134,12 +160,23 @@ impl Decoder {
     /// Decode every message `chunk` completes. An error is sticky: the framing cannot be recovered.
     pub fn feed(&mut self, chunk: &[u8]) -> Result<Vec<Message>, DecodeError> {
         let mut out = Vec::new();
-        self.feed_with(chunk, |m| out.push(m))?;
+        self.feed_raw(chunk, |headers, payload| {
+            out.push(Message {
+                headers: parse_headers(headers)?,
+                payload: payload.to_vec(),
+            });
+            Ok(())
+        })?;
         Ok(out)
     }
 
-    /// Like [`Decoder::feed`], handing each message to `sink` as soon as it is decoded.
-    pub fn feed_with(&mut self, chunk: &[u8], mut sink: impl FnMut(Message)) -> Result<(), DecodeError> {
+    /// Like [`Decoder::feed`] without building [`Message`]s: `sink` gets each message's headers block and
+    /// payload as slices (both CRCs already checked) and may refuse the message (its error is then sticky).
+    pub fn feed_raw(
+        &mut self,
+        chunk: &[u8],
+        mut sink: impl FnMut(&[u8], &[u8]) -> Result<(), DecodeError>,
+    ) -> Result<(), DecodeError> {
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
@@ -200,7 +237,11 @@ impl Decoder {
 }
 
 /// Decode the complete messages at the front of `data`; returns how many bytes they took.
-fn decode_all(data: &[u8], max_message: usize, sink: &mut impl FnMut(Message)) -> Result<usize, DecodeError> {
+fn decode_all(
+    data: &[u8],
+    max_message: usize,
+    sink: &mut impl FnMut(&[u8], &[u8]) -> Result<(), DecodeError>,
+) -> Result<usize, DecodeError> {
     let mut pos = 0;
     loop {
         let rest = &data[pos..];
@@ -216,10 +257,16 @@ fn decode_all(data: &[u8], max_message: usize, sink: &mut impl FnMut(Message)) -
         }
         let total_len = total as usize;
         if total_len < OVERHEAD || total_len > max_message {
-            return Err(DecodeError::BadLength { total, limit: max_message });
+            return Err(DecodeError::BadLength {
+                total,
+                limit: max_message,
+            });
         }
         if headers_len as usize > MAX_HEADERS || headers_len as usize > total_len - OVERHEAD {
-            return Err(DecodeError::BadHeadersLength { headers: headers_len, total });
+            return Err(DecodeError::BadHeadersLength {
+                headers: headers_len,
+                total,
+            });
         }
         if rest.len() < total_len {
             return Ok(pos);
@@ -231,69 +278,102 @@ fn decode_all(data: &[u8], max_message: usize, sink: &mut impl FnMut(Message)) -
             return Err(DecodeError::MessageCrc { expected, actual });
         }
         let headers_end = PRELUDE + headers_len as usize;
-        let headers = parse_headers(&body[PRELUDE..headers_end])?;
-        sink(Message { headers, payload: body[headers_end..].to_vec() });
+        sink(&body[PRELUDE..headers_end], &body[headers_end..])?;
         pos += total_len;
     }
 }
 
-fn parse_headers(mut b: &[u8]) -> Result<Vec<(String, HeaderValue)>, DecodeError> {
+/// One header as it lies in the block: its name, wire type and value bytes (length prefix removed).
+pub struct RawHeader<'a> {
+    pub name: &'a [u8],
+    pub tag: u8,
+    pub value: &'a [u8],
+}
+
+/// Walk a headers block, checking its structure, without allocating.
+pub fn scan_headers<'a>(
+    mut b: &'a [u8],
+    mut visit: impl FnMut(RawHeader<'a>) -> Result<(), DecodeError>,
+) -> Result<(), DecodeError> {
     let total = b.len();
-    let mut out = Vec::with_capacity(3);
-    let err = |b: &[u8], reason| DecodeError::BadHeader { offset: total - b.len(), reason };
+    let err = |b: &[u8], reason| DecodeError::BadHeader {
+        offset: total - b.len(),
+        reason,
+    };
     while !b.is_empty() {
+        let at = b;
         let name_len = b[0] as usize;
         if name_len == 0 {
-            return Err(err(b, "empty header name"));
+            return Err(err(at, "empty header name"));
         }
         if b.len() < 2 + name_len {
-            return Err(err(b, "header name runs past the headers block"));
+            return Err(err(at, "header name runs past the headers block"));
         }
-        let name = std::str::from_utf8(&b[1..1 + name_len]).map_err(|_| err(b, "header name is not UTF-8"))?;
-        let name = name.to_owned();
-        let at = b;
+        let name = &b[1..1 + name_len];
         let tag = b[1 + name_len];
         b = &b[2 + name_len..];
-        let fixed = |b: &mut &[u8], n: usize| -> Result<Vec<u8>, DecodeError> {
-            if b.len() < n {
-                return Err(err(at, "header value runs past the headers block"));
-            }
-            let (v, r) = b.split_at(n);
-            *b = r;
-            Ok(v.to_vec())
-        };
-        let value = match tag {
-            0 => HeaderValue::Bool(true),
-            1 => HeaderValue::Bool(false),
-            2 => HeaderValue::Byte(fixed(&mut b, 1)?[0] as i8),
-            3 => {
-                let v = fixed(&mut b, 2)?;
-                HeaderValue::Short(i16::from_be_bytes([v[0], v[1]]))
-            }
-            4 => HeaderValue::Int(be32(&fixed(&mut b, 4)?) as i32),
-            5 | 8 => {
-                let v = fixed(&mut b, 8)?;
-                let n = i64::from_be_bytes(v.try_into().expect("8 bytes"));
-                if tag == 5 {
-                    HeaderValue::Long(n)
-                } else {
-                    HeaderValue::Timestamp(n)
-                }
-            }
+        let (skip, len) = match tag {
+            0 | 1 => (0, 0),
+            2 => (0, 1),
+            3 => (0, 2),
+            4 => (0, 4),
+            5 | 8 => (0, 8),
+            9 => (0, 16),
             6 | 7 => {
-                let len = fixed(&mut b, 2)?;
-                let v = fixed(&mut b, u16::from_be_bytes([len[0], len[1]]) as usize)?;
-                if tag == 6 {
-                    HeaderValue::Bytes(v)
-                } else {
-                    HeaderValue::String(String::from_utf8(v).map_err(|_| err(at, "string header is not UTF-8"))?)
+                if b.len() < 2 {
+                    return Err(err(at, "header value runs past the headers block"));
                 }
+                (2, u16::from_be_bytes([b[0], b[1]]) as usize)
             }
-            9 => HeaderValue::Uuid(fixed(&mut b, 16)?.try_into().expect("16 bytes")),
             _ => return Err(err(at, "unknown header value type")),
         };
-        out.push((name, value));
+        if b.len() < skip + len {
+            return Err(err(at, "header value runs past the headers block"));
+        }
+        let value = &b[skip..skip + len];
+        b = &b[skip + len..];
+        if std::str::from_utf8(name).is_err() {
+            return Err(err(at, "header name is not UTF-8"));
+        }
+        if tag == 7 && std::str::from_utf8(value).is_err() {
+            return Err(err(at, "string header is not UTF-8"));
+        }
+        visit(RawHeader { name, tag, value })?;
     }
+    Ok(())
+}
+
+impl RawHeader<'_> {
+    /// The typed value (the block was checked by [`scan_headers`]).
+    pub fn value(&self) -> HeaderValue {
+        let v = self.value;
+        let n8 = || i64::from_be_bytes(v.try_into().expect("8 bytes"));
+        match self.tag {
+            0 => HeaderValue::Bool(true),
+            1 => HeaderValue::Bool(false),
+            2 => HeaderValue::Byte(v[0] as i8),
+            3 => HeaderValue::Short(i16::from_be_bytes([v[0], v[1]])),
+            4 => HeaderValue::Int(be32(v) as i32),
+            5 => HeaderValue::Long(n8()),
+            8 => HeaderValue::Timestamp(n8()),
+            6 => HeaderValue::Bytes(v.to_vec()),
+            7 => HeaderValue::String(String::from_utf8_lossy(v).into_owned()),
+            _ => HeaderValue::Uuid(v.try_into().expect("16 bytes")),
+        }
+    }
+
+    pub fn name_str(&self) -> &str {
+        std::str::from_utf8(self.name).unwrap_or("")
+    }
+}
+
+/// Parse a headers block into owned headers.
+pub fn parse_headers(b: &[u8]) -> Result<Vec<(String, HeaderValue)>, DecodeError> {
+    let mut out = Vec::with_capacity(3);
+    scan_headers(b, |h| {
+        out.push((h.name_str().to_owned(), h.value()));
+        Ok(())
+    })?;
     Ok(out)
 }
 
@@ -336,7 +416,11 @@ pub fn encode(headers: &[(String, HeaderValue)], payload: &[u8]) -> Result<Vec<u
                 h.extend_from_slice(&v.to_be_bytes());
             }
             HeaderValue::Long(v) | HeaderValue::Timestamp(v) => {
-                h.push(if matches!(value, HeaderValue::Long(_)) { 5 } else { 8 });
+                h.push(if matches!(value, HeaderValue::Long(_)) {
+                    5
+                } else {
+                    8
+                });
                 h.extend_from_slice(&v.to_be_bytes());
             }
             HeaderValue::Bytes(_) | HeaderValue::String(_) => {

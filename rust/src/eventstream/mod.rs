@@ -17,4 +17,6 @@ pub mod py;
 #[cfg(test)]
 mod tests;
 
-pub use codec::{encode, DecodeError, Decoder, HeaderValue, Message};
+pub use codec::{
+    encode, parse_headers, scan_headers, DecodeError, Decoder, HeaderValue, Message, RawHeader,
+};

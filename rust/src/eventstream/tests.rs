@@ -14,9 +14,18 @@ fn decode_chunks(chunks: &[&[u8]]) -> Result<Vec<Message>, DecodeError> {
 
 fn bedrock_event(event: &str, payload: &[u8]) -> Vec<u8> {
     let headers = vec![
-        (":event-type".to_owned(), HeaderValue::String(event.to_owned())),
-        (":content-type".to_owned(), HeaderValue::String("application/json".to_owned())),
-        (":message-type".to_owned(), HeaderValue::String("event".to_owned())),
+        (
+            ":event-type".to_owned(),
+            HeaderValue::String(event.to_owned()),
+        ),
+        (
+            ":content-type".to_owned(),
+            HeaderValue::String("application/json".to_owned()),
+        ),
+        (
+            ":message-type".to_owned(),
+            HeaderValue::String("event".to_owned()),
+        ),
     ];
     encode(&headers, payload).unwrap()
 }
@@ -24,10 +33,18 @@ fn bedrock_event(event: &str, payload: &[u8]) -> Vec<u8> {
 #[test]
 fn empty_message_matches_the_aws_reference_encoding() {
     // aws-c-event-stream test vector `encoded/positive/empty_message`.
-    let wire = [0, 0, 0, 0x10, 0, 0, 0, 0, 0x05, 0xc2, 0x48, 0xeb, 0x7d, 0x98, 0xc8, 0xff];
+    let wire = [
+        0, 0, 0, 0x10, 0, 0, 0, 0, 0x05, 0xc2, 0x48, 0xeb, 0x7d, 0x98, 0xc8, 0xff,
+    ];
     assert_eq!(encode(&[], b"").unwrap(), wire);
     let msgs = decode_chunks(&[&wire]).unwrap();
-    assert_eq!(msgs, vec![Message { headers: vec![], payload: vec![] }]);
+    assert_eq!(
+        msgs,
+        vec![Message {
+            headers: vec![],
+            payload: vec![]
+        }]
+    );
 }
 
 #[test]
@@ -63,7 +80,10 @@ fn oversized_messages_are_refused_from_the_prelude() {
     let wire = bedrock_event("contentBlockDelta", &[b'a'; 200]);
     let mut d = Decoder::new(100);
     // Only the prelude is needed to refuse it: nothing beyond 12 bytes gets buffered.
-    assert!(matches!(d.feed(&wire[..12]), Err(DecodeError::BadLength { .. })));
+    assert!(matches!(
+        d.feed(&wire[..12]),
+        Err(DecodeError::BadLength { .. })
+    ));
     // The error is sticky.
     assert!(d.feed(b"").is_err());
     assert_eq!(Decoder::new(usize::MAX).max_message(), MAX_MESSAGE);
@@ -76,7 +96,10 @@ fn a_headers_length_past_the_message_is_refused() {
     wire[4..8].copy_from_slice(&total.to_be_bytes());
     let crc = crc32fast::hash(&wire[..8]);
     wire[8..12].copy_from_slice(&crc.to_be_bytes());
-    assert!(matches!(decode_chunks(&[&wire]), Err(DecodeError::BadHeadersLength { .. })));
+    assert!(matches!(
+        decode_chunks(&[&wire]),
+        Err(DecodeError::BadHeadersLength { .. })
+    ));
 }
 
 fn arb_header() -> impl Strategy<Value = (String, HeaderValue)> {
@@ -103,7 +126,9 @@ fn arb_message() -> impl Strategy<Value = Message> {
 }
 
 fn wire_of(msgs: &[Message]) -> Vec<u8> {
-    msgs.iter().flat_map(|m| encode(&m.headers, &m.payload).unwrap()).collect()
+    msgs.iter()
+        .flat_map(|m| encode(&m.headers, &m.payload).unwrap())
+        .collect()
 }
 
 fn split_at_cuts(data: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
