@@ -58,11 +58,11 @@ class ModelConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 class ProviderConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     # Required, except for kinds with a default endpoint (bedrock: https://bedrock-runtime.{region}.amazonaws.com,
-    # gemini: https://generativelanguage.googleapis.com/v1beta).
+    # gemini: https://generativelanguage.googleapis.com/v1beta, vertex: https://{location}-aiplatform.googleapis.com/v1).
     base_url: str = ""
     # The upstream wire format: OpenAI chat completions, Anthropic Messages, OpenAI Responses, or a native one
     # (docs/providers.md).
-    kind: Literal["openai", "anthropic", "openai-responses", "bedrock", "gemini"] = "openai"
+    kind: Literal["openai", "anthropic", "openai-responses", "bedrock", "gemini", "vertex"] = "openai"
     api_key: str | None = None
     # Azure OpenAI authenticates with `api-key: <key>` instead of a bearer token.
     auth_header: str = "authorization"
@@ -72,7 +72,10 @@ class ProviderConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     timeouts: Timeouts | None = None
     max_connections: int = 512
     # Bedrock: the region of models without an `@<region>` suffix, and AWS credentials (else AWS_* variables).
+    # Vertex: the location (default global), the project, and a service-account key (a file path or the JSON).
     region: str | None = None
+    project: str | None = None
+    service_account: str | None = None
     aws_access_key_id: str | None = None
     aws_secret_access_key: str | None = None
     aws_session_token: str | None = None
@@ -217,7 +220,7 @@ def _resolve_env(node: Any, path: str, source: str) -> Any:
 
 
 # Provider kinds whose endpoint follows from the region when base_url is left out.
-_DEFAULT_ENDPOINT_KINDS = ("bedrock", "gemini")
+_DEFAULT_ENDPOINT_KINDS = ("bedrock", "gemini", "vertex")
 
 
 def _check(config: Config, source: str) -> None:

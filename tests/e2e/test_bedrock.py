@@ -94,15 +94,17 @@ def bedrock_gateway(mock_server: Server, tmp_path_factory: pytest.TempPathFactor
 
 
 @pytest.fixture
-def oai(bedrock_gateway: Server) -> openai.OpenAI:
+def oai(bedrock_gateway: Server) -> Iterator[openai.OpenAI]:
     key = bedrock_gateway.key  # type: ignore[attr-defined]
-    return openai.OpenAI(base_url=f"{bedrock_gateway.base}/v1", api_key=key, max_retries=0, timeout=20)
+    with openai.OpenAI(base_url=f"{bedrock_gateway.base}/v1", api_key=key, max_retries=0, timeout=20) as client:
+        yield client
 
 
 @pytest.fixture
-def claude(bedrock_gateway: Server) -> anthropic.Anthropic:
+def claude(bedrock_gateway: Server) -> Iterator[anthropic.Anthropic]:
     key = bedrock_gateway.key  # type: ignore[attr-defined]
-    return anthropic.Anthropic(base_url=bedrock_gateway.base, api_key=key, max_retries=0, timeout=20)
+    with anthropic.Anthropic(base_url=bedrock_gateway.base, api_key=key, max_retries=0, timeout=20) as client:
+        yield client
 
 
 def _converse_requests(mock: MockControl) -> list[dict]:

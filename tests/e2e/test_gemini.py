@@ -62,15 +62,17 @@ def gemini_gateway(mock_server: Server, tmp_path_factory: pytest.TempPathFactory
 
 
 @pytest.fixture
-def oai(gemini_gateway: Server) -> openai.OpenAI:
+def oai(gemini_gateway: Server) -> Iterator[openai.OpenAI]:
     key = gemini_gateway.key  # type: ignore[attr-defined]
-    return openai.OpenAI(base_url=f"{gemini_gateway.base}/v1", api_key=key, max_retries=0, timeout=20)
+    with openai.OpenAI(base_url=f"{gemini_gateway.base}/v1", api_key=key, max_retries=0, timeout=20) as client:
+        yield client
 
 
 @pytest.fixture
-def claude(gemini_gateway: Server) -> anthropic.Anthropic:
+def claude(gemini_gateway: Server) -> Iterator[anthropic.Anthropic]:
     key = gemini_gateway.key  # type: ignore[attr-defined]
-    return anthropic.Anthropic(base_url=gemini_gateway.base, api_key=key, max_retries=0, timeout=20)
+    with anthropic.Anthropic(base_url=gemini_gateway.base, api_key=key, max_retries=0, timeout=20) as client:
+        yield client
 
 
 def _last(mock: MockControl) -> tuple[dict, dict]:

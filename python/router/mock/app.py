@@ -19,7 +19,7 @@ import msgspec
 from granian.rsgi import ProtocolClosed, ProtocolError
 
 from . import anthropic_messages as messages
-from . import bedrock, gemini
+from . import bedrock, gemini, vertex
 from . import openai_chat as chat
 from . import openai_embeddings as embeddings
 from . import openai_responses as responses
@@ -41,8 +41,13 @@ MAX_CACHED = 4096
 _PARAM_RE = re.compile(r"`\$\.([A-Za-z_][\w]*)|required field `(\w+)`")
 
 Handler = Callable[[Any, Any], Awaitable[None]]
-# Native provider APIs by first path segment, each served by its own module.
-_NATIVE: dict[str, Callable[[Any, Any, Any], Awaitable[None]]] = {"/model/": bedrock.handle, "/v1beta/": gemini.handle}
+# Native provider APIs by first path segment, each served by its own module (other /v1/ paths: not found).
+_NATIVE: dict[str, Callable[[Any, Any, Any], Awaitable[None]]] = {
+    "model": bedrock.handle,
+    "v1beta": gemini.handle,
+    "v1": vertex.handle,
+    "oauth2": vertex.token,
+}
 
 
 def _param_of(exc: Exception) -> str | None:
@@ -87,13 +92,13 @@ class MockApp:
         path = scope.path
         route = self._routes.get(path)
         if route is None:
-            native = _NATIVE.get(path[: path.find("/", 1) + 1])
-            if native is not None:  # Bedrock, Gemini: mock/bedrock.py, mock/gemini.py
+            if path.startswith("/v1/models/") and scope.method == "GET":
+                return self._get_model(scope, proto)
+            native = _NATIVE.get(path.split("/", 2)[1])
+            if native is not None:  # Bedrock, Gemini, Vertex: mock/bedrock.py, mock/gemini.py, mock/vertex.py
                 with contextlib.suppress(ProtocolClosed, ProtocolError):
                     await native(self, scope, proto)
                 return None
-            if path.startswith("/v1/models/") and scope.method == "GET":
-                return self._get_model(scope, proto)
             return self._not_found(scope, proto)
         method, handler = route
         if scope.method != method:

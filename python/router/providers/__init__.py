@@ -6,6 +6,7 @@ from .bedrock import BedrockProvider
 from .gemini import GeminiProvider
 from .openai_compat import OpenAICompatProvider
 from .openai_responses import OpenAIResponsesProvider
+from .vertex import VertexProvider
 
 __all__ = [
     "AnthropicProvider",
@@ -22,6 +23,7 @@ _KINDS: dict[str, type[OpenAICompatProvider]] = {
     "openai-responses": OpenAIResponsesProvider,
     "bedrock": BedrockProvider,
     "gemini": GeminiProvider,
+    "vertex": VertexProvider,
 }
 
 
