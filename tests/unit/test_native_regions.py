@@ -66,6 +66,8 @@ def test_regions_and_presets() -> None:
     eu_model = catalog.get("bedrock/claude-sonnet-4-5-v2@eu-central-1")
     assert eu_model is not None and eu_model.prices is not None and eu_model.prices.input == 3.0
     assert eu_model.urls["chat"].startswith("https://bedrock-runtime.eu-central-1.amazonaws.com/model/eu.anthropic")
+    gemini = catalog.get("vertex/google/gemini-2.5-pro")
+    assert gemini is not None and gemini.prices is not None and gemini.prices.input == 1.25
     vertex = catalog.get("vertex/anthropic/claude-3-7-sonnet@20250219")
     assert vertex is not None and vertex.urls["chat"] == (
         "https://europe-west4-aiplatform.googleapis.com/v1/projects/p/locations/europe-west4"

@@ -93,6 +93,10 @@ class VertexProvider(GeminiProvider):
         response, data = await self._transport.post(url, headers, body)
         return response.status, data
 
+    def price_key(self, upstream_model: str) -> str:
+        """The name the price table knows: the model without its publisher."""
+        return split_location(upstream_model)[0].rpartition("/")[2]
+
     def region_of(self, upstream_model: str) -> str:
         return split_location(upstream_model)[1] or self._location
 
