@@ -147,16 +147,21 @@ def test_image_json_schema_and_thinking(oai: openai.OpenAI, mock: MockControl) -
         {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{png}"}},
     ]
     schema = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
-    oai.chat.completions.create(
-        model=PRO,
-        messages=[{"role": "user", "content": content}],
-        response_format={"type": "json_schema", "json_schema": {"name": "a", "schema": schema}},
+    response_format = {"type": "json_schema", "json_schema": {"name": "a", "schema": schema}}
+    reply = oai.chat.completions.create(
+        model=PRO, messages=[{"role": "user", "content": content}], response_format=response_format
     )
+    assert reply.choices[0].message.content and reply.choices[0].finish_reason == "stop"
     _, body = _last(mock)
     assert body["contents"][0]["parts"][1] == {"inlineData": {"mimeType": "image/png", "data": png}}
     assert body["generationConfig"]["responseMimeType"] == "application/json"
     assert body["generationConfig"]["responseJsonSchema"] == schema
     assert "tools" not in body
+    # Streamed, the JSON text arrives as content too.
+    stream = oai.chat.completions.create(
+        model=PRO, messages=[{"role": "user", "content": "JSON"}], response_format=response_format, stream=True
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
 
     reply = oai.chat.completions.create(
         model=PRO, messages=[{"role": "user", "content": "Think"}], reasoning_effort="3000"

@@ -257,7 +257,7 @@ class StreamTranslator:
         out = b""
         if not self._started:
             self._started = True
-            message = {
+            message: Json = {
                 "id": self._message_id,
                 "type": "message",
                 "role": "assistant",
