@@ -14,10 +14,13 @@ Streams are AWS event-stream framed (`router._core.encode_event_stream_message`)
 from __future__ import annotations
 
 import asyncio
+import calendar
+import datetime
 import hmac
 import re
 import time
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
@@ -66,6 +69,26 @@ FAULTS: Mapping[str, tuple[int, str, str]] = {
 }
 
 
+_AMZ_DATE = re.compile(r"^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$")
+
+
+def _epoch(amz_date: str) -> float | None:
+    """Seconds since the epoch of an `X-Amz-Date` (strptime would cost more than the whole signature check)."""
+    match = _AMZ_DATE.match(amz_date)
+    if match is None:
+        return None
+    try:
+        return calendar.timegm(datetime.datetime(*map(int, match.groups())).timetuple())
+    except ValueError:
+        return None
+
+
+@lru_cache(maxsize=64)
+def _signer(region: str, service: str) -> SigV4Signer:
+    # One per credential scope: each caches its signing key for the day.
+    return SigV4Signer(Credentials(ACCESS_KEY_ID, SECRET_ACCESS_KEY), region, service)
+
+
 def verify(scope: Any, body: bytes, now: float | None = None) -> tuple[int, str, str] | None:
     """None when the request is authenticated; else (status, exception, message) as Bedrock answers."""
     headers = scope.headers
@@ -81,16 +104,15 @@ def verify(scope: Any, body: bytes, now: float | None = None) -> tuple[int, str,
     if not hmac.compare_digest(access_key.encode(), ACCESS_KEY_ID.encode()):
         return 403, "UnrecognizedClientException", "The security token included in the request is invalid."
     amz_date = headers.get("x-amz-date") or ""
-    try:
-        when = time.mktime(time.strptime(amz_date, "%Y%m%dT%H%M%SZ")) - time.timezone
-    except ValueError:
+    when = _epoch(amz_date)
+    if when is None:
         return 403, "IncompleteSignatureException", "Missing or malformed X-Amz-Date."
     if abs((now or time.time()) - when) > MAX_SKEW_SECONDS or amz_date[:8] != date:
         return 403, "InvalidSignatureException", "Signature expired or not yet valid."
     names = signed.split(";")
     if "host" not in names or "x-amz-date" not in names:
         return 403, "IncompleteSignatureException", "Host and X-Amz-Date must be signed."
-    signer = SigV4Signer(Credentials(ACCESS_KEY_ID, SECRET_ACCESS_KEY), region, service)
+    signer = _signer(region, service)
     signed_headers = [(n, headers.get(n) or "") for n in names]
     canonical, _ = signer.canonical_request(
         scope.method, _raw_path(scope), scope.query_string, signed_headers, payload_hash(body)

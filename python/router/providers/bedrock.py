@@ -16,7 +16,6 @@ from __future__ import annotations
 import builtins
 import os
 import re
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -109,7 +108,7 @@ class _StreamResponse:
         self._response = response
         self.status = response.status
         self._decoder = EventStreamDecoder(MAX_EVENT_BYTES)
-        self._translator = StreamTranslator(model_id, f"msg_bdrk_{uuid.uuid4().hex[:24]}")
+        self._translator = StreamTranslator(model_id, f"msg_bdrk_{os.urandom(12).hex()}")
         self._provider = provider
         self.body_reader = self
 
@@ -244,7 +243,7 @@ class BedrockProvider(OpenAICompatProvider):
             reply = msgspec.json.decode(data)
         except msgspec.DecodeError:
             return response, data  # the caller reports the invalid JSON
-        message_id = f"msg_bdrk_{(response.get_header('x-amzn-requestid') or uuid.uuid4().hex)[:36]}"
+        message_id = f"msg_bdrk_{(response.get_header('x-amzn-requestid') or os.urandom(12).hex())[:36]}"
         return response, msgspec.json.encode(converse_to_messages(reply, model_id, message_id))
 
     @asynccontextmanager

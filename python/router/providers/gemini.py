@@ -11,7 +11,7 @@ To the gateway it is an Anthropic Messages upstream (`api = "messages"`): bodies
 from __future__ import annotations
 
 import builtins
-import uuid
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -38,7 +38,7 @@ class GeminiStreamResponse:
         self._response = response
         self.status = response.status
         self._parser = SseParser()
-        self._translator = StreamTranslator(model, f"msg_gemini_{uuid.uuid4().hex[:24]}")
+        self._translator = StreamTranslator(model, f"msg_gemini_{os.urandom(12).hex()}")
         self._provider = provider
         self._finished = False
         self.body_reader = self
@@ -115,7 +115,7 @@ class GeminiProvider(OpenAICompatProvider):
             reply = msgspec.json.decode(data)
         except msgspec.DecodeError:
             return response, data
-        message_id = f"msg_gemini_{reply.get('responseId') or uuid.uuid4().hex[:24]}"
+        message_id = f"msg_gemini_{reply.get('responseId') or os.urandom(12).hex()}"
         return response, msgspec.json.encode(gemini_to_messages(reply, model, message_id))
 
     @asynccontextmanager

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -23,7 +22,6 @@ __all__ = ["Credentials", "SigV4Signer", "canonical_path", "canonical_query", "p
 ALGORITHM = "AWS4-HMAC-SHA256"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 _UNRESERVED = "-_.~"
-_SPACES = re.compile(r"\s+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,13 +81,13 @@ def canonical_query(query: str) -> str:
 
 def _header_value(value: str) -> str:
     # Trim and squeeze runs of whitespace (folded multi-line values included) to one space.
-    return _SPACES.sub(" ", value.strip())
+    return " ".join(value.split())
 
 
 class SigV4Signer:
     """Signs requests for one (credentials, region, service)."""
 
-    __slots__ = ("_key", "_key_date", "credentials", "region", "scope_suffix", "service")
+    __slots__ = ("_date", "_date_second", "_key", "_key_date", "credentials", "region", "scope_suffix", "service")
 
     def __init__(self, credentials: Credentials, region: str, service: str) -> None:
         self.credentials = credentials
@@ -98,6 +96,8 @@ class SigV4Signer:
         self.scope_suffix = f"/{region}/{service}/aws4_request"
         self._key_date = ""
         self._key = b""
+        self._date_second = -1
+        self._date = ""
 
     def signing_key(self, date: str) -> bytes:
         """kSigning for `date` (YYYYMMDD), cached for the day."""
@@ -148,7 +148,10 @@ class SigV4Signer:
         to now. `sign_body_header` also sends and signs `x-amz-content-sha256`.
         """
         if amz_date is None:
-            amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+            second = int(time.time())
+            if second != self._date_second:  # formatted once a second
+                self._date_second, self._date = second, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(second))
+            amz_date = self._date
         body_hash = payload_hash(body)
         added = {"x-amz-date": amz_date}
         token = self.credentials.session_token
