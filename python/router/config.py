@@ -79,6 +79,8 @@ class ProviderConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     aws_access_key_id: str | None = None
     aws_secret_access_key: str | None = None
     aws_session_token: str | None = None
+    # Bedrock: Converse for every model family, or InvokeModel with Anthropic's own Messages body.
+    bedrock_api: Literal["converse", "invoke"] = "converse"
 
 
 class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

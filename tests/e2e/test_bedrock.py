@@ -33,6 +33,13 @@ providers:
     kind: bedrock
     base_url: env:TEST_BEDROCK_URL
     api_key: {mock_bedrock.API_KEY}
+  bedrockinvoke:
+    kind: bedrock
+    bedrock_api: invoke
+    base_url: env:TEST_BEDROCK_URL
+    region: eu-west-3
+    aws_access_key_id: env:TEST_AWS_ACCESS_KEY_ID
+    aws_secret_access_key: env:TEST_AWS_SECRET_ACCESS_KEY
   bedrockbad:
     kind: bedrock
     base_url: env:TEST_BEDROCK_URL
@@ -63,6 +70,8 @@ models:
     upstream_model: anthropic.claude-3-5-haiku@eu-west-1
   - id: bedrockbad/claude
     upstream_model: anthropic.claude-3-5-haiku
+  - id: bedrockinvoke/claude
+    upstream_model: eu.anthropic.claude-sonnet-4-5-20250929-v1:0
 """
 EU = "bedrock/claude-sonnet-4-5-v2@eu-central-1"
 TOOL = {
@@ -341,3 +350,33 @@ def test_models_list_carries_the_region(bedrock_gateway: Server) -> None:
     assert regions["bedrock/claude-us"] == "us-east-1"
     assert regions["bedrock/default-region"] == "us-west-2"
     assert regions["bedrockkey/claude"] == "eu-west-1"
+
+
+def test_invoke_model_takes_the_messages_body(
+    claude: anthropic.Anthropic, oai: openai.OpenAI, mock: MockControl
+) -> None:
+    thinking = {"type": "enabled", "budget_tokens": 2048}
+    message = claude.messages.create(
+        model="bedrockinvoke/claude",
+        max_tokens=4096,
+        thinking=thinking,  # type: ignore[arg-type]
+        system=[{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}],
+        messages=[{"role": "user", "content": "Hi"}],
+    )
+    assert [b.type for b in message.content][:1] == ["thinking"] and message.stop_reason == "end_turn"
+    record, body = _last_converse(mock)
+    assert unquote(record["path"]) == "/model/eu.anthropic.claude-sonnet-4-5-20250929-v1:0/invoke"
+    assert "/eu-west-3/bedrock/aws4_request" in _header(record, "authorization")
+    assert body["anthropic_version"] == "bedrock-2023-05-31" and "model" not in body
+    assert body["thinking"] == thinking and body["system"][0]["cache_control"] == {"type": "ephemeral"}
+
+    with claude.messages.stream(
+        model="bedrockinvoke/claude", max_tokens=100, messages=[{"role": "user", "content": "Hi"}]
+    ) as stream:
+        assert "".join(stream.text_stream)
+    record, _ = _last_converse(mock)
+    assert record["path"].endswith("/invoke-with-response-stream")
+    chat_stream = oai.chat.completions.create(
+        model="bedrockinvoke/claude", messages=[{"role": "user", "content": "Hi"}], stream=True
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in chat_stream if c.choices)

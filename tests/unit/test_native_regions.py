@@ -106,3 +106,12 @@ def test_vertex_needs_a_project_and_credentials() -> None:
         Catalog(parse_config(base), 0)
     with pytest.raises(ConfigError, match="service_account"):
         Catalog(parse_config(base.replace("kind: vertex", "kind: vertex\n    project: p")), 0)
+
+
+def test_invoke_model_is_for_anthropic_models_only() -> None:
+    config = (
+        "providers:\n  b:\n    kind: bedrock\n    bedrock_api: invoke\n"
+        "models:\n  - id: b/llama\n    upstream_model: meta.llama3-3-70b-instruct-v1:0\n"
+    )
+    with pytest.raises(ConfigError, match="Anthropic models only"):
+        Catalog(parse_config(config), 0)

@@ -14,6 +14,7 @@ Streams are AWS event-stream framed (`router._core.encode_event_stream_message`)
 from __future__ import annotations
 
 import asyncio
+import base64
 import calendar
 import datetime
 import hmac
@@ -43,7 +44,8 @@ API_KEY = "bedrock-api-key-mock"
 # SigV4 requests older or newer than this are refused ("Signature expired").
 MAX_SKEW_SECONDS = 15 * 60
 
-PATH_RE = re.compile(r"^/model/([^/]+)/(converse|converse-stream)$")
+PATH_RE = re.compile(r"^/model/([^/]+)/(converse|converse-stream|invoke|invoke-with-response-stream)$")
+INVOKE_ANTHROPIC_VERSION = "bedrock-2023-05-31"
 _AUTH_RE = re.compile(
     r"^AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, "
     r"SignedHeaders=([a-z0-9;-]+), Signature=([0-9a-f]{64})$"
@@ -247,13 +249,13 @@ def converse_body(request: messages.MessagesRequest, plan: chat.ReplyPlan) -> by
     )
 
 
-def _event(kind: str, body: dict[str, Any]) -> bytes:
+def _event(kind: str, body: dict[str, Any], payload: bytes | None = None) -> bytes:
     headers: dict[str, str | bytes | bool | int] = {
         ":event-type": kind,
         ":content-type": "application/json",
         ":message-type": "event",
     }
-    return encode_event_stream_message(headers, msgspec.json.encode(body))
+    return encode_event_stream_message(headers, msgspec.json.encode(body) if payload is None else payload)
 
 
 def stream_events(request: messages.MessagesRequest, plan: chat.ReplyPlan) -> chat.StreamEvents:
@@ -303,11 +305,14 @@ async def handle(app: MockApp, scope: Any, proto: Any) -> None:
     if match is None or scope.method != "POST":
         return _error(proto, 404, "UnknownOperationException", f"Unknown operation {scope.method} {scope.path}.")
     body = await proto()
-    model_id, stream = unquote(match.group(1)), match.group(2) == "converse-stream"
+    model_id, operation = unquote(match.group(1)), match.group(2)
+    stream = operation in ("converse-stream", "invoke-with-response-stream")
     app._record(scope, model_id, stream, body)
     denied = verify(scope, body)
     if denied is not None:
         return _error(proto, *denied)
+    if operation.startswith("invoke"):
+        return await _invoke(app, scope, proto, body, model_id, stream)
     try:
         decoded = msgspec.json.decode(body)
         if not isinstance(decoded, dict):
@@ -329,6 +334,50 @@ async def handle(app: MockApp, scope: Any, proto: Any) -> None:
     if knobs.token_delay_ms:
         await asyncio.sleep(knobs.token_delay_ms * plan.completion_tokens / 1000)
     await app._send_json(scope, proto, converse_body(request, plan), fail)
+
+
+def _chunks(sse: bytes) -> bytes:
+    """Anthropic SSE events as InvokeModelWithResponseStream sends them: each event's JSON, base64-encoded,
+    in a `chunk` event."""
+    out = b""
+    for block in sse.split(b"\n\n"):
+        for line in block.split(b"\n"):
+            if line.startswith(b"data: "):
+                payload = msgspec.json.encode({"bytes": base64.b64encode(line[6:]).decode()})
+                out += _event("chunk", {}, payload)
+    return out
+
+
+async def _invoke(app: MockApp, scope: Any, proto: Any, body: bytes, model_id: str, stream: bool) -> None:
+    """InvokeModel / InvokeModelWithResponseStream for Anthropic models (their Messages body)."""
+    try:
+        decoded = msgspec.json.decode(body)
+        if not isinstance(decoded, dict):
+            raise ValueError("the body must be a JSON object")
+        if decoded.get("anthropic_version") != INVOKE_ANTHROPIC_VERSION:
+            raise ValueError(f"anthropic_version: expected {INVOKE_ANTHROPIC_VERSION!r}")
+        if "model" in decoded:
+            raise ValueError("extraneous key [model] is not permitted")
+        decoded["model"] = model_id
+        request = messages.REQUEST_DECODER.decode(msgspec.json.encode(decoded))
+        model, knobs = app._resolve(scope.headers, request.mock, model_id)
+    except (msgspec.DecodeError, ValueError, KnobError) as exc:
+        return _error(proto, 400, "ValidationException", f"Malformed input request: {exc}")
+    fail = app._failure(knobs, model_id)
+    if await app._before_reply(proto, knobs, fail, {}):
+        return None
+    fault = FAULTS.get(fail)
+    if fault is not None:
+        return _error(proto, *fault)
+    plan = messages.plan_reply(request, knobs)
+    message_id = app._new_id("msg_bdrk_")
+    if stream:
+        events = messages.stream_events(request, plan, message_id, model)
+        framed = chat.StreamEvents(
+            head=_chunks(events.head), tokens=[_chunks(t) for t in events.tokens], tail=_chunks(events.tail)
+        )
+        return await app._counted_stream(scope, proto, framed, knobs, fail, EVENT_STREAM_HEADERS)
+    await app._send_json(scope, proto, messages.message_body(request, plan, message_id, model), fail)
 
 
 __all__ = ["ACCESS_KEY_ID", "API_KEY", "SECRET_ACCESS_KEY", "handle", "verify"]

@@ -9,10 +9,15 @@ stream transcoder then turns into the caller's format.
 - ConverseStream: https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_ConverseStream.html
 - Endpoints: https://docs.aws.amazon.com/general/latest/gr/bedrock.html (bedrock-runtime.<region>.amazonaws.com)
 - API keys: https://docs.aws.amazon.com/bedrock/latest/userguide/api-keys.html (`Authorization: Bearer …`)
+- InvokeModel (`bedrock_api: invoke`, Anthropic models in their own Messages body, `anthropic_version:
+  bedrock-2023-05-31`): https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_InvokeModel.html,
+  https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-anthropic-claude-messages.html; its
+  stream (InvokeModelWithResponseStream) carries each Anthropic SSE event base64-encoded in a `chunk` event.
 """
 
 from __future__ import annotations
 
+import base64
 import builtins
 import os
 import re
@@ -25,8 +30,8 @@ import msgspec
 
 from .._core import EventStreamDecoder, EventStreamError
 from ..config import ProviderConfig, Timeouts
-from ..errors import GatewayError, InvalidRequest, NotFound, UpstreamError
-from .bedrock_converse import StreamTranslator, converse_to_messages, messages_to_converse
+from ..errors import ConfigError, GatewayError, InvalidRequest, NotFound, UpstreamError
+from .bedrock_converse import StreamTranslator, converse_to_messages, is_anthropic, messages_to_converse
 from .openai_compat import OpenAICompatProvider
 from .sigv4 import Credentials, SigV4Signer
 from .transport import Response
@@ -39,6 +44,7 @@ SERVICE = "bedrock"
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 # ConverseStream messages are small JSON events; anything near this is not Bedrock.
 MAX_EVENT_BYTES = 1024 * 1024
+INVOKE_ANTHROPIC_VERSION = "bedrock-2023-05-31"
 
 
 def split_region(name: str) -> tuple[str, str | None]:
@@ -104,8 +110,9 @@ class _Credentials:
 class _StreamResponse:
     """A ConverseStream response as the stream loop reads it: `read_chunk` yields Messages SSE bytes."""
 
-    def __init__(self, response: Response, model_id: str, provider: str) -> None:
+    def __init__(self, response: Response, model_id: str, provider: str, invoke: bool = False) -> None:
         self._response = response
+        self._invoke = invoke
         self.status = response.status
         self._decoder = EventStreamDecoder(MAX_EVENT_BYTES)
         self._translator = StreamTranslator(model_id, f"msg_bdrk_{os.urandom(12).hex()}")
@@ -134,7 +141,9 @@ class _StreamResponse:
                 raise self._broken(exc) from None
             out = b""
             for message_type, kind, payload in messages:
-                if message_type == "event":
+                if message_type == "event" and self._invoke:
+                    out += self._invoke_chunk(payload)
+                elif message_type == "event":
                     out += self._translator.event(kind, payload)
                 else:
                     # An exception mid-stream (throttlingException, modelStreamErrorException, …): the caller's
@@ -148,6 +157,17 @@ class _StreamResponse:
                     )
             if out:
                 return out
+
+    def _invoke_chunk(self, payload: builtins.bytes) -> builtins.bytes:
+        """`{"bytes": base64(Anthropic event JSON)}` → that event as SSE."""
+        try:
+            raw = base64.b64decode(msgspec.json.decode(payload)["bytes"])
+            kind = msgspec.json.decode(raw)["type"]
+        except (msgspec.DecodeError, KeyError, TypeError, ValueError):
+            raise UpstreamError(
+                f"Upstream provider '{self._provider}' sent a malformed stream event.", code="upstream_invalid_stream"
+            ) from None
+        return b"event: " + str(kind).encode() + b"\ndata: " + raw + b"\n\n"
 
     def _broken(self, exc: EventStreamError) -> UpstreamError:
         return UpstreamError(
@@ -188,7 +208,15 @@ class BedrockProvider(OpenAICompatProvider):
         model_id, region = split_region(upstream_model)
         region = region or self._credentials.region
         base = self._base.replace("{region}", region)
-        url = f"{base}/model/{quote(model_id, safe='')}/converse"
+        operation = "converse"
+        if self.config.bedrock_api == "invoke":
+            if not is_anthropic(model_id):
+                raise ConfigError(
+                    f"providers.{self.name}.bedrock_api: invoke serves Anthropic models only, not {model_id!r} "
+                    "(use converse)"
+                )
+            operation = "invoke"
+        url = f"{base}/model/{quote(model_id, safe='')}/{operation}"
         parts = urlsplit(url)
         self._targets[url] = (parts.netloc, parts.path, region, model_id)
         return url
@@ -208,9 +236,18 @@ class BedrockProvider(OpenAICompatProvider):
             request: Any = msgspec.json.decode(body)
         except msgspec.DecodeError:
             raise InvalidRequest("The request body is not valid JSON.") from None
-        converse = msgspec.json.encode(messages_to_converse(request, model_id))
-        if stream:
-            url, path = url + "-stream", path + "-stream"
+        if self.config.bedrock_api == "invoke":
+            # Anthropic's own body: the model is in the URL, the version is Bedrock's.
+            request.pop("model", None)
+            request.pop("stream", None)
+            request["anthropic_version"] = INVOKE_ANTHROPIC_VERSION
+            converse = msgspec.json.encode(request)
+            if stream:
+                url, path = url + "-with-response-stream", path + "-with-response-stream"
+        else:
+            converse = msgspec.json.encode(messages_to_converse(request, model_id))
+            if stream:
+                url, path = url + "-stream", path + "-stream"
         headers: dict[str, str] = {}
         bearer = (extra or {}).get("authorization")
         if bearer is None and self._credentials.bearer:
@@ -239,6 +276,8 @@ class BedrockProvider(OpenAICompatProvider):
         response, data = await self._transport.post(target, {"x-request-id": request_id, **headers}, converse)
         if response.status != 200:
             return response, _normalized_error(response, data)
+        if self.config.bedrock_api == "invoke":
+            return response, data  # already an Anthropic Messages answer
         try:
             reply = msgspec.json.decode(data)
         except msgspec.DecodeError:
@@ -253,7 +292,7 @@ class BedrockProvider(OpenAICompatProvider):
         assert self._transport is not None
         target, converse, headers, model_id = self._prepare(url, body, True, extra)
         async with self._transport.stream(target, {"x-request-id": request_id, **headers}, converse) as response:
-            yield _StreamResponse(response, model_id, self.name)
+            yield _StreamResponse(response, model_id, self.name, self.config.bedrock_api == "invoke")
 
     def error_from_status(self, status: int, body: bytes, retry_after: str | None) -> GatewayError:
         name, message = _error_type(None, body)
