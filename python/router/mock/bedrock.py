@@ -80,7 +80,8 @@ def _epoch(amz_date: str) -> float | None:
     if match is None:
         return None
     try:
-        return calendar.timegm(datetime.datetime(*map(int, match.groups())).timetuple())
+        year, month, day, hour, minute, second = map(int, match.groups())
+        return calendar.timegm(datetime.datetime(year, month, day, hour, minute, second).timetuple())
     except ValueError:
         return None
 
