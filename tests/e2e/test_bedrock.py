@@ -223,6 +223,21 @@ def test_image_goes_as_bytes(oai: openai.OpenAI, mock: MockControl) -> None:
     assert body["messages"][0]["content"][1] == {"image": {"format": "png", "source": {"bytes": PNG}}}
 
 
+def test_pdf_as_file_or_input_file_part(oai: openai.OpenAI, mock: MockControl) -> None:
+    pdf = base64.b64encode(b"%PDF-1.4 mock").decode()
+    data = f"data:application/pdf;base64,{pdf}"
+    parts = [
+        {"type": "file", "file": {"filename": "report.pdf", "file_data": data}},
+        {"type": "input_file", "filename": "report.pdf", "file_data": data},
+    ]
+    for part in parts:
+        content = [{"type": "text", "text": "Summarise"}, part]
+        oai.chat.completions.create(model=EU, messages=[{"role": "user", "content": content}])  # type: ignore[misc, list-item]
+        _, body = _last_converse(mock)
+        document = body["messages"][0]["content"][1]["document"]
+        assert document["format"] == "pdf" and document["source"] == {"bytes": pdf}
+
+
 def test_image_url_is_a_400_naming_the_part(oai: openai.OpenAI, mock: MockControl) -> None:
     content = [{"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}]
     with pytest.raises(openai.BadRequestError) as info:

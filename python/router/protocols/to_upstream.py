@@ -314,6 +314,9 @@ def responses_to_chat(req: Json) -> Json:
 
 def _chat_part_to_anthropic(part: Json, where: str) -> Json:
     kind = part.get("type")
+    if kind == "input_file":
+        # The Responses-style file part, as clients also send it on chat: the same as a chat `file` part.
+        part, kind = _responses_part_to_chat(part, where), "file"
     if kind == "text":
         block: Json = {"type": "text", "text": part.get("text", "")}
         if part.get("cache_control"):
@@ -489,6 +492,8 @@ def _chat_part_to_responses(part: Json, role: str) -> Json:
         return {"type": "output_text" if role == "assistant" else "input_text", "text": part.get("text", "")}
     if kind == "image_url":
         return {"type": "input_image", "image_url": (part.get("image_url") or {}).get("url", ""), "detail": "auto"}
+    if kind == "input_file":
+        return {k: v for k, v in part.items() if k in ("type", "file_data", "file_id", "filename", "file_url")}
     if kind == "file":
         file = part.get("file") or {}
         out: Json = {"type": "input_file"}
