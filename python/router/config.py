@@ -62,7 +62,7 @@ class ProviderConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     base_url: str = ""
     # The upstream wire format: OpenAI chat completions, Anthropic Messages, OpenAI Responses, or a native one
     # (docs/providers.md).
-    kind: Literal["openai", "anthropic", "openai-responses", "bedrock", "gemini", "vertex"] = "openai"
+    kind: Literal["openai", "anthropic", "openai-responses", "bedrock", "gemini", "vertex", "azure"] = "openai"
     api_key: str | None = None
     # Azure OpenAI authenticates with `api-key: <key>` instead of a bearer token.
     auth_header: str = "authorization"

@@ -19,7 +19,7 @@ import msgspec
 from granian.rsgi import ProtocolClosed, ProtocolError
 
 from . import anthropic_messages as messages
-from . import bedrock, gemini, vertex
+from . import azure, bedrock, gemini, vertex
 from . import openai_chat as chat
 from . import openai_embeddings as embeddings
 from . import openai_responses as responses
@@ -47,6 +47,7 @@ _NATIVE: dict[str, Callable[[Any, Any, Any], Awaitable[None]]] = {
     "v1beta": gemini.handle,
     "v1": vertex.handle,
     "oauth2": vertex.token,
+    "openai": azure.handle,
 }
 
 
@@ -95,7 +96,7 @@ class MockApp:
             if path.startswith("/v1/models/") and scope.method == "GET":
                 return self._get_model(scope, proto)
             native = _NATIVE.get(path.split("/", 2)[1])
-            if native is not None:  # Bedrock, Gemini, Vertex: mock/bedrock.py, mock/gemini.py, mock/vertex.py
+            if native is not None:  # Bedrock, Gemini, Vertex, Azure: mock/<name>.py
                 with contextlib.suppress(ProtocolClosed, ProtocolError):
                     await native(self, scope, proto)
                 return None

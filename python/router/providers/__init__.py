@@ -2,6 +2,7 @@
 
 from ..config import ProviderConfig, Timeouts
 from .anthropic import AnthropicProvider
+from .azure import AzureProvider
 from .bedrock import BedrockProvider
 from .gemini import GeminiProvider
 from .openai_compat import OpenAICompatProvider
@@ -24,6 +25,7 @@ _KINDS: dict[str, type[OpenAICompatProvider]] = {
     "bedrock": BedrockProvider,
     "gemini": GeminiProvider,
     "vertex": VertexProvider,
+    "azure": AzureProvider,
 }
 
 
