@@ -6,6 +6,9 @@ from typing import Any, Self, final
 __all__ = [
     "AnswerScreen",
     "BudgetSet",
+    "EventStreamDecoder",
+    "EventStreamError",
+    "EventStreamMessage",
     "Finding",
     "Guardrails",
     "LatencyTracker",
@@ -19,9 +22,53 @@ __all__ = [
     "StreamTap",
     "Transcoder",
     "__version__",
+    "encode_event_stream_message",
 ]
 
 __version__: str
+
+class EventStreamError(ValueError):
+    """The AWS event stream is corrupt (bad CRC, length or header) or ended inside a message."""
+
+@final
+class EventStreamMessage:
+    """One decoded AWS event-stream message. Immutable."""
+
+    @property
+    def headers(self) -> dict[str, str | bytes | bool | int]:
+        """Header name → value; timestamps are epoch milliseconds, UUIDs 16 bytes."""
+    @property
+    def payload(self) -> bytes: ...
+    @property
+    def message_type(self) -> str | None:
+        """`:message-type`: `event`, `exception` or `error`."""
+    @property
+    def event_type(self) -> str | None:
+        """`:event-type`, else `:exception-type`, else `:error-code`."""
+
+@final
+class EventStreamDecoder:
+    """Incremental AWS event-stream decoder (`application/vnd.amazon.eventstream`, Bedrock's streams).
+
+    Feed chunks split anywhere; both CRC32s (prelude and message) are checked and messages longer than
+    `max_message_size` (at most AWS's 16 MiB) are refused from their prelude. Any error is sticky.
+    """
+
+    def __new__(cls, max_message_size: int = 16777216) -> Self: ...
+    def feed(self, chunk: bytes) -> list[EventStreamMessage]:
+        """Decode the messages this chunk completes; raises EventStreamError on a corrupt stream."""
+    def feed_events(self, chunk: bytes) -> list[tuple[str | None, str | None, bytes]]:
+        """Like `feed`, as `(message_type, event_type, payload)` tuples: the stream loop's fast path."""
+    def finish(self) -> None:
+        """End of stream: raises EventStreamError if it stopped inside a message. Resets the decoder."""
+    @property
+    def buffered(self) -> int:
+        """Bytes received that are not yet part of a complete message."""
+    @property
+    def max_message_size(self) -> int: ...
+
+def encode_event_stream_message(headers: dict[str, str | bytes | bool | int], payload: bytes) -> bytes:
+    """Encode one event-stream message (ints are sent as 8-byte longs)."""
 
 @final
 class SseEvent:

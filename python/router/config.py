@@ -57,9 +57,12 @@ class ModelConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class ProviderConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    base_url: str
-    # The upstream wire format: OpenAI chat completions, Anthropic Messages, or OpenAI Responses.
-    kind: Literal["openai", "anthropic", "openai-responses"] = "openai"
+    # Required, except for kinds with a default endpoint (bedrock: https://bedrock-runtime.{region}.amazonaws.com,
+    # gemini: https://generativelanguage.googleapis.com/v1beta, vertex: https://{location}-aiplatform.googleapis.com/v1).
+    base_url: str = ""
+    # The upstream wire format: OpenAI chat completions, Anthropic Messages, OpenAI Responses, or a native one
+    # (docs/providers.md).
+    kind: Literal["openai", "anthropic", "openai-responses", "bedrock", "gemini", "vertex", "azure"] = "openai"
     api_key: str | None = None
     # Azure OpenAI authenticates with `api-key: <key>` instead of a bearer token.
     auth_header: str = "authorization"
@@ -73,6 +76,16 @@ class ProviderConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     # `upstream_overloaded` with retry-after (a routing policy moves on to its next target).
     max_connections: int | None = None
     pool_wait: float = 5.0
+    # Bedrock: the region of models without an `@<region>` suffix, and AWS credentials (else AWS_* variables).
+    # Vertex: the location (default global), the project, and a service-account key (a file path or the JSON).
+    region: str | None = None
+    project: str | None = None
+    service_account: str | None = None
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
+    aws_session_token: str | None = None
+    # Bedrock: Converse for every model family, or InvokeModel with Anthropic's own Messages body.
+    bedrock_api: Literal["converse", "invoke"] = "converse"
 
 
 class AuthFailuresConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -250,6 +263,10 @@ def _resolve_env(node: Any, path: str, source: str) -> Any:
     return node
 
 
+# Provider kinds whose endpoint follows from the region when base_url is left out.
+_DEFAULT_ENDPOINT_KINDS = ("bedrock", "gemini", "vertex")
+
+
 def _check(config: Config, source: str) -> None:
     seen: set[str] = set()
     for i, model in enumerate(config.models):
@@ -264,6 +281,8 @@ def _check(config: Config, source: str) -> None:
             raise ConfigError(f"{where}: duplicate model id {model.id!r}")
         seen.add(model.id)
     for name, provider in config.providers.items():
+        if provider.kind in _DEFAULT_ENDPOINT_KINDS and not provider.base_url:
+            continue
         if not provider.base_url.startswith(("http://", "https://")):
             raise ConfigError(f"{source}: at providers.{name}.base_url: expected an http:// or https:// URL")
         if provider.max_connections is not None and provider.max_connections < 1:

@@ -4,6 +4,7 @@
 use pyo3::prelude::*;
 
 pub mod balance;
+pub mod eventstream;
 pub mod json;
 pub mod latency;
 pub mod ledger;
@@ -20,6 +21,16 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<sse::py::PyStreamTap>()?;
     m.add_class::<transcode::py::PyTranscoder>()?;
     m.add_class::<transcode::py::PyAnswerScreen>()?;
+    m.add_class::<eventstream::py::PyEventStreamDecoder>()?;
+    m.add_class::<eventstream::py::PyEventStreamMessage>()?;
+    m.add_function(wrap_pyfunction!(
+        eventstream::py::encode_event_stream_message,
+        m
+    )?)?;
+    m.add(
+        "EventStreamError",
+        m.py().get_type::<eventstream::py::EventStreamError>(),
+    )?;
     m.add_class::<balance::PyRendezvous>()?;
     m.add_class::<latency::PyLatencyTracker>()?;
     m.add_class::<ledger::PyBudgetSet>()?;

@@ -19,6 +19,7 @@ import msgspec
 from granian.rsgi import ProtocolClosed, ProtocolError
 
 from . import anthropic_messages as messages
+from . import azure, bedrock, gemini, vertex
 from . import openai_chat as chat
 from . import openai_embeddings as embeddings
 from . import openai_responses as responses
@@ -40,6 +41,14 @@ MAX_CACHED = 4096
 _PARAM_RE = re.compile(r"`\$\.([A-Za-z_][\w]*)|required field `(\w+)`")
 
 Handler = Callable[[Any, Any], Awaitable[None]]
+# Native provider APIs by first path segment, each served by its own module (other /v1/ paths: not found).
+_NATIVE: dict[str, Callable[[Any, Any, Any], Awaitable[None]]] = {
+    "model": bedrock.handle,
+    "v1beta": gemini.handle,
+    "v1": vertex.handle,
+    "oauth2": vertex.token,
+    "openai": azure.handle,
+}
 
 
 def _param_of(exc: Exception) -> str | None:
@@ -86,6 +95,11 @@ class MockApp:
         if route is None:
             if path.startswith("/v1/models/") and scope.method == "GET":
                 return self._get_model(scope, proto)
+            native = _NATIVE.get(path.split("/", 2)[1])
+            if native is not None:  # Bedrock, Gemini, Vertex, Azure: mock/<name>.py
+                with contextlib.suppress(ProtocolClosed, ProtocolError):
+                    await native(self, scope, proto)
+                return None
             return self._not_found(scope, proto)
         method, handler = route
         if scope.method != method:
@@ -166,7 +180,14 @@ class MockApp:
         proto.response_bytes(200, JSON_HEADERS, body)
 
     @staticmethod
-    async def _send_stream(scope: Any, proto: Any, events: chat.StreamEvents, knobs: Resolved, fail: str) -> None:
+    async def _send_stream(
+        scope: Any,
+        proto: Any,
+        events: chat.StreamEvents,
+        knobs: Resolved,
+        fail: str,
+        headers: list[tuple[str, str]] = SSE_HEADERS,
+    ) -> None:
         tokens, tail = events.tokens, events.tail
         if fail == "malformed":
             middle = len(tokens) // 2
@@ -176,7 +197,7 @@ class MockApp:
             # ``drop_after`` counts the role chunk too: 0 cuts the stream before its first byte.
             head = head if knobs.drop_after else b""
             tokens, tail = tokens[: max(knobs.drop_after - 1, 0)], b""
-        transport = proto.response_stream(200, SSE_HEADERS)
+        transport = proto.response_stream(200, headers)
         delay = knobs.token_delay_ms / 1000
         if delay:
             await transport.send_bytes(head)
@@ -194,13 +215,19 @@ class MockApp:
             abort_connection(scope.client)
 
     async def _counted_stream(
-        self, scope: Any, proto: Any, events: chat.StreamEvents, knobs: Resolved, fail: str
+        self,
+        scope: Any,
+        proto: Any,
+        events: chat.StreamEvents,
+        knobs: Resolved,
+        fail: str,
+        headers: list[tuple[str, str]] = SSE_HEADERS,
     ) -> None:
         # Tests prove a gateway cancels upstream streams by watching these two numbers.
         self.recorder.streams_active += 1
         finished = False
         try:
-            await self._send_stream(scope, proto, events, knobs, fail)
+            await self._send_stream(scope, proto, events, knobs, fail, headers)
             finished = True
         finally:
             self.recorder.streams_active -= 1

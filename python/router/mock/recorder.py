@@ -42,6 +42,9 @@ class RequestLog(msgspec.Struct):
 
 
 def redact(name: str, value: str) -> str:
+    if name == "authorization" and value.startswith("AWS4-HMAC-SHA256 "):
+        # A SigV4 header's credential scope (key id, date, region, service) is not secret; its signature is.
+        return value.partition(", Signature=")[0] + ", Signature=…"
     return value[:8] + "…" if name in REDACTED_HEADERS else value
 
 

@@ -11,6 +11,7 @@ from typing import Any, Literal
 import msgspec
 
 from ..errors import InvalidRequest
+from . import reasoning
 from .validation import validate
 
 ITEM_TYPES = frozenset({"message", "function_call", "function_call_output", "reasoning", "item_reference"})
@@ -19,7 +20,9 @@ ROLES = frozenset({"user", "assistant", "system", "developer"})
 
 
 class Reasoning(msgspec.Struct):
-    effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
+    # OpenAI's efforts, plus the gateway's ("min", "max") and budgets in tokens ("10000" or 10000): see
+    # protocols.reasoning. An OpenAI Responses upstream gets the nearest effort it knows.
+    effort: str | int | None = None
     summary: Literal["auto", "concise", "detailed"] | None = None
 
 
@@ -109,4 +112,6 @@ def validate_responses(body: bytes) -> ResponsesRequest:
                 raise _bad(f"tools[{i}].parameters", 'must be a JSON schema with "type": "object".')
     if request.max_output_tokens is not None and request.max_output_tokens < 1:
         raise _bad("max_output_tokens", "must be at least 1.")
+    if request.reasoning is not None:
+        reasoning.check(request.reasoning.effort, "reasoning.effort")
     return request

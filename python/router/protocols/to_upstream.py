@@ -314,6 +314,9 @@ def responses_to_chat(req: Json) -> Json:
 
 def _chat_part_to_anthropic(part: Json, where: str) -> Json:
     kind = part.get("type")
+    if kind == "input_file":
+        # The Responses-style file part, as clients also send it on chat: the same as a chat `file` part.
+        part, kind = _responses_part_to_chat(part, where), "file"
     if kind == "text":
         block: Json = {"type": "text", "text": part.get("text", "")}
         if part.get("cache_control"):
@@ -402,18 +405,26 @@ def chat_to_anthropic(chat: Json, model_max_output: int | None) -> tuple[Json, P
             else:
                 messages.append({"role": "user", "content": [result]})
 
-    max_tokens = chat.get("max_completion_tokens") or chat.get("max_tokens") or model_max_output or DEFAULT_MAX_TOKENS
+    effort = reasoning.parse(chat.get("reasoning_effort"))
+    max_tokens = chat.get("max_completion_tokens") or chat.get("max_tokens")
+    if max_tokens is None:
+        max_tokens = model_max_output or DEFAULT_MAX_TOKENS
+        if effort is not None:
+            # A budget the caller asked for is kept: max_tokens (theirs to set, but unset) makes room for it.
+            max_tokens = max(max_tokens, reasoning.room_for(effort, model_max_output, DEFAULT_MAX_TOKENS))
     out: Json = {"model": chat["model"], "max_tokens": max_tokens, "messages": messages}
     if system:
         plain = all(set(b) == {"type", "text"} for b in system)
         out["system"] = "\n\n".join(b["text"] for b in system) if plain else system
 
-    effort = reasoning.parse(chat.get("reasoning_effort"))
     budget = reasoning.to_budget(effort, max_tokens, model_max_output) if effort is not None else None
-    thinking = budget is not None and effort not in ("none",)
+    thinking = budget is not None
     if thinking:
         out["thinking"] = {"type": "enabled", "budget_tokens": budget}
     else:
+        if effort == "none":
+            # Said explicitly, so providers that think by default (Gemini) turn it off too.
+            out["thinking"] = {"type": "disabled"}
         for key in ("temperature", "top_p"):
             if chat.get(key) is not None:
                 out[key] = chat[key]
@@ -481,6 +492,8 @@ def _chat_part_to_responses(part: Json, role: str) -> Json:
         return {"type": "output_text" if role == "assistant" else "input_text", "text": part.get("text", "")}
     if kind == "image_url":
         return {"type": "input_image", "image_url": (part.get("image_url") or {}).get("url", ""), "detail": "auto"}
+    if kind == "input_file":
+        return {k: v for k, v in part.items() if k in ("type", "file_data", "file_id", "filename", "file_url")}
     if kind == "file":
         file = part.get("file") or {}
         out: Json = {"type": "input_file"}

@@ -2,15 +2,30 @@
 
 from ..config import ProviderConfig, Timeouts
 from .anthropic import AnthropicProvider
+from .azure import AzureProvider
+from .bedrock import BedrockProvider
+from .gemini import GeminiProvider
 from .openai_compat import OpenAICompatProvider
 from .openai_responses import OpenAIResponsesProvider
+from .vertex import VertexProvider
 
-__all__ = ["AnthropicProvider", "OpenAICompatProvider", "OpenAIResponsesProvider", "make_provider"]
+__all__ = [
+    "AnthropicProvider",
+    "BedrockProvider",
+    "GeminiProvider",
+    "OpenAICompatProvider",
+    "OpenAIResponsesProvider",
+    "make_provider",
+]
 
 _KINDS: dict[str, type[OpenAICompatProvider]] = {
     "openai": OpenAICompatProvider,
     "anthropic": AnthropicProvider,
     "openai-responses": OpenAIResponsesProvider,
+    "bedrock": BedrockProvider,
+    "gemini": GeminiProvider,
+    "vertex": VertexProvider,
+    "azure": AzureProvider,
 }
 
 

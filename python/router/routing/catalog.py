@@ -37,12 +37,18 @@ class Model:
     __slots__ = ("config", "id", "prices", "provider", "upstream_name", "upstream_name_json", "urls")
 
     def __init__(self, config: ModelConfig, provider: OpenAICompatProvider, shipped: Mapping[str, Prices]) -> None:
-        self.config = config
         self.id = config.id
         self.provider = provider
         self.upstream_name = config.upstream_model or config.id.partition("/")[2]
+        # Native providers know where a model runs (Bedrock's `@<region>`): catalog metadata the EU presets read.
+        region_of = getattr(provider, "region_of", None)
+        if region_of is not None and config.region == "global":
+            config = msgspec.structs.replace(config, region=region_of(self.upstream_name))
+        self.config = config
         # None: no price anywhere; keys with a spend limit are refused for this model.
-        self.prices = price_for(config.prices, self.upstream_name.partition("@")[0], shipped)
+        price_key = getattr(provider, "price_key", None)  # Vertex: `google/gemini-2.5-pro` is priced as its model
+        name = price_key(self.upstream_name) if price_key is not None else self.upstream_name
+        self.prices = price_for(config.prices, name.partition("@")[0], shipped)
         # The request body is forwarded with only this value swapped in, pre-encoded once here.
         self.upstream_name_json = msgspec.Raw(msgspec.json.encode(self.upstream_name))
         self.urls = {endpoint: provider.url(endpoint, self.upstream_name) for endpoint in ("chat", "embeddings")}

@@ -182,8 +182,10 @@ async def chat_completions(app: App, ex: Exchange) -> None:
     _charge(app, ex, principal, models, fields, request.user, rq.chat_output(request), request.n or 1)
     stream = bool(request.stream)
     client_wants_usage = bool(request.stream_options and request.stream_options.include_usage)
-    if "reasoning_effort" in fields:  # max, min, none and budgets are ours; OpenAI knows low|medium|high
-        fields["reasoning_effort"] = reasoning.openai_effort_field(fields["reasoning_effort"])
+    # The caller's value travels unchanged until the provider's mapping (protocols.reasoning): max, min, none and
+    # budgets are the gateway's, and only an OpenAI-style chat upstream narrows them to low|medium|high.
+    if "reasoning_effort" in fields:
+        reasoning.check(msgspec.json.decode(fields["reasoning_effort"]), "reasoning_effort")
     if stream:
         ex.stream = True
 
@@ -196,6 +198,8 @@ async def chat_completions(app: App, ex: Exchange) -> None:
             return
         upstream = dict(fields)
         upstream["model"] = model.upstream_name_json
+        if "reasoning_effort" in upstream:
+            upstream["reasoning_effort"] = reasoning.openai_effort_field(upstream["reasoning_effort"])
         if not stream:
             # A partial, not a lambda: one Python frame less per answer.
             screen = partial(screen_chat_response, guard, app.metrics, request=masked) if guard.responses else None
@@ -269,7 +273,10 @@ async def responses_create(app: App, ex: Exchange) -> None:
 
     async def call(model: Model) -> None:
         answer = AnswerGuard(guard, app.metrics, restore) if guard.responses else None
-        await forward(ex, model, "responses", body, dict(fields), stream, 0, True, None, answer)
+        upstream = dict(fields)
+        if model.provider.api == "responses" and "reasoning" in upstream:
+            upstream["reasoning"] = reasoning.openai_reasoning_field(upstream["reasoning"])
+        await forward(ex, model, "responses", body, upstream, stream, 0, True, None, answer)
 
     await _route(app, ex, principal, request.model, Need.chat(body, fields, stream), fields, call)
 

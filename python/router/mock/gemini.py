@@ -1,0 +1,210 @@
+"""Google Gemini `generateContent` and `streamGenerateContent?alt=sse` (AI Studio paths), API key checked.
+
+Replies are planned like Anthropic Messages replies (tools, echo, thinking) and shaped as Gemini's
+GenerateContentResponse (https://ai.google.dev/api/generate-content). A request without the mock's API key gets
+what Google sends: 403 PERMISSION_DENIED without a key, 400 INVALID_ARGUMENT (API_KEY_INVALID) with a wrong one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, unquote
+
+import msgspec
+
+from . import anthropic_messages as messages
+from . import openai_chat as chat
+from .knobs import KnobError
+
+if TYPE_CHECKING:
+    from .app import MockApp
+
+API_KEY = "gemini-api-key-mock"
+PATH_RE = re.compile(r"^/v1beta/models/([^/:]+):(generateContent|streamGenerateContent)$")
+JSON_HEADERS = [("content-type", "application/json; charset=UTF-8")]
+SSE_HEADERS = [("content-type", "text/event-stream")]
+_FINISH = {"stop": "STOP", "length": "MAX_TOKENS", "tool_calls": "STOP"}
+
+
+def error_body(code: int, status: str, message: str, reason: str | None = None) -> bytes:
+    error: dict[str, Any] = {"code": code, "message": message, "status": status}
+    if reason:
+        error["details"] = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason}]
+    return msgspec.json.encode({"error": error})
+
+
+def _error(proto: Any, code: int, status: str, message: str, reason: str | None = None) -> None:
+    proto.response_bytes(code, JSON_HEADERS, error_body(code, status, message, reason))
+
+
+# Mock fault knob → Google's error for it.
+FAULTS: Mapping[str, tuple[int, str, str]] = {
+    "400": (400, "INVALID_ARGUMENT", "Request contains an invalid argument (mock)."),
+    "401": (401, "UNAUTHENTICATED", "Request had invalid authentication credentials (mock)."),
+    "403": (403, "PERMISSION_DENIED", "The caller does not have permission (mock)."),
+    "429": (429, "RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota) (mock)."),
+    "500": (500, "INTERNAL", "An internal error has occurred (mock)."),
+    "503": (503, "UNAVAILABLE", "The model is overloaded. Please try again later (mock)."),
+    "529": (503, "UNAVAILABLE", "The model is overloaded. Please try again later (mock)."),
+}
+
+
+def api_key_problem(scope: Any) -> tuple[int, str, str, str | None] | None:
+    key = scope.headers.get("x-goog-api-key")
+    if key is None:
+        key = (parse_qs(scope.query_string).get("key") or [None])[0]
+    if not key:
+        return 403, "PERMISSION_DENIED", "Method doesn't allow unregistered callers.", None
+    if not hmac.compare_digest(key.encode(), API_KEY.encode()):
+        return 400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.", "API_KEY_INVALID"
+    return None
+
+
+class InvalidGemini(ValueError):
+    pass
+
+
+def _texts(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for part in parts:
+        if "text" in part and not part.get("thought"):
+            out.append({"type": "text", "text": part["text"]})
+        elif "functionResponse" in part:
+            response = part["functionResponse"].get("response") or {}
+            text = msgspec.json.encode(response).decode()
+            out.append({"type": "tool_result", "content": [{"type": "text", "text": text}]})
+    return out
+
+
+def as_messages_request(body: dict[str, Any], model: str) -> messages.MessagesRequest:
+    contents = body.get("contents")
+    if not isinstance(contents, list) or not contents:
+        raise InvalidGemini("* GenerateContentRequest.contents: contents is not specified")
+    turns = []
+    for i, content in enumerate(contents):
+        if not isinstance(content, dict) or not isinstance(content.get("parts"), list) or not content["parts"]:
+            raise InvalidGemini(f"* GenerateContentRequest.contents[{i}].parts: contents.parts must not be empty.")
+        role = content.get("role", "user")
+        if role not in ("user", "model", "function"):
+            raise InvalidGemini(f"Please use a valid role: user, model. (contents[{i}].role: {role})")
+        turns.append(
+            messages.Message(role="assistant" if role == "model" else "user", content=_texts(content["parts"]))
+        )
+    tools = [
+        messages.Tool(name=d.get("name", ""), input_schema=d.get("parametersJsonSchema") or d.get("parameters"))
+        for t in body.get("tools") or ()
+        for d in t.get("functionDeclarations") or ()
+    ]
+    mode = ((body.get("toolConfig") or {}).get("functionCallingConfig") or {}).get("mode", "AUTO")
+    allowed = ((body.get("toolConfig") or {}).get("functionCallingConfig") or {}).get("allowedFunctionNames")
+    choice = None
+    if mode == "ANY" and allowed and len(allowed) == 1:
+        choice = messages.ToolChoice(type="tool", name=allowed[0])
+    elif mode in ("ANY", "NONE"):
+        choice = messages.ToolChoice(type={"ANY": "any", "NONE": "none"}[mode])
+    generation = body.get("generationConfig") or {}
+    budget = (generation.get("thinkingConfig") or {}).get("thinkingBudget")
+    system = (body.get("systemInstruction") or {}).get("parts")
+    return messages.MessagesRequest(
+        model=model,
+        max_tokens=generation.get("maxOutputTokens") or 8192,
+        messages=turns,
+        system=_texts(system) if system else None,
+        tools=tools or None,
+        tool_choice=choice,
+        thinking=messages.Thinking(type="enabled", budget_tokens=budget) if budget else None,
+    )
+
+
+def _usage(request: messages.MessagesRequest, plan: chat.ReplyPlan, thoughts: int) -> dict[str, int]:
+    uncached, cached = messages.prompt_usage(request)
+    usage = {
+        "promptTokenCount": uncached + cached,
+        "candidatesTokenCount": plan.completion_tokens,
+        "totalTokenCount": uncached + cached + plan.completion_tokens + thoughts,
+    }
+    if thoughts:
+        usage["thoughtsTokenCount"] = thoughts
+    if cached:
+        usage["cachedContentTokenCount"] = cached
+    return usage
+
+
+def _response(
+    candidate_parts: list[dict[str, Any]], finish: str | None, usage: dict[str, int] | None, model: str
+) -> dict:
+    candidate: dict[str, Any] = {"content": {"role": "model", "parts": candidate_parts}, "index": 0}
+    if finish:
+        candidate["finishReason"] = finish
+    body: dict[str, Any] = {"candidates": [candidate], "modelVersion": model}
+    if usage:
+        body["usageMetadata"] = usage
+    return body
+
+
+def _function_parts(plan: chat.ReplyPlan) -> list[dict[str, Any]]:
+    return [{"functionCall": {"name": c.name, "args": msgspec.json.decode(c.arguments)}} for c in plan.tool_calls]
+
+
+def reply_body(request: messages.MessagesRequest, plan: chat.ReplyPlan, model: str) -> bytes:
+    thinking = messages.thinking_tokens(request)
+    parts: list[dict[str, Any]] = []
+    if thinking:
+        parts.append({"text": "".join(thinking), "thought": True})
+    if plan.tokens or not plan.tool_calls:
+        parts.append({"text": "".join(plan.tokens)})
+    parts.extend(_function_parts(plan))
+    usage = _usage(request, plan, len(thinking))
+    return msgspec.json.encode(_response(parts, _FINISH[plan.finish_reason], usage, model) | {"responseId": "mockresp"})
+
+
+def _sse(body: dict[str, Any]) -> bytes:
+    return b"data: " + msgspec.json.encode(body) + b"\r\n\r\n"
+
+
+def stream_events(request: messages.MessagesRequest, plan: chat.ReplyPlan, model: str) -> chat.StreamEvents:
+    """One chunk per token (thoughts first); the last chunk carries finishReason and usageMetadata."""
+    thinking = messages.thinking_tokens(request)
+    chunks = [_sse(_response([{"text": t, "thought": True}], None, None, model)) for t in thinking]
+    chunks.extend(_sse(_response([{"text": t}], None, None, model)) for t in plan.tokens)
+    usage = _usage(request, plan, len(thinking))
+    tail = _sse(_response(_function_parts(plan) or [{"text": ""}], _FINISH[plan.finish_reason], usage, model))
+    head, tokens = (chunks[0], chunks[1:]) if chunks else (b"", [])
+    return chat.StreamEvents(head=head, tokens=tokens, tail=tail)
+
+
+async def handle(app: MockApp, scope: Any, proto: Any) -> None:
+    """`POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent?alt=sse`."""
+    match = PATH_RE.match(scope.path)
+    if match is None or scope.method != "POST":
+        return _error(proto, 404, "NOT_FOUND", f"Unknown request URL: {scope.method} {scope.path}.")
+    body = await proto()
+    model_name, stream = unquote(match.group(1)), match.group(2) == "streamGenerateContent"
+    app._record(scope, model_name, stream, body)
+    problem = api_key_problem(scope)
+    if problem is not None:
+        return _error(proto, *problem)
+    try:
+        decoded = msgspec.json.decode(body)
+        if not isinstance(decoded, dict):
+            raise InvalidGemini("Invalid JSON payload received.")
+        model, knobs = app._resolve(scope.headers, None, model_name)
+        request = as_messages_request(decoded, model)
+    except (msgspec.DecodeError, InvalidGemini, KnobError, AttributeError, TypeError) as exc:
+        return _error(proto, 400, "INVALID_ARGUMENT", str(exc))
+    fail = app._failure(knobs, model_name)
+    if await app._before_reply(proto, knobs, fail, {}):
+        return None
+    fault = FAULTS.get(fail)
+    if fault is not None:
+        return _error(proto, *fault)
+    plan = messages.plan_reply(request, knobs)
+    if stream:
+        return await app._counted_stream(scope, proto, stream_events(request, plan, model), knobs, fail, SSE_HEADERS)
+    if knobs.token_delay_ms:
+        await asyncio.sleep(knobs.token_delay_ms * plan.completion_tokens / 1000)
+    await app._send_json(scope, proto, reply_body(request, plan, model), fail)

@@ -1,0 +1,141 @@
+"""Google Gemini on AI Studio (`kind: gemini`): `generateContent` and `streamGenerateContent?alt=sse` with an API key.
+
+To the gateway it is an Anthropic Messages upstream (`api = "messages"`): bodies are translated here
+(`gemini_content`) and Gemini's SSE chunks re-encoded as Messages SSE for the shared stream transcoder.
+
+- https://ai.google.dev/api/generate-content#method:-models.generatecontent
+- https://ai.google.dev/api/generate-content#method:-models.streamgeneratecontent
+- https://ai.google.dev/gemini-api/docs/api-key (the `x-goog-api-key` header)
+"""
+
+from __future__ import annotations
+
+import builtins
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import quote
+
+import msgspec
+
+from .._core import SseParser
+from ..config import ProviderConfig, Timeouts
+from ..errors import GatewayError, InvalidRequest, UpstreamError
+from .gemini_content import StreamTranslator, gemini_to_messages, messages_to_gemini
+from .openai_compat import OpenAICompatProvider
+from .transport import Response
+
+__all__ = ["GeminiProvider"]
+
+DEFAULT_ENDPOINT = "https://generativelanguage.googleapis.com/v1beta"
+
+
+class GeminiStreamResponse:
+    """A streamGenerateContent response as the stream loop reads it: `read_chunk` yields Messages SSE bytes."""
+
+    def __init__(self, response: Response, model: str, provider: str) -> None:
+        self._response = response
+        self.status = response.status
+        self._parser = SseParser()
+        self._translator = StreamTranslator(model, f"msg_gemini_{os.urandom(12).hex()}")
+        self._provider = provider
+        self._finished = False
+        self.body_reader = self
+
+    def get_header(self, name: str) -> str | None:
+        return self._response.get_header(name)
+
+    async def bytes(self) -> builtins.bytes:
+        return builtins.bytes(await self._response.bytes())
+
+    async def read_chunk(self) -> builtins.bytes | None:
+        reader = self._response.body_reader
+        while not self._finished:
+            chunk = await reader.read_chunk()
+            if chunk is None:
+                self._finished = True
+                return self._translator.finish() or None
+            out = b""
+            for event in self._parser.feed(builtins.bytes(chunk)):
+                try:
+                    out += self._translator.chunk(event.data)
+                except (msgspec.DecodeError, AttributeError, TypeError):
+                    raise UpstreamError(
+                        f"Upstream provider '{self._provider}' sent a malformed stream event.",
+                        code="upstream_invalid_stream",
+                    ) from None
+            if out:
+                return out
+        return None
+
+
+class GeminiProvider(OpenAICompatProvider):
+    api = "messages"
+
+    def __init__(self, name: str, config: ProviderConfig, timeouts: Timeouts) -> None:
+        super().__init__(name, config, timeouts)
+        self._base = (config.base_url or DEFAULT_ENDPOINT).rstrip("/")
+        self._models: dict[str, str] = {}
+
+    def auth_headers(self, api_key: str) -> dict[str, str]:
+        return {"x-goog-api-key": api_key}
+
+    def url(self, endpoint: str, upstream_model: str) -> str:
+        model = upstream_model.removeprefix("google/")
+        url = f"{self._base}/models/{quote(model, safe='')}:generateContent"
+        self._models[url] = model
+        return url
+
+    def prepare(self, url: str, body: bytes, stream: bool) -> tuple[str, bytes, str]:
+        """(upstream URL, generateContent body, model) for a Messages request body."""
+        model = self._models[url]
+        try:
+            request: Any = msgspec.json.decode(body)
+        except msgspec.DecodeError:
+            raise InvalidRequest("The request body is not valid JSON.") from None
+        if stream:
+            url = url.replace(":generateContent", ":streamGenerateContent") + "?alt=sse"
+        return url, msgspec.json.encode(messages_to_gemini(request, model)), model
+
+    async def request_headers(self, extra: dict[str, str] | None) -> dict[str, str]:
+        """Per-request credentials; AI Studio's API key is a default header, overridden by a BYOK key."""
+        return dict(extra or {})
+
+    async def post(
+        self, url: str, body: bytes, request_id: str, extra: dict[str, str] | None = None
+    ) -> tuple[Response, bytes]:
+        assert self._transport is not None
+        target, payload, model = self.prepare(url, body, False)
+        headers = {"x-request-id": request_id, **await self.request_headers(extra)}
+        response, data = await self._transport.post(target, headers, payload)
+        if response.status != 200:
+            return response, data
+        try:
+            reply = msgspec.json.decode(data)
+        except msgspec.DecodeError:
+            return response, data
+        message_id = f"msg_gemini_{reply.get('responseId') or os.urandom(12).hex()}"
+        return response, msgspec.json.encode(gemini_to_messages(reply, model, message_id))
+
+    @asynccontextmanager
+    async def stream(  # type: ignore[override]
+        self, url: str, body: bytes, request_id: str, extra: dict[str, str] | None = None
+    ) -> AsyncIterator[GeminiStreamResponse]:
+        assert self._transport is not None
+        target, payload, model = self.prepare(url, body, True)
+        headers = {"x-request-id": request_id, "accept": "text/event-stream", **await self.request_headers(extra)}
+        async with self._transport.stream(target, headers, payload) as response:
+            yield GeminiStreamResponse(response, model, self.name)
+
+    def error_from_status(self, status: int, body: bytes, retry_after: str | None) -> GatewayError:
+        # Google answers a bad API key with 400 INVALID_ARGUMENT: that is the gateway's credential, not the
+        # caller's request. https://ai.google.dev/gemini-api/docs/troubleshooting#error-codes
+        if status == 400 and b"API_KEY_INVALID" in body:
+            error = UpstreamError(
+                f"Upstream provider '{self.name}' rejected the gateway's credentials (HTTP 400: API key not valid).",
+                code="upstream_auth_failed",
+            )
+            error.upstream_status = 401
+            return error
+        return super().error_from_status(status, body, retry_after)

@@ -1,0 +1,145 @@
+"""Google Vertex AI (`kind: vertex`) end to end: Gemini and Claude on Vertex through the gateway, with the
+service account's OAuth token fetched from the mock's token endpoint (which checks the signed JWT)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import anthropic
+import httpx
+import openai
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from router.mock import vertex as mock_vertex
+
+from servers import MockControl, Server, create_key, gateway_env, start_gateway
+
+CONFIG = """
+providers:
+  vertex:
+    kind: vertex
+    base_url: env:TEST_VERTEX_URL
+    project: router-test
+    region: europe-west1
+    service_account: env:TEST_SA_FILE
+  vertexbad:
+    kind: vertex
+    base_url: env:TEST_VERTEX_URL
+    project: router-test
+    service_account: env:TEST_BAD_SA_JSON
+models:
+  - id: vertex/google/gemini-2.5-pro
+    capabilities: [streaming, tools, reasoning]
+  - id: vertex/google/gemini-2.5-flash@us-central1
+  - id: vertex/anthropic/claude-3-7-sonnet
+    upstream_model: anthropic/claude-3-7-sonnet@20250219
+  - id: vertex/throttled
+    upstream_model: google/gemini-2.5-flash@fail=429
+  - id: vertexbad/google/gemini-2.5-pro
+"""
+GEMINI = "vertex/google/gemini-2.5-pro"
+CLAUDE = "vertex/anthropic/claude-3-7-sonnet"
+TOOL = {"name": "get_weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}
+
+
+@pytest.fixture(scope="module")
+def vertex_gateway(mock_server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp("vertex")
+    (root / "config.yaml").write_text(CONFIG)
+    token_uri = f"{mock_server.base}/oauth2/token"
+    sa_file = root / "sa.json"
+    sa_file.write_text(json.dumps(mock_vertex.service_account(token_uri)))
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = other.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    bad = mock_vertex.service_account(token_uri) | {"private_key": pem.decode()}
+    env = gateway_env(root / "router.db", mock_server.base, root / "config.yaml")
+    env |= {
+        "TEST_VERTEX_URL": f"{mock_server.base}/v1",
+        "TEST_SA_FILE": str(sa_file),
+        "TEST_BAD_SA_JSON": json.dumps(bad),
+    }
+    server = start_gateway(env)
+    server.key = create_key(server.env, "vertex")["key"]  # type: ignore[attr-defined]
+    yield server
+    output = server.stop()
+    # Neither the access token nor the key ever reaches the gateway's output.
+    assert "ya29.mock" not in output and "PRIVATE KEY" not in output
+
+
+@pytest.fixture
+def oai(vertex_gateway: Server) -> Iterator[openai.OpenAI]:
+    key = vertex_gateway.key  # type: ignore[attr-defined]
+    with openai.OpenAI(base_url=f"{vertex_gateway.base}/v1", api_key=key, max_retries=0, timeout=20) as client:
+        yield client
+
+
+@pytest.fixture
+def claude(vertex_gateway: Server) -> Iterator[anthropic.Anthropic]:
+    key = vertex_gateway.key  # type: ignore[attr-defined]
+    with anthropic.Anthropic(base_url=vertex_gateway.base, api_key=key, max_retries=0, timeout=20) as client:
+        yield client
+
+
+def _last(mock: MockControl) -> dict:
+    return [r for r in mock.requests() if r["path"].startswith("/v1/projects/")][-1]
+
+
+def test_gemini_on_vertex_unary_and_stream(oai: openai.OpenAI, mock: MockControl) -> None:
+    reply = oai.chat.completions.create(model=GEMINI, messages=[{"role": "user", "content": "Hello"}])
+    assert reply.choices[0].message.content
+    record = _last(mock)
+    prefix = "/v1/projects/router-test/locations/europe-west1/publishers/google/models/gemini-2.5-pro"
+    assert record["path"] == f"{prefix}:generateContent"
+    assert record["headers"]["authorization"].startswith("Bearer ")  # a token the mock issued, or a 401
+    stream = oai.chat.completions.create(model=GEMINI, messages=[{"role": "user", "content": "Story"}], stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert _last(mock)["path"] == f"{prefix}:streamGenerateContent"
+    oai.chat.completions.create(
+        model="vertex/google/gemini-2.5-flash@us-central1", messages=[{"role": "user", "content": "x"}]
+    )
+    assert "/locations/us-central1/" in _last(mock)["path"]
+
+
+def test_claude_on_vertex_raw_predict(claude: anthropic.Anthropic, mock: MockControl) -> None:
+    message = claude.messages.create(
+        model=CLAUDE, max_tokens=100, tools=[TOOL], messages=[{"role": "user", "content": "Weather in Paris?"}]
+    )
+    assert message.stop_reason == "tool_use"
+    record = _last(mock)
+    assert record["path"].endswith("/publishers/anthropic/models/claude-3-7-sonnet@20250219:rawPredict")
+    assert record["body"]["anthropic_version"] == "vertex-2023-10-16" and "model" not in record["body"]
+    with claude.messages.stream(model=CLAUDE, max_tokens=100, messages=[{"role": "user", "content": "Hi"}]) as stream:
+        assert "".join(stream.text_stream)
+    assert _last(mock)["path"].endswith(":streamRawPredict")
+
+
+def test_claude_on_vertex_from_chat(oai: openai.OpenAI) -> None:
+    reply = oai.chat.completions.create(model=CLAUDE, messages=[{"role": "user", "content": "Hi"}], stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in reply if c.choices)
+
+
+def test_a_key_the_token_endpoint_refuses_is_a_502(oai: openai.OpenAI, mock: MockControl) -> None:
+    with pytest.raises(openai.InternalServerError) as info:
+        oai.chat.completions.create(
+            model="vertexbad/google/gemini-2.5-pro", messages=[{"role": "user", "content": "x"}]
+        )
+    assert info.value.status_code == 502 and "OAuth token endpoint refused" in str(info.value)
+    assert not [r for r in mock.requests() if r["path"].startswith("/v1/projects/")]
+
+
+def test_errors_keep_their_status(oai: openai.OpenAI) -> None:
+    with pytest.raises(openai.RateLimitError):
+        oai.chat.completions.create(model="vertex/throttled", messages=[{"role": "user", "content": "x"}])
+
+
+def test_locations_are_catalog_regions(vertex_gateway: Server) -> None:
+    key = vertex_gateway.key  # type: ignore[attr-defined]
+    data = httpx.get(f"{vertex_gateway.base}/v1/models", headers={"authorization": f"Bearer {key}"}).json()["data"]
+    regions = {m["id"]: m["region"] for m in data}
+    assert regions[GEMINI] == "europe-west1"
+    assert regions["vertex/google/gemini-2.5-flash@us-central1"] == "us-central1"
