@@ -207,6 +207,7 @@ def test_a_latest_attachment_follows_new_versions(gateway: Server, mock: MockCon
     _manage(gateway, "POST", "/prompts/moving/versions", json={"content": "TWO"})
     _chat(gateway, key["key"], [{"role": "user", "content": "Hi"}])
     assert _sent(mock)["messages"][0] == {"role": "system", "content": "TWO"}
+    usage_rows(gateway, f"key_id = '{key['id']}'")  # the usage writer flushes in the background
     usage = _manage(gateway, "GET", "/usage", params={"group_by": "prompt", "key": key["id"]})["data"]
     assert [(r["prompt"], r["requests"]) for r in usage] == [("moving@2", 1)]
 
