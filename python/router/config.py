@@ -171,6 +171,16 @@ class CachingConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     auto_cache: bool = False
 
 
+class SessionsConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Automatic session reconstruction (docs/sessions.md): the per-worker index of conversation states."""
+
+    enabled: bool = True
+    # Conversation states remembered (two per answered request); the least recently used go first.
+    max_entries: int = 200_000
+    # A conversation idle for longer starts a new session when it resumes.
+    ttl_seconds: float = 6 * 3600.0
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     providers: dict[str, ProviderConfig]
     models: list[ModelConfig]
@@ -185,6 +195,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     routing: RoutingConfig = RoutingConfig()
     guardrails: GuardrailSettings = GuardrailSettings()
     caching: CachingConfig = CachingConfig()
+    sessions: SessionsConfig = SessionsConfig()
 
     def timeouts_for(self, provider: str) -> Timeouts:
         return self.providers[provider].timeouts or self.timeouts
@@ -244,6 +255,10 @@ def _check(config: Config, source: str) -> None:
     for t in config.alerts.budget_thresholds:
         if not 0 < t <= 1000:
             raise ConfigError(f"{source}: at alerts.budget_thresholds: {t} is not a percentage above 0")
+    if not 1 <= config.sessions.max_entries <= 50_000_000:
+        raise ConfigError(f"{source}: at sessions.max_entries: expected a number of entries from 1 to 50000000")
+    if not 1 <= config.sessions.ttl_seconds <= 30 * 86400:
+        raise ConfigError(f"{source}: at sessions.ttl_seconds: expected seconds from 1 to 2592000 (30 days)")
     if not 1 <= config.spend.reset_day <= 28:
         raise ConfigError(f"{source}: at spend.reset_day: expected a day of the month from 1 to 28")
     limit = config.spend.org_monthly_limit

@@ -3,6 +3,6 @@
 Importing the package imports the route modules, which register their routes in `routing.ROUTES`.
 """
 
-from . import api, guardrails, policies, prompts, usage
+from . import api, guardrails, policies, prompts, sessions, usage
 
-__all__ = ["api", "guardrails", "policies", "prompts", "usage"]
+__all__ = ["api", "guardrails", "policies", "prompts", "sessions", "usage"]

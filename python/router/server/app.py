@@ -37,6 +37,7 @@ from ..protocols.tools import results_json
 from ..providers.byok import MasterKey, OwnKeyring
 from ..routing import Catalog, Routing
 from ..routing.stored import StoredPolicies
+from ..sessions import Sessions
 from ..spend.budgets import Spend, budget_gauges
 from ..spend.cost import MICRO, cost_micro
 from ..spend.ledger import Ledger, ledger_path
@@ -129,6 +130,7 @@ class App:
         self.request_ids = RequestIds()
         self.guardrail_admin = GuardrailAdmin(self.store, config.guardrails, clock)
         self.prompt_admin = PromptAdmin(self.store, clock)
+        self.sessions = Sessions(config.sessions)
         self.usage: UsageWriter | None = None
         self._background: list[asyncio.Task[None]] = []
 
@@ -267,6 +269,9 @@ class App:
         if cost:
             metrics.count_cost(model, provider, first_group(ex.budgets), cost / MICRO)
         meta = ex.metadata
+        turn = ex.turn
+        if turn is not None:
+            self.sessions.finish(ex)
         if self.usage is not None:
             self.usage.add(
                 UsageRow(
@@ -301,6 +306,9 @@ class App:
                     reasoning_tokens=ex.reasoning_tokens,
                     guardrails=ex.triggers.encoded() if ex.triggers is not None else None,
                     prompt=ex.prompt,
+                    session_id=turn.session_id if turn is not None else None,
+                    session_branch=turn.branch if turn is not None else None,
+                    session_parent=turn.parent if turn is not None else None,
                 )
             )
             for row in ex.attempt_rows:

@@ -90,7 +90,9 @@ async def _authenticated_body(app: App, ex: Exchange) -> tuple[Principal, bytes,
     ex.key_id = principal.key_id
     body = await ex.read_json_body(app.config.server.max_body_bytes)
     ex.body_bytes = len(body)
-    return principal, body, rq.decode_fields(body)
+    fields = rq.decode_fields(body)
+    app.sessions.capture(ex, fields)
+    return principal, body, fields
 
 
 def _prompted(app: App, ex: Exchange, principal: Principal, api: str, body: bytes, fields: dict) -> bytes | None:
@@ -131,6 +133,7 @@ def _charge(
     ex.end_user = end_user
     candidates = [(m.id, m.prices, m.config.max_output_tokens if max_output is None else max_output) for m in models]
     ex.hold, ex.budgets, ex.period = app.spend.reserve(principal, candidates, ex.body_bytes, app.clock())
+    app.sessions.place(ex, metadata)
 
 
 async def _route(

@@ -133,6 +133,7 @@ async def _unary(
             f"Upstream provider '{provider.name}' returned an invalid JSON response.", code="upstream_invalid_response"
         ) from None
     ex.prompt_tokens, ex.completion_tokens, ex.cached_tokens, ex.reasoning_tokens = usage
+    ex.answer = data
     ex.send_bytes(200, data, JSON)
 
 
@@ -165,6 +166,8 @@ async def _stream(
                                 # A blocked category ends the stream here, with an error event instead.
                                 guard.check(transcoder)
                             if out:
+                                if ex.answer is None:
+                                    ex.answer = out  # a Responses stream names its response first
                                 if ex.ttft is None and transcoder.deltas:
                                     ex.ttft = time.perf_counter() - ex.started
                                 await transport.send_bytes(out)

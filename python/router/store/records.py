@@ -148,6 +148,11 @@ class UsageRow(msgspec.Struct, array_like=True):
     # JSON list of [direction, category, type, action, count]: what the guardrails found (audit events).
     guardrails: str | None = None
     prompt: str | None = None  # the prompt library versions applied ("name@3", space-separated)
+    # The session (explicit, or reconstructed from the conversation), its branch (0: the main line) and the
+    # request this one continued.
+    session_id: str | None = None
+    session_branch: int | None = None
+    session_parent: str | None = None
 
 
 USAGE_COLUMNS = UsageRow.__struct_fields__

@@ -22,6 +22,7 @@ from .migrations import MIGRATIONS
 from .prompt_tables import PromptTables
 from .records import USAGE_COLUMNS, AuditEvent, KeyRecord, UsageRow
 from .routing_tables import RoutingTables
+from .session_queries import SessionQueries
 from .signal import ChangeSignal
 
 _ROLLUP_UPSERTS = [(r, r.upsert()) for r in rollup.ROLLUPS]
@@ -41,7 +42,7 @@ def _usage_row(row: Sequence[object]) -> UsageRow:
     return UsageRow(*values)
 
 
-class SQLiteStore(GovernanceTables, RoutingTables, GuardrailTables, PromptTables, AnalyticsQueries):
+class SQLiteStore(GovernanceTables, RoutingTables, GuardrailTables, PromptTables, AnalyticsQueries, SessionQueries):
     def __init__(self, path: str) -> None:
         self.path = path
         self._memory = path == ":memory:"

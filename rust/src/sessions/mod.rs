@@ -262,7 +262,8 @@ fn hex4(s: &[u8], i: usize) -> Option<u32> {
 /// The incremental hash of one conversation, and the state digested at each unit boundary.
 #[derive(Clone)]
 pub struct Conversation {
-    hasher: Xxh3Default,
+    // Boxed: the hasher is 64-byte aligned, more than a Python object's storage promises.
+    hasher: Box<Xxh3Default>,
     /// The role of the unit being fed (not yet closed), 0 before the first.
     open: u8,
     /// (role, state after the unit) of every closed unit.
@@ -272,7 +273,7 @@ pub struct Conversation {
 impl Conversation {
     /// A conversation of `scope` (the key and the end user: identical words from two callers never meet).
     pub fn new(scope: &[&[u8]]) -> Self {
-        let mut hasher = Xxh3Default::new();
+        let mut hasher = Box::new(Xxh3Default::new());
         for part in scope {
             hasher.update(part);
             hasher.update(END);
