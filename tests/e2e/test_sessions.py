@@ -197,9 +197,8 @@ def test_management_api_lists_timelines_and_analytics(gateway: Server) -> None:
     assert [t["status"] for t in timeline["timeline"]] == [200, 200, 502]
     assert timeline["timeline"][0]["latency_ms"] > 0 and timeline["requests"] == 3
 
-    stats = manage_call(
-        gateway.base, ADMIN, "GET", "/sessions/analytics", params={"key": f"{key['id']},{other['id']}", "idle_minutes": 0}
-    ).json()
+    both = {"key": f"{key['id']},{other['id']}", "idle_minutes": 0}
+    stats = manage_call(gateway.base, ADMIN, "GET", "/sessions/analytics", params=both).json()
     assert stats["sessions"] == 2 and stats["requests"] == 4 and stats["single_turn"] == 1
     assert stats["turns"]["max"] == 3 and stats["abandoned"] == 1 and stats["abandonment_rate"] == 0.5
     # A key's own holder sees its sessions, not another key's.

@@ -54,8 +54,8 @@ class Exchange:
 
     __slots__ = (
         "answer", "api", "attempt_rows", "attempts", "auto_cache", "body_bytes", "budgets", "byok", "cached_tokens",
-        "completion_tokens", "conversation", "end_user", "endpoint", "error_type", "events_seen", "headers", "hold", "key_id",
-        "metadata", "model", "owner", "period", "prices", "prompt", "prompt_tokens", "proto", "provider",
+        "completion_tokens", "conversation", "end_user", "endpoint", "error_type", "events_seen", "headers", "hold",
+        "key_id", "metadata", "model", "owner", "period", "prices", "prompt", "prompt_tokens", "proto", "provider",
         "reasoning_tokens", "request_id", "responded", "routing_seconds", "scope", "started", "status", "stream",
         "tool_calls", "tool_results", "triggers", "ttft", "turn", "upstream_auth", "upstream_seconds",
     )  # fmt: skip

@@ -128,7 +128,8 @@ def request_metadata(body: msgspec.Raw | None, header: str | None, limit: int) -
         metadata = _metadata_decoder.decode(raw)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise InvalidRequest(
-            f"Invalid '{source}': {exc}; expected a JSON object with tags, user_id, trace_id, session_id, extra, auto_cache.",
+            f"Invalid '{source}': {exc}; expected a JSON object with tags, user_id, trace_id, session_id, extra, "
+            "auto_cache.",
             param=source,
             code="invalid_metadata",
         ) from None
