@@ -54,6 +54,14 @@ class ModelConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     max_output_tokens: int | None = None
     capabilities: list[Capability] = msgspec.field(default_factory=lambda: ["streaming"])
     description: str | None = None
+    # Also serve it as `coding/<name>`: auto caching and reasoning-model fixes (docs/coding-models.md).
+    coding: bool = False
+    # The provider serving it, when the id does not start with the provider's name (`coding/` models).
+    provider: str | None = None
+
+    @property
+    def provider_name(self) -> str:
+        return self.provider or self.id.partition("/")[0]
 
 
 class ProviderConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -226,9 +234,10 @@ def _check(config: Config, source: str) -> None:
     seen: set[str] = set()
     for i, model in enumerate(config.models):
         where = f"{source}: at models[{i}].id"
-        provider, sep, name = model.id.partition("/")
+        _, sep, name = model.id.partition("/")
         if not sep or not name:
             raise ConfigError(f"{where}: model id {model.id!r} must look like 'provider/model'")
+        provider = model.provider_name
         if provider not in config.providers:
             known = ", ".join(sorted(config.providers)) or "none"
             raise ConfigError(f"{where}: provider {provider!r} is not defined in providers (defined: {known})")
@@ -287,8 +296,30 @@ def parse_config(text: str, source: str = "<config>") -> Config:
         for name, value in providers.items():
             _convert(value, ProviderConfig, source, f"providers.{name}")
     config = _convert(resolved, Config, source, "")
+    config = _with_coding_models(config)
     _check(config, source)
     return config
+
+
+def _with_coding_models(config: Config) -> Config:
+    """The catalog with a `coding/<name>` model after each model marked `coding: true`: the same upstream
+    model, provider, prices, region and capabilities (a duplicate id is reported by `_check`)."""
+    derived = []
+    for model in config.models:
+        if not model.coding:
+            continue
+        name = model.id.partition("/")[2]
+        derived.append(
+            msgspec.structs.replace(
+                model,
+                id="coding/" + name,
+                provider=model.provider_name,
+                upstream_model=model.upstream_model or name,
+                coding=False,
+                description=model.description or f"{model.id} for coding agents (prompt caching, reasoning fixes)",
+            )
+        )
+    return msgspec.structs.replace(config, models=[*config.models, *derived]) if derived else config
 
 
 def _convert(value: Any, kind: type, source: str, prefix: str) -> Any:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import msgspec
 
 from ..config import Config, ModelConfig, Prices
+from ..protocols import coding
 from ..providers import OpenAICompatProvider, make_provider
 from ..spend.cost import load_prices, price_for
 
@@ -34,13 +35,15 @@ class ModelInfo(msgspec.Struct, omit_defaults=False):
 class Model:
     """A servable model with everything the hot path needs precomputed."""
 
-    __slots__ = ("config", "id", "prices", "provider", "upstream_name", "upstream_name_json", "urls")
+    __slots__ = ("coding", "config", "id", "prices", "provider", "upstream_name", "upstream_name_json", "urls")
 
     def __init__(self, config: ModelConfig, provider: OpenAICompatProvider, shipped: Mapping[str, Prices]) -> None:
         self.config = config
         self.id = config.id
         self.provider = provider
         self.upstream_name = config.upstream_model or config.id.partition("/")[2]
+        # A `coding/` model: the family of reasoning model whose refused parameters it fixes; None otherwise.
+        self.coding = coding.family(self.upstream_name) if config.id.startswith(coding.PREFIX) else None
         # None: no price anywhere; keys with a spend limit are refused for this model.
         self.prices = price_for(config.prices, self.upstream_name.partition("@")[0], shipped)
         # The request body is forwarded with only this value swapped in, pre-encoded once here.
@@ -75,7 +78,7 @@ class Catalog:
             name: make_provider(name, pc, config.timeouts_for(name)) for name, pc in config.providers.items()
         }
         shipped = load_prices(config.spend.prices_file)
-        self.models = {m.id: Model(m, self.providers[m.id.partition("/")[0]], shipped) for m in config.models}
+        self.models = {m.id: Model(m, self.providers[m.provider_name], shipped) for m in config.models}
         self._infos = {m.id: m.info(created) for m in self.models.values()}
 
     def models_body(self, ids: frozenset[str] | None, usable: frozenset[str] | None = None) -> bytes:

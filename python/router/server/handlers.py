@@ -21,7 +21,7 @@ from ..guardrails.policy import (
 )
 from ..metrics import CONTENT_TYPE
 from ..prompts.applied import apply as apply_prompts
-from ..protocols import anthropic, reasoning, responses, tools
+from ..protocols import anthropic, coding, reasoning, responses, tools
 from ..routing import Model, Need
 from ..routing.executor import Call, resolve_model
 from ..routing.policies import is_policy
@@ -175,6 +175,8 @@ async def chat_completions(app: App, ex: Exchange) -> None:
             return
         upstream = dict(fields)
         upstream["model"] = model.upstream_name_json
+        if model.coding is not None:
+            coding.prepare(model.coding, "chat", upstream)
         if not stream:
             # A partial, not a lambda: one Python frame less per answer.
             screen = partial(screen_chat_response, guard, app.metrics, request=masked) if guard.responses else None

@@ -18,7 +18,7 @@ from pyreqwest import exceptions as rq
 from .._core import Transcoder
 from ..errors import GuardrailUnavailable, GuardrailViolation, InvalidRequest, UpstreamError
 from ..guardrails.answers import AnswerGuard
-from ..protocols import caching
+from ..protocols import caching, coding
 from ..protocols.to_caller import translate_reply, usage_of
 from ..protocols.to_upstream import Plan, translate_request
 from ..protocols.tools import called
@@ -56,9 +56,13 @@ async def forward(
     if ex.upstream_auth is not None:  # this attempt pays with the organisation's own key (BYOK)
         extra = {**(extra or {}), **ex.upstream_auth}
     plan = Plan()
-    auto_cache = ex.auto_cache and upstream == "messages"
+    # `coding/` models cache unless the request itself declines.
+    declined = ex.metadata is not None and ex.metadata.auto_cache is False
+    auto_cache = (ex.auto_cache or (model.coding is not None and not declined)) and upstream == "messages"
     if caller == upstream and not auto_cache:
         fields["model"] = model.upstream_name_json
+        if model.coding is not None:
+            coding.prepare(model.coding, upstream, fields)
         upstream_body = rq_shapes.encode_fields(fields)
     else:
         request = msgspec.json.decode(body)
@@ -77,6 +81,8 @@ async def forward(
             ) from None
         if auto_cache:
             caching.add_breakpoints(translated)
+        if model.coding is not None:
+            coding.prepare(model.coding, upstream, translated)
         translated["model"] = model.upstream_name
         if stream:
             translated["stream"] = True
