@@ -183,6 +183,7 @@ def test_management_api_lists_timelines_and_analytics(gateway: Server) -> None:
         client.chat.completions.create(model="mock/broken", messages=history)
     _chat_turns(_openai(gateway, other["key"]), [SYSTEM], ["solo"])
     rows = _rows(gateway, key["id"], 3)
+    _rows(gateway, other["id"], 1)  # flushed too, before the analytics read them
     session = rows[0]["session_id"]
     assert rows[2]["session_id"] == session and rows[2]["status"] == 502
 
