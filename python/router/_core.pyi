@@ -514,3 +514,43 @@ class FindingCounts:
 def json_fault(data: bytes, max_depth: int) -> tuple[str, int] | None:
     """Why `data` is not one JSON text nested at most `max_depth` levels deep (capped at 1024), as
     `(kind, byte offset)` with kind "utf8", "depth" or "syntax"; None when it is one."""
+
+@final
+class SessionTurn:
+    """Where the session index placed one request; handed back with its answer."""
+
+    @property
+    def session_id(self) -> str: ...
+    @property
+    def branch(self) -> int:
+        """0 on a session's main line; a fork gets the session's next number."""
+    @property
+    def parent(self) -> str | None:
+        """The request id this one continued (None: the first of its session, as far as the index knows)."""
+
+@final
+class SessionIndex:
+    """One worker's session index: conversation states (chained XXH3 per message) → the request that reached
+    them, bounded by `max_entries` and `ttl_seconds` of idleness (least recently used first)."""
+
+    def __new__(cls, max_entries: int, ttl_seconds: float, prefix: str) -> SessionIndex: ...
+    def __len__(self) -> int: ...
+    def place(
+        self,
+        api: str,
+        key: str,
+        user: str | None,
+        system: Buffer | None,
+        items: Buffer | None,
+        request_id: str,
+        explicit: str | None,
+        previous: str | None,
+        now: float,
+    ) -> SessionTurn | None:
+        """Place a request (`api`: chat, messages or responses; `system` and `items` the raw JSON the client
+        sent; `explicit` its own session id; `previous` a Responses previous_response_id); None when the
+        conversation cannot be read."""
+    def answered(self, turn: SessionTurn, body: Buffer, now: float) -> bool:
+        """Remember the state after `turn`'s whole answer `body` (as the client got it); False if unreadable."""
+    def response_id(self, turn: SessionTurn, response_id: str, now: float) -> None:
+        """Remember a streamed Responses answer's id, so a previous_response_id naming it continues `turn`."""

@@ -54,6 +54,14 @@ class ModelConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     max_output_tokens: int | None = None
     capabilities: list[Capability] = msgspec.field(default_factory=lambda: ["streaming"])
     description: str | None = None
+    # Also serve it as `coding/<name>`: auto caching and reasoning-model fixes (docs/coding-models.md).
+    coding: bool = False
+    # The provider serving it, when the id does not start with the provider's name (`coding/` models).
+    provider: str | None = None
+
+    @property
+    def provider_name(self) -> str:
+        return self.provider or self.id.partition("/")[0]
 
 
 class ProviderConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -220,6 +228,16 @@ class CachingConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     auto_cache: bool = False
 
 
+class SessionsConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Automatic session reconstruction (docs/sessions.md): the per-worker index of conversation states."""
+
+    enabled: bool = True
+    # Conversation states remembered (two per answered request); the least recently used go first.
+    max_entries: int = 200_000
+    # A conversation idle for longer starts a new session when it resumes.
+    ttl_seconds: float = 6 * 3600.0
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     providers: dict[str, ProviderConfig]
     models: list[ModelConfig]
@@ -237,6 +255,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     routing: RoutingConfig = RoutingConfig()
     guardrails: GuardrailSettings = GuardrailSettings()
     caching: CachingConfig = CachingConfig()
+    sessions: SessionsConfig = SessionsConfig()
 
     def timeouts_for(self, provider: str) -> Timeouts:
         return self.providers[provider].timeouts or self.timeouts
@@ -271,9 +290,10 @@ def _check(config: Config, source: str) -> None:
     seen: set[str] = set()
     for i, model in enumerate(config.models):
         where = f"{source}: at models[{i}].id"
-        provider, sep, name = model.id.partition("/")
+        _, sep, name = model.id.partition("/")
         if not sep or not name:
             raise ConfigError(f"{where}: model id {model.id!r} must look like 'provider/model'")
+        provider = model.provider_name
         if provider not in config.providers:
             known = ", ".join(sorted(config.providers)) or "none"
             raise ConfigError(f"{where}: provider {provider!r} is not defined in providers (defined: {known})")
@@ -320,6 +340,10 @@ def _check(config: Config, source: str) -> None:
     for t in config.alerts.budget_thresholds:
         if not 0 < t <= 1000:
             raise ConfigError(f"{source}: at alerts.budget_thresholds: {t} is not a percentage above 0")
+    if not 1 <= config.sessions.max_entries <= 50_000_000:
+        raise ConfigError(f"{source}: at sessions.max_entries: expected a number of entries from 1 to 50000000")
+    if not 1 <= config.sessions.ttl_seconds <= 30 * 86400:
+        raise ConfigError(f"{source}: at sessions.ttl_seconds: expected seconds from 1 to 2592000 (30 days)")
     if not 1 <= config.spend.reset_day <= 28:
         raise ConfigError(f"{source}: at spend.reset_day: expected a day of the month from 1 to 28")
     limit = config.spend.org_monthly_limit
@@ -348,8 +372,30 @@ def parse_config(text: str, source: str = "<config>") -> Config:
         for name, value in providers.items():
             _convert(value, ProviderConfig, source, f"providers.{name}")
     config = _convert(resolved, Config, source, "")
+    config = _with_coding_models(config)
     _check(config, source)
     return config
+
+
+def _with_coding_models(config: Config) -> Config:
+    """The catalog with a `coding/<name>` model after each model marked `coding: true`: the same upstream
+    model, provider, prices, region and capabilities (a duplicate id is reported by `_check`)."""
+    derived = []
+    for model in config.models:
+        if not model.coding:
+            continue
+        name = model.id.partition("/")[2]
+        derived.append(
+            msgspec.structs.replace(
+                model,
+                id="coding/" + name,
+                provider=model.provider_name,
+                upstream_model=model.upstream_model or name,
+                coding=False,
+                description=model.description or f"{model.id} for coding agents (prompt caching, reasoning fixes)",
+            )
+        )
+    return msgspec.structs.replace(config, models=[*config.models, *derived]) if derived else config
 
 
 def _convert(value: Any, kind: type, source: str, prefix: str) -> Any:

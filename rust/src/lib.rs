@@ -9,6 +9,7 @@ pub mod json;
 pub mod latency;
 pub mod ledger;
 pub mod scan;
+pub mod sessions;
 pub mod sse;
 pub mod transcode;
 
@@ -45,5 +46,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<scan::py::PyDocumentScreen>()?;
     m.add_class::<scan::py::PyTriggers>()?;
     m.add_class::<scan::py::PyFindingCounts>()?;
+    m.add_class::<sessions::py::PySessionIndex>()?;
+    m.add_class::<sessions::py::PyTurn>()?;
     Ok(())
 }

@@ -4,6 +4,6 @@ Importing the package imports the route modules, which register their routes in 
 """
 
 from ..mcp import routes as mcp_routes
-from . import api, guardrails, policies, prompts, usage
+from . import api, guardrails, policies, prompts, sessions, usage
 
-__all__ = ["api", "guardrails", "mcp_routes", "policies", "prompts", "usage"]
+__all__ = ["api", "guardrails", "mcp_routes", "policies", "prompts", "sessions", "usage"]

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import msgspec
 
 from ..config import Config, ModelConfig, Prices
+from ..protocols import coding
 from ..providers import OpenAICompatProvider, make_provider
 from ..spend.cost import load_prices, price_for
 
@@ -34,7 +35,7 @@ class ModelInfo(msgspec.Struct, omit_defaults=False):
 class Model:
     """A servable model with everything the hot path needs precomputed."""
 
-    __slots__ = ("config", "id", "prices", "provider", "upstream_name", "upstream_name_json", "urls")
+    __slots__ = ("coding", "config", "id", "prices", "provider", "upstream_name", "upstream_name_json", "urls")
 
     def __init__(self, config: ModelConfig, provider: OpenAICompatProvider, shipped: Mapping[str, Prices]) -> None:
         self.id = config.id
@@ -45,6 +46,8 @@ class Model:
         if region_of is not None and config.region == "global":
             config = msgspec.structs.replace(config, region=region_of(self.upstream_name))
         self.config = config
+        # A `coding/` model: the family of reasoning model whose refused parameters it fixes; None otherwise.
+        self.coding = coding.family(self.upstream_name) if config.id.startswith(coding.PREFIX) else None
         # None: no price anywhere; keys with a spend limit are refused for this model.
         price_key = getattr(provider, "price_key", None)  # Vertex: `google/gemini-2.5-pro` is priced as its model
         name = price_key(self.upstream_name) if price_key is not None else self.upstream_name
@@ -81,7 +84,7 @@ class Catalog:
             name: make_provider(name, pc, config.timeouts_for(name)) for name, pc in config.providers.items()
         }
         shipped = load_prices(config.spend.prices_file)
-        self.models = {m.id: Model(m, self.providers[m.id.partition("/")[0]], shipped) for m in config.models}
+        self.models = {m.id: Model(m, self.providers[m.provider_name], shipped) for m in config.models}
         self._infos = {m.id: m.info(created) for m in self.models.values()}
 
     def models_body(self, ids: frozenset[str] | None, usable: frozenset[str] | None = None) -> bytes:

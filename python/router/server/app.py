@@ -39,6 +39,7 @@ from ..protocols.tools import results_json
 from ..providers.byok import MasterKey, OwnKeyring
 from ..routing import Catalog, Routing
 from ..routing.stored import StoredPolicies
+from ..sessions import Sessions
 from ..spend.budgets import Spend, budget_gauges
 from ..spend.cost import MICRO, cost_micro
 from ..spend.ledger import Ledger, ledger_path
@@ -142,6 +143,7 @@ class App:
         self.feedback_waiting = 0
         self.guardrail_admin = GuardrailAdmin(self.store, config.guardrails, clock)
         self.prompt_admin = PromptAdmin(self.store, clock)
+        self.sessions = Sessions(config.sessions)
         self.usage: UsageWriter | None = None
         self._background: list[asyncio.Task[None]] = []
 
@@ -316,6 +318,9 @@ class App:
         if cost:
             metrics.count_cost(model, provider, first_group(ex.budgets), cost / MICRO)
         meta = ex.metadata
+        turn = ex.turn
+        if turn is not None:
+            self.sessions.finish(ex)
         if self.usage is not None:
             self.usage.add(
                 UsageRow(
@@ -351,6 +356,9 @@ class App:
                     guardrails=ex.triggers.encoded() if ex.triggers is not None else None,
                     prompt=ex.prompt,
                     overhead_ms=overhead * 1000.0,
+                    session_id=turn.session_id if turn is not None else None,
+                    session_branch=turn.branch if turn is not None else None,
+                    session_parent=turn.parent if turn is not None else None,
                 )
             )
             for row in ex.attempt_rows:

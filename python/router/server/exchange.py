@@ -9,8 +9,10 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import msgspec
 from granian.rsgi import HTTPProtocol, Scope
 
+from .._core import SessionTurn
 from ..config import Prices
 from ..errors import GatewayError, PayloadTooLarge, UnsupportedMediaType
 from ..guardrails.audit import Triggers
@@ -66,12 +68,11 @@ class Exchange:
     """What the handlers of one request share: ids, timings, the outcome to log, and response helpers."""
 
     __slots__ = (
-        "api", "attempt_rows", "attempts", "auto_cache", "body_bytes", "budgets", "byok", "cached_tokens",
-        "completion_tokens", "end_user", "endpoint", "error_type", "events_seen", "headers", "hold", "key_id",
-        "metadata", "model", "on_answer", "owner", "period", "prices", "prompt", "prompt_tokens", "proto",
-        "provider",
-        "reasoning_tokens", "request_id", "responded", "routing_seconds", "scope", "started", "status", "stream",
-        "tool_calls", "tool_results", "triggers", "ttft", "upstream_auth", "upstream_seconds",
+        "answer", "api", "attempt_rows", "attempts", "auto_cache", "body_bytes", "budgets", "byok", "cached_tokens",
+        "completion_tokens", "conversation", "end_user", "endpoint", "error_type", "events_seen", "headers", "hold",
+        "key_id", "metadata", "model", "on_answer", "owner", "period", "prices", "prompt", "prompt_tokens", "proto",
+        "provider", "reasoning_tokens", "request_id", "responded", "routing_seconds", "scope", "started", "status", "stream",
+        "tool_calls", "tool_results", "triggers", "ttft", "turn", "upstream_auth", "upstream_seconds",
     )  # fmt: skip
 
     def __init__(self, scope: Scope, proto: HTTPProtocol, endpoint: str, request_id: str) -> None:
@@ -124,6 +125,11 @@ class Exchange:
         self.prompt: str | None = None
         # Called once, just before the answer is handed to granian: the usage row must be on disk by then.
         self.on_answer: Callable[[Exchange], None] | None = None
+        # Sessions: the conversation as the client sent it (raw items, raw system, previous response id), where
+        # the index placed the request, and the answer as the client got it (a stream: its first bytes).
+        self.conversation: tuple[msgspec.Raw | None, msgspec.Raw | None, msgspec.Raw | None] | None = None
+        self.turn: SessionTurn | None = None
+        self.answer: bytes | None = None
 
     # -- request ------------------------------------------------------------------------------------
 

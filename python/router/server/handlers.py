@@ -24,7 +24,7 @@ from ..guardrails.policy import (
 )
 from ..metrics import CONTENT_TYPE
 from ..prompts.applied import apply as apply_prompts
-from ..protocols import anthropic, limits, reasoning, responses, tools
+from ..protocols import anthropic, coding, limits, reasoning, responses, tools
 from ..protocols.validation import check_json
 from ..routing import Model, Need
 from ..routing.executor import Call, resolve_model
@@ -95,7 +95,9 @@ async def _authenticated_body(app: App, ex: Exchange) -> tuple[Principal, bytes,
     ex.key_id = principal.key_id
     body = await app.read_body(ex)
     ex.body_bytes = len(body)
-    return principal, body, rq.decode_fields(body)
+    fields = rq.decode_fields(body)
+    app.sessions.capture(ex, fields)
+    return principal, body, fields
 
 
 def _prompted(app: App, ex: Exchange, principal: Principal, api: str, body: bytes, fields: dict) -> bytes | None:
@@ -146,6 +148,7 @@ def _charge(
         limits.check_output_limit(requested, param, (m.config.max_output_tokens for m in models))
         candidates = [(m.id, m.prices, _output_of(m, requested) * choices) for m in models]
     ex.hold, ex.budgets, ex.period = app.spend.reserve(principal, candidates, ex.body_bytes, app.clock())
+    app.sessions.place(ex, metadata)
 
 
 def _output_of(model: Model, requested: int | None) -> int:
@@ -200,6 +203,8 @@ async def chat_completions(app: App, ex: Exchange) -> None:
         upstream["model"] = model.upstream_name_json
         if "reasoning_effort" in upstream:
             upstream["reasoning_effort"] = reasoning.openai_effort_field(upstream["reasoning_effort"])
+        if model.coding is not None:
+            coding.prepare(model.coding, "chat", upstream)
         if not stream:
             # A partial, not a lambda: one Python frame less per answer.
             screen = partial(screen_chat_response, guard, app.metrics, request=masked) if guard.responses else None

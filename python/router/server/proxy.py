@@ -97,6 +97,7 @@ async def forward_unary(
     ex.tool_calls = chat_calls(answer.choices)
     if screen is not None:
         data = screen(data)
+    ex.answer = data
     ex.send_bytes(200, data, JSON)
 
 

@@ -34,6 +34,8 @@ class Metadata(msgspec.Struct):
     tags: list[str] = []
     user_id: str | None = None
     trace_id: str | None = None
+    # The client's own session id; without one (and without a trace id) sessions are reconstructed.
+    session_id: str | None = None
     extra: dict[str, str] = {}
     # Prompt-cache breakpoints for Anthropic upstreams (`protocols.caching`); None: the key's or org's default.
     auto_cache: bool | None = None
@@ -130,7 +132,8 @@ def request_metadata(body: msgspec.Raw | None, header: str | None, limit: int) -
         metadata = _metadata_decoder.decode(raw)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise InvalidRequest(
-            f"Invalid '{source}': {exc}; expected a JSON object with tags, user_id, trace_id, extra, auto_cache.",
+            f"Invalid '{source}': {exc}; expected a JSON object with tags, user_id, trace_id, session_id, extra, "
+            "auto_cache.",
             param=source,
             code="invalid_metadata",
         ) from None

@@ -18,7 +18,7 @@ from pyreqwest import exceptions as rq
 from .._core import Transcoder
 from ..errors import GuardrailUnavailable, GuardrailViolation, InvalidRequest, UpstreamError
 from ..guardrails.answers import AnswerGuard
-from ..protocols import caching
+from ..protocols import caching, coding
 from ..protocols.to_caller import translate_reply, usage_of
 from ..protocols.to_upstream import Plan, translate_request
 from ..protocols.tools import called
@@ -56,9 +56,13 @@ async def forward(
     if ex.upstream_auth is not None:  # this attempt pays with the organisation's own key (BYOK)
         extra = {**(extra or {}), **ex.upstream_auth}
     plan = Plan()
-    auto_cache = ex.auto_cache and upstream == "messages"
+    # `coding/` models cache unless the request itself declines.
+    declined = ex.metadata is not None and ex.metadata.auto_cache is False
+    auto_cache = (ex.auto_cache or (model.coding is not None and not declined)) and upstream == "messages"
     if caller == upstream and not auto_cache:
         fields["model"] = model.upstream_name_json
+        if model.coding is not None:
+            coding.prepare(model.coding, upstream, fields)
         upstream_body = rq_shapes.encode_fields(fields)
     else:
         request = msgspec.json.decode(body)
@@ -77,6 +81,8 @@ async def forward(
             ) from None
         if auto_cache:
             caching.add_breakpoints(translated)
+        if model.coding is not None:
+            coding.prepare(model.coding, upstream, translated)
         translated["model"] = model.upstream_name
         if stream:
             translated["stream"] = True
@@ -133,6 +139,7 @@ async def _unary(
             f"Upstream provider '{provider.name}' returned an invalid JSON response.", code="upstream_invalid_response"
         ) from None
     ex.prompt_tokens, ex.completion_tokens, ex.cached_tokens, ex.reasoning_tokens = usage
+    ex.answer = data
     ex.send_bytes(200, data, JSON)
 
 
@@ -165,6 +172,8 @@ async def _stream(
                                 # A blocked category ends the stream here, with an error event instead.
                                 guard.check(transcoder)
                             if out:
+                                if ex.answer is None:
+                                    ex.answer = out  # a Responses stream names its response first
                                 if ex.ttft is None and transcoder.deltas:
                                     ex.ttft = time.perf_counter() - ex.started
                                 await transport.send_bytes(out)

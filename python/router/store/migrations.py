@@ -368,4 +368,15 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "ALTER TABLE api_keys ADD COLUMN expiry_set_by TEXT",
         ],
     ),
+    (
+        14,
+        "sessions: the session of each request (explicit or reconstructed), its branch and the request it continued",
+        [
+            "ALTER TABLE usage_log ADD COLUMN session_id TEXT",
+            "ALTER TABLE usage_log ADD COLUMN session_branch INTEGER",
+            "ALTER TABLE usage_log ADD COLUMN session_parent TEXT",
+            # Timelines read one session's rows in order; the list groups rows by session.
+            "CREATE INDEX usage_log_session ON usage_log (session_id, ts) WHERE session_id IS NOT NULL",
+        ],
+    ),
 ]

@@ -155,6 +155,11 @@ class UsageRow(msgspec.Struct, array_like=True):
     guardrails: str | None = None
     prompt: str | None = None  # the prompt library versions applied ("name@3", space-separated)
     overhead_ms: float | None = None  # time spent in the gateway itself (x-router-overhead-ms)
+    # The session (explicit, or reconstructed from the conversation), its branch (0: the main line) and the
+    # request this one continued.
+    session_id: str | None = None
+    session_branch: int | None = None
+    session_parent: str | None = None
 
 
 USAGE_COLUMNS = UsageRow.__struct_fields__

@@ -25,6 +25,7 @@ from .migrations import MIGRATIONS
 from .prompt_tables import PromptTables
 from .records import USAGE_COLUMNS, AuditEvent, KeyRecord, UsageRow
 from .routing_tables import RoutingTables
+from .session_queries import SessionQueries
 from .signal import ChangeSignal
 
 _ROLLUP_UPSERTS = [(r, r.upsert()) for r in rollup.ROLLUPS]
@@ -44,7 +45,9 @@ def _usage_row(row: Sequence[object]) -> UsageRow:
     return UsageRow(*values)
 
 
-class SQLiteStore(GovernanceTables, RoutingTables, GuardrailTables, PromptTables, AnalyticsQueries, McpTables):
+class SQLiteStore(
+    GovernanceTables, RoutingTables, GuardrailTables, PromptTables, AnalyticsQueries, McpTables, SessionQueries
+):
     def __init__(self, path: str) -> None:
         self.path = path
         self._memory = path == ":memory:"
