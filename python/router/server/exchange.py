@@ -71,8 +71,8 @@ class Exchange:
         "answer", "api", "attempt_rows", "attempts", "auto_cache", "body_bytes", "budgets", "byok", "cached_tokens",
         "completion_tokens", "conversation", "end_user", "endpoint", "error_type", "events_seen", "headers", "hold",
         "key_id", "metadata", "model", "on_answer", "owner", "period", "prices", "prompt", "prompt_tokens", "proto",
-        "provider", "reasoning_tokens", "request_id", "responded", "routing_seconds", "scope", "started", "status", "stream",
-        "tool_calls", "tool_results", "triggers", "ttft", "turn", "upstream_auth", "upstream_seconds",
+        "provider", "reasoning_tokens", "request_id", "responded", "routing_seconds", "scope", "started", "status",
+        "stream", "tool_calls", "tool_results", "triggers", "ttft", "turn", "upstream_auth", "upstream_seconds",
     )  # fmt: skip
 
     def __init__(self, scope: Scope, proto: HTTPProtocol, endpoint: str, request_id: str) -> None:
