@@ -13,9 +13,9 @@ import pytest
 from router.config import parse_config
 from router.errors import ConfigError
 
-from servers import MockControl, Server, create_key, gateway_env, manage_call, start_gateway
+from servers import ADMIN_KEY, MockControl, Server, create_key, gateway_env, manage_call, start_gateway
 
-ADMIN = "admin-test-key"
+ADMIN = ADMIN_KEY
 CONFIG = """
 providers:
   mock: {base_url: env:ROUTER_MOCK_URL, api_key: mock-upstream-key}

@@ -10,9 +10,9 @@ import anthropic
 import openai
 import pytest
 
-from servers import Server, create_key, gateway_env, manage_call, start_gateway, usage_rows
+from servers import ADMIN_KEY, Server, create_key, gateway_env, manage_call, start_gateway, usage_rows
 
-ADMIN = "admin-test-key"
+ADMIN = ADMIN_KEY
 CONFIG = """
 providers:
   mock: {base_url: env:ROUTER_MOCK_URL, api_key: mock-upstream-key}
