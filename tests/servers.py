@@ -65,10 +65,15 @@ class Server:
             args, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             start_new_session=True,
         )  # fmt: skip
-        if health_url is None:
-            wait_port(int(base.rsplit(":", 1)[1]), self.proc)
-        else:
-            wait_http(health_url, self.proc)
+        try:
+            if health_url is None:
+                wait_port(int(base.rsplit(":", 1)[1]), self.proc)
+            else:
+                wait_http(health_url, self.proc)
+        except BaseException:
+            # A server that never came up is stopped here, pipe closed: nobody will call stop() on it.
+            self.stop(signal.SIGKILL, timeout=10)
+            raise
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> str:
         if self.proc.poll() is None:
