@@ -248,3 +248,11 @@ def estimate_input_tokens(request: MessagesRequest | CountTokensRequest) -> int:
                           for t in request.tools)  # fmt: skip
         tokens += tools_chars // CHARS_PER_TOKEN + TOOLS_OVERHEAD
     return max(tokens, 1)
+
+
+_encode_event = msgspec.json.encode
+
+
+def sse_event(name: str, data: dict[str, Any]) -> bytes:
+    """One Messages stream event as Anthropic sends it: `event: <name>` and its data with `"type": <name>`."""
+    return b"event: " + name.encode() + b"\ndata: " + _encode_event({"type": name, **data}) + b"\n\n"

@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 
 from ..errors import InvalidRequest
+from ..protocols.anthropic import sse_event
 
 Json = dict[str, Any]
 
@@ -282,12 +283,6 @@ def converse_to_messages(body: Json, model_id: str, message_id: str) -> Json:
 
 # --- ConverseStream events → Messages SSE ---
 
-_encode = msgspec.json.encode
-
-
-def _sse(name: str, data: Json) -> bytes:
-    return b"event: " + name.encode() + b"\ndata: " + _encode({"type": name, **data}) + b"\n\n"
-
 
 class StreamTranslator:
     """ConverseStream events (decoded event-stream messages) → Anthropic Messages SSE bytes.
@@ -308,7 +303,7 @@ class StreamTranslator:
 
     def _start(self, index: int, kind: str, block: Json) -> bytes:
         self._kind[index] = kind
-        return _sse("content_block_start", {"index": index, "content_block": block})
+        return sse_event("content_block_start", {"index": index, "content_block": block})
 
     def event(self, event_type: str | None, payload: bytes) -> bytes:
         body: Json = msgspec.json.decode(payload) if payload else {}
@@ -319,12 +314,12 @@ class StreamTranslator:
             if "text" in delta:
                 if index not in self._kind:
                     out = self._start(index, "text", {"type": "text", "text": ""})
-                return out + _sse(
+                return out + sse_event(
                     "content_block_delta", {"index": index, "delta": {"type": "text_delta", "text": delta["text"]}}
                 )
             if "toolUse" in delta:
                 partial = (delta["toolUse"] or {}).get("input", "")
-                return _sse(
+                return sse_event(
                     "content_block_delta",
                     {"index": index, "delta": {"type": "input_json_delta", "partial_json": partial}},
                 )
@@ -337,12 +332,12 @@ class StreamTranslator:
                 if index not in self._kind:
                     out = self._start(index, "thinking", {"type": "thinking", "thinking": "", "signature": ""})
                 if "text" in reasoning:
-                    out += _sse(
+                    out += sse_event(
                         "content_block_delta",
                         {"index": index, "delta": {"type": "thinking_delta", "thinking": reasoning["text"]}},
                     )
                 if "signature" in reasoning:
-                    out += _sse(
+                    out += sse_event(
                         "content_block_delta",
                         {"index": index, "delta": {"type": "signature_delta", "signature": reasoning["signature"]}},
                     )
@@ -357,7 +352,7 @@ class StreamTranslator:
             return b""
         if event_type == "contentBlockStop":
             index = body.get("contentBlockIndex", 0)
-            return _sse("content_block_stop", {"index": index}) if index in self._kind else b""
+            return sse_event("content_block_stop", {"index": index}) if index in self._kind else b""
         if event_type == "messageStart":
             message: Json = {
                 "id": self._message_id,
@@ -369,7 +364,7 @@ class StreamTranslator:
                 "stop_sequence": None,
                 "usage": {"input_tokens": 0, "output_tokens": 0},
             }
-            return _sse("message_start", {"message": message})
+            return sse_event("message_start", {"message": message})
         if event_type == "messageStop":
             self._stop = _FROM_CONVERSE_STOP.get(body.get("stopReason") or "end_turn", "end_turn")
             return b""
@@ -377,9 +372,9 @@ class StreamTranslator:
             self.done = True
             usage = _usage(body.get("usage") or {})
             delta = {"delta": {"stop_reason": self._stop, "stop_sequence": None}, "usage": usage}
-            return _sse("message_delta", delta) + _sse("message_stop", {})
+            return sse_event("message_delta", delta) + sse_event("message_stop", {})
         return b""  # events added after this was written
 
     @staticmethod
     def error(kind: str, message: str) -> bytes:
-        return _sse("error", {"error": {"type": kind, "message": message}})
+        return sse_event("error", {"error": {"type": kind, "message": message}})

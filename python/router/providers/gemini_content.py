@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 
 from ..errors import InvalidRequest
+from ..protocols.anthropic import sse_event
 from ..protocols.to_upstream import JSON_TOOL
 
 Json = dict[str, Any]
@@ -216,10 +217,6 @@ def gemini_to_messages(body: Json, model: str, message_id: str) -> Json:
 _encode = msgspec.json.encode
 
 
-def _sse(name: str, data: Json) -> bytes:
-    return b"event: " + name.encode() + b"\ndata: " + _encode({"type": name, **data}) + b"\n\n"
-
-
 class StreamTranslator:
     """Gemini SSE chunks (each a partial GenerateContentResponse) → Anthropic Messages SSE bytes.
 
@@ -244,13 +241,13 @@ class StreamTranslator:
         out = self._close()
         self._index += 1
         self._block = kind
-        return out + _sse("content_block_start", {"index": self._index, "content_block": block})
+        return out + sse_event("content_block_start", {"index": self._index, "content_block": block})
 
     def _close(self) -> bytes:
         if self._block is None:
             return b""
         self._block = None
-        return _sse("content_block_stop", {"index": self._index})
+        return sse_event("content_block_stop", {"index": self._index})
 
     def chunk(self, data: str) -> bytes:
         body: Json = msgspec.json.decode(data)
@@ -267,7 +264,7 @@ class StreamTranslator:
                 "stop_sequence": None,
                 "usage": {"input_tokens": 0, "output_tokens": 0},
             }
-            out += _sse("message_start", {"message": message})
+            out += sse_event("message_start", {"message": message})
         if body.get("usageMetadata"):
             self._usage = body["usageMetadata"]
         candidates = body.get("candidates") or []
@@ -285,22 +282,22 @@ class StreamTranslator:
                 out += self._open("tool_use", start)
                 partial = _encode(call.get("args") or {}).decode()
                 delta = {"type": "input_json_delta", "partial_json": partial}
-                out += _sse("content_block_delta", {"index": self._index, "delta": delta})
+                out += sse_event("content_block_delta", {"index": self._index, "delta": delta})
                 out += self._close()
             elif part.get("thought"):
                 if self._block != "thinking":
                     out += self._open("thinking", {"type": "thinking", "thinking": "", "signature": ""})
                 if part.get("text"):
                     delta = {"type": "thinking_delta", "thinking": part["text"]}
-                    out += _sse("content_block_delta", {"index": self._index, "delta": delta})
+                    out += sse_event("content_block_delta", {"index": self._index, "delta": delta})
                 if part.get("thoughtSignature"):
                     delta = {"type": "signature_delta", "signature": part["thoughtSignature"]}
-                    out += _sse("content_block_delta", {"index": self._index, "delta": delta})
+                    out += sse_event("content_block_delta", {"index": self._index, "delta": delta})
             elif "text" in part:
                 if self._block != "text":
                     out += self._open("text", {"type": "text", "text": ""})
                 delta = {"type": "text_delta", "text": part["text"]}
-                out += _sse("content_block_delta", {"index": self._index, "delta": delta})
+                out += sse_event("content_block_delta", {"index": self._index, "delta": delta})
         if candidate.get("finishReason"):
             self._stop = _stop(candidate, self._calls > 0)
         return out
@@ -310,4 +307,4 @@ class StreamTranslator:
         if self._stop is None or not self._started:
             return b""
         delta = {"delta": {"stop_reason": self._stop, "stop_sequence": None}, "usage": _usage(self._usage)}
-        return self._close() + _sse("message_delta", delta) + _sse("message_stop", {})
+        return self._close() + sse_event("message_delta", delta) + sse_event("message_stop", {})
