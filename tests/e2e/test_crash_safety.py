@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from servers import Server, create_key, gateway_env, start_gateway, start_mock
+from servers import Server, create_key, gateway_env, requests_per_worker, start_gateway, start_mock
 
 HELLO = [{"role": "user", "content": "hello"}]
 THREADS = 6
@@ -148,9 +148,9 @@ def _chat(
 # -- 1. a dead worker is respawned, the others keep serving --------------------------------------------
 
 
-def _check_respawn(server: Server, load: Load, worker_of: Callable[[str], str], by_pid: bool) -> None:
-    """Kill one of 2 workers under load. `worker_of` names the worker from an answer's ident: its pid
-    (`by_pid`) or a per-process prefix."""
+def _check_respawn(server: Server, load: Load, served: Callable[[int, float], bool]) -> None:
+    """Kill one of 2 workers under load. `served(pid, since)`: whether the worker `pid` answered a request
+    started after `since`."""
     main = server.proc.pid
     wait_for(lambda: len(worker_pids(main)) == 2, 30, "2 workers")
     before = worker_pids(main)
@@ -158,16 +158,11 @@ def _check_respawn(server: Server, load: Load, worker_of: Callable[[str], str], 
     victim = random.choice(sorted(before))
     killed = time.monotonic()
     dead = kill_worker(victim)
-    known = {worker_of(o.ident or "") for o in load.outcomes if o.ok}
     wait_for(lambda: len(worker_pids(main)) == 2 and victim not in worker_pids(main), 30, "the respawned worker")
     after = worker_pids(main)
     (respawned,) = after - before
 
-    def from_respawned(o: Outcome) -> bool:
-        worker = worker_of(o.ident or "")
-        return o.ok and o.started > dead and (worker == str(respawned) if by_pid else worker not in known)
-
-    wait_for(lambda: any(from_respawned(o) for o in load.outcomes), 30, "an answer from the respawned worker")
+    wait_for(lambda: served(respawned, dead), 30, "an answer from the respawned worker")
     load.wait_ok(sum(o.ok for o in load.outcomes) + 30)
     load.__exit__()
     assert server.proc.poll() is None, "the server stopped"
@@ -183,13 +178,14 @@ def _check_respawn(server: Server, load: Load, worker_of: Callable[[str], str], 
 def test_gateway_respawns_a_killed_worker_while_the_other_serves(mock_server: Server, tmp_path: Path) -> None:
     config = tmp_path / "router.yaml"
     config.write_text(CONFIG)
-    server = start_gateway(gateway_env(tmp_path / "router.db", mock_server.base, config), workers=2)
+    # The workers' shared metrics files (under TMPDIR) count the requests each worker answered, by pid.
+    env = {**gateway_env(tmp_path / "router.db", mock_server.base, config), "TMPDIR": str(tmp_path)}
+    server = start_gateway(env, workers=2)
     try:
         key = create_key(server.env)["key"]
         load = Load(_chat(server.base, key, stream=True, close=True), reconnect=1).__enter__()
         try:
-            # A request id is `req_` + its worker's random 48-bit prefix + a counter.
-            _check_respawn(server, load, lambda request_id: request_id[:16], by_pid=False)
+            _check_respawn(server, load, lambda pid, _since: requests_per_worker(tmp_path).get(pid, 0) > 0)
         finally:
             load.__exit__()
     finally:
@@ -201,7 +197,12 @@ def test_mock_respawns_a_killed_worker_while_the_other_serves() -> None:
     try:
         load = Load(_chat(server.base, None, stream=True, close=True), reconnect=1).__enter__()
         try:
-            _check_respawn(server, load, lambda pid: pid, by_pid=True)
+            # The mock's answer ids carry the answering worker's pid.
+            _check_respawn(
+                server,
+                load,
+                lambda pid, since: any(o.ok and o.started > since and o.ident == str(pid) for o in load.outcomes),
+            )
         finally:
             load.__exit__()
     finally:
