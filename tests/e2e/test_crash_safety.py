@@ -242,7 +242,9 @@ def _start(tmp_path: Path, mock_server: Server) -> Server:
     config = tmp_path / "router.yaml"
     if not config.exists():
         config.write_text(CONFIG)
-    return start_gateway(gateway_env(tmp_path / "router.db", mock_server.base, config), workers=2)
+    # TMPDIR: the workers' shared metrics files land there (see `requests_per_worker`).
+    env = {**gateway_env(tmp_path / "router.db", mock_server.base, config), "TMPDIR": str(tmp_path)}
+    return start_gateway(env, workers=2)
 
 
 def _copy_spools(spool: Path, pattern: str, into: Path) -> None:
@@ -265,13 +267,14 @@ def test_kill_9_loses_no_usage_row_of_an_answer_sent(mock_server: Server, tmp_pa
             load.wait_ok(40)
             time.sleep(random.uniform(0.0, 1.0))  # a random moment within the flush interval
             if victims == "one worker":
-                victim = random.choice(sorted(worker_pids(server.proc.pid)))
-                dead = kill_worker(victim)
+                workers = worker_pids(server.proc.pid)
+                victim = random.choice(sorted(workers))
+                kill_worker(victim)
                 _copy_spools(spool, f"{victim}-*", kept)
-                # Until the respawned worker answers (a new request id prefix), it may still be starting.
-                known = {o.ident[:16] for o in load.outcomes if o.ok and o.ident}
+                # Until the respawned worker answers (it counts its requests in the metrics files), it may still
+                # be starting.
                 wait_for(
-                    lambda: any(o.ok and o.started > dead and o.ident[:16] not in known for o in load.outcomes),
+                    lambda: any(n > 0 for pid, n in requests_per_worker(tmp_path).items() if pid not in workers),
                     30,
                     "an answer from the respawned worker",
                 )
