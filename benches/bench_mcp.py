@@ -28,9 +28,9 @@ from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
-from servers import Server, free_port, gateway_env, manage_call, start_gateway
+from servers import ADMIN_KEY, Server, free_port, gateway_env, manage_call, start_gateway
 
-ADMIN = "bench-admin-key"
+ADMIN = ADMIN_KEY
 
 
 async def open_session(url: str, headers: dict[str, str], stack: Any) -> ClientSession:
