@@ -115,3 +115,31 @@ def test_invoke_model_is_for_anthropic_models_only() -> None:
     )
     with pytest.raises(ConfigError, match="Anthropic models only"):
         Catalog(parse_config(config), 0)
+
+
+def test_region_names_of_every_cloud_reach_the_presets() -> None:
+    metadata = {
+        "azure/gpt-4o@swedencentral": ("swedencentral", False),
+        "azure/gpt-4o@westeurope": ("westeurope", False),
+        "azure/gpt-4o@eastus2": ("eastus2", False),
+        "azure/gpt-4o@southcentralus": ("southcentralus", False),
+        "azure/gpt-4o@uksouth": ("uksouth", False),  # not in the EU
+        "azure/gpt-4o@switzerlandnorth": ("switzerlandnorth", True),  # not in the EU, but ZDR
+        "vertex/gemini@europe-west4": ("europe-west4", False),
+        "vertex/gemini@us-central1": ("us-central1", False),
+        "bedrock/claude@eu-central-1": ("eu-central-1", False),
+        "mock/global": ("global", False),
+    }
+    assert preset_models("eu-only", metadata) == [
+        "azure/gpt-4o@swedencentral",
+        "azure/gpt-4o@westeurope",
+        "bedrock/claude@eu-central-1",
+        "vertex/gemini@europe-west4",
+    ]
+    assert preset_models("us-only", metadata) == [
+        "azure/gpt-4o@eastus2",
+        "azure/gpt-4o@southcentralus",
+        "vertex/gemini@us-central1",
+    ]
+    assert "azure/gpt-4o@switzerlandnorth" in preset_models("eu-zdr", metadata)
+    assert "azure/gpt-4o@uksouth" not in preset_models("eu-zdr", metadata)

@@ -68,18 +68,34 @@ def select(rules: Rules, catalog: Mapping[str, str]) -> frozenset[str]:
 # -- presets: computed from catalog metadata, so they follow the catalog as it grows ------------------
 
 
-def _in_region(prefix: str) -> Callable[[str, bool], bool]:
-    return lambda region, _zdr: region.lower().startswith(prefix)
+# Azure names its regions after places, not continents: the EU ones, and the US ones' pattern (eastus2, westus3,
+# southcentralus, usgovvirginia, ...). AWS (`eu-central-1`) and Google (`europe-west4`, `us-central1`) start with
+# their continent.
+_AZURE_EU = frozenset({
+    "westeurope", "northeurope", "francecentral", "francesouth", "germanywestcentral", "germanynorth",
+    "swedencentral", "swedensouth", "italynorth", "polandcentral", "spaincentral",
+})  # fmt: skip
+_AZURE_US = re.compile(r"^(?:(?:east|west|central|northcentral|southcentral|westcentral)us\d?|usgov[a-z]+)$")
+
+
+def is_eu(region: str) -> bool:
+    region = region.lower()
+    return region.startswith("eu") or region in _AZURE_EU
+
+
+def is_us(region: str) -> bool:
+    region = region.lower()
+    return region.startswith("us") or _AZURE_US.match(region) is not None
 
 
 PRESETS: dict[str, tuple[str, Callable[[str, bool], bool]]] = {
-    "eu-only": ("models hosted in EU regions", _in_region("eu")),
-    "us-only": ("models hosted in US regions", _in_region("us")),
+    "eu-only": ("models hosted in EU regions", lambda region, _zdr: is_eu(region)),
+    "us-only": ("models hosted in US regions", lambda region, _zdr: is_us(region)),
     "zdr-only": ("models with zero data retention, in any region", lambda _region, zdr: zdr),
     # As the seeds define it: EU models plus any model with zero data retention.
     "eu-zdr": (
         "EU models plus models with zero data retention",
-        lambda region, zdr: region.lower().startswith("eu") or zdr,
+        lambda region, zdr: is_eu(region) or zdr,
     ),
 }
 
