@@ -124,11 +124,10 @@ PERCENTILES = (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99))
 
 
 def _stats(values: list[float]) -> dict[str, float | None]:
-    """Average and exact percentiles of raw values (ranked as `_quantile` ranks them)."""
-    values.sort()
+    """Average and exact percentiles of raw values (`_quantile`'s ranks; sorted once, so each later sort is a
+    linear pass over an already ordered list)."""
     out: dict[str, float | None] = {"avg": sum(values) / len(values) if values else None}
-    for name, q in PERCENTILES:
-        out[name] = values[min(len(values) - 1, int(q * len(values)))] if values else None
+    out.update({name: _quantile(values, q) for name, q in PERCENTILES})
     return out
 
 
