@@ -31,6 +31,7 @@ from .spend.budgets import period_of
 from .spend.ledger import Ledger, ledger_path
 from .store import database_url, default_database, open_store, sqlite_path
 from .store.spool import replay, spool_dir
+from .worker_signals import stop_on_first_signal
 
 
 def _fail(message: str, code: int = 2) -> int:
@@ -97,6 +98,7 @@ def _serve(args: argparse.Namespace, banner: Sequence[str] = ()) -> int:
         # A worker that dies is replaced while the others keep serving (granian stops everything otherwise).
         respawn_failed_workers=True,
     )
+    stop_on_first_signal()
     try:
         server.serve()
     finally:

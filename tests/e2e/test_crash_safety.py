@@ -209,6 +209,26 @@ def test_mock_respawns_a_killed_worker_while_the_other_serves() -> None:
         server.stop()
 
 
+@pytest.mark.parametrize("which", ["gateway", "mock"])
+def test_a_worker_told_to_stop_several_times_exits_at_once(mock_server: Server, tmp_path: Path, which: str) -> None:
+    """Ctrl-C in a terminal (or a signal to the process group) reaches every worker directly and again through
+    granian's main process. A worker that got one stop request too many used to block for good, and the main
+    process waited out its 30 s kill timeout for it."""
+    for attempt in range(3):  # the race is narrow: three tries nearly always catch it without the fix
+        if which == "gateway":
+            server = start_gateway(gateway_env(tmp_path / f"router{attempt}.db", mock_server.base), workers=1)
+        else:
+            server = start_mock(["--workers", "1"])
+        try:
+            (worker,) = worker_pids(server.proc.pid)  # serving: it answered the health check
+            for _ in range(3):
+                os.kill(worker, signal.SIGINT)
+                time.sleep(0)  # separate deliveries, not one coalesced pending signal
+            wait_for(lambda: _state(worker) in (None, "Z", "X"), 10, f"worker {worker} to exit")  # noqa: B023
+        finally:
+            server.stop(signal.SIGKILL)
+
+
 # -- 2. no usage row lost for an answer that was sent -------------------------------------------------
 
 

@@ -44,7 +44,12 @@ class Demo:
 
     def stop(self, sig: int = signal.SIGINT) -> str:
         os.killpg(self.proc.pid, sig)
-        out, _ = self.proc.communicate(timeout=30)
+        try:
+            out, _ = self.proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # no process left behind for the next tests to trip on
+            self.proc.communicate()
+            raise
         return self.printed + out
 
 

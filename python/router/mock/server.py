@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from ..worker_signals import stop_on_first_signal
 from .knobs import FAIL_MODES, KnobError, Knobs, from_env, to_env
 
 APP_FACTORY = "router.mock.app:create_app"
@@ -91,6 +92,7 @@ def serve(host: str = "127.0.0.1", port: int = 9090, workers: int = 1, defaults:
     )
     url_host = f"[{host}]" if ":" in host else host
     server.on_startup(lambda: print(f"mock provider listening on http://{url_host}:{port}/v1", flush=True))
+    stop_on_first_signal()
     server.serve()
 
 
