@@ -14,7 +14,7 @@ QUIET_PIP := PIP_QUIET=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WHEELS := target/wheels
 
 .DEFAULT_GOAL := help
-.PHONY: help run test venv build-dev build-prod lint lint-python lint-rust test-rust test-python test-hyperscan smoke-wheel docs bench bench-load hyperscan bench-engine
+.PHONY: help run test services venv build-dev build-prod lint lint-python lint-rust test-rust test-python test-hyperscan smoke-wheel docs bench bench-load hyperscan bench-engine
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -56,6 +56,21 @@ hyperscan: ## opt-in, needs root and apt: the system Hyperscan library for HYPER
 		 (apt-get install -y -qq -o Dpkg::Progress-Fancy=0 libhyperscan-dev >/dev/null || \
 		  apt-get install -y -qq -o Dpkg::Progress-Fancy=0 libvectorscan-dev >/dev/null))
 
+# What the tests start for real, from Debian's packages: PostgreSQL and Redis (throwaway instances on loopback
+# ports in a temp folder), nginx (a reverse proxy in front of replicas), and Chromium (the dashboard's browser
+# tests, driven by Playwright through its executable_path).
+services: ## (root and apt) install the servers the tests start: PostgreSQL, Redis, nginx, Chromium
+	@missing=""; \
+	command -v pg_ctlcluster >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v nginx >/dev/null || missing="$$missing nginx-light"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing from Debian's packages:$$missing"; \
+		export DEBIAN_FRONTEND=noninteractive; apt-get update -qq >/dev/null && \
+		apt-get install -y -qq -o Dpkg::Progress-Fancy=0 --no-install-recommends $$missing >/dev/null; \
+	fi
+
 test-rust: ## cargo test (pure Rust), then the scanner tests on the Hyperscan build where libhs is installed
 	cargo test --workspace
 ifneq ($(HAVE_LIBHS),)
@@ -75,7 +90,7 @@ smoke-wheel: venv $(HYPERSCAN_DEP) ## the release wheel, installed without extra
 	$(BIN)/maturin build --release --quiet --interpreter $(BIN)/python --out $(WHEELS) $(FEATURES)
 	$(BIN)/python tests/smoke_wheel.py $(WHEELS)/router-*.whl $(if $(HYPERSCAN),--allow-hyperscan)
 
-test: build-prod lint docs test-rust test-python smoke-wheel ## install everything, lint, build the docs, cargo test, pytest, the wheel smoke test (what CI runs)
+test: services build-prod lint docs test-rust test-python smoke-wheel ## install everything, lint, build the docs, cargo test, pytest, the wheel smoke test (what CI runs)
 
 bench: build-prod ## micro-benchmarks (pytest-benchmark)
 	$(BIN)/pytest benches --benchmark-only -o testpaths=benches
