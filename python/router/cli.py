@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -179,6 +180,20 @@ def _die_with_parent() -> None:
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def _wait_for_mock(child: subprocess.Popen, port: int, timeout: float = 30.0) -> bool:
+    """Whether the mock answers its health check before `timeout`: the banner's first curl line must work the
+    moment it is printed, even on a machine slow to start the mock's workers."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and child.poll() is None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_mock/health", timeout=1) as answer:
+                if answer.status == 200:
+                    return True
+        except OSError:  # not listening yet (URLError and timeouts are OSErrors)
+            time.sleep(0.05)
+    return False
+
+
 def _demo(args: argparse.Namespace) -> int:
     """The README's one command: a mock upstream, fresh demo keys, and the gateway in front of it."""
     mock_url = f"http://127.0.0.1:{args.mock_port}/v1"
@@ -198,8 +213,7 @@ def _demo(args: argparse.Namespace) -> int:
         preexec_fn=_die_with_parent,
     )
     try:
-        time.sleep(0.5)
-        if child.poll() is not None:
+        if not _wait_for_mock(child, args.mock_port):
             return _fail(f"the mock provider could not start on port {args.mock_port}")
         store = open_store(url, announce=True)
         _record, secret = create_key(store, "demo")
