@@ -13,7 +13,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from typing import Any
 
 import msgspec
@@ -32,7 +31,7 @@ from ..store.records import Rules
 from . import access
 from .admin import McpAdmin, list_all_tools
 from .names import exposed_name
-from .upstream import Connection, Pool, UpstreamError, classify, load_sdk, one_shot, pool_key
+from .upstream import Pool, UpstreamError, classify, load_sdk, one_shot, pool_key
 
 log = logging.getLogger("router.mcp")
 
@@ -223,41 +222,24 @@ class McpGateway:
         key = pool_key(server.name, server.updated_at, server.url, server.transport, headers)
         conn = self.pool.get(key, server.url, server.transport, headers, server.timeout)
         timeout = server.timeout
-
-        sent: list[tuple[Connection, int]] = []
-
-        async def call(session: Any) -> Any:
-            # The id the SDK's send_request is about to take: nothing awaits between this read and that
-            # assignment, so it is this call's id even with other calls in flight on the session. It is what a
-            # `notifications/cancelled` upstream must name (the SDK does not send one when a request is dropped).
-            request_id = getattr(session, "_request_id", None)
-            if isinstance(request_id, int):
-                sent.append((conn, request_id))
-            return await session.call_tool(
-                tool.upstream, arguments, read_timeout_seconds=timedelta(seconds=timeout), progress_callback=progress
-            )
-
         policy = self.guardrails.for_principal(principal) if self.guardrails and server.guardrails else None
         if policy is not None and policy.requests and arguments:
             arguments = screen_tool_json(policy, self.metrics, arguments, "request")
         started = time.perf_counter()
         try:
             try:
-                result = await conn.run(call, timeout)
+                answer = await conn.call_tool(tool.upstream, arguments, timeout, progress)
             except Exception as exc:
                 if classify(exc).kind != "session_lost":
                     raise
                 # The upstream restarted: the call never ran, so one retry on a fresh session is safe.
                 self.pool.drop(key, conn)
                 conn = self.pool.get(key, server.url, server.transport, headers, server.timeout)
-                result = await conn.run(call, timeout)
+                answer = await conn.call_tool(tool.upstream, arguments, timeout, progress)
         except asyncio.CancelledError:
-            self._cancel_upstream(sent, "The client cancelled the request.")
             raise
         except BaseException as exc:
             failure = classify(exc)
-            if failure.kind == "timeout":
-                self._cancel_upstream(sent, "The gateway's timeout for this server expired.")
             outcome.error_type = failure.kind
             if failure.kind in ("unreachable", "auth_failed", "malformed", "session_lost") or not conn.alive:
                 self.pool.drop(key, conn)
@@ -270,27 +252,9 @@ class McpGateway:
         if user is not None and (server.name, user) in self._invalid:
             self._invalid.discard((server.name, user))
             self.store.mark_mcp_credential(server.name, user, "configured")
-        answer = result.model_dump(by_alias=True, mode="json", exclude_none=True)
         if policy is not None and policy.responses:
             answer = screen_tool_json(policy, self.metrics, answer, "response")
         return answer
-
-    def _cancel_upstream(self, sent: list[tuple[Connection, int]], reason: str) -> None:
-        """Tell the upstream to stop a request the gateway stopped waiting for (best effort, bounded)."""
-        if not sent:
-            return
-        conn, request_id = sent[-1]
-        session = conn.session
-        if session is None or not conn.alive:
-            return
-        from mcp.types import CancelledNotification, CancelledNotificationParams, ClientNotification
-
-        note = ClientNotification(
-            CancelledNotification(params=CancelledNotificationParams(requestId=request_id, reason=reason))
-        )
-        task = asyncio.get_running_loop().create_task(asyncio.wait_for(session.send_notification(note), 5.0))
-        self.background.add(task)
-        task.add_done_callback(_forget(self.background))
 
     def tool_label(self, server: str, tool: str) -> str:
         seen = self._tool_labels.setdefault(server, set())
@@ -441,15 +405,6 @@ def screen_tool_json(policy: GuardrailPolicy, metrics: Metrics, value: Any, dire
     except (ValueError, msgspec.DecodeError):
         raise RpcError(INTERNAL_ERROR, "The guardrail scanner could not read the tool's data; the call was "
                        "refused.", {"type": "guardrail_unavailable"}, "guardrail_unavailable") from None  # fmt: skip
-
-
-def _forget(tasks: set[asyncio.Task[Any]]) -> Callable[[asyncio.Task[Any]], None]:
-    def done(task: asyncio.Task[Any]) -> None:
-        tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.debug("cancelling an upstream MCP request failed: %s", type(task.exception()).__name__)
-
-    return done
 
 
 def _listing(t: McpToolRecord) -> dict[str, Any]:

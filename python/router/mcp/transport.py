@@ -36,6 +36,7 @@ from .gateway import (
     CallOutcome,
     RpcError,
 )
+from .upstream import SUPPORTED_VERSIONS
 
 if TYPE_CHECKING:
     from ..server.app import App
@@ -45,7 +46,6 @@ PATHS = frozenset({"/v1/mcp", "/mcp"})
 LEGACY_SSE = frozenset({"/v1/mcp/sse", "/mcp/sse"})
 LEGACY_MESSAGES = frozenset({"/v1/mcp/messages", "/mcp/messages"})
 ALL_PATHS = PATHS | LEGACY_SSE | LEGACY_MESSAGES
-SUPPORTED_VERSIONS = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")
 LATEST_VERSION = SUPPORTED_VERSIONS[-1]
 # Without an MCP-Protocol-Version header a server assumes 2025-03-26 (the spec's rule for 2025-06-18+).
 _DEFAULT_VERSION = "2025-03-26"
