@@ -482,6 +482,77 @@ def test_guardrails_mask_or_block_tool_arguments_when_the_server_enables_them(re
         ok(manage(env, "DELETE", "/guardrails"))
 
 
+def sse_events(lines: Iterator[str]) -> Iterator[dict[str, str]]:
+    """Events of an SSE stream as {field: value} (data lines joined), comments skipped."""
+    event: dict[str, str] = {}
+    for line in lines:
+        if not line:
+            if event:
+                yield event
+            event = {}
+        elif not line.startswith(":"):
+            field, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            event[field] = event[field] + "\n" + value if field in event else value
+
+
+def test_a_tools_call_stream_resumes_with_last_event_id_after_a_disconnect(registered: dict[str, Any]) -> None:
+    env = registered
+    url = env["gateway"].base + "/v1/mcp"
+    auth = {"authorization": f"Bearer {ADMIN}", "accept": "application/json, text/event-stream"}
+    sid = httpx.post(url, json=initialize("2025-11-25"), headers=auth).headers["mcp-session-id"]
+    headers = {**auth, "mcp-session-id": sid, "mcp-protocol-version": "2025-11-25"}
+    params = {"name": "plain__count", "arguments": {"steps": 12}, "_meta": {"progressToken": "tok"}}
+    call = {"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": params}
+    seen: list[dict[str, str]] = []
+    with httpx.stream("POST", url, json=call, headers=headers, timeout=15) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        events = sse_events(stream.iter_lines())
+        priming = next(events)
+        assert priming["id"] and priming["data"] == "" and priming["retry"] == "1000"
+        seen.append(next(events))  # the first progress notification, then the client goes away
+    first = json.loads(seen[0]["data"])
+    assert first["method"] == "notifications/progress" and first["params"]["progress"] == 1
+    time.sleep(0.6)  # the call keeps running meanwhile: a disconnection is not a cancellation
+    get = {**headers, "accept": "text/event-stream", "last-event-id": seen[0]["id"]}
+    with httpx.stream("GET", url, headers=get, timeout=15) as stream:
+        rest = list(sse_events(stream.iter_lines()))  # ends after the response
+    messages = [json.loads(e["data"]) for e in rest]
+    assert [m["params"]["progress"] for m in messages[:-1]] == list(range(2, 13))
+    assert messages[-1]["id"] == 5 and messages[-1]["result"]["content"][0]["text"] == "counted 12"
+    ids = [priming["id"], seen[0]["id"], *(e["id"] for e in rest)]
+    assert len(set(ids)) == len(ids) and all(i.startswith(priming["id"].split("-")[0]) for i in ids)
+    # Resuming from the middle replays only what came after that id, again.
+    with httpx.stream("GET", url, headers={**get, "last-event-id": rest[8]["id"]}, timeout=15) as stream:
+        assert [e["id"] for e in sse_events(stream.iter_lines())] == [e["id"] for e in rest[9:]]
+
+    # Another session (even of the same key) cannot read this stream: it gets a fresh stream of its own.
+    other = httpx.post(url, json=initialize("2025-11-25"), headers=auth).headers["mcp-session-id"]
+    with httpx.stream("GET", url, headers={**get, "mcp-session-id": other}, timeout=15) as stream:
+        event = next(sse_events(stream.iter_lines()))
+        assert event["data"] == "" and event["id"].startswith("g") and event["id"] not in ids
+
+
+def test_the_get_stream_replays_what_the_client_missed(registered: dict[str, Any]) -> None:
+    env = registered
+    url = env["gateway"].base + "/v1/mcp"
+    auth = {"authorization": f"Bearer {ADMIN}", "accept": "application/json, text/event-stream"}
+    sid = httpx.post(url, json=initialize("2025-11-25"), headers=auth).headers["mcp-session-id"]
+    headers = {**auth, "accept": "text/event-stream", "mcp-session-id": sid, "mcp-protocol-version": "2025-11-25"}
+    with httpx.stream("GET", url, headers=headers, timeout=15) as stream:
+        events = sse_events(stream.iter_lines())
+        priming = next(events)
+        assert priming["id"].startswith("g") and priming["data"] == ""
+        ok(manage(env, "POST", "/mcp/servers/plain/tools", json={"tools": ["add"], "mode": "remove"}))
+        notice = next(events)
+        assert json.loads(notice["data"])["method"] == "notifications/tools/list_changed"
+    ok(manage(env, "POST", "/mcp/servers/plain/tools", json={"tools": ["add"]}))
+    # The client saw only the priming event (say): resuming from it replays the notice, on the same stream.
+    with httpx.stream("GET", url, headers={**headers, "last-event-id": priming["id"]}, timeout=15) as stream:
+        replayed = next(sse_events(stream.iter_lines()))
+    assert replayed["id"] == notice["id"] and replayed["data"] == notice["data"]
+
+
 def test_secrets_never_reach_the_gateway_log(registered: dict[str, Any]) -> None:
     """Last: stops the module's gateway to read everything it logged."""
     out = registered["gateway"].stop()

@@ -31,6 +31,7 @@ from ..store.records import Rules
 from . import access
 from .admin import McpAdmin, list_all_tools
 from .names import exposed_name
+from .replay import Replay
 from .upstream import Pool, UpstreamError, classify, load_sdk, one_shot, pool_key
 
 log = logging.getLogger("router.mcp")
@@ -92,6 +93,7 @@ class McpGateway:
         self.metrics = metrics
         self.clock = clock
         self.pool = Pool()
+        self.replay = Replay(store, clock)
         self.servers: dict[str, McpServerRecord] = {}
         self.tools: dict[str, Tool] = {}
         self.version = 0
@@ -285,6 +287,8 @@ class McpGateway:
         while True:
             await asyncio.sleep(5.0)
             self.pool.sweep()
+            with contextlib.suppress(Exception):  # a locked database: next time
+                self.replay.sweep()
             if time.monotonic() - last_prune >= _PRUNE_INTERVAL:
                 last_prune = time.monotonic()
                 with contextlib.suppress(Exception):  # a locked database: next time
