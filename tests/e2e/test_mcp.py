@@ -571,7 +571,7 @@ def test_sessions_work_across_workers(tmp_path: Path) -> None:
         ok(manage_call(gateway.base, ADMIN, "POST", "/mcp/servers",
                        json={"name": "multi", "url": upstream.base + "/mcp"}), 201)  # fmt: skip
         ok(manage_call(gateway.base, ADMIN, "POST", "/mcp/servers/multi/explore"))
-        ok(manage_call(gateway.base, ADMIN, "POST", "/mcp/servers/multi/tools", json={"tools": ["add"]}))
+        ok(manage_call(gateway.base, ADMIN, "POST", "/mcp/servers/multi/tools", json={"tools": ["add", "count"]}))
 
         async def go(s: ClientSession) -> list[str]:
             return [(await s.call_tool("multi__add", {"a": i, "b": 1})).content[0].text for i in range(30)]
@@ -584,6 +584,17 @@ def test_sessions_work_across_workers(tmp_path: Path) -> None:
         for i in range(20):
             ping = {"jsonrpc": "2.0", "id": i, "method": "ping"}
             assert httpx.post(url, json=ping, headers={**auth, "mcp-session-id": sid}).json()["result"] == {}
+        # Replay buffers live in the database too: a stream resumes whichever worker the reconnection reaches.
+        params = {"name": "multi__count", "arguments": {"steps": 3}, "_meta": {"progressToken": 1}}
+        call = {"jsonrpc": "2.0", "id": 99, "method": "tools/call", "params": params}
+        with httpx.stream("POST", url, json=call, headers={**auth, "mcp-session-id": sid}, timeout=15) as stream:
+            first = next(sse_events(stream.iter_lines()))
+        get = {**auth, "accept": "text/event-stream", "mcp-session-id": sid, "last-event-id": first["id"]}
+        for _ in range(6):
+            with httpx.stream("GET", url, headers=get, timeout=15) as stream:
+                rest = [json.loads(e["data"]) for e in sse_events(stream.iter_lines())]
+            assert [m.get("params", {}).get("progress") for m in rest[:-1]] == [2, 3]
+            assert rest[-1]["result"]["content"][0]["text"] == "counted 3"
     finally:
         gateway.stop()
         upstream.stop()
