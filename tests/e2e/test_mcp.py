@@ -341,6 +341,43 @@ def test_analytics_metrics_and_no_secret_anywhere(registered: dict[str, Any]) ->
         assert secret not in dump and secret not in metrics
 
 
+def test_standard_users_read_their_own_mcp_analytics_only(registered: dict[str, Any]) -> None:
+    env = registered
+    base = env["gateway"].base
+    ok(manage(env, "POST", "/access-list", json={"name": "plain-echo", "mcp": ["mcp:plain"]}), 201)
+    people = {}
+    for name, calls in (("carol", 3), ("erin", 2)):
+        user = ok(manage(env, "POST", "/user", json={"email": f"{name}@example.com", "name": name}), 201)
+        key = ok(manage(env, "POST", "/apikey", json={"name": name, "owner": {"type": "user", "id": user["id"]},
+                                                      "access_list": "plain-echo"}), 201)  # fmt: skip
+        people[name] = {"user": user["id"], "key": key["key"], "key_id": key["id"], "calls": calls}
+
+        async def go(s: ClientSession, n: int = calls) -> None:
+            for i in range(n):
+                await s.call_tool("plain__echo", {"text": str(i)})
+
+        run(base, key["key"], go)
+    reader = ok(manage(env, "POST", "/apikey", json={"name": "mcp-analyst", "permission": "read"}), 201)["key"]
+    time.sleep(1.0)  # the usage writer flushes every 0.5 s
+    carol, erin = people["carol"], people["erin"]
+    own = ok(manage(env, "GET", "/mcp/analytics", key=carol["key"]))
+    assert own["scope"] == "own" and own["totals"]["requests"] == 3 and own["active_users"] == 1
+    assert own["active_keys"] == 1 and [t["requests"] for t in own["tools"]] == [3]
+    assert ok(manage(env, "GET", "/mcp/analytics?user=me", key=carol["key"]))["totals"]["requests"] == 3
+    same = ok(manage(env, "GET", f"/mcp/analytics?user={carol['user']}&key={carol['key_id']}", key=carol["key"]))
+    assert same["totals"]["requests"] == 3
+    # Another user's or another user's key: refused, not an empty answer.
+    for query in (f"user={erin['user']}", f"key={erin['key_id']}"):
+        refused = manage(env, "GET", f"/mcp/analytics?{query}", key=carol["key"])
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "insufficient_permissions"
+    # Admins and analysts see everyone's, and can narrow to one user or key.
+    for key in (ADMIN, reader):
+        everyone = ok(manage(env, "GET", "/mcp/analytics", key=key))
+        assert everyone["scope"] == "all" and everyone["totals"]["requests"] >= 5 and everyone["active_users"] >= 2
+        assert ok(manage(env, "GET", f"/mcp/analytics?user={erin['user']}", key=key))["totals"]["requests"] == 2
+        assert ok(manage(env, "GET", f"/mcp/analytics?key={carol['key_id']}", key=key))["totals"]["requests"] == 3
+
+
 def test_cli_lists_servers_and_templates(registered: dict[str, Any]) -> None:
     listed = json.loads(router_cli(registered["env"], "mcp", "servers", "--json").stdout)
     assert {s["name"] for s in listed} >= {"plain", "authed"}

@@ -430,13 +430,29 @@ class McpTables:
             raise
 
     def mcp_usage_rows(
-        self, start: float, end: float, server: str | None = None, limit: int = 200_000
+        self,
+        start: float,
+        end: float,
+        server: str | None = None,
+        limit: int = 200_000,
+        *,
+        keys: Sequence[str] | None = None,
+        user: str | None = None,
     ) -> list[McpUsageRow]:
+        """Usage rows in [start, end), newest first; `keys` limits them to calls made with those keys."""
         sql = f"SELECT {USAGE_COLUMNS} FROM mcp_usage WHERE ts >= ? AND ts < ?"
         args: list[object] = [start, end]
         if server is not None:
             sql += " AND server = ?"
             args.append(server)
+        if user is not None:
+            sql += " AND user_id = ?"
+            args.append(user)
+        if keys is not None:
+            if not keys:
+                return []
+            sql += f" AND key_id IN ({', '.join('?' * len(keys))})"
+            args.extend(keys)
         args.append(limit)
         return [McpUsageRow(*r) for r in self._conn.execute(sql + " ORDER BY ts DESC LIMIT ?", args)]
 
