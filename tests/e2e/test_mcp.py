@@ -447,6 +447,45 @@ def test_health_checks_report_status_in_the_api_and_metrics(registered: dict[str
     ok(manage(env, "DELETE", "/mcp/servers/gone"))
 
 
+def test_servers_with_per_user_credentials_only_are_health_checked_accurately(registered: dict[str, Any]) -> None:
+    """No organisation credential: the check runs without credentials and never borrows a user's. A server that
+    then refuses (401) is `needs_user_credentials`, not degraded or error; one that lists anonymously is healthy."""
+    env = registered
+    per_user = start_upstream("--name", "peruser", "--require-header", "X-User-Token", "--accept", "u-token-93",
+                              "--record", str(env["record"]))  # fmt: skip
+    try:
+        specs = {
+            "peruser": {"url": per_user.base + "/mcp", "user_keys": "required", "user_headers": ["X-User-Token"]},
+            "peruser-opt": {"url": per_user.base + "/mcp", "user_keys": "optional", "user_headers": ["X-User-Token"]},
+            "anon-list": {"url": env["plain"].base + "/mcp", "user_keys": "required", "user_headers": ["X-User-Token"]},
+            "peruser-off": {"url": per_user.base + "/mcp"},
+        }
+        for name, spec in specs.items():
+            ok(manage(env, "POST", "/mcp/servers", json={"name": name, "timeout": 5, **spec}), 201)
+        frank = user_key(env, "frank@example.com")
+        ok(manage(env, "PUT", "/mcp/servers/peruser/credentials", key=frank,
+                  json={"headers": {"X-User-Token": "u-token-93"}}))  # fmt: skip
+        env["record"].write_text("")
+        results = {h["server"]: h for h in ok(manage(env, "POST", "/mcp/health"))["data"]}
+        assert results["peruser"]["status"] == "needs_user_credentials"
+        assert results["peruser-opt"]["status"] == "needs_user_credentials"
+        assert "401" in results["peruser"]["error"] and results["peruser"]["tools"] is None
+        assert results["anon-list"]["status"] == "healthy" and results["anon-list"]["tools"] >= 7
+        # Without per-user credentials a refusal is a fault.
+        assert results["peruser-off"]["status"] == "error"
+        assert "u-token-93" not in env["record"].read_text()  # a user's credential was never used by the check
+        view = ok(manage(env, "GET", "/mcp/servers/peruser"))["health"]
+        assert view["status"] == "needs_user_credentials"
+        metrics = httpx.get(env["gateway"].base + "/metrics").text
+        assert 'router_mcp_server_status{server="peruser",status="needs_user_credentials"} 1.0' in metrics
+        assert 'router_mcp_server_status{server="peruser",status="degraded"} 0.0' in metrics
+        assert 'router_mcp_server_status{server="anon-list",status="healthy"} 1.0' in metrics
+    finally:
+        for name in ("peruser", "peruser-opt", "anon-list", "peruser-off"):
+            manage(env, "DELETE", f"/mcp/servers/{name}")
+        per_user.stop()
+
+
 def test_the_event_stream_announces_tool_list_changes(registered: dict[str, Any]) -> None:
     env = registered
     url = env["gateway"].base + "/v1/mcp"

@@ -49,6 +49,7 @@ UPSTREAM_FAILED = -32004
 _UPSTREAM_CODES = {"timeout": UPSTREAM_TIMEOUT, "unreachable": UPSTREAM_UNAVAILABLE}
 _MAX_TOOL_LABELS = 200
 _HEALTH_INTERVAL = 60.0
+NEEDS_USER_CREDENTIALS = "needs_user_credentials"
 _PRUNE_INTERVAL = 3600.0
 # Session rows (and undelivered legacy-transport replies) are dropped a day after their last use; a session
 # idle that long is refused anyway.
@@ -299,8 +300,11 @@ class McpGateway:
                     await self.check_health()
 
     async def check_health(self, force: bool = False) -> dict[str, McpHealthRecord]:
-        """One bounded check of every enabled server with the organisation's credentials. A server with
-        required user keys and no org headers can only prove it is reachable; a 401 there is 'degraded'."""
+        """One bounded check (initialize + tools/list) of every enabled server, with the organisation's
+        credentials only: the gateway never spends a user's credentials on a check of its own. A server whose
+        users bring their own credentials is checked with the organisation's headers (or none); if it refuses
+        them (401/403) it is `needs_user_credentials`: reachable and answering, its tools unverified, which is
+        its normal state rather than a fault. A refusal of credentials the organisation relies on is `error`."""
         out = {}
         recent = self.store.mcp_health()
         for server in list(self.servers.values()):
@@ -319,8 +323,13 @@ class McpGateway:
                 if held:
                     status, error = "degraded", f"schema changed upstream, held back: {', '.join(held)}"
             except UpstreamError as exc:
-                auth = exc.kind == "auth_failed" and server.user_keys != "off"
-                status, error = ("degraded" if auth else "error"), exc.message
+                status, error = "error", exc.message
+                if exc.kind == "auth_failed" and _users_bring_credentials(server):
+                    status = NEEDS_USER_CREDENTIALS
+                    error = (
+                        f"Reachable; it answers HTTP {exc.status} without a user's own credentials, which the "
+                        "gateway does not use for checks: its tools are verified on users' calls."
+                    )
             except Exception as exc:
                 status, error = "error", classify(exc).message
             record = McpHealthRecord(
@@ -353,11 +362,18 @@ class McpGateway:
             self.usage = None
 
 
+def _users_bring_credentials(server: McpServerRecord) -> bool:
+    """Whether a 401/403 to the organisation's headers is expected: users must add their own, or users may and
+    the organisation set none to fall back on."""
+    return server.user_keys == "required" or (server.user_keys == "optional" and server.headers_sealed is None)
+
+
 class HealthCollector:
     """`router_mcp_server_status{server, status}`: 1 for each registered server's current health status (healthy,
-    degraded, error, disabled, unknown), read from the store at scrape time so every worker reports the same."""
+    degraded, error, needs_user_credentials, disabled, unknown), read from the store at scrape time so every
+    worker reports the same."""
 
-    STATUSES = ("healthy", "degraded", "error", "disabled", "unknown")
+    STATUSES = ("healthy", "degraded", "error", NEEDS_USER_CREDENTIALS, "disabled", "unknown")
 
     def __init__(self, gateway: McpGateway) -> None:
         self.gateway = gateway
