@@ -346,7 +346,7 @@ def test_standard_users_read_their_own_mcp_analytics_only(registered: dict[str, 
     base = env["gateway"].base
     ok(manage(env, "POST", "/access-list", json={"name": "plain-echo", "mcp": ["mcp:plain"]}), 201)
     people = {}
-    for name, calls in (("carol", 3), ("erin", 2)):
+    for name, calls in (("mona", 3), ("nils", 2)):
         user = ok(manage(env, "POST", "/user", json={"email": f"{name}@example.com", "name": name}), 201)
         key = ok(manage(env, "POST", "/apikey", json={"name": name, "owner": {"type": "user", "id": user["id"]},
                                                       "access_list": "plain-echo"}), 201)  # fmt: skip
@@ -359,23 +359,23 @@ def test_standard_users_read_their_own_mcp_analytics_only(registered: dict[str, 
         run(base, key["key"], go)
     reader = ok(manage(env, "POST", "/apikey", json={"name": "mcp-analyst", "permission": "read"}), 201)["key"]
     time.sleep(1.0)  # the usage writer flushes every 0.5 s
-    carol, erin = people["carol"], people["erin"]
-    own = ok(manage(env, "GET", "/mcp/analytics", key=carol["key"]))
+    mona, nils = people["mona"], people["nils"]
+    own = ok(manage(env, "GET", "/mcp/analytics", key=mona["key"]))
     assert own["scope"] == "own" and own["totals"]["requests"] == 3 and own["active_users"] == 1
     assert own["active_keys"] == 1 and [t["requests"] for t in own["tools"]] == [3]
-    assert ok(manage(env, "GET", "/mcp/analytics?user=me", key=carol["key"]))["totals"]["requests"] == 3
-    same = ok(manage(env, "GET", f"/mcp/analytics?user={carol['user']}&key={carol['key_id']}", key=carol["key"]))
+    assert ok(manage(env, "GET", "/mcp/analytics?user=me", key=mona["key"]))["totals"]["requests"] == 3
+    same = ok(manage(env, "GET", f"/mcp/analytics?user={mona['user']}&key={mona['key_id']}", key=mona["key"]))
     assert same["totals"]["requests"] == 3
     # Another user's or another user's key: refused, not an empty answer.
-    for query in (f"user={erin['user']}", f"key={erin['key_id']}"):
-        refused = manage(env, "GET", f"/mcp/analytics?{query}", key=carol["key"])
+    for query in (f"user={nils['user']}", f"key={nils['key_id']}"):
+        refused = manage(env, "GET", f"/mcp/analytics?{query}", key=mona["key"])
         assert refused.status_code == 403 and refused.json()["error"]["code"] == "insufficient_permissions"
     # Admins and analysts see everyone's, and can narrow to one user or key.
     for key in (ADMIN, reader):
         everyone = ok(manage(env, "GET", "/mcp/analytics", key=key))
         assert everyone["scope"] == "all" and everyone["totals"]["requests"] >= 5 and everyone["active_users"] >= 2
-        assert ok(manage(env, "GET", f"/mcp/analytics?user={erin['user']}", key=key))["totals"]["requests"] == 2
-        assert ok(manage(env, "GET", f"/mcp/analytics?key={carol['key_id']}", key=key))["totals"]["requests"] == 3
+        assert ok(manage(env, "GET", f"/mcp/analytics?user={nils['user']}", key=key))["totals"]["requests"] == 2
+        assert ok(manage(env, "GET", f"/mcp/analytics?key={mona['key_id']}", key=key))["totals"]["requests"] == 3
 
 
 def test_cli_lists_servers_and_templates(registered: dict[str, Any]) -> None:
@@ -420,7 +420,8 @@ def test_standard_users_cannot_manage_servers(registered: dict[str, Any]) -> Non
     assert manage(env, "POST", "/mcp/servers/plain/tools", key=key, json={"tools": ["secret_tool"]}).status_code == 403
     tools = ok(manage(env, "GET", "/mcp/servers/plain/tools", key=key))["data"]
     assert "secret_tool" not in {t["name"] for t in tools} and "echo" in {t["name"] for t in tools}
-    assert manage(env, "GET", "/mcp/analytics", key=key).status_code == 403
+    # MCP analytics: their own calls only (see test_standard_users_read_their_own_mcp_analytics_only).
+    assert ok(manage(env, "GET", "/mcp/analytics", key=key))["scope"] == "own"
 
 
 def test_templates_prefill_url_and_required_headers(registered: dict[str, Any]) -> None:
@@ -462,8 +463,9 @@ def test_servers_with_per_user_credentials_only_are_health_checked_accurately(re
         }
         for name, spec in specs.items():
             ok(manage(env, "POST", "/mcp/servers", json={"name": name, "timeout": 5, **spec}), 201)
-        frank = user_key(env, "frank@example.com")
-        ok(manage(env, "PUT", "/mcp/servers/peruser/credentials", key=frank,
+        ok(manage(env, "POST", "/access-list", json={"name": "peruser-mcp", "mcp": ["mcp:peruser"]}), 201)
+        gus = user_key(env, "gus@example.com", "peruser-mcp")
+        ok(manage(env, "PUT", "/mcp/servers/peruser/credentials", key=gus,
                   json={"headers": {"X-User-Token": "u-token-93"}}))  # fmt: skip
         env["record"].write_text("")
         results = {h["server"]: h for h in ok(manage(env, "POST", "/mcp/health"))["data"]}
