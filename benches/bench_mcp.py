@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import json
 import os
 import sqlite3
 import statistics
@@ -31,6 +32,7 @@ from typing import Any
 import httpx
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
+from pyreqwest.client import ClientBuilder
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
 from servers import ADMIN_KEY, Server, free_port, gateway_env, manage_call, start_gateway
@@ -80,36 +82,64 @@ async def throughput(url: str, headers: dict[str, str], tool: str, seconds: floa
         return done / (time.perf_counter() - started)
 
 
+async def raw_session(client: Any, url: str, headers: dict[str, str]) -> dict[str, str]:
+    """initialize + notifications/initialized as plain POSTs; the headers of the session's requests."""
+    base = {**headers, "accept": "application/json, text/event-stream", "content-type": "application/json"}
+    params = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}
+    init = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": params}
+    response = await client.post(url).headers(base).body_bytes(json.dumps(init).encode()).build().send()
+    await response.bytes()
+    session = {**base, "mcp-session-id": response.get_header("mcp-session-id") or "",
+               "mcp-protocol-version": "2025-06-18"}  # fmt: skip
+    note = b'{"jsonrpc":"2.0","method":"notifications/initialized"}'
+    await (await client.post(url).headers(session).body_bytes(note).build().send()).bytes()
+    return session
+
+
+async def raw_call(client: Any, url: str, session: dict[str, str], tool: str, i: int) -> None:
+    body = json.dumps({"jsonrpc": "2.0", "id": i + 1, "method": "tools/call",
+                       "params": {"name": tool, "arguments": {"text": f"x{i}"}}}).encode()  # fmt: skip
+    response = await client.post(url).headers(session).body_bytes(body).build().send()
+    data = bytes(await response.bytes())
+    assert response.status == 200 and b'"result"' in data, data[:200]
+
+
 async def raw_sequential(url: str, headers: dict[str, str], tool: str, calls: int) -> list[float]:
     """The same calls as plain JSON-RPC POSTs on a lean keep-alive client (pyreqwest), reading the whole answer
     (JSON from the gateway, SSE from the FastMCP upstream): no SDK cost on the client side, so the difference
     between direct and through the gateway is what the gateway adds."""
-    import json
-
-    from pyreqwest.client import ClientBuilder
-
-    base = {**headers, "accept": "application/json, text/event-stream", "content-type": "application/json"}
     client = ClientBuilder().tcp_nodelay(True).build()
     try:
-        params = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}
-        init = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": params}
-        response = await client.post(url).headers(base).body_bytes(json.dumps(init).encode()).build().send()
-        await response.bytes()
-        session = {**base, "mcp-session-id": response.get_header("mcp-session-id") or "",
-                   "mcp-protocol-version": "2025-06-18"}  # fmt: skip
-        note = b'{"jsonrpc":"2.0","method":"notifications/initialized"}'
-        await (await client.post(url).headers(session).body_bytes(note).build().send()).bytes()
+        session = await raw_session(client, url, headers)
         times = []
         for i in range(calls + 20):
-            body = json.dumps({"jsonrpc": "2.0", "id": i + 1, "method": "tools/call",
-                               "params": {"name": tool, "arguments": {"text": f"x{i}"}}}).encode()  # fmt: skip
             started = time.perf_counter()
-            response = await client.post(url).headers(session).body_bytes(body).build().send()
-            data = bytes(await response.bytes())
+            await raw_call(client, url, session, tool, i)
             if i >= 20:  # the first ones warm up connections
                 times.append((time.perf_counter() - started) * 1000)
-            assert response.status == 200 and b'"result"' in data, data[:200]
         return times
+    finally:
+        await client.close()
+
+
+async def raw_throughput(url: str, headers: dict[str, str], tool: str, seconds: float, concurrency: int) -> float:
+    client = ClientBuilder().tcp_nodelay(True).build()
+    try:
+        sessions = [await raw_session(client, url, headers) for _ in range(4)]
+        done = 0
+        deadline = time.perf_counter() + seconds
+
+        async def worker(k: int) -> None:
+            nonlocal done
+            i = k * 1_000_000  # request ids unique within each session
+            while time.perf_counter() < deadline:
+                await raw_call(client, url, sessions[k % 4], tool, i)
+                i += 1
+                done += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(k) for k in range(concurrency)))
+        return done / (time.perf_counter() - started)
     finally:
         await client.close()
 
@@ -155,6 +185,7 @@ def main() -> None:
     latencies: dict[str, list[float]] = {"direct": []}
     raw: dict[str, list[float]] = {"direct": []}
     rates: dict[str, float] = {}
+    raw_rates: dict[str, float] = {}
     try:
         names = ["this"] + (["baseline"] if args.baseline else [])
         for name in names:
@@ -173,8 +204,14 @@ def main() -> None:
                 base = gateways[name][0].base
                 latencies[name] += asyncio.run(sequential(f"{base}/v1/mcp", auth, "up__echo", args.calls))
         rates["direct"] = asyncio.run(throughput(f"{upstream.base}/mcp", {}, "echo", args.seconds, args.concurrency))
+        raw_rates["direct"] = asyncio.run(
+            raw_throughput(f"{upstream.base}/mcp", {}, "echo", args.seconds, args.concurrency)
+        )
         for name in reversed(names):
             base = gateways[name][0].base
+            raw_rates[name] = asyncio.run(
+                raw_throughput(f"{base}/v1/mcp", auth, "up__echo", args.seconds, args.concurrency)
+            )
             rates[name] = asyncio.run(throughput(f"{base}/v1/mcp", auth, "up__echo", args.seconds, args.concurrency))
         time.sleep(1.0)  # the usage writer flushes twice a second
         own = {name: own_work(db) for name, (_, db) in gateways.items()}
@@ -192,10 +229,11 @@ def main() -> None:
             v = table[name]
             added = "" if name == "direct" else f" {statistics.median(v) - d50:10.3f} {pct(v, 0.99) - d99:10.3f}"
             print(f"  {labels[name]:22} {statistics.median(v):8.3f} {pct(v, 0.95):8.3f} {pct(v, 0.99):8.3f}{added}")
-    print(f"calls/s with the SDK client, {args.concurrency} in flight over 4 sessions for {args.seconds:g} s:")
+    print(f"calls/s, {args.concurrency} in flight over 4 sessions for {args.seconds:g} s:")
+    print(f"  {'':22} {'plain':>8} {'SDK':>8}")
     for name in order:
         extra = "" if name == "direct" else f"   own work p50 {statistics.median(own[name]):.3f} ms (usage gateway_ms)"
-        print(f"  {labels[name]:22} {rates[name]:8.0f}{extra}")
+        print(f"  {labels[name]:22} {raw_rates[name]:8.0f} {rates[name]:8.0f}{extra}")
 
 
 if __name__ == "__main__":
