@@ -46,6 +46,7 @@ _ACCEPT = "application/json, text/event-stream"
 # A JSON answer or one SSE event larger than this is refused as malformed rather than buffered.
 _MAX_MESSAGE = 32 * 1024 * 1024
 _MAX_ERROR_TEXT = 500
+_DRAIN_SECONDS = 1.0
 Progress = Callable[[float, float | None, str | None], Awaitable[None]]
 
 
@@ -411,7 +412,9 @@ class HttpConnection:
         )
         try:
             async with asyncio.timeout(limit):
-                async with request as response:
+                response = await request.__aenter__()
+                finished = False
+                try:
                     status = response.status
                     if status == 404 and "mcp-session-id" in headers:
                         raise UpstreamError("session_lost", "The MCP server no longer knows the gateway's session.")
@@ -426,10 +429,18 @@ class HttpConnection:
                         return session_id, None
                     kind = (response.get_header("content-type") or "").split(";")[0].strip().lower()
                     if kind == "text/event-stream":
-                        return session_id, await self._read_stream(response, headers, request_id, progress)
+                        answer = await self._read_stream(response, headers, request_id, progress)
+                        # The answer is in; the stream's end is read off the caller's path, so the connection
+                        # goes back to the pool (a new connection per call would cost more) without delaying it.
+                        _spawn(self.background, _finish(request, response.body_reader))
+                        finished = True
+                        return session_id, answer
                     if kind != "application/json":
                         raise UpstreamError("malformed", "The MCP server answered with neither JSON nor SSE.")
                     return session_id, _answer_for(_decode_message(await _read_all(response)), request_id)
+                finally:
+                    if not finished:  # leaving early drops the connection, which also stops an upstream stream
+                        await request.__aexit__(None, None, None)
         except TimeoutError:
             raise UpstreamError("timeout", f"The MCP server did not answer within {limit:g} s.") from None
         except rq.PyreqwestError as exc:
@@ -499,6 +510,18 @@ class HttpConnection:
             async with asyncio.timeout(2.0):
                 request = self.client.delete(self.url).headers(headers).timeout(timedelta(seconds=2)).build()
                 await request.send()
+
+
+async def _finish(request: Any, reader: Any) -> None:
+    """Read an answered SSE stream to its end, then release it: servers end the stream right after the
+    response; one that does not within a second is cut (its connection dropped)."""
+    try:
+        with contextlib.suppress(TimeoutError, rq.PyreqwestError):
+            async with asyncio.timeout(_DRAIN_SECONDS):
+                while await reader.read_chunk() is not None:
+                    pass
+    finally:
+        await request.__aexit__(None, None, None)
 
 
 async def _read_all(response: Any) -> bytes:
