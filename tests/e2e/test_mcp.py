@@ -194,6 +194,40 @@ def test_slow_and_crashing_upstreams_give_json_rpc_errors_within_the_timeout(reg
     registered["plain"] = Server(args, {**os.environ}, None, f"http://127.0.0.1:{port}")
 
 
+def test_json_answering_and_restarted_upstreams_are_served(registered: dict[str, Any]) -> None:
+    """The gateway's own Streamable HTTP client: an upstream answering with JSON instead of SSE, and one that
+    restarted and forgot the gateway's session (404: a fresh session, the call retried once)."""
+    env = registered
+    upstream = start_upstream("--name", "jsonup", "--json-response")
+    try:
+        ok(manage(env, "POST", "/mcp/servers", json={"name": "jsonup", "url": upstream.base + "/mcp", "timeout": 5}),
+           201)  # fmt: skip
+        ok(manage(env, "POST", "/mcp/servers/jsonup/explore"))
+        ok(manage(env, "POST", "/mcp/servers/jsonup/tools", json={"tools": ["echo", "fail"]}))
+
+        async def go(s: ClientSession) -> tuple[str, bool]:
+            text = (await s.call_tool("jsonup__echo", {"text": "hi"})).content[0].text
+            return text, (await s.call_tool("jsonup__fail", {})).isError
+
+        assert run(env["gateway"].base, ADMIN, go) == ("jsonup:hi", True)
+        port = upstream.base.rsplit(":", 1)[1]
+        upstream.stop()
+        upstream = Server([sys.executable, UPSTREAM, "--port", port, "--name", "jsonup", "--json-response"],
+                          {**os.environ}, None, f"http://127.0.0.1:{port}")  # fmt: skip
+
+        async def again(s: ClientSession) -> str:
+            return (await s.call_tool("jsonup__echo", {"text": "back"})).content[0].text
+
+        assert run(env["gateway"].base, ADMIN, again) == "jsonup:back"
+        time.sleep(1.0)  # the usage writer flushes every 0.5 s
+        with sqlite3.connect(env["env"]["ROUTER_DB"]) as conn:
+            rows = conn.execute("SELECT tool, status, error_type FROM mcp_usage WHERE server = 'jsonup'").fetchall()
+        assert sorted(rows) == [("echo", "ok", None), ("echo", "ok", None), ("fail", "error", "tool_error")]
+    finally:
+        manage(env, "DELETE", "/mcp/servers/jsonup")
+        upstream.stop()
+
+
 def test_access_lists_deny_servers_and_tools(registered: dict[str, Any]) -> None:
     env = registered
     base = env["gateway"].base

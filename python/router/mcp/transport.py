@@ -8,7 +8,8 @@ plus the legacy HTTP+SSE transport (2024-11-05) at `/v1/mcp/sse` + `/v1/mcp/mess
   session: `Mcp-Session-Id` is 256 random bits, stored only as a digest, bound to the API key that created
   it; any other key, an ended or unknown session gets 404, a missing one 400.
 - GET opens the server-to-client SSE stream: keep-alives, and `notifications/tools/list_changed` when the
-  tools the gateway offers change. DELETE ends the session.
+  tools the gateway offers change. With `Last-Event-ID` it resumes a stream of the session instead (see
+  `replay`). DELETE ends the session.
 - Authentication is the gateway's API key; a missing or invalid one gets 401 with `WWW-Authenticate`.
 """
 
