@@ -1,7 +1,7 @@
 """A small MCP server built with the official MCP Python SDK (FastMCP), run by the tests as a subprocess.
 
     python tests/mcp_upstream.py --port N [--transport streamable-http|sse] [--name NAME]
-        [--require-header NAME --accept VALUE ...] [--record FILE]
+        [--require-header NAME --accept VALUE ...] [--record FILE] [--json-response]
 
 With --require-header, requests without one of the accepted values get 401. With --record, the value of
 that header on every MCP request is appended to FILE (one line each), so a test can see which credential
@@ -20,8 +20,8 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 
-def build(name: str, events: str | None = None) -> FastMCP:
-    mcp = FastMCP(name, stateless_http=False, json_response=False, log_level="WARNING")
+def build(name: str, events: str | None = None, json_response: bool = False) -> FastMCP:
+    mcp = FastMCP(name, stateless_http=False, json_response=json_response, log_level="WARNING")
 
     @mcp.tool(description="Echo the text back.")
     def echo(text: str) -> str:
@@ -107,8 +107,9 @@ def main() -> None:
     parser.add_argument("--accept", action="append", default=[])
     parser.add_argument("--record")
     parser.add_argument("--events", help="a file where the server notes what happened (a cancelled tool)")
+    parser.add_argument("--json-response", action="store_true", help="answer POSTs with JSON instead of SSE")
     args = parser.parse_args()
-    mcp = build(args.name, args.events)
+    mcp = build(args.name, args.events, args.json_response)
     app = mcp.streamable_http_app() if args.transport == "streamable-http" else mcp.sse_app()
     wrapped = RequireHeader(app, args.require_header, args.accept, args.record)
     uvicorn.run(wrapped, host="127.0.0.1", port=args.port, log_level="warning", lifespan="on")

@@ -194,6 +194,40 @@ def test_slow_and_crashing_upstreams_give_json_rpc_errors_within_the_timeout(reg
     registered["plain"] = Server(args, {**os.environ}, None, f"http://127.0.0.1:{port}")
 
 
+def test_json_answering_and_restarted_upstreams_are_served(registered: dict[str, Any]) -> None:
+    """The gateway's own Streamable HTTP client: an upstream answering with JSON instead of SSE, and one that
+    restarted and forgot the gateway's session (404: a fresh session, the call retried once)."""
+    env = registered
+    upstream = start_upstream("--name", "jsonup", "--json-response")
+    try:
+        ok(manage(env, "POST", "/mcp/servers", json={"name": "jsonup", "url": upstream.base + "/mcp", "timeout": 5}),
+           201)  # fmt: skip
+        ok(manage(env, "POST", "/mcp/servers/jsonup/explore"))
+        ok(manage(env, "POST", "/mcp/servers/jsonup/tools", json={"tools": ["echo", "fail"]}))
+
+        async def go(s: ClientSession) -> tuple[str, bool]:
+            text = (await s.call_tool("jsonup__echo", {"text": "hi"})).content[0].text
+            return text, (await s.call_tool("jsonup__fail", {})).isError
+
+        assert run(env["gateway"].base, ADMIN, go) == ("jsonup:hi", True)
+        port = upstream.base.rsplit(":", 1)[1]
+        upstream.stop()
+        upstream = Server([sys.executable, UPSTREAM, "--port", port, "--name", "jsonup", "--json-response"],
+                          {**os.environ}, None, f"http://127.0.0.1:{port}")  # fmt: skip
+
+        async def again(s: ClientSession) -> str:
+            return (await s.call_tool("jsonup__echo", {"text": "back"})).content[0].text
+
+        assert run(env["gateway"].base, ADMIN, again) == "jsonup:back"
+        time.sleep(1.0)  # the usage writer flushes every 0.5 s
+        with sqlite3.connect(env["env"]["ROUTER_DB"]) as conn:
+            rows = conn.execute("SELECT tool, status, error_type FROM mcp_usage WHERE server = 'jsonup'").fetchall()
+        assert sorted(rows) == [("echo", "ok", None), ("echo", "ok", None), ("fail", "error", "tool_error")]
+    finally:
+        manage(env, "DELETE", "/mcp/servers/jsonup")
+        upstream.stop()
+
+
 def test_access_lists_deny_servers_and_tools(registered: dict[str, Any]) -> None:
     env = registered
     base = env["gateway"].base
@@ -341,6 +375,43 @@ def test_analytics_metrics_and_no_secret_anywhere(registered: dict[str, Any]) ->
         assert secret not in dump and secret not in metrics
 
 
+def test_standard_users_read_their_own_mcp_analytics_only(registered: dict[str, Any]) -> None:
+    env = registered
+    base = env["gateway"].base
+    ok(manage(env, "POST", "/access-list", json={"name": "plain-echo", "mcp": ["mcp:plain"]}), 201)
+    people = {}
+    for name, calls in (("mona", 3), ("nils", 2)):
+        user = ok(manage(env, "POST", "/user", json={"email": f"{name}@example.com", "name": name}), 201)
+        key = ok(manage(env, "POST", "/apikey", json={"name": name, "owner": {"type": "user", "id": user["id"]},
+                                                      "access_list": "plain-echo"}), 201)  # fmt: skip
+        people[name] = {"user": user["id"], "key": key["key"], "key_id": key["id"], "calls": calls}
+
+        async def go(s: ClientSession, n: int = calls) -> None:
+            for i in range(n):
+                await s.call_tool("plain__echo", {"text": str(i)})
+
+        run(base, key["key"], go)
+    reader = ok(manage(env, "POST", "/apikey", json={"name": "mcp-analyst", "permission": "read"}), 201)["key"]
+    time.sleep(1.0)  # the usage writer flushes every 0.5 s
+    mona, nils = people["mona"], people["nils"]
+    own = ok(manage(env, "GET", "/mcp/analytics", key=mona["key"]))
+    assert own["scope"] == "own" and own["totals"]["requests"] == 3 and own["active_users"] == 1
+    assert own["active_keys"] == 1 and [t["requests"] for t in own["tools"]] == [3]
+    assert ok(manage(env, "GET", "/mcp/analytics?user=me", key=mona["key"]))["totals"]["requests"] == 3
+    same = ok(manage(env, "GET", f"/mcp/analytics?user={mona['user']}&key={mona['key_id']}", key=mona["key"]))
+    assert same["totals"]["requests"] == 3
+    # Another user's or another user's key: refused, not an empty answer.
+    for query in (f"user={nils['user']}", f"key={nils['key_id']}"):
+        refused = manage(env, "GET", f"/mcp/analytics?{query}", key=mona["key"])
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "insufficient_permissions"
+    # Admins and analysts see everyone's, and can narrow to one user or key.
+    for key in (ADMIN, reader):
+        everyone = ok(manage(env, "GET", "/mcp/analytics", key=key))
+        assert everyone["scope"] == "all" and everyone["totals"]["requests"] >= 5 and everyone["active_users"] >= 2
+        assert ok(manage(env, "GET", f"/mcp/analytics?user={nils['user']}", key=key))["totals"]["requests"] == 2
+        assert ok(manage(env, "GET", f"/mcp/analytics?key={mona['key_id']}", key=key))["totals"]["requests"] == 3
+
+
 def test_cli_lists_servers_and_templates(registered: dict[str, Any]) -> None:
     listed = json.loads(router_cli(registered["env"], "mcp", "servers", "--json").stdout)
     assert {s["name"] for s in listed} >= {"plain", "authed"}
@@ -383,7 +454,8 @@ def test_standard_users_cannot_manage_servers(registered: dict[str, Any]) -> Non
     assert manage(env, "POST", "/mcp/servers/plain/tools", key=key, json={"tools": ["secret_tool"]}).status_code == 403
     tools = ok(manage(env, "GET", "/mcp/servers/plain/tools", key=key))["data"]
     assert "secret_tool" not in {t["name"] for t in tools} and "echo" in {t["name"] for t in tools}
-    assert manage(env, "GET", "/mcp/analytics", key=key).status_code == 403
+    # MCP analytics: their own calls only (see test_standard_users_read_their_own_mcp_analytics_only).
+    assert ok(manage(env, "GET", "/mcp/analytics", key=key))["scope"] == "own"
 
 
 def test_templates_prefill_url_and_required_headers(registered: dict[str, Any]) -> None:
@@ -408,6 +480,46 @@ def test_health_checks_report_status_in_the_api_and_metrics(registered: dict[str
     metrics = httpx.get(env["gateway"].base + "/metrics").text
     assert 'router_mcp_server_status{server="gone",status="error"} 1.0' in metrics
     ok(manage(env, "DELETE", "/mcp/servers/gone"))
+
+
+def test_servers_with_per_user_credentials_only_are_health_checked_accurately(registered: dict[str, Any]) -> None:
+    """No organisation credential: the check runs without credentials and never borrows a user's. A server that
+    then refuses (401) is `needs_user_credentials`, not degraded or error; one that lists anonymously is healthy."""
+    env = registered
+    per_user = start_upstream("--name", "peruser", "--require-header", "X-User-Token", "--accept", "u-token-93",
+                              "--record", str(env["record"]))  # fmt: skip
+    try:
+        specs = {
+            "peruser": {"url": per_user.base + "/mcp", "user_keys": "required", "user_headers": ["X-User-Token"]},
+            "peruser-opt": {"url": per_user.base + "/mcp", "user_keys": "optional", "user_headers": ["X-User-Token"]},
+            "anon-list": {"url": env["plain"].base + "/mcp", "user_keys": "required", "user_headers": ["X-User-Token"]},
+            "peruser-off": {"url": per_user.base + "/mcp"},
+        }
+        for name, spec in specs.items():
+            ok(manage(env, "POST", "/mcp/servers", json={"name": name, "timeout": 5, **spec}), 201)
+        ok(manage(env, "POST", "/access-list", json={"name": "peruser-mcp", "mcp": ["mcp:peruser"]}), 201)
+        gus = user_key(env, "gus@example.com", "peruser-mcp")
+        ok(manage(env, "PUT", "/mcp/servers/peruser/credentials", key=gus,
+                  json={"headers": {"X-User-Token": "u-token-93"}}))  # fmt: skip
+        env["record"].write_text("")
+        results = {h["server"]: h for h in ok(manage(env, "POST", "/mcp/health"))["data"]}
+        assert results["peruser"]["status"] == "needs_user_credentials"
+        assert results["peruser-opt"]["status"] == "needs_user_credentials"
+        assert "401" in results["peruser"]["error"] and results["peruser"]["tools"] is None
+        assert results["anon-list"]["status"] == "healthy" and results["anon-list"]["tools"] >= 7
+        # Without per-user credentials a refusal is a fault.
+        assert results["peruser-off"]["status"] == "error"
+        assert "u-token-93" not in env["record"].read_text()  # a user's credential was never used by the check
+        view = ok(manage(env, "GET", "/mcp/servers/peruser"))["health"]
+        assert view["status"] == "needs_user_credentials"
+        metrics = httpx.get(env["gateway"].base + "/metrics").text
+        assert 'router_mcp_server_status{server="peruser",status="needs_user_credentials"} 1.0' in metrics
+        assert 'router_mcp_server_status{server="peruser",status="degraded"} 0.0' in metrics
+        assert 'router_mcp_server_status{server="anon-list",status="healthy"} 1.0' in metrics
+    finally:
+        for name in ("peruser", "peruser-opt", "anon-list", "peruser-off"):
+            manage(env, "DELETE", f"/mcp/servers/{name}")
+        per_user.stop()
 
 
 def test_the_event_stream_announces_tool_list_changes(registered: dict[str, Any]) -> None:
@@ -482,6 +594,77 @@ def test_guardrails_mask_or_block_tool_arguments_when_the_server_enables_them(re
         ok(manage(env, "DELETE", "/guardrails"))
 
 
+def sse_events(lines: Iterator[str]) -> Iterator[dict[str, str]]:
+    """Events of an SSE stream as {field: value} (data lines joined), comments skipped."""
+    event: dict[str, str] = {}
+    for line in lines:
+        if not line:
+            if event:
+                yield event
+            event = {}
+        elif not line.startswith(":"):
+            field, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            event[field] = event[field] + "\n" + value if field in event else value
+
+
+def test_a_tools_call_stream_resumes_with_last_event_id_after_a_disconnect(registered: dict[str, Any]) -> None:
+    env = registered
+    url = env["gateway"].base + "/v1/mcp"
+    auth = {"authorization": f"Bearer {ADMIN}", "accept": "application/json, text/event-stream"}
+    sid = httpx.post(url, json=initialize("2025-11-25"), headers=auth).headers["mcp-session-id"]
+    headers = {**auth, "mcp-session-id": sid, "mcp-protocol-version": "2025-11-25"}
+    params = {"name": "plain__count", "arguments": {"steps": 12}, "_meta": {"progressToken": "tok"}}
+    call = {"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": params}
+    seen: list[dict[str, str]] = []
+    with httpx.stream("POST", url, json=call, headers=headers, timeout=15) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        events = sse_events(stream.iter_lines())
+        priming = next(events)
+        assert priming["id"] and priming["data"] == "" and priming["retry"] == "1000"
+        seen.append(next(events))  # the first progress notification, then the client goes away
+    first = json.loads(seen[0]["data"])
+    assert first["method"] == "notifications/progress" and first["params"]["progress"] == 1
+    time.sleep(0.6)  # the call keeps running meanwhile: a disconnection is not a cancellation
+    get = {**headers, "accept": "text/event-stream", "last-event-id": seen[0]["id"]}
+    with httpx.stream("GET", url, headers=get, timeout=15) as stream:
+        rest = list(sse_events(stream.iter_lines()))  # ends after the response
+    messages = [json.loads(e["data"]) for e in rest]
+    assert [m["params"]["progress"] for m in messages[:-1]] == list(range(2, 13))
+    assert messages[-1]["id"] == 5 and messages[-1]["result"]["content"][0]["text"] == "counted 12"
+    ids = [priming["id"], seen[0]["id"], *(e["id"] for e in rest)]
+    assert len(set(ids)) == len(ids) and all(i.startswith(priming["id"].split("-")[0]) for i in ids)
+    # Resuming from the middle replays only what came after that id, again.
+    with httpx.stream("GET", url, headers={**get, "last-event-id": rest[8]["id"]}, timeout=15) as stream:
+        assert [e["id"] for e in sse_events(stream.iter_lines())] == [e["id"] for e in rest[9:]]
+
+    # Another session (even of the same key) cannot read this stream: it gets a fresh stream of its own.
+    other = httpx.post(url, json=initialize("2025-11-25"), headers=auth).headers["mcp-session-id"]
+    with httpx.stream("GET", url, headers={**get, "mcp-session-id": other}, timeout=15) as stream:
+        event = next(sse_events(stream.iter_lines()))
+        assert event["data"] == "" and event["id"].startswith("g") and event["id"] not in ids
+
+
+def test_the_get_stream_replays_what_the_client_missed(registered: dict[str, Any]) -> None:
+    env = registered
+    url = env["gateway"].base + "/v1/mcp"
+    auth = {"authorization": f"Bearer {ADMIN}", "accept": "application/json, text/event-stream"}
+    sid = httpx.post(url, json=initialize("2025-11-25"), headers=auth).headers["mcp-session-id"]
+    headers = {**auth, "accept": "text/event-stream", "mcp-session-id": sid, "mcp-protocol-version": "2025-11-25"}
+    with httpx.stream("GET", url, headers=headers, timeout=15) as stream:
+        events = sse_events(stream.iter_lines())
+        priming = next(events)
+        assert priming["id"].startswith("g") and priming["data"] == ""
+        ok(manage(env, "POST", "/mcp/servers/plain/tools", json={"tools": ["add"], "mode": "remove"}))
+        notice = next(events)
+        assert json.loads(notice["data"])["method"] == "notifications/tools/list_changed"
+    ok(manage(env, "POST", "/mcp/servers/plain/tools", json={"tools": ["add"]}))
+    # The client saw only the priming event (say): resuming from it replays the notice, on the same stream.
+    with httpx.stream("GET", url, headers={**headers, "last-event-id": priming["id"]}, timeout=15) as stream:
+        replayed = next(sse_events(stream.iter_lines()))
+    assert replayed["id"] == notice["id"] and replayed["data"] == notice["data"]
+
+
 def test_secrets_never_reach_the_gateway_log(registered: dict[str, Any]) -> None:
     """Last: stops the module's gateway to read everything it logged."""
     out = registered["gateway"].stop()
@@ -500,7 +683,7 @@ def test_sessions_work_across_workers(tmp_path: Path) -> None:
         ok(manage_call(gateway.base, ADMIN, "POST", "/mcp/servers",
                        json={"name": "multi", "url": upstream.base + "/mcp"}), 201)  # fmt: skip
         ok(manage_call(gateway.base, ADMIN, "POST", "/mcp/servers/multi/explore"))
-        ok(manage_call(gateway.base, ADMIN, "POST", "/mcp/servers/multi/tools", json={"tools": ["add"]}))
+        ok(manage_call(gateway.base, ADMIN, "POST", "/mcp/servers/multi/tools", json={"tools": ["add", "count"]}))
 
         async def go(s: ClientSession) -> list[str]:
             return [(await s.call_tool("multi__add", {"a": i, "b": 1})).content[0].text for i in range(30)]
@@ -513,6 +696,17 @@ def test_sessions_work_across_workers(tmp_path: Path) -> None:
         for i in range(20):
             ping = {"jsonrpc": "2.0", "id": i, "method": "ping"}
             assert httpx.post(url, json=ping, headers={**auth, "mcp-session-id": sid}).json()["result"] == {}
+        # Replay buffers live in the database too: a stream resumes whichever worker the reconnection reaches.
+        params = {"name": "multi__count", "arguments": {"steps": 3}, "_meta": {"progressToken": 1}}
+        call = {"jsonrpc": "2.0", "id": 99, "method": "tools/call", "params": params}
+        with httpx.stream("POST", url, json=call, headers={**auth, "mcp-session-id": sid}, timeout=15) as stream:
+            first = next(sse_events(stream.iter_lines()))
+        get = {**auth, "accept": "text/event-stream", "mcp-session-id": sid, "last-event-id": first["id"]}
+        for _ in range(6):
+            with httpx.stream("GET", url, headers=get, timeout=15) as stream:
+                rest = [json.loads(e["data"]) for e in sse_events(stream.iter_lines())]
+            assert [m.get("params", {}).get("progress") for m in rest[:-1]] == [2, 3]
+            assert rest[-1]["result"]["content"][0]["text"] == "counted 3"
     finally:
         gateway.stop()
         upstream.stop()

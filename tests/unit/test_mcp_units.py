@@ -123,3 +123,31 @@ def test_users_manage_only_their_own_credentials_and_required_headers() -> None:
     admin.update(CLI_ACTOR, "s", ServerUpdate(user_keys="off"))
     with pytest.raises(Conflict):
         admin.credentials(user, "s")
+
+
+def test_replay_buffers_are_per_session_capped_and_expire() -> None:
+    from router.mcp import replay as rp
+
+    now = [1_700_000_000.0]
+    buffers = rp.Replay(open_store(":memory:"), lambda: now[0])
+    session, other = b"s" * 32, b"o" * 32
+    stream = buffers.open(session, "call")
+    seqs = [buffers.push(stream, msgspec.json.encode({"n": i})) for i in range(rp.MAX_EVENTS + 100)]
+    assert seqs == sorted(set(seqs))  # ids never repeat
+    found = buffers.resume(session, f"{stream.id}-{seqs[0]}")
+    assert found is not None and found[0].key == stream.key and found[1] == seqs[0]
+    kept = []
+    after = 0
+    while events := buffers.events_after(stream, after):
+        kept += events
+        after = events[-1][0]
+    # The newest MAX_EVENTS (trimmed in steps, so at most an eighth more) are kept, in order.
+    assert rp.MAX_EVENTS <= len(kept) <= rp.MAX_EVENTS + rp.MAX_EVENTS // 8
+    assert [s for s, _ in kept] == seqs[-len(kept) :]
+    # Another session naming the same stream finds nothing; nor does a malformed id.
+    assert buffers.resume(other, f"{stream.id}-{seqs[0]}") is None
+    for bad in ("", "x", f"{stream.id}", f"{stream.id}--1", f"q{stream.id[1:]}-1", f"{stream.id}-1 junk"):
+        assert buffers.resume(session, bad) is None
+    now[0] += rp.TTL + 1
+    buffers.sweep()
+    assert buffers.resume(session, f"{stream.id}-{seqs[-1]}") is None

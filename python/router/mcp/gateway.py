@@ -13,7 +13,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from typing import Any
 
 import msgspec
@@ -32,7 +31,8 @@ from ..store.records import Rules
 from . import access
 from .admin import McpAdmin, list_all_tools
 from .names import exposed_name
-from .upstream import Connection, Pool, UpstreamError, classify, load_sdk, one_shot, pool_key
+from .replay import Replay
+from .upstream import Pool, UpstreamError, classify, load_sdk, one_shot, pool_key
 
 log = logging.getLogger("router.mcp")
 
@@ -49,6 +49,7 @@ UPSTREAM_FAILED = -32004
 _UPSTREAM_CODES = {"timeout": UPSTREAM_TIMEOUT, "unreachable": UPSTREAM_UNAVAILABLE}
 _MAX_TOOL_LABELS = 200
 _HEALTH_INTERVAL = 60.0
+NEEDS_USER_CREDENTIALS = "needs_user_credentials"
 _PRUNE_INTERVAL = 3600.0
 # Session rows (and undelivered legacy-transport replies) are dropped a day after their last use; a session
 # idle that long is refused anyway.
@@ -93,6 +94,7 @@ class McpGateway:
         self.metrics = metrics
         self.clock = clock
         self.pool = Pool()
+        self.replay = Replay(store, clock)
         self.servers: dict[str, McpServerRecord] = {}
         self.tools: dict[str, Tool] = {}
         self.version = 0
@@ -223,41 +225,24 @@ class McpGateway:
         key = pool_key(server.name, server.updated_at, server.url, server.transport, headers)
         conn = self.pool.get(key, server.url, server.transport, headers, server.timeout)
         timeout = server.timeout
-
-        sent: list[tuple[Connection, int]] = []
-
-        async def call(session: Any) -> Any:
-            # The id the SDK's send_request is about to take: nothing awaits between this read and that
-            # assignment, so it is this call's id even with other calls in flight on the session. It is what a
-            # `notifications/cancelled` upstream must name (the SDK does not send one when a request is dropped).
-            request_id = getattr(session, "_request_id", None)
-            if isinstance(request_id, int):
-                sent.append((conn, request_id))
-            return await session.call_tool(
-                tool.upstream, arguments, read_timeout_seconds=timedelta(seconds=timeout), progress_callback=progress
-            )
-
         policy = self.guardrails.for_principal(principal) if self.guardrails and server.guardrails else None
         if policy is not None and policy.requests and arguments:
             arguments = screen_tool_json(policy, self.metrics, arguments, "request")
         started = time.perf_counter()
         try:
             try:
-                result = await conn.run(call, timeout)
+                answer = await conn.call_tool(tool.upstream, arguments, timeout, progress)
             except Exception as exc:
                 if classify(exc).kind != "session_lost":
                     raise
                 # The upstream restarted: the call never ran, so one retry on a fresh session is safe.
                 self.pool.drop(key, conn)
                 conn = self.pool.get(key, server.url, server.transport, headers, server.timeout)
-                result = await conn.run(call, timeout)
+                answer = await conn.call_tool(tool.upstream, arguments, timeout, progress)
         except asyncio.CancelledError:
-            self._cancel_upstream(sent, "The client cancelled the request.")
             raise
         except BaseException as exc:
             failure = classify(exc)
-            if failure.kind == "timeout":
-                self._cancel_upstream(sent, "The gateway's timeout for this server expired.")
             outcome.error_type = failure.kind
             if failure.kind in ("unreachable", "auth_failed", "malformed", "session_lost") or not conn.alive:
                 self.pool.drop(key, conn)
@@ -270,27 +255,9 @@ class McpGateway:
         if user is not None and (server.name, user) in self._invalid:
             self._invalid.discard((server.name, user))
             self.store.mark_mcp_credential(server.name, user, "configured")
-        answer = result.model_dump(by_alias=True, mode="json", exclude_none=True)
         if policy is not None and policy.responses:
             answer = screen_tool_json(policy, self.metrics, answer, "response")
         return answer
-
-    def _cancel_upstream(self, sent: list[tuple[Connection, int]], reason: str) -> None:
-        """Tell the upstream to stop a request the gateway stopped waiting for (best effort, bounded)."""
-        if not sent:
-            return
-        conn, request_id = sent[-1]
-        session = conn.session
-        if session is None or not conn.alive:
-            return
-        from mcp.types import CancelledNotification, CancelledNotificationParams, ClientNotification
-
-        note = ClientNotification(
-            CancelledNotification(params=CancelledNotificationParams(requestId=request_id, reason=reason))
-        )
-        task = asyncio.get_running_loop().create_task(asyncio.wait_for(session.send_notification(note), 5.0))
-        self.background.add(task)
-        task.add_done_callback(_forget(self.background))
 
     def tool_label(self, server: str, tool: str) -> str:
         seen = self._tool_labels.setdefault(server, set())
@@ -321,6 +288,8 @@ class McpGateway:
         while True:
             await asyncio.sleep(5.0)
             self.pool.sweep()
+            with contextlib.suppress(Exception):  # a locked database: next time
+                self.replay.sweep()
             if time.monotonic() - last_prune >= _PRUNE_INTERVAL:
                 last_prune = time.monotonic()
                 with contextlib.suppress(Exception):  # a locked database: next time
@@ -331,8 +300,11 @@ class McpGateway:
                     await self.check_health()
 
     async def check_health(self, force: bool = False) -> dict[str, McpHealthRecord]:
-        """One bounded check of every enabled server with the organisation's credentials. A server with
-        required user keys and no org headers can only prove it is reachable; a 401 there is 'degraded'."""
+        """One bounded check (initialize + tools/list) of every enabled server, with the organisation's
+        credentials only: the gateway never spends a user's credentials on a check of its own. A server whose
+        users bring their own credentials is checked with the organisation's headers (or none); if it refuses
+        them (401/403) it is `needs_user_credentials`: reachable and answering, its tools unverified, which is
+        its normal state rather than a fault. A refusal of credentials the organisation relies on is `error`."""
         out = {}
         recent = self.store.mcp_health()
         for server in list(self.servers.values()):
@@ -351,8 +323,13 @@ class McpGateway:
                 if held:
                     status, error = "degraded", f"schema changed upstream, held back: {', '.join(held)}"
             except UpstreamError as exc:
-                auth = exc.kind == "auth_failed" and server.user_keys != "off"
-                status, error = ("degraded" if auth else "error"), exc.message
+                status, error = "error", exc.message
+                if exc.kind == "auth_failed" and _users_bring_credentials(server):
+                    status = NEEDS_USER_CREDENTIALS
+                    error = (
+                        f"Reachable; it answers HTTP {exc.status} without a user's own credentials, which the "
+                        "gateway does not use for checks: its tools are verified on users' calls."
+                    )
             except Exception as exc:
                 status, error = "error", classify(exc).message
             record = McpHealthRecord(
@@ -385,11 +362,18 @@ class McpGateway:
             self.usage = None
 
 
+def _users_bring_credentials(server: McpServerRecord) -> bool:
+    """Whether a 401/403 to the organisation's headers is expected: users must add their own, or users may and
+    the organisation set none to fall back on."""
+    return server.user_keys == "required" or (server.user_keys == "optional" and server.headers_sealed is None)
+
+
 class HealthCollector:
     """`router_mcp_server_status{server, status}`: 1 for each registered server's current health status (healthy,
-    degraded, error, disabled, unknown), read from the store at scrape time so every worker reports the same."""
+    degraded, error, needs_user_credentials, disabled, unknown), read from the store at scrape time so every
+    worker reports the same."""
 
-    STATUSES = ("healthy", "degraded", "error", "disabled", "unknown")
+    STATUSES = ("healthy", "degraded", "error", NEEDS_USER_CREDENTIALS, "disabled", "unknown")
 
     def __init__(self, gateway: McpGateway) -> None:
         self.gateway = gateway
@@ -441,15 +425,6 @@ def screen_tool_json(policy: GuardrailPolicy, metrics: Metrics, value: Any, dire
     except (ValueError, msgspec.DecodeError):
         raise RpcError(INTERNAL_ERROR, "The guardrail scanner could not read the tool's data; the call was "
                        "refused.", {"type": "guardrail_unavailable"}, "guardrail_unavailable") from None  # fmt: skip
-
-
-def _forget(tasks: set[asyncio.Task[Any]]) -> Callable[[asyncio.Task[Any]], None]:
-    def done(task: asyncio.Task[Any]) -> None:
-        tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.debug("cancelling an upstream MCP request failed: %s", type(task.exception()).__name__)
-
-    return done
 
 
 def _listing(t: McpToolRecord) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..admin.routing import Call, route, when
-from ..errors import InvalidRequest
+from ..errors import InvalidRequest, PermissionDenied
 from ..governance import rbac
 from ..governance.keys import iso_time
 from ..store.mcp_tables import McpUsageRow
@@ -180,9 +180,40 @@ def _stats(rows: list[McpUsageRow]) -> dict[str, Any]:
     }
 
 
-@route("GET", "/mcp/analytics", "MCP usage: over time, per server and tool (p50/p95, success), users, errors")
+def _usage_scope(call: Call) -> tuple[list[str] | None, str | None]:
+    """The keys and user whose MCP calls the actor may read, narrowed by the `key` and `user` filters.
+
+    Admins and analysts read everyone's; a standard user reads the calls made with their own keys, and asking
+    for another user's or another key's is refused (403), never silently answered with nothing."""
+    q = call.query
+    user = q.get("user") or None
+    key = q.get("key") or None
+    scope = call.gov.usage_scope(call.actor)
+    if scope is None:
+        return ([key] if key else None), user
+    if user == "me":
+        user = call.actor.user_id
+    if user is not None and user != call.actor.user_id:
+        raise PermissionDenied(
+            "Standard users may read only their own MCP analytics; leave out 'user' or pass your own id.",
+            code="insufficient_permissions",
+        )
+    if key is not None:
+        if key not in scope:
+            raise PermissionDenied("Standard users may read MCP analytics of their own keys only.",
+                                   code="insufficient_permissions")  # fmt: skip
+        return [key], user
+    return scope, user
+
+
+@route(
+    "GET", "/mcp/analytics",
+    "MCP usage: over time, per server and tool (p50/p95, success), users, errors; filters start, end, group_by, "
+    "server, user, key (standard users: their own calls only)",
+)  # fmt: skip
 def analytics(call: Call) -> tuple[int, Any]:
-    rbac.require_reader(call.actor, "read MCP analytics")
+    rbac.require_user(call.actor)
+    keys, user = _usage_scope(call)
     q = call.query
     now = call.now()
     end = when(q, "end", now + 1)
@@ -192,7 +223,7 @@ def analytics(call: Call) -> tuple[int, Any]:
     group_by = q.get("group_by", "day")
     if group_by not in ("hour", "day"):
         raise InvalidRequest("'group_by' must be hour or day.", param="group_by", code="invalid_value")
-    rows = call.mcp.admin.store.mcp_usage_rows(start, end, q.get("server") or None, _MAX_ROWS)
+    rows = call.mcp.admin.store.mcp_usage_rows(start, end, q.get("server") or None, _MAX_ROWS, keys=keys, user=user)
     fmt = "%Y-%m-%dT%H:00:00Z" if group_by == "hour" else "%Y-%m-%d"
     buckets: dict[str, list[McpUsageRow]] = defaultdict(list)
     servers: dict[str, list[McpUsageRow]] = defaultdict(list)
@@ -207,6 +238,7 @@ def analytics(call: Call) -> tuple[int, Any]:
         "start": iso_time(start),
         "end": iso_time(end),
         "group_by": group_by,
+        "scope": "all" if call.actor.reads_all else "own",
         "truncated": len(rows) >= _MAX_ROWS,
         "totals": _stats(rows),
         "over_time": [{"bucket": b, **_stats(v)} for b, v in sorted(buckets.items())],

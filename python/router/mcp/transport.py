@@ -8,7 +8,8 @@ plus the legacy HTTP+SSE transport (2024-11-05) at `/v1/mcp/sse` + `/v1/mcp/mess
   session: `Mcp-Session-Id` is 256 random bits, stored only as a digest, bound to the API key that created
   it; any other key, an ended or unknown session gets 404, a missing one 400.
 - GET opens the server-to-client SSE stream: keep-alives, and `notifications/tools/list_changed` when the
-  tools the gateway offers change. DELETE ends the session.
+  tools the gateway offers change. With `Last-Event-ID` it resumes a stream of the session instead (see
+  `replay`). DELETE ends the session.
 - Authentication is the gateway's API key; a missing or invalid one gets 401 with `WWW-Authenticate`.
 """
 
@@ -36,6 +37,8 @@ from .gateway import (
     CallOutcome,
     RpcError,
 )
+from .replay import END, Stream
+from .upstream import SUPPORTED_VERSIONS
 
 if TYPE_CHECKING:
     from ..server.app import App
@@ -45,7 +48,6 @@ PATHS = frozenset({"/v1/mcp", "/mcp"})
 LEGACY_SSE = frozenset({"/v1/mcp/sse", "/mcp/sse"})
 LEGACY_MESSAGES = frozenset({"/v1/mcp/messages", "/mcp/messages"})
 ALL_PATHS = PATHS | LEGACY_SSE | LEGACY_MESSAGES
-SUPPORTED_VERSIONS = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")
 LATEST_VERSION = SUPPORTED_VERSIONS[-1]
 # Without an MCP-Protocol-Version header a server assumes 2025-03-26 (the spec's rule for 2025-06-18+).
 _DEFAULT_VERSION = "2025-03-26"
@@ -55,6 +57,8 @@ _TOUCH_EVERY = 60.0
 _KEEPALIVE = 15.0
 _STREAM_MAX = 3600.0
 _MAX_BATCH = 64
+# How often a reader of a stream written by another worker looks for new events.
+_POLL = 0.2
 SSE = "text/event-stream"
 _INSTRUCTIONS = (
     "Tools of the organisation's MCP servers, through the router gateway. Each tool is named "
@@ -74,11 +78,6 @@ def _error(id_: Any, code: int, message: str, data: Any = None) -> dict[str, Any
 
 def _result(id_: Any, result: Any) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": id_, "result": result}
-
-
-def _sse_event(message: Any, event_id: str | None = None) -> bytes:
-    head = f"id: {event_id}\n" if event_id else ""
-    return f"{head}event: message\ndata: ".encode() + _encode(message) + b"\n\n"
 
 
 def _digest(session_id: str) -> bytes:
@@ -416,11 +415,22 @@ def _account(
         ctx.app.metrics.observe_mcp("unknown", "unknown", "error", elapsed)
 
 
+def _primes(ctx: Context) -> bool:
+    # Priming events (an id and empty data) arrived with 2025-11-25; older clients may not expect them.
+    return ctx.version >= "2025-11-25"
+
+
 async def _stream_call(ctx: Context, m: dict[str, Any]) -> None:
-    """A tools/call with a progress token: answer with SSE, relaying the upstream's progress as it comes."""
+    """A tools/call with a progress token: answer with SSE, relaying the upstream's progress as it comes.
+
+    The call runs on its own: every event goes to the stream's replay buffer, and this request's reader sends
+    them. A disconnection stops the reader only (the spec: a disconnection is not a cancellation); the client
+    can resume with GET and `Last-Event-ID`, or cancel with notifications/cancelled."""
     ex = ctx.ex
+    assert ctx.session is not None
+    replay = ctx.app.mcp.replay
+    stream = replay.open(ctx.session.id_hash, "call")
     token = _progress_token(m)
-    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=256)
 
     async def progress(value: float, total: float | None, message: str | None) -> None:
         params: dict[str, Any] = {"progressToken": token, "progress": value}
@@ -428,24 +438,50 @@ async def _stream_call(ctx: Context, m: dict[str, Any]) -> None:
             params["total"] = total
         if message is not None:
             params["message"] = message
-        with contextlib.suppress(asyncio.QueueFull):  # a flood of progress is thinned, never buffered forever
-            queue.put_nowait({"jsonrpc": "2.0", "method": "notifications/progress", "params": params})
+        replay.push(stream, _encode({"jsonrpc": "2.0", "method": "notifications/progress", "params": params}))
 
+    async def call() -> None:
+        reply = _error(m["id"], INTERNAL_ERROR, "The gateway failed to handle this tool call.")
+        try:
+            reply = await _dispatch(ctx, m, progress)
+        except asyncio.CancelledError:  # the gateway shutting down
+            reply = _error(m["id"], INTERNAL_ERROR, "The gateway stopped before the tool call completed.")
+            raise
+        finally:
+            with contextlib.suppress(Exception):
+                replay.push(stream, _encode(reply))
+                replay.push(stream, END)
+
+    if _primes(ctx):
+        replay.push(stream, b"")
+    background = ctx.app.mcp.background
+    task = asyncio.get_running_loop().create_task(call(), name="mcp-tools-call")
+    background.add(task)
+    task.add_done_callback(background.discard)
     transport = ex.start_stream(200, [("mcp-session-id", ex.headers.get(SESSION_HEADER) or ""),
                                       ("cache-control", "no-cache")])  # fmt: skip
     with ex.cancel_on_disconnect():
-        call = asyncio.ensure_future(_dispatch(ctx, m, progress))
-        while True:
-            getter = asyncio.ensure_future(queue.get())
-            done, _ = await asyncio.wait({call, getter}, return_when=asyncio.FIRST_COMPLETED)
-            if getter in done:
-                await transport.send_bytes(_sse_event(getter.result()))
-                continue
-            getter.cancel()
-            while not queue.empty():
-                await transport.send_bytes(_sse_event(queue.get_nowait()))
-            await transport.send_bytes(_sse_event(call.result()))
-            break
+        await _relay(ctx, transport, stream, 0)
+
+
+async def _relay(ctx: Context, transport: Any, stream: Stream, after: int) -> None:
+    """Send a tools/call stream's events after `after` until its end (or the stream's time limit)."""
+    replay = ctx.app.mcp.replay
+    deadline = time.monotonic() + _STREAM_MAX
+    beat = time.monotonic()
+    while time.monotonic() < deadline:
+        events = replay.events_after(stream, after)
+        for seq, payload in events:
+            after = seq
+            if payload == END:
+                return
+            await transport.send_bytes(stream.frame(seq, payload))
+        if events:
+            continue
+        if time.monotonic() - beat >= _KEEPALIVE:
+            beat = time.monotonic()
+            await transport.send_bytes(b": keep-alive\n\n")
+        await replay.wait(stream, _POLL)
 
 
 # -- GET and DELETE -----------------------------------------------------------------------------------------
@@ -459,12 +495,30 @@ async def _get(ctx: Context) -> None:
     session = _session(ctx)
     assert session is not None
     gateway = ctx.app.mcp
-    seen = gateway.version
+    replay = gateway.replay
+    last_event_id = ex.headers.get("last-event-id")
+    resumed = replay.resume(session.id_hash, last_event_id) if last_event_id else None
     transport = ex.start_stream(200, [("cache-control", "no-cache")])
+    if resumed is not None and resumed[0].kind == "call":
+        with ex.cancel_on_disconnect():
+            await _relay(ctx, transport, *resumed)
+        return
+    seen = gateway.version
     deadline = time.monotonic() + _STREAM_MAX
     last = time.monotonic()
     with ex.cancel_on_disconnect():
         await transport.send_bytes(b": connected\n\n")
+        if resumed is not None:
+            stream, after = resumed
+            while events := replay.events_after(stream, after):
+                for seq, payload in events:
+                    after = seq
+                    if payload:
+                        await transport.send_bytes(stream.frame(seq, payload))
+        else:
+            stream = replay.open(session.id_hash, "listen")
+            if _primes(ctx):
+                await transport.send_bytes(stream.frame(replay.push(stream, b""), b""))
         while time.monotonic() < deadline:
             await asyncio.sleep(1.0)
             try:  # notices configuration changes (the epoch), and a key revoked or expired meanwhile
@@ -473,8 +527,8 @@ async def _get(ctx: Context) -> None:
                 break
             if gateway.version != seen:
                 seen = gateway.version
-                notice = {"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}
-                await transport.send_bytes(_sse_event(notice))
+                notice = _encode({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
+                await transport.send_bytes(stream.frame(replay.push(stream, notice), notice))
             if time.monotonic() - last >= _KEEPALIVE:
                 last = time.monotonic()
                 current = ctx.app.store.mcp_session(session.id_hash)

@@ -93,7 +93,8 @@ MCP_MIGRATION = [
     )""",
     "CREATE INDEX mcp_usage_ts ON mcp_usage (ts)",
     "CREATE INDEX mcp_usage_server_ts ON mcp_usage (server, ts)",
-    # Replies of the legacy HTTP+SSE transport whose event stream is held by another worker.
+    # Replies of the legacy HTTP+SSE transport whose event stream is held by another worker; also the replay
+    # buffers of resumable Streamable HTTP event streams (keyed by a digest of session and stream).
     """CREATE TABLE mcp_outbox (
         seq INTEGER PRIMARY KEY,
         id_hash BLOB NOT NULL,
@@ -382,6 +383,37 @@ class McpTables:
     def drop_mcp_outbox(self, id_hash: bytes) -> None:
         self._conn.execute("DELETE FROM mcp_outbox WHERE id_hash = ?", (id_hash,))
 
+    # -- resumable event streams (Streamable HTTP, Last-Event-ID) -------------------------------------
+
+    def push_mcp_event(self, stream: bytes, payload: bytes, now: float) -> int:
+        """Append one event to a stream's replay buffer; its sequence number (unique across all streams)."""
+        cur = self._conn.execute(
+            "INSERT INTO mcp_outbox (id_hash, payload, created_at) VALUES (?, ?, ?)", (stream, payload, now)
+        )
+        return int(cur.lastrowid or 0)
+
+    def mcp_events_after(self, stream: bytes, after: int, limit: int = 256) -> list[tuple[int, bytes]]:
+        rows = self._conn.execute(
+            "SELECT seq, payload FROM mcp_outbox WHERE id_hash = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (stream, after, limit),
+        ).fetchall()
+        return [(int(r[0]), bytes(r[1])) for r in rows]
+
+    def mcp_stream_known(self, stream: bytes) -> bool:
+        row = self._conn.execute("SELECT 1 FROM mcp_outbox WHERE id_hash = ? LIMIT 1", (stream,)).fetchone()
+        return row is not None
+
+    def trim_mcp_events(self, stream: bytes, keep: int) -> None:
+        """Keep a stream's newest `keep` events."""
+        self._conn.execute(
+            "DELETE FROM mcp_outbox WHERE id_hash = ? AND seq < (SELECT seq FROM mcp_outbox WHERE id_hash = ? "
+            "ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+            (stream, stream, keep - 1),
+        )
+
+    def expire_mcp_events(self, stream: bytes, before: float) -> None:
+        self._conn.execute("DELETE FROM mcp_outbox WHERE id_hash = ? AND created_at < ?", (stream, before))
+
     # -- usage and health ---------------------------------------------------------------------------
 
     def write_mcp_usage(self, rows: Sequence[McpUsageRow]) -> None:
@@ -398,13 +430,29 @@ class McpTables:
             raise
 
     def mcp_usage_rows(
-        self, start: float, end: float, server: str | None = None, limit: int = 200_000
+        self,
+        start: float,
+        end: float,
+        server: str | None = None,
+        limit: int = 200_000,
+        *,
+        keys: Sequence[str] | None = None,
+        user: str | None = None,
     ) -> list[McpUsageRow]:
+        """Usage rows in [start, end), newest first; `keys` limits them to calls made with those keys."""
         sql = f"SELECT {USAGE_COLUMNS} FROM mcp_usage WHERE ts >= ? AND ts < ?"
         args: list[object] = [start, end]
         if server is not None:
             sql += " AND server = ?"
             args.append(server)
+        if user is not None:
+            sql += " AND user_id = ?"
+            args.append(user)
+        if keys is not None:
+            if not keys:
+                return []
+            sql += f" AND key_id IN ({', '.join('?' * len(keys))})"
+            args.extend(keys)
         args.append(limit)
         return [McpUsageRow(*r) for r in self._conn.execute(sql + " ORDER BY ts DESC LIMIT ?", args)]
 
