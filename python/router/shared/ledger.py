@@ -304,7 +304,7 @@ class RedisLedger:
             # A graceful stop returns what this worker still holds at once rather than at lease expiry.
             await self._client.delete(self._lease_key)
             await self._reap(keys=[LANES], args=[PREFIX])
-        await self._client.aclose()
+        await self._client.aclose(close_connection_pool=True)
         self._sync.close()
 
     def _failed(self, exc: BaseException) -> None:

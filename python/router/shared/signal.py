@@ -81,15 +81,21 @@ class RedisSignal:
             self._thread.join(timeout=2)
         self._client.close()
 
-    def _observe(self, number: int, own: bool = False) -> None:
+    def _observe(self, number: int, own: bool = False, polled: bool = False) -> None:
+        """A value of the shared counter: from a message, our own bump, or the periodic read (`polled`: any
+        change found that way is one whose message never came)."""
         with self._lock:
             if number == self._remote:
                 return
-            expected = self._remote is not None and number == self._remote + 1
+            if self._remote is None:  # the first number seen: the caches were loaded after it, nothing to do
+                self._remote = number
+                return
+            in_sequence = number == self._remote + 1
             self._remote = number
-            if not own:
-                self._value += 1
-            if not expected and not own:
+            if own:
+                return
+            self._value += 1
+            if polled or not in_sequence:
                 self.gaps += 1
 
     def _moved(self) -> None:
@@ -123,7 +129,7 @@ class RedisSignal:
                     if message is not None and message.get("type") == "message":
                         self._observe(int(message["data"]))
                     if time.monotonic() >= next_check:
-                        self._observe(int(client.get(EPOCH) or 0))
+                        self._observe(int(client.get(EPOCH) or 0), polled=True)
                         next_check = time.monotonic() + interval
             except Exception as exc:
                 if self._stop.is_set():
