@@ -17,7 +17,7 @@ import pytest
 
 from redis_server import RedisServer
 
-from servers import MockControl, Server, gateway_env, manage_call, start_gateway, usage_rows
+from servers import MockControl, Server, create_key, gateway_env, manage_call, router_cli, start_gateway, usage_rows
 
 CONFIG = """
 providers:
@@ -80,6 +80,17 @@ def test_revoked_on_one_replica_is_refused_by_the_others_on_the_next_request(rep
     r = replicas.manage(1, "DELETE", f"/apikey/{created['id']}")
     assert r.status_code == 200, r.text
     # No sleep: the next request on every replica (and every worker of replica 0) is refused.
+    for base in replicas.bases:
+        for _ in range(4):
+            assert chat(base, created["key"]).status_code == 401
+
+
+def test_a_key_revoked_with_the_cli_is_refused_by_every_replica(replicas: Replicas) -> None:
+    created = create_key(replicas.env, "cli-revoked")
+    for base in replicas.bases:
+        for _ in range(4):
+            assert chat(base, created["key"]).status_code == 200
+    router_cli(replicas.env, "keys", "revoke", created["id"])
     for base in replicas.bases:
         for _ in range(4):
             assert chat(base, created["key"]).status_code == 401
@@ -220,6 +231,8 @@ def test_readyz_goes_red_and_budgets_fail_closed_while_redis_is_down(replicas: R
             assert r.json()["error"]["code"] == "budget_store_unavailable"
             # Governance keeps serving from what it loaded; usage rows still go to the database.
             assert chat(base, unlimited["key"]).status_code == 200
+        rows = usage_rows(replicas.servers[0], f"key_id = '{unlimited['id']}'", expect=2 * len(replicas.bases))
+        assert len(rows) == 2 * len(replicas.bases)
     finally:
         redis_db.start()
     deadline = time.monotonic() + 10
