@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import msgspec
-import redis
-import redis.asyncio
 
 from ..config import REDIS_SCHEMES, Config, RedisConfig
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    import redis
+    import redis.asyncio
 
 REDIS_ENV = "ROUTER_REDIS"
 # Every key lives under one hash tag, so the multi-key scripts also run on a Redis Cluster (one slot).
@@ -38,12 +41,14 @@ def safe_url(url: str) -> str:
 
 
 def sync_client(settings: RedisConfig, timeout: float | None = None) -> redis.Redis:
+    import redis  # only where Redis is configured: a single host never loads the client
 
     t = settings.timeout if timeout is None else timeout
     return redis.Redis.from_url(settings.url, socket_timeout=t, socket_connect_timeout=t, health_check_interval=0)
 
 
 def async_client(settings: RedisConfig) -> redis.asyncio.Redis:
+    import redis.asyncio
 
     t = settings.timeout
     # A bounded pool: a burst of requests queues for a connection (within the timeout) rather than opening
