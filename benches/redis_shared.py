@@ -5,7 +5,8 @@
   refuses: the time from A's 200 to B's first 401, p50/p99 over the rounds (the issue's bar: p99 < 100 ms).
 - load: the same gateway config twice (1 worker each, each its own database), Redis off and on, driven by wrk
   in turns (which one goes first alternating) for an unlimited key and a key with a monthly limit (the
-  limited one reserves and settles through Redis on every request); requests/s and p50 per pair of runs.
+  limited one reserves and settles through Redis on every request); requests/s and p50 per pair of runs, and
+  the gateway's CPU per request (read from /proc), the figure a busy shared machine disturbs least.
 - client: the reserve script's round trip from an asyncio client, redis-py with the hiredis reply parser vs
   its pure-Python parser (why the dependency is `redis[hiredis]`).
 
@@ -29,6 +30,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from load import _body, require_wrk, wrk
+from load_compare import _cpu_seconds
 from redis_server import RedisServer
 
 from servers import Server, gateway_env, manage_call, start_gateway, start_mock
@@ -107,7 +109,11 @@ def load_compare(args: argparse.Namespace, root: Path) -> None:
             for i in range(args.rounds):
                 for mode in ("off", "on") if i % 2 == 0 else ("on", "off"):
                     gw = gateways[mode]
-                    results[mode].append(wrk(gw.base + url, body, keys[mode], 32, args.duration, root))
+                    cpu = _cpu_seconds(gw)
+                    result = wrk(gw.base + url, body, keys[mode], 32, args.duration, root)
+                    # The gateway's own CPU per request: what load on a shared machine disturbs least.
+                    result["cpu_us"] = (_cpu_seconds(gw) - cpu) / (result["rps"] * args.duration) * 1e6
+                    results[mode].append(result)
             rps = [on["rps"] / off["rps"] - 1 for off, on in zip(results["off"], results["on"], strict=True)]
             p50 = [on["p50_ms"] - off["p50_ms"] for off, on in zip(results["off"], results["on"], strict=True)]
             med = {m: statistics.median(r["rps"] for r in results[m]) for m in results}
@@ -117,6 +123,8 @@ def load_compare(args: argparse.Namespace, root: Path) -> None:
                 f"{p50s['on']:.2f} ms; paired: req/s {statistics.median(rps):+.1%} "
                 f"(rounds {', '.join(f'{x:+.1%}' for x in rps)}), added p50 {statistics.median(p50):+.2f} ms"
             )
+            cpu = {m: statistics.median(r["cpu_us"] for r in results[m]) for m in results}
+            print(f"  gateway CPU per request: off {cpu['off']:.0f} µs, on {cpu['on']:.0f} µs")
             errors = sum(r["non_2xx"] for m in results for r in results[m])
             if errors:
                 print(f"  non-2xx answers: {errors:.0f}")
