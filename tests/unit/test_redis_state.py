@@ -11,7 +11,7 @@ import pytest
 
 from redis_server import RedisServer
 from router.config import RedisConfig
-from router.shared.ledger import LEASE_MS, PREFIX, RedisLedger, raise_to
+from router.shared.ledger import LEASE_MS, PREFIX, LedgerUnavailable, RedisLedger, raise_to
 from router.shared.signal import EPOCH, RedisSignal
 
 PERIOD = 202612
@@ -146,3 +146,29 @@ def test_raise_to_never_lowers_a_count(server: RedisServer) -> None:
     raise_to(settings(server), [("key:k", PERIOD, 50)])
     raise_to(settings(server), [("key:k", PERIOD, 30)])  # a replica starting with an older database view
     assert server.client().hget(PREFIX + f"{PERIOD}:key:k", "c") == b"50"
+
+
+def test_the_request_path_connection_reloads_its_script_and_reconnects(server: RedisServer) -> None:
+    async def main() -> None:
+        raise_to(settings(server), [])
+        ledger = await _ledger(server)
+        budgets = ledger.prepare([("key:k", 1000, 2**63 - 1, "k")], [0], PERIOD)
+        assert await ledger.reserve(budgets, 1) is None
+        server.client().script_flush()  # NOSCRIPT on the next call: loaded and sent again
+        assert await ledger.reserve(budgets, 1) is None
+        server.stop()
+        with pytest.raises(LedgerUnavailable):
+            await ledger.reserve(budgets, 1)
+        server.start()  # empty: the connection is new, the script and the ledger are rebuilt
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                assert await ledger.reserve(budgets, 1) is None
+                break
+            except LedgerUnavailable:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+        assert ledger.usage("key:k", PERIOD) == (0, 1)
+        await ledger.close()
+
+    asyncio.run(asyncio.wait_for(main(), 20))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import time
@@ -30,6 +31,7 @@ import msgspec
 
 from ..config import RedisConfig
 from .settings import PREFIX, async_client, safe_url, sync_client
+from .wire import ReplyError, WireConnection, WireError, bulk, encode
 
 if TYPE_CHECKING:
     import redis
@@ -154,6 +156,9 @@ class RemoteSet(msgspec.Struct, frozen=True):
     notify_from: tuple[int, ...]
     limits: tuple[int, ...]
     labels: tuple[str, ...]
+    # The reserve command in RESP, split around the amount (the only part that changes per request).
+    head: bytes = b""
+    tail: bytes = b""
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -197,6 +202,9 @@ class RedisLedger:
         self._client: redis.asyncio.Redis = async_client(settings)
         self._sync: redis.Redis = sync_client(settings)
         self._reserve = self._client.register_script(_RESERVE)
+        self._reserve_sha = hashlib.sha1(_RESERVE.encode()).hexdigest()
+        # The request path's connection (pipelined, hiredis); TLS goes through redis-py instead.
+        self._wire = None if settings.url.startswith("rediss://") else WireConnection(settings.url, settings.timeout)
         self._settle = self._client.register_script(_SETTLE)
         self._reap = self._client.register_script(_REAP)
         self._raise = self._client.register_script(_RAISE)
@@ -215,15 +223,21 @@ class RedisLedger:
         args: list[str] = []
         for (_, limit, _, _), seed, field in zip(budgets, seeds, fields, strict=True):
             args += [str(limit), str(seed), field]
+        keys = (READY, self._lane_key, self._lease_key, LANES, *(PREFIX + f for f in fields))
+        before = ["EVALSHA", self._reserve_sha, len(keys), *keys]
+        after = [self.lane, TTL, LEASE_MS, *args]
+        head = b"*%d\r\n" % (len(before) + 1 + len(after)) + b"".join(bulk(p) for p in before)
         return RemoteSet(
             ids=tuple(b[0] for b in budgets),
             period=period,
             fields=fields,
-            keys=(READY, self._lane_key, self._lease_key, LANES, *(PREFIX + f for f in fields)),
+            keys=keys,
             args=tuple(args),
             notify_from=tuple(b[2] for b in budgets),
             limits=tuple(b[1] for b in budgets),
             labels=tuple(b[3] for b in budgets),
+            head=head,
+            tail=b"".join(bulk(p) for p in after),
         )
 
     async def reserve(self, budgets: RemoteSet, amount: int) -> tuple[int, int, int] | None:
@@ -233,8 +247,8 @@ class RedisLedger:
             raise LedgerUnavailable("Redis is unavailable")
         for _ in range(2):
             try:
-                result = await self._reserve(keys=budgets.keys, args=[amount, self.lane, TTL, LEASE_MS, *budgets.args])
-            except Exception as exc:  # redis.RedisError, OSError, asyncio.TimeoutError
+                result = await self._call_reserve(budgets, amount)
+            except Exception as exc:  # WireError, redis.RedisError, OSError, asyncio.TimeoutError
                 self._failed(exc)
                 raise LedgerUnavailable(str(exc) or type(exc).__name__) from None
             self._recovered()
@@ -245,6 +259,21 @@ class RedisLedger:
                 return status - 1, int(result[1]), int(result[2])
             await self.rebuild(budgets.period)
         raise LedgerUnavailable("Redis lost its data and could not be rebuilt")
+
+    async def _call_reserve(self, budgets: RemoteSet, amount: int) -> list:
+        if self._wire is None:
+            return await self._reserve(keys=budgets.keys, args=[amount, self.lane, TTL, LEASE_MS, *budgets.args])
+        command = budgets.head + bulk(amount) + budgets.tail
+        reply = await self._wire.call(command)
+        if isinstance(reply, ReplyError) and str(reply).startswith("NOSCRIPT"):
+            # Redis restarted or its scripts were flushed: load the script and send again.
+            loaded = await self._wire.call(encode("SCRIPT", "LOAD", _RESERVE))
+            if isinstance(loaded, ReplyError):
+                raise WireError(str(loaded))
+            reply = await self._wire.call(command)
+        if isinstance(reply, ReplyError):
+            raise WireError(str(reply))
+        return reply
 
     async def rebuild(self, period: int) -> None:
         """Redis lost its data: raise every budget to the database's spend and mark it ready again."""
@@ -305,6 +334,8 @@ class RedisLedger:
             await self._client.delete(self._lease_key)
             await self._reap(keys=[LANES], args=[PREFIX])
         await self._client.aclose(close_connection_pool=True)
+        if self._wire is not None:
+            await self._wire.close()
         self._sync.close()
 
     def _failed(self, exc: BaseException) -> None:
