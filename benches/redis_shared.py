@@ -7,8 +7,8 @@
   in turns (which one goes first alternating) for an unlimited key and a key with a monthly limit (the
   limited one reserves and settles through Redis on every request); requests/s and p50 per pair of runs, and
   the gateway's CPU per request (read from /proc), the figure a busy shared machine disturbs least.
-- client: the reserve script's round trip from an asyncio client, redis-py with the hiredis reply parser vs
-  its pure-Python parser (why the dependency is `redis[hiredis]`).
+- client: the reserve script from asyncio: the gateway's pipelined hiredis connection (`shared/wire.py`) vs
+  redis-py with the hiredis parser and with its pure-Python parser; round trip, and wall and CPU per call.
 
     python benches/redis_shared.py propagation [--rounds 100]
     python benches/redis_shared.py load [--duration 5] [--rounds 3]
@@ -145,30 +145,43 @@ def client(args: argparse.Namespace, root: Path) -> None:
     settings = RedisConfig(url=server.url)
     raise_to(settings, [])
 
-    async def run(parser: type) -> float:
+    async def run(kind: str) -> tuple[float, float, float]:
+        """(sequential round trip, wall and CPU per call at 32 in flight), microseconds."""
         ledger = RedisLedger(settings, lambda period: [], lambda: 202601)
-        pool = redis.asyncio.ConnectionPool.from_url(server.url, parser_class=parser)
-        ledger._client = redis.asyncio.Redis(connection_pool=pool)
-        ledger._reserve = ledger._client.register_script(ledger._reserve.script)
+        if kind != "pipelined":
+            parser = _AsyncHiredisParser if kind == "redis-py + hiredis" else _AsyncRESP2Parser
+            await ledger._client.aclose(close_connection_pool=True)
+            pool = redis.asyncio.ConnectionPool.from_url(server.url, parser_class=parser)
+            ledger._client = redis.asyncio.Redis(connection_pool=pool)
+            ledger._reserve = ledger._client.register_script(ledger._reserve.script)
+            ledger._wire = None
         budgets = ledger.prepare([("key:k", 10**15, 2**62, "k"), ("org", 10**15, 2**62, "org")], [0, 0], 202601)
         await ledger.reserve(budgets, 1)
         start = time.perf_counter()
         for _ in range(args.calls):
             await ledger.reserve(budgets, 1)
-        elapsed = (time.perf_counter() - start) / args.calls * 1e6
-        await ledger._client.aclose(close_connection_pool=True)
-        ledger._sync.close()
-        return elapsed
+        sequential = (time.perf_counter() - start) / args.calls * 1e6
+        start, cpu = time.perf_counter(), time.process_time()
+        for _ in range(args.calls // 32):
+            await asyncio.gather(*[ledger.reserve(budgets, 1) for _ in range(32)])
+        calls = args.calls // 32 * 32
+        wall = (time.perf_counter() - start) / calls * 1e6
+        cpu = (time.process_time() - cpu) / calls * 1e6
+        await ledger.close()
+        return sequential, wall, cpu
 
+    kinds = ("pipelined", "redis-py + hiredis", "redis-py + python parser")
     try:
-        results = {name: [] for name in ("hiredis", "python")}
+        results: dict[str, list[tuple[float, float, float]]] = {k: [] for k in kinds}
         for _ in range(3):
-            results["hiredis"].append(asyncio.run(run(_AsyncHiredisParser)))
-            results["python"].append(asyncio.run(run(_AsyncRESP2Parser)))
+            for kind in kinds:
+                results[kind].append(asyncio.run(run(kind)))
     finally:
         server.stop()
-    for name, values in results.items():
-        print(f"reserve round trip, redis-py + {name} parser: {statistics.median(values):.1f} µs (median of 3)")
+    print("reserve script (2 budgets), median of 3 runs, µs: round trip; at 32 in flight: wall, CPU per call")
+    for kind, values in results.items():
+        seq, wall, cpu = (statistics.median(v[i] for v in values) for i in range(3))
+        print(f"  {kind:26s} {seq:6.1f}  {wall:6.1f}  {cpu:6.1f}")
 
 
 def main() -> None:
