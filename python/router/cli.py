@@ -28,6 +28,9 @@ from .guardrails import cli as guardrails_cli
 from .mcp import cli as mcp_cli
 from .metrics import METRICS_DIR_ENV
 from .providers.byok import MasterKey
+from .shared import REDIS_ENV, redis_settings
+from .shared.ledger import raise_to
+from .shared.settings import safe_url
 from .spend.budgets import period_of
 from .spend.ledger import Ledger, ledger_path
 from .store import database_url, default_database, open_store, sqlite_path
@@ -68,13 +71,26 @@ def _serve(args: argparse.Namespace, banner: Sequence[str] = ()) -> int:
     replay(spool_dir(store.path), store)
     # Reconcile before any worker runs: the shared ledger restarts from the spend the database recorded,
     # which also drops reservations a crashed process may have left behind.
-    ledger = Ledger(ledger_path(store.path))
-    ledger.rebuild(store.spend_for_period(period_of(time.time(), config.spend.reset_day)))
-    ledger.close()
+    committed = store.spend_for_period(period_of(time.time(), config.spend.reset_day))
+    redis = redis_settings(config)
+    if redis is not None:
+        # Other replicas may be serving: raise Redis's counts to the database's, never reset them (a crashed
+        # process's reservations come back when its lease expires).
+        try:
+            raise_to(redis, committed)
+        except Exception as exc:
+            where = safe_url(redis.url)
+            print(f"router: warning: Redis {where} unreachable at start ({exc}); workers retry", flush=True)
+    else:
+        ledger = Ledger(ledger_path(store.path))
+        ledger.rebuild(committed)
+        ledger.close()
     store.close()
     # Workers are separate processes that rebuild the app from these.
     os.environ["ROUTER_CONFIG"] = str(path.resolve())
     os.environ["ROUTER_DB"] = db if db == ":memory:" or "://" in db else os.path.abspath(db)
+    if redis is not None:
+        os.environ[REDIS_ENV] = redis.url
     workers = args.workers or os.cpu_count() or 1
     metrics_dir = None
     if workers > 1:

@@ -156,6 +156,20 @@ class SpendConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     export_budgets: list[str] = []
 
 
+class RedisConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    # redis://[user:password@]host:port/db, rediss:// (TLS) or unix:///path; use env:VAR for a password.
+    # ROUTER_REDIS wins over it. Set, it replaces the memory-mapped ledger and change signal beside the
+    # database, so replicas on several hosts share budgets and see each other's changes.
+    url: str
+    # When Redis cannot be reached: "closed" refuses requests of keys with a spend limit (503
+    # budget_store_unavailable); "open" serves them without checking the limit (their spend is still logged).
+    on_failure: Literal["closed", "open"] = "closed"
+    # Each worker reads the shared epoch this often (seconds), catching notifications it missed.
+    check_interval: float = 1.0
+    # Seconds to wait for Redis on a request before treating it as unavailable.
+    timeout: float = 0.5
+
+
 class Webhook(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     url: str
     # HMAC-SHA256 key for the `x-router-signature` header (use env:VAR).
@@ -251,6 +265,8 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     # SQLite file; relative to this config file's folder. ROUTER_DB wins; unset: the user's data folder
     # (`$XDG_DATA_HOME/router/router.db`, by default under ~/.local/share; see store.database_url).
     database: str | None = None
+    # Shared budgets and change notification for several replicas (docs/operations-redis.md).
+    redis: RedisConfig | None = None
     policies: list[PolicyConfig] = []
     routing: RoutingConfig = RoutingConfig()
     guardrails: GuardrailSettings = GuardrailSettings()
@@ -282,12 +298,26 @@ def _resolve_env(node: Any, path: str, source: str) -> Any:
     return node
 
 
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def _check_redis(redis: RedisConfig, source: str) -> None:
+    if not redis.url.startswith(REDIS_SCHEMES):
+        raise ConfigError(f"{source}: at redis.url: expected a redis://, rediss:// or unix:// URL")
+    if not 0.05 <= redis.check_interval <= 10:
+        raise ConfigError(f"{source}: at redis.check_interval: must be between 0.05 and 10 seconds")
+    if not 0.01 <= redis.timeout <= 10:
+        raise ConfigError(f"{source}: at redis.timeout: must be between 0.01 and 10 seconds")
+
+
 # Provider kinds whose endpoint follows from the region when base_url is left out.
 _DEFAULT_ENDPOINT_KINDS = ("bedrock", "gemini", "vertex")
 
 
 def _check(config: Config, source: str) -> None:
     seen: set[str] = set()
+    if config.redis is not None:
+        _check_redis(config.redis, source)
     for i, model in enumerate(config.models):
         where = f"{source}: at models[{i}].id"
         _, sep, name = model.id.partition("/")

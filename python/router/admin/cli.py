@@ -27,6 +27,8 @@ from ..guardrails.stored import group_scope, key_scope
 from ..prompts import library as prompts
 from ..providers.byok import MASTER_KEY_ENV, PREVIOUS_MASTER_KEY_ENV, MasterKey
 from ..routing import Catalog
+from ..shared import redis_settings
+from ..shared.signal import RedisSignal
 from ..store import database_url, open_store
 
 _json = msgspec.json.Encoder()
@@ -38,7 +40,10 @@ def _governance(args: argparse.Namespace) -> Governance:
     config = load_config(getattr(args, "config", None))
     catalog = Catalog(config, created=0)
     url = database_url(config.database, getattr(args, "config", None))
-    return Governance(open_store(url, announce=True), catalog.provider_of, catalog.metadata)
+    # With Redis, a change made here reaches every replica's workers as one made through the API does.
+    settings = redis_settings(config)
+    signal = RedisSignal(settings) if settings is not None else None
+    return Governance(open_store(url, announce=True, signal=signal), catalog.provider_of, catalog.metadata)
 
 
 def _run(command: Command) -> Callable[[argparse.Namespace], int]:

@@ -40,6 +40,9 @@ from ..providers.byok import MasterKey, OwnKeyring
 from ..routing import Catalog, Routing
 from ..routing.stored import StoredPolicies
 from ..sessions import Sessions
+from ..shared import redis_settings
+from ..shared.ledger import RedisLedger
+from ..shared.state import SharedState
 from ..spend.budgets import Spend, budget_gauges
 from ..spend.cost import MICRO, cost_micro
 from ..spend.ledger import Ledger, ledger_path
@@ -97,19 +100,28 @@ class App:
     ) -> None:
         self.config = config
         self.clock = clock
-        self.store = open_store(db_url)
+        # Replicas on several hosts share the change epoch and the budget ledger through Redis.
+        settings = redis_settings(config)
+        self.shared = SharedState(settings) if settings is not None else None
+        self.store = open_store(db_url, signal=self.shared.signal if self.shared is not None else None)
         created = int(time.time())
         self.catalog = Catalog(config, created=created)
         self.keys = KeyCache(self.store, admin_key, self.catalog.provider_of, clock)
         self.caching = CachingDefaults(self.store, config.caching.auto_cache)
         self.governance = Governance(self.store, self.catalog.provider_of, self.catalog.metadata, clock)
         self.alerts = Alerts(config.alerts, self.store, clock)
+        ledger: Ledger | RedisLedger
+        if self.shared is not None:
+            ledger = self.shared.make_ledger(self.store.spend_for_period, lambda: self.spend.period(clock()))
+        else:
+            ledger = Ledger(ledger_path(self.store.path))
         self.spend = Spend(
             self.store,
-            Ledger(ledger_path(self.store.path)),
+            ledger,
             config.spend.reset_day,
             notify=self.alerts.budget,
             notify_from_percent=min(config.alerts.budget_thresholds, default=float("inf")),
+            fail_open=settings is not None and settings.on_failure == "open",
         )
         self.openapi_body = openapi.document()
         self.metrics = Metrics()
@@ -185,7 +197,10 @@ class App:
         loop.run_until_complete(self.shutdown())
 
     async def startup(self) -> None:
-        self.spend.ledger.attach()
+        if self.shared is not None:
+            self.shared.start()
+        else:
+            self.spend.ledger.attach()
         self.alerts.start()
         for provider in self.catalog.providers.values():
             provider.start()
@@ -230,7 +245,10 @@ class App:
         for provider in self.catalog.providers.values():
             await provider.close()
         self.store.close()
-        self.spend.ledger.close()
+        if self.shared is not None:
+            await self.shared.close()
+        else:
+            self.spend.ledger.close()
         self.metrics.close()
 
     # -- requests -----------------------------------------------------------------------------------

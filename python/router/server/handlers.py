@@ -37,6 +37,9 @@ from .proxy import forward_stream, forward_unary
 from .translating import forward
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
+    from ..spend.budgets import Charged
     from .app import App
 
 
@@ -124,9 +127,10 @@ def _charge(
     end_user: str | None,
     output: tuple[str, int | None] | None,
     choices: int = 1,
-) -> None:
+) -> Awaitable[None] | None:
     """Record who and what the request is for, and reserve its worst-case cost (over every model that may
-    serve it) against every limited budget.
+    serve it) against every limited budget. With the shared ledger (Redis) and a limited budget, returns what
+    the caller must await (the reservation's round trip); else None, with nothing left to wait for.
 
     `output` is (the parameter that bounds the answer, its value or None), or None for an endpoint without
     output tokens; a value above what every model can produce is refused (`limits.check_output_limit`).
@@ -147,7 +151,16 @@ def _charge(
         param, requested = output
         limits.check_output_limit(requested, param, (m.config.max_output_tokens for m in models))
         candidates = [(m.id, m.prices, _output_of(m, requested) * choices) for m in models]
-    ex.hold, ex.budgets, ex.period = app.spend.reserve(principal, candidates, ex.body_bytes, app.clock())
+    charged = app.spend.reserve(principal, candidates, ex.body_bytes, app.clock())
+    if not isinstance(charged, tuple):  # the shared ledger's round trip: the caller awaits it
+        return _charged(app, ex, charged, metadata)
+    ex.hold, ex.budgets, ex.period = charged
+    app.sessions.place(ex, metadata)
+    return None
+
+
+async def _charged(app: App, ex: Exchange, charged: Awaitable[Charged], metadata: rq.Metadata | None) -> None:
+    ex.hold, ex.budgets, ex.period = await charged
     app.sessions.place(ex, metadata)
 
 
@@ -182,7 +195,9 @@ async def chat_completions(app: App, ex: Exchange) -> None:
     guard = app.guardrails_for(principal, ex)
     masked = screen_chat_request(guard, app.metrics, fields) if guard.requests else None
     ex.tool_results = tools.chat_results(body, request.messages[-1].role)
-    _charge(app, ex, principal, models, fields, request.user, rq.chat_output(request), request.n or 1)
+    charging = _charge(app, ex, principal, models, fields, request.user, rq.chat_output(request), request.n or 1)
+    if charging is not None:
+        await charging
     stream = bool(request.stream)
     client_wants_usage = bool(request.stream_options and request.stream_options.include_usage)
     # The caller's value travels unchanged until the provider's mapping (protocols.reasoning): max, min, none and
@@ -239,7 +254,9 @@ async def messages(app: App, ex: Exchange) -> None:
     if masked:
         body = rq.encode_fields(fields)
     ex.tool_results = tools.messages_results(request)
-    _charge(app, ex, principal, models, fields, None, ("max_tokens", request.max_tokens))
+    charging = _charge(app, ex, principal, models, fields, None, ("max_tokens", request.max_tokens))
+    if charging is not None:
+        await charging
     estimate = anthropic.estimate_input_tokens(request)
     stream = bool(request.stream)
 
@@ -273,7 +290,9 @@ async def responses_create(app: App, ex: Exchange) -> None:
     if masked:
         body = rq.encode_fields(fields)
     ex.tool_results = tools.responses_results(request.input)
-    _charge(app, ex, principal, models, fields, None, ("max_output_tokens", request.max_output_tokens))
+    charging = _charge(app, ex, principal, models, fields, None, ("max_output_tokens", request.max_output_tokens))
+    if charging is not None:
+        await charging
     stream = bool(request.stream)
 
     async def call(model: Model) -> None:
@@ -295,7 +314,9 @@ async def embeddings(app: App, ex: Exchange) -> None:
     if guard.requests:
         screen_embeddings_request(guard, app.metrics, fields)
     # Embeddings produce no output tokens.
-    _charge(app, ex, principal, models, fields, request.user, None)
+    charging = _charge(app, ex, principal, models, fields, request.user, None)
+    if charging is not None:
+        await charging
 
     async def call(model: Model) -> None:
         upstream = dict(fields)
@@ -400,6 +421,13 @@ async def readyz(app: App, ex: Exchange) -> None:
         app.store.ping()
     except Exception as exc:
         ex.send_bytes(503, b'{"status":"unavailable","database":"unreachable: %s"}' % type(exc).__name__.encode())
+        return
+    if app.shared is not None and not await app.shared.ping():
+        # Budgets cannot be checked (or, failing open, enforced) and changes from other replicas are not seen.
+        ex.send_bytes(503, b'{"status":"unavailable","database":"ok","redis":"unreachable"}', JSON)
+        return
+    if app.shared is not None:
+        ex.send_bytes(200, b'{"status":"ready","database":"ok","redis":"ok"}', JSON)
         return
     ex.send_bytes(200, b'{"status":"ready","database":"ok"}', JSON)
 

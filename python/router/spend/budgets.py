@@ -10,8 +10,9 @@ because the reservation counts every body byte as a prompt token and every allow
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 import msgspec
@@ -19,6 +20,7 @@ import msgspec
 from ..config import Prices
 from ..errors import GatewayError, InvalidRequest
 from ..governance.keys import Principal, iso_time
+from ..shared.ledger import LedgerUnavailable, RedisLedger, RemoteSet
 from ..store import Store
 from .cost import DEFAULT_MAX_OUTPUT, MICRO, format_usd, worst_case_micro
 from .ledger import BudgetSet, Ledger
@@ -27,9 +29,19 @@ from .ledger import BudgetSet, Ledger
 Notify = Callable[[str, str, int, int, int, bool], None]
 
 
+log = logging.getLogger("router.spend")
+
+
 class BudgetExceeded(GatewayError):
     status = 402
     type = "insufficient_quota"
+
+
+class BudgetStoreUnavailable(GatewayError):
+    """The shared ledger (Redis) cannot be reached and `redis.on_failure` is `closed`."""
+
+    status = 503
+    type = "api_error"
 
 
 class Budget(msgspec.Struct, frozen=True):
@@ -41,14 +53,16 @@ class Budget(msgspec.Struct, frozen=True):
 class Hold(msgspec.Struct):
     """A reservation in flight, settled exactly once."""
 
-    budgets: BudgetSet
+    budgets: BudgetSet | RemoteSet
     limited: tuple[Budget, ...]  # the same budgets, in the same order
     amount: int
 
 
 # A principal's budgets in a period: (the limited ones, those prepared for the ledger (None when there are
 # none), every budget's id).
-Plan = tuple[tuple[Budget, ...], BudgetSet | None, tuple[str, ...]]
+Plan = tuple[tuple[Budget, ...], BudgetSet | RemoteSet | None, tuple[str, ...]]
+# What `Spend.reserve` returns: (hold or None, every budget id, period).
+Charged = tuple[Hold | None, tuple[str, ...], int]
 # The ledger never reports a budget whose threshold is this.
 NEVER = 2**63 - 1
 # Largest amount (micro-dollars, about $1.15 trillion) handed to the ledger, whose sums are signed 64-bit: above
@@ -113,13 +127,20 @@ class Spend:
     def __init__(
         self,
         store: Store,
-        ledger: Ledger,
+        ledger: Ledger | RedisLedger,
         reset_day: int,
         notify: Notify | None = None,
         notify_from_percent: float = 0.0,
+        fail_open: bool = False,
     ) -> None:
         self.store = store
         self.ledger = ledger
+        # Redis (several replicas) rather than the memory-mapped file (one host).
+        self.remote = ledger if isinstance(ledger, RedisLedger) else None
+        # With Redis: serve limited keys unchecked while it cannot be reached (`redis.on_failure: open`).
+        self.fail_open = fail_open
+        if self.remote is not None:
+            self.remote.on_settled = self._settled
         self.reset_day = reset_day
         # Told about refusals, and about a limited budget's spend after a request settles once it reaches
         # `notify_from_percent` of its limit (the lowest alert threshold: below it there is nothing to say).
@@ -137,12 +158,18 @@ class Spend:
             return cached[2]
         budgets = budgets_of(self.store, principal)
         limited = tuple(b for b in budgets if b.limit_micro is not None)
-        for b in limited:
-            # A limit set mid-period starts from what the database has recorded so far this period.
-            self.ledger.seed(b.id, period, self.store.spend_of(b.id, period))
-        prepared = None
+        # A limit set mid-period starts from what the database has recorded so far this period.
+        seeds = [self.store.spend_of(b.id, period) for b in limited]
+        prepared: BudgetSet | RemoteSet | None = None
         if limited:
-            prepared = BudgetSet([(b.id, b.limit_micro or 0, self._notify_from(b)) for b in limited], period)
+            prepare = [(b.id, b.limit_micro or 0, self._notify_from(b)) for b in limited]
+            if self.remote is not None:
+                labelled = [(*p, b.label) for p, b in zip(prepare, limited, strict=True)]
+                prepared = self.remote.prepare(labelled, seeds, period)
+            else:
+                for b, seed in zip(limited, seeds, strict=True):
+                    self.ledger.seed(b.id, period, seed)
+                prepared = BudgetSet(prepare, period)
         if len(self._cache) > 10_000:
             self._cache.clear()
         plan = (limited, prepared, tuple(b.id for b in budgets))
@@ -169,9 +196,10 @@ class Spend:
         candidates: Sequence[tuple[str, Prices | None, int | None]],
         body_bytes: int,
         now: float,
-    ) -> tuple[Hold | None, tuple[str, ...], int]:
+    ) -> Charged | Awaitable[Charged]:
         """Reserve the worst case over every model that may serve the request, (id, prices, max output tokens),
-        against every limited budget; returns (hold or None, every budget id, period)."""
+        against every limited budget; returns (hold or None, every budget id, period). With Redis, for a
+        principal with a limited budget, an awaitable of that (one round trip)."""
         period = self.period(now)
         limited, prepared, ids = self._plan(principal, period)
         if prepared is None:
@@ -186,28 +214,67 @@ class Spend:
                     code="model_not_priced",
                 )
             amount = max(amount, reservation(prices, body_bytes, max_output))
+        if isinstance(prepared, RemoteSet):
+            return self._reserve_remote(limited, prepared, ids, period, amount)
         refused = self.ledger.reserve(prepared, amount)
         if refused is not None:
             budget = limited[refused]
             committed, reserved = self.ledger.usage(budget.id, period)
-            if self.notify is not None:
-                self.notify(budget.id, budget.label, period, budget.limit_micro or 0, committed + reserved, True)
-            raise BudgetExceeded(
-                f"Monthly budget exceeded for {budget.label}: {format_usd(committed + reserved)} of "
-                f"{format_usd(budget.limit_micro or 0)} is spent or reserved, and this request may cost up to "
-                f"{format_usd(amount)}. The budget resets at {iso_time(period_end(period, self.reset_day))}.",
-                code="budget_exceeded",
-            )
+            raise self._refuse(budget, period, committed + reserved, amount)
         return Hold(prepared, limited, amount), ids, period
+
+    async def _reserve_remote(
+        self, limited: tuple[Budget, ...], prepared: RemoteSet, ids: tuple[str, ...], period: int, amount: int
+    ) -> Charged:
+        assert self.remote is not None
+        try:
+            refused = await self.remote.reserve(prepared, amount)
+        except LedgerUnavailable:
+            if self.fail_open:
+                # Nothing reserved; the actual cost is still counted when Redis answers again.
+                return Hold(prepared, limited, 0), ids, period
+            raise BudgetStoreUnavailable(
+                "The budget ledger (Redis) cannot be reached, so spend limits cannot be checked; this API key has "
+                "a spend limit, and requests of such keys are refused until it is back. Retry shortly.",
+                code="budget_store_unavailable",
+                headers=[("retry-after", "1")],
+            ) from None
+        if refused is not None:
+            index, committed, reserved = refused
+            raise self._refuse(limited[index], period, committed + reserved, amount)
+        return Hold(prepared, limited, amount), ids, period
+
+    def _refuse(self, budget: Budget, period: int, used: int, amount: int) -> BudgetExceeded:
+        if self.notify is not None:
+            self.notify(budget.id, budget.label, period, budget.limit_micro or 0, used, True)
+        return BudgetExceeded(
+            f"Monthly budget exceeded for {budget.label}: {format_usd(used)} of "
+            f"{format_usd(budget.limit_micro or 0)} is spent or reserved, and this request may cost up to "
+            f"{format_usd(amount)}. The budget resets at {iso_time(period_end(period, self.reset_day))}.",
+            code="budget_exceeded",
+        )
 
     def settle(self, hold: Hold, actual: int) -> None:
         # The ledger names only the budgets that reached their notify threshold: usually none.
         actual = min(max(actual, 0), AMOUNT_CAP)
+        if isinstance(hold.budgets, RemoteSet):
+            assert self.remote is not None
+            self.remote.settle(hold.budgets, hold.amount, actual)
+            return
         over = self.ledger.settle(hold.budgets, hold.amount, actual)
         if over is not None and actual and self.notify is not None:
             for index, used in over:
                 budget = hold.limited[index]
                 self.notify(budget.id, budget.label, hold.budgets.period, budget.limit_micro or 0, used, False)
+
+    def _settled(self, budgets: RemoteSet, committed: Sequence[int], actual: int) -> None:
+        """A batch of Redis settlements came back: tell `notify` about budgets at or over their threshold."""
+        if self.notify is None or not actual:
+            return
+        for index, used in enumerate(committed):
+            if used >= budgets.notify_from[index]:
+                label, limit = budgets.labels[index], budgets.limits[index]
+                self.notify(budgets.ids[index], label, budgets.period, limit, used, False)
 
 
 def reservation(prices: Prices, body_bytes: int, max_output: int | None) -> int:

@@ -14,6 +14,7 @@ from pathlib import Path
 from ..config import DEFAULT_CONFIG, config_path
 from ..errors import ConfigError
 from .records import KeyRecord, UsageRow
+from .signal import Signal
 from .sqlite import SQLiteStore
 
 __all__ = [
@@ -66,16 +67,17 @@ def sqlite_path(url: str) -> Path | None:
     return Path(url.removeprefix("sqlite:///")).absolute()
 
 
-def open_store(url: str, announce: bool = False) -> Store:
+def open_store(url: str, announce: bool = False, signal: Signal | None = None) -> Store:
     """Open (and migrate) the database. `announce`: a command-line caller says where it created a new one,
-    so a database made in an unexpected place is never silent."""
+    so a database made in an unexpected place is never silent. `signal`: the change epoch to bump and read
+    (None: the one beside the database)."""
     if url.startswith(("postgres://", "postgresql://")):
         raise ConfigError(f"ROUTER_DB: PostgreSQL ({url.split('@')[-1]}) is not supported yet; use a SQLite file path")
     if url.startswith("sqlite:///"):
         url = url.removeprefix("sqlite:///")
     path = sqlite_path(url)
     new = path is not None and not path.exists()
-    store = SQLiteStore(url if url == ":memory:" else str(Path(url)))
+    store = SQLiteStore(url if url == ":memory:" else str(Path(url)), signal)
     store.migrate()
     if announce and new:
         print(f"router: created a new database at {path}", file=sys.stderr, flush=True)

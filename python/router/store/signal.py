@@ -12,8 +12,18 @@ import fcntl
 import mmap
 import os
 import struct
+from typing import Protocol
 
 _U64 = struct.Struct("<Q")
+
+
+class Signal(Protocol):
+    """What the store needs of a change signal: this file, or Redis for replicas on several hosts
+    (`shared.signal.RedisSignal`). `read` is on the hot path: it must not leave the process."""
+
+    def read(self) -> int: ...
+    def bump(self) -> None: ...
+    def close(self) -> None: ...
 
 
 class ChangeSignal:

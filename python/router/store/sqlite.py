@@ -26,7 +26,7 @@ from .prompt_tables import PromptTables
 from .records import USAGE_COLUMNS, AuditEvent, KeyRecord, UsageRow
 from .routing_tables import RoutingTables
 from .session_queries import SessionQueries
-from .signal import ChangeSignal
+from .signal import ChangeSignal, Signal
 
 _ROLLUP_UPSERTS = [(r, r.upsert()) for r in rollup.ROLLUPS]
 _BOOL_COLUMNS = [USAGE_COLUMNS.index(c) for c in ("stream", "cost_estimated", "byok")]
@@ -48,7 +48,9 @@ def _usage_row(row: Sequence[object]) -> UsageRow:
 class SQLiteStore(
     GovernanceTables, RoutingTables, GuardrailTables, PromptTables, AnalyticsQueries, McpTables, SessionQueries
 ):
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, signal: Signal | None = None) -> None:
+        """`signal`: the change epoch shared with other processes; None: the memory-mapped file beside the
+        database (another one, e.g. Redis for several hosts, is owned and closed by whoever passes it)."""
         self.path = path
         self._memory = path == ":memory:"
         if not self._memory:
@@ -68,7 +70,10 @@ class SQLiteStore(
             self._conn.execute("PRAGMA journal_mode = WAL")
             # WAL + NORMAL survives process crashes; only an OS crash can lose the last commits.
             self._conn.execute("PRAGMA synchronous = NORMAL")
-        self._signal = None if self._memory else ChangeSignal(path + "-signal")
+        self._owns_signal = signal is None
+        self._signal: Signal | None = signal
+        if signal is None and not self._memory:
+            self._signal = ChangeSignal(path + "-signal")
         self._local_epoch = 0
         self._depth = 0
 
@@ -76,10 +81,10 @@ class SQLiteStore(
         """A second connection to the same database, for another thread."""
         if self._memory:
             return self
-        return SQLiteStore(self.path)
+        return SQLiteStore(self.path, None if self._owns_signal else self._signal)
 
     def close(self) -> None:
-        if self._signal is not None:
+        if self._signal is not None and self._owns_signal:
             self._signal.close()
         self._conn.close()
 
