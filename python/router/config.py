@@ -20,7 +20,11 @@ from .guardrails.settings import GuardrailSettings, problems
 
 DEFAULT_CONFIG = Path(__file__).with_name("demo.yaml")
 
-Capability = Literal["streaming", "tools", "vision", "reasoning", "caching", "embeddings", "json_mode"]
+Capability = Literal[
+    "streaming", "tools", "vision", "reasoning", "caching", "embeddings", "json_mode", "images", "web_search"
+]  # fmt: skip
+# Provider kinds that serve `POST /v1/images/generations` (a model with the `images` capability must use one).
+IMAGE_KINDS = ("openai", "azure", "gemini", "vertex")
 
 
 class Timeouts(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -41,6 +45,11 @@ class Prices(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     cached_input: float | None = None
     cache_write: float | None = None
     per_request: float = 0.0
+    # USD per generated image, by `<size>/<quality>` (`1024x1024/high`); `<size>/*`, `*/<quality>` and `*` match
+    # any size or quality (spend/cost.py `image_price`).
+    images: dict[str, float] = {}
+    # USD per server-side web search the provider bills (Anthropic's web search tool, Gemini grounding).
+    per_search: float = 0.0
 
 
 class ModelConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -299,6 +308,12 @@ def _check(config: Config, source: str) -> None:
             raise ConfigError(f"{where}: provider {provider!r} is not defined in providers (defined: {known})")
         if model.id in seen:
             raise ConfigError(f"{where}: duplicate model id {model.id!r}")
+        kind = config.providers[provider].kind
+        if "images" in model.capabilities and kind not in IMAGE_KINDS:
+            raise ConfigError(
+                f"{source}: at models[{i}].capabilities: 'images' (POST /v1/images/generations) needs a provider of "
+                f"kind {', '.join(IMAGE_KINDS)}; {provider!r} is {kind!r}"
+            )
         seen.add(model.id)
     for name, provider in config.providers.items():
         if provider.kind in _DEFAULT_ENDPOINT_KINDS and not provider.base_url:

@@ -1,6 +1,6 @@
 """Azure OpenAI deployment paths: `POST /openai/deployments/{deployment}/chat/completions?api-version=…` (and
-`/embeddings`), answered like the OpenAI endpoints with the deployment as the model, after checking `api-version`
-and the `api-key` (or an Entra ID bearer token) as Azure does.
+`/embeddings`, `/images/generations`), answered like the OpenAI endpoints with the deployment as the model, after
+checking `api-version` and the `api-key` (or an Entra ID bearer token) as Azure does.
 
 https://learn.microsoft.com/azure/ai-services/openai/reference
 """
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 API_KEY = "azure-api-key-mock"
 ENTRA_TOKEN = "azure-entra-token-mock"
-PATH_RE = re.compile(r"^/openai/deployments/([^/]+)/(chat/completions|embeddings)$")
+PATH_RE = re.compile(r"^/openai/deployments/([^/]+)/(chat/completions|embeddings|images/generations)$")
 JSON_HEADERS = [("content-type", "application/json")]
 
 
@@ -63,5 +63,7 @@ async def handle(app: MockApp, scope: Any, proto: Any) -> None:
     if isinstance(decoded, dict):
         decoded["model"] = unquote(match.group(1))
         body = msgspec.json.encode(decoded)
-    handler = app._chat if match.group(2) == "chat/completions" else app._embeddings
+    handler = {"chat/completions": app._chat, "embeddings": app._embeddings, "images/generations": app._images}[
+        match.group(2)
+    ]
     await handler(scope, _Body(proto, body))

@@ -20,7 +20,7 @@ from .openai_compat import OpenAICompatProvider
 __all__ = ["AzureProvider", "split_azure_region"]
 
 DEFAULT_API_VERSION = "2024-10-21"
-_PATHS = {"chat": "chat/completions", "embeddings": "embeddings"}
+_PATHS = {"chat": "chat/completions", "embeddings": "embeddings", "images": "images/generations"}
 # Azure region names: francecentral, swedencentral, westeurope, eastus2, uksouth …
 _REGION = re.compile(r"^[a-z]+(central|east|west|north|south|europe)[a-z]*\d?$")
 

@@ -16,7 +16,8 @@ from ..config import ProviderConfig, Timeouts
 from ..errors import GatewayError, InvalidRequest, NotFound, UpstreamError
 from .transport import Response, Transport
 
-_ENDPOINT_PATHS = {"chat": "chat/completions", "embeddings": "embeddings"}
+_ENDPOINT_PATHS = {"chat": "chat/completions", "embeddings": "embeddings", "images": "images/generations"}
+_encoder = msgspec.json.Encoder()
 
 
 class _ErrorDetail(msgspec.Struct):
@@ -35,6 +36,8 @@ _error_decoder = msgspec.json.Decoder(_ErrorBody)
 class OpenAICompatProvider:
     # The wire format of this provider's generation endpoint (the names router._core.Transcoder uses).
     api = "chat"
+    # Whether its image generation models also answer chat requests (Gemini's do; OpenAI's gpt-image do not).
+    chat_images = False
 
     def __init__(self, name: str, config: ProviderConfig, timeouts: Timeouts) -> None:
         self.name = name
@@ -93,6 +96,16 @@ class OpenAICompatProvider:
         headers = {"x-request-id": request_id, "accept": "text/event-stream", **(extra or {})}
         async with self._transport.stream(url, headers, body) as response:
             yield response
+
+    async def generate_images(
+        self, url: str, fields: dict[str, msgspec.Raw], request_id: str, extra: dict[str, str] | None = None
+    ) -> bytes:
+        """`POST /v1/images/generations` with the caller's fields (model swapped in): the answer in OpenAI's Images
+        shape, or the upstream's error as ours."""
+        response, data = await self.post(url, _encoder.encode(fields), request_id, extra)
+        if response.status != 200:
+            raise self.error_from_status(response.status, data, response.get_header("retry-after"))
+        return data
 
     def error_from_status(self, status: int, body: bytes, retry_after: str | None) -> GatewayError:
         """Turn an upstream error answer into the error our client sees (remembering what the upstream said)."""

@@ -163,3 +163,15 @@ class VertexProvider(GeminiProvider):
         # Anthropic's own SSE: it goes to the stream transcoder as from `kind: anthropic`.
         async with self._transport.stream(target, headers, payload) as response:
             yield response
+
+    async def generate_images(
+        self, url: str, fields: dict[str, msgspec.Raw], request_id: str, extra: dict[str, str] | None = None
+    ) -> bytes:
+        publisher, model = self._vertex[url]
+        if publisher != "google":
+            raise InvalidRequest(
+                f"The model '{model}' on Vertex AI does not generate images (only Google's Gemini image models do).",
+                param="model",
+                code="model_not_supported",
+            )
+        return await super().generate_images(url, fields, request_id, extra)

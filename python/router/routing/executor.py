@@ -109,7 +109,7 @@ class Need:
     def problem(self, model: Model) -> str | None:
         """Why `model` cannot serve this request, or None."""
         caps = model.config.capabilities
-        if model.is_embedding != (self.endpoint == "embeddings"):
+        if endpoint_kind(self.endpoint) not in model.endpoints:
             return f"is not a {self.endpoint} model"
         if self.stream and "streaming" not in caps:
             return "does not support streaming"
@@ -154,15 +154,25 @@ def resolve_model(catalog: Catalog, model_id: str, endpoint: str) -> Model:
             param="model",
             code="model_not_found",
         )
-    _check_kind(model_id, model.is_embedding, endpoint)
+    _check_kind(model_id, model.endpoints, endpoint)
     return model
 
 
-def _check_kind(model_id: str, is_embedding: bool, endpoint: str) -> None:
-    if is_embedding != (endpoint == "embeddings"):
-        kind = "an embeddings" if is_embedding else "a chat"
+def endpoint_kind(endpoint: str) -> str:
+    """The kind of model an endpoint needs: `embeddings`, `images`, or `chat` (chat, Messages, Responses)."""
+    return endpoint if endpoint in ("embeddings", "images") else "chat"
+
+
+_KIND_NAMES = {"embeddings": "an embeddings", "images": "an image generation", "chat": "a chat"}
+_ENDPOINT_PATHS = {"images": "images/generations", "messages/count_tokens": "messages/count_tokens"}
+
+
+def _check_kind(model_id: str, endpoints: frozenset[str], endpoint: str) -> None:
+    if endpoint_kind(endpoint) not in endpoints:
+        kind = _KIND_NAMES["embeddings" if "embeddings" in endpoints else "images" if "images" in endpoints else "chat"]
+        path = _ENDPOINT_PATHS.get(endpoint, endpoint)
         raise InvalidRequest(
-            f"The model '{model_id}' is {kind} model and cannot be used with /v1/{endpoint}.",
+            f"The model '{model_id}' is {kind} model and cannot be used with /v1/{path}.",
             param="model",
             code="model_not_supported",
         )
@@ -258,7 +268,7 @@ class Routing:
             raise NotFound(
                 f"The policy '{model_id}' does not exist (defined: {defined}).", param="model", code="model_not_found"
             )
-        _check_kind(model_id, policy.is_embedding, need.endpoint)
+        _check_kind(model_id, policy.endpoints, need.endpoint)
         await self._policy(ex, policy, need, fields, call, allowed)
 
     async def _direct(self, ex: Exchange, model: Model, call: Call) -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import parse_qsl
 
 import msgspec
 
+from ..config import Prices
 from ..errors import InvalidRequest, NotFound, PermissionDenied
 from ..governance.keys import Principal
 from ..governance.rbac import actor_for
@@ -20,6 +22,7 @@ from ..guardrails.policy import (
     screen_chat_request,
     screen_chat_response,
     screen_embeddings_request,
+    screen_images_request,
     screen_request_fields,
 )
 from ..metrics import CONTENT_TYPE
@@ -29,11 +32,11 @@ from ..protocols.validation import check_json
 from ..routing import Model, Need
 from ..routing.executor import Call, resolve_model
 from ..routing.policies import is_policy
-from ..spend.cost import DEFAULT_MAX_OUTPUT
+from ..spend.cost import DEFAULT_MAX_OUTPUT, images_worst_case_micro
 from ..store.records import AuditEvent
 from . import requests as rq
 from .exchange import JSON, Exchange
-from .proxy import forward_stream, forward_unary
+from .proxy import forward_images, forward_stream, forward_unary
 from .translating import forward
 
 if TYPE_CHECKING:
@@ -124,6 +127,7 @@ def _charge(
     end_user: str | None,
     output: tuple[str, int | None] | None,
     choices: int = 1,
+    fees: Callable[[Prices], int] | None = None,
 ) -> None:
     """Record who and what the request is for, and reserve its worst-case cost (over every model that may
     serve it) against every limited budget.
@@ -131,6 +135,7 @@ def _charge(
     `output` is (the parameter that bounds the answer, its value or None), or None for an endpoint without
     output tokens; a value above what every model can produce is refused (`limits.check_output_limit`).
     Each model is counted at the smaller of the value and its own limit, `choices` times (chat's `n`).
+    `fees` is the most a model charges besides tokens (generated images), added to its reservation.
 
     The `requesty` field (gateway settings, never an upstream parameter) leaves `fields` here: everything that
     reads it (usage rows, auto_cache, a policy's load-balancing key) reads the decoded `ex.metadata`."""
@@ -147,7 +152,7 @@ def _charge(
         param, requested = output
         limits.check_output_limit(requested, param, (m.config.max_output_tokens for m in models))
         candidates = [(m.id, m.prices, _output_of(m, requested) * choices) for m in models]
-    ex.hold, ex.budgets, ex.period = app.spend.reserve(principal, candidates, ex.body_bytes, app.clock())
+    ex.hold, ex.budgets, ex.period = app.spend.reserve(principal, candidates, ex.body_bytes, app.clock(), fees)
     app.sessions.place(ex, metadata)
 
 
@@ -303,6 +308,29 @@ async def embeddings(app: App, ex: Exchange) -> None:
         await forward_unary(ex, model, "embeddings", rq.encode_fields(upstream))
 
     await _route(app, ex, principal, request.model, Need("embeddings"), fields, call)
+
+
+async def images_generations(app: App, ex: Exchange) -> None:
+    """`POST /v1/images/generations` (OpenAI Images) to an image model of any provider that has them."""
+    principal, body, fields = await _authenticated_body(app, ex)
+    request = rq.validate_images(body)
+    limits.check_fields(fields, limits.IMAGES)
+    models = _admit(app, ex, principal, request.model, "images")
+    guard = app.guardrails_for(principal, ex)
+    if guard.requests:
+        screen_images_request(guard, app.metrics, fields)
+    count, size, quality = request.n or 1, request.size or "auto", request.quality or "auto"
+    _charge(
+        app, ex, principal, models, fields, request.user, None,
+        fees=lambda prices: images_worst_case_micro(prices, size, quality, count),
+    )  # fmt: skip
+
+    async def call(model: Model) -> None:
+        upstream = dict(fields)
+        upstream["model"] = model.upstream_name_json
+        await forward_images(ex, model, upstream, size, quality)
+
+    await _route(app, ex, principal, request.model, Need("images"), fields, call)
 
 
 async def list_models(app: App, ex: Exchange) -> None:

@@ -169,9 +169,11 @@ class Spend:
         candidates: Sequence[tuple[str, Prices | None, int | None]],
         body_bytes: int,
         now: float,
+        fees: Callable[[Prices], int] | None = None,
     ) -> tuple[Hold | None, tuple[str, ...], int]:
         """Reserve the worst case over every model that may serve the request, (id, prices, max output tokens),
-        against every limited budget; returns (hold or None, every budget id, period)."""
+        against every limited budget; returns (hold or None, every budget id, period). `fees` is what a model
+        charges on top of tokens (micro-dollars: generated images, web searches)."""
         period = self.period(now)
         limited, prepared, ids = self._plan(principal, period)
         if prepared is None:
@@ -185,7 +187,8 @@ class Spend:
                     param="model",
                     code="model_not_priced",
                 )
-            amount = max(amount, reservation(prices, body_bytes, max_output))
+            extra = fees(prices) if fees is not None else 0
+            amount = max(amount, min(reservation(prices, body_bytes, max_output) + extra, AMOUNT_CAP))
         refused = self.ledger.reserve(prepared, amount)
         if refused is not None:
             budget = limited[refused]
