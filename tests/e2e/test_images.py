@@ -209,9 +209,11 @@ def test_governance_refuses_a_model_outside_the_key(gw: Server, mock: MockContro
     r = manage_call(gw.base, admin, "POST", "/access-list", json={"name": "chat-only", "models": ["openai/gpt-4o"]})
     assert r.status_code in (200, 201), r.text
     limited = _key(gw, access_list="chat-only")
-    with openai.OpenAI(base_url=f"{gw.base}/v1", api_key=limited, max_retries=0) as client:
-        with pytest.raises(openai.PermissionDeniedError) as denied:
-            client.images.generate(model="openai/gpt-image-1", prompt="a fox")
+    with (
+        openai.OpenAI(base_url=f"{gw.base}/v1", api_key=limited, max_retries=0) as client,
+        pytest.raises(openai.PermissionDeniedError) as denied,
+    ):
+        client.images.generate(model="openai/gpt-image-1", prompt="a fox")
     assert denied.value.code == "model_not_allowed"
     assert mock.count() == 0
 
