@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 
 from ..errors import InvalidRequest
+from ..protocols import web_search
 from ..protocols.anthropic import sse_event
 from ..protocols.to_upstream import JSON_TOOL
 
@@ -134,7 +135,11 @@ def messages_to_gemini(req: Json, model: str) -> Json:
         generation["responseMimeType"] = "application/json"
         generation["responseJsonSchema"] = json_tool.get("input_schema") or {"type": "object"}
     declarations = []
+    search = False
     for j, tool in enumerate(tools):
+        if web_search.is_search_tool(tool):
+            search = True  # Google Search grounding: https://ai.google.dev/gemini-api/docs/google-search
+            continue
         if tool.get("type") not in (None, "custom") or "input_schema" not in tool:
             where = f"tools[{j}]"
             name = tool.get("type") or tool.get("name")
@@ -150,6 +155,8 @@ def messages_to_gemini(req: Json, model: str) -> Json:
         if kind == "tool":
             config["allowedFunctionNames"] = [choice.get("name", "")]
         out["toolConfig"] = {"functionCallingConfig": config}
+    if search:
+        out.setdefault("tools", []).append({"google_search": {}})
     out["generationConfig"] = generation
     return out
 
@@ -200,6 +207,13 @@ def gemini_to_messages(body: Json, model: str, message_id: str) -> Json:
             elif "text" in part:
                 content.append({"type": "text", "text": part["text"]})
         stop = _stop(candidate, calls > 0)
+        grounding = candidate.get("groundingMetadata")
+        if grounding:
+            content = _grounded(content, grounding, message_id)
+    usage = _usage(body.get("usageMetadata") or {})
+    if candidates and (candidates[0].get("groundingMetadata") or {}).get("webSearchQueries"):
+        # Gemini 2.5 bills grounding per prompt that searched, whatever the number of queries.
+        usage["server_tool_use"] = {"web_search_requests": 1}
     return {
         "id": message_id,
         "type": "message",
@@ -208,8 +222,44 @@ def gemini_to_messages(body: Json, model: str, message_id: str) -> Json:
         "content": content,
         "stop_reason": stop,
         "stop_sequence": None,
-        "usage": _usage(body.get("usageMetadata") or {}),
+        "usage": usage,
     }
+
+
+def _grounded(content: list[Json], grounding: Json, message_id: str) -> list[Json]:
+    """A grounded answer as Anthropic reports a web search: the search and its results, then the text cut into
+    cited spans (`groundingSupports` segments, located by their text) with `web_search_result_location`s."""
+    chunks = [c.get("web") or {} for c in grounding.get("groundingChunks") or ()]
+    text = "".join(b["text"] for b in content if b.get("type") == "text")
+    annotations: list[Json] = []
+    at = 0
+    for support in grounding.get("groundingSupports") or ():
+        segment = support.get("segment") or {}
+        piece = segment.get("text") or ""
+        start = text.find(piece, at) if piece else -1
+        if start < 0:
+            continue
+        at = start + len(piece)
+        for index in support.get("groundingChunkIndices") or ():
+            if isinstance(index, int) and 0 <= index < len(chunks) and chunks[index].get("uri"):
+                chunk = chunks[index]
+                annotations.append(web_search.url_citation(chunk["uri"], chunk.get("title"), start, at))
+    tool_id = f"srvtoolu_{message_id}"
+    query = " | ".join(grounding.get("webSearchQueries") or ())
+    results = [
+        {"type": "web_search_result", "url": c["uri"], "title": c.get("title") or c["uri"], "encrypted_content": ""}
+        for c in chunks
+        if c.get("uri")
+    ]
+    head = [
+        {"type": "server_tool_use", "id": tool_id, "name": "web_search", "input": {"query": query}},
+        {"type": "web_search_tool_result", "tool_use_id": tool_id, "content": results},
+    ]
+    others = [b for b in content if b.get("type") != "text"]
+    thinking = [b for b in others if b.get("type") == "thinking"]
+    rest = [b for b in others if b.get("type") != "thinking"]
+    body = web_search.anthropic_text_blocks(text, annotations) if text else []
+    return [*thinking, *head, *body, *rest]
 
 
 # --- streamGenerateContent chunks → Messages SSE ---

@@ -30,6 +30,7 @@ import msgspec
 from .._core import LatencyTracker
 from ..config import Config, PolicyConfig, RoutingConfig
 from ..errors import GatewayError, InvalidRequest, NotFound, PermissionDenied
+from ..protocols import web_search
 from ..store import UsageRow
 from .breaker import Breaker
 from .catalog import Catalog, Model
@@ -81,16 +82,24 @@ def retry_after_seconds(exc: GatewayError) -> float | None:
 class Need:
     """What the request asks of the model that serves it; policy targets lacking any of it are skipped."""
 
-    __slots__ = ("endpoint", "stream", "tokens", "tools", "vision")
+    __slots__ = ("endpoint", "search", "stream", "tokens", "tools", "vision")
 
     def __init__(
-        self, endpoint: str, *, stream: bool = False, tools: bool = False, vision: bool = False, tokens: int = 0
+        self,
+        endpoint: str,
+        *,
+        stream: bool = False,
+        tools: bool = False,
+        vision: bool = False,
+        tokens: int = 0,
+        search: bool = False,
     ) -> None:
         self.endpoint = endpoint
         self.stream = stream
         self.tools = tools
         self.vision = vision
         self.tokens = tokens
+        self.search = search
 
     @classmethod
     def chat(cls, body: bytes, fields: dict[str, msgspec.Raw], stream: bool) -> Need:
@@ -104,6 +113,7 @@ class Need:
             vision=b'"image_url"' in body,
             # ~4 bytes of JSON per token: an upper-side estimate, enough to rule out a far too small window.
             tokens=len(body) // 4,
+            search=web_search.requested(fields),
         )
 
     def problem(self, model: Model) -> str | None:
@@ -117,6 +127,8 @@ class Need:
             return "does not support tools"
         if self.vision and "vision" not in caps:
             return "does not support images"
+        if self.search and "web_search" not in caps:
+            return "cannot search the web"
         window = model.config.context_window
         if window is not None and self.tokens > window:
             return f"has a context window of {window} tokens, the request is ~{self.tokens}"

@@ -27,7 +27,7 @@ from ..guardrails.policy import (
 )
 from ..metrics import CONTENT_TYPE
 from ..prompts.applied import apply as apply_prompts
-from ..protocols import anthropic, coding, limits, reasoning, responses, tools
+from ..protocols import anthropic, coding, limits, reasoning, responses, tools, web_search
 from ..protocols.validation import check_json
 from ..routing import Model, Need
 from ..routing.executor import Call, resolve_model
@@ -197,7 +197,11 @@ async def chat_completions(app: App, ex: Exchange) -> None:
     if stream:
         ex.stream = True
 
+    searching = web_search.requested(fields)
+
     async def call(model: Model) -> None:
+        if searching:
+            web_search.check_model(model.id, model.config.capabilities)
         if model.provider.api != "chat":
             # Translation re-reads the whole body: give it the screened one.
             screened = rq.encode_fields(fields) if guard.requests else body
@@ -208,6 +212,8 @@ async def chat_completions(app: App, ex: Exchange) -> None:
         upstream["model"] = model.upstream_name_json
         if "reasoning_effort" in upstream:
             upstream["reasoning_effort"] = reasoning.openai_effort_field(upstream["reasoning_effort"])
+        if searching:
+            web_search.chat_upstream_fields(upstream)
         if model.coding is not None:
             coding.prepare(model.coding, "chat", upstream)
         if not stream:
@@ -247,8 +253,12 @@ async def messages(app: App, ex: Exchange) -> None:
     _charge(app, ex, principal, models, fields, None, ("max_tokens", request.max_tokens))
     estimate = anthropic.estimate_input_tokens(request)
     stream = bool(request.stream)
+    searching = web_search.requested(fields)
 
     async def call(model: Model) -> None:
+        if searching and model.provider.config.kind != "anthropic":
+            # Anthropic's own server tool to Anthropic goes through as sent: Anthropic decides.
+            web_search.check_model(model.id, model.config.capabilities)
         extra = None
         if model.provider.api == "messages":
             extra = {name: value for name in _ANTHROPIC_PASSTHROUGH if (value := ex.headers.get(name))}
@@ -280,8 +290,12 @@ async def responses_create(app: App, ex: Exchange) -> None:
     ex.tool_results = tools.responses_results(request.input)
     _charge(app, ex, principal, models, fields, None, ("max_output_tokens", request.max_output_tokens))
     stream = bool(request.stream)
+    searching = web_search.requested(fields)
 
     async def call(model: Model) -> None:
+        if searching and model.provider.config.kind != "openai-responses":
+            # OpenAI's own web search tool to a Responses upstream goes through as sent: OpenAI decides.
+            web_search.check_model(model.id, model.config.capabilities)
         answer = AnswerGuard(guard, app.metrics, restore) if guard.responses else None
         upstream = dict(fields)
         if model.provider.api == "responses" and "reasoning" in upstream:

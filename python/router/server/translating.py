@@ -18,7 +18,7 @@ from pyreqwest import exceptions as rq
 from .._core import Transcoder
 from ..errors import GuardrailUnavailable, GuardrailViolation, InvalidRequest, UpstreamError
 from ..guardrails.answers import AnswerGuard
-from ..protocols import caching, coding
+from ..protocols import caching, coding, web_search
 from ..protocols.to_caller import translate_reply, usage_of
 from ..protocols.to_upstream import Plan, translate_request
 from ..protocols.tools import called
@@ -128,9 +128,13 @@ async def _unary(
             reply = translate_reply(reply, provider.api, caller, model.id, plan)
         usage = usage_of(reply, caller)
         ex.tool_calls = called(reply, caller)
+        searches = web_search.searches_of(reply, caller)
+        if searches and model.prices is not None:
+            ex.fees_micro = searches * round(model.prices.per_search * MICRO)
         if caller == "responses" and isinstance(reply.get("usage"), dict) and model.prices is not None:
             prompt, output, cached, _ = usage
-            reply["usage"]["cost"] = cost_micro(model.prices, prompt or 0, output or 0, cached or 0) / MICRO
+            cost = cost_micro(model.prices, prompt or 0, output or 0, cached or 0) + ex.fees_micro
+            reply["usage"]["cost"] = cost / MICRO
         screened = guard is not None and guard.reply(reply, caller)
         if caller != provider.api or caller == "responses" or screened:
             data = msgspec.json.encode(reply)
