@@ -159,3 +159,46 @@ def test_search_options_reach_anthropic(oai: openai.OpenAI, mock: MockControl) -
     assert _upstream_tools(mock) == [
         {"type": "web_search_20250305", "name": "web_search", "max_uses": 2, "allowed_domains": ["example.org"]}
     ]
+
+
+@pytest.mark.parametrize("model", [CLAUDE, RESPONSES, GEMINI])
+def test_chat_stream_annotations_and_no_bogus_tool_calls(gw: Server, oai: openai.OpenAI, model: str) -> None:
+    raw = oai.chat.completions.with_raw_response.create(
+        model=model,
+        messages=QUESTION,
+        tools=[{"type": "web_search"}],
+        stream=True,  # type: ignore[list-item]
+    )
+    text, annotations, calls = "", [], []
+    for chunk in raw.parse():
+        if not chunk.choices:
+            continue
+        delta = chunk.choices[0].delta
+        text += delta.content or ""
+        calls += delta.tool_calls or []
+        annotations += (delta.model_extra or {}).get("annotations") or []
+    # The provider's own search is not a tool call the caller must run.
+    assert calls == []
+    assert text == canned.ANSWER
+    assert {a["url_citation"]["url"] for a in annotations} == URLS
+    for a in annotations:
+        cite = a["url_citation"]
+        assert a["type"] == "url_citation" and text[cite["start_index"] : cite["end_index"]] == canned.CITED
+    assert _cost(gw, raw.headers["x-request-id"]) >= SEARCH_PRICE[model]
+
+
+@pytest.mark.parametrize("model", [CLAUDE, GEMINI])
+def test_messages_stream_citations(gw: Server, claude: anthropic.Anthropic, model: str) -> None:
+    with claude.messages.stream(
+        model=model,
+        max_tokens=200,
+        messages=QUESTION,  # type: ignore[arg-type]
+        tools=[{"type": "web_search_20250305", "name": "web_search"}],
+    ) as stream:
+        message = stream.get_final_message()
+        request_id = stream.response.headers["x-request-id"]
+    kinds = [b.type for b in message.content]
+    assert "server_tool_use" in kinds and "web_search_tool_result" in kinds
+    urls = {c.url for b in message.content if b.type == "text" for c in b.citations or ()}  # type: ignore[union-attr]
+    assert urls == URLS
+    assert _cost(gw, request_id) >= SEARCH_PRICE[model]

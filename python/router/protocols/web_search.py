@@ -206,3 +206,123 @@ def search_result_blocks(annotations: list[Json], tool_id: str) -> list[Json]:
         {"type": "server_tool_use", "id": tool_id, "name": "web_search", "input": {"query": ""}},
         {"type": "web_search_tool_result", "tool_use_id": tool_id, "content": list(seen.values())},
     ]
+
+
+# --- streams ---
+
+_SERVER_BLOCKS = frozenset({"server_tool_use", "web_search_tool_result"})
+
+
+class SearchStream:
+    """An upstream stream that searched, on its way to a caller of another API (`router._core.Transcoder`):
+    Anthropic's server-tool blocks are taken out (they are the provider's calls, not the caller's tool calls),
+    and the citations are collected as `url_citation`s with offsets into the answer's text.
+
+    `feed` returns the upstream events, re-framed one by one, each with the annotations it completed, so the
+    caller-side chunk carrying them follows the text it cites and precedes the final chunk."""
+
+    __slots__ = ("_api", "_at", "_parser", "_pending", "_skipped", "_starts", "_strip", "_text", "searches")
+
+    def __init__(self, upstream_api: str, strip: bool = True) -> None:
+        from .._core import SseParser  # the extension is loaded by then; keeps this module importable alone
+
+        self._api = upstream_api
+        # False when the caller speaks the upstream's API: every event goes through, searches are only counted.
+        self._strip = strip
+        self.searches = 0
+        self._parser = SseParser()
+        self._skipped: set[int] = set()
+        self._starts: dict[int, int] = {}
+        self._pending: dict[int, list[Json]] = {}
+        self._text = ""
+        self._at = 0  # Responses: where the current content part starts in the answer
+
+    def feed(self, chunk: bytes) -> list[tuple[bytes, list[Json]]]:
+        out: list[tuple[bytes, list[Json]]] = []
+        for event in self._parser.feed(chunk):
+            framed = (b"event: " + event.event.encode() + b"\n" if event.event else b"") + b"data: "
+            framed += event.data.encode() + b"\n\n"
+            try:
+                data = msgspec.json.decode(event.data)
+            except msgspec.DecodeError:
+                out.append((framed, []))  # the transcoder reports it
+                continue
+            if not isinstance(data, dict):
+                out.append((framed, []))
+                continue
+            keep, found = self._messages(data) if self._api == "messages" else self._responses(data)
+            if keep or not self._strip:
+                out.append((framed, found))
+            elif found:
+                out.append((b"", found))
+        return out
+
+    def _messages(self, data: Json) -> tuple[bool, list[Json]]:
+        kind, index = data.get("type"), data.get("index")
+        if kind == "content_block_start":
+            block = data.get("content_block") or {}
+            if block.get("type") in _SERVER_BLOCKS:
+                self._skipped.add(index)
+                return False, []
+            self._starts[index] = len(self._text)
+        elif index in self._skipped and kind in ("content_block_delta", "content_block_stop"):
+            return False, []
+        elif kind == "content_block_delta":
+            delta = data.get("delta") or {}
+            if delta.get("type") == "text_delta":
+                self._text += delta.get("text") or ""
+            elif delta.get("type") == "citations_delta":
+                self._pending.setdefault(index, []).append(delta.get("citation") or {})
+                return False, []
+        elif kind == "message_delta":
+            server = (data.get("usage") or {}).get("server_tool_use") or {}
+            count = server.get("web_search_requests") if isinstance(server, dict) else None
+            self.searches = count if isinstance(count, int) and count > 0 else self.searches
+        elif kind == "content_block_stop":
+            start = self._starts.pop(index, len(self._text))
+            found = []
+            for cite in self._pending.pop(index, ()):
+                if not cite.get("url"):
+                    continue
+                begin, end = start, len(self._text)
+                if begin == end:  # an empty block quoting the text it supports (Gemini grounding)
+                    quoted = cite.get("cited_text") or ""
+                    begin = self._text.find(quoted) if quoted else -1
+                    begin, end = (begin, begin + len(quoted)) if begin >= 0 else (0, len(self._text))
+                found.append(url_citation(cite["url"], cite.get("title"), begin, end))
+            return True, found
+        return True, []
+
+    def _responses(self, data: Json) -> tuple[bool, list[Json]]:
+        kind = data.get("type")
+        if kind == "response.content_part.added":
+            self._at = len(self._text)
+        elif kind == "response.output_item.added" and (data.get("item") or {}).get("type") == "web_search_call":
+            self.searches += 1
+        elif kind == "response.output_text.delta":
+            self._text += data.get("delta") or ""
+        elif kind == "response.output_text.annotation.added":
+            note = data.get("annotation") or {}
+            if note.get("type") == "url_citation" and note.get("url"):
+                start, end = self._at + (note.get("start_index") or 0), self._at + (note.get("end_index") or 0)
+                return False, [url_citation(note["url"], note.get("title"), start, end)]
+            return False, []
+        return True, []
+
+
+def annotations_chunk(first_chunk: bytes, annotations: list[Json]) -> bytes:
+    """A chat stream chunk with `delta.annotations`, with the id, created and model of the stream's first chunk."""
+    head: Json = {}
+    if first_chunk.startswith(b"data: "):
+        try:
+            head = msgspec.json.decode(first_chunk[6:].split(b"\n", 1)[0])
+        except msgspec.DecodeError:
+            head = {}
+    chunk = {
+        "id": head.get("id", ""),
+        "object": "chat.completion.chunk",
+        "created": head.get("created", 0),
+        "model": head.get("model", ""),
+        "choices": [{"index": 0, "delta": {"annotations": annotations}, "logprobs": None, "finish_reason": None}],
+    }
+    return b"data: " + msgspec.json.encode(chunk) + b"\n\n"

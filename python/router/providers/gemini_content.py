@@ -275,7 +275,9 @@ class StreamTranslator:
     provided a chunk carried a finishReason.
     """
 
-    __slots__ = ("_block", "_calls", "_index", "_message_id", "_model", "_started", "_stop", "_usage")
+    __slots__ = (
+        "_block", "_calls", "_index", "_message_id", "_model", "_searched", "_started", "_stop", "_text", "_usage",
+    )  # fmt: skip
 
     def __init__(self, model: str, message_id: str) -> None:
         self._model = model
@@ -286,6 +288,8 @@ class StreamTranslator:
         self._started = False
         self._stop: str | None = None
         self._usage: Json = {}
+        self._text = ""  # the answer so far: grounding segments are found in it
+        self._searched = False
 
     def _open(self, kind: str, block: Json) -> bytes:
         out = self._close()
@@ -347,14 +351,43 @@ class StreamTranslator:
                 if self._block != "text":
                     out += self._open("text", {"type": "text", "text": ""})
                 delta = {"type": "text_delta", "text": part["text"]}
+                self._text += part["text"]
                 out += sse_event("content_block_delta", {"index": self._index, "delta": delta})
+        grounding = candidate.get("groundingMetadata")
+        if grounding and grounding.get("webSearchQueries") and not self._searched:
+            self._searched = True
+            out += self._grounding(grounding)
         if candidate.get("finishReason"):
             self._stop = _stop(candidate, self._calls > 0)
         return out
+
+    def _grounding(self, grounding: Json) -> bytes:
+        """Grounding arrives after the text it supports: the search as Anthropic streams one (server tool blocks),
+        then an empty text block whose `citations_delta`s quote the supported segments (`cited_text`)."""
+        blocks = _grounded([{"type": "text", "text": self._text}], grounding, self._message_id)
+        out = b""
+        for block in blocks:
+            if block["type"] == "server_tool_use":
+                out += self._open("server_tool_use", {**block, "input": {}})
+                partial = _encode(block["input"]).decode()
+                delta = {"type": "input_json_delta", "partial_json": partial}
+                out += sse_event("content_block_delta", {"index": self._index, "delta": delta})
+            elif block["type"] == "web_search_tool_result":
+                out += self._open("web_search_tool_result", block)
+        citations = [(c, b["text"]) for b in blocks if b["type"] == "text" for c in b.get("citations") or ()]
+        if citations:
+            out += self._open("citations", {"type": "text", "text": "", "citations": []})
+            for citation, text in citations:
+                delta = {"type": "citations_delta", "citation": {**citation, "cited_text": text}}
+                out += sse_event("content_block_delta", {"index": self._index, "delta": delta})
+        return out + self._close()
 
     def finish(self) -> bytes:
         """The closing events, or b"" when no chunk said why the answer stopped (an incomplete stream)."""
         if self._stop is None or not self._started:
             return b""
-        delta = {"delta": {"stop_reason": self._stop, "stop_sequence": None}, "usage": _usage(self._usage)}
+        usage = _usage(self._usage)
+        if self._searched:
+            usage["server_tool_use"] = {"web_search_requests": 1}
+        delta = {"delta": {"stop_reason": self._stop, "stop_sequence": None}, "usage": usage}
         return self._close() + sse_event("message_delta", delta) + sse_event("message_stop", {})

@@ -96,7 +96,10 @@ async def forward(
         transcoder = Transcoder(
             upstream, caller, model.id, int(time.time()), input_estimate, include_usage, plan.json_tool, prices, screen
         )
-        await _stream(ex, model, upstream_body, transcoder, extra, guard)
+        searched = None
+        if upstream in ("messages", "responses") and web_search.requested(fields):
+            searched = web_search.SearchStream(upstream, strip=caller != upstream)
+        await _stream(ex, model, upstream_body, transcoder, extra, guard, searched, caller == "chat")
     else:
         await _unary(ex, model, caller, upstream_body, plan, extra, guard)
 
@@ -154,7 +157,11 @@ async def _stream(
     transcoder: Transcoder,
     extra: dict[str, str] | None,
     guard: AnswerGuard | None,
+    searched: web_search.SearchStream | None = None,
+    annotate: bool = False,
 ) -> None:
+    """`searched`: the upstream searched the web; its events go to the transcoder through it, and with
+    `annotate` (chat callers) the citations it collects are sent as `delta.annotations` chunks."""
     provider = model.provider
     idle = provider.timeouts.idle_read
     loop = asyncio.get_running_loop()
@@ -171,7 +178,14 @@ async def _stream(
                 try:
                     async with asyncio.timeout(idle) as deadline:
                         while (chunk := await reader.read_chunk()) is not None:
-                            out = transcoder.feed(bytes(chunk))
+                            if searched is None:
+                                out = transcoder.feed(bytes(chunk))
+                            else:
+                                out = b""
+                                for event, found in searched.feed(bytes(chunk)):
+                                    out += transcoder.feed(event) if event else b""
+                                    if found and annotate:
+                                        out += web_search.annotations_chunk(ex.answer or out, found)
                             if guard is not None and transcoder.has_findings:
                                 # A blocked category ends the stream here, with an error event instead.
                                 guard.check(transcoder)
@@ -213,6 +227,8 @@ async def _stream(
                     # open until the garbage collector broke the cycle.
                     del failure
                 finally:
+                    if searched is not None and searched.searches and model.prices is not None:
+                        ex.fees_micro = searched.searches * round(model.prices.per_search * MICRO)
                     ex.prompt_tokens = transcoder.prompt_tokens
                     ex.completion_tokens = transcoder.completion_tokens
                     ex.cached_tokens = transcoder.cached_tokens
