@@ -103,6 +103,12 @@ class ProviderConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     aws_session_token: str | None = None
     # Bedrock: Converse for every model family, or InvokeModel with Anthropic's own Messages body.
     bedrock_api: Literal["converse", "invoke"] = "converse"
+    # Gemini, Vertex AI and Bedrock take images and PDFs as bytes: the gateway fetches URL ones, at most
+    # `fetch_max_bytes` each within `fetch_timeout` seconds (redirects included), and never from loopback,
+    # private or link-local addresses unless `fetch_private_urls` (tests, or an intranet image store).
+    fetch_private_urls: bool = False
+    fetch_max_bytes: int = 10 * 1024 * 1024
+    fetch_timeout: float = 10.0
 
 
 class AuthFailuresConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -316,6 +322,10 @@ def _check(config: Config, source: str) -> None:
             )
         seen.add(model.id)
     for name, provider in config.providers.items():
+        if not 1 <= provider.fetch_max_bytes <= 100 * 1024 * 1024:
+            raise ConfigError(f"{source}: at providers.{name}.fetch_max_bytes: expected 1 to 104857600 bytes")
+        if not 0 < provider.fetch_timeout <= 120:
+            raise ConfigError(f"{source}: at providers.{name}.fetch_timeout: expected 0 < seconds <= 120")
         if provider.kind in _DEFAULT_ENDPOINT_KINDS and not provider.base_url:
             continue
         if not provider.base_url.startswith(("http://", "https://")):

@@ -119,6 +119,7 @@ _image_reply = msgspec.json.Decoder(_ImageReply)
 class GeminiProvider(OpenAICompatProvider):
     api = "messages"
     chat_images = True
+    fetches_media = True
 
     def __init__(self, name: str, config: ProviderConfig, timeouts: Timeouts) -> None:
         super().__init__(name, config, timeouts)
@@ -153,7 +154,7 @@ class GeminiProvider(OpenAICompatProvider):
         self, url: str, body: bytes, request_id: str, extra: dict[str, str] | None = None
     ) -> tuple[Response, bytes]:
         assert self._transport is not None
-        target, payload, model = self.prepare(url, body, False)
+        target, payload, model = self.prepare(url, await self.with_media(body), False)
         headers = {"x-request-id": request_id, **await self.request_headers(extra)}
         response, data = await self._transport.post(target, headers, payload)
         if response.status != 200:
@@ -170,7 +171,7 @@ class GeminiProvider(OpenAICompatProvider):
         self, url: str, body: bytes, request_id: str, extra: dict[str, str] | None = None
     ) -> AsyncIterator[GeminiStreamResponse]:
         assert self._transport is not None
-        target, payload, model = self.prepare(url, body, True)
+        target, payload, model = self.prepare(url, await self.with_media(body), True)
         headers = {"x-request-id": request_id, "accept": "text/event-stream", **await self.request_headers(extra)}
         async with self._transport.stream(target, headers, payload) as response:
             yield GeminiStreamResponse(response, model, self.name)

@@ -14,6 +14,7 @@ import msgspec
 
 from ..config import ProviderConfig, Timeouts
 from ..errors import GatewayError, InvalidRequest, NotFound, UpstreamError
+from .fetch import MediaFetcher
 from .transport import Response, Transport
 
 _ENDPOINT_PATHS = {"chat": "chat/completions", "embeddings": "embeddings", "images": "images/generations"}
@@ -38,6 +39,8 @@ class OpenAICompatProvider:
     api = "chat"
     # Whether its image generation models also answer chat requests (Gemini's do; OpenAI's gpt-image do not).
     chat_images = False
+    # Whether it takes images and PDFs as bytes only, so the gateway fetches URL ones (providers/fetch.py).
+    fetches_media = False
 
     def __init__(self, name: str, config: ProviderConfig, timeouts: Timeouts) -> None:
         self.name = name
@@ -45,6 +48,7 @@ class OpenAICompatProvider:
         self.timeouts = timeouts
         self._base = config.base_url.rstrip("/")
         self._transport: Transport | None = None
+        self._media: MediaFetcher | None = None
 
     def default_headers(self) -> dict[str, str]:
         """Headers on every upstream request: JSON, the configured extras, and the provider credential."""
@@ -70,7 +74,24 @@ class OpenAICompatProvider:
         gate = self._transport.gate if self._transport is not None else None
         return (gate.in_flight, gate.queued) if gate is not None else (0, 0)
 
+    async def with_media(self, body: bytes) -> bytes:
+        """A Messages request body with its image and document URLs fetched and inlined (`fetches_media`)."""
+        if not self.fetches_media or b'"url"' not in body:
+            return body
+        request = msgspec.json.decode(body)
+        if not isinstance(request, dict):
+            return body
+        if self._media is None:
+            config = self.config
+            self._media = MediaFetcher(
+                self.name, config.fetch_private_urls, config.fetch_max_bytes, config.fetch_timeout
+            )
+        return msgspec.json.encode(request) if await self._media.inline(request) else body
+
     async def close(self) -> None:
+        if self._media is not None:
+            await self._media.close()
+            self._media = None
         if self._transport is not None:
             await self._transport.close()
             self._transport = None

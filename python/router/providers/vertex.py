@@ -145,7 +145,7 @@ class VertexProvider(GeminiProvider):
         if self._vertex[url][0] != "anthropic":
             return await super().post(url, body, request_id, extra)
         assert self._transport is not None
-        target, payload, _ = self.prepare(url, body, False)
+        target, payload, _ = self.prepare(url, await self.with_media(body), False)
         headers = {"x-request-id": request_id, **await self.request_headers(extra)}
         return await self._transport.post(target, headers, payload)
 
@@ -158,7 +158,7 @@ class VertexProvider(GeminiProvider):
                 yield response
             return
         assert self._transport is not None
-        target, payload, _ = self.prepare(url, body, True)
+        target, payload, _ = self.prepare(url, await self.with_media(body), True)
         headers = {"x-request-id": request_id, "accept": "text/event-stream", **await self.request_headers(extra)}
         # Anthropic's own SSE: it goes to the stream transcoder as from `kind: anthropic`.
         async with self._transport.stream(target, headers, payload) as response:
