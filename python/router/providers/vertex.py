@@ -24,7 +24,8 @@ import msgspec
 from ..config import ProviderConfig, Timeouts
 from ..errors import ConfigError, InvalidRequest
 from .gemini import GeminiProvider, GeminiStreamResponse
-from .google_auth import TokenSource, load_service_account
+from .google_auth import load_service_account, service_account_tokens
+from .oauth import TokenSource
 from .transport import Response
 
 __all__ = ["VertexProvider", "split_location"]
@@ -60,7 +61,8 @@ class VertexProvider(GeminiProvider):
         credentials = config.service_account or os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
         self._tokens: TokenSource | None = None
         if credentials:
-            self._tokens = TokenSource(load_service_account(credentials, f"{where}.service_account"), name)
+            account = load_service_account(credentials, f"{where}.service_account")
+            self._tokens = service_account_tokens(account, name)
         elif not config.api_key:
             raise ConfigError(
                 f"{where}.service_account: a Vertex AI provider needs a service-account key (file path or JSON), "
