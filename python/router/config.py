@@ -86,6 +86,16 @@ class ProviderConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     headers: dict[str, str] = {}
     # Set for Azure OpenAI: requests go to /openai/deployments/<model>/... ?api-version=<this>.
     azure_api_version: str | None = None
+    # Azure: the generation API of this provider's models, chat completions on each deployment or the Responses
+    # API (`/openai/responses`, the deployment as `model`).
+    azure_api: Literal["chat", "responses"] = "chat"
+    # Azure Entra ID (client-credentials grant) instead of an api-key: the app registration's tenant, client id
+    # and secret; the token URL defaults to https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token.
+    azure_tenant_id: str | None = None
+    azure_client_id: str | None = None
+    azure_client_secret: str | None = None
+    azure_token_url: str | None = None
+    azure_scope: str = "https://cognitiveservices.azure.com/.default"
     timeouts: Timeouts | None = None
     # Requests in flight to this provider per worker. None (the default): no cap, the pool grows with the load
     # (an LLM call holds its connection for seconds, so any fixed pool size becomes a hidden throughput

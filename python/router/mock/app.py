@@ -49,6 +49,7 @@ _NATIVE: dict[str, Callable[[Any, Any, Any], Awaitable[None]]] = {
     "v1": vertex.handle,
     "oauth2": vertex.token,
     "openai": azure.handle,
+    "entra": azure.token,
 }
 
 
