@@ -197,7 +197,8 @@ async def chat_completions(app: App, ex: Exchange) -> None:
     if stream:
         ex.stream = True
 
-    searching = web_search.requested(fields)
+    need = Need.chat(body, fields, stream)
+    searching = need.search
 
     async def call(model: Model) -> None:
         if searching:
@@ -229,7 +230,7 @@ async def chat_completions(app: App, ex: Exchange) -> None:
             ex, model, rq.encode_fields(upstream), hide_usage=not client_wants_usage, guard=stream_guard
         )
 
-    await _route(app, ex, principal, request.model, Need.chat(body, fields, stream), fields, call)
+    await _route(app, ex, principal, request.model, need, fields, call)
 
 
 # Client headers an Anthropic upstream needs to see (beta features, API version pinning).
@@ -253,7 +254,8 @@ async def messages(app: App, ex: Exchange) -> None:
     _charge(app, ex, principal, models, fields, None, ("max_tokens", request.max_tokens))
     estimate = anthropic.estimate_input_tokens(request)
     stream = bool(request.stream)
-    searching = web_search.requested(fields)
+    need = Need.chat(body, fields, stream)
+    searching = need.search
 
     async def call(model: Model) -> None:
         if searching and model.provider.config.kind != "anthropic":
@@ -265,7 +267,7 @@ async def messages(app: App, ex: Exchange) -> None:
         answer = AnswerGuard(guard, app.metrics, restore) if guard.responses else None
         await forward(ex, model, "messages", body, dict(fields), stream, estimate, True, extra, answer)
 
-    await _route(app, ex, principal, request.model, Need.chat(body, fields, stream), fields, call)
+    await _route(app, ex, principal, request.model, need, fields, call)
 
 
 async def count_tokens(app: App, ex: Exchange) -> None:
@@ -290,7 +292,8 @@ async def responses_create(app: App, ex: Exchange) -> None:
     ex.tool_results = tools.responses_results(request.input)
     _charge(app, ex, principal, models, fields, None, ("max_output_tokens", request.max_output_tokens))
     stream = bool(request.stream)
-    searching = web_search.requested(fields)
+    need = Need.chat(body, fields, stream)
+    searching = need.search
 
     async def call(model: Model) -> None:
         if searching and model.provider.config.kind != "openai-responses":
@@ -302,7 +305,7 @@ async def responses_create(app: App, ex: Exchange) -> None:
             upstream["reasoning"] = reasoning.openai_reasoning_field(upstream["reasoning"])
         await forward(ex, model, "responses", body, upstream, stream, 0, True, None, answer)
 
-    await _route(app, ex, principal, request.model, Need.chat(body, fields, stream), fields, call)
+    await _route(app, ex, principal, request.model, need, fields, call)
 
 
 async def embeddings(app: App, ex: Exchange) -> None:
