@@ -197,11 +197,18 @@ def test_missing_prompt_and_wrong_model_kinds(gw: Server, key: str, oai: openai.
     assert mock.count() == 0
 
 
-def test_gemini_image_models_also_chat(oai: openai.OpenAI) -> None:
+def test_gemini_image_models_chat_with_images_in_the_message(oai: openai.OpenAI, mock: MockControl) -> None:
     reply = oai.chat.completions.create(
-        model="google/gemini-2.5-flash-image", messages=[{"role": "user", "content": "hi"}]
+        model="google/gemini-2.5-flash-image", messages=[{"role": "user", "content": "Draw a sunset"}]
     )
-    assert reply.choices[0].message.content
+    message = reply.choices[0].message
+    assert message.content
+    (image,) = (message.model_extra or {})["images"]
+    assert image["type"] == "image_url"
+    url = image["image_url"]["url"]
+    assert url.startswith("data:image/png;base64,") and base64.b64decode(url.partition(",")[2]).startswith(PNG)
+    body = _upstream(mock, "/v1beta/")[0]["body"]
+    assert body["generationConfig"]["responseModalities"] == ["TEXT", "IMAGE"]
 
 
 def test_governance_refuses_a_model_outside_the_key(gw: Server, mock: MockControl) -> None:

@@ -136,6 +136,9 @@ def chat_to_anthropic(completion: Json, model: str) -> Json:
             content.extend(web_search.anthropic_text_blocks(message["content"], annotations))
         else:
             content.append({"type": "text", "text": message["content"]})
+    for image in message.get("images") or ():
+        split = (image.get("image_url") or {}).get("url", "").removeprefix("data:").partition(";base64,")
+        content.append({"type": "image", "source": {"type": "base64", "media_type": split[0], "data": split[2]}})
     for call in message.get("tool_calls") or ():
         function = call.get("function") or {}
         try:

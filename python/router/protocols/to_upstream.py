@@ -39,6 +39,7 @@ def assistant_blocks_to_chat(blocks: Any, json_tool: str | None = None, **head: 
     calls: list[Json] = []
     thinking: list[Json] = []
     annotations: list[Json] = []
+    images: list[Json] = []
     answered = False
     at = 0
     for block in blocks:
@@ -63,6 +64,11 @@ def assistant_blocks_to_chat(blocks: Any, json_tool: str | None = None, **head: 
             )
         elif kind in ("thinking", "redacted_thinking"):
             thinking.append(block)
+        elif kind == "image" and (block.get("source") or {}).get("type") == "base64":
+            # An image the model generated (Gemini image models): chat's `message.images`, as Requesty answers.
+            source = block["source"]
+            url = _data_url(source.get("media_type", ""), source.get("data", ""))
+            images.append({"type": "image_url", "image_url": {"url": url}})
     message: Json = {"role": "assistant", "content": "".join(texts) if texts else None, **head}
     if calls:
         message["tool_calls"] = calls
@@ -71,6 +77,8 @@ def assistant_blocks_to_chat(blocks: Any, json_tool: str | None = None, **head: 
         message["thinking_blocks"] = thinking
     if annotations:
         message["annotations"] = annotations
+    if images:
+        message["images"] = images
     return message, answered
 
 
@@ -612,6 +620,7 @@ def chat_for_upstream(chat: Json, reasoning_model: bool = False) -> Json:
         message.pop("thinking_blocks", None)
         message.pop("reasoning_content", None)
         message.pop("annotations", None)
+        message.pop("images", None)
         content = message.get("content")
         if isinstance(content, list):
             for part in content:

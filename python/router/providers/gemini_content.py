@@ -134,6 +134,10 @@ def messages_to_gemini(req: Json, model: str) -> Json:
         choice = {}
         generation["responseMimeType"] = "application/json"
         generation["responseJsonSchema"] = json_tool.get("input_schema") or {"type": "object"}
+    if "-image" in model:
+        # Gemini's image models (gemini-2.5-flash-image…) answer chat with text and images; the images reach chat
+        # callers as `message.images`. https://ai.google.dev/gemini-api/docs/image-generation
+        generation["responseModalities"] = ["TEXT", "IMAGE"]
     declarations = []
     search = False
     for j, tool in enumerate(tools):
@@ -206,6 +210,10 @@ def gemini_to_messages(body: Json, model: str, message_id: str) -> Json:
                 )
             elif "text" in part:
                 content.append({"type": "text", "text": part["text"]})
+            elif "inlineData" in part:  # a generated image
+                inline = part["inlineData"]
+                source = {"type": "base64", "media_type": inline.get("mimeType", ""), "data": inline.get("data", "")}
+                content.append({"type": "image", "source": source})
         stop = _stop(candidate, calls > 0)
         grounding = candidate.get("groundingMetadata")
         if grounding:
