@@ -43,7 +43,7 @@ providers:
   entrashort:
     kind: azure
     base_url: env:TEST_AZURE_URL
-    azure_token_url: env:TEST_ENTRA_URL
+    azure_token_url: env:TEST_ENTRA_SHORT_URL
     azure_client_id: {mock_azure.SHORT_LIVED_CLIENT_ID}
     azure_client_secret: env:TEST_ENTRA_SECRET
   entrabad:
@@ -81,6 +81,8 @@ def azure_gateway(mock_server: Server, tmp_path_factory: pytest.TempPathFactory)
     env = gateway_env(root / "router.db", mock_server.base, root / "config.yaml") | {
         "TEST_AZURE_URL": mock_server.base,
         "TEST_ENTRA_URL": f"{mock_server.base}/entra/contoso.onmicrosoft.com/oauth2/v2.0/token",
+        # Another tenant: its refreshes every ~2 s are told apart from the long-lived client's requests.
+        "TEST_ENTRA_SHORT_URL": f"{mock_server.base}/entra/shortlived.onmicrosoft.com/oauth2/v2.0/token",
         "TEST_ENTRA_SECRET": mock_azure.CLIENT_SECRET,
     }
     server = start_gateway(env)
@@ -167,8 +169,8 @@ def test_images_on_azure_with_api_key_and_entra(oai: openai.OpenAI, mock: MockCo
         assert record["path"] == "/openai/deployments/gpt-image-1/images/generations"
 
 
-def _token_requests(mock: MockControl) -> list[dict]:
-    return [r for r in mock.requests() if r["path"].startswith("/entra/")]
+def _token_requests(mock: MockControl, tenant: str) -> list[dict]:
+    return [r for r in mock.requests() if r["path"].startswith(f"/entra/{tenant}.onmicrosoft.com/")]
 
 
 def test_entra_client_credentials_token_is_cached(oai: openai.OpenAI, mock: MockControl) -> None:
@@ -179,7 +181,7 @@ def test_entra_client_credentials_token_is_cached(oai: openai.OpenAI, mock: Mock
     assert "api-key" not in sent[0]["headers"]
     assert len({r["credential"] for r in sent}) == 1
     # Fetched once at start, then served from the cache: no token request on the request path.
-    assert _token_requests(mock) == []
+    assert _token_requests(mock, "contoso") == []
 
 
 def test_entra_token_is_refreshed_before_it_expires(oai: openai.OpenAI, mock: MockControl) -> None:
@@ -188,9 +190,9 @@ def test_entra_token_is_refreshed_before_it_expires(oai: openai.OpenAI, mock: Mo
     assert first.choices
     before = [r for r in mock.requests() if r["path"].startswith("/openai/")][-1]["credential"]
     deadline = time.monotonic() + 10
-    while not _token_requests(mock) and time.monotonic() < deadline:
+    while not _token_requests(mock, "shortlived") and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert _token_requests(mock), "no refresh without traffic"
+    assert _token_requests(mock, "shortlived"), "no refresh without traffic"
     oai.chat.completions.create(model="entrashort/openai/gpt-4o", messages=[{"role": "user", "content": "b"}])
     after = [r for r in mock.requests() if r["path"].startswith("/openai/")][-1]["credential"]
     assert after != before
