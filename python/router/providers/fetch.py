@@ -14,12 +14,13 @@ import asyncio
 import base64
 import ipaddress
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
-import httpcore
-
 from ..errors import InvalidRequest
+
+if TYPE_CHECKING:
+    import httpcore
 
 Json = dict[str, Any]
 
@@ -45,36 +46,39 @@ class _Refused(Exception):
         super().__init__(f"{host} resolves to {address}, a private, loopback or link-local address")
 
 
-class _CheckedBackend(httpcore.AsyncNetworkBackend):
-    """Resolves the host itself, refuses it if any of its addresses is forbidden, and connects to the first."""
+def _checked_backend(allow_private: bool) -> httpcore.AsyncNetworkBackend:
+    """A network backend that resolves the host itself, refuses it if any of its addresses is forbidden, and
+    connects to the first. (httpcore is imported on first use: it is not needed to start a worker.)"""
+    import httpcore
 
-    def __init__(self, allow_private: bool) -> None:
-        self._inner = httpcore.AnyIOBackend()
-        self._allow_private = allow_private
+    inner = httpcore.AnyIOBackend()
 
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
-        local_address: str | None = None,
-        socket_options: Any = None,
-    ) -> httpcore.AsyncNetworkStream:
-        loop = asyncio.get_running_loop()
-        infos = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout)
-        addresses = [str(info[4][0]) for info in infos]
-        if not addresses:
-            raise OSError(f"{host} has no address")
-        if not self._allow_private:
-            for address in addresses:
-                if forbidden(address):
-                    raise _Refused(host, address)
-        return await self._inner.connect_tcp(
-            addresses[0], port, timeout=timeout, local_address=local_address, socket_options=socket_options
-        )
+    class CheckedBackend(httpcore.AsyncNetworkBackend):
+        async def connect_tcp(
+            self,
+            host: str,
+            port: int,
+            timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+            local_address: str | None = None,
+            socket_options: Any = None,
+        ) -> httpcore.AsyncNetworkStream:
+            loop = asyncio.get_running_loop()
+            infos = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout)
+            addresses = [str(info[4][0]) for info in infos]
+            if not addresses:
+                raise OSError(f"{host} has no address")
+            if not allow_private:
+                for address in addresses:
+                    if forbidden(address):
+                        raise _Refused(host, address)
+            return await inner.connect_tcp(
+                addresses[0], port, timeout=timeout, local_address=local_address, socket_options=socket_options
+            )
 
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
+        async def sleep(self, seconds: float) -> None:
+            await inner.sleep(seconds)
+
+    return CheckedBackend()
 
 
 class MediaFetcher:
@@ -84,8 +88,11 @@ class MediaFetcher:
         self.provider = provider
         self.max_bytes = max_bytes
         self.timeout = timeout
+        import httpcore
+
+        self._failures = (httpcore.ConnectError, httpcore.ProtocolError, httpcore.ReadError, OSError)
         self._pool = httpcore.AsyncConnectionPool(
-            network_backend=_CheckedBackend(allow_private), max_connections=32, retries=0
+            network_backend=_checked_backend(allow_private), max_connections=32, retries=0
         )
 
     async def close(self) -> None:
@@ -100,7 +107,7 @@ class MediaFetcher:
             raise _bad(where, f"the URL could not be fetched within {self.timeout:g} s") from None
         except _Refused as exc:
             raise _bad(where, f"the URL is refused: {exc}") from None
-        except (httpcore.ConnectError, httpcore.ProtocolError, httpcore.ReadError, OSError) as exc:
+        except self._failures as exc:
             raise _bad(where, f"the URL could not be fetched ({type(exc).__name__})") from None
 
     async def _fetch(self, url: str, where: str, allowed: frozenset[str]) -> tuple[str, bytes]:
