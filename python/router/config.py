@@ -20,7 +20,11 @@ from .guardrails.settings import GuardrailSettings, problems
 
 DEFAULT_CONFIG = Path(__file__).with_name("demo.yaml")
 
-Capability = Literal["streaming", "tools", "vision", "reasoning", "caching", "embeddings", "json_mode"]
+Capability = Literal[
+    "streaming", "tools", "vision", "reasoning", "caching", "embeddings", "json_mode", "images", "web_search"
+]  # fmt: skip
+# Provider kinds that serve `POST /v1/images/generations` (a model with the `images` capability must use one).
+IMAGE_KINDS = ("openai", "azure", "gemini", "vertex")
 
 
 class Timeouts(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -41,6 +45,11 @@ class Prices(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     cached_input: float | None = None
     cache_write: float | None = None
     per_request: float = 0.0
+    # USD per generated image, by `<size>/<quality>` (`1024x1024/high`); `<size>/*`, `*/<quality>` and `*` match
+    # any size or quality (spend/cost.py `image_price`).
+    images: dict[str, float] = {}
+    # USD per server-side web search the provider bills (Anthropic's web search tool, Gemini grounding).
+    per_search: float = 0.0
 
 
 class ModelConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -77,6 +86,16 @@ class ProviderConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     headers: dict[str, str] = {}
     # Set for Azure OpenAI: requests go to /openai/deployments/<model>/... ?api-version=<this>.
     azure_api_version: str | None = None
+    # Azure: the generation API of this provider's models, chat completions on each deployment or the Responses
+    # API (`/openai/responses`, the deployment as `model`).
+    azure_api: Literal["chat", "responses"] = "chat"
+    # Azure Entra ID (client-credentials grant) instead of an api-key: the app registration's tenant, client id
+    # and secret; the token URL defaults to https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token.
+    azure_tenant_id: str | None = None
+    azure_client_id: str | None = None
+    azure_client_secret: str | None = None
+    azure_token_url: str | None = None
+    azure_scope: str = "https://cognitiveservices.azure.com/.default"
     timeouts: Timeouts | None = None
     # Requests in flight to this provider per worker. None (the default): no cap, the pool grows with the load
     # (an LLM call holds its connection for seconds, so any fixed pool size becomes a hidden throughput
@@ -94,6 +113,12 @@ class ProviderConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     aws_session_token: str | None = None
     # Bedrock: Converse for every model family, or InvokeModel with Anthropic's own Messages body.
     bedrock_api: Literal["converse", "invoke"] = "converse"
+    # Gemini, Vertex AI and Bedrock take images and PDFs as bytes: the gateway fetches URL ones, at most
+    # `fetch_max_bytes` each within `fetch_timeout` seconds (redirects included), and never from loopback,
+    # private or link-local addresses unless `fetch_private_urls` (tests, or an intranet image store).
+    fetch_private_urls: bool = False
+    fetch_max_bytes: int = 10 * 1024 * 1024
+    fetch_timeout: float = 10.0
 
 
 class AuthFailuresConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -329,8 +354,18 @@ def _check(config: Config, source: str) -> None:
             raise ConfigError(f"{where}: provider {provider!r} is not defined in providers (defined: {known})")
         if model.id in seen:
             raise ConfigError(f"{where}: duplicate model id {model.id!r}")
+        kind = config.providers[provider].kind
+        if "images" in model.capabilities and kind not in IMAGE_KINDS:
+            raise ConfigError(
+                f"{source}: at models[{i}].capabilities: 'images' (POST /v1/images/generations) needs a provider of "
+                f"kind {', '.join(IMAGE_KINDS)}; {provider!r} is {kind!r}"
+            )
         seen.add(model.id)
     for name, provider in config.providers.items():
+        if not 1 <= provider.fetch_max_bytes <= 100 * 1024 * 1024:
+            raise ConfigError(f"{source}: at providers.{name}.fetch_max_bytes: expected 1 to 104857600 bytes")
+        if not 0 < provider.fetch_timeout <= 120:
+            raise ConfigError(f"{source}: at providers.{name}.fetch_timeout: expected 0 < seconds <= 120")
         if provider.kind in _DEFAULT_ENDPOINT_KINDS and not provider.base_url:
             continue
         if not provider.base_url.startswith(("http://", "https://")):

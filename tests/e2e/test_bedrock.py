@@ -238,11 +238,12 @@ def test_pdf_as_file_or_input_file_part(oai: openai.OpenAI, mock: MockControl) -
         assert document["format"] == "pdf" and document["source"] == {"bytes": pdf}
 
 
-def test_image_url_is_a_400_naming_the_part(oai: openai.OpenAI, mock: MockControl) -> None:
-    content = [{"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}]
+def test_image_url_to_a_private_address_is_a_400_naming_the_part(oai: openai.OpenAI, mock: MockControl) -> None:
+    # URL images are fetched by the gateway (tests/e2e/test_media_urls.py), never from a private address.
+    content = [{"type": "image_url", "image_url": {"url": "http://10.0.0.1/cat.png"}}]
     with pytest.raises(openai.BadRequestError) as info:
         oai.chat.completions.create(model=EU, messages=[{"role": "user", "content": content}])
-    assert "base64" in str(info.value) and "messages[0].content[0]" in str(info.value)
+    assert "private" in str(info.value) and "messages[0].content[0]" in str(info.value)
     assert not _converse_requests(mock)
 
 

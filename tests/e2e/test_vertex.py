@@ -3,6 +3,7 @@ service account's OAuth token fetched from the mock's token endpoint (which chec
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 
@@ -39,6 +40,11 @@ models:
   - id: vertex/throttled
     upstream_model: google/gemini-2.5-flash@fail=429
   - id: vertexbad/google/gemini-2.5-pro
+  - id: vertex/google/gemini-2.5-flash-image
+    capabilities: [images]
+  - id: vertex/google/gemini-2.5-flash-search
+    upstream_model: google/gemini-2.5-flash
+    capabilities: [streaming, tools, web_search]
 """
 GEMINI = "vertex/google/gemini-2.5-pro"
 CLAUDE = "vertex/anthropic/claude-3-7-sonnet"
@@ -143,3 +149,27 @@ def test_locations_are_catalog_regions(vertex_gateway: Server) -> None:
     regions = {m["id"]: m["region"] for m in data}
     assert regions[GEMINI] == "europe-west1"
     assert regions["vertex/google/gemini-2.5-flash@us-central1"] == "us-central1"
+
+
+def test_images_through_vertex_generate_content(oai: openai.OpenAI, mock: MockControl) -> None:
+    result = oai.images.generate(model="vertex/google/gemini-2.5-flash-image", prompt="a fox", size="1024x1536")
+    assert base64.b64decode(result.data[0].b64_json or "").startswith(b"\x89PNG")
+    record = [r for r in mock.requests() if r["path"].startswith("/v1/projects/")][-1]
+    assert record["path"].endswith("/publishers/google/models/gemini-2.5-flash-image:generateContent")
+    assert record["headers"]["authorization"].startswith("Bearer ")
+    assert record["body"]["generationConfig"]["imageConfig"] == {"aspectRatio": "2:3"}
+    with pytest.raises(openai.BadRequestError) as claude:
+        oai.images.generate(model=CLAUDE, prompt="a fox")
+    assert claude.value.code == "model_not_supported"
+
+
+def test_web_search_is_google_search_grounding_on_vertex(oai: openai.OpenAI, mock: MockControl) -> None:
+    reply = oai.chat.completions.create(
+        model="vertex/google/gemini-2.5-flash-search",
+        messages=[{"role": "user", "content": "News in London?"}],
+        tools=[{"type": "web_search"}],  # type: ignore[list-item]
+    )
+    annotations = reply.choices[0].message.annotations or []
+    assert annotations and all(a.url_citation.url.startswith("https://") for a in annotations)
+    record = [r for r in mock.requests() if r["path"].startswith("/v1/projects/")][-1]
+    assert record["body"]["tools"] == [{"google_search": {}}]

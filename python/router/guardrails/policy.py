@@ -198,6 +198,8 @@ MESSAGES_RESPONSES_FIELDS = (
 )  # fmt: skip
 # Embeddings: the strings of `input` (token-id arrays are numbers: nothing to read).
 EMBEDDINGS_FIELDS = ("input",)
+# Image generation: the prompt.
+IMAGES_FIELDS = ("prompt",)
 
 _encoder = msgspec.json.Encoder()
 
@@ -277,6 +279,12 @@ def screen_request_fields(
 @fail_closed
 def screen_embeddings_request(policy: Policy, metrics: Metrics, fields: dict[str, msgspec.Raw]) -> None:
     _screen(policy, metrics, fields, EMBEDDINGS_FIELDS)
+
+
+@fail_closed
+def screen_images_request(policy: Policy, metrics: Metrics, fields: dict[str, msgspec.Raw]) -> None:
+    """`POST /v1/images/generations`: the prompt is masked (or blocked) before any model sees it."""
+    _screen(policy, metrics, fields, IMAGES_FIELDS)
 
 
 @fail_closed

@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 
 from . import openai_chat as chat
+from . import web_search
 from .content import THINKING_TEXT, prompt_tokens, text_tokens, thinking_signature
 from .knobs import Knobs, Resolved
 
@@ -22,6 +23,12 @@ from .knobs import Knobs, Resolved
 class Tool(msgspec.Struct):
     name: str = ""
     input_schema: dict[str, Any] | None = None
+    # Set for server tools (`web_search_20250305`); None or "custom" for client tools.
+    type: str | None = None
+
+    @property
+    def is_server(self) -> bool:
+        return self.type not in (None, "custom")
 
 
 class ToolChoice(msgspec.Struct):
@@ -109,7 +116,9 @@ def as_chat_request(request: MessagesRequest) -> chat.ChatRequest:
     """The same request in chat terms, so reply planning (tools, echo, limits) is shared with chat."""
     messages = [turn for m in request.messages for turn in _chat_messages(m)]
     tools = [
-        chat.ToolDef(function=chat.FunctionDef(name=t.name, parameters=t.input_schema)) for t in request.tools or ()
+        chat.ToolDef(function=chat.FunctionDef(name=t.name, parameters=t.input_schema))
+        for t in request.tools or ()
+        if not t.is_server
     ]
     choice: str | chat.NamedToolChoice | None = None
     if request.tool_choice is not None:
@@ -121,6 +130,16 @@ def as_chat_request(request: MessagesRequest) -> chat.ChatRequest:
     return chat.ChatRequest(
         model=request.model, messages=messages, tools=tools or None, tool_choice=choice, max_tokens=request.max_tokens
     )
+
+
+def searches(request: MessagesRequest) -> bool:
+    """Whether the request gives the web search server tool (answered with `web_search.RESULTS`)."""
+    return any(t.is_server and (t.type or "").startswith("web_search_") for t in request.tools or ())
+
+
+def search_query(request: MessagesRequest) -> str:
+    last = request.messages[-1].content if request.messages else ""
+    return last if isinstance(last, str) else " ".join(_block_text(b) for b in last)
 
 
 def thinking_tokens(request: MessagesRequest) -> tuple[str, ...]:
@@ -159,7 +178,11 @@ def message_body(request: MessagesRequest, plan: chat.ReplyPlan, message_id: str
     if thinking:
         text = "".join(thinking)
         content.append({"type": "thinking", "thinking": text, "signature": thinking_signature(text)})
-    if plan.tokens or not plan.tool_calls:
+    usage: dict[str, Any] = _usage(request, _output_tokens(plan, thinking))
+    if searches(request):
+        content.extend(web_search.anthropic_blocks(search_query(request), f"srvtoolu_{message_id}"))
+        usage["server_tool_use"] = {"web_search_requests": 1}
+    elif plan.tokens or not plan.tool_calls:
         content.append({"type": "text", "text": "".join(plan.tokens)})
     content.extend(
         {"type": "tool_use", "id": c.id, "name": c.name, "input": msgspec.json.decode(c.arguments)}
@@ -174,7 +197,7 @@ def message_body(request: MessagesRequest, plan: chat.ReplyPlan, message_id: str
             "content": content,
             "stop_reason": _STOP_REASONS[plan.finish_reason],
             "stop_sequence": None,
-            "usage": _usage(request, _output_tokens(plan, thinking)),
+            "usage": usage,
         }
     )
 
@@ -212,12 +235,26 @@ def stream_events(request: MessagesRequest, plan: chat.ReplyPlan, message_id: st
         deltas = [{"type": "thinking_delta", "thinking": t} for t in thinking]
         deltas.append({"type": "signature_delta", "signature": thinking_signature("".join(thinking))})
         block({"type": "thinking", "thinking": "", "signature": ""}, deltas)
-    if plan.tokens or not plan.tool_calls:
+    final_usage: dict[str, Any] = _usage(request, _output_tokens(plan, thinking))
+    if searches(request):
+        # Streamed as Anthropic does: the query as input_json_delta, the results whole, citations_delta
+        # before each cited text.
+        final_usage["server_tool_use"] = {"web_search_requests": 1}
+        for found in web_search.anthropic_blocks(search_query(request), f"srvtoolu_{message_id}"):
+            if found["type"] == "server_tool_use":
+                query = msgspec.json.encode(found["input"]).decode()
+                block({**found, "input": {}}, [{"type": "input_json_delta", "partial_json": query}])
+            elif found["type"] == "web_search_tool_result":
+                block(found, [])
+            else:
+                deltas = [{"type": "citations_delta", "citation": c} for c in found.get("citations", ())]
+                deltas.append({"type": "text_delta", "text": found["text"]})
+                block({"type": "text", "text": "", **({"citations": []} if "citations" in found else {})}, deltas)
+    elif plan.tokens or not plan.tool_calls:
         block({"type": "text", "text": ""}, [{"type": "text_delta", "text": t} for t in plan.tokens])
     for call in plan.tool_calls:
         deltas = [{"type": "input_json_delta", "partial_json": f} for f in call.fragments]
         block({"type": "tool_use", "id": call.id, "name": call.name, "input": {}}, deltas)
-    final_usage = _usage(request, _output_tokens(plan, thinking))
     tail = _event(
         "message_delta",
         {"delta": {"stop_reason": _STOP_REASONS[plan.finish_reason], "stop_sequence": None}, "usage": final_usage},

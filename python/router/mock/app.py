@@ -22,6 +22,7 @@ from . import anthropic_messages as messages
 from . import azure, bedrock, gemini, vertex
 from . import openai_chat as chat
 from . import openai_embeddings as embeddings
+from . import openai_images as images
 from . import openai_responses as responses
 from .catalog import find_model, model_body, model_list_body
 from .content import canned_tokens, prompt_tokens
@@ -48,6 +49,7 @@ _NATIVE: dict[str, Callable[[Any, Any, Any], Awaitable[None]]] = {
     "v1": vertex.handle,
     "oauth2": vertex.token,
     "openai": azure.handle,
+    "entra": azure.token,
 }
 
 
@@ -79,6 +81,7 @@ class MockApp:
         self._routes: dict[str, tuple[str, Handler]] = {
             "/v1/chat/completions": ("POST", self._chat),
             "/v1/embeddings": ("POST", self._embeddings),
+            "/v1/images/generations": ("POST", self._images),
             "/v1/messages": ("POST", self._messages),
             "/v1/responses": ("POST", self._responses),
             "/v1/models": ("GET", self._list_models),
@@ -353,6 +356,25 @@ class MockApp:
         except KnobError as exc:
             return _error(proto, 400, str(exc), param=exc.param)
         except embeddings.EmbeddingInputError as exc:
+            return _error(proto, 400, str(exc), param=exc.param)
+        fail = self._failure(knobs, request.model)
+        if await self._before_reply(proto, knobs, fail):
+            return
+        await self._send_json(scope, proto, reply, fail)
+
+    async def _images(self, scope: Any, proto: Any) -> None:
+        body = await proto()
+        try:
+            request = images.REQUEST_DECODER.decode(body)
+        except msgspec.DecodeError as exc:
+            return self._bad_body(scope, proto, exc, body)
+        self._record(scope, request.model, False, body)
+        try:
+            model, knobs = self._resolve(scope.headers, request.mock, request.model)
+            reply = images.images_body(request, model, int(time.time()))
+        except KnobError as exc:
+            return _error(proto, 400, str(exc), param=exc.param)
+        except images.ImagesInputError as exc:
             return _error(proto, 400, str(exc), param=exc.param)
         fail = self._failure(knobs, request.model)
         if await self._before_reply(proto, knobs, fail):

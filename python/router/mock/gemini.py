@@ -18,7 +18,9 @@ import msgspec
 
 from . import anthropic_messages as messages
 from . import openai_chat as chat
+from . import web_search
 from .knobs import KnobError
+from .openai_images import image_b64
 
 if TYPE_CHECKING:
     from .app import MockApp
@@ -177,6 +179,51 @@ def stream_events(request: messages.MessagesRequest, plan: chat.ReplyPlan, model
     return chat.StreamEvents(head=head, tokens=tokens, tail=tail)
 
 
+def grounded(decoded: dict[str, Any]) -> bool:
+    return any(
+        isinstance(t, dict) and ("google_search" in t or "googleSearch" in t) for t in decoded.get("tools") or ()
+    )
+
+
+def grounded_reply(decoded: dict[str, Any], model: str, stream: bool) -> tuple[bytes, list[bytes], bytes] | bytes:
+    """A Google Search grounded answer: whole, or as (head, tokens, tail) SSE chunks whose last carries the
+    groundingMetadata, as Gemini streams it."""
+    query = " ".join(p.get("text", "") for p in ((decoded.get("contents") or [{}])[-1].get("parts") or ()))
+    usage = {"promptTokenCount": max(1, len(query) // 4), "candidatesTokenCount": 12, "totalTokenCount": 0}
+    usage["totalTokenCount"] = usage["promptTokenCount"] + 12
+    metadata = web_search.gemini_grounding(query)
+    if not stream:
+        body = _response([{"text": web_search.ANSWER}], "STOP", usage, model)
+        body["candidates"][0]["groundingMetadata"] = metadata
+        return msgspec.json.encode(body)
+    head = _sse(_response([{"text": web_search.LEAD}], None, None, model))
+    last = _response([{"text": web_search.CITED}], "STOP", usage, model)
+    last["candidates"][0]["groundingMetadata"] = metadata
+    return head, [], _sse(last)
+
+
+def image_reply(decoded: dict[str, Any], model: str) -> tuple[int, bytes] | None:
+    """The answer to a request for `responseModalities` with IMAGE (None: an ordinary text request): an image
+    model returns one inline PNG per call; other models refuse the modality, as Gemini does.
+    https://ai.google.dev/gemini-api/docs/image-generation"""
+    modalities = [str(m).upper() for m in (decoded.get("generationConfig") or {}).get("responseModalities") or ()]
+    if "IMAGE" not in modalities:
+        return None
+    if "image" not in model:
+        message = "Model does not support the requested response modality: IMAGE"
+        return 400, error_body(400, "INVALID_ARGUMENT", message)
+    prompt = " ".join(p.get("text", "") for c in decoded.get("contents") or () for p in c.get("parts") or ())
+    parts: list[dict[str, Any]] = [{"inlineData": {"mimeType": "image/png", "data": image_b64(prompt, 0)}}]
+    if "TEXT" in modalities:
+        parts.insert(0, {"text": "Here is your image."})
+    usage = {"promptTokenCount": max(1, len(prompt) // 4), "candidatesTokenCount": 1290}
+    usage["totalTokenCount"] = usage["promptTokenCount"] + 1290
+    body = _response(parts, "STOP", usage, model) | {"responseId": "mockimage"}
+    if "refuse" in prompt:
+        body = _response([], "IMAGE_SAFETY", usage, model)
+    return 200, msgspec.json.encode(body)
+
+
 async def handle(app: MockApp, scope: Any, proto: Any) -> None:
     """`POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent?alt=sse`."""
     match = PATH_RE.match(scope.path)
@@ -202,9 +249,25 @@ async def handle(app: MockApp, scope: Any, proto: Any) -> None:
     fault = FAULTS.get(fail)
     if fault is not None:
         return _error(proto, *fault)
+    image = image_reply(decoded, model)
+    if image is not None:
+        return proto.response_bytes(image[0], JSON_HEADERS, image[1])
+    if grounded(decoded):
+        return await send_grounded(app, scope, proto, decoded, model, stream, knobs, fail)
     plan = messages.plan_reply(request, knobs)
     if stream:
         return await app._counted_stream(scope, proto, stream_events(request, plan, model), knobs, fail, SSE_HEADERS)
     if knobs.token_delay_ms:
         await asyncio.sleep(knobs.token_delay_ms * plan.completion_tokens / 1000)
     await app._send_json(scope, proto, reply_body(request, plan, model), fail)
+
+
+async def send_grounded(
+    app: MockApp, scope: Any, proto: Any, decoded: dict[str, Any], model: str, stream: bool, knobs: Any, fail: str
+) -> None:
+    reply = grounded_reply(decoded, model, stream)
+    if isinstance(reply, bytes):
+        return await app._send_json(scope, proto, reply, fail)
+    head, tokens, tail = reply
+    events = chat.StreamEvents(head=head, tokens=tokens, tail=tail)
+    return await app._counted_stream(scope, proto, events, knobs, fail, SSE_HEADERS)

@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 
 from . import openai_chat as chat
+from . import web_search
 from .content import THINKING_TEXT, prompt_tokens, text_tokens
 from .knobs import Knobs, Resolved
 
@@ -118,7 +119,10 @@ def _items(request: ResponsesRequest, plan: chat.ReplyPlan, response_id: str) ->
     if thinking:
         parts = [{"type": "summary_text", "text": "".join(thinking)}] if summary else []
         items.append({"type": "reasoning", "id": f"rs_{response_id}", "summary": parts})
-    if plan.tokens or not plan.tool_calls:
+    if web_search.wanted([{"type": t.type} for t in request.tools or ()]):
+        query = request.input if isinstance(request.input, str) else _item_text(request.input[-1])
+        items.extend(web_search.responses_items(query, response_id))
+    elif plan.tokens or not plan.tool_calls:
         part = {"type": "output_text", "text": "".join(plan.tokens), "annotations": [], "logprobs": []}
         items.append(
             {
@@ -200,11 +204,19 @@ def stream_events(
             tokens.append(event("response.output_item.added", {"output_index": index, "item": {**item, "content": []}}))
             part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
             tokens.append(event("response.content_part.added", {**at, "content_index": 0, "part": part}))
+            text = item["content"][0]["text"]
+            deltas = plan.tokens if "".join(plan.tokens) == text else (text,)
             tokens.extend(
                 event("response.output_text.delta", {**at, "content_index": 0, "delta": t, "logprobs": []})
-                for t in plan.tokens
+                for t in deltas
             )
-            text = item["content"][0]["text"]
+            tokens.extend(
+                event(
+                    "response.output_text.annotation.added",
+                    {**at, "content_index": 0, "annotation_index": i, "annotation": note},
+                )
+                for i, note in enumerate(item["content"][0]["annotations"])
+            )
             tokens.append(event("response.output_text.done", {**at, "content_index": 0, "text": text, "logprobs": []}))
             tokens.append(event("response.content_part.done", {**at, "content_index": 0, "part": item["content"][0]}))
         elif kind == "function_call":
@@ -214,6 +226,13 @@ def stream_events(
             call = plan.tool_calls[int(item["id"].rpartition("_")[2])]
             tokens.extend(event("response.function_call_arguments.delta", {**at, "delta": f}) for f in call.fragments)
             tokens.append(event("response.function_call_arguments.done", {**at, "arguments": item["arguments"]}))
+        elif kind == "web_search_call":
+            tokens.append(
+                event("response.output_item.added", {"output_index": index, "item": {**item, "status": "in_progress"}})
+            )
+            tokens.extend(
+                event(f"response.web_search_call.{stage}", at) for stage in ("in_progress", "searching", "completed")
+            )
         else:
             tokens.append(event("response.output_item.added", {"output_index": index, "item": {**item, "summary": []}}))
             for summary_index, part in enumerate(item["summary"]):

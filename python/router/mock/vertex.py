@@ -205,6 +205,11 @@ async def _gemini(app: MockApp, scope: Any, proto: Any, body: bytes, model_name:
     fault = gemini.FAULTS.get(fail)
     if fault is not None:
         return gemini._error(proto, *fault)
+    image = gemini.image_reply(decoded, model)
+    if image is not None:
+        return proto.response_bytes(image[0], gemini.JSON_HEADERS, image[1])
+    if gemini.grounded(decoded):
+        return await gemini.send_grounded(app, scope, proto, decoded, model, stream, knobs, fail)
     plan = messages.plan_reply(request, knobs)
     if stream:
         events = gemini.stream_events(request, plan, model)

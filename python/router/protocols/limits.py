@@ -76,6 +76,21 @@ EMBEDDINGS: Mapping[str, Range] = {
     "dimensions": _TOKENS,
     "encoding_format": Range("choice", choices=("float", "base64")),
 }
+# POST /v1/images/generations (https://platform.openai.com/docs/api-reference/images/create)
+IMAGE_SIZES = ("auto", "256x256", "512x512", "1024x1024", "1536x1024", "1024x1536", "1792x1024", "1024x1792")
+IMAGES_MAX_N = 10
+IMAGES: Mapping[str, Range] = {
+    "n": Range("int", 1, IMAGES_MAX_N),
+    "size": Range("choice", choices=IMAGE_SIZES),
+    "quality": Range("choice", choices=("auto", "standard", "hd", "low", "medium", "high")),
+    "response_format": Range("choice", choices=("url", "b64_json")),
+    "background": Range("choice", choices=("auto", "transparent", "opaque")),
+    "output_format": Range("choice", choices=("png", "jpeg", "webp")),
+    "output_compression": Range("int", 0, 100),
+    "moderation": Range("choice", choices=("auto", "low")),
+    "style": Range("choice", choices=("vivid", "natural")),
+    "stream": Range("bool"),
+}
 
 _KINDS = {
     "int": "an integer",

@@ -11,6 +11,7 @@ import time
 
 import msgspec
 
+from . import web_search
 from .to_upstream import Json, Plan, assistant_blocks_to_chat
 
 _FROM_ANTHROPIC_STOP = {
@@ -57,17 +58,33 @@ def anthropic_to_chat(body: Json, model: str, plan: Plan) -> Json:
     cache_write = u.get("cache_creation_input_tokens") or 0
     prompt = (u.get("input_tokens") or 0) + cache_read + cache_write
     usage = _usage(prompt, u.get("output_tokens") or 0, cache_read, cache_write, 0)
+    _searched(usage, web_search.searches_of(body, "messages"))
     return _completion(body.get("id", ""), model, message, finish, usage)
+
+
+def _searched(usage: Json, searches: int) -> None:
+    """The hub's extension carrying the searches a provider ran (Anthropic's usage field name)."""
+    if searches:
+        usage["server_tool_use"] = {"web_search_requests": searches}
 
 
 def responses_to_chat(body: Json, model: str) -> Json:
     texts: list[str] = []
     calls: list[Json] = []
     thinking: list[Json] = []
+    annotations: list[Json] = []
     for item in body.get("output") or ():
         kind = item.get("type")
         if kind == "message":
-            texts.extend(p.get("text") or p.get("refusal") or "" for p in item.get("content") or ())
+            for part in item.get("content") or ():
+                offset = sum(map(len, texts))
+                for note in part.get("annotations") or ():
+                    if note.get("type") == "url_citation" and note.get("url"):
+                        start, end = note.get("start_index") or 0, note.get("end_index") or 0
+                        annotations.append(
+                            web_search.url_citation(note["url"], note.get("title"), offset + start, offset + end)
+                        )
+                texts.append(part.get("text") or part.get("refusal") or "")
         elif kind == "function_call":
             calls.append(
                 {
@@ -85,6 +102,8 @@ def responses_to_chat(body: Json, model: str) -> Json:
     if thinking:
         message["reasoning_content"] = "".join(b["thinking"] for b in thinking)
         message["thinking_blocks"] = thinking
+    if annotations:
+        message["annotations"] = annotations
     reason = (body.get("incomplete_details") or {}).get("reason")
     finish = (
         "content_filter" if reason == "content_filter" else "length" if reason else "tool_calls" if calls else "stop"
@@ -93,6 +112,7 @@ def responses_to_chat(body: Json, model: str) -> Json:
     cached = (u.get("input_tokens_details") or {}).get("cached_tokens") or 0
     reasoning = (u.get("output_tokens_details") or {}).get("reasoning_tokens") or 0
     usage = _usage(u.get("input_tokens") or 0, u.get("output_tokens") or 0, cached, 0, reasoning)
+    _searched(usage, web_search.searches_of(body, "responses"))
     return _completion(body.get("id", ""), model, message, finish, usage)
 
 
@@ -108,8 +128,17 @@ def chat_to_anthropic(completion: Json, model: str) -> Json:
         content.extend(blocks)
     elif message.get("reasoning_content"):
         content.append({"type": "thinking", "thinking": message["reasoning_content"], "signature": ""})
+    annotations = message.get("annotations") or []
+    if annotations:
+        content.extend(web_search.search_result_blocks(annotations, f"srvtoolu_{completion.get('id', '')}"))
     if message.get("content"):
-        content.append({"type": "text", "text": message["content"]})
+        if annotations:
+            content.extend(web_search.anthropic_text_blocks(message["content"], annotations))
+        else:
+            content.append({"type": "text", "text": message["content"]})
+    for image in message.get("images") or ():
+        split = (image.get("image_url") or {}).get("url", "").removeprefix("data:").partition(";base64,")
+        content.append({"type": "image", "source": {"type": "base64", "media_type": split[0], "data": split[2]}})
     for call in message.get("tool_calls") or ():
         function = call.get("function") or {}
         try:
@@ -136,6 +165,7 @@ def chat_to_anthropic(completion: Json, model: str) -> Json:
             "cache_creation_input_tokens": created,
             "cache_read_input_tokens": cached,
             "output_tokens": u.get("completion_tokens") or 0,
+            **({"server_tool_use": u["server_tool_use"]} if u.get("server_tool_use") else {}),
         },
     }
 
@@ -155,8 +185,21 @@ def chat_to_responses(completion: Json, model: str) -> Json:
         if block.get("signature") or block.get("data"):
             item["encrypted_content"] = block.get("signature") or block.get("data")
         output.append(item)
+    annotations = message.get("annotations") or []
+    searches = web_search.searches_of(completion, "chat") or (1 if annotations else 0)
+    output.extend({"type": "web_search_call", "id": f"ws_{base}_{i}", "status": "completed"} for i in range(searches))
     if message.get("content"):
-        part = {"type": "output_text", "text": message["content"], "annotations": [], "logprobs": []}
+        notes = [
+            {
+                "type": "url_citation",
+                "start_index": (a.get("url_citation") or {}).get("start_index", 0),
+                "end_index": (a.get("url_citation") or {}).get("end_index", 0),
+                "url": (a.get("url_citation") or {}).get("url", ""),
+                "title": (a.get("url_citation") or {}).get("title", ""),
+            }
+            for a in annotations
+        ]
+        part = {"type": "output_text", "text": message["content"], "annotations": notes, "logprobs": []}
         output.append(
             {"type": "message", "id": f"msg_{base}", "status": "completed", "role": "assistant", "content": [part]}
         )

@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 
 from ..errors import InvalidRequest
-from . import reasoning
+from . import reasoning, web_search
 
 Json = dict[str, Any]
 
@@ -38,11 +38,22 @@ def assistant_blocks_to_chat(blocks: Any, json_tool: str | None = None, **head: 
     texts: list[str] = []
     calls: list[Json] = []
     thinking: list[Json] = []
+    annotations: list[Json] = []
+    images: list[Json] = []
     answered = False
+    at = 0
     for block in blocks:
         kind = block.get("type")
         if kind == "text":
-            texts.append(block.get("text", ""))
+            text = block.get("text", "")
+            # Web search citations (a document's citations carry no URL).
+            annotations.extend(
+                web_search.url_citation(cite["url"], cite.get("title"), at, at + len(text))
+                for cite in block.get("citations") or ()
+                if cite.get("url")
+            )
+            texts.append(text)
+            at += len(text)
         elif kind == "tool_use" and json_tool is not None and block.get("name") == json_tool:
             texts.append(msgspec.json.encode(block.get("input") or {}).decode())
             answered = True
@@ -53,12 +64,21 @@ def assistant_blocks_to_chat(blocks: Any, json_tool: str | None = None, **head: 
             )
         elif kind in ("thinking", "redacted_thinking"):
             thinking.append(block)
+        elif kind == "image" and (block.get("source") or {}).get("type") == "base64":
+            # An image the model generated (Gemini image models): chat's `message.images`, as Requesty answers.
+            source = block["source"]
+            url = _data_url(source.get("media_type", ""), source.get("data", ""))
+            images.append({"type": "image_url", "image_url": {"url": url}})
     message: Json = {"role": "assistant", "content": "".join(texts) if texts else None, **head}
     if calls:
         message["tool_calls"] = calls
     if thinking:
         message["reasoning_content"] = "".join(b.get("thinking", "") for b in thinking)
         message["thinking_blocks"] = thinking
+    if annotations:
+        message["annotations"] = annotations
+    if images:
+        message["images"] = images
     return message, answered
 
 
@@ -150,6 +170,9 @@ def anthropic_to_chat(req: Json) -> Json:
     chat: Json = {"model": req["model"], "messages": messages, "max_tokens": req["max_tokens"]}
     tools = []
     for i, tool in enumerate(req.get("tools") or ()):
+        if web_search.is_search_tool(tool):
+            tools.append(web_search.to_hub(tool))
+            continue
         if tool.get("type") not in (None, "custom"):
             raise InvalidRequest(
                 f"tools.{i}: the server tool '{tool['type']}' is only available on Anthropic models.",
@@ -273,6 +296,9 @@ def responses_to_chat(req: Json) -> Json:
     chat: Json = {"model": req["model"], "messages": messages}
     tools = []
     for i, tool in enumerate(req.get("tools") or ()):
+        if web_search.is_search_tool(tool):
+            tools.append(web_search.to_hub(tool))
+            continue
         if tool.get("type") != "function":
             raise InvalidRequest(
                 f"tools[{i}]: the built-in tool '{tool.get('type')}' is only available on OpenAI Responses models.",
@@ -431,6 +457,9 @@ def chat_to_anthropic(chat: Json, model_max_output: int | None) -> tuple[Json, P
 
     tools = []
     for tool in chat.get("tools") or ():
+        if web_search.is_search_tool(tool):
+            tools.append(web_search.to_anthropic(tool))
+            continue
         function = tool.get("function") or {}
         definition: Json = {
             "name": function.get("name", ""),
@@ -538,6 +567,9 @@ def chat_to_responses(chat: Json) -> Json:
         out["instructions"] = "\n\n".join(instructions)
     tools = []
     for tool in chat.get("tools") or ():
+        if web_search.is_search_tool(tool):
+            tools.append(web_search.to_responses(tool))
+            continue
         function = tool.get("function") or {}
         flat: Json = {"type": "function", "name": function.get("name", "")}
         flat["parameters"] = function.get("parameters") or {"type": "object", "properties": {}}
@@ -583,9 +615,12 @@ def chat_for_upstream(chat: Json, reasoning_model: bool = False) -> Json:
     OpenAI's reasoning models refuse ``max_tokens`` and want ``max_completion_tokens``; other OpenAI-compatible
     servers do not all know the newer name, so it is used only for models configured with ``reasoning``.
     """
+    web_search.chat_upstream(chat)
     for message in chat["messages"]:
         message.pop("thinking_blocks", None)
         message.pop("reasoning_content", None)
+        message.pop("annotations", None)
+        message.pop("images", None)
         content = message.get("content")
         if isinstance(content, list):
             for part in content:

@@ -183,6 +183,8 @@ def _normalized_error(response: Response, body: bytes) -> bytes:
 
 
 class BedrockProvider(OpenAICompatProvider):
+    fetches_media = True
+
     api = "messages"
 
     def __init__(self, name: str, config: ProviderConfig, timeouts: Timeouts) -> None:
@@ -272,7 +274,7 @@ class BedrockProvider(OpenAICompatProvider):
         self, url: str, body: bytes, request_id: str, extra: dict[str, str] | None = None
     ) -> tuple[Response, bytes]:
         assert self._transport is not None
-        target, converse, headers, model_id = self._prepare(url, body, False, extra)
+        target, converse, headers, model_id = self._prepare(url, await self.with_media(body), False, extra)
         response, data = await self._transport.post(target, {"x-request-id": request_id, **headers}, converse)
         if response.status != 200:
             return response, _normalized_error(response, data)
@@ -290,7 +292,7 @@ class BedrockProvider(OpenAICompatProvider):
         self, url: str, body: bytes, request_id: str, extra: dict[str, str] | None = None
     ) -> AsyncIterator[_StreamResponse]:
         assert self._transport is not None
-        target, converse, headers, model_id = self._prepare(url, body, True, extra)
+        target, converse, headers, model_id = self._prepare(url, await self.with_media(body), True, extra)
         async with self._transport.stream(target, {"x-request-id": request_id, **headers}, converse) as response:
             yield _StreamResponse(response, model_id, self.name, self.config.bedrock_api == "invoke")
 

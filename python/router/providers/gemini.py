@@ -10,8 +10,10 @@ To the gateway it is an Anthropic Messages upstream (`api = "messages"`): bodies
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import os
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -70,8 +72,54 @@ class GeminiStreamResponse:
         return None
 
 
+# OpenAI Images `size` → Gemini `imageConfig.aspectRatio` (https://ai.google.dev/gemini-api/docs/image-generation).
+_ASPECT = {"1536x1024": "3:2", "1024x1536": "2:3", "1792x1024": "16:9", "1024x1792": "9:16"}
+# Gemini finish reasons that mean the image was withheld by Google's safety filters.
+_BLOCKED = frozenset({"SAFETY", "IMAGE_SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "RECITATION"})
+
+
+# Google's camelCase field names, as the API spells them.
+class _InlineData(msgspec.Struct):
+    data: str
+    mimeType: str = "image/png"
+
+
+class _Part(msgspec.Struct):
+    inlineData: _InlineData | None = None
+    text: str | None = None
+
+
+class _Content(msgspec.Struct):
+    parts: list[_Part] = []
+
+
+class _Candidate(msgspec.Struct):
+    content: _Content | None = None
+    finishReason: str | None = None
+
+
+class _UsageMetadata(msgspec.Struct):
+    promptTokenCount: int = 0
+    candidatesTokenCount: int = 0
+
+
+class _PromptFeedback(msgspec.Struct):
+    blockReason: str | None = None
+
+
+class _ImageReply(msgspec.Struct):
+    candidates: list[_Candidate] = []
+    usageMetadata: _UsageMetadata | None = None
+    promptFeedback: _PromptFeedback | None = None
+
+
+_image_reply = msgspec.json.Decoder(_ImageReply)
+
+
 class GeminiProvider(OpenAICompatProvider):
     api = "messages"
+    chat_images = True
+    fetches_media = True
 
     def __init__(self, name: str, config: ProviderConfig, timeouts: Timeouts) -> None:
         super().__init__(name, config, timeouts)
@@ -106,7 +154,7 @@ class GeminiProvider(OpenAICompatProvider):
         self, url: str, body: bytes, request_id: str, extra: dict[str, str] | None = None
     ) -> tuple[Response, bytes]:
         assert self._transport is not None
-        target, payload, model = self.prepare(url, body, False)
+        target, payload, model = self.prepare(url, await self.with_media(body), False)
         headers = {"x-request-id": request_id, **await self.request_headers(extra)}
         response, data = await self._transport.post(target, headers, payload)
         if response.status != 200:
@@ -123,10 +171,88 @@ class GeminiProvider(OpenAICompatProvider):
         self, url: str, body: bytes, request_id: str, extra: dict[str, str] | None = None
     ) -> AsyncIterator[GeminiStreamResponse]:
         assert self._transport is not None
-        target, payload, model = self.prepare(url, body, True)
+        target, payload, model = self.prepare(url, await self.with_media(body), True)
         headers = {"x-request-id": request_id, "accept": "text/event-stream", **await self.request_headers(extra)}
         async with self._transport.stream(target, headers, payload) as response:
             yield GeminiStreamResponse(response, model, self.name)
+
+    async def generate_images(
+        self, url: str, fields: dict[str, msgspec.Raw], request_id: str, extra: dict[str, str] | None = None
+    ) -> bytes:
+        """OpenAI Images on a Gemini image model: one `generateContent` call with `responseModalities: [IMAGE]` per
+        image (image models take no `candidateCount`), run concurrently; inline images come back as `b64_json`, or
+        as `data:` URLs for `response_format: url` (Gemini hosts no image URLs)."""
+        assert self._transport is not None
+        options = {name: msgspec.json.decode(raw) for name, raw in fields.items() if name != "model"}
+        model = self._models[url]
+        self._check_image_options(model, options)
+        generation: dict[str, Any] = {"responseModalities": ["IMAGE"]}
+        aspect = _ASPECT.get(options.get("size") or "")
+        if aspect is not None:
+            generation["imageConfig"] = {"aspectRatio": aspect}
+        payload = msgspec.json.encode(
+            {"contents": [{"role": "user", "parts": [{"text": options["prompt"]}]}], "generationConfig": generation}
+        )
+        headers = {"x-request-id": request_id, **await self.request_headers(extra)}
+        replies = await asyncio.gather(
+            *(self._transport.post(url, headers, payload) for _ in range(options.get("n") or 1))
+        )
+        images: list[dict[str, str]] = []
+        prompt_tokens = output_tokens = 0
+        as_url = options.get("response_format") == "url"
+        for response, data in replies:
+            if response.status != 200:
+                raise self.error_from_status(response.status, data, response.get_header("retry-after"))
+            try:
+                reply = _image_reply.decode(data)
+            except msgspec.DecodeError:
+                raise UpstreamError(
+                    f"Upstream provider '{self.name}' returned an invalid JSON response.",
+                    code="upstream_invalid_response",
+                ) from None
+            if reply.usageMetadata is not None:
+                prompt_tokens += reply.usageMetadata.promptTokenCount
+                output_tokens += reply.usageMetadata.candidatesTokenCount
+            blocked = reply.promptFeedback.blockReason if reply.promptFeedback is not None else None
+            for candidate in reply.candidates:
+                if candidate.finishReason in _BLOCKED:
+                    blocked = candidate.finishReason
+                for part in candidate.content.parts if candidate.content is not None else ():
+                    if part.inlineData is not None:
+                        inline = part.inlineData
+                        image = f"data:{inline.mimeType};base64,{inline.data}" if as_url else inline.data
+                        images.append({"url": image} if as_url else {"b64_json": image})
+            if blocked:
+                raise InvalidRequest(
+                    f"The model '{model}' refused to generate this image (Gemini: {blocked}).",
+                    param="prompt",
+                    code="content_policy_violation",
+                )
+        if not images:
+            raise UpstreamError(
+                f"Upstream provider '{self.name}' answered without an image.", code="upstream_invalid_response"
+            )
+        total = prompt_tokens + output_tokens
+        usage = {"input_tokens": prompt_tokens, "output_tokens": output_tokens, "total_tokens": total}
+        return msgspec.json.encode({"created": int(time.time()), "data": images, "usage": usage})
+
+    @staticmethod
+    def _check_image_options(model: str, options: dict[str, Any]) -> None:
+        """Refuse what Gemini cannot do rather than silently doing something else."""
+        if options.get("background") == "transparent":
+            raise InvalidRequest(
+                f"The model '{model}' cannot make transparent backgrounds; use 'auto' or 'opaque'.",
+                param="background",
+                code="unsupported_value",
+            )
+        if options.get("output_format") not in (None, "png"):
+            raise InvalidRequest(
+                f"The model '{model}' returns PNG images only; leave 'output_format' out or set it to 'png'.",
+                param="output_format",
+                code="unsupported_value",
+            )
+        if not isinstance(options.get("prompt"), str):
+            raise InvalidRequest("Invalid 'prompt': expected a string.", param="prompt", code="invalid_value")
 
     def error_from_status(self, status: int, body: bytes, retry_after: str | None) -> GatewayError:
         # Google answers a bad API key with 400 INVALID_ARGUMENT: that is the gateway's credential, not the

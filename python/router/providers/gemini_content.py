@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 
 from ..errors import InvalidRequest
+from ..protocols import web_search
 from ..protocols.anthropic import sse_event
 from ..protocols.to_upstream import JSON_TOOL
 
@@ -133,8 +134,16 @@ def messages_to_gemini(req: Json, model: str) -> Json:
         choice = {}
         generation["responseMimeType"] = "application/json"
         generation["responseJsonSchema"] = json_tool.get("input_schema") or {"type": "object"}
+    if "-image" in model:
+        # Gemini's image models (gemini-2.5-flash-image…) answer chat with text and images; the images reach chat
+        # callers as `message.images`. https://ai.google.dev/gemini-api/docs/image-generation
+        generation["responseModalities"] = ["TEXT", "IMAGE"]
     declarations = []
+    search = False
     for j, tool in enumerate(tools):
+        if web_search.is_search_tool(tool):
+            search = True  # Google Search grounding: https://ai.google.dev/gemini-api/docs/google-search
+            continue
         if tool.get("type") not in (None, "custom") or "input_schema" not in tool:
             where = f"tools[{j}]"
             name = tool.get("type") or tool.get("name")
@@ -150,6 +159,8 @@ def messages_to_gemini(req: Json, model: str) -> Json:
         if kind == "tool":
             config["allowedFunctionNames"] = [choice.get("name", "")]
         out["toolConfig"] = {"functionCallingConfig": config}
+    if search:
+        out.setdefault("tools", []).append({"google_search": {}})
     out["generationConfig"] = generation
     return out
 
@@ -199,7 +210,18 @@ def gemini_to_messages(body: Json, model: str, message_id: str) -> Json:
                 )
             elif "text" in part:
                 content.append({"type": "text", "text": part["text"]})
+            elif "inlineData" in part:  # a generated image
+                inline = part["inlineData"]
+                source = {"type": "base64", "media_type": inline.get("mimeType", ""), "data": inline.get("data", "")}
+                content.append({"type": "image", "source": source})
         stop = _stop(candidate, calls > 0)
+        grounding = candidate.get("groundingMetadata")
+        if grounding:
+            content = _grounded(content, grounding, message_id)
+    usage = _usage(body.get("usageMetadata") or {})
+    if candidates and (candidates[0].get("groundingMetadata") or {}).get("webSearchQueries"):
+        # Gemini 2.5 bills grounding per prompt that searched, whatever the number of queries.
+        usage["server_tool_use"] = {"web_search_requests": 1}
     return {
         "id": message_id,
         "type": "message",
@@ -208,8 +230,44 @@ def gemini_to_messages(body: Json, model: str, message_id: str) -> Json:
         "content": content,
         "stop_reason": stop,
         "stop_sequence": None,
-        "usage": _usage(body.get("usageMetadata") or {}),
+        "usage": usage,
     }
+
+
+def _grounded(content: list[Json], grounding: Json, message_id: str) -> list[Json]:
+    """A grounded answer as Anthropic reports a web search: the search and its results, then the text cut into
+    cited spans (`groundingSupports` segments, located by their text) with `web_search_result_location`s."""
+    chunks = [c.get("web") or {} for c in grounding.get("groundingChunks") or ()]
+    text = "".join(b["text"] for b in content if b.get("type") == "text")
+    annotations: list[Json] = []
+    at = 0
+    for support in grounding.get("groundingSupports") or ():
+        segment = support.get("segment") or {}
+        piece = segment.get("text") or ""
+        start = text.find(piece, at) if piece else -1
+        if start < 0:
+            continue
+        at = start + len(piece)
+        for index in support.get("groundingChunkIndices") or ():
+            if isinstance(index, int) and 0 <= index < len(chunks) and chunks[index].get("uri"):
+                chunk = chunks[index]
+                annotations.append(web_search.url_citation(chunk["uri"], chunk.get("title"), start, at))
+    tool_id = f"srvtoolu_{message_id}"
+    query = " | ".join(grounding.get("webSearchQueries") or ())
+    results = [
+        {"type": "web_search_result", "url": c["uri"], "title": c.get("title") or c["uri"], "encrypted_content": ""}
+        for c in chunks
+        if c.get("uri")
+    ]
+    head = [
+        {"type": "server_tool_use", "id": tool_id, "name": "web_search", "input": {"query": query}},
+        {"type": "web_search_tool_result", "tool_use_id": tool_id, "content": results},
+    ]
+    others = [b for b in content if b.get("type") != "text"]
+    thinking = [b for b in others if b.get("type") == "thinking"]
+    rest = [b for b in others if b.get("type") != "thinking"]
+    body = web_search.anthropic_text_blocks(text, annotations) if text else []
+    return [*thinking, *head, *body, *rest]
 
 
 # --- streamGenerateContent chunks → Messages SSE ---
@@ -225,7 +283,9 @@ class StreamTranslator:
     provided a chunk carried a finishReason.
     """
 
-    __slots__ = ("_block", "_calls", "_index", "_message_id", "_model", "_started", "_stop", "_usage")
+    __slots__ = (
+        "_block", "_calls", "_index", "_message_id", "_model", "_searched", "_started", "_stop", "_text", "_usage",
+    )  # fmt: skip
 
     def __init__(self, model: str, message_id: str) -> None:
         self._model = model
@@ -236,6 +296,8 @@ class StreamTranslator:
         self._started = False
         self._stop: str | None = None
         self._usage: Json = {}
+        self._text = ""  # the answer so far: grounding segments are found in it
+        self._searched = False
 
     def _open(self, kind: str, block: Json) -> bytes:
         out = self._close()
@@ -297,14 +359,43 @@ class StreamTranslator:
                 if self._block != "text":
                     out += self._open("text", {"type": "text", "text": ""})
                 delta = {"type": "text_delta", "text": part["text"]}
+                self._text += part["text"]
                 out += sse_event("content_block_delta", {"index": self._index, "delta": delta})
+        grounding = candidate.get("groundingMetadata")
+        if grounding and grounding.get("webSearchQueries") and not self._searched:
+            self._searched = True
+            out += self._grounding(grounding)
         if candidate.get("finishReason"):
             self._stop = _stop(candidate, self._calls > 0)
         return out
+
+    def _grounding(self, grounding: Json) -> bytes:
+        """Grounding arrives after the text it supports: the search as Anthropic streams one (server tool blocks),
+        then an empty text block whose `citations_delta`s quote the supported segments (`cited_text`)."""
+        blocks = _grounded([{"type": "text", "text": self._text}], grounding, self._message_id)
+        out = b""
+        for block in blocks:
+            if block["type"] == "server_tool_use":
+                out += self._open("server_tool_use", {**block, "input": {}})
+                partial = _encode(block["input"]).decode()
+                delta = {"type": "input_json_delta", "partial_json": partial}
+                out += sse_event("content_block_delta", {"index": self._index, "delta": delta})
+            elif block["type"] == "web_search_tool_result":
+                out += self._open("web_search_tool_result", block)
+        citations = [(c, b["text"]) for b in blocks if b["type"] == "text" for c in b.get("citations") or ()]
+        if citations:
+            out += self._open("citations", {"type": "text", "text": "", "citations": []})
+            for citation, text in citations:
+                delta = {"type": "citations_delta", "citation": {**citation, "cited_text": text}}
+                out += sse_event("content_block_delta", {"index": self._index, "delta": delta})
+        return out + self._close()
 
     def finish(self) -> bytes:
         """The closing events, or b"" when no chunk said why the answer stopped (an incomplete stream)."""
         if self._stop is None or not self._started:
             return b""
-        delta = {"delta": {"stop_reason": self._stop, "stop_sequence": None}, "usage": _usage(self._usage)}
+        usage = _usage(self._usage)
+        if self._searched:
+            usage["server_tool_use"] = {"web_search_requests": 1}
+        delta = {"delta": {"stop_reason": self._stop, "stop_sequence": None}, "usage": usage}
         return self._close() + sse_event("message_delta", delta) + sse_event("message_stop", {})

@@ -2,18 +2,13 @@
 
 https://developers.google.com/identity/protocols/oauth2/service-account#authorizingrequests (the JWT bearer
 grant, RFC 7523). The RS256 signature uses `cryptography`, already a dependency. A token is cached until five
-minutes before it expires; a background task refreshes it then, so requests wait for a token only when none is
-valid (the first request, or after the token endpoint failed). Tokens and keys are never logged.
+minutes before it expires (`oauth.TokenSource`). Tokens and keys are never logged.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import json
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -21,14 +16,12 @@ import msgspec
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from ..errors import ConfigError, UpstreamError
+from ..errors import ConfigError
+from .oauth import TokenSource
 
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 DEFAULT_TOKEN_URI = "https://oauth2.googleapis.com/token"
-# Refresh this long before expiry; and retry this soon after a failed refresh.
-REFRESH_MARGIN = 300.0
-RETRY_AFTER_FAILURE = 10.0
 ASSERTION_LIFETIME = 3600
 
 
@@ -41,11 +34,6 @@ class ServiceAccount(msgspec.Struct, frozen=True):
 
     def __repr__(self) -> str:  # the key never reaches a log line or a traceback
         return f"ServiceAccount(client_email={self.client_email!r})"
-
-
-class TokenAnswer(msgspec.Struct):
-    access_token: str
-    expires_in: float = 3600.0
 
 
 def load_service_account(value: str, where: str) -> ServiceAccount:
@@ -85,80 +73,13 @@ def signed_assertion(account: ServiceAccount, key: rsa.RSAPrivateKey, now: float
     return f"{signing_input}.{_b64(signature)}"
 
 
-Post = Callable[[str, dict[str, str], bytes], Awaitable[tuple[int, bytes]]]
+def service_account_tokens(account: ServiceAccount, provider: str) -> TokenSource:
+    """Access tokens for `account`: a signed JWT assertion exchanged at its token URI (RFC 7523)."""
+    loaded = serialization.load_pem_private_key(account.private_key.encode(), password=None)
+    if not isinstance(loaded, rsa.RSAPrivateKey):
+        raise ConfigError(f"providers.{provider}: the service-account key is not an RSA key")
 
+    def form(now: float) -> str:
+        return urlencode({"grant_type": GRANT_TYPE, "assertion": signed_assertion(account, loaded, now)})
 
-class TokenSource:
-    """The current access token of one service account, refreshed before it expires."""
-
-    def __init__(self, account: ServiceAccount, provider: str) -> None:
-        self.account = account
-        self._provider = provider
-        loaded = serialization.load_pem_private_key(account.private_key.encode(), password=None)
-        if not isinstance(loaded, rsa.RSAPrivateKey):
-            raise ConfigError(f"providers.{provider}: the service-account key is not an RSA key")
-        self._key = loaded
-        self._token: str | None = None
-        self._expires = 0.0
-        self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
-        self._post: Post | None = None
-
-    def start(self, post: Post) -> None:
-        self._post = post
-        self._task = asyncio.get_running_loop().create_task(self._refresh_loop())
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def token(self) -> str:
-        if self._token is not None and time.time() < self._expires - REFRESH_MARGIN / 2:
-            return self._token
-        async with self._lock:
-            if self._token is None or time.time() >= self._expires - REFRESH_MARGIN / 2:
-                await self._fetch()
-        assert self._token is not None
-        return self._token
-
-    async def _refresh_loop(self) -> None:
-        while True:
-            wait = self._expires - REFRESH_MARGIN - time.time() if self._token is not None else 0.0
-            await asyncio.sleep(max(wait, 0.0))
-            try:
-                async with self._lock:
-                    await self._fetch()
-            except UpstreamError:
-                await asyncio.sleep(RETRY_AFTER_FAILURE)
-
-    async def _fetch(self) -> None:
-        assert self._post is not None
-        now = time.time()
-        form = urlencode({"grant_type": GRANT_TYPE, "assertion": signed_assertion(self.account, self._key, now)})
-        headers = {"content-type": "application/x-www-form-urlencoded", "accept": "application/json"}
-        try:
-            status, body = await self._post(self.account.token_uri, headers, form.encode())
-        except Exception as exc:  # a transport failure of any kind: report it, never the assertion
-            raise UpstreamError(
-                f"Upstream provider '{self._provider}': the OAuth token endpoint is unreachable "
-                f"({type(exc).__name__}).",
-                code="upstream_auth_failed",
-            ) from None
-        if status != 200:
-            raise UpstreamError(
-                f"Upstream provider '{self._provider}': the OAuth token endpoint refused the service account "
-                f"(HTTP {status}).",
-                code="upstream_auth_failed",
-            )
-        try:
-            answer = msgspec.json.decode(body, type=TokenAnswer)
-        except msgspec.DecodeError:
-            raise UpstreamError(
-                f"Upstream provider '{self._provider}': the OAuth token endpoint sent an invalid answer.",
-                code="upstream_auth_failed",
-            ) from None
-        self._token = answer.access_token
-        self._expires = now + answer.expires_in
+    return TokenSource(provider, account.token_uri, form, "the service account")

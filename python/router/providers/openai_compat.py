@@ -14,9 +14,11 @@ import msgspec
 
 from ..config import ProviderConfig, Timeouts
 from ..errors import GatewayError, InvalidRequest, NotFound, UpstreamError
+from .fetch import MediaFetcher
 from .transport import Response, Transport
 
-_ENDPOINT_PATHS = {"chat": "chat/completions", "embeddings": "embeddings"}
+_ENDPOINT_PATHS = {"chat": "chat/completions", "embeddings": "embeddings", "images": "images/generations"}
+_encoder = msgspec.json.Encoder()
 
 
 class _ErrorDetail(msgspec.Struct):
@@ -35,6 +37,10 @@ _error_decoder = msgspec.json.Decoder(_ErrorBody)
 class OpenAICompatProvider:
     # The wire format of this provider's generation endpoint (the names router._core.Transcoder uses).
     api = "chat"
+    # Whether its image generation models also answer chat requests (Gemini's do; OpenAI's gpt-image do not).
+    chat_images = False
+    # Whether it takes images and PDFs as bytes only, so the gateway fetches URL ones (providers/fetch.py).
+    fetches_media = False
 
     def __init__(self, name: str, config: ProviderConfig, timeouts: Timeouts) -> None:
         self.name = name
@@ -42,6 +48,7 @@ class OpenAICompatProvider:
         self.timeouts = timeouts
         self._base = config.base_url.rstrip("/")
         self._transport: Transport | None = None
+        self._media: MediaFetcher | None = None
 
     def default_headers(self) -> dict[str, str]:
         """Headers on every upstream request: JSON, the configured extras, and the provider credential."""
@@ -67,7 +74,24 @@ class OpenAICompatProvider:
         gate = self._transport.gate if self._transport is not None else None
         return (gate.in_flight, gate.queued) if gate is not None else (0, 0)
 
+    async def with_media(self, body: bytes) -> bytes:
+        """A Messages request body with its image and document URLs fetched and inlined (`fetches_media`)."""
+        if not self.fetches_media or b'"url"' not in body:
+            return body
+        request = msgspec.json.decode(body)
+        if not isinstance(request, dict):
+            return body
+        if self._media is None:
+            config = self.config
+            self._media = MediaFetcher(
+                self.name, config.fetch_private_urls, config.fetch_max_bytes, config.fetch_timeout
+            )
+        return msgspec.json.encode(request) if await self._media.inline(request) else body
+
     async def close(self) -> None:
+        if self._media is not None:
+            await self._media.close()
+            self._media = None
         if self._transport is not None:
             await self._transport.close()
             self._transport = None
@@ -93,6 +117,16 @@ class OpenAICompatProvider:
         headers = {"x-request-id": request_id, "accept": "text/event-stream", **(extra or {})}
         async with self._transport.stream(url, headers, body) as response:
             yield response
+
+    async def generate_images(
+        self, url: str, fields: dict[str, msgspec.Raw], request_id: str, extra: dict[str, str] | None = None
+    ) -> bytes:
+        """`POST /v1/images/generations` with the caller's fields (model swapped in): the answer in OpenAI's Images
+        shape, or the upstream's error as ours."""
+        response, data = await self.post(url, _encoder.encode(fields), request_id, extra)
+        if response.status != 200:
+            raise self.error_from_status(response.status, data, response.get_header("retry-after"))
+        return data
 
     def error_from_status(self, status: int, body: bytes, retry_after: str | None) -> GatewayError:
         """Turn an upstream error answer into the error our client sees (remembering what the upstream said)."""

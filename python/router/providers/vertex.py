@@ -24,7 +24,8 @@ import msgspec
 from ..config import ProviderConfig, Timeouts
 from ..errors import ConfigError, InvalidRequest
 from .gemini import GeminiProvider, GeminiStreamResponse
-from .google_auth import TokenSource, load_service_account
+from .google_auth import load_service_account, service_account_tokens
+from .oauth import TokenSource
 from .transport import Response
 
 __all__ = ["VertexProvider", "split_location"]
@@ -60,7 +61,8 @@ class VertexProvider(GeminiProvider):
         credentials = config.service_account or os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
         self._tokens: TokenSource | None = None
         if credentials:
-            self._tokens = TokenSource(load_service_account(credentials, f"{where}.service_account"), name)
+            account = load_service_account(credentials, f"{where}.service_account")
+            self._tokens = service_account_tokens(account, name)
         elif not config.api_key:
             raise ConfigError(
                 f"{where}.service_account: a Vertex AI provider needs a service-account key (file path or JSON), "
@@ -145,7 +147,7 @@ class VertexProvider(GeminiProvider):
         if self._vertex[url][0] != "anthropic":
             return await super().post(url, body, request_id, extra)
         assert self._transport is not None
-        target, payload, _ = self.prepare(url, body, False)
+        target, payload, _ = self.prepare(url, await self.with_media(body), False)
         headers = {"x-request-id": request_id, **await self.request_headers(extra)}
         return await self._transport.post(target, headers, payload)
 
@@ -158,8 +160,20 @@ class VertexProvider(GeminiProvider):
                 yield response
             return
         assert self._transport is not None
-        target, payload, _ = self.prepare(url, body, True)
+        target, payload, _ = self.prepare(url, await self.with_media(body), True)
         headers = {"x-request-id": request_id, "accept": "text/event-stream", **await self.request_headers(extra)}
         # Anthropic's own SSE: it goes to the stream transcoder as from `kind: anthropic`.
         async with self._transport.stream(target, headers, payload) as response:
             yield response
+
+    async def generate_images(
+        self, url: str, fields: dict[str, msgspec.Raw], request_id: str, extra: dict[str, str] | None = None
+    ) -> bytes:
+        publisher, model = self._vertex[url]
+        if publisher != "google":
+            raise InvalidRequest(
+                f"The model '{model}' on Vertex AI does not generate images (only Google's Gemini image models do).",
+                param="model",
+                code="model_not_supported",
+            )
+        return await super().generate_images(url, fields, request_id, extra)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import msgspec
 
@@ -25,7 +26,7 @@ class ModelInfo(msgspec.Struct, omit_defaults=False):
     context_window: int | None
     max_output_tokens: int | None
     capabilities: list[str]
-    pricing: dict[str, float | None] | None
+    pricing: dict[str, Any] | None
     object: str = "model"
     description: str | None = None
     # Only in `?view=all`: whether the caller may use the model.
@@ -35,7 +36,9 @@ class ModelInfo(msgspec.Struct, omit_defaults=False):
 class Model:
     """A servable model with everything the hot path needs precomputed."""
 
-    __slots__ = ("coding", "config", "id", "prices", "provider", "upstream_name", "upstream_name_json", "urls")
+    __slots__ = (
+        "coding", "config", "endpoints", "id", "prices", "provider", "upstream_name", "upstream_name_json", "urls",
+    )  # fmt: skip
 
     def __init__(self, config: ModelConfig, provider: OpenAICompatProvider, shipped: Mapping[str, Prices]) -> None:
         self.id = config.id
@@ -54,7 +57,9 @@ class Model:
         self.prices = price_for(config.prices, name.partition("@")[0], shipped)
         # The request body is forwarded with only this value swapped in, pre-encoded once here.
         self.upstream_name_json = msgspec.Raw(msgspec.json.encode(self.upstream_name))
-        self.urls = {endpoint: provider.url(endpoint, self.upstream_name) for endpoint in ("chat", "embeddings")}
+        self.endpoints = endpoints_of(config.capabilities, provider.chat_images)
+        urls = ("chat", "embeddings", "images") if "images" in self.endpoints else ("chat", "embeddings")
+        self.urls = {endpoint: provider.url(endpoint, self.upstream_name) for endpoint in urls}
 
     @property
     def is_embedding(self) -> bool:
@@ -73,9 +78,30 @@ class Model:
             context_window=c.context_window,
             max_output_tokens=c.max_output_tokens,
             capabilities=list(c.capabilities),
-            pricing=None if self.prices is None else msgspec.structs.asdict(self.prices),
+            pricing=None if self.prices is None else pricing(self.prices),
             description=c.description,
         )
+
+
+def pricing(prices: Prices) -> dict[str, Any]:
+    """A model's prices as `GET /v1/models` shows them: per-image and per-search prices only where they apply."""
+    shown = msgspec.structs.asdict(prices)
+    if not prices.images:
+        del shown["images"]
+    if not prices.per_search:
+        del shown["per_search"]
+    return shown
+
+
+def endpoints_of(capabilities: list[str], chat_images: bool) -> frozenset[str]:
+    """The kinds of endpoint a model serves: `embeddings`, `images` (`POST /v1/images/generations`) or `chat`
+    (chat completions, Messages, Responses). An `images` model is images-only, except on Gemini and Vertex
+    (`chat_images`), whose image models answer generateContent and so chat as well."""
+    if "embeddings" in capabilities:
+        return frozenset({"embeddings"})
+    if "images" in capabilities:
+        return frozenset({"images", "chat"}) if chat_images else frozenset({"images"})
+    return frozenset({"chat"})
 
 
 class Catalog:

@@ -30,6 +30,7 @@ import msgspec
 from .._core import LatencyTracker
 from ..config import Config, PolicyConfig, RoutingConfig
 from ..errors import GatewayError, InvalidRequest, NotFound, PermissionDenied
+from ..protocols import web_search
 from ..store import UsageRow
 from .breaker import Breaker
 from .catalog import Catalog, Model
@@ -81,16 +82,24 @@ def retry_after_seconds(exc: GatewayError) -> float | None:
 class Need:
     """What the request asks of the model that serves it; policy targets lacking any of it are skipped."""
 
-    __slots__ = ("endpoint", "stream", "tokens", "tools", "vision")
+    __slots__ = ("endpoint", "search", "stream", "tokens", "tools", "vision")
 
     def __init__(
-        self, endpoint: str, *, stream: bool = False, tools: bool = False, vision: bool = False, tokens: int = 0
+        self,
+        endpoint: str,
+        *,
+        stream: bool = False,
+        tools: bool = False,
+        vision: bool = False,
+        tokens: int = 0,
+        search: bool = False,
     ) -> None:
         self.endpoint = endpoint
         self.stream = stream
         self.tools = tools
         self.vision = vision
         self.tokens = tokens
+        self.search = search
 
     @classmethod
     def chat(cls, body: bytes, fields: dict[str, msgspec.Raw], stream: bool) -> Need:
@@ -104,12 +113,13 @@ class Need:
             vision=b'"image_url"' in body,
             # ~4 bytes of JSON per token: an upper-side estimate, enough to rule out a far too small window.
             tokens=len(body) // 4,
+            search=web_search.requested(fields),
         )
 
     def problem(self, model: Model) -> str | None:
         """Why `model` cannot serve this request, or None."""
         caps = model.config.capabilities
-        if model.is_embedding != (self.endpoint == "embeddings"):
+        if endpoint_kind(self.endpoint) not in model.endpoints:
             return f"is not a {self.endpoint} model"
         if self.stream and "streaming" not in caps:
             return "does not support streaming"
@@ -117,6 +127,8 @@ class Need:
             return "does not support tools"
         if self.vision and "vision" not in caps:
             return "does not support images"
+        if self.search and "web_search" not in caps:
+            return "cannot search the web"
         window = model.config.context_window
         if window is not None and self.tokens > window:
             return f"has a context window of {window} tokens, the request is ~{self.tokens}"
@@ -154,15 +166,25 @@ def resolve_model(catalog: Catalog, model_id: str, endpoint: str) -> Model:
             param="model",
             code="model_not_found",
         )
-    _check_kind(model_id, model.is_embedding, endpoint)
+    _check_kind(model_id, model.endpoints, endpoint)
     return model
 
 
-def _check_kind(model_id: str, is_embedding: bool, endpoint: str) -> None:
-    if is_embedding != (endpoint == "embeddings"):
-        kind = "an embeddings" if is_embedding else "a chat"
+def endpoint_kind(endpoint: str) -> str:
+    """The kind of model an endpoint needs: `embeddings`, `images`, or `chat` (chat, Messages, Responses)."""
+    return endpoint if endpoint in ("embeddings", "images") else "chat"
+
+
+_KIND_NAMES = {"embeddings": "an embeddings", "images": "an image generation", "chat": "a chat"}
+_ENDPOINT_PATHS = {"images": "images/generations", "messages/count_tokens": "messages/count_tokens"}
+
+
+def _check_kind(model_id: str, endpoints: frozenset[str], endpoint: str) -> None:
+    if endpoint_kind(endpoint) not in endpoints:
+        kind = _KIND_NAMES["embeddings" if "embeddings" in endpoints else "images" if "images" in endpoints else "chat"]
+        path = _ENDPOINT_PATHS.get(endpoint, endpoint)
         raise InvalidRequest(
-            f"The model '{model_id}' is {kind} model and cannot be used with /v1/{endpoint}.",
+            f"The model '{model_id}' is {kind} model and cannot be used with /v1/{path}.",
             param="model",
             code="model_not_supported",
         )
@@ -258,7 +280,7 @@ class Routing:
             raise NotFound(
                 f"The policy '{model_id}' does not exist (defined: {defined}).", param="model", code="model_not_found"
             )
-        _check_kind(model_id, policy.is_embedding, need.endpoint)
+        _check_kind(model_id, policy.endpoints, need.endpoint)
         await self._policy(ex, policy, need, fields, call, allowed)
 
     async def _direct(self, ex: Exchange, model: Model, call: Call) -> None:

@@ -211,7 +211,7 @@ class Target:
 
 
 class Policy:
-    __slots__ = ("balancer", "id", "is_embedding", "key_id", "kind", "name", "names", "targets")
+    __slots__ = ("balancer", "endpoints", "id", "key_id", "kind", "name", "names", "targets")
 
     def __init__(self, config: PolicyConfig, targets: list[Target], key_id: str | None = None) -> None:
         self.name = config.name
@@ -221,7 +221,8 @@ class Policy:
         self.kind = config.type
         self.targets = tuple(targets)
         self.names = [t.name for t in targets]
-        self.is_embedding = False
+        # The endpoint kinds its targets serve (routing.catalog.endpoints_of), filled in once targets are linked.
+        self.endpoints: frozenset[str] = frozenset({"chat"})
         self.balancer = Rendezvous(self.names, [t.weight for t in targets]) if self.kind == "load_balance" else None
 
     def leaves(self) -> Iterator[Model]:
@@ -269,7 +270,7 @@ class PolicySet:
                 if target.model is None:
                     target.policy = compiled[target.name.removeprefix(PREFIX)]
         for policy in compiled.values():
-            policy.is_embedding = any(m.is_embedding for m in policy.leaves())
+            policy.endpoints = frozenset().union(*(m.endpoints for m in policy.leaves()))
         self.configs = tuple(configs)
         self.by_id = {p.id: p for p in compiled.values()}
         self.infos = [

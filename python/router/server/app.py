@@ -63,6 +63,7 @@ CLIENT_CLOSED = 499
 ROUTES: dict[tuple[str, str], tuple[str, Handler]] = {
     ("POST", "/v1/chat/completions"): ("chat", handlers.chat_completions),
     ("POST", "/v1/embeddings"): ("embeddings", handlers.embeddings),
+    ("POST", "/v1/images/generations"): ("images", handlers.images_generations),
     ("POST", "/v1/messages"): ("messages", handlers.messages),
     ("POST", "/v1/messages/count_tokens"): ("count_tokens", handlers.count_tokens),
     ("POST", "/v1/responses"): ("responses", handlers.responses_create),
@@ -73,7 +74,7 @@ ROUTES: dict[tuple[str, str], tuple[str, Handler]] = {
 }
 _PATHS = {path for _, path in ROUTES}
 # Only the proxied endpoints are logged to the usage table and counted per model.
-_USAGE_ENDPOINTS = frozenset({"chat", "embeddings", "messages", "responses"})
+_USAGE_ENDPOINTS = frozenset({"chat", "embeddings", "images", "messages", "responses"})
 # How often each worker looks for keys that expired unused, so `key.expired` is logged even for idle keys.
 _EXPIRY_SWEEP_SECONDS = 5.0
 # Tests only: a file holding a number of seconds added to the wall clock, to expire keys without waiting.
@@ -403,9 +404,9 @@ def request_cost(ex: Exchange) -> tuple[int | None, bool]:
     prompt, completion = ex.prompt_tokens, ex.completion_tokens
     if prompt is None and completion is None:
         if not (ex.stream and ex.events_seen):
-            return 0, False
-        return cost_micro(ex.prices, ex.body_bytes // 4, ex.events_seen), True
-    return cost_micro(ex.prices, prompt or 0, completion or 0, ex.cached_tokens or 0), False
+            return ex.fees_micro, False
+        return cost_micro(ex.prices, ex.body_bytes // 4, ex.events_seen) + ex.fees_micro, True
+    return cost_micro(ex.prices, prompt or 0, completion or 0, ex.cached_tokens or 0) + ex.fees_micro, False
 
 
 def cache_savings(ex: Exchange) -> float | None:

@@ -69,10 +69,11 @@ class Exchange:
 
     __slots__ = (
         "answer", "api", "attempt_rows", "attempts", "auto_cache", "body_bytes", "budgets", "byok", "cached_tokens",
-        "completion_tokens", "conversation", "end_user", "endpoint", "error_type", "events_seen", "headers", "hold",
-        "key_id", "metadata", "model", "on_answer", "owner", "period", "prices", "prompt", "prompt_tokens", "proto",
-        "provider", "reasoning_tokens", "request_id", "responded", "routing_seconds", "scope", "started", "status",
-        "stream", "tool_calls", "tool_results", "triggers", "ttft", "turn", "upstream_auth", "upstream_seconds",
+        "completion_tokens", "conversation", "end_user", "endpoint", "error_type", "events_seen", "fees_micro",
+        "headers", "hold", "key_id", "metadata", "model", "on_answer", "owner", "period", "prices", "prompt",
+        "prompt_tokens", "proto", "provider", "reasoning_tokens", "request_id", "responded", "routing_seconds",
+        "scope", "started", "status", "stream", "tool_calls", "tool_results", "triggers", "ttft", "turn",
+        "upstream_auth", "upstream_seconds",
     )  # fmt: skip
 
     def __init__(self, scope: Scope, proto: HTTPProtocol, endpoint: str, request_id: str) -> None:
@@ -99,6 +100,8 @@ class Exchange:
         self.error_type: str | None = None
         # Spend: the priced model, the reservation to settle, the budgets charged, request metadata.
         self.prices: Prices | None = None
+        # What the answer cost besides tokens (micro-dollars): generated images, billed web searches.
+        self.fees_micro = 0
         self.hold: Hold | None = None
         self.budgets: tuple[str, ...] = ()
         self.period: int | None = None

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import parse_qsl
 
 import msgspec
 
+from ..config import Prices
 from ..errors import InvalidRequest, NotFound, PermissionDenied
 from ..governance.keys import Principal
 from ..governance.rbac import actor_for
@@ -20,20 +22,21 @@ from ..guardrails.policy import (
     screen_chat_request,
     screen_chat_response,
     screen_embeddings_request,
+    screen_images_request,
     screen_request_fields,
 )
 from ..metrics import CONTENT_TYPE
 from ..prompts.applied import apply as apply_prompts
-from ..protocols import anthropic, coding, limits, reasoning, responses, tools
+from ..protocols import anthropic, coding, limits, reasoning, responses, tools, web_search
 from ..protocols.validation import check_json
 from ..routing import Model, Need
 from ..routing.executor import Call, resolve_model
 from ..routing.policies import is_policy
-from ..spend.cost import DEFAULT_MAX_OUTPUT
+from ..spend.cost import DEFAULT_MAX_OUTPUT, images_worst_case_micro
 from ..store.records import AuditEvent
 from . import requests as rq
 from .exchange import JSON, Exchange
-from .proxy import forward_stream, forward_unary
+from .proxy import forward_images, forward_stream, forward_unary
 from .translating import forward
 
 if TYPE_CHECKING:
@@ -127,6 +130,7 @@ def _charge(
     end_user: str | None,
     output: tuple[str, int | None] | None,
     choices: int = 1,
+    fees: Callable[[Prices], int] | None = None,
 ) -> Awaitable[None] | None:
     """Record who and what the request is for, and reserve its worst-case cost (over every model that may
     serve it) against every limited budget. With the shared ledger (Redis) and a limited budget, returns what
@@ -135,6 +139,7 @@ def _charge(
     `output` is (the parameter that bounds the answer, its value or None), or None for an endpoint without
     output tokens; a value above what every model can produce is refused (`limits.check_output_limit`).
     Each model is counted at the smaller of the value and its own limit, `choices` times (chat's `n`).
+    `fees` is the most a model charges besides tokens (generated images), added to its reservation.
 
     The `requesty` field (gateway settings, never an upstream parameter) leaves `fields` here: everything that
     reads it (usage rows, auto_cache, a policy's load-balancing key) reads the decoded `ex.metadata`."""
@@ -151,7 +156,7 @@ def _charge(
         param, requested = output
         limits.check_output_limit(requested, param, (m.config.max_output_tokens for m in models))
         candidates = [(m.id, m.prices, _output_of(m, requested) * choices) for m in models]
-    charged = app.spend.reserve(principal, candidates, ex.body_bytes, app.clock())
+    charged = app.spend.reserve(principal, candidates, ex.body_bytes, app.clock(), fees)
     if not isinstance(charged, tuple):  # the shared ledger's round trip: the caller awaits it
         return _charged(app, ex, charged, metadata)
     ex.hold, ex.budgets, ex.period = charged
@@ -207,7 +212,12 @@ async def chat_completions(app: App, ex: Exchange) -> None:
     if stream:
         ex.stream = True
 
+    need = Need.chat(body, fields, stream)
+    searching = need.search
+
     async def call(model: Model) -> None:
+        if searching:
+            web_search.check_model(model.id, model.config.capabilities)
         if model.provider.api != "chat":
             # Translation re-reads the whole body: give it the screened one.
             screened = rq.encode_fields(fields) if guard.requests else body
@@ -218,6 +228,8 @@ async def chat_completions(app: App, ex: Exchange) -> None:
         upstream["model"] = model.upstream_name_json
         if "reasoning_effort" in upstream:
             upstream["reasoning_effort"] = reasoning.openai_effort_field(upstream["reasoning_effort"])
+        if searching:
+            web_search.chat_upstream_fields(upstream)
         if model.coding is not None:
             coding.prepare(model.coding, "chat", upstream)
         if not stream:
@@ -233,7 +245,7 @@ async def chat_completions(app: App, ex: Exchange) -> None:
             ex, model, rq.encode_fields(upstream), hide_usage=not client_wants_usage, guard=stream_guard
         )
 
-    await _route(app, ex, principal, request.model, Need.chat(body, fields, stream), fields, call)
+    await _route(app, ex, principal, request.model, need, fields, call)
 
 
 # Client headers an Anthropic upstream needs to see (beta features, API version pinning).
@@ -259,15 +271,20 @@ async def messages(app: App, ex: Exchange) -> None:
         await charging
     estimate = anthropic.estimate_input_tokens(request)
     stream = bool(request.stream)
+    need = Need.chat(body, fields, stream)
+    searching = need.search
 
     async def call(model: Model) -> None:
+        if searching and model.provider.config.kind != "anthropic":
+            # Anthropic's own server tool to Anthropic goes through as sent: Anthropic decides.
+            web_search.check_model(model.id, model.config.capabilities)
         extra = None
         if model.provider.api == "messages":
             extra = {name: value for name in _ANTHROPIC_PASSTHROUGH if (value := ex.headers.get(name))}
         answer = AnswerGuard(guard, app.metrics, restore) if guard.responses else None
         await forward(ex, model, "messages", body, dict(fields), stream, estimate, True, extra, answer)
 
-    await _route(app, ex, principal, request.model, Need.chat(body, fields, stream), fields, call)
+    await _route(app, ex, principal, request.model, need, fields, call)
 
 
 async def count_tokens(app: App, ex: Exchange) -> None:
@@ -294,15 +311,20 @@ async def responses_create(app: App, ex: Exchange) -> None:
     if charging is not None:
         await charging
     stream = bool(request.stream)
+    need = Need.chat(body, fields, stream)
+    searching = need.search
 
     async def call(model: Model) -> None:
+        if searching and model.provider.config.kind != "openai-responses":
+            # OpenAI's own web search tool to a Responses upstream goes through as sent: OpenAI decides.
+            web_search.check_model(model.id, model.config.capabilities)
         answer = AnswerGuard(guard, app.metrics, restore) if guard.responses else None
         upstream = dict(fields)
         if model.provider.api == "responses" and "reasoning" in upstream:
             upstream["reasoning"] = reasoning.openai_reasoning_field(upstream["reasoning"])
         await forward(ex, model, "responses", body, upstream, stream, 0, True, None, answer)
 
-    await _route(app, ex, principal, request.model, Need.chat(body, fields, stream), fields, call)
+    await _route(app, ex, principal, request.model, need, fields, call)
 
 
 async def embeddings(app: App, ex: Exchange) -> None:
@@ -324,6 +346,31 @@ async def embeddings(app: App, ex: Exchange) -> None:
         await forward_unary(ex, model, "embeddings", rq.encode_fields(upstream))
 
     await _route(app, ex, principal, request.model, Need("embeddings"), fields, call)
+
+
+async def images_generations(app: App, ex: Exchange) -> None:
+    """`POST /v1/images/generations` (OpenAI Images) to an image model of any provider that has them."""
+    principal, body, fields = await _authenticated_body(app, ex)
+    request = rq.validate_images(body)
+    limits.check_fields(fields, limits.IMAGES)
+    models = _admit(app, ex, principal, request.model, "images")
+    guard = app.guardrails_for(principal, ex)
+    if guard.requests:
+        screen_images_request(guard, app.metrics, fields)
+    count, size, quality = request.n or 1, request.size or "auto", request.quality or "auto"
+    charging = _charge(
+        app, ex, principal, models, fields, request.user, None,
+        fees=lambda prices: images_worst_case_micro(prices, size, quality, count),
+    )  # fmt: skip
+    if charging is not None:
+        await charging
+
+    async def call(model: Model) -> None:
+        upstream = dict(fields)
+        upstream["model"] = model.upstream_name_json
+        await forward_images(ex, model, upstream, size, quality)
+
+    await _route(app, ex, principal, request.model, Need("images"), fields, call)
 
 
 async def list_models(app: App, ex: Exchange) -> None:

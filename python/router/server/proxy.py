@@ -20,6 +20,7 @@ from ..guardrails.chat_stream import ChatStreamGuard
 from ..protocols.tools import ChatChoice, chat_calls
 from ..providers.transport import upstream_failure
 from ..routing import Model
+from ..spend.cost import images_fee_micro
 from .exchange import JSON, Exchange, openai_error_body
 
 
@@ -98,6 +99,44 @@ async def forward_unary(
     if screen is not None:
         data = screen(data)
     ex.answer = data
+    ex.send_bytes(200, data, JSON)
+
+
+class _ImagesUsage(msgspec.Struct):
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+
+class _ImagesAnswer(msgspec.Struct):
+    data: list[msgspec.Raw] = []
+    usage: _ImagesUsage | None = None
+
+
+_images_decoder = msgspec.json.Decoder(_ImagesAnswer)
+
+
+async def forward_images(ex: Exchange, model: Model, fields: dict[str, msgspec.Raw], size: str, quality: str) -> None:
+    """`POST /v1/images/generations` to one model: the provider answers in OpenAI's Images shape (translating
+    if its API differs); the images it returned are priced here (`spend.cost.images_fee_micro`)."""
+    provider = model.provider
+    sent = time.perf_counter()
+    try:
+        data = await provider.generate_images(model.urls["images"], fields, ex.request_id, ex.upstream_auth)
+    except (rq.PyreqwestError, TimeoutError) as exc:
+        raise upstream_failure(exc, provider.name) from None
+    finally:
+        ex.upstream_seconds = time.perf_counter() - sent
+    try:
+        answer = _images_decoder.decode(data)
+    except msgspec.DecodeError:
+        raise UpstreamError(
+            f"Upstream provider '{provider.name}' returned an invalid JSON response.", code="upstream_invalid_response"
+        ) from None
+    if answer.usage is not None:
+        ex.prompt_tokens = answer.usage.input_tokens
+        ex.completion_tokens = answer.usage.output_tokens
+    if model.prices is not None:
+        ex.fees_micro = images_fee_micro(model.prices, size, quality, len(answer.data))
     ex.send_bytes(200, data, JSON)
 
 

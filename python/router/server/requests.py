@@ -163,6 +163,47 @@ def validate_embeddings(body: bytes) -> EmbeddingsRequest:
     return request
 
 
+class ImagesRequest(msgspec.Struct):
+    model: str
+    prompt: str
+    n: int | None = None
+    size: str | None = None
+    quality: str | None = None
+    response_format: str | None = None
+    background: str | None = None
+    output_format: str | None = None
+    stream: bool | None = None
+    user: str | None = None
+
+
+_images_decoder = msgspec.json.Decoder(ImagesRequest)
+# gpt-image-1's documented limit; DALL-E models take less and say so themselves.
+IMAGE_PROMPT_MAX_CHARS = 32_000
+
+
+def validate_images(body: bytes) -> ImagesRequest:
+    """`POST /v1/images/generations`: the fields the gateway prices, routes and translates (ranges are checked
+    by `limits.IMAGES`)."""
+    request = _validate(_images_decoder, body)
+    if not request.model:
+        raise InvalidRequest("Invalid 'model': it must be a non-empty string.", param="model", code="invalid_value")
+    if not request.prompt.strip():
+        raise InvalidRequest("Invalid 'prompt': it must not be empty.", param="prompt", code="invalid_value")
+    if len(request.prompt) > IMAGE_PROMPT_MAX_CHARS:
+        raise InvalidRequest(
+            f"Invalid 'prompt': {len(request.prompt)} characters; the limit is {IMAGE_PROMPT_MAX_CHARS}.",
+            param="prompt",
+            code="string_above_max_length",
+        )
+    if request.stream:
+        raise InvalidRequest(
+            "Streaming image generation ('stream': true) is not supported; leave 'stream' out.",
+            param="stream",
+            code="unsupported_value",
+        )
+    return request
+
+
 def encode_fields(fields: dict[str, msgspec.Raw | object]) -> bytes:
     return _encoder.encode(fields)
 

@@ -18,7 +18,7 @@ from pyreqwest import exceptions as rq
 from .._core import Transcoder
 from ..errors import GuardrailUnavailable, GuardrailViolation, InvalidRequest, UpstreamError
 from ..guardrails.answers import AnswerGuard
-from ..protocols import caching, coding
+from ..protocols import caching, coding, web_search
 from ..protocols.to_caller import translate_reply, usage_of
 from ..protocols.to_upstream import Plan, translate_request
 from ..protocols.tools import called
@@ -96,7 +96,10 @@ async def forward(
         transcoder = Transcoder(
             upstream, caller, model.id, int(time.time()), input_estimate, include_usage, plan.json_tool, prices, screen
         )
-        await _stream(ex, model, upstream_body, transcoder, extra, guard)
+        searched = None
+        if upstream in ("messages", "responses") and web_search.requested(fields):
+            searched = web_search.SearchStream(upstream, strip=caller != upstream)
+        await _stream(ex, model, upstream_body, transcoder, extra, guard, searched, caller == "chat")
     else:
         await _unary(ex, model, caller, upstream_body, plan, extra, guard)
 
@@ -128,9 +131,13 @@ async def _unary(
             reply = translate_reply(reply, provider.api, caller, model.id, plan)
         usage = usage_of(reply, caller)
         ex.tool_calls = called(reply, caller)
+        searches = web_search.searches_of(reply, caller)
+        if searches and model.prices is not None:
+            ex.fees_micro = searches * round(model.prices.per_search * MICRO)
         if caller == "responses" and isinstance(reply.get("usage"), dict) and model.prices is not None:
             prompt, output, cached, _ = usage
-            reply["usage"]["cost"] = cost_micro(model.prices, prompt or 0, output or 0, cached or 0) / MICRO
+            cost = cost_micro(model.prices, prompt or 0, output or 0, cached or 0) + ex.fees_micro
+            reply["usage"]["cost"] = cost / MICRO
         screened = guard is not None and guard.reply(reply, caller)
         if caller != provider.api or caller == "responses" or screened:
             data = msgspec.json.encode(reply)
@@ -150,7 +157,11 @@ async def _stream(
     transcoder: Transcoder,
     extra: dict[str, str] | None,
     guard: AnswerGuard | None,
+    searched: web_search.SearchStream | None = None,
+    annotate: bool = False,
 ) -> None:
+    """`searched`: the upstream searched the web; its events go to the transcoder through it, and with
+    `annotate` (chat callers) the citations it collects are sent as `delta.annotations` chunks."""
     provider = model.provider
     idle = provider.timeouts.idle_read
     loop = asyncio.get_running_loop()
@@ -167,7 +178,14 @@ async def _stream(
                 try:
                     async with asyncio.timeout(idle) as deadline:
                         while (chunk := await reader.read_chunk()) is not None:
-                            out = transcoder.feed(bytes(chunk))
+                            if searched is None:
+                                out = transcoder.feed(bytes(chunk))
+                            else:
+                                out = b""
+                                for event, found in searched.feed(bytes(chunk)):
+                                    out += transcoder.feed(event) if event else b""
+                                    if found and annotate:
+                                        out += web_search.annotations_chunk(ex.answer or out, found)
                             if guard is not None and transcoder.has_findings:
                                 # A blocked category ends the stream here, with an error event instead.
                                 guard.check(transcoder)
@@ -209,6 +227,8 @@ async def _stream(
                     # open until the garbage collector broke the cycle.
                     del failure
                 finally:
+                    if searched is not None and searched.searches and model.prices is not None:
+                        ex.fees_micro = searched.searches * round(model.prices.per_search * MICRO)
                     ex.prompt_tokens = transcoder.prompt_tokens
                     ex.completion_tokens = transcoder.completion_tokens
                     ex.cached_tokens = transcoder.cached_tokens

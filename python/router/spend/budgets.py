@@ -196,10 +196,12 @@ class Spend:
         candidates: Sequence[tuple[str, Prices | None, int | None]],
         body_bytes: int,
         now: float,
+        fees: Callable[[Prices], int] | None = None,
     ) -> Charged | Awaitable[Charged]:
         """Reserve the worst case over every model that may serve the request, (id, prices, max output tokens),
-        against every limited budget; returns (hold or None, every budget id, period). With Redis, for a
-        principal with a limited budget, an awaitable of that (one round trip)."""
+        against every limited budget; returns (hold or None, every budget id, period). `fees` is what a model
+        charges on top of tokens (micro-dollars: generated images, web searches). With Redis, for a principal
+        with a limited budget, an awaitable of that (one round trip)."""
         period = self.period(now)
         limited, prepared, ids = self._plan(principal, period)
         if prepared is None:
@@ -213,7 +215,8 @@ class Spend:
                     param="model",
                     code="model_not_priced",
                 )
-            amount = max(amount, reservation(prices, body_bytes, max_output))
+            extra = fees(prices) if fees is not None else 0
+            amount = max(amount, min(reservation(prices, body_bytes, max_output) + extra, AMOUNT_CAP))
         if isinstance(prepared, RemoteSet):
             return self._reserve_remote(limited, prepared, ids, period, amount)
         refused = self.ledger.reserve(prepared, amount)

@@ -72,3 +72,48 @@ def worst_case_micro(prices: Prices, body_bytes: int, max_output: int) -> int:
     bounds the prompt's tokens; the output is bounded by max_tokens or the model's limit. (`cost_micro` with
     nothing cached, spelled out: this runs once per candidate model on every limited request.)"""
     return round(body_bytes * prices.input + max_output * prices.output) + round(prices.per_request * MICRO)
+
+
+def image_price(prices: Prices, size: str, quality: str) -> float | None:
+    """USD for one image of `size` and `quality` (`auto` when the caller left them to the model), or None when
+    the model has no per-image price.
+
+    Looked up as `<size>/<quality>`, then `<size>/*`, `*/<quality>`, `*`. A size or quality of `auto` without
+    its own entry costs the most any matching entry costs: the gateway cannot know what the model will pick,
+    and a budget must never be under-reserved."""
+    table = prices.images
+    if not table:
+        return None
+    for key in (f"{size}/{quality}", f"{size}/*", f"*/{quality}", "*"):
+        price = table.get(key)
+        if price is not None:
+            return price
+    matching = [
+        price
+        for key, price in table.items()
+        if _matches(key.partition("/")[0], size) and _matches(key.partition("/")[2] or "*", quality)
+    ]
+    return max(matching) if matching else None
+
+
+def _matches(pattern: str, value: str) -> bool:
+    return pattern == "*" or value == "auto" or pattern == value
+
+
+# Output tokens one image can take on a token-priced image model (gpt-image-1 at high quality, 1536x1024, is
+# 6,240; Gemini's are 1,290): the reservation for a model without a per-image price.
+IMAGE_OUTPUT_TOKENS = 6_240
+
+
+def images_worst_case_micro(prices: Prices, size: str, quality: str, count: int) -> int:
+    """The most `count` images can cost on top of the prompt: per-image price, else output tokens."""
+    price = image_price(prices, size, quality)
+    if price is not None:
+        return round(price * MICRO) * count
+    return round(IMAGE_OUTPUT_TOKENS * count * prices.output)
+
+
+def images_fee_micro(prices: Prices, size: str, quality: str, count: int) -> int:
+    """What `count` generated images cost besides tokens: their per-image price (0 for a token-priced model)."""
+    price = image_price(prices, size, quality)
+    return 0 if price is None else round(price * MICRO) * count
