@@ -14,8 +14,8 @@ import pytest
 import pg
 from router.governance.keys import KeyCache, create_key
 from router.store import LATEST, SchemaError, UsageRow, open_store
-from router.store.records import AuditEvent
 from router.store.migrations import MIGRATIONS
+from router.store.records import AuditEvent
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,7 +59,7 @@ def test_replicas_starting_together_migrate_once() -> None:
             store = open_store(url, migrate=True)
             results.append(store.schema_version())
             store.close()
-        except Exception as exc:  # noqa: BLE001 - reported by the assert below
+        except Exception as exc:
             results.append(exc)
 
     threads = [threading.Thread(target=start) for _ in range(4)]
