@@ -100,6 +100,7 @@ COMPAT = [
                 + CASE v WHEN 'true' THEN 1 WHEN 'false' THEN 0 ELSE v::numeric::bigint END END
        $$""",
     "CREATE OR REPLACE AGGREGATE sum(TEXT) (SFUNC = router_text_add, STYPE = BIGINT)",
+    "CREATE OR REPLACE FUNCTION instr(s TEXT, sub TEXT) RETURNS INT LANGUAGE sql IMMUTABLE AS 'SELECT strpos(s, sub)'",
     # SQLite's scalar two-argument max/min.
     """CREATE OR REPLACE FUNCTION max(a DOUBLE PRECISION, b DOUBLE PRECISION) RETURNS DOUBLE PRECISION
        LANGUAGE sql IMMUTABLE AS 'SELECT CASE WHEN a IS NULL OR b IS NULL THEN NULL ELSE GREATEST(a, b) END'""",
@@ -157,30 +158,19 @@ COMPAT = [
          END LOOP;
          RETURN state;
        END $$""",
-    """CREATE OR REPLACE FUNCTION sketch_encode(state BIGINT[]) RETURNS BYTEA LANGUAGE plpgsql IMMUTABLE AS $$
-       DECLARE n INT := 0; i INT; k INT; j INT := 0; out BYTEA; c BIGINT; idx INT;
-       BEGIN
-         IF state IS NULL OR array_length(state, 1) IS NULL THEN RETURN NULL; END IF;
-         FOR i IN array_lower(state, 1) .. array_upper(state, 1) LOOP
-           IF state[i] IS NOT NULL AND state[i] > 0 THEN n := n + 1; END IF;
-         END LOOP;
-         IF n = 0 THEN RETURN NULL; END IF;
-         out := decode(repeat('00', 2 + 10 * n), 'hex');
-         out := set_byte(set_byte(out, 0, n & 255), 1, n >> 8);
-         FOR i IN array_lower(state, 1) .. array_upper(state, 1) LOOP
-           IF state[i] IS NOT NULL AND state[i] > 0 THEN
-             idx := CASE WHEN i < 0 THEN i + 65536 ELSE i END;
-             out := set_byte(set_byte(out, 2 + 2 * j, idx & 255), 3 + 2 * j, idx >> 8);
-             c := state[i];
-             FOR k IN 0 .. 7 LOOP
-               out := set_byte(out, 2 + 2 * n + 8 * j + k, (c & 255)::int);
-               c := c >> 8;
-             END LOOP;
-             j := j + 1;
-           END IF;
-         END LOOP;
-         RETURN out;
-       END $$""",
+    # Built as hex text in one pass (set_byte copies the whole value each call: quadratic in the bucket count).
+    """CREATE OR REPLACE FUNCTION sketch_encode(state BIGINT[]) RETURNS BYTEA LANGUAGE sql IMMUTABLE AS $$
+         SELECT CASE WHEN count(*) = 0 THEN NULL ELSE decode(
+           substr(lpad(to_hex(count(*)::int), 4, '0'), 3, 2) || substr(lpad(to_hex(count(*)::int), 4, '0'), 1, 2)
+           || string_agg(substr(ih, 3, 2) || substr(ih, 1, 2), '' ORDER BY i)
+           || string_agg(substr(ch, 15, 2) || substr(ch, 13, 2) || substr(ch, 11, 2) || substr(ch, 9, 2)
+                         || substr(ch, 7, 2) || substr(ch, 5, 2) || substr(ch, 3, 2) || substr(ch, 1, 2),
+                         '' ORDER BY i),
+           'hex') END
+         FROM (SELECT i, lpad(to_hex(CASE WHEN i < 0 THEN i + 65536 ELSE i END), 4, '0') AS ih,
+                      lpad(to_hex(state[i]), 16, '0') AS ch
+               FROM generate_subscripts(state, 1) AS i WHERE state[i] > 0) AS buckets
+       $$""",
     """CREATE OR REPLACE FUNCTION sketch_merge(a BYTEA, b BYTEA) RETURNS BYTEA LANGUAGE sql IMMUTABLE AS $$
          SELECT CASE WHEN a IS NULL OR length(a) = 0 THEN b WHEN b IS NULL OR length(b) = 0 THEN a
                 ELSE sketch_encode(sketch_add(sketch_add(NULL, a), b)) END
