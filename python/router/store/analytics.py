@@ -150,6 +150,9 @@ class AnalyticsQueries:
     _conn: sqlite3.Connection
     path: str
 
+    def _streaming_conn(self) -> Any:  # the backend's
+        raise NotImplementedError
+
     def usage_report(self, f: Filters, group_by: Sequence[str], bucket: str | None) -> tuple[list[dict], str]:
         """Grouped totals with error rate and p50/p95 latency and TTFT; also says which table answered."""
         table = _plan(f, group_by, bucket)
@@ -279,7 +282,7 @@ class AnalyticsQueries:
         """(column names, a batch of rows) at a time, oldest first: never the whole range in memory."""
         where, params = _where(f, None)
         # A connection of its own, so an export streaming for a while never holds the shared one's cursor.
-        conn = sqlite3.connect(self.path, check_same_thread=False) if self.path != ":memory:" else self._conn
+        conn = self._streaming_conn()
         try:
             cur = conn.execute(f"SELECT * FROM usage_log WHERE {where} ORDER BY ts, request_id", params)
             names = [d[0] for d in cur.description]

@@ -319,6 +319,10 @@ class PostgresStore(StoreBase):
         self._signal.close()
         self._conn.close()
 
+    def _streaming_conn(self) -> PgConnection:
+        """A connection for one long read (an export), so it never holds the shared one."""
+        return PgConnection(self.url)
+
     def _has_table(self, name: str) -> bool:
         return self._conn.execute("SELECT to_regclass(?) IS NOT NULL", (name,)).fetchone()[0]
 

@@ -53,6 +53,10 @@ class SQLiteStore(StoreBase):
             self._signal.close()
         self._conn.close()
 
+    def _streaming_conn(self) -> sqlite3.Connection:
+        """A connection for one long read (an export), so it never holds the shared one's cursor."""
+        return self._conn if self._memory else sqlite3.connect(self.path, check_same_thread=False)
+
     def _has_table(self, name: str) -> bool:
         return (
             self._conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone()
