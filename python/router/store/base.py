@@ -76,6 +76,10 @@ class StoreBase(
     def _has_table(self, name: str) -> bool:
         raise NotImplementedError
 
+    def _insert_usage(self, rows: Sequence[tuple[object, ...]]) -> None:
+        """Usage rows in multi-row INSERTs (a primary-key conflict fails the batch: rows are logged once)."""
+        _INSERT_USAGE(self._conn, rows)
+
     def check_schema(self, *, migrate: bool) -> None:
         """Refuse a schema newer than the code; one older only when `migrate` is off (then name the fix)."""
         version = self.schema_version()
@@ -187,7 +191,7 @@ class StoreBase(
             if row.key_id is not None:
                 last_used[row.key_id] = max(row.ts, last_used.get(row.key_id, 0.0))
         conn = self._conn
-        _INSERT_USAGE(conn, [astuple(r) for r in rows])
+        self._insert_usage([astuple(r) for r in rows])
         # Summed per budget list first: a batch has few distinct lists, so each is split once, not per row
         # (this thread holds the GIL while it runs Python, and every request waits for it then).
         by_list: dict[tuple[str, int], int] = {}

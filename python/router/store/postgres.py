@@ -33,6 +33,7 @@ from psycopg.adapt import Dumper, Loader
 
 from .base import StoreBase
 from .governance import _TRIGGER_EVENTS
+from .records import USAGE_COLUMNS
 from .signal import ChangeSignal
 
 EPOCH_POLL = 1.0
@@ -277,6 +278,13 @@ class PgConnection:
             with self._live().cursor() as cur:
                 cur.executemany(self._sql(sql), rows)
 
+    def copy_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        with self._live().cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
     def close(self) -> None:
         self._conn.close()
 
@@ -318,6 +326,10 @@ class PostgresStore(StoreBase):
         self._closed.set()
         self._signal.close()
         self._conn.close()
+
+    def _insert_usage(self, rows: Sequence[tuple[object, ...]]) -> None:
+        # COPY: one statement for the whole batch, no per-row parse or plan (a duplicate still fails it).
+        self._conn.copy_rows("usage_log", USAGE_COLUMNS, rows)
 
     def _streaming_conn(self) -> PgConnection:
         """A connection for one long read (an export), so it never holds the shared one."""
