@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FILES = ["test_chat.py", "test_governance.py", "test_spend.py", "test_policies.py"]
 
 
+@pytest.mark.timeout(900)
 @pytest.mark.skipif(os.environ.get("ROUTER_TEST_ENGINE") == "postgresql", reason="this run is on PostgreSQL already")
 def test_representative_e2e_files_pass_on_postgresql() -> None:
     env = {**os.environ, "ROUTER_TEST_ENGINE": "postgresql"}

@@ -139,59 +139,65 @@ COMPAT = [
     """CREATE OR REPLACE FUNCTION json_extract(doc JSONB, path TEXT) RETURNS TEXT LANGUAGE sql IMMUTABLE AS $$
          SELECT json_extract(doc::text, path)
        $$""",
-    # Sketches: add a blob's counts into a dense array indexed by bucket, and encode such an array.
-    """CREATE OR REPLACE FUNCTION sketch_add(state BIGINT[], blob BYTEA) RETURNS BIGINT[]
-       LANGUAGE plpgsql IMMUTABLE AS $$
-       DECLARE n INT; i INT; k INT; idx INT; c BIGINT; base INT;
-       BEGIN
-         IF blob IS NULL OR length(blob) = 0 THEN RETURN state; END IF;
-         IF state IS NULL THEN state := '{}'; END IF;
-         n := get_byte(blob, 0) + 256 * get_byte(blob, 1);
-         FOR i IN 0 .. n - 1 LOOP
-           idx := get_byte(blob, 2 + 2 * i) + 256 * get_byte(blob, 3 + 2 * i);
-           IF idx >= 32768 THEN idx := idx - 65536; END IF;
-           base := 2 + 2 * n + 8 * i;
-           c := 0;
-           FOR k IN REVERSE 7 .. 0 LOOP
-             c := (c << 8) | get_byte(blob, base + k);
-           END LOOP;
-           state[idx] := COALESCE(state[idx], 0) + c;
-         END LOOP;
-         RETURN state;
-       END $$""",
-    # Built as hex text in one pass (set_byte copies the whole value each call: quadratic in the bucket count).
-    """CREATE OR REPLACE FUNCTION sketch_encode(state BIGINT[]) RETURNS BYTEA LANGUAGE sql IMMUTABLE AS $$
+    # Sketches, set-based (no per-bucket array updates: an aggregate's state array would be copied each time).
+    # sketch_pack: sorted bucket indexes and their counts → the blob, built as hex text in one pass.
+    """CREATE OR REPLACE FUNCTION sketch_pack(idx INT[], cnt BIGINT[]) RETURNS BYTEA LANGUAGE sql IMMUTABLE AS $$
          SELECT CASE WHEN count(*) = 0 THEN NULL ELSE decode(
            substr(lpad(to_hex(count(*)::int), 4, '0'), 3, 2) || substr(lpad(to_hex(count(*)::int), 4, '0'), 1, 2)
-           || string_agg(substr(ih, 3, 2) || substr(ih, 1, 2), '' ORDER BY i)
+           || string_agg(substr(ih, 3, 2) || substr(ih, 1, 2), '' ORDER BY o)
            || string_agg(substr(ch, 15, 2) || substr(ch, 13, 2) || substr(ch, 11, 2) || substr(ch, 9, 2)
                          || substr(ch, 7, 2) || substr(ch, 5, 2) || substr(ch, 3, 2) || substr(ch, 1, 2),
-                         '' ORDER BY i),
+                         '' ORDER BY o),
            'hex') END
-         FROM (SELECT i, lpad(to_hex(CASE WHEN i < 0 THEN i + 65536 ELSE i END), 4, '0') AS ih,
-                      lpad(to_hex(state[i]), 16, '0') AS ch
-               FROM generate_subscripts(state, 1) AS i WHERE state[i] > 0) AS buckets
+         FROM (SELECT o, lpad(to_hex(CASE WHEN i < 0 THEN i + 65536 ELSE i END), 4, '0') AS ih,
+                      lpad(to_hex(c), 16, '0') AS ch
+               FROM unnest(idx, cnt) WITH ORDINALITY AS u(i, c, o)) AS buckets
+       $$""",
+    # The buckets of several blobs, added.
+    """CREATE OR REPLACE FUNCTION sketch_merge_all(blobs BYTEA[]) RETURNS BYTEA LANGUAGE sql IMMUTABLE AS $$
+         WITH b AS (
+           SELECT s, get_byte(s, 0) + 256 * get_byte(s, 1) AS n FROM unnest(blobs) AS s
+           WHERE s IS NOT NULL AND length(s) > 0
+         ), e AS (
+           SELECT get_byte(s, 2 + 2 * i) + 256 * get_byte(s, 3 + 2 * i) AS u,
+                  (get_byte(s, 2 + 2 * n + 8 * i)::bigint
+                   | (get_byte(s, 3 + 2 * n + 8 * i)::bigint << 8)
+                   | (get_byte(s, 4 + 2 * n + 8 * i)::bigint << 16)
+                   | (get_byte(s, 5 + 2 * n + 8 * i)::bigint << 24)
+                   | (get_byte(s, 6 + 2 * n + 8 * i)::bigint << 32)
+                   | (get_byte(s, 7 + 2 * n + 8 * i)::bigint << 40)
+                   | (get_byte(s, 8 + 2 * n + 8 * i)::bigint << 48)
+                   | (get_byte(s, 9 + 2 * n + 8 * i)::bigint << 56)) AS c
+           FROM b, generate_series(0, b.n - 1) AS i
+         ), g AS (
+           SELECT CASE WHEN u >= 32768 THEN u - 65536 ELSE u END AS i, sum(c)::bigint AS c FROM e GROUP BY 1
+         )
+         SELECT sketch_pack(array_agg(i ORDER BY i), array_agg(c ORDER BY i)) FROM g WHERE c > 0
        $$""",
     """CREATE OR REPLACE FUNCTION sketch_merge(a BYTEA, b BYTEA) RETURNS BYTEA LANGUAGE sql IMMUTABLE AS $$
          SELECT CASE WHEN a IS NULL OR length(a) = 0 THEN b WHEN b IS NULL OR length(b) = 0 THEN a
-                ELSE sketch_encode(sketch_add(sketch_add(NULL, a), b)) END
+                ELSE sketch_merge_all(ARRAY[a, b]) END
        $$""",
-    """CREATE OR REPLACE AGGREGATE sketch_sum(BYTEA) (SFUNC = sketch_add, STYPE = BIGINT[],
-       FINALFUNC = sketch_encode)""",
+    # A group of one blob (a day x model report on the daily rollup) is passed through without decoding.
+    """CREATE OR REPLACE FUNCTION sketch_sum_final(blobs BYTEA[]) RETURNS BYTEA LANGUAGE sql IMMUTABLE AS $$
+         SELECT CASE WHEN (SELECT count(*) FROM unnest(blobs) AS s WHERE length(s) > 0) <= 1
+                THEN (SELECT s FROM unnest(blobs) AS s WHERE length(s) > 0 LIMIT 1)
+                ELSE sketch_merge_all(blobs) END
+       $$""",
+    """CREATE OR REPLACE AGGREGATE sketch_sum(BYTEA) (SFUNC = array_append, STYPE = BYTEA[],
+       FINALFUNC = sketch_sum_final)""",
     # Bucket ceil(ln(x) / ln(G)), G = 1.01 / 0.99; x <= 1e-3 ms in the lowest (as sketch.index).
-    """CREATE OR REPLACE FUNCTION sketch_step(state BIGINT[], v DOUBLE PRECISION) RETURNS BIGINT[]
-       LANGUAGE plpgsql IMMUTABLE AS $$
-       DECLARE idx INT;
-       BEGIN
-         IF v IS NULL THEN RETURN state; END IF;
-         IF state IS NULL THEN state := '{}'; END IF;
-         idx := CASE WHEN v <= 1e-3 THEN ceil(ln(1e-3::float8) / ln(1.01::float8 / 0.99::float8))
-                ELSE ceil(ln(v) / ln(1.01::float8 / 0.99::float8)) END;
-         state[idx] := COALESCE(state[idx], 0) + 1;
-         RETURN state;
-       END $$""",
-    """CREATE OR REPLACE AGGREGATE sketch_of(DOUBLE PRECISION) (SFUNC = sketch_step, STYPE = BIGINT[],
-       FINALFUNC = sketch_encode)""",
+    """CREATE OR REPLACE FUNCTION sketch_of_final(vals DOUBLE PRECISION[]) RETURNS BYTEA LANGUAGE sql IMMUTABLE
+       AS $$
+         WITH g AS (
+           SELECT CASE WHEN v <= 1e-3 THEN ceil(ln(1e-3::float8) / ln(1.01::float8 / 0.99::float8))
+                  ELSE ceil(ln(v) / ln(1.01::float8 / 0.99::float8)) END::int AS i, count(*) AS c
+           FROM unnest(vals) AS v WHERE v IS NOT NULL GROUP BY 1
+         )
+         SELECT sketch_pack(array_agg(i ORDER BY i), array_agg(c ORDER BY i)) FROM g
+       $$""",
+    """CREATE OR REPLACE AGGREGATE sketch_of(DOUBLE PRECISION) (SFUNC = array_append, STYPE = DOUBLE PRECISION[],
+       FINALFUNC = sketch_of_final)""",
 ]
 
 
