@@ -134,3 +134,27 @@ def test_copy_from_sqlite_to_postgres_moves_every_table_once(tmp_path: Path) -> 
 
     again = router(sqlite, "db", "copy", "--from", sqlite, "--to", target)
     assert again.returncode == 2 and "already holds data" in again.stderr and "Traceback" not in again.stderr
+
+
+def test_serve_refuses_an_unmigrated_postgres_and_migrates_with_the_flag(tmp_path: Path) -> None:
+    from servers import ROUTER, Server, free_port
+
+    url = pg.server().fresh(migrated=False)
+    port = str(free_port())
+    refused = router(url, "serve", "--port", port, "--workers", "1")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr + refused.stdout
+    assert "run `router db upgrade` (or start with `router serve --migrate`)" in refused.stderr
+    env = {**os.environ, "ROUTER_DB": url, "PYTHONPATH": str(ROOT / "python"), "XDG_DATA_HOME": str(tmp_path)}
+    env.pop("ROUTER_CONFIG", None)
+    server = Server(
+        [*ROUTER, "serve", "--migrate", "--port", port, "--workers", "1"],
+        env,
+        f"http://127.0.0.1:{port}/healthz",
+        f"http://127.0.0.1:{port}",
+    )
+    try:
+        store = open_store(url)
+        assert store.schema_version() == LATEST
+        store.close()
+    finally:
+        server.stop()
