@@ -223,6 +223,18 @@ def db_query(env: dict[str, str], sql: str, params: tuple = ()) -> list[Row]:
         return [Row(columns, r) for r in cur.fetchall()]
 
 
+def db_dump(env: dict[str, str]) -> str:
+    """Every row of every table of the gateway's database, as text (to prove a secret is not in it)."""
+    if env["ROUTER_DB"].startswith("postgresql://"):
+        tables = "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+    else:
+        tables = "SELECT name FROM sqlite_master WHERE type = 'table'"
+    out = []
+    for (table,) in db_query(env, tables):
+        out += [f"{table}: {tuple(r)}" for r in db_query(env, f"SELECT * FROM {table}")]
+    return "\n".join(out)
+
+
 def usage_rows(server: Server, where: str = "1=1", expect: int = 1, timeout: float = 5.0) -> list[Row]:
     """Rows of the gateway's usage log, waiting for the background writer to flush at least `expect`."""
     deadline = time.monotonic() + timeout

@@ -7,7 +7,6 @@ import asyncio
 import base64
 import json
 import os
-import sqlite3
 import sys
 import time
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import McpError
 
-from servers import ADMIN_KEY, Server, free_port, gateway_env, manage_call, router_cli, start_gateway
+from servers import ADMIN_KEY, Server, db_dump, free_port, gateway_env, manage_call, router_cli, start_gateway
 
 UPSTREAM = str(Path(__file__).parent.parent / "mcp_upstream.py")
 ADMIN = ADMIN_KEY
@@ -333,9 +332,7 @@ def test_analytics_metrics_and_no_secret_anywhere(registered: dict[str, Any]) ->
     metrics = httpx.get(env["gateway"].base + "/metrics").text
     assert 'router_mcp_calls_total{server="plain",status="ok",tool="echo"}' in metrics
     servers = ok(manage(env, "GET", "/mcp/servers"))
-    db = Path(env["env"]["ROUTER_DB"])
-    with sqlite3.connect(db) as conn:
-        dump = "\n".join(conn.iterdump())
+    dump = db_dump(env["env"])
     for secret in (ORG_TOKEN, ALICE_TOKEN):
         assert secret not in json.dumps(servers) and secret not in json.dumps(report)
         assert secret not in dump and secret not in metrics
