@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 import psycopg
 from psycopg.adapt import Dumper, Loader
 
+from ..errors import DatabaseUnavailable
 from .base import StoreBase
 from .governance import _TRIGGER_EVENTS
 from .records import USAGE_COLUMNS
@@ -274,15 +275,27 @@ class PgConnection:
         return self._conn
 
     def execute(self, sql: str, params: Sequence[Any] | None = ()) -> psycopg.Cursor:
-        if not params:
-            return self._live().execute(self._sql(sql, False))
-        return self._live().execute(self._sql(sql), params)
+        try:
+            if not params:
+                return self._live().execute(self._sql(sql, False))
+            return self._live().execute(self._sql(sql), params)
+        except psycopg.OperationalError as exc:
+            raise self._lost(exc) from None
+
+    def _lost(self, exc: psycopg.OperationalError) -> Exception:
+        # A lost connection is the server being away (503), not a bug in the statement (500).
+        if self._conn.closed or self._conn.broken:
+            return StoreUnavailable(f"PostgreSQL at {redact(self.url)} is unavailable: {exc}".strip())
+        return exc
 
     def executemany(self, sql: str, rows: Any) -> None:
         rows = list(rows)
         if rows:
-            with self._live().cursor() as cur:
-                cur.executemany(self._sql(sql), rows)
+            try:
+                with self._live().cursor() as cur:
+                    cur.executemany(self._sql(sql), rows)
+            except psycopg.OperationalError as exc:
+                raise self._lost(exc) from None
 
     def copy_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         if not rows:
@@ -302,8 +315,17 @@ class PgConnection:
                 conn.close()
 
 
-class StoreUnavailable(Exception):
-    """The database server cannot be reached."""
+class StoreUnavailable(DatabaseUnavailable):
+    """The database server cannot be reached: a request that needed it gets a 503 (management writes, keys
+    not cached yet) saying only that; the detail (str(), for logs and the CLI) names the server, never the
+    password."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__()
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return self.detail
 
 
 class PostgresStore(StoreBase):
