@@ -111,6 +111,9 @@ COMPAT = [
     """CREATE OR REPLACE FUNCTION router_concat(s TEXT, v DOUBLE PRECISION) RETURNS TEXT LANGUAGE sql IMMUTABLE
        AS 'SELECT CASE WHEN v IS NULL THEN s WHEN s IS NULL THEN v::text ELSE s || '','' || v::text END'""",
     "CREATE OR REPLACE AGGREGATE group_concat(DOUBLE PRECISION) (SFUNC = router_concat, STYPE = TEXT)",
+    """CREATE OR REPLACE FUNCTION router_concat_text(s TEXT, v TEXT) RETURNS TEXT LANGUAGE sql IMMUTABLE
+       AS 'SELECT CASE WHEN v IS NULL THEN s WHEN s IS NULL THEN v ELSE s || '','' || v END'""",
+    "CREATE OR REPLACE AGGREGATE group_concat(TEXT) (SFUNC = router_concat_text, STYPE = TEXT)",
     # strftime(format, unix seconds, 'unixepoch') for the formats the reports use (%Y %m %d %H %W).
     """CREATE OR REPLACE FUNCTION strftime(fmt TEXT, ts DOUBLE PRECISION, modifier TEXT) RETURNS TEXT
        LANGUAGE plpgsql IMMUTABLE AS $$
