@@ -97,6 +97,20 @@ def start_mock(extra: list[str] | None = None) -> Server:
     )
 
 
+_pg_databases: dict[str, str] = {}
+
+
+def local_files(env: dict[str, str]) -> Path:
+    """Where the gateway keeps its host's files: the SQLite file (`<it>-spool`, `<it>-budgets` beside it), or
+    for PostgreSQL their prefix in the data folder."""
+    url = env["ROUTER_DB"]
+    if url.startswith("postgresql://"):
+        from router.store.postgres import state_path
+
+        return Path(state_path(url, Path(env["XDG_DATA_HOME"]) / "router"))
+    return Path(url)
+
+
 def test_engine() -> str:
     """The engine test gateways store on: ROUTER_TEST_ENGINE=postgresql gives each a fresh database of the
     session's throwaway PostgreSQL server (tests/pg.py); the default is a SQLite file."""
@@ -112,7 +126,8 @@ def gateway_env(db: Path, mock_base: str, config: Path | None = None, admin_key:
     if test_engine() == "postgresql":
         import pg
 
-        url = pg.server().fresh()
+        # One database per SQLite path a test names, so a gateway restarted on the same path finds its data.
+        url = _pg_databases.get(url) or _pg_databases.setdefault(url, pg.server().fresh())
         # The host's local files (ledger, spool, change signal) beside where the SQLite file would be.
         extra["XDG_DATA_HOME"] = str(Path(db).parent / "data")
     env = {**os.environ, **extra, "ROUTER_DB": url, "ROUTER_MOCK_URL": f"{mock_base}/v1", "ROUTER_ADMIN_KEY": admin_key}

@@ -235,15 +235,15 @@ def redact(url: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
-def state_path(url: str) -> str:
+def state_path(url: str, data: Path | None = None) -> str:
     """This host's files for a PostgreSQL database (the ledger, the usage spool, the change signal): in the
-    data folder, named after the server and database so two databases never share them."""
+    data folder (`data`, else the user's), named after the server and database so two never share them."""
     from . import data_dir
 
     parts = urlsplit(url)
     name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{parts.hostname or 'local'}-{parts.port or 5432}{parts.path}")
     digest = hashlib.sha256(url.split("?")[0].encode()).hexdigest()[:8]
-    return str(data_dir() / "postgresql" / f"{name}-{digest}")
+    return str((data or data_dir()) / "postgresql" / f"{name}-{digest}")
 
 
 class PgConnection:
