@@ -14,7 +14,7 @@ QUIET_PIP := PIP_QUIET=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WHEELS := target/wheels
 
 .DEFAULT_GOAL := help
-.PHONY: help run test services venv build-dev build-prod lint lint-python lint-rust test-rust test-python test-hyperscan smoke-wheel docs bench bench-load hyperscan bench-engine
+.PHONY: help run test services venv build-dev build-prod lint lint-python lint-rust test-rust test-python test-postgresql test-hyperscan smoke-wheel docs bench bench-load hyperscan bench-engine
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -84,6 +84,9 @@ test-hyperscan: hyperscan ## the scanner tests on the Hyperscan build (installs 
 
 test-python: ## pytest: unit and end-to-end
 	$(BIN)/pytest
+
+test-postgresql: ## the whole end-to-end suite with every gateway on a throwaway PostgreSQL
+	ROUTER_TEST_ENGINE=postgresql $(BIN)/pytest tests/e2e
 
 smoke-wheel: venv $(HYPERSCAN_DEP) ## the release wheel, installed without extras into a fresh virtualenv, serves a chat request
 	@rm -f $(WHEELS)/router-*.whl

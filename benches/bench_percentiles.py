@@ -7,7 +7,10 @@ their sketches, not on how they were written, so by default each cell is built a
 values (`--fold` sends UsageRows through the usage writer's fold and upsert instead: the same table, slower to
 build). Raw rows are not stored: the report never reads them.
 
-    .venv/bin/python benches/bench_percentiles.py [--rows 10000000] [--repeat 5] [--fold]
+    .venv/bin/python benches/bench_percentiles.py [--rows 10000000] [--repeat 5] [--fold] [--db URL]
+
+`--db postgresql://…` runs it on PostgreSQL (an empty database: the bench migrates it and fills the rollup);
+`--db postgresql` starts a throwaway server for the run (tests/pg.py, PostgreSQL 15 binaries).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -74,10 +78,17 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--fold", action="store_true", help="build the rollup through the usage writer's fold")
+    parser.add_argument("--db", help="a PostgreSQL URL, or 'postgresql' for a throwaway server (default: SQLite)")
     args = parser.parse_args()
     rnd = random.Random(1)
+    if args.db == "postgresql":
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+        import pg
+
+        args.db = pg.server().fresh(migrated=False)
     with tempfile.TemporaryDirectory() as tmp:
-        store = open_store(str(Path(tmp) / "bench.db"))
+        store = open_store(args.db or str(Path(tmp) / "bench.db"), migrate=True)
+        print(f"engine: {store.engine}")
         upsert = DAILY.upsert()
         started = time.perf_counter()
         store._conn.execute("BEGIN")

@@ -90,3 +90,21 @@ def api_key(gateway: Server) -> str:
 def client(gateway: Server, api_key: str) -> Iterator[openai.OpenAI]:
     with openai.OpenAI(base_url=f"{gateway.base}/v1", api_key=api_key, max_retries=0, timeout=20) as sdk:
         yield sdk
+
+
+ENGINES = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(params=ENGINES)
+def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A fresh, migrated database on each engine: a SQLite file, or a database of the session's throwaway
+    PostgreSQL server (tests/pg.py). Tests of the store take this instead of a path, so they run on both."""
+    if request.param == "sqlite":
+        yield str(tmp_path_factory.mktemp("db") / "router.db")
+        return
+    import pg
+
+    server = pg.server()
+    url = server.fresh()
+    yield url
+    server.drop(url)

@@ -97,8 +97,40 @@ def start_mock(extra: list[str] | None = None) -> Server:
     )
 
 
+_pg_databases: dict[str, str] = {}
+
+
+def local_files(env: dict[str, str]) -> Path:
+    """Where the gateway keeps its host's files: the SQLite file (`<it>-spool`, `<it>-budgets` beside it), or
+    for PostgreSQL their prefix in the data folder."""
+    url = env["ROUTER_DB"]
+    if url.startswith("postgresql://"):
+        from router.store.postgres import state_path
+
+        return Path(state_path(url, Path(env["XDG_DATA_HOME"]) / "router"))
+    return Path(url)
+
+
+def test_engine() -> str:
+    """The engine test gateways store on: ROUTER_TEST_ENGINE=postgresql gives each a fresh database of the
+    session's throwaway PostgreSQL server (tests/pg.py); the default is a SQLite file."""
+    engine = os.environ.get("ROUTER_TEST_ENGINE", "sqlite")
+    if engine not in ("sqlite", "postgresql"):
+        raise ValueError(f"ROUTER_TEST_ENGINE: {engine!r} is neither sqlite nor postgresql")
+    return engine
+
+
 def gateway_env(db: Path, mock_base: str, config: Path | None = None, admin_key: str = ADMIN_KEY) -> dict:
-    env = {**os.environ, "ROUTER_DB": str(db), "ROUTER_MOCK_URL": f"{mock_base}/v1", "ROUTER_ADMIN_KEY": admin_key}
+    url = str(db)
+    extra = {}
+    if test_engine() == "postgresql":
+        import pg
+
+        # One database per SQLite path a test names, so a gateway restarted on the same path finds its data.
+        url = _pg_databases.get(url) or _pg_databases.setdefault(url, pg.server().fresh())
+        # The host's local files (ledger, spool, change signal) beside where the SQLite file would be.
+        extra["XDG_DATA_HOME"] = str(Path(db).parent / "data")
+    env = {**os.environ, **extra, "ROUTER_DB": url, "ROUTER_MOCK_URL": f"{mock_base}/v1", "ROUTER_ADMIN_KEY": admin_key}
     env.pop("ROUTER_METRICS_DIR", None)
     if config is not None:
         env["ROUTER_CONFIG"] = str(config)
@@ -176,14 +208,53 @@ def manage_call(base: str, key: str, method: str, path: str, **kwargs: Any) -> h
     return httpx.request(method, f"{base}/v1/manage{path}", headers=headers, timeout=20, **kwargs)
 
 
-def usage_rows(server: Server, where: str = "1=1", expect: int = 1, timeout: float = 5.0) -> list[sqlite3.Row]:
+class Row(dict):
+    """A result row read by column name or by position (as sqlite3.Row), whichever engine it came from."""
+
+    def __init__(self, columns: list[str], values: Any) -> None:
+        super().__init__(zip(columns, values, strict=True))
+        self._values = tuple(values)
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._values[key] if isinstance(key, int) else super().__getitem__(key)
+
+    def __iter__(self) -> Any:
+        return iter(self._values)
+
+
+def db_query(env: dict[str, str], sql: str, params: tuple = ()) -> list[Row]:
+    """Rows of a query on the gateway's database (SQLite file or PostgreSQL), `?` placeholders."""
+    url = env["ROUTER_DB"]
+    if url.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            cur = conn.execute(sql.replace("%", "%%").replace("?", "%s"), params)
+            columns = [d.name for d in cur.description or ()]
+            return [Row(columns, r) for r in cur.fetchall()]
+    with sqlite3.connect(url) as conn:
+        cur = conn.execute(sql, params)
+        columns = [d[0] for d in cur.description or ()]
+        return [Row(columns, r) for r in cur.fetchall()]
+
+
+def db_dump(env: dict[str, str]) -> str:
+    """Every row of every table of the gateway's database, as text (to prove a secret is not in it)."""
+    if env["ROUTER_DB"].startswith("postgresql://"):
+        tables = "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+    else:
+        tables = "SELECT name FROM sqlite_master WHERE type = 'table'"
+    out = []
+    for (table,) in db_query(env, tables):
+        out += [f"{table}: {tuple(r)}" for r in db_query(env, f"SELECT * FROM {table}")]
+    return "\n".join(out)
+
+
+def usage_rows(server: Server, where: str = "1=1", expect: int = 1, timeout: float = 5.0) -> list[Row]:
     """Rows of the gateway's usage log, waiting for the background writer to flush at least `expect`."""
-    db = Path(server.env["ROUTER_DB"])
     deadline = time.monotonic() + timeout
     while True:
-        with sqlite3.connect(db) as conn:
-            conn.row_factory = sqlite3.Row
-            rows = conn.execute(f"SELECT * FROM usage_log WHERE {where} ORDER BY ts").fetchall()
+        rows = db_query(server.env, f"SELECT * FROM usage_log WHERE {where} ORDER BY ts")
         if len(rows) >= expect or time.monotonic() > deadline:
             return rows
         time.sleep(0.05)

@@ -33,7 +33,7 @@ from .shared.ledger import raise_to
 from .shared.settings import safe_url
 from .spend.budgets import period_of
 from .spend.ledger import Ledger, ledger_path
-from .store import database_url, default_database, open_store, sqlite_path
+from .store import database_url, db_cli, default_database, open_store, sqlite_path
 from .store.spool import replay, spool_dir
 from .worker_signals import stop_on_first_signal
 
@@ -62,7 +62,9 @@ def _serve(args: argparse.Namespace, banner: Sequence[str] = ()) -> int:
     MasterKey.from_env()  # a malformed ROUTER_MASTER_KEY stops the start here, named, not in every worker
     admin_key_from_env()  # so does a ROUTER_ADMIN_KEY too short to be safe
     db = database_url(config.database, path)
-    store = open_store(db, announce=True)  # migrate once here, not racing in every worker
+    # Migrate once here, not racing in every worker (SQLite always; PostgreSQL with --migrate, else the schema
+    # must be current already: `router db upgrade`).
+    store = open_store(db, announce=True, migrate=True if getattr(args, "migrate", True) else None)
     if config.governance.require_approval:
         store.require_approval()
     if config.spend.org_monthly_limit is not None:
@@ -257,6 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the gateway")
     _server_arguments(serve)
+    serve.add_argument(
+        "--migrate",
+        action="store_true",
+        help="apply pending schema migrations at start (PostgreSQL; SQLite always migrates at start)",
+    )
     serve.set_defaults(func=_serve)
 
     demo = sub.add_parser("demo", help="run the mock provider, mint a demo key, and serve the gateway")
@@ -272,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     mock_parser.set_defaults(func=lambda a: mock.run(a) or 0)
 
     admin_cli.add_commands(sub)
+    db_cli.add_commands(sub)
     mcp_cli.add_commands(sub)
 
     guardrails = sub.add_parser("guardrails", help="check the guardrails").add_subparsers(dest="action", required=True)

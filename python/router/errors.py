@@ -10,6 +10,7 @@ GatewayError                 an error answered to the client in the endpoint's A
  ├─ UnsupportedMediaType      415 invalid_request_error
  ├─ GuardrailViolation        400 guardrail_violation (a blocked category was found; names it, never the value)
  ├─ GuardrailUnavailable      503 guardrail_unavailable (scanning failed: fail closed, nothing is forwarded)
+ ├─ DatabaseUnavailable       503 database_unavailable (the PostgreSQL server cannot be reached)
  └─ UpstreamError             an upstream failure mapped to the client's status (429, 502, 503, 504)
 ConfigError                  a configuration file that cannot be used (raised at start-up, never per request)
 """
@@ -88,6 +89,14 @@ class GuardrailViolation(GatewayError):
 class GuardrailUnavailable(GatewayError):
     status = 503
     type = "api_error"
+
+
+class DatabaseUnavailable(GatewayError):
+    status = 503
+    type = "api_error"
+
+    def __init__(self, message: str = "The database is unavailable; try again shortly.") -> None:
+        super().__init__(message, code="database_unavailable")
 
 
 class UpstreamError(GatewayError):

@@ -9,7 +9,6 @@ import os
 import random
 import shutil
 import signal
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -19,7 +18,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from servers import Server, create_key, gateway_env, requests_per_worker, start_gateway, start_mock
+from servers import (
+    Server,
+    create_key,
+    db_query,
+    gateway_env,
+    local_files,
+    requests_per_worker,
+    start_gateway,
+    start_mock,
+)
 
 HELLO = [{"role": "user", "content": "hello"}]
 THREADS = 6
@@ -234,18 +242,15 @@ def test_a_worker_told_to_stop_several_times_exits_at_once(mock_server: Server, 
 # -- 2. no usage row lost for an answer that was sent -------------------------------------------------
 
 
-def _rows(db: Path) -> list[tuple]:
-    with sqlite3.connect(db) as conn:
-        return conn.execute("SELECT request_id, attempt, status, cost, budgets, period FROM usage_log").fetchall()
+def _rows(env: dict[str, str]) -> list[tuple]:
+    return [tuple(r) for r in db_query(env, "SELECT request_id, attempt, status, cost, budgets, period FROM usage_log")]
 
 
-def _spend(db: Path, budget: str) -> int:
-    with sqlite3.connect(db) as conn:
-        row = conn.execute("SELECT SUM(amount) FROM spend WHERE budget = ?", (budget,)).fetchone()
-    return row[0] or 0
+def _spend(env: dict[str, str], budget: str) -> int:
+    return db_query(env, "SELECT SUM(amount) FROM spend WHERE budget = ?", (budget,))[0][0] or 0
 
 
-def _check_rows(db: Path, load: Load, key_id: str) -> list[tuple]:
+def _check_rows(db: dict[str, str], load: Load, key_id: str) -> list[tuple]:
     rows = _rows(db)
     assert len(rows) == len({(r[0], r[1]) for r in rows})
     answered = {o.ident for o in load.outcomes if o.ok}
@@ -277,11 +282,11 @@ def _copy_spools(spool: Path, pattern: str, into: Path) -> None:
 
 @pytest.mark.parametrize("victims", ["one worker", "every process"])
 def test_kill_9_loses_no_usage_row_of_an_answer_sent(mock_server: Server, tmp_path: Path, victims: str) -> None:
-    db = tmp_path / "router.db"
-    spool = tmp_path / "router.db-spool"
     kept = tmp_path / "spool-copy"  # the files a replay found, to replay them a second time
     kept.mkdir()
     server = _start(tmp_path, mock_server)
+    db = server.env
+    spool = Path(f"{local_files(db)}-spool")
     created = create_key(server.env, "billed")
     try:
         # Keep-alive clients that reconnect every few requests (and after a failure), unary and streams.

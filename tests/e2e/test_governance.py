@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,7 +11,7 @@ import httpx
 import openai
 import pytest
 
-from servers import MockControl, Server, gateway_env, manage_call, router_cli, start_gateway
+from servers import MockControl, Server, db_query, gateway_env, manage_call, router_cli, start_gateway
 
 HELLO = [{"role": "user", "content": "Hello"}]
 
@@ -346,9 +345,7 @@ def test_audit_log_has_before_after_and_never_key_material(gw: Gateway) -> None:
     assert events[1]["before"]["labels"] == {"env": "dev"} and events[1]["after"]["labels"] == {"env": "prod"}
     assert events[2]["after"]["monthly_limit"] == 25
     assert all(e["actor"] == "admin" for e in events)
-    db = Path(gw.env["ROUTER_DB"])
-    with sqlite3.connect(db) as conn:
-        dump = "\n".join(str(r) for r in conn.execute("SELECT * FROM audit_log"))
+    dump = "\n".join(str(tuple(r)) for r in db_query(gw.env, "SELECT * FROM audit_log"))
     assert created["key"] not in dump and created["key"][11:] not in dump
     assert gw.audit(action="key.*", target=created["id"]) == events
 

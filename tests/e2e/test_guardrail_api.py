@@ -8,7 +8,6 @@ The mock echoes the (screened) request back, so the reply shows what the upstrea
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Collection, Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from servers import (
     MockControl,
     Server,
     create_key,
+    db_query,
     gateway_env,
     manage_call,
     requests_per_worker,
@@ -251,7 +251,7 @@ def test_group_override_turns_names_on_for_its_members(gw: Gateway) -> None:
     # Deleting a group takes its override with it.
     gw.ok("PUT", f"/group/{group['id']}/guardrails", {"categories": {"names": "mask"}})
     gw.ok("DELETE", f"/group/{group['id']}")
-    assert sqlite3.connect(gw.server.env["ROUTER_DB"]).execute("SELECT scope FROM guardrail_settings").fetchall() == []
+    assert db_query(gw.server.env, "SELECT scope FROM guardrail_settings") == []
 
 
 def test_an_override_can_never_weaken_the_org(gw: Gateway) -> None:

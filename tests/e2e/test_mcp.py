@@ -7,7 +7,6 @@ import asyncio
 import base64
 import json
 import os
-import sqlite3
 import sys
 import time
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import McpError
 
-from servers import ADMIN_KEY, Server, free_port, gateway_env, manage_call, router_cli, start_gateway
+from servers import ADMIN_KEY, Server, db_dump, db_query, free_port, gateway_env, manage_call, router_cli, start_gateway
 
 UPSTREAM = str(Path(__file__).parent.parent / "mcp_upstream.py")
 ADMIN = ADMIN_KEY
@@ -220,8 +219,10 @@ def test_json_answering_and_restarted_upstreams_are_served(registered: dict[str,
 
         assert run(env["gateway"].base, ADMIN, again) == "jsonup:back"
         time.sleep(1.0)  # the usage writer flushes every 0.5 s
-        with sqlite3.connect(env["env"]["ROUTER_DB"]) as conn:
-            rows = conn.execute("SELECT tool, status, error_type FROM mcp_usage WHERE server = 'jsonup'").fetchall()
+        rows = [
+            tuple(r)
+            for r in db_query(env["env"], "SELECT tool, status, error_type FROM mcp_usage WHERE server = 'jsonup'")
+        ]
         assert sorted(rows) == [("echo", "ok", None), ("echo", "ok", None), ("fail", "error", "tool_error")]
     finally:
         manage(env, "DELETE", "/mcp/servers/jsonup")
@@ -367,9 +368,7 @@ def test_analytics_metrics_and_no_secret_anywhere(registered: dict[str, Any]) ->
     metrics = httpx.get(env["gateway"].base + "/metrics").text
     assert 'router_mcp_calls_total{server="plain",status="ok",tool="echo"}' in metrics
     servers = ok(manage(env, "GET", "/mcp/servers"))
-    db = Path(env["env"]["ROUTER_DB"])
-    with sqlite3.connect(db) as conn:
-        dump = "\n".join(conn.iterdump())
+    dump = db_dump(env["env"])
     for secret in (ORG_TOKEN, ALICE_TOKEN):
         assert secret not in json.dumps(servers) and secret not in json.dumps(report)
         assert secret not in dump and secret not in metrics

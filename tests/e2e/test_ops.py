@@ -6,14 +6,13 @@ import concurrent.futures
 import json
 import re
 import signal
-import sqlite3
 import time
 
 import httpx
 import openai
 import pytest
 
-from servers import Server, create_key, gateway_env, router_cli, start_gateway, usage_rows
+from servers import Server, create_key, db_query, gateway_env, router_cli, start_gateway, usage_rows
 
 HELLO = [{"role": "user", "content": "hello"}]
 
@@ -97,12 +96,10 @@ def test_sigterm_flushes_every_usage_row(mock_server, tmp_path) -> None:
     client = openai.OpenAI(base_url=f"{server.base}/v1", api_key=key, max_retries=0)
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda _: client.chat.completions.create(model="mock/gpt-4o", messages=HELLO), range(40)))
-    with sqlite3.connect(tmp_path / "router.db") as conn:
-        assert conn.execute("SELECT COUNT(*) FROM usage_log").fetchone()[0] == 0  # still only in memory
+    assert db_query(server.env, "SELECT COUNT(*) FROM usage_log")[0][0] == 0  # still only in memory
     server.stop(signal.SIGTERM)
     assert server.proc.returncode == 0
-    with sqlite3.connect(tmp_path / "router.db") as conn:
-        assert conn.execute("SELECT COUNT(*) FROM usage_log WHERE status = 200").fetchone()[0] == 40
+    assert db_query(server.env, "SELECT COUNT(*) FROM usage_log WHERE status = 200")[0][0] == 40
 
 
 def test_client_disconnect_mid_stream_cancels_upstream(gateway, api_key, mock) -> None:

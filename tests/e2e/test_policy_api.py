@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +21,8 @@ from servers import (
     MockControl,
     Server,
     create_key,
+    db_dump,
+    db_query,
     gateway_env,
     manage_call,
     requests_per_worker,
@@ -255,9 +256,13 @@ def test_byok_round_trip_and_key_strategies(gw: Gateway, mock: MockControl) -> N
     shown = gw.ok("GET", "/byok/mock")
     assert shown["fingerprint"] == fp(OWN_KEY) and OWN_KEY not in str(shown)
     # Sealed at rest: the plaintext is nowhere in the database files, nor in the audit log
-    # (nor in the usage spool's files, in the `router.db-spool` directory).
+    # (nor in the usage spool's files, in the `router.db-spool` directory; on PostgreSQL: nor in any table,
+    # nor in the host's files in the data folder).
     beside = [p for p in gw.root.iterdir() if p.name.startswith("router.db")]
+    beside += [p for p in (gw.root / "data").rglob("*") if p.is_file()] if (gw.root / "data").exists() else []
     files = b"".join(f.read_bytes() for p in beside for f in (p.iterdir() if p.is_dir() else [p]))
+    if gw.server.env["ROUTER_DB"].startswith("postgresql://"):
+        files += db_dump(gw.server.env).encode()
     assert OWN_KEY.encode() not in files and fp(OWN_KEY).encode() in files
     assert OWN_KEY not in gw.manage("GET", "/audit?action=byok.*").text
 
@@ -294,8 +299,7 @@ def test_byok_round_trip_and_key_strategies(gw: Gateway, mock: MockControl) -> N
     skipped = gw.chat("policy/own-pays")
     assert skipped.status_code == 400 and "needs the organisation's own key" in error_of(skipped)["message"]
     assert mock.count() == 0
-    with sqlite3.connect(gw.root / "router.db") as conn:
-        actions = [r[0] for r in conn.execute("SELECT action FROM audit_log WHERE target_type = 'provider_key'")]
+    actions = [r[0] for r in db_query(gw.server.env, "SELECT action FROM audit_log WHERE target_type = 'provider_key'")]
     assert actions == ["byok.create", "byok.delete"]
     for name in policies:
         gw.ok("DELETE", f"/policy/{name}")

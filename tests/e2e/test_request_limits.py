@@ -5,14 +5,13 @@ naming the parameter, and never reaches the upstream (the mock records what does
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
-from servers import MockControl, Server, gateway_env, manage_call, start_gateway, usage_rows
+from servers import MockControl, Server, db_query, gateway_env, manage_call, start_gateway, usage_rows
 
 # $1 per million tokens in and out: a request's worst case in micro-dollars is its body bytes plus its output.
 CONFIG = """
@@ -239,9 +238,8 @@ def test_negative_max_tokens_burst_cannot_overrun_a_budget(gw: Gateway, mock: Mo
     assert burst(100) == [402] * 50
     assert mock.count() == 0
     usage_rows(gw.server, f"key_id = '{limited['id']}'", expect=150)
-    with sqlite3.connect(gw.env["ROUTER_DB"]) as conn:
-        spent = conn.execute("SELECT COALESCE(SUM(cost), 0) FROM usage_log WHERE key_id = ?", (limited["id"],))
-        assert spent.fetchone()[0] <= 0.0081
+    spent = db_query(gw.env, "SELECT COALESCE(SUM(cost), 0) FROM usage_log WHERE key_id = ?", (limited["id"],))
+    assert spent[0][0] <= 0.0081
     shown = gw.manage("GET", f"/apikey/{limited['id']}")
     assert shown["budget"]["spent"] <= 0.0081
 

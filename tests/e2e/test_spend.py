@@ -7,7 +7,6 @@ import json
 import os
 import re
 import signal
-import sqlite3
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +16,7 @@ import httpx
 import openai
 import pytest
 
-from servers import MockControl, Server, gateway_env, manage_call, start_gateway, usage_rows
+from servers import MockControl, Server, db_query, gateway_env, manage_call, start_gateway, usage_rows
 
 # $1 per million tokens in and out, so a request's worst case in micro-dollars is its body bytes plus max_tokens.
 CONFIG = """
@@ -87,8 +86,7 @@ def fire(base: str, key: str, payload: bytes, n: int) -> list[int]:
 
 
 def recorded_spend(gw: Gateway, key_id: str) -> float:
-    with sqlite3.connect(gw.env["ROUTER_DB"]) as conn:
-        return conn.execute("SELECT COALESCE(SUM(cost), 0) FROM usage_log WHERE key_id = ?", (key_id,)).fetchone()[0]
+    return db_query(gw.env, "SELECT COALESCE(SUM(cost), 0) FROM usage_log WHERE key_id = ?", (key_id,))[0][0]
 
 
 def test_200_concurrent_requests_against_room_for_50(gw: Gateway, mock: MockControl) -> None:
@@ -248,8 +246,7 @@ def test_a_crash_leaks_no_reservation_and_restart_reconciles(mock_server: Server
             with contextlib.suppress(httpx.HTTPError):
                 future.result()
     gateway.server.stop()
-    with sqlite3.connect(gateway.env["ROUTER_DB"]) as conn:
-        gateway_spend = dict(conn.execute("SELECT budget, amount FROM spend").fetchall())
+    gateway_spend = {r[0]: r[1] for r in db_query(gateway.env, "SELECT budget, amount FROM spend")}
     spent_before = gateway_spend.get(f"key:{paid['id']}")
     assert spent_before and spent_before > 0
 

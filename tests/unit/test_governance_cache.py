@@ -24,8 +24,8 @@ class Clock:
 
 
 @pytest.fixture
-def setup(tmp_path):
-    path = str(tmp_path / "gov.db")
+def setup(tmp_path, db_url):
+    path = db_url
     store = open_store(path)
     clock = Clock()
     gov = Governance(store, CATALOG, METADATA, clock)

@@ -60,8 +60,8 @@ def test_merge_is_the_strictest_union_whatever_the_order() -> None:
 
 
 @pytest.fixture
-def store() -> Iterator[SQLiteStore]:
-    s = open_store(":memory:")
+def store(db_url) -> Iterator[SQLiteStore]:
+    s = open_store(db_url)
     yield s
     s.close()
 
@@ -104,7 +104,7 @@ def test_the_stored_org_settings_replace_the_config_files_until_deleted(store: S
     assert policies.org.settings == ORG
 
 
-def test_each_trigger_is_an_audit_event_read_from_its_usage_row_without_the_value() -> None:
+def test_each_trigger_is_an_audit_event_read_from_its_usage_row_without_the_value(db_url) -> None:
     policy = Policy(ORG)
     triggers = Triggers()
     bound = policy.for_request(triggers)
@@ -119,7 +119,7 @@ def test_each_trigger_is_an_audit_event_read_from_its_usage_row_without_the_valu
     with pytest.raises(GuardrailViolation):
         screen_chat_request(policy.for_request(blocked), Metrics(), card)
     assert Triggers().encoded() is None
-    store = open_store(":memory:")
+    store = open_store(db_url)
     store.write_usage(
         [
             UsageRow("req_1", 5.0, "key_1", "chat", "m", "p", 200, guardrails=triggers.encoded()),

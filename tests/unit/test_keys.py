@@ -10,8 +10,8 @@ from router.store import open_store
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = open_store(str(tmp_path / "keys.db"))
+def store(tmp_path, db_url):
+    s = open_store(db_url)
     yield s
     s.close()
 
@@ -37,12 +37,12 @@ def test_empty_name_refused(store) -> None:
         create_key(store, "  ")
 
 
-def test_cache_authenticates_and_revocation_is_seen_at_once(store, tmp_path) -> None:
+def test_cache_authenticates_and_revocation_is_seen_at_once(store, tmp_path, db_url) -> None:
     record, secret = create_key(store, "app")
     cache = KeyCache(store, admin_key=None)
     assert cache.authenticate(secret).key_id == record.id
     # Revoke through a different connection, as the CLI in another process would.
-    other = open_store(str(tmp_path / "keys.db"))
+    other = open_store(db_url)
     other.revoke_key(record.id)
     other.close()
     with pytest.raises(Unauthorized, match="revoked"):

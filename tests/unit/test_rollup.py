@@ -39,8 +39,8 @@ def rows(n: int) -> list[UsageRow]:
     ]
 
 
-def test_rollup_from_batches_equals_rebuild_and_matches_raw_sums(tmp_path) -> None:
-    store = open_store(str(tmp_path / "u.db"))
+def test_rollup_from_batches_equals_rebuild_and_matches_raw_sums(tmp_path, db_url) -> None:
+    store = open_store(db_url)
     data = rows(3000)
     for start in range(0, len(data), 250):
         store.write_usage(data[start : start + 250])
@@ -100,8 +100,8 @@ def _exact(values: list[float], q: float) -> float:
 
 
 @pytest.mark.parametrize("source", ["usage_daily", "usage_hourly"])
-def test_rollup_percentiles_are_within_the_sketch_error_of_the_exact_ones(tmp_path, source: str) -> None:
-    store = open_store(str(tmp_path / "u.db"))
+def test_rollup_percentiles_are_within_the_sketch_error_of_the_exact_ones(tmp_path, source: str, db_url) -> None:
+    store = open_store(db_url)
     data = rows(6000)
     for start in range(0, len(data), 500):
         store.write_usage(data[start : start + 500])

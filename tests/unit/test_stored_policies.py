@@ -24,10 +24,10 @@ def policy(name: str, model: str, key_id: str | None = None) -> StoredPolicy:
     return StoredPolicy(name, key_id, "fallback", [PolicyTarget(model=model)], 0.0, 0.0)
 
 
-def test_reload_scopes_and_a_broken_stored_policy(caplog: pytest.LogCaptureFixture) -> None:
+def test_reload_scopes_and_a_broken_stored_policy(caplog: pytest.LogCaptureFixture, db_url) -> None:
     config = parse_config(CONFIG, "t.yaml")
     routing = Routing(config, Catalog(config, created=0), Metrics(), 0)
-    store = open_store(":memory:")
+    store = open_store(db_url)
     stored = StoredPolicies(store, routing, config.policies)
     stored.refresh()
     assert sorted(routing.policies.by_id) == ["policy/file"]

@@ -153,8 +153,8 @@ def _row(i: int, calls: list[str] | None, results: list[tuple[str, bool]] | None
     )  # fmt: skip
 
 
-def test_tool_report_counts_calls_results_errors_and_latency(tmp_path) -> None:
-    store = open_store(str(tmp_path / "r.db"))
+def test_tool_report_counts_calls_results_errors_and_latency(tmp_path, db_url) -> None:
+    store = open_store(db_url)
     store.write_usage(
         [
             _row(1, ["search", "search", "fetch"], None, 100.0),
@@ -184,8 +184,8 @@ def test_tool_report_counts_calls_results_errors_and_latency(tmp_path) -> None:
     store.close()
 
 
-def test_auto_cache_resolution_request_then_key_then_org_then_config(tmp_path) -> None:
-    store = open_store(str(tmp_path / "c.db"))
+def test_auto_cache_resolution_request_then_key_then_org_then_config(tmp_path, db_url) -> None:
+    store = open_store(db_url)
     defaults = caching.Defaults(store, configured=True)
     key = KeyRecord(id="k", name="k", prefix="rk-", created_at=0.0)
     assert defaults.resolve(None, key) is True  # config

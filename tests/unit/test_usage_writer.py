@@ -21,8 +21,8 @@ def _row(i: int, key_id: str | None = "key_a") -> UsageRow:
 
 
 @pytest.fixture
-def db(tmp_path):
-    return str(tmp_path / "usage.db")
+def db(db_url):
+    return db_url
 
 
 def test_rows_are_written_in_batches_in_background(db) -> None:
@@ -99,8 +99,10 @@ def test_last_used_is_updated_from_usage(db) -> None:
     store.close()
 
 
-def test_attempt_migration_keeps_old_rows_and_allows_one_row_per_attempt(db) -> None:
-    # A database as the first schema version left it, with one logged request.
+def test_attempt_migration_keeps_old_rows_and_allows_one_row_per_attempt(tmp_path) -> None:
+    # A database as the first schema version left it, with one logged request (SQLite: the file is written
+    # directly; tests/unit/test_db_cli.py upgrades an old PostgreSQL schema).
+    db = str(tmp_path / "usage.db")
     conn = sqlite3.connect(db)
     conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL)")
     version, _title, statements = MIGRATIONS[0]

@@ -7,10 +7,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from ..config import Config, load_config
-from ..store import database_url, open_store
+from ..store import database_url, open_store, sqlite_path
 from .admin import GuardrailAdmin
 from .policy import Policy
 from .settings import GuardrailSettings
@@ -27,7 +26,8 @@ def _settings(config: Config, key_id: str | None, config_file: str | None = None
     """The settings in effect: stored through the management API if the database holds some, else the config
     file's; with a key id, that key's (its groups' and its own overrides applied)."""
     url = database_url(config.database, config_file)
-    if url != ":memory:" and not Path(url.removeprefix("sqlite:///")).exists():
+    path = sqlite_path(url)  # None for a PostgreSQL server (or an in-memory database): nothing to look for
+    if path is not None and not path.exists():
         if key_id is not None:
             raise SystemExit(f"router guardrails test: no database at {url}, so no key '{key_id}'")
         return config.guardrails

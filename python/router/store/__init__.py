@@ -1,8 +1,8 @@
 """Storage behind one interface: keys, the usage log, and change epochs.
 
-`open_store` picks the backend from ROUTER_DB (or the config's `database`): a file path means SQLite,
-the embedded default. A PostgreSQL URL is reserved for the multi-instance backend, which mirrors the same
-migrations and methods.
+`open_store` picks the backend from ROUTER_DB (or the config's `database`): a file path (or `sqlite:///path`)
+means SQLite, the embedded default; a `postgresql://` (or `postgres://`) URL the PostgreSQL backend, for
+several gateway hosts on one database. Both run the same migrations and methods (`base.StoreBase`).
 """
 
 from __future__ import annotations
@@ -13,13 +13,16 @@ from pathlib import Path
 
 from ..config import DEFAULT_CONFIG, config_path
 from ..errors import ConfigError
+from .base import LATEST, SchemaError, StoreBase
 from .records import KeyRecord, UsageRow
 from .signal import Signal
 from .sqlite import SQLiteStore
 
 __all__ = [
+    "LATEST",
     "KeyRecord",
     "SQLiteStore",
+    "SchemaError",
     "Store",
     "UsageRow",
     "data_dir",
@@ -29,7 +32,7 @@ __all__ = [
     "sqlite_path",
 ]
 
-Store = SQLiteStore
+Store = StoreBase
 
 
 def data_dir() -> Path:
@@ -67,18 +70,43 @@ def sqlite_path(url: str) -> Path | None:
     return Path(url.removeprefix("sqlite:///")).absolute()
 
 
-def open_store(url: str, announce: bool = False, signal: Signal | None = None) -> Store:
-    """Open (and migrate) the database. `announce`: a command-line caller says where it created a new one,
-    so a database made in an unexpected place is never silent. `signal`: the change epoch to bump and read
-    (None: the one beside the database)."""
+def open_store(url: str, announce: bool = False, migrate: bool | None = None, signal: Signal | None = None) -> Store:
+    """Open the database, and migrate it or check its schema. `migrate`: None is each engine's default: SQLite
+    migrates (an embedded file follows the code that opens it); PostgreSQL, shared by hosts that may run
+    different versions during a rollout, only checks and refuses an older schema (`router db upgrade` or
+    `serve --migrate` applies it). A schema newer than the code is refused on both. `announce`: a
+    command-line caller says where it created a new SQLite file, so a database made in an unexpected place
+    is never silent. `signal`: the change epoch to bump and read (None: the file beside the database, or
+    among a PostgreSQL database's local files)."""
     if url.startswith(("postgres://", "postgresql://")):
-        raise ConfigError(f"ROUTER_DB: PostgreSQL ({url.split('@')[-1]}) is not supported yet; use a SQLite file path")
+        from .postgres import PostgresStore, StoreUnavailable
+
+        try:
+            pg = PostgresStore(url, signal=signal)
+        except StoreUnavailable as exc:
+            raise ConfigError(f"ROUTER_DB: {exc}") from None
+        try:
+            if migrate:
+                pg.migrate()
+            else:
+                pg.check_schema(migrate=False)
+        except BaseException:
+            pg.close()
+            raise
+        return pg
     if url.startswith("sqlite:///"):
         url = url.removeprefix("sqlite:///")
     path = sqlite_path(url)
     new = path is not None and not path.exists()
     store = SQLiteStore(url if url == ":memory:" else str(Path(url)), signal)
-    store.migrate()
+    try:
+        if migrate is False:
+            store.check_schema(migrate=False)
+        else:
+            store.migrate()
+    except BaseException:
+        store.close()
+        raise
     if announce and new:
         print(f"router: created a new database at {path}", file=sys.stderr, flush=True)
     return store

@@ -55,7 +55,7 @@ class Filters(msgspec.Struct):
 
 def _in(column: str, values: Sequence[str], clauses: list[str], params: list[Any]) -> None:
     if not values:
-        clauses.append("0")
+        clauses.append("1 = 0")
         return
     clauses.append(f"{column} IN ({', '.join('?' * len(values))})")
     params.extend(values)
@@ -150,6 +150,9 @@ class AnalyticsQueries:
     _conn: sqlite3.Connection
     path: str
 
+    def _streaming_conn(self) -> Any:  # the backend's
+        raise NotImplementedError
+
     def usage_report(self, f: Filters, group_by: Sequence[str], bucket: str | None) -> tuple[list[dict], str]:
         """Grouped totals with error rate and p50/p95 latency and TTFT; also says which table answered."""
         table = _plan(f, group_by, bucket)
@@ -166,7 +169,7 @@ class AnalyticsQueries:
                 "COUNT(*), SUM(status >= 400), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0), "
                 "COALESCE(SUM(cached_tokens), 0), COALESCE(SUM(cost), 0), COALESCE(SUM(cache_savings), 0), "
                 "group_concat(latency_ms), group_concat(ttft_ms), "
-                "COALESCE(SUM(reasoning_tokens), 0), COALESCE(SUM(CASE WHEN byok THEN cost ELSE 0 END), 0), "
+                "COALESCE(SUM(reasoning_tokens), 0), COALESCE(SUM(CASE WHEN byok = 1 THEN cost ELSE 0 END), 0), "
                 "SUM(status >= 400 AND status < 500), SUM(status >= 500), group_concat(overhead_ms)"
             )
             added_at = n + 9
@@ -244,7 +247,8 @@ class AnalyticsQueries:
         calls = self._conn.execute(
             "SELECT name, SUM(n), COUNT(*), group_concat(latency_ms) FROM ("
             "SELECT j.value AS name, COUNT(*) AS n, latency_ms FROM usage_log, json_each(usage_log.tool_calls) AS j "
-            f"WHERE tool_calls IS NOT NULL AND {where} GROUP BY usage_log.rowid, j.value) GROUP BY name",
+            f"WHERE tool_calls IS NOT NULL AND {where} GROUP BY usage_log.rowid, latency_ms, j.value) AS per_row "
+            "GROUP BY name",
             params,
         )
         for name, n, requests, latencies in calls:
@@ -278,7 +282,7 @@ class AnalyticsQueries:
         """(column names, a batch of rows) at a time, oldest first: never the whole range in memory."""
         where, params = _where(f, None)
         # A connection of its own, so an export streaming for a while never holds the shared one's cursor.
-        conn = sqlite3.connect(self.path, check_same_thread=False) if self.path != ":memory:" else self._conn
+        conn = self._streaming_conn()
         try:
             cur = conn.execute(f"SELECT * FROM usage_log WHERE {where} ORDER BY ts, request_id", params)
             names = [d[0] for d in cur.description]

@@ -72,6 +72,7 @@ def key_from_row(row: Sequence[Any], groups: tuple[str, ...] = ()) -> KeyRecord:
 class GovernanceTables:
     _conn: sqlite3.Connection
     _depth: int
+    _trigger_events = _TRIGGER_EVENTS
 
     def _after_commit(self) -> None:  # the backend signals other processes
         raise NotImplementedError
@@ -133,7 +134,7 @@ class GovernanceTables:
             clauses.append("owner_id = ?")
             params.append(owner_id)
         if ids is not None:
-            clauses.append(f"id IN ({','.join('?' * len(ids))})" if ids else "0")
+            clauses.append(f"id IN ({','.join('?' * len(ids))})" if ids else "1 = 0")
             params.extend(ids)
         where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
         return self._keys(f"{where}ORDER BY created_at, id LIMIT ? OFFSET ?", [*params, limit, offset])
@@ -261,7 +262,7 @@ class GovernanceTables:
     ) -> list[AccessListRecord]:
         where, params = "", []
         if ids is not None:
-            where = f"WHERE id IN ({','.join('?' * len(ids))}) " if ids else "WHERE 0 "
+            where = f"WHERE id IN ({','.join('?' * len(ids))}) " if ids else "WHERE 1 = 0 "
             params = list(ids)
         return self._access_lists(f"{where}ORDER BY created_at, id LIMIT ? OFFSET ?", [*params, limit, offset])
 
@@ -307,7 +308,7 @@ class GovernanceTables:
     def list_groups(self, limit: int = -1, offset: int = 0, ids: Sequence[str] | None = None) -> list[GroupRecord]:
         where, params = "", []
         if ids is not None:
-            where = f"WHERE id IN ({','.join('?' * len(ids))}) " if ids else "WHERE 0 "
+            where = f"WHERE id IN ({','.join('?' * len(ids))}) " if ids else "WHERE 1 = 0 "
             params = list(ids)
         rows = self._conn.execute(
             f"SELECT {_GROUP_COLUMNS} FROM groups {where}ORDER BY created_at, id LIMIT ? OFFSET ?",
@@ -468,7 +469,7 @@ class GovernanceTables:
             if test is not None:
                 found.append(f"'{TRIGGERED}' {test[0]}")
                 found_params.append(test[1])
-            sql += f" UNION ALL {_TRIGGER_EVENTS}" + "".join(f" AND {clause}" for clause in found)
+            sql += f" UNION ALL {self._trigger_events}" + "".join(f" AND {clause}" for clause in found)
             params += found_params
         rows = self._conn.execute(f"{sql} ORDER BY ts, seq LIMIT ? OFFSET ?", [*params, limit, offset])
         return [

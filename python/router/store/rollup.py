@@ -83,8 +83,8 @@ class Rollup(msgspec.Struct, frozen=True):
             len(names),
             f"ON CONFLICT ({', '.join(self.columns)}) DO UPDATE SET "
             + ", ".join(
-                [f"{s} = {s} + excluded.{s}" for s in SUMS]
-                + [f"{s} = sketch_merge({s}, excluded.{s})" for s in SKETCHES]
+                [f"{s} = {self.table}.{s} + excluded.{s}" for s in SUMS]
+                + [f"{s} = sketch_merge({self.table}.{s}, excluded.{s})" for s in SKETCHES]
             ),
         )
 
@@ -140,14 +140,14 @@ class Rollup(msgspec.Struct, frozen=True):
             f"INSERT INTO {self.table} SELECT slot, {dims}, COUNT(*), SUM(status >= 400), "
             "COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0), COALESCE(SUM(cached_tokens), 0), "
             f"COALESCE(SUM(cost), 0), COALESCE(SUM(cache_savings), 0), {hist}, "
-            "COALESCE(SUM(reasoning_tokens), 0), COALESCE(SUM(CASE WHEN byok THEN cost ELSE 0 END), 0), "
+            "COALESCE(SUM(reasoning_tokens), 0), COALESCE(SUM(CASE WHEN byok = 1 THEN cost ELSE 0 END), 0), "
             "SUM(latency_ms), COALESCE(SUM(ttft_ms), 0), COALESCE(SUM(overhead_ms), 0), "
             "SUM(status >= 400 AND status < 500), SUM(status >= 500), "
             "sketch_of(latency_ms), sketch_of(ttft_ms), sketch_of(overhead_ms) "
             f"FROM (SELECT CAST(ts / {self.seconds} AS INTEGER) AS slot, {inner}, status, prompt_tokens, "
             "completion_tokens, cached_tokens, cost, cache_savings, reasoning_tokens, byok, latency_ms, ttft_ms, "
             "overhead_ms, "
-            f"{_bucket_case('latency_ms')} AS lb, {_bucket_case('ttft_ms')} AS tb FROM usage_log) "
+            f"{_bucket_case('latency_ms')} AS lb, {_bucket_case('ttft_ms')} AS tb FROM usage_log) AS raw "
             f"GROUP BY slot, {dims}"
         )
 
