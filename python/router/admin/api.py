@@ -248,7 +248,12 @@ def remove_member(call: Call) -> tuple[int, Any]:
 # -- approved models ---------------------------------------------------------------------------------------
 
 
-@route("GET", "/models", "The catalog, each model marked approved or not")
+@route(
+    "GET",
+    "/models",
+    "The catalog, each model marked approved or not, with its context window, capabilities and prices per million "
+    "tokens",
+)
 def catalog(call: Call) -> tuple[int, Any]:
     configured, approved = call.gov.approved(call.actor)
     ids = set(approved)
@@ -257,10 +262,22 @@ def catalog(call: Call) -> tuple[int, Any]:
         "approval_configured": configured,
         "data": [
             {"id": m, "provider": p, "region": call.gov.metadata[m][0], "zdr": call.gov.metadata[m][1],
-             "approved": (m in ids) if configured else None}
+             "approved": (m in ids) if configured else None, **_model_details(call.gov.details.get(m))}
             for m, p in sorted(call.gov.catalog.items())
         ],
     }  # fmt: skip
+
+
+def _model_details(info: Any) -> dict[str, Any]:
+    if info is None:
+        return {}
+    return {
+        "context_window": info.context_window,
+        "max_output_tokens": info.max_output_tokens,
+        "capabilities": info.capabilities,
+        "pricing": info.pricing,
+        "description": info.description,
+    }
 
 
 @route("GET", "/models/approved", "The organisation's approved models")

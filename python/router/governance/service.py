@@ -118,10 +118,13 @@ class Governance:
         catalog: Mapping[str, str],
         metadata: Mapping[str, tuple[str, bool]],
         clock: Callable[[], float] = time.time,
+        details: Mapping[str, Any] | None = None,
     ) -> None:
         self.store = store
         self.catalog = catalog
         self.metadata = metadata
+        # Model id → its catalog entry (ModelInfo: context, capabilities, prices), shown by `GET /models`.
+        self.details = details or {}
         self.clock = clock
 
     def _audit(self, actor: Actor, action: str, target_type: str, target_id: str | None, **fields: Any) -> None:

@@ -27,6 +27,7 @@ from .records import USAGE_COLUMNS, AuditEvent, KeyRecord, UsageRow
 from .routing_tables import RoutingTables
 from .session_queries import SessionQueries
 from .signal import ChangeSignal
+from .ui_session_tables import UiSessionTables
 
 _ROLLUP_UPSERTS = [(r, r.upsert()) for r in rollup.ROLLUPS]
 _BOOL_COLUMNS = [USAGE_COLUMNS.index(c) for c in ("stream", "cost_estimated", "byok")]
@@ -46,7 +47,14 @@ def _usage_row(row: Sequence[object]) -> UsageRow:
 
 
 class SQLiteStore(
-    GovernanceTables, RoutingTables, GuardrailTables, PromptTables, AnalyticsQueries, McpTables, SessionQueries
+    GovernanceTables,
+    RoutingTables,
+    GuardrailTables,
+    PromptTables,
+    AnalyticsQueries,
+    McpTables,
+    SessionQueries,
+    UiSessionTables,
 ):
     def __init__(self, path: str) -> None:
         self.path = path

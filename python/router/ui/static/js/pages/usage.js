@@ -1,0 +1,95 @@
+import uPlot from "../../vendor/uPlot.esm.js";
+import { api, qs } from "../api.js";
+import { empty, errorBox, field, h, input, loading, money, ms, mount, num, select, table } from "../dom.js";
+
+const day = (d) => d.toISOString().slice(0, 10);
+
+export async function render() {
+  const today = new Date();
+  const f = {
+    start: input("start", { type: "date", value: day(new Date(today.getTime() - 6 * 86400000)) }),
+    end: input("end", { type: "date", value: day(new Date(today.getTime() + 86400000)) }),
+    bucket: select("bucket", [["hour", "By hour"], ["day", "By day"]], "day"),
+    group_by: select("group_by", [["key", "API key"], ["user", "User"], ["model", "Model"], ["provider", "Provider"],
+      ["endpoint", "Endpoint"], ["status", "Status"]], "model"),
+    group: input("group", { placeholder: "group id (optional)" }),
+  };
+  const chart = h("div", { class: "chart", role: "img", "aria-label": "Requests and cost over time" });
+  const totals = h("div", {});
+  const grouped = h("div", {});
+  const budgets = h("div", {});
+  const exportLink = h("a", { class: "button", download: "usage.csv" }, "Export CSV");
+  const form = h("form", { class: "toolbar wrap" },
+    field("From", f.start), field("To", f.end), field("Time", f.bucket), field("Group by", f.group_by), field("Group", f.group),
+    h("button", { type: "submit", class: "primary" }, "Show"), exportLink);
+
+  function filters() {
+    return { start: f.start.value, end: f.end.value, group: f.group.value.trim() };
+  }
+
+  async function load() {
+    const base = filters();
+    exportLink.href = `/v1/manage/usage/export${qs({ ...base, format: "csv" })}`;
+    for (const el of [totals, grouped, budgets]) mount(el, loading());
+    try {
+      const [series, all, by] = await Promise.all([
+        api.get("/usage", { ...base, bucket: f.bucket.value }),
+        api.get("/usage", base),
+        api.get("/usage", { ...base, group_by: f.group_by.value }),
+      ]);
+      drawChart(series.data);
+      const t = all.data[0];
+      mount(totals, t ? h("dl", { class: "tiles" }, [
+        ["Requests", num(t.requests)], ["Errors", `${num(t.errors)} (${(t.error_rate * 100).toFixed(1)}%)`],
+        ["Tokens in / out", `${num(t.prompt_tokens)} / ${num(t.completion_tokens)}`], ["Cost", money(t.cost)],
+        ["Cache savings", money(t.cache_savings)], ["Latency p50 / p95", `${ms(t.latency_ms.p50)} / ${ms(t.latency_ms.p95)}`],
+      ].map(([k, v]) => h("div", { class: "tile" }, h("dt", {}, k), h("dd", {}, v)))) : empty("No requests in this range."));
+      const dim = f.group_by.value;
+      mount(grouped, by.data.length ? table([
+        [dim, (r) => r[dim] ?? "—"], ["Requests", (r) => num(r.requests)], ["Errors", (r) => num(r.errors)],
+        ["Prompt tokens", (r) => num(r.prompt_tokens)], ["Completion tokens", (r) => num(r.completion_tokens)],
+        ["Cost", (r) => money(r.cost)], ["Cache savings", (r) => money(r.cache_savings)],
+        ["p50", (r) => ms(r.latency_ms.p50)], ["p95", (r) => ms(r.latency_ms.p95)], ["p99", (r) => ms(r.latency_ms.p99)],
+      ], by.data, `Grouped by ${dim}`) : empty("No requests in this range."));
+    } catch (err) {
+      for (const el of [totals, grouped]) mount(el, errorBox(err));
+      mount(chart);
+    }
+    loadBudgets();
+  }
+
+  async function loadBudgets() {
+    try {
+      const [keys, spend] = await Promise.all([api.get("/apikey", { limit: 500 }), api.get("/usage", { group_by: "key" })]);
+      const spent = Object.fromEntries(spend.data.map((r) => [r.key, r.cost || 0]));
+      const limited = keys.data.filter((k) => k.monthly_limit !== null);
+      mount(budgets, limited.length ? table([
+        ["Key", (k) => k.name], ["Monthly limit", (k) => money(k.monthly_limit, 2)], ["Spent this month", (k) => money(spent[k.id] || 0)],
+        ["Used", (k) => {
+          const pct = Math.min(100, ((spent[k.id] || 0) / k.monthly_limit) * 100 || 0);
+          return h("meter", { min: 0, max: 100, value: pct, "aria-label": `${pct.toFixed(1)}% used` }, `${pct.toFixed(1)}%`);
+        }],
+      ], limited, "Key budgets this month") : empty("No key has a monthly limit."));
+    } catch (err) { mount(budgets, errorBox(err)); }
+  }
+
+  let plot = null;
+  function drawChart(rows) {
+    if (plot) { plot.destroy(); plot = null; }
+    mount(chart);
+    if (!rows.length) { mount(chart, empty("No requests in this range.")); return; }
+    const xs = rows.map((r) => Date.parse(r.bucket) / 1000);
+    const width = Math.max(320, Math.min(chart.clientWidth || 900, 1100));
+    plot = new uPlot({
+      width, height: 260,
+      series: [{}, { label: "Requests", stroke: "#2563eb", width: 2, scale: "n" },
+        { label: "Cost (USD)", stroke: "#b45309", width: 2, scale: "usd", value: (u, v) => (v === null ? "—" : "$" + v.toFixed(6)) }],
+      axes: [{}, { scale: "n" }, { scale: "usd", side: 1, grid: { show: false } }],
+    }, [xs, rows.map((r) => r.requests), rows.map((r) => r.cost || 0)], chart);
+  }
+
+  form.addEventListener("submit", (e) => { e.preventDefault(); load(); });
+  load();
+  return h("section", {}, h("h1", {}, "Usage and spend"), form, chart, totals, h("h2", {}, "Breakdown"), grouped,
+    h("h2", {}, "Budgets"), budgets);
+}
