@@ -168,5 +168,6 @@ def test_revoking_the_key_ends_its_session_and_a_bearer_key_wins(gateway: Server
     assert r.status_code == 200
     # The cookie is accepted by the management API only, never by the proxy endpoints.
     admin = login(gateway.base)
-    chat = admin.post("/v1/chat/completions", json={"model": "mock/gpt-4o", "messages": [{"role": "user", "content": "hi"}]})
+    body = {"model": "mock/gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
+    chat = admin.post("/v1/chat/completions", json=body)
     assert chat.status_code == 401

@@ -78,14 +78,23 @@ export async function render() {
     if (plot) { plot.destroy(); plot = null; }
     mount(chart);
     if (!rows.length) { mount(chart, empty("No requests in this range.")); return; }
-    const xs = rows.map((r) => Date.parse(r.bucket) / 1000);
-    const width = Math.max(320, Math.min(chart.clientWidth || 900, 1100));
+    // Every bucket of the range, empty ones as zero: a time axis, not just the buckets that had requests.
+    const step = f.bucket.value === "hour" ? 3600 : 86400;
+    const byTime = new Map(rows.map((r) => [Date.parse(r.bucket) / 1000, r]));
+    const first = Math.floor(Date.parse(f.start.value) / 1000 / step) * step;
+    const last = Math.min(Date.parse(f.end.value) / 1000, Date.now() / 1000);
+    const xs = [];
+    for (let t = first; t <= last && xs.length < 2000; t += step) xs.push(t);
+    for (const t of byTime.keys()) if (!xs.includes(t)) xs.push(t);
+    xs.sort((a, b) => a - b);
+    const width = Math.max(280, Math.min((chart.clientWidth || 900) - 16, 1100));
     plot = new uPlot({
       width, height: 260,
       series: [{}, { label: "Requests", stroke: "#2563eb", width: 2, scale: "n" },
         { label: "Cost (USD)", stroke: "#b45309", width: 2, scale: "usd", value: (u, v) => (v === null ? "—" : "$" + v.toFixed(6)) }],
-      axes: [{}, { scale: "n" }, { scale: "usd", side: 1, grid: { show: false } }],
-    }, [xs, rows.map((r) => r.requests), rows.map((r) => r.cost || 0)], chart);
+      axes: [{}, { scale: "n" }, { scale: "usd", side: 1, grid: { show: false }, size: 70,
+        values: (u, vals) => vals.map((v) => "$" + Number(v.toPrecision(2))) }],
+    }, [xs, xs.map((t) => (byTime.get(t) || {}).requests || 0), xs.map((t) => (byTime.get(t) || {}).cost || 0)], chart);
   }
 
   form.addEventListener("submit", (e) => { e.preventDefault(); load(); });
