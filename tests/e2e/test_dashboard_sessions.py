@@ -133,6 +133,9 @@ def test_session_ends_on_logout_idle_and_absolute_timeouts(gateway: Server) -> N
     assert r.status_code == 403  # logout is state-changing too: CSRF token required
     r = client.post("/ui/logout", json={}, headers={"x-csrf-token": client.csrf})  # type: ignore[attr-defined]
     assert r.status_code == 200 and "Max-Age=0" in r.headers["set-cookie"]
+    events = manage_call(gateway.base, ADMIN_KEY, "GET", "/audit", params={"action": "ui.*"}).json()["data"]
+    assert {"ui.login", "ui.logout"} <= {e["action"] for e in events}
+    assert all(e["actor"] == "admin" and e["detail"]["client"] == "127.0.0.1" for e in events)
     old = client.cookies.get("router_session")
     gone = httpx.get(f"{gateway.base}/v1/manage/org", cookies={"router_session": old or "x"})
     assert gone.status_code == 401 and gone.json()["error"]["code"] in ("session_expired", "session_missing")

@@ -14,6 +14,7 @@ from ..admin.routing import decode_body
 from ..errors import NotFound
 from ..governance.keys import Principal
 from ..governance.rbac import actor_for
+from ..store.records import AuditEvent
 from ..store.ui_session_tables import UiSession
 from .sessions import LoginBody, check_same_origin, clear_cookie, set_cookie
 
@@ -91,8 +92,9 @@ async def dispatch(app: App, ex: Exchange) -> None:
         return
     if path == PREFIX + "/logout" and method == "POST":
         # Same checks as any state-changing call: a forged logout is a nuisance, not a breach, but still refused.
-        ui.authenticate(ex)
+        principal = ui.authenticate(ex)
         ui.logout(ex)
+        _audit(app, principal, "ui.logout", ex)
         _send_json(ex, 200, {"logged_out": True}, [clear_cookie(ex)])
         return
     if path == PREFIX + "/session" and method == "GET":
@@ -118,6 +120,13 @@ def _session_view(app: App, principal: Principal, session: UiSession) -> dict[st
     }
 
 
+def _audit(app: App, principal: Principal, action: str, ex: Exchange) -> None:
+    """Sign-ins and sign-outs in the audit log (a plain append: no change epoch, no key cache reload)."""
+    actor = actor_for(principal, app.store)
+    detail = {"client": ex.scope.client.rpartition(":")[0] or ex.scope.client, "key_name": principal.name}
+    app.store.append_audit([AuditEvent(app.clock(), actor.id, action, "ui_session", principal.key_id, detail=detail)])
+
+
 async def _login(app: App, ex: Exchange) -> None:
     check_same_origin(ex)
     raw = await app.read_body(ex, _LOGIN_BODY_LIMIT)
@@ -126,5 +135,6 @@ async def _login(app: App, ex: Exchange) -> None:
     principal = app.authenticate_key(ex, key)
     assert app.ui_sessions is not None
     token, session = app.ui_sessions.login(key, principal, ex.scope.client)
+    _audit(app, principal, "ui.login", ex)
     max_age = int(app.config.dashboard.session_max_age)
     _send_json(ex, 200, _session_view(app, principal, session), [set_cookie(ex, token, max_age)])

@@ -1,4 +1,3 @@
-import uPlot from "../../vendor/uPlot.esm.js";
 import { api, qs } from "../api.js";
 import { empty, errorBox, field, h, input, loading, money, ms, mount, num, select, table } from "../dom.js";
 
@@ -37,7 +36,7 @@ export async function render() {
         api.get("/usage", base),
         api.get("/usage", { ...base, group_by: f.group_by.value }),
       ]);
-      drawChart(series.data);
+      await drawChart(series.data);
       const t = all.data[0];
       mount(totals, t ? h("dl", { class: "tiles" }, [
         ["Requests", num(t.requests)], ["Errors", `${num(t.errors)} (${(t.error_rate * 100).toFixed(1)}%)`],
@@ -74,7 +73,7 @@ export async function render() {
   }
 
   let plot = null;
-  function drawChart(rows) {
+  async function drawChart(rows) {
     if (plot) { plot.destroy(); plot = null; }
     mount(chart);
     if (!rows.length) { mount(chart, empty("No requests in this range.")); return; }
@@ -87,6 +86,12 @@ export async function render() {
     for (let t = first; t <= last && xs.length < 2000; t += step) xs.push(t);
     for (const t of byTime.keys()) if (!xs.includes(t)) xs.push(t);
     xs.sort((a, b) => a - b);
+    // Loaded on first use: the other pages never wait for the chart library, and still work without it.
+    let uPlot;
+    try { uPlot = (await import("../../vendor/uPlot.esm.js")).default; } catch (err) {
+      mount(chart, errorBox({ message: `The chart library did not load: ${err.message}` }));
+      return;
+    }
     const width = Math.max(280, Math.min((chart.clientWidth || 900) - 16, 1100));
     plot = new uPlot({
       width, height: 260,
