@@ -255,6 +255,11 @@ def test_every_page_renders_screenshots_and_passes_axe(gateway: Server, page: An
         for route in PAGES:
             open_page(page, base, route)
             suffix = "" if width == 1280 else "-narrow"
+            if route == "usage" and width == 1280:
+                budget = page.locator("tr:has(td:text-is('ci'))").first
+                budget.wait_for()
+                cells = budget.locator("td").all_inner_texts()
+                assert cells[1] == "$5.00" and cells[2].startswith("$0.000") and cells[2] != "$0.000000", cells
             page.screenshot(path=shots / f"{route}{suffix}.png", full_page=True)
             if width != 1280:
                 continue
