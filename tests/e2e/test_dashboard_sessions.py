@@ -174,3 +174,40 @@ def test_revoking_the_key_ends_its_session_and_a_bearer_key_wins(gateway: Server
     body = {"model": "mock/gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
     chat = admin.post("/v1/chat/completions", json=body)
     assert chat.status_code == 401
+
+
+def test_key_list_filters_by_status_server_side(gateway: Server) -> None:
+    """The dashboard's expiring-soon and expired filters are the API's, so they page over every key."""
+    set_clock(gateway, 0)
+
+    def make(name: str, **fields: object) -> str:
+        r = manage_call(gateway.base, ADMIN_KEY, "POST", "/apikey", json={"name": name, **fields})
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
+
+    soon, later, never, revoked = (
+        make("f-soon", expires_at="3d"),
+        make("f-later", expires_at="30d"),
+        make("f-never"),
+        make("f-rev"),
+    )
+    manage_call(gateway.base, ADMIN_KEY, "POST", f"/apikey/{revoked}/revoke").raise_for_status()
+
+    def listed(**params: object) -> set[str]:
+        r = manage_call(gateway.base, ADMIN_KEY, "GET", "/apikey", params={"limit": 500, **params})
+        assert r.status_code == 200, r.text
+        return {k["id"] for k in r.json()["data"]} & {soon, later, never, revoked}
+
+    assert listed() == {soon, later, never, revoked}
+    assert listed(status="active") == {soon, later, never}
+    assert listed(status="revoked") == {revoked}
+    assert listed(status="expiring") == {soon}
+    assert listed(status="expiring", within_days=31) == {soon, later}
+    assert listed(status="expired") == set()
+    set_clock(gateway, 4 * 86400)
+    assert listed(status="expired") == {soon}
+    assert listed(status="active") == {later, never}
+    set_clock(gateway, 0)
+    for bad in ({"status": "gone"}, {"status": "expiring", "within_days": "0"}, {"within_days": "x"}):
+        r = manage_call(gateway.base, ADMIN_KEY, "GET", "/apikey", params=bad)
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_value", bad

@@ -163,11 +163,13 @@ class Governance:
 
     # -- API keys ---------------------------------------------------------------------------------
 
-    def list_keys(self, actor: Actor, limit: int, offset: int) -> list[KeyRecord]:
+    def list_keys(
+        self, actor: Actor, limit: int, offset: int, status: tuple[str, float, float] | None = None
+    ) -> list[KeyRecord]:
         rbac.require_user(actor)
         if actor.reads_all:
-            return self.store.list_keys(limit=limit, offset=offset)
-        return self.store.list_keys(owner_id=actor.user_id or "", limit=limit, offset=offset)
+            return self.store.list_keys(limit=limit, offset=offset, status=status)
+        return self.store.list_keys(owner_id=actor.user_id or "", limit=limit, offset=offset, status=status)
 
     def get_key(self, actor: Actor, key_id: str) -> KeyRecord:
         return self._visible_key(actor, key_id)

@@ -14,13 +14,12 @@ function expiryState(k) {
 export async function render(me) {
   const standard = me.you.role === "standard";
   const writer = me.you.role !== "analyst";
-  const show = select("show", [["all", "All keys"], ["active", "Active"], ["revoked", "Revoked"],
-    ["soon", "Expiring within 7 days"], ["expired", "Expired"]], "all", { "aria-label": "Filter keys" });
+  const show = select("status", [["", "All keys"], ["active", "Active"], ["revoked", "Revoked"],
+    ["expiring", "Expiring within 7 days"], ["expired", "Expired"]], "", { "aria-label": "Filter keys" });
   const keys = pagedList({
     path: "/apikey",
+    query: () => ({ status: show.value }),
     emptyText: "No API keys match.",
-    filter: (k) => show.value === "all" || (show.value === "active" ? k.status === "active"
-      : show.value === "revoked" ? k.status === "revoked" : expiryState(k) === show.value),
     columns: [
       ["Name", (k) => k.name], ["Prefix", (k) => h("code", {}, k.prefix)], ["Status", (k) => k.status],
       ["Owner", (k) => (k.owner ? `${k.owner.type}: ${k.owner.id}` : "—")], ["Groups", (k) => list(k.groups)],
@@ -33,7 +32,7 @@ export async function render(me) {
         button("Revoke", () => revoke(k), { class: "danger", "aria-label": `Revoke ${k.name}` })) : "")],
     ],
   });
-  show.addEventListener("change", () => keys.rerender());
+  show.addEventListener("change", () => keys.reload());
 
   async function revoke(k) {
     if (!window.confirm(`Revoke ${k.name}? Requests with it are refused at once.`)) return;
