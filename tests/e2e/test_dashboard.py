@@ -244,8 +244,12 @@ def test_every_page_renders_screenshots_and_passes_axe(gateway: Server, page: An
     manage_call(base, ADMIN_KEY, "POST", "/access-list", json={"name": "eu", "providers": ["mock"]}).raise_for_status()
     manage_call(base, ADMIN_KEY, "POST", "/prompts", json={"name": "tone", "content": "Be brief."}).raise_for_status()
     with openai.OpenAI(base_url=f"{base}/v1", api_key=made["key"], max_retries=0, timeout=20) as sdk:
-        for _ in range(3):
-            sdk.chat.completions.create(model="mock/gpt-4o", messages=[{"role": "user", "content": "hi"}])
+        for i in range(3):
+            sdk.chat.completions.create(
+                model="mock/gpt-4o",
+                messages=[{"role": "user", "content": "hi"}],
+                extra_body={"requesty": {"trace_id": "trace-ui"}} if i else None,
+            )
     if not AXE.exists():
         pytest.fail(f"{AXE} is missing: `make ui` installs the dashboard's npm packages")
     axe = AXE.read_text()
@@ -260,6 +264,10 @@ def test_every_page_renders_screenshots_and_passes_axe(gateway: Server, page: An
                 budget.wait_for()
                 cells = budget.locator("td").all_inner_texts()
                 assert cells[1] == "$5.00" and cells[2].startswith("$0.000") and cells[2] != "$0.000000", cells
+                page.get_by_label("Trace id", exact=True).fill("trace-ui")
+                page.get_by_role("button", name="Show trace").click()
+                page.locator("caption:text-is('Trace trace-ui')").wait_for()
+                assert page.locator("table:has(caption:text-is('Trace trace-ui')) tbody tr").count() == 2
             page.screenshot(path=shots / f"{route}{suffix}.png", full_page=True)
             if width != 1280:
                 continue

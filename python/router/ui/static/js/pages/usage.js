@@ -1,5 +1,5 @@
-import { api, qs } from "../api.js";
-import { empty, errorBox, field, h, input, loading, money, ms, mount, num, select, table } from "../dom.js";
+import { api, enc, qs } from "../api.js";
+import { button, empty, errorBox, field, h, input, loading, money, ms, mount, num, select, table } from "../dom.js";
 
 const day = (d) => d.toISOString().slice(0, 10);
 
@@ -109,8 +109,33 @@ export async function render() {
     }, [xs, xs.map((t) => (byTime.get(t) || {}).requests || 0), xs.map((t) => (byTime.get(t) || {}).cost || 0)], chart);
   }
 
+  // A trace's requests in order, and the feedback given on one request.
+  const traceId = input("trace", { placeholder: "trace id (requesty.trace_id)", "aria-label": "Trace id" });
+  const requestId = input("request", { placeholder: "request id", "aria-label": "Request id" });
+  const traceOut = h("div", {});
+  const traceForm = h("form", { class: "toolbar" }, traceId, h("button", { type: "submit" }, "Show trace"), requestId,
+    button("Show feedback", async () => {
+      mount(traceOut, loading());
+      try {
+        const found = await api.get(`/feedback/${enc(requestId.value.trim())}`);
+        mount(traceOut, found.data.length ? h("pre", {}, JSON.stringify(found.data, null, 2)) : empty("No feedback on this request."));
+      } catch (err) { mount(traceOut, errorBox(err)); }
+    }));
+  traceForm.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    mount(traceOut, loading());
+    try {
+      const found = await api.get(`/traces/${enc(traceId.value.trim())}`);
+      mount(traceOut, table([
+        ["Time", (r) => new Date(r.ts * 1000).toISOString().replace("T", " ").slice(0, 19)], ["Request", (r) => r.request_id],
+        ["Model", (r) => r.model || "—"], ["Status", (r) => r.status], ["Tokens", (r) => `${num(r.prompt_tokens)} / ${num(r.completion_tokens)}`],
+        ["Cost", (r) => money(r.cost)], ["Latency", (r) => ms(r.latency_ms)],
+      ], found.requests, `Trace ${found.trace_id}`));
+    } catch (err) { mount(traceOut, errorBox(err)); }
+  });
+
   form.addEventListener("submit", (e) => { e.preventDefault(); load(); });
   load();
   return h("section", {}, h("h1", {}, "Usage and spend"), form, chart, totals, h("h2", {}, "Breakdown"), grouped,
-    h("h2", {}, "Budgets"), budgets);
+    h("h2", {}, "Budgets"), budgets, h("h2", {}, "Traces and feedback"), traceForm, traceOut);
 }
