@@ -117,6 +117,10 @@ def test_cookie_authenticates_management_reads_and_csrf_guards_writes(gateway: S
     assert site.status_code == 403
     ok = client.post("/v1/manage/user", json=body, headers={**token, "origin": gateway.base})
     assert ok.status_code == 201, ok.text
+    # Behind a proxy that rewrites Host, its X-Forwarded-Host names the browser's origin.
+    proxied = {**token, "origin": "https://gw.example.com", "x-forwarded-host": "gw.example.com"}
+    ok = client.post("/v1/manage/user", json={"email": "proxied@example.com"}, headers=proxied)
+    assert ok.status_code == 201, ok.text
     # The token belongs to its session: another session's token does not work.
     a, b = login(gateway.base), login(gateway.base)
     r = a.post("/v1/manage/user", json={"email": "x@example.com"}, headers={"x-csrf-token": b.csrf})  # type: ignore[attr-defined]

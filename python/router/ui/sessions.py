@@ -79,8 +79,9 @@ def check_same_origin(ex: Exchange) -> None:
         raise PermissionDenied("Cross-site requests are refused.", code="cross_site_request")
     origin = ex.headers.get("origin")
     if origin is not None:
-        host = ex.headers.get("host")
-        if origin == "null" or host is None or urlsplit(origin).netloc.lower() != host.lower():
+        # Behind a reverse proxy that rewrites Host, the browser's host arrives as X-Forwarded-Host.
+        hosts = {h.strip().lower() for h in (ex.headers.get("host"), ex.headers.get("x-forwarded-host")) if h}
+        if origin == "null" or urlsplit(origin).netloc.lower() not in hosts:
             raise PermissionDenied("Cross-origin requests are refused.", code="cross_site_request")
 
 
