@@ -101,6 +101,7 @@ export function dialog(title, body, { onclose } = {}) {
 }
 
 export function toast(text, kind = "ok") {
+  for (const old of document.querySelectorAll(".toast")) old.remove();  // one message at a time, the latest
   const el = h("div", { class: `toast ${kind}`, role: kind === "error" ? "alert" : "status" }, text);
   document.body.append(el);
   setTimeout(() => el.remove(), 4000);
