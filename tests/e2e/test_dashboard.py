@@ -278,6 +278,26 @@ def test_every_page_renders_screenshots_and_passes_axe(gateway: Server, page: An
             )
             serious = [v for v in found if v["impact"] in ("serious", "critical")]
             assert not serious, (route, serious)
+    # The API's validation errors show beside the field they name.
+    page.set_viewport_size({"width": 1280, "height": 900})
+    open_page(page, base, "policies")
+    page.get_by_role("button", name="New policy").click()
+    page.get_by_label("Name", exact=True).fill("chain")
+    page.get_by_label("Target 1 model", exact=True).fill("mock/gpt-4o")
+    page.get_by_role("button", name="Add target").click()
+    page.get_by_label("Target 2 model", exact=True).fill("nope/missing")
+    page.get_by_role("button", name="Save policy").click()
+    error = page.locator("small.field-error[data-for='targets[1]']")
+    error.wait_for()
+    assert "nope/missing" in error.inner_text() or "targets[1]" in error.inner_text()
+    page.get_by_role("button", name="Move target 2 up").click()
+    assert page.get_by_label("Target 1 model", exact=True).input_value() == "nope/missing"
+    page.get_by_label("Target 1 model", exact=True).fill("mock/gpt-4o-mini")
+    page.get_by_role("button", name="Save policy").click()
+    page.wait_for_selector("td:text-is('chain')")
+    saved = manage_call(base, ADMIN_KEY, "GET", "/policy/chain").json()
+    assert [t["model"] for t in saved["targets"]] == ["mock/gpt-4o-mini", "mock/gpt-4o"]
+    page.set_viewport_size({"width": 390, "height": 900})
     # The narrow layout hides the navigation behind a menu button that keyboard users can reach.
     page.get_by_role("button", name="Toggle navigation").focus()
     page.keyboard.press("Enter")

@@ -82,8 +82,11 @@ export function showErrors(form, err) {
   if (line) line.textContent = "";
   if (!err) return;
   const param = err.param || "";
-  const target = [...form.querySelectorAll(".field-error")].find((el) => el.dataset.for && param &&
-    (param === el.dataset.for || param.startsWith(el.dataset.for + "[") || param.startsWith(el.dataset.for + ".")));
+  // The most specific field the parameter names: "targets[1].model" → the field "targets[1]" before "targets".
+  const target = [...form.querySelectorAll(".field-error")]
+    .filter((el) => el.dataset.for && param && (param === el.dataset.for ||
+      param.startsWith(el.dataset.for + "[") || param.startsWith(el.dataset.for + ".")))
+    .sort((a, b) => b.dataset.for.length - a.dataset.for.length)[0];
   if (target) target.textContent = err.message;
   else if (line) line.textContent = err.message;
 }
