@@ -148,7 +148,7 @@ def test_admin_journey_preset_group_user_key_sdk_usage_revoke(gateway: Server, p
     open_page(page, base, "usage")
     page.get_by_label("Group by", exact=True).select_option("key")
     for _ in range(50):
-        page.get_by_role("button", name="Show").click()
+        page.get_by_role("button", name="Show", exact=True).click()
         wait_loaded(page)
         if page.locator(f"td:has-text('{key_id}')").count():
             break
