@@ -12,9 +12,13 @@ HAVE_LIBHS := $(shell printf 'int main(void){return 0;}' | $${CC:-cc} -x c - -lh
 # maturin develop runs pip, whose output `--quiet` does not reach.
 QUIET_PIP := PIP_QUIET=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WHEELS := target/wheels
+# The dashboard's third-party browser files, from npm (ui/package.json, ui/package-lock.json): copied into the
+# package, so the wheel serves them and nothing needs Node at run time.
+UI_VENDOR := python/router/ui/static/vendor
+UI_FILES := $(UI_VENDOR)/uPlot.esm.js $(UI_VENDOR)/uPlot.min.css
 
 .DEFAULT_GOAL := help
-.PHONY: help run test services venv build-dev build-prod lint lint-python lint-rust test-rust test-python test-postgresql test-hyperscan smoke-wheel docs bench bench-load hyperscan bench-engine
+.PHONY: help run test services ui venv build-dev build-prod lint lint-python lint-rust test-rust test-python test-postgresql test-hyperscan smoke-wheel docs bench bench-load hyperscan bench-engine
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -26,14 +30,23 @@ $(BIN)/maturin:
 
 venv: $(BIN)/maturin ## create the virtualenv with maturin
 
-build-prod: venv $(HYPERSCAN_DEP) ## build the Rust extension in release mode and install the package with its dev tools
+build-prod: venv ui $(HYPERSCAN_DEP) ## build the Rust extension in release mode and install the package with its dev tools
 	$(QUIET_PIP) $(BIN)/maturin develop --release --extras dev --quiet $(FEATURES)
 
-build-dev: venv $(HYPERSCAN_DEP) ## build the Rust extension in debug mode (faster to compile)
+build-dev: venv ui $(HYPERSCAN_DEP) ## build the Rust extension in debug mode (faster to compile)
 	$(QUIET_PIP) $(BIN)/maturin develop --extras dev --quiet $(FEATURES)
 
 run: build-prod ## start the mock provider and the gateway; prints the demo API and admin keys and what to try
 	$(BIN)/router demo
+
+ui/node_modules/.package-lock.json: ui/package.json ui/package-lock.json
+	cd ui && npm ci --no-audit --no-fund --loglevel=error
+
+$(UI_FILES): ui/node_modules/.package-lock.json
+	mkdir -p $(UI_VENDOR)
+	cp ui/node_modules/uplot/dist/$(notdir $@) $@
+
+ui: $(UI_FILES) ## the dashboard's browser libraries from npm (uPlot; axe-core for its accessibility test) into the package
 
 lint-python: ## ruff check, ruff format check, and stubtest of the router._core stub
 	$(BIN)/ruff check python tests benches docs/hooks
@@ -58,13 +71,14 @@ hyperscan: ## opt-in, needs root and apt: the system Hyperscan library for HYPER
 
 # What the tests start for real, from Debian's packages: PostgreSQL and Redis (throwaway instances on loopback
 # ports in a temp folder), nginx (a reverse proxy in front of replicas), and Chromium (the dashboard's browser
-# tests, driven by Playwright through its executable_path).
-services: ## (root and apt) install the servers the tests start: PostgreSQL, Redis, nginx, Chromium
+# tests, driven by Playwright through its executable_path), and npm (the dashboard's browser libraries, `make ui`).
+services: ## (root and apt) install the servers the tests start: PostgreSQL, Redis, nginx, Chromium; and npm
 	@missing=""; \
 	command -v pg_ctlcluster >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v nginx >/dev/null || missing="$$missing nginx-light"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing from Debian's packages:$$missing"; \
 		export DEBIAN_FRONTEND=noninteractive; apt-get update -qq >/dev/null && \
@@ -88,7 +102,7 @@ test-python: ## pytest: unit and end-to-end
 test-postgresql: ## the whole end-to-end suite with every gateway on a throwaway PostgreSQL
 	ROUTER_TEST_ENGINE=postgresql $(BIN)/pytest tests/e2e
 
-smoke-wheel: venv $(HYPERSCAN_DEP) ## the release wheel, installed without extras into a fresh virtualenv, serves a chat request
+smoke-wheel: venv ui $(HYPERSCAN_DEP) ## the release wheel, installed without extras into a fresh virtualenv, serves a chat request
 	@rm -f $(WHEELS)/router-*.whl
 	$(BIN)/maturin build --release --quiet --interpreter $(BIN)/python --out $(WHEELS) $(FEATURES)
 	$(BIN)/python tests/smoke_wheel.py $(WHEELS)/router-*.whl $(if $(HYPERSCAN),--allow-hyperscan)

@@ -3,7 +3,8 @@
 What a user gets from `pip install router-….whl`: no dev dependency (the SDKs, pytest) and no system library
 (the default build is pure Rust, so the extension must not link libhs). Starts `router mock` and `router serve`
 from that virtualenv on free ports, mints a key with its `router` command, sends one chat and one Messages
-request with the standard library only, then stops both and checks neither logged a traceback.
+request and fetches the dashboard's files with the standard library only, then stops both and checks neither
+logged a traceback.
 
     python tests/smoke_wheel.py target/wheels/router-*.whl [--allow-hyperscan]
 """
@@ -121,6 +122,11 @@ def main() -> int:
                 answer["body"]["content"][0]["text"])  # fmt: skip
             assert text, answer
             print(f"smoke-wheel: {path} answered 200 from the wheel's gateway")
+        # The dashboard's files, the copied npm ones included (maturin leaves gitignored files out unless told).
+        for path in ("/ui/", "/ui/js/app.js", "/ui/vendor/uPlot.esm.js"):
+            with urllib.request.urlopen(base + path, timeout=30) as response:
+                assert response.status == 200 and response.read(), path
+        print("smoke-wheel: the dashboard's files are served from the wheel")
         for proc in procs:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=30)

@@ -277,6 +277,23 @@ class SessionsConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     ttl_seconds: float = 6 * 3600.0
 
 
+class DashboardConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """The admin dashboard served at `/ui` (docs/dashboard.md) and its login sessions."""
+
+    # false: `/ui` answers 404 and no session can be made (the management API still takes API keys).
+    enabled: bool = True
+    # A session unused for this long ends (seconds, 60 to 86,400).
+    session_idle_timeout: float = 30 * 60.0
+    # A session ends this long after its login however active it is (seconds, 300 to 604,800).
+    session_max_age: float = 12 * 3600.0
+
+    def __post_init__(self) -> None:
+        if not 60 <= self.session_idle_timeout <= 86_400:
+            raise ValueError("dashboard.session_idle_timeout must be 60 to 86400 seconds")
+        if not 300 <= self.session_max_age <= 604_800:
+            raise ValueError("dashboard.session_max_age must be 300 to 604800 seconds")
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     providers: dict[str, ProviderConfig]
     models: list[ModelConfig]
@@ -297,6 +314,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     guardrails: GuardrailSettings = GuardrailSettings()
     caching: CachingConfig = CachingConfig()
     sessions: SessionsConfig = SessionsConfig()
+    dashboard: DashboardConfig = DashboardConfig()
 
     def timeouts_for(self, provider: str) -> Timeouts:
         return self.providers[provider].timeouts or self.timeouts

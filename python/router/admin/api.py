@@ -97,10 +97,29 @@ def org_caching(call: Call) -> tuple[int, Any]:
 # -- API keys -------------------------------------------------------------------------------------------
 
 
-@route("GET", "/apikey", "List API keys (standard users: their own)")
+_KEY_STATUSES = ("active", "revoked", "expired", "expiring")
+
+
+@route(
+    "GET",
+    "/apikey",
+    "List API keys (standard users: their own); status=active|revoked|expired|expiring filters, expiring: active "
+    "keys expiring within `within_days` (default 7, 1-365)",
+)
 def list_keys(call: Call) -> tuple[int, Any]:
     at = call.now()
-    return paged(call, lambda n, o: call.gov.list_keys(call.actor, n, o), lambda k: key_view(k, at))
+    status = call.query.get("status") or None
+    if status is not None and status not in _KEY_STATUSES:
+        allowed = ", ".join(_KEY_STATUSES)
+        raise InvalidRequest(f"'status' must be one of {allowed}.", param="status", code="invalid_value")
+    try:
+        days = float(call.query.get("within_days", 7))
+    except ValueError:
+        days = -1.0
+    if not 1 <= days <= 365:
+        raise InvalidRequest("'within_days' must be 1-365 days.", param="within_days", code="invalid_value")
+    selected = (status, at, days * 86400) if status is not None else None
+    return paged(call, lambda n, o: call.gov.list_keys(call.actor, n, o, selected), lambda k: key_view(k, at))
 
 
 @route("POST", "/apikey", "Create an API key; the secret is returned once", specs.KeySpec)
@@ -248,7 +267,12 @@ def remove_member(call: Call) -> tuple[int, Any]:
 # -- approved models ---------------------------------------------------------------------------------------
 
 
-@route("GET", "/models", "The catalog, each model marked approved or not")
+@route(
+    "GET",
+    "/models",
+    "The catalog, each model marked approved or not, with its context window, capabilities and prices per million "
+    "tokens",
+)
 def catalog(call: Call) -> tuple[int, Any]:
     configured, approved = call.gov.approved(call.actor)
     ids = set(approved)
@@ -257,10 +281,22 @@ def catalog(call: Call) -> tuple[int, Any]:
         "approval_configured": configured,
         "data": [
             {"id": m, "provider": p, "region": call.gov.metadata[m][0], "zdr": call.gov.metadata[m][1],
-             "approved": (m in ids) if configured else None}
+             "approved": (m in ids) if configured else None, **_model_details(call.gov.details.get(m))}
             for m, p in sorted(call.gov.catalog.items())
         ],
     }  # fmt: skip
+
+
+def _model_details(info: Any) -> dict[str, Any]:
+    if info is None:
+        return {}
+    return {
+        "context_window": info.context_window,
+        "max_output_tokens": info.max_output_tokens,
+        "capabilities": info.capabilities,
+        "pricing": info.pricing,
+        "description": info.description,
+    }
 
 
 @route("GET", "/models/approved", "The organisation's approved models")

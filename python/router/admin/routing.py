@@ -25,6 +25,7 @@ from ..guardrails.admin import GuardrailAdmin
 from ..prompts.library import PromptAdmin
 from ..protocols.validation import check_json
 from ..spend.budgets import Spend
+from ..ui.sessions import session_cookie
 
 if TYPE_CHECKING:
     from ..server.app import App
@@ -175,7 +176,13 @@ async def dispatch(app: App, ex: Exchange) -> None:
         ex.send_bytes(200, app.openapi_body)
         return
     r, params = find_route(scope.method, scope.path)
-    principal = app.authenticate(ex)
+    # The dashboard's session cookie stands in for the key only when no key is sent (ui/sessions.py: timeouts,
+    # CSRF token, same origin); the session's key is then authenticated exactly like a bearer key.
+    sessions = app.ui_sessions
+    if sessions is not None and ex.api_key() is None and session_cookie(ex) is not None:
+        principal = sessions.authenticate(ex)
+    else:
+        principal = app.authenticate(ex)
     ex.key_id = principal.key_id
     body = None
     if r.body is not None or scope.method in ("POST", "PUT", "PATCH"):

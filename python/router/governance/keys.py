@@ -162,7 +162,11 @@ class KeyCache:
             )
         if len(key) > 256 or not key.isascii() or not key.isprintable():
             raise Unauthorized("Malformed API key.", code="invalid_api_key")
-        digest = hash_key(key)
+        return self.authenticate_digest(hash_key(key), key)
+
+    def authenticate_digest(self, digest: bytes, key: str | None = None) -> Principal:
+        """The key whose digest this is (a dashboard session holds only the digest): checked as `authenticate`
+        checks a key, except its format, checked when the session was made."""
         epoch = self._store.keys_epoch()
         if epoch != self._epoch:
             self._entries.clear()
@@ -187,8 +191,10 @@ class KeyCache:
             self._expired(principal)
         return principal
 
-    def _lookup(self, key: str, digest: bytes) -> Principal:
-        if not (key.startswith(KEY_PREFIX) and len(key) == _KEY_LENGTH and _ALPHABET.issuperset(key[3:])):
+    def _lookup(self, key: str | None, digest: bytes) -> Principal:
+        if key is not None and not (
+            key.startswith(KEY_PREFIX) and len(key) == _KEY_LENGTH and _ALPHABET.issuperset(key[3:])
+        ):
             raise Unauthorized("Malformed API key: router keys start with 'rk-'.", code="invalid_api_key")
         found = self._store.find_key(digest)
         if found is None or not hmac.compare_digest(found[1], digest):

@@ -118,10 +118,13 @@ class Governance:
         catalog: Mapping[str, str],
         metadata: Mapping[str, tuple[str, bool]],
         clock: Callable[[], float] = time.time,
+        details: Mapping[str, Any] | None = None,
     ) -> None:
         self.store = store
         self.catalog = catalog
         self.metadata = metadata
+        # Model id → its catalog entry (ModelInfo: context, capabilities, prices), shown by `GET /models`.
+        self.details = details or {}
         self.clock = clock
 
     def _audit(self, actor: Actor, action: str, target_type: str, target_id: str | None, **fields: Any) -> None:
@@ -160,11 +163,13 @@ class Governance:
 
     # -- API keys ---------------------------------------------------------------------------------
 
-    def list_keys(self, actor: Actor, limit: int, offset: int) -> list[KeyRecord]:
+    def list_keys(
+        self, actor: Actor, limit: int, offset: int, status: tuple[str, float, float] | None = None
+    ) -> list[KeyRecord]:
         rbac.require_user(actor)
         if actor.reads_all:
-            return self.store.list_keys(limit=limit, offset=offset)
-        return self.store.list_keys(owner_id=actor.user_id or "", limit=limit, offset=offset)
+            return self.store.list_keys(limit=limit, offset=offset, status=status)
+        return self.store.list_keys(owner_id=actor.user_id or "", limit=limit, offset=offset, status=status)
 
     def get_key(self, actor: Actor, key_id: str) -> KeyRecord:
         return self._visible_key(actor, key_id)

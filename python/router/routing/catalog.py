@@ -125,6 +125,11 @@ class Catalog:
         return {m.id: m.provider.name for m in self.models.values()}
 
     @property
+    def details(self) -> dict[str, ModelInfo]:
+        """Each model's `GET /v1/models` entry: context, capabilities, prices (the dashboard's catalog)."""
+        return self._infos
+
+    @property
     def metadata(self) -> dict[str, tuple[str, bool]]:
         return {m.id: (m.config.region, m.config.zdr) for m in self.models.values()}
 

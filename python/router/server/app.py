@@ -49,6 +49,8 @@ from ..spend.ledger import Ledger, ledger_path
 from ..store import UsageRow, database_url, open_store
 from ..store.spool import Spool, replay, spool_dir
 from ..store.usage_writer import UsageWriter
+from ..ui import serve as ui
+from ..ui.sessions import UiSessions
 from . import handlers
 from .exchange import Exchange, RequestIds
 from .limits import AuthFailures, BodyReads
@@ -109,7 +111,9 @@ class App:
         self.catalog = Catalog(config, created=created)
         self.keys = KeyCache(self.store, admin_key, self.catalog.provider_of, clock)
         self.caching = CachingDefaults(self.store, config.caching.auto_cache)
-        self.governance = Governance(self.store, self.catalog.provider_of, self.catalog.metadata, clock)
+        self.governance = Governance(
+            self.store, self.catalog.provider_of, self.catalog.metadata, clock, self.catalog.details
+        )
         self.alerts = Alerts(config.alerts, self.store, clock)
         ledger: Ledger | RedisLedger
         if self.shared is not None:
@@ -157,17 +161,26 @@ class App:
         self.guardrail_admin = GuardrailAdmin(self.store, config.guardrails, clock)
         self.prompt_admin = PromptAdmin(self.store, clock)
         self.sessions = Sessions(config.sessions)
+        # The dashboard (`/ui`): its files, read once, and its login sessions (None: disabled in the config).
+        self.ui_sessions = (
+            UiSessions(config.dashboard, self.store, self.keys, clock) if config.dashboard.enabled else None
+        )
+        self.ui_assets = ui.load_assets() if config.dashboard.enabled else {}
         self.usage: UsageWriter | None = None
         self._background: list[asyncio.Task[None]] = []
 
     def authenticate(self, ex: Exchange) -> Principal:
         """The caller's key, unless its address spent its budget of failed authentications (429 then, before
         the key is even looked at, so a blocked guesser learns nothing). Only failures pay for the budget."""
+        return self.authenticate_key(ex, ex.api_key())
+
+    def authenticate_key(self, ex: Exchange, key: str | None) -> Principal:
+        """`authenticate` for a key given another way (the dashboard's login form)."""
         failures = self.auth_failures
         if failures.blocked:
             failures.check(ex.scope.client)
         try:
-            return self.keys.authenticate(ex.api_key())
+            return self.keys.authenticate(key)
         except Unauthorized:
             failures.failed(ex.scope.client)
             raise
@@ -261,6 +274,9 @@ class App:
         if route is None:
             if scope.path.startswith(manage_api.PREFIX + "/"):
                 await self._run(manage_api.dispatch, Exchange(scope, proto, "manage", self.request_ids.new()))
+                return
+            if scope.path == ui.PREFIX or scope.path.startswith(ui.PREFIX + "/"):
+                await self._run(ui.dispatch, Exchange(scope, proto, "ui", self.request_ids.new()))
                 return
             if scope.path in mcp_transport.ALL_PATHS:
                 await self._run(mcp_transport.handle, Exchange(scope, proto, "mcp", self.request_ids.new()))

@@ -24,6 +24,7 @@ from .prompt_tables import PromptTables
 from .records import USAGE_COLUMNS, AuditEvent, KeyRecord, UsageRow
 from .routing_tables import RoutingTables
 from .session_queries import SessionQueries
+from .ui_session_tables import UiSessionTables
 
 _ROLLUP_UPSERTS = [(r, r.upsert()) for r in rollup.ROLLUPS]
 _BOOL_COLUMNS = [USAGE_COLUMNS.index(c) for c in ("stream", "cost_estimated", "byok")]
@@ -48,7 +49,14 @@ def _usage_row(row: Sequence[object]) -> UsageRow:
 
 
 class StoreBase(
-    GovernanceTables, RoutingTables, GuardrailTables, PromptTables, AnalyticsQueries, McpTables, SessionQueries
+    GovernanceTables,
+    RoutingTables,
+    GuardrailTables,
+    PromptTables,
+    AnalyticsQueries,
+    McpTables,
+    SessionQueries,
+    UiSessionTables,
 ):
     _conn: Any
     path: str

@@ -30,6 +30,13 @@ KEY_COLUMNS = (
     "id, name, prefix, created_at, revoked_at, last_used_at, owner_type, owner_id, access_list_id, labels, "
     "monthly_limit, expires_at, expired_logged_at, created_by, permission, auto_cache, limit_set_by, expiry_set_by"
 )
+# The SQL of each key status (`KeyRecord.status`) for list filters; `?` is the current time (twice for expiring).
+_KEY_STATUS = {
+    "active": "revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)",
+    "revoked": "revoked_at IS NOT NULL",
+    "expired": "revoked_at IS NULL AND expires_at <= ?",
+    "expiring": "revoked_at IS NULL AND expires_at > ? AND expires_at <= ?",
+}
 _USER_COLUMNS = "id, email, name, role, monthly_limit, status, created_at"
 _GROUP_COLUMNS = "id, name, description, access_list_id, monthly_budget, created_at"
 _LIST_COLUMNS = "id, name, description, rules, created_at, updated_at"
@@ -127,12 +134,24 @@ class GovernanceTables:
         return found[0] if found else None
 
     def list_keys(
-        self, owner_id: str | None = None, limit: int = -1, offset: int = 0, ids: Sequence[str] | None = None
+        self,
+        owner_id: str | None = None,
+        limit: int = -1,
+        offset: int = 0,
+        ids: Sequence[str] | None = None,
+        status: tuple[str, float, float] | None = None,
     ) -> list[KeyRecord]:
-        clauses, params = [], []
+        """`status`: (active | revoked | expired | expiring, now, expiring's horizon in seconds), as
+        `KeyRecord.status` decides; expiring means active and expiring within the horizon."""
+        clauses: list[str] = []
+        params: list[Any] = []
         if owner_id is not None:
             clauses.append("owner_id = ?")
             params.append(owner_id)
+        if status is not None:
+            state, now, horizon = status
+            clauses.append(_KEY_STATUS[state])
+            params.extend({"active": [now], "revoked": [], "expired": [now], "expiring": [now, now + horizon]}[state])
         if ids is not None:
             clauses.append(f"id IN ({','.join('?' * len(ids))})" if ids else "1 = 0")
             params.extend(ids)

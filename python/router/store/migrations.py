@@ -379,4 +379,20 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX usage_log_session ON usage_log (session_id, ts) WHERE session_id IS NOT NULL",
         ],
     ),
+    (
+        15,
+        "dashboard sessions: a login's token and API key digests, its CSRF token, idle and absolute timeouts",
+        [
+            """CREATE TABLE ui_sessions (
+                token_hash BLOB PRIMARY KEY,
+                key_hash BLOB NOT NULL,
+                csrf_token TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                last_seen_at DOUBLE PRECISION NOT NULL,
+                expires_at DOUBLE PRECISION NOT NULL,
+                client TEXT
+            )""",
+            "CREATE INDEX ui_sessions_expires ON ui_sessions (expires_at)",
+        ],
+    ),
 ]
