@@ -20,6 +20,7 @@ from ..guardrails.chat_stream import ChatStreamGuard
 from ..protocols.tools import ChatChoice, chat_calls
 from ..providers.transport import upstream_failure
 from ..routing import Model
+from .backpressure import STEP, ClientWindow
 from .exchange import JSON, Exchange, openai_error_body
 
 
@@ -125,6 +126,7 @@ async def forward_stream(
                     raise provider.error_from_status(response.status, data, response.get_header("retry-after"))
                 tap = guard.tap(hide_usage) if guard is not None else StreamTap(strip_usage_chunk=hide_usage)
                 reader = response.body_reader
+                window = ClientWindow(ex.sockets, ex.scope.client)
                 # The client's stream starts with the first bytes for it: until then a failure is raised, so a
                 # routing policy can still try another target.
                 transport = None
@@ -142,6 +144,10 @@ async def forward_stream(
                                 if ex.ttft is None and tap.data_events:
                                     ex.ttft = time.perf_counter() - ex.started
                                 await transport.send_bytes(out)
+                                # granian's send never waits for the client: a slow one holds the upstream read.
+                                window.unchecked += len(out)
+                                if window.unchecked >= STEP:
+                                    await window.drain(idle)
                             if tap.malformed:
                                 # The SDK json-parses every event; a broken one would crash the client's stream.
                                 raise UpstreamError(

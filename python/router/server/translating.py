@@ -26,6 +26,7 @@ from ..providers.transport import upstream_failure
 from ..routing import Model
 from ..spend.cost import MICRO, cost_micro
 from . import requests as rq_shapes
+from .backpressure import STEP, ClientStalled, ClientWindow
 from .exchange import JSON, Exchange
 from .proxy import STREAM_HEADERS
 
@@ -164,6 +165,7 @@ async def _stream(
                 ex.upstream_seconds = time.perf_counter() - sent
                 transport = ex.start_stream(200, STREAM_HEADERS)
                 reader = response.body_reader
+                window = ClientWindow(ex.sockets, ex.scope.client)
                 try:
                     async with asyncio.timeout(idle) as deadline:
                         while (chunk := await reader.read_chunk()) is not None:
@@ -177,6 +179,10 @@ async def _stream(
                                 if ex.ttft is None and transcoder.deltas:
                                     ex.ttft = time.perf_counter() - ex.started
                                 await transport.send_bytes(out)
+                                # granian's send never waits for the client: a slow one holds the upstream read.
+                                window.unchecked += len(out)
+                                if window.unchecked >= STEP:
+                                    await window.drain(idle)
                             if transcoder.malformed:
                                 raise UpstreamError(
                                     f"Upstream provider '{provider.name}' sent a malformed stream event.",
@@ -197,6 +203,7 @@ async def _stream(
                     UpstreamError,
                     GuardrailViolation,
                     GuardrailUnavailable,
+                    ClientStalled,
                 ) as exc:
                     failure = (
                         exc
