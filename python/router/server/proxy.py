@@ -20,7 +20,7 @@ from ..guardrails.chat_stream import ChatStreamGuard
 from ..protocols.tools import ChatChoice, chat_calls
 from ..providers.transport import upstream_failure
 from ..routing import Model
-from .backpressure import STEP, ClientWindow
+from .backpressure import STEP, ClientWindow, IdleTimer
 from .exchange import JSON, Exchange, openai_error_body
 
 
@@ -115,7 +115,6 @@ async def forward_stream(
 ) -> None:
     provider = model.provider
     idle = provider.timeouts.idle_read
-    loop = asyncio.get_running_loop()
     with ex.cancel_on_disconnect():
         sent = time.perf_counter()
         try:
@@ -132,6 +131,7 @@ async def forward_stream(
                 transport = None
                 try:
                     async with asyncio.timeout(idle) as deadline:
+                        timer = IdleTimer(deadline, idle)
                         while (chunk := await reader.read_chunk()) is not None:
                             out = tap.feed(bytes(chunk))
                             if guard is not None and tap.has_findings:
@@ -147,14 +147,14 @@ async def forward_stream(
                                 # granian's send never waits for the client: a slow one holds the upstream read.
                                 window.unchecked += len(out)
                                 if window.unchecked >= STEP:
-                                    await window.drain(idle)
+                                    await window.drain(idle, timer)
                             if tap.malformed:
                                 # The SDK json-parses every event; a broken one would crash the client's stream.
                                 raise UpstreamError(
                                     f"Upstream provider '{provider.name}' sent a malformed stream event.",
                                     code="upstream_invalid_stream",
                                 )
-                            deadline.reschedule(loop.time() + idle)
+                            timer.chunk()
                     # Screened, an unterminated tail is dropped: only what is held back goes out (masked).
                     tail = tap.finish()
                     if guard is not None and tap.has_findings:

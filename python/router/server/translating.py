@@ -26,7 +26,7 @@ from ..providers.transport import upstream_failure
 from ..routing import Model
 from ..spend.cost import MICRO, cost_micro
 from . import requests as rq_shapes
-from .backpressure import STEP, ClientStalled, ClientWindow
+from .backpressure import STEP, ClientStalled, ClientWindow, IdleTimer
 from .exchange import JSON, Exchange
 from .proxy import STREAM_HEADERS
 
@@ -154,7 +154,6 @@ async def _stream(
 ) -> None:
     provider = model.provider
     idle = provider.timeouts.idle_read
-    loop = asyncio.get_running_loop()
     with ex.cancel_on_disconnect():
         sent = time.perf_counter()
         try:
@@ -168,6 +167,7 @@ async def _stream(
                 window = ClientWindow(ex.sockets, ex.scope.client)
                 try:
                     async with asyncio.timeout(idle) as deadline:
+                        timer = IdleTimer(deadline, idle)
                         while (chunk := await reader.read_chunk()) is not None:
                             out = transcoder.feed(bytes(chunk))
                             if guard is not None and transcoder.has_findings:
@@ -182,14 +182,14 @@ async def _stream(
                                 # granian's send never waits for the client: a slow one holds the upstream read.
                                 window.unchecked += len(out)
                                 if window.unchecked >= STEP:
-                                    await window.drain(idle)
+                                    await window.drain(idle, timer)
                             if transcoder.malformed:
                                 raise UpstreamError(
                                     f"Upstream provider '{provider.name}' sent a malformed stream event.",
                                     code="upstream_invalid_stream",
                                 )
                             # Read on after the last event: a body read to its end keeps the connection reusable.
-                            deadline.reschedule(loop.time() + idle)
+                            timer.chunk()
                     if transcoder.error is not None:
                         ex.error_type = transcoder.error[0]
                     elif not transcoder.done:
