@@ -157,10 +157,13 @@ def start_forwarder(upstream: str) -> tuple[Proc, str]:
     return fw, f"http://127.0.0.1:{port}/v1/chat/completions"
 
 
-def measure(binary: Path, target: Proc | None, args: list[str]) -> dict[str, float]:
-    """Run the load generator (pinned to the load CPU) while sampling the target worker's RSS."""
+def measure(binary: Path, target: Proc | None, args: list[str], idle_rss: dict[int, int]) -> dict[str, float]:
+    """Run the load generator (pinned to the load CPU) while sampling the target worker's RSS. Memory is read
+    against the worker's RSS before its first run (`idle_rss`): the allocator keeps what a run freed."""
     pid = target.worker() if target is not None else None
-    before_rss = rss_kib(pid) if pid else 0
+    if pid:
+        idle_rss.setdefault(pid, rss_kib(pid))
+    before_rss = idle_rss[pid] if pid else 0
     before_cpu = cpu_seconds(pid) if pid else 0.0
     peak = [before_rss]
     done = threading.Event()
@@ -216,12 +219,14 @@ def main() -> None:
         unscreened = ("router, guardrails off (pass-through)", plain, plain_url, "bench/gpt-4o", plain_key)
         print(f"target pinned to CPU {TARGET_CPU}; upstream and load generator to CPU {LOAD_CPU}", flush=True)
         rows = []
+        idle_rss: dict[int, int] = {}
         direct_p99 = None
         for name, proc, url, model, api_key in (direct, forwarder, unscreened, default):
             # fmt: off
-            r = measure(binary, proc, ["streams", "-url", url, "-key", api_key, "-model", model, "-c", str(n_streams),
-                                       "-chunks", str(chunks), "-interval-ms", str(interval_ms), "-ramp-s", str(ramp)])
+            load = ["streams", "-url", url, "-key", api_key, "-model", model, "-c", str(n_streams),
+                    "-chunks", str(chunks), "-interval-ms", str(interval_ms), "-ramp-s", str(ramp)]
             # fmt: on
+            r = measure(binary, proc, load, idle_rss)
             if proc is None:
                 direct_p99 = r["latency_p99_ms"]
             rows.append(("streams", name, r))
@@ -230,7 +235,7 @@ def main() -> None:
             for name, proc, url, model, api_key in (forwarder, default):
                 # fmt: off
                 r = measure(binary, proc, ["unary", "-url", url, "-key", api_key, "-model", model, "-c", str(level),
-                                           "-duration-s", str(unary_s), "-delay-ms", "250"])
+                                           "-duration-s", str(unary_s), "-delay-ms", "250"], idle_rss)
                 # fmt: on
                 rows.append(("unary", name, r))
                 print(f"  unary c{level} {name}: {json.dumps(r)}", flush=True)
@@ -258,15 +263,19 @@ def main() -> None:
         )
     print()
     print(f"In flight: 250 ms upstream, closed loop, {unary_s:g} s measured per run (ceiling = connections / 0.25 s)")
-    print("| connections | target | requests/s | % of ceiling | p50 | p99 | errors | KiB per in-flight request |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(
+        "| connections | target | requests/s | % of ceiling | p50 | p99 | errors | CPU per request "
+        "| KiB per in-flight request |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for kind, name, r in rows:
         if kind != "unary":
             continue
         ceiling = r["connections"] / 0.25
         print(
             f"| {r['connections']:,} | {name} | {r['rps']:,.0f} | {r['rps'] / ceiling:.0%} | {r['p50_ms']:.0f} ms "
-            f"| {r['p99_ms']:.0f} ms | {r['errors']} | {r['rss_growth_kib'] / r['connections']:.1f} |"
+            f"| {r['p99_ms']:.0f} ms | {r['errors']} | {r['cpu_s'] / max(r['completed'], 1) * 1e6:.0f} µs "
+            f"| {r['rss_growth_kib'] / r['connections']:.1f} |"
         )
 
 

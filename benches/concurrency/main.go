@@ -234,7 +234,7 @@ func unary(args []string) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var lat []float64
-	var errs int64
+	var errs, completed int64
 	statuses := map[string]int{}
 	// Warm up: open every connection first (one request each), then measure.
 	measureFrom := time.Now().Add(time.Duration(*delayMs*4) * time.Millisecond).Add(time.Second)
@@ -252,6 +252,9 @@ func unary(args []string) {
 					resp.Body.Close()
 				}
 				t1 := time.Now()
+				if err == nil && resp.StatusCode == 200 {
+					atomic.AddInt64(&completed, 1)
+				}
 				if t1.After(measureTo) {
 					break
 				}
@@ -281,7 +284,7 @@ func unary(args []string) {
 	wg.Wait()
 	sort.Float64s(lat)
 	out := map[string]any{
-		"connections": *conc, "requests": len(lat), "errors": errs, "rps": float64(len(lat)) / *durS,
+		"connections": *conc, "requests": len(lat), "completed": atomic.LoadInt64(&completed), "errors": errs, "rps": float64(len(lat)) / *durS,
 		"p50_ms": quantile(lat, 0.5), "p99_ms": quantile(lat, 0.99), "failures": statuses,
 	}
 	_ = json.NewEncoder(os.Stdout).Encode(out)
