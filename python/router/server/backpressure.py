@@ -3,14 +3,14 @@ upstream chunks.
 
 granian's RSGI `send_bytes` hands the bytes to an unbounded channel and returns at once: it never waits for the
 client's socket. Relaying an upstream as fast as it answers would then hold everything a slow or stalled client
-has not read in the worker's memory (a 24 MB stream to a client that stopped reading grew the worker by 24 MB).
+has not read in the worker's memory (a client that stopped reading a 24 MB answer made the worker hold all of it).
 
 So a stream counts what it handed to granian and, every `STEP` bytes, looks at the client's socket itself (RSGI
 has no API for it: the socket is found in the process's fd table by the client's address, as the mock's fault
 injection does). While the kernel's send buffer is full, granian is holding back what it has not written yet; the
 stream stops reading the upstream until the client drains it. The gateway's own buffering per stream is thereby
-capped at about `STEP` bytes plus one chunk (the kernel's socket buffers, bounded by `net.ipv4.tcp_wmem`, come on
-top), and the upstream is held by TCP flow control, not by the gateway's memory.
+capped at about `STEP` bytes plus one chunk (plus the kernel's socket buffer, whose unsent part TCP_NOTSENT_LOWAT
+caps at `STEP` too), and the upstream is held by TCP flow control, not by the gateway's memory.
 
 A stream under `STEP` bytes (most LLM answers: 20 chunks/s of ~200 bytes for 15 s) never looks at its socket.
 """
