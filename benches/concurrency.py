@@ -102,7 +102,7 @@ def start_upstream(binary: Path) -> tuple[Proc, str]:
 
 
 def start_gateway(workdir: Path, upstream: str, extra: str = "") -> tuple[Proc, str, str]:
-    workdir.mkdir(exist_ok=True)
+    workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "router.yaml"
     config.write_text(
         "providers:\n  bench: {base_url: 'http://" + upstream + "/v1', api_key: upstream-key}\n"
@@ -157,6 +157,26 @@ def start_forwarder(upstream: str) -> tuple[Proc, str]:
     return fw, f"http://127.0.0.1:{port}/v1/chat/completions"
 
 
+Target = tuple[str, Proc | None, str, str, str]  # name, process, URL, model, API key
+
+
+def start_targets(workdir: Path, upstream: str, procs: list[Proc], plain: bool = True) -> list[Target]:
+    """The do-nothing forwarder, the gateway with guardrails off (when `plain`) and with its default config."""
+    fw, fw_url = start_forwarder(upstream)
+    procs.append(fw)
+    targets: list[Target] = [("do-nothing forwarder", fw, fw_url, "gpt-4o", "-")]
+    if plain:
+        proc, url, key = start_gateway(workdir / "plain", upstream, "guardrails: {enabled: false}\n")
+        procs.append(proc)
+        targets.append(("router, guardrails off (pass-through)", proc, url, "bench/gpt-4o", key))
+    else:
+        targets.append(("", None, "", "", ""))
+    proc, url, key = start_gateway(workdir / "default", upstream)
+    procs.append(proc)
+    targets.append(("router (default config: guardrails screen the answer)", proc, url, "bench/gpt-4o", key))
+    return targets
+
+
 def measure(binary: Path, target: Proc | None, args: list[str], idle_rss: dict[int, int]) -> dict[str, float]:
     """Run the load generator (pinned to the load CPU) while sampling the target worker's RSS. Memory is read
     against the worker's RSS before its first run (`idle_rss`): the allocator keeps what a run freed."""
@@ -207,16 +227,8 @@ def main() -> None:
     up, upstream = start_upstream(binary)
     procs = [up]
     try:
-        gw, gw_url, key = start_gateway(workdir / "default", upstream)
-        procs.append(gw)
-        plain, plain_url, plain_key = start_gateway(workdir / "plain", upstream, "guardrails: {enabled: false}\n")
-        procs.append(plain)
-        fw, fw_url = start_forwarder(upstream)
-        procs.append(fw)
+        forwarder, unscreened, default = start_targets(workdir / "streams", upstream, procs)
         direct = ("upstream directly", None, f"http://{upstream}/v1/chat/completions", "gpt-4o", "-")
-        forwarder = ("do-nothing forwarder", fw, fw_url, "gpt-4o", "-")
-        default = ("router (default config: guardrails screen the answer)", gw, gw_url, "bench/gpt-4o", key)
-        unscreened = ("router, guardrails off (pass-through)", plain, plain_url, "bench/gpt-4o", plain_key)
         print(f"target pinned to CPU {TARGET_CPU}; upstream and load generator to CPU {LOAD_CPU}", flush=True)
         rows = []
         idle_rss: dict[int, int] = {}
@@ -231,6 +243,11 @@ def main() -> None:
                 direct_p99 = r["latency_p99_ms"]
             rows.append(("streams", name, r))
             print(f"  streams {name}: {json.dumps(r)}", flush=True)
+        # Fresh processes: the allocator keeps what the streams freed, which would read as memory per request.
+        for _, proc, *_ in (forwarder, unscreened, default):
+            if proc is not None:
+                proc.stop()
+        forwarder, _, default = start_targets(workdir / "unary", upstream, procs, plain=False)
         for level in levels:
             for name, proc, url, model, api_key in (forwarder, default):
                 # fmt: off
