@@ -26,9 +26,11 @@ models:
   - {id: mock/gpt-4o, upstream_model: gpt-4o, capabilities: [streaming]}
 """
 
-# A stalled stream may cost the worker its objects and the gateway's cap (64 KiB) plus one chunk; the whole
-# 24 MB answer it would otherwise hold is 20 times this.
-MAX_GROWTH_PER_STALLED_STREAM = 1024 * 1024
+# A stalled stream may cost the worker its objects (~150 KiB), the gateway's cap (64 KiB) plus one chunk, and
+# what the upstream connection's reader took from the socket before the relay stopped asking (hyper's read
+# buffer, up to ~400 KiB), with allocator slack; unchecked, the worker grew by 6 MB per stream within these
+# 4 s and held the whole 24 MB answer in the end.
+MAX_GROWTH_PER_STALLED_STREAM = 2 * 1024 * 1024
 
 
 @pytest.fixture(scope="module")
