@@ -18,7 +18,11 @@ UI_VENDOR := python/router/ui/static/vendor
 UI_FILES := $(UI_VENDOR)/uPlot.esm.js $(UI_VENDOR)/uPlot.min.css
 
 .DEFAULT_GOAL := help
+<<<<<<< HEAD
 .PHONY: help run test services ui venv build-dev build-prod lint lint-python lint-rust test-rust test-python test-postgresql test-hyperscan smoke-wheel docs bench bench-load hyperscan bench-engine
+=======
+.PHONY: help run test services venv build-dev build-prod lint lint-python lint-rust test-rust test-python test-hyperscan smoke-wheel docs bench bench-load hyperscan bench-engine bench-concurrency
+>>>>>>> concurrency
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -120,3 +124,7 @@ bench-load: build-prod ## load benchmark: gateway vs bare proxies vs direct, on 
 		(apt-get update -qq && apt-get install -y -qq wrk nginx-light)
 	$(BIN)/python benches/load.py --upstream mock
 	$(BIN)/python benches/load.py --upstream nginx
+
+bench-concurrency: build-prod ## long streams and 1,000-4,000 requests in flight through one pinned worker, vs a do-nothing forwarder (needs go and taskset; QUICK=1: under a minute)
+	@command -v go >/dev/null || (echo "bench-concurrency needs Go (https://go.dev/dl/) for its upstream and load generator" && exit 1)
+	$(BIN)/python benches/concurrency.py $(if $(QUICK),--quick)

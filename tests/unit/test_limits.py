@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from router.config import AuthFailuresConfig, parse_config
 from router.errors import ConfigError, GatewayError
 from router.server.exchange import RequestIds
-from router.server.limits import AuthFailures, client_address, is_loopback
+from router.server.limits import BURST, AuthFailures, BodyReads, client_address, is_loopback
 
 BASE = "providers: {mock: {base_url: 'http://127.0.0.1:1/v1'}}\nmodels: [{id: mock/m}]\n"
 
@@ -113,3 +115,44 @@ def test_config_defaults() -> None:
     config = parse_config(BASE)
     assert config.server.body_read_timeout == 30 and config.server.max_pending_bodies == 256
     assert config.server.auth_failures.exempt_loopback and config.metrics.require_key is False
+
+
+class _SlowBody:
+    """An exchange whose body arrives when `arrived` is set."""
+
+    def __init__(self, arrived: asyncio.Event) -> None:
+        self.arrived = arrived
+
+    async def read_json_body(self, limit: int) -> bytes:
+        await self.arrived.wait()
+        return b"{}"
+
+
+def test_a_burst_of_bodies_is_read_but_bodies_past_the_grace_are_capped() -> None:
+    async def scenario() -> None:
+        reads = BodyReads(timeout=30, cap=4)
+        arrived = asyncio.Event()
+        # A burst far beyond the cap, all within the grace: every one is read.
+        burst = [asyncio.create_task(reads.read(_SlowBody(arrived), 100)) for _ in range(40)]  # type: ignore[arg-type]
+        await asyncio.sleep(0)
+        assert reads.pending == 40
+        # Beyond BURST x cap even young bodies are refused.
+        more = [asyncio.create_task(reads.read(_SlowBody(arrived), 100)) for _ in range(BURST * 4)]  # type: ignore[arg-type]
+        await asyncio.sleep(0)
+        refused = [t for t in more if t.done() and isinstance(t.exception(), GatewayError)]
+        assert len(refused) == 40 and reads.pending == BURST * 4
+        arrived.set()
+        assert await asyncio.gather(*burst, *(t for t in more if t not in refused)) == [b"{}"] * BURST * 4
+
+        # Bodies still unfinished after the grace count against the cap: the next one is refused.
+        reads.grace = 0.05
+        stuck = asyncio.Event()
+        held = [asyncio.create_task(reads.read(_SlowBody(stuck), 100)) for _ in range(4)]  # type: ignore[arg-type]
+        await asyncio.sleep(0.1)
+        with pytest.raises(GatewayError) as refused_one:
+            await reads.read(_SlowBody(stuck), 100)  # type: ignore[arg-type]
+        assert refused_one.value.code == "too_many_pending_bodies" and refused_one.value.status == 503
+        stuck.set()
+        await asyncio.gather(*held)
+
+    asyncio.run(scenario())

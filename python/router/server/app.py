@@ -52,6 +52,7 @@ from ..store.usage_writer import UsageWriter
 from ..ui import serve as ui
 from ..ui.sessions import UiSessions
 from . import handlers
+from .backpressure import ClientSockets
 from .exchange import Exchange, RequestIds
 from .limits import AuthFailures, BodyReads
 
@@ -154,6 +155,7 @@ class App:
         self.policy_admin = PolicyAdmin(self.store, config, clock)
         self.byok = ByokAdmin(self.store, master, self.catalog.providers, clock)
         self.request_ids = RequestIds()
+        self.client_sockets = ClientSockets()
         self.body_reads = BodyReads(config.server.body_read_timeout, config.server.max_pending_bodies)
         self.auth_failures = AuthFailures(config.server.auth_failures)
         # Feedback requests waiting for their request's usage row (handlers.feedback bounds them).
@@ -288,6 +290,7 @@ class App:
             return
         endpoint, handler = route
         ex = Exchange(scope, proto, endpoint, self.request_ids.new())
+        ex.sockets = self.client_sockets
         if endpoint not in _USAGE_ENDPOINTS:
             await self._run(handler, ex)
             return

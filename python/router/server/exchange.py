@@ -19,6 +19,7 @@ from ..guardrails.audit import Triggers
 from ..protocols.errors import Api, error_body, error_status
 from ..spend.budgets import Hold
 from ..store import UsageRow
+from .backpressure import ClientSockets
 from .requests import Metadata
 
 JSON = "application/json"
@@ -69,11 +70,19 @@ class Exchange:
 
     __slots__ = (
         "answer", "api", "attempt_rows", "attempts", "auto_cache", "body_bytes", "budgets", "byok", "cached_tokens",
+<<<<<<< HEAD
         "completion_tokens", "conversation", "end_user", "endpoint", "error_type", "events_seen", "fees_micro",
         "headers", "hold", "key_id", "metadata", "model", "on_answer", "owner", "period", "prices", "prompt",
         "prompt_tokens", "proto", "provider", "reasoning_tokens", "request_id", "responded", "routing_seconds",
         "scope", "started", "status", "stream", "tool_calls", "tool_results", "triggers", "ttft", "turn",
         "upstream_auth", "upstream_seconds",
+=======
+        "completion_tokens", "conversation", "end_user", "endpoint", "error_type", "events_seen", "headers", "hold",
+        "key_id", "metadata", "model", "on_answer", "owner", "period", "prices", "prompt", "prompt_tokens", "proto",
+        "provider", "reasoning_tokens", "request_id", "responded", "routing_seconds", "scope", "sockets", "started",
+        "status", "stream", "tool_calls", "tool_results", "triggers", "ttft", "turn", "upstream_auth",
+        "upstream_seconds",
+>>>>>>> concurrency
     )  # fmt: skip
 
     def __init__(self, scope: Scope, proto: HTTPProtocol, endpoint: str, request_id: str) -> None:
@@ -133,6 +142,8 @@ class Exchange:
         self.conversation: tuple[msgspec.Raw | None, msgspec.Raw | None, msgspec.Raw | None] | None = None
         self.turn: SessionTurn | None = None
         self.answer: bytes | None = None
+        # The worker's client sockets by address: streams look at theirs to hold the upstream for a slow client.
+        self.sockets: ClientSockets | None = None
 
     # -- request ------------------------------------------------------------------------------------
 

@@ -22,9 +22,18 @@ class RequestTimeout(GatewayError):
     type = "invalid_request_error"
 
 
+# How many times `max_pending_bodies` a burst of bodies still within their grace may reach.
+BURST = 16
+
+
 class BodyReads:
     """Request bodies being read: each must arrive whole within `timeout` seconds, and at most `cap` may be
-    unfinished at once; beyond that a request is refused (503, retry-after) before its body is read.
+    unfinished for longer than `grace` seconds at once; beyond that a request is refused (503, retry-after) before
+    its body is read.
+
+    The grace (the sweep interval: at most a second) is what a burst needs: a thousand clients that send their
+    small bodies at once are all "being read" until the busy event loop gets round to each, and would be refused by
+    the hundred without it. Bodies younger than the grace count only against `BURST * cap`.
 
     The hot path pays a dict insert and delete; one background sweep per worker cancels the reads past their
     deadline (at most `timeout / 4`, and never more than a second, late), instead of a timer per request.
@@ -36,6 +45,7 @@ class BodyReads:
         self._deadlines: dict[asyncio.Task[object], float] = {}
         self._expired: set[asyncio.Task[object]] = set()
         self.sweep_interval = min(1.0, timeout / 4)
+        self.grace = self.sweep_interval
 
     @property
     def pending(self) -> int:
@@ -43,7 +53,7 @@ class BodyReads:
 
     async def read(self, ex: Exchange, limit: int) -> bytes:
         """`ex.read_json_body(limit)` under the deadline and the cap."""
-        if len(self._deadlines) >= self.cap:
+        if len(self._deadlines) >= self.cap and self._full():
             raise GatewayError(
                 f"Too many request bodies are being received at once (limit {self.cap} per worker); retry shortly.",
                 status=503,
@@ -66,6 +76,21 @@ class BodyReads:
             ) from None
         finally:
             del self._deadlines[task]
+
+    def _full(self) -> bool:
+        """Whether `cap` reads are past the grace, or the burst allowance is spent too."""
+        deadlines = self._deadlines
+        if len(deadlines) >= BURST * self.cap:
+            return True
+        # Reads are in start order (a dict keeps insertion order), so the old ones are a prefix: at most `cap`
+        # are looked at, and one when the oldest is still young.
+        young = time.monotonic() + self.timeout - self.grace
+        for seen, deadline in enumerate(deadlines.values(), 1):
+            if deadline > young:
+                return False
+            if seen >= self.cap:
+                return True
+        return False
 
     async def sweep(self) -> None:
         while True:

@@ -20,7 +20,11 @@ from ..guardrails.chat_stream import ChatStreamGuard
 from ..protocols.tools import ChatChoice, chat_calls
 from ..providers.transport import upstream_failure
 from ..routing import Model
+<<<<<<< HEAD
 from ..spend.cost import images_fee_micro
+=======
+from .backpressure import STEP, ClientWindow, IdleTimer
+>>>>>>> concurrency
 from .exchange import JSON, Exchange, openai_error_body
 
 
@@ -153,7 +157,6 @@ async def forward_stream(
 ) -> None:
     provider = model.provider
     idle = provider.timeouts.idle_read
-    loop = asyncio.get_running_loop()
     with ex.cancel_on_disconnect():
         sent = time.perf_counter()
         try:
@@ -164,11 +167,13 @@ async def forward_stream(
                     raise provider.error_from_status(response.status, data, response.get_header("retry-after"))
                 tap = guard.tap(hide_usage) if guard is not None else StreamTap(strip_usage_chunk=hide_usage)
                 reader = response.body_reader
+                window = ClientWindow(ex.sockets, ex.scope.client)
                 # The client's stream starts with the first bytes for it: until then a failure is raised, so a
                 # routing policy can still try another target.
                 transport = None
                 try:
                     async with asyncio.timeout(idle) as deadline:
+                        timer = IdleTimer(deadline, idle)
                         while (chunk := await reader.read_chunk()) is not None:
                             out = tap.feed(bytes(chunk))
                             if guard is not None and tap.has_findings:
@@ -181,13 +186,17 @@ async def forward_stream(
                                 if ex.ttft is None and tap.data_events:
                                     ex.ttft = time.perf_counter() - ex.started
                                 await transport.send_bytes(out)
+                                # granian's send never waits for the client: a slow one holds the upstream read.
+                                window.unchecked += len(out)
+                                if window.unchecked >= STEP:
+                                    await window.drain(idle, timer)
                             if tap.malformed:
                                 # The SDK json-parses every event; a broken one would crash the client's stream.
                                 raise UpstreamError(
                                     f"Upstream provider '{provider.name}' sent a malformed stream event.",
                                     code="upstream_invalid_stream",
                                 )
-                            deadline.reschedule(loop.time() + idle)
+                            timer.chunk()
                     # Screened, an unterminated tail is dropped: only what is held back goes out (masked).
                     tail = tap.finish()
                     if guard is not None and tap.has_findings:

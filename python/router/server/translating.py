@@ -26,6 +26,7 @@ from ..providers.transport import upstream_failure
 from ..routing import Model
 from ..spend.cost import MICRO, cost_micro
 from . import requests as rq_shapes
+from .backpressure import STEP, ClientStalled, ClientWindow, IdleTimer
 from .exchange import JSON, Exchange
 from .proxy import STREAM_HEADERS
 
@@ -164,7 +165,6 @@ async def _stream(
     `annotate` (chat callers) the citations it collects are sent as `delta.annotations` chunks."""
     provider = model.provider
     idle = provider.timeouts.idle_read
-    loop = asyncio.get_running_loop()
     with ex.cancel_on_disconnect():
         sent = time.perf_counter()
         try:
@@ -175,8 +175,10 @@ async def _stream(
                 ex.upstream_seconds = time.perf_counter() - sent
                 transport = ex.start_stream(200, STREAM_HEADERS)
                 reader = response.body_reader
+                window = ClientWindow(ex.sockets, ex.scope.client)
                 try:
                     async with asyncio.timeout(idle) as deadline:
+                        timer = IdleTimer(deadline, idle)
                         while (chunk := await reader.read_chunk()) is not None:
                             if searched is None:
                                 out = transcoder.feed(bytes(chunk))
@@ -195,13 +197,17 @@ async def _stream(
                                 if ex.ttft is None and transcoder.deltas:
                                     ex.ttft = time.perf_counter() - ex.started
                                 await transport.send_bytes(out)
+                                # granian's send never waits for the client: a slow one holds the upstream read.
+                                window.unchecked += len(out)
+                                if window.unchecked >= STEP:
+                                    await window.drain(idle, timer)
                             if transcoder.malformed:
                                 raise UpstreamError(
                                     f"Upstream provider '{provider.name}' sent a malformed stream event.",
                                     code="upstream_invalid_stream",
                                 )
                             # Read on after the last event: a body read to its end keeps the connection reusable.
-                            deadline.reschedule(loop.time() + idle)
+                            timer.chunk()
                     if transcoder.error is not None:
                         ex.error_type = transcoder.error[0]
                     elif not transcoder.done:
@@ -215,6 +221,7 @@ async def _stream(
                     UpstreamError,
                     GuardrailViolation,
                     GuardrailUnavailable,
+                    ClientStalled,
                 ) as exc:
                     failure = (
                         exc

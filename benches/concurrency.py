@@ -1,0 +1,300 @@
+"""Long streams and thousands of requests in flight through one gateway worker (`make bench-concurrency`).
+
+Starts the Go upstream (`benches/concurrency/main.go`: SSE streams at a fixed pace, each chunk stamped with its
+send time; unary answers after a fixed delay), then for each target (the upstream directly, a do-nothing granian
+forwarder, the gateway with its default config and a plain key) runs the Go load generator against it and reads
+the target worker's CPU time and RSS from /proc. The target is pinned to CPU 1 with `taskset`, the upstream and the
+load generator to CPU 0: on a 2-core machine an unpinned run measures the load generator as much as the gateway.
+
+    python benches/concurrency.py            # 2,000 streams x 30 s at 20 chunks/s; 1,000/2,000/4,000 in flight
+    python benches/concurrency.py --quick    # the same cases, shorter and smaller (< 1 minute)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+PY = sys.executable
+ADMIN = "bench-admin-key-0123456789abcdef-0123456789"
+TICK = os.sysconf("SC_CLK_TCK")
+TARGET_CPU, LOAD_CPU = "1", "0"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listened on {port}")
+
+
+def descendants(pid: int) -> list[int]:
+    found = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            for child in f.read().split():
+                found += [int(child), *descendants(int(child))]
+    return found
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+
+
+class Proc:
+    def __init__(self, args: list[str], env: dict[str, str] | None = None, cpu: str = TARGET_CPU) -> None:
+        self.proc = subprocess.Popen(
+            ["taskset", "-c", cpu, *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+
+    def worker(self) -> int:
+        """The process that serves (granian's worker: the biggest descendant; the process itself for Go)."""
+        kids = descendants(self.proc.pid)
+        return max(kids, key=rss_kib) if kids else self.proc.pid
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+def start_upstream(binary: Path) -> tuple[Proc, str]:
+    up = Proc([str(binary), "upstream", "-addr", "127.0.0.1:0"], cpu=LOAD_CPU)
+    assert up.proc.stdout is not None
+    return up, up.proc.stdout.readline().strip()
+
+
+def start_gateway(workdir: Path, upstream: str, extra: str = "") -> tuple[Proc, str, str]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = workdir / "router.yaml"
+    config.write_text(
+        "providers:\n  bench: {base_url: 'http://" + upstream + "/v1', api_key: upstream-key}\n"
+        "models:\n  - {id: bench/gpt-4o, upstream_model: gpt-4o, capabilities: [streaming]}\n" + extra
+    )
+    env = {
+        **os.environ,
+        "ROUTER_DB": str(workdir / "router.db"),
+        "ROUTER_CONFIG": str(config),
+        "ROUTER_ADMIN_KEY": ADMIN,
+        "PYTHONPATH": str(ROOT / "python"),
+    }
+    key = json.loads(
+        subprocess.run(
+            [PY, "-m", "router", "keys", "create", "--name", "bench", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )["key"]
+    port = free_port()
+    gw = Proc([PY, "-m", "router", "serve", "--port", str(port), "--workers", "1"], env)
+    wait_port(port)
+    return gw, f"http://127.0.0.1:{port}/v1/chat/completions", key
+
+
+def start_forwarder(upstream: str) -> tuple[Proc, str]:
+    port = free_port()
+    env = {**os.environ, "UPSTREAM": f"http://{upstream}/v1/chat/completions", "PYTHONPATH": str(HERE / "concurrency")}
+    fw = Proc(
+        [
+            PY,
+            "-m",
+            "granian",
+            "--interface",
+            "rsgi",
+            "--loop",
+            "uvloop",
+            "--workers",
+            "1",
+            "--no-ws",
+            "--backlog",
+            "4096",
+            "--port",
+            str(port),
+            "forwarder:app",
+        ],
+        env,
+    )
+    wait_port(port)
+    return fw, f"http://127.0.0.1:{port}/v1/chat/completions"
+
+
+Target = tuple[str, Proc | None, str, str, str]  # name, process, URL, model, API key
+
+
+def start_targets(workdir: Path, upstream: str, procs: list[Proc], plain: bool = True) -> list[Target]:
+    """The do-nothing forwarder, the gateway with guardrails off (when `plain`) and with its default config."""
+    fw, fw_url = start_forwarder(upstream)
+    procs.append(fw)
+    targets: list[Target] = [("do-nothing forwarder", fw, fw_url, "gpt-4o", "-")]
+    if plain:
+        proc, url, key = start_gateway(workdir / "plain", upstream, "guardrails: {enabled: false}\n")
+        procs.append(proc)
+        targets.append(("router, guardrails off (pass-through)", proc, url, "bench/gpt-4o", key))
+    else:
+        targets.append(("", None, "", "", ""))
+    proc, url, key = start_gateway(workdir / "default", upstream)
+    procs.append(proc)
+    targets.append(("router (default config: guardrails screen the answer)", proc, url, "bench/gpt-4o", key))
+    return targets
+
+
+def measure(binary: Path, target: Proc | None, args: list[str], idle_rss: dict[int, int]) -> dict[str, float]:
+    """Run the load generator (pinned to the load CPU) while sampling the target worker's RSS. Memory is read
+    against the worker's RSS before its first run (`idle_rss`): the allocator keeps what a run freed."""
+    pid = target.worker() if target is not None else None
+    if pid:
+        idle_rss.setdefault(pid, rss_kib(pid))
+    before_rss = idle_rss[pid] if pid else 0
+    before_cpu = cpu_seconds(pid) if pid else 0.0
+    peak = [before_rss]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.2):
+            if pid:
+                peak[0] = max(peak[0], rss_kib(pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out = subprocess.run(["taskset", "-c", LOAD_CPU, str(binary), *args], capture_output=True, text=True, check=True)
+    done.set()
+    sampler.join()
+    result = json.loads(out.stdout)
+    if pid:
+        result["cpu_s"] = cpu_seconds(pid) - before_cpu
+        result["rss_growth_kib"] = peak[0] - before_rss
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="shorter, smaller runs (under a minute)")
+    parser.add_argument("--streams", type=int, help="concurrent streams (default 2000; --quick 500)")
+    parser.add_argument("--stream-seconds", type=float, help="each stream's length (default 30; --quick 4)")
+    parser.add_argument("--in-flight", default=None, help="unary connection counts (default 1000,2000,4000)")
+    parser.add_argument("--unary-seconds", type=float, help="measured seconds per unary run (default 10)")
+    args = parser.parse_args()
+    n_streams = args.streams or (500 if args.quick else 2000)
+    seconds = args.stream_seconds or (4.0 if args.quick else 30.0)
+    levels = [int(x) for x in (args.in_flight or ("1000" if args.quick else "1000,2000,4000")).split(",")]
+    unary_s = args.unary_seconds or (3.0 if args.quick else 10.0)
+    interval_ms = 50.0  # 20 chunks/s
+    chunks = int(seconds * 1000 / interval_ms)
+    ramp = 2.0 if args.quick else 5.0
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-concurrency-"))
+    binary = workdir / "concurrency"
+    subprocess.run(["go", "build", "-o", str(binary), "."], cwd=HERE / "concurrency", check=True)
+    up, upstream = start_upstream(binary)
+    procs = [up]
+    try:
+        forwarder, unscreened, default = start_targets(workdir / "streams", upstream, procs)
+        direct = ("upstream directly", None, f"http://{upstream}/v1/chat/completions", "gpt-4o", "-")
+        print(f"target pinned to CPU {TARGET_CPU}; upstream and load generator to CPU {LOAD_CPU}", flush=True)
+        rows = []
+        idle_rss: dict[int, int] = {}
+        direct_p99 = None
+        for name, proc, url, model, api_key in (direct, forwarder, unscreened, default):
+            # fmt: off
+            load = ["streams", "-url", url, "-key", api_key, "-model", model, "-c", str(n_streams),
+                    "-chunks", str(chunks), "-interval-ms", str(interval_ms), "-ramp-s", str(ramp)]
+            # fmt: on
+            r = measure(binary, proc, load, idle_rss)
+            if proc is None:
+                direct_p99 = r["latency_p99_ms"]
+            rows.append(("streams", name, r))
+            print(f"  streams {name}: {json.dumps(r)}", flush=True)
+        # Fresh processes: the allocator keeps what the streams freed, which would read as memory per request.
+        for _, proc, *_ in (forwarder, unscreened, default):
+            if proc is not None:
+                proc.stop()
+        forwarder, _, default = start_targets(workdir / "unary", upstream, procs, plain=False)
+        for level in levels:
+            for name, proc, url, model, api_key in (forwarder, default):
+                # fmt: off
+                r = measure(binary, proc, ["unary", "-url", url, "-key", api_key, "-model", model, "-c", str(level),
+                                           "-duration-s", str(unary_s), "-delay-ms", "250"], idle_rss)
+                # fmt: on
+                rows.append(("unary", name, r))
+                print(f"  unary c{level} {name}: {json.dumps(r)}", flush=True)
+    finally:
+        for p in reversed(procs):
+            p.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    print()
+    print(f"Long streams: {n_streams} concurrent, {seconds:g} s each at 20 chunks/s ({chunks} chunks), one worker")
+    print(
+        "| target | chunks | errors | latency p50 / p99 | added p99 | CPU per chunk | KiB per stream "
+        "| slowest stream's gap p99 |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for kind, name, r in rows:
+        if kind != "streams":
+            continue
+        cpu = f"{r['cpu_s'] / max(r['chunks'], 1) * 1e6:.1f} µs" if "cpu_s" in r else "—"
+        mem = f"{r['rss_growth_kib'] / n_streams:.1f}" if "rss_growth_kib" in r else "—"
+        added = f"{r['latency_p99_ms'] - direct_p99:.2f} ms" if direct_p99 is not None and "cpu_s" in r else "—"
+        print(
+            f"| {name} | {r['chunks']:,} | {r['errors']} | {r['latency_p50_ms']:.2f} / {r['latency_p99_ms']:.2f} ms "
+            f"| {added} | {cpu} | {mem} | {r['slowest_stream_gap_p99_ms']:.1f} ms |"
+        )
+    print()
+    print(f"In flight: 250 ms upstream, closed loop, {unary_s:g} s measured per run (ceiling = connections / 0.25 s)")
+    print(
+        "| connections | target | requests/s | % of ceiling | p50 | p99 | errors | CPU per request "
+        "| KiB per in-flight request |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for kind, name, r in rows:
+        if kind != "unary":
+            continue
+        ceiling = r["connections"] / 0.25
+        print(
+            f"| {r['connections']:,} | {name} | {r['rps']:,.0f} | {r['rps'] / ceiling:.0%} | {r['p50_ms']:.0f} ms "
+            f"| {r['p99_ms']:.0f} ms | {r['errors']} | {r['cpu_s'] / max(r['completed'], 1) * 1e6:.0f} µs "
+            f"| {r['rss_growth_kib'] / r['connections']:.1f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+module router/benches/concurrency
+
+go 1.22

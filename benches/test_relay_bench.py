@@ -1,0 +1,97 @@
+"""The stream relay's per-chunk Python work, side by side: the idle timer moved on every chunk (baseline) against
+`IdleTimer` (moved once per eighth of the timeout), both with the slow-client accounting of `ClientWindow`.
+
+A realistic OpenAI stream (one ~190-byte `chat.completion.chunk` per upstream read, as a model at 20 tokens/s
+sends them) through the real `StreamTap` on uvloop; the reader and granian's transport are in-memory stand-ins that
+never suspend, so what is timed is the loop body of `server/proxy.py`. Run:
+`pytest benches/test_relay_bench.py --benchmark-only`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+import uvloop
+
+from router._core import StreamTap
+from router.server.backpressure import STEP, ClientWindow, IdleTimer
+
+N = 2000
+IDLE = 60.0
+CHUNKS = [
+    b"data: "
+    + json.dumps(
+        {"id": f"chatcmpl-{i}", "object": "chat.completion.chunk", "created": 1700000000, "model": "gpt-4o",
+         "choices": [{"index": 0, "delta": {"content": " token"}, "logprobs": None, "finish_reason": None}]},
+        separators=(",", ":"),
+    ).encode()
+    + b"\n\n"
+    for i in range(N)
+] + [b'data: {"id":"x","object":"chat.completion.chunk","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
+     b"data: [DONE]\n\n"]  # fmt: skip
+
+
+class Reader:
+    def __init__(self) -> None:
+        self._chunks = iter(CHUNKS)
+
+    async def read_chunk(self) -> bytes | None:
+        return next(self._chunks, None)
+
+
+class Transport:
+    def __init__(self) -> None:
+        self.sent = 0
+
+    async def send_bytes(self, data: bytes) -> None:
+        self.sent += len(data)
+
+
+async def relay_baseline() -> int:
+    loop = asyncio.get_running_loop()
+    tap, reader, transport = StreamTap(strip_usage_chunk=False), Reader(), Transport()
+    window = ClientWindow(None, "127.0.0.1:1")
+    async with asyncio.timeout(IDLE) as deadline:
+        while (chunk := await reader.read_chunk()) is not None:
+            out = tap.feed(bytes(chunk))
+            if out:
+                await transport.send_bytes(out)
+                window.unchecked += len(out)
+                if window.unchecked >= STEP:
+                    window.unchecked = 0
+            deadline.reschedule(loop.time() + IDLE)
+    return tap.data_events
+
+
+async def relay_idle_timer() -> int:
+    tap, reader, transport = StreamTap(strip_usage_chunk=False), Reader(), Transport()
+    window = ClientWindow(None, "127.0.0.1:1")
+    async with asyncio.timeout(IDLE) as deadline:
+        timer = IdleTimer(deadline, IDLE)
+        while (chunk := await reader.read_chunk()) is not None:
+            out = tap.feed(bytes(chunk))
+            if out:
+                await transport.send_bytes(out)
+                window.unchecked += len(out)
+                if window.unchecked >= STEP:
+                    window.unchecked = 0
+            timer.chunk()
+    return tap.data_events
+
+
+@pytest.fixture(scope="module")
+def runner():
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as r:
+        yield r
+
+
+@pytest.mark.benchmark(group="relay-per-chunk")
+def test_relay_timer_moved_every_chunk(benchmark, runner) -> None:
+    assert benchmark(lambda: runner.run(relay_baseline())) == N + 1
+
+
+@pytest.mark.benchmark(group="relay-per-chunk")
+def test_relay_idle_timer(benchmark, runner) -> None:
+    assert benchmark(lambda: runner.run(relay_idle_timer())) == N + 1
