@@ -44,6 +44,8 @@ impl Shape {
 
 /// Digits closer than this belong to one cluster (one window per digit rule).
 pub const DIGIT_GAP: usize = 16;
+// `Digits::clusters` tests the gap with shifts made for this value.
+const _: () = assert!(DIGIT_GAP == 16);
 
 /// A run of digits closer than `DIGIT_GAP` to each other: first digit, last digit's end, digit count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,47 +75,48 @@ impl<'a> Digits<'a> {
     }
 
     /// The clusters in text order: digits whose gap is at most `DIGIT_GAP` bytes belong together.
+    ///
+    /// A cluster ends at a digit followed by `DIGIT_GAP + 1` non-digits, found with shifts of the digit
+    /// masks; within a cluster digits are only counted, 64 at a time.
     pub fn clusters(&self) -> Vec<Cluster> {
+        let d = &self.digits;
         let mut out = Vec::new();
-        let mut current: Option<Cluster> = None;
-        let mut block = 0;
-        let mut mask = self.digits[0];
-        let mut base = 0;
-        loop {
-            while mask == 0 {
-                block += 1;
-                if block == self.digits.len() {
-                    out.extend(current);
-                    return out;
-                }
-                mask = self.digits[block];
-                base = block * 64;
+        let (mut first, mut count) = (None, 0u32);
+        for (k, &m) in d.iter().enumerate() {
+            if m == 0 {
+                continue;
             }
-            // One run of digits inside this word per step.
-            let s = mask.trailing_zeros() as usize;
-            let len = (!(mask >> s)).trailing_zeros() as usize;
-            let (start, end) = (base + s, base + s + len);
-            mask = if s + len >= 64 {
-                0
-            } else {
-                mask & (!0u64 << (s + len))
-            };
-            current = match current {
-                Some(c) if start <= c.end + DIGIT_GAP => Some(Cluster {
-                    first: c.first,
-                    end,
-                    count: c.count + len as u32,
-                }),
-                done => {
-                    out.extend(done);
-                    Some(Cluster {
-                        first: start,
-                        end,
-                        count: len as u32,
-                    })
+            let next = d.get(k + 1).copied().unwrap_or(0);
+            let none = !(u128::from(m) | (u128::from(next) << 64));
+            // Bit i: no digit at i + 1 ..= i + 17.
+            let y1 = none >> 1;
+            let y2 = y1 & (y1 >> 1);
+            let y4 = y2 & (y2 >> 2);
+            let y8 = y4 & (y4 >> 4);
+            let y16 = y8 & (y8 >> 8);
+            let ends = m & ((y16 & (none >> (DIGIT_GAP + 1))) as u64);
+            let mut rest = m;
+            while rest != 0 {
+                let f = rest.trailing_zeros() as usize;
+                let start = *first.get_or_insert(64 * k + f);
+                let e_bits = ends & rest;
+                if e_bits == 0 {
+                    count += rest.count_ones();
+                    break;
                 }
-            };
+                let e = e_bits.trailing_zeros();
+                let upto = if e == 63 { !0 } else { (1u64 << (e + 1)) - 1 };
+                count += (rest & upto).count_ones();
+                out.push(Cluster {
+                    first: start,
+                    end: 64 * k + e as usize + 1,
+                    count,
+                });
+                (first, count) = (None, 0);
+                rest &= !upto;
+            }
         }
+        out
     }
 
     /// The positions where a match of `shape` may start, sorted.
@@ -470,6 +473,53 @@ mod tests {
         pad.copy_from_slice(&text[..64]);
         assert_eq!(classify(&pad), classify_bytewise(&pad));
         assert_eq!(digit_mask64(&pad), classify_bytewise(&pad).digit);
+    }
+
+    fn clusters_bytewise(text: &[u8]) -> Vec<Cluster> {
+        let mut out: Vec<Cluster> = Vec::new();
+        let positions = text.iter().enumerate().filter(|(_, b)| b.is_ascii_digit());
+        for i in positions.map(|(i, _)| i) {
+            match out.last_mut() {
+                Some(c) if i <= c.end + DIGIT_GAP => {
+                    c.end = i + 1;
+                    c.count += 1;
+                }
+                _ => out.push(Cluster {
+                    first: i,
+                    end: i + 1,
+                    count: 1,
+                }),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn clusters_match_bytewise_grouping() {
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        for len in [1usize, 17, 63, 64, 65, 100, 128, 129, 300, 1000] {
+            for gap in [1u64, 4, 12, 20, 40] {
+                for _ in 0..20 {
+                    let text: Vec<u8> = (0..len)
+                        .map(|_| {
+                            rng ^= rng << 13;
+                            rng ^= rng >> 7;
+                            rng ^= rng << 17;
+                            if rng.is_multiple_of(gap) {
+                                b'7'
+                            } else {
+                                b' '
+                            }
+                        })
+                        .collect();
+                    let want = clusters_bytewise(&text);
+                    match Digits::new(&text) {
+                        Some(d) => assert_eq!(d.clusters(), want, "{len} {gap}"),
+                        None => assert!(want.is_empty()),
+                    }
+                }
+            }
+        }
     }
 
     #[test]

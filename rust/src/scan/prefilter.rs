@@ -400,7 +400,7 @@ mod tests {
                         rng ^= rng << 13;
                         rng ^= rng >> 7;
                         rng ^= rng << 17;
-                        if rng % density == 0 {
+                        if rng.is_multiple_of(density) {
                             alphabet[(rng >> 8) as usize % alphabet.len()]
                         } else {
                             b"the quick brown fox "[(rng >> 8) as usize % 20]
