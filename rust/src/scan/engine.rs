@@ -298,6 +298,7 @@ impl Engine {
         } else {
             hot_windows(text.as_bytes())
         };
+        let cold = hot.is_empty();
         #[cfg(feature = "hyperscan")]
         let woken = match &self.hyperscan {
             // Should Hyperscan fail (no scratch memory), the automaton redoes the pass from scratch.
@@ -327,7 +328,10 @@ impl Engine {
         for (r, ws, we) in windows {
             self.run_rule(text, r, ws, we, &mut found);
         }
-        self.run_digit_rules(text, cats, &mut found);
+        // Digits are hot bytes: a text the prefilter found cold has none.
+        if !cold {
+            self.run_digit_rules(text, cats, &mut found);
+        }
         self.resolve(found)
     }
 
