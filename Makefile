@@ -19,10 +19,14 @@ UI_FILES := $(UI_VENDOR)/uPlot.esm.js $(UI_VENDOR)/uPlot.min.css
 
 .DEFAULT_GOAL := help
 <<<<<<< HEAD
+<<<<<<< HEAD
 .PHONY: help run test services ui venv build-dev build-prod lint lint-python lint-rust test-rust test-python test-postgresql test-hyperscan smoke-wheel docs bench bench-load hyperscan bench-engine
 =======
 .PHONY: help run test services venv build-dev build-prod lint lint-python lint-rust test-rust test-python test-hyperscan smoke-wheel docs bench bench-load hyperscan bench-engine bench-concurrency
 >>>>>>> concurrency
+=======
+.PHONY: help run test services venv build-dev build-prod lint lint-python lint-rust test-rust test-python test-hyperscan smoke-wheel docs bench bench-load hyperscan bench-engine bench-engine-rust
+>>>>>>> scan-digits
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -116,8 +120,11 @@ test: services build-prod lint docs test-rust test-python smoke-wheel ## install
 bench: build-prod ## micro-benchmarks (pytest-benchmark)
 	$(BIN)/pytest benches --benchmark-only -o testpaths=benches
 
-bench-engine: hyperscan ## (root and apt: installs libhs) scanner throughput and 4 KiB p99 in Rust: pure-Rust vs Hyperscan wake-up pass vs the engine's pick, side by side
+bench-engine: hyperscan ## (root and apt: installs libhs) scanner throughput and 4 KiB p50/p99 in Rust (prose, and digit-heavy mixes: prose with numbers, Python, JSON logs, CSV): pure-Rust vs Hyperscan wake-up pass vs the engine's pick, side by side
 	cargo run --release -p router-core --features hyperscan --example scan_throughput
+
+bench-engine-rust: ## the same scanner benchmark on the default pure-Rust build (no Hyperscan needed)
+	cargo run --release -p router-core --example scan_throughput
 
 bench-load: build-prod ## load benchmark: gateway vs bare proxies vs direct, on the mock and on nginx
 	@command -v wrk >/dev/null && command -v nginx >/dev/null || \

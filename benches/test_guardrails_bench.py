@@ -3,6 +3,9 @@
 - throughput on ~1 MiB of clean English prose, every category on (MB/s in extra_info);
 - a 4 KiB prompt scanned and masked from Python (mean here, p99 in extra_info, and a p50/p99 table of
   clean, with values and Python `re`, interleaved call by call: run with `-s` to see it);
+- 4 KiB of digit-heavy text (prose with a number per sentence, Python source, JSON log lines, a CSV of numbers)
+  and of prose without digits, scanned from Python (group `guardrails-4KiB-mixes`, and a MB/s, p50 and p99 table
+  of all five interleaved: `-k mixes_side_by_side -s`);
 - the same prompt streamed through the StreamScanner in 16-character deltas;
 - the gateway's per-request work: screening a chat request, a unary answer, a streamed answer;
 - per upstream chunk of a streamed answer (group `guardrails-stream-chunk`): the chat proxy's tap alone; the
@@ -81,6 +84,113 @@ PROMPT_WITH_VALUES = (
     + " export AWS_ACCESS_KEY_ID=AKIAQWERTYUIOPASDFGH "
     + PROMPT[3000:3900]
 )
+
+
+# -- digit-heavy text: what agents send besides prose (the same shapes as `make bench-engine`'s mixes) ------
+
+
+def prose_with_numbers(size: int, seed: int = 17) -> str:
+    """English sentences, each with one number in a common form (year, count, price, percentage, date, time,
+    version, amount with thousands separators)."""
+    rng = random.Random(seed)
+    forms: list[Callable[[], str]] = [
+        lambda: f"in {rng.randint(1990, 2030)}",
+        lambda: f"for {rng.randint(2, 501)} users",
+        lambda: f"at ${rng.randint(1, 999)}.{rng.randrange(100):02}",
+        lambda: f"by {rng.randrange(100)}.{rng.randrange(10)}%",
+        lambda: f"on {rng.randint(1, 12)}/{rng.randint(1, 28)}/20{rng.randrange(30):02}",
+        lambda: f"at {rng.randrange(24)}:{rng.randrange(60):02}",
+        lambda: f"since version {rng.randrange(5)}.{rng.randrange(20)}.{rng.randrange(10)}",
+        lambda: f"with {rng.randint(1, 99)},{rng.randrange(1000):03} requests",
+    ]
+    out: list[str] = []
+    n = 0
+    while n < size:
+        words = [rng.choice(WORDS) for _ in range(rng.randint(6, 16))]
+        words.insert(rng.randint(1, len(words)), rng.choice(forms)())
+        sentence = " ".join(words)
+        sentence = sentence[0].upper() + sentence[1:] + rng.choice([".", ".", ".", "?", "!"]) + " "
+        out.append(sentence)
+        n += len(sentence)
+    return "".join(out)[:size]
+
+
+def python_source(size: int, seed: int = 19) -> str:
+    """Python functions with numeric defaults, literals, ranges, hex, floats and comments."""
+    names = ["request", "retries", "timeout", "offset", "limit", "batch", "window", "scale", "total", "count",
+             "index", "budget", "tokens", "latency", "weight", "score"]  # fmt: skip
+    rng = random.Random(seed)
+    out = ["import math\nimport time\n\nMAX_RETRIES = 5\nBACKOFF = 0.25\n\n"]
+    n, f = len(out[0]), 0
+    r = rng.randrange
+    while n < size:
+        a, b = rng.choice(names), rng.choice(names)
+        f += 1
+        block = (
+            f"def {a}_{f}({b}: int = {r(1000)}, scale: float = {r(10)}.{r(100)}) -> float:\n"
+            f'    """Compute the {a} for {b} (see issue #{100 + r(9000)})."""\n'
+            f"    values = [{r(256)}, {r(65536)}, {r(10)}, {r(1000)}]\n"
+            f"    mask = 0x{r(65536):04X}\n"
+            f"    for i in range({r(10)}, {10 + r(1000)}, {1 + r(4)}):\n"
+            f"        if i % {2 + r(15)} == {r(2)}:\n"
+            f"            {b} += values[i % {1 + r(4)}] * {r(100)}.{r(1000)}\n"
+            f"    time.sleep({r(3)}.{r(1000):03})  # wait {r(5000)} ms\n"
+            f"    return math.sqrt({b} * scale) / {1 + r(64)}.0\n\n\n"
+        )
+        out.append(block)
+        n += len(block)
+    return "".join(out)[:size]
+
+
+def json_logs(size: int, seed: int = 23) -> str:
+    """Structured log lines: ISO timestamps, levels, status codes, latencies, sizes, request ids."""
+    rng = random.Random(seed)
+    r = rng.randrange
+    paths = ["/v1/chat/completions", "/v1/messages", "/v1/embeddings", "/healthz", "/v1/models", "/metrics"]
+    out: list[str] = []
+    n, ms = 0, 1_765_000_000_000 + r(1_000_000)
+    while n < size:
+        ms += r(5000)
+        secs, milli = ms // 1000 % 86_400, ms % 1000
+        line = (
+            f'{{"ts":"2026-12-{1 + r(28):02}T{secs // 3600:02}:{secs // 60 % 60:02}:{secs % 60:02}.{milli:03}Z",'
+            f'"level":"{rng.choice(["info", "info", "info", "warn", "debug", "error"])}",'
+            f'"method":"{rng.choice(["GET", "POST", "POST", "GET"])}","path":"{rng.choice(paths)}",'
+            f'"status":{rng.choice([200, 200, 200, 201, 204, 400, 404, 429, 500, 502])},'
+            f'"latency_ms":{r(3000)}.{r(100)},"bytes":{r(200_000)},"upstream_ms":{r(2500)},"attempt":{1 + r(3)},'
+            f'"request_id":"{r(1 << 31):08x}-{r(1 << 16):04x}-4{r(1 << 12):03x}-{0x8000 + r(1 << 14):04x}-'
+            f'{r(1 << 24):06x}{r(1 << 24):06x}"}}\n'
+        )
+        out.append(line)
+        n += len(line)
+    return "".join(out)[:size]
+
+
+def csv_numbers(size: int, seed: int = 29) -> str:
+    """A CSV table of numbers: ids, dates, regions, quantities, prices, totals, ratios, scores, counts."""
+    rng = random.Random(seed)
+    r = rng.randrange
+    out = ["id,date,region,quantity,unit_price,total,discount,score,visits\n"]
+    n, row_id = len(out[0]), 10_000 + r(1000)
+    while n < size:
+        row_id += 1 + r(3)
+        q, p = 1 + r(500), 1 + r(20_000)
+        line = (
+            f"{row_id},2026-{1 + r(12):02}-{1 + r(28):02},{1 + r(40)},{q},{p // 100}.{p % 100:02},"
+            f"{q * p // 100}.{q * p % 100:02},0.{r(50):02},{r(100)}.{r(10)},{r(100_000)}\n"
+        )
+        out.append(line)
+        n += len(line)
+    return "".join(out)[:size]
+
+
+MIXES = {
+    "prose-no-digits": " ".join(w for w in english(8192, seed=13).split(" ") if not w[:1].isdigit())[:4096],
+    "prose-numbers": prose_with_numbers(4096),
+    "python-source": python_source(4096),
+    "json-logs": json_logs(4096),
+    "csv-numbers": csv_numbers(4096),
+}
 
 
 def python_rules() -> list[re.Pattern[str]]:
@@ -194,6 +304,43 @@ def test_mask_4k_p99_side_by_side(benchmark, capsys) -> None:
         rows.append(f"  {name:<18} p50 {p50:>9.1f} us   p99 {p99:>9.1f} us")
     with capsys.disabled():
         print("\n4 KiB prompt, mask from Python:\n" + "\n".join(rows))
+
+
+@pytest.mark.benchmark(group="guardrails-4KiB-mixes")
+@pytest.mark.parametrize("mix", list(MIXES))
+def test_scan_4k_mix(benchmark, mix: str) -> None:
+    """`scan` of 4 KiB of each mix from Python, default categories (the target: >= 1 GB/s, p99 <= 50 us)."""
+    text = MIXES[mix]
+    assert benchmark(guardrails.scan, text) == []
+    _from_mean(benchmark, "MB/s", lambda mean: len(text) / mean / 1e6)
+    benchmark.extra_info["p99_us"] = p99_us(guardrails.scan, text)
+
+
+@pytest.mark.benchmark(group="guardrails-4KiB-mixes-table")
+def test_scan_4k_mixes_side_by_side(benchmark, capsys) -> None:
+    """MB/s, p50 and p99 of one `scan` call per mix, the mixes interleaved call by call (run with `-s`)."""
+    calls = 10_000
+
+    def measure() -> dict[str, list[int]]:
+        samples: dict[str, list[int]] = {name: [] for name in MIXES}
+        for _ in range(calls):
+            for name, text in MIXES.items():
+                t = time.perf_counter_ns()
+                guardrails.scan(text)
+                samples[name].append(time.perf_counter_ns() - t)
+        return samples
+
+    samples = benchmark.pedantic(measure, rounds=1, iterations=1)
+    rows = []
+    for name, s in samples.items():
+        mbs = len(MIXES[name]) / (sum(s) / len(s)) * 1e3
+        s.sort()
+        p50, p99 = s[len(s) // 2] / 1000, s[int(len(s) * 0.99)] / 1000
+        benchmark.extra_info[f"{name} MB/s"] = round(mbs)
+        benchmark.extra_info[f"{name} p99_us"] = round(p99, 1)
+        rows.append(f"  {name:<16} {mbs:>7.0f} MB/s   p50 {p50:>6.1f} us   p99 {p99:>6.1f} us")
+    with capsys.disabled():
+        print("\n4 KiB mixes, scan from Python, default categories:\n" + "\n".join(rows))
 
 
 def stream_deltas(text: str, step: int = 16) -> str:

@@ -1,15 +1,18 @@
 //! The detector: a byte pass finds the hot windows (`prefilter`), one Aho-Corasick automaton of token
-//! prefixes, cue words and digits runs over them and wakes rules up, each rule's regex then runs on a
-//! small window around its wake-up points, and validators check the candidates.
+//! prefixes and cue words runs over them and wakes rules up, each rule's regex then runs on a small window
+//! around its wake-up points, and validators check the candidates. Number-shaped rules (phones, cards,
+//! SSNs, IP addresses, IBANs) are woken by clusters of digits instead, and their regexes run, anchored,
+//! only where the digit masks (`digits`) show their shape.
 //!
-//! Clean prose costs the byte pass plus a few tiny automaton and regex runs around digits and punctuation.
+//! Clean prose costs the byte pass plus a few tiny automaton and regex runs around punctuation.
 use aho_corasick::automaton::{Automaton, OverlappingState};
 use aho_corasick::dfa::DFA;
 use aho_corasick::{MatchKind, StartKind};
 use regex_automata::meta::Regex;
 use regex_automata::util::syntax;
-use regex_automata::{Input, PatternID};
+use regex_automata::{Anchored, Input, PatternID};
 
+use super::digits::{Cluster, Digits, Shape};
 use super::prefilter::{any_hot, hot_windows};
 use super::rules::{builtin, Pre, RuleSpec, Trigger};
 use super::validate::{self, Check};
@@ -30,11 +33,8 @@ struct Rule {
     grouped: bool,
 }
 
-/// What one automaton pattern wakes up.
-enum Wake {
-    Rules(Vec<(u16, Option<&'static str>)>),
-    Digit,
-}
+/// What one automaton pattern wakes up: rules, and whether the literal's case must match.
+type Wake = Vec<(u16, Option<&'static str>)>;
 
 /// How the engine finds the anchors, cue words and digits that wake rules up.
 ///
@@ -67,12 +67,10 @@ pub struct Engine {
     hyperscan: Option<super::hyperscan::Literals>,
     wakes: Vec<Wake>,
     rules: Vec<Rule>,
-    digit_rules: Vec<u16>,
+    /// The number-shaped rules, in rule order, with the shape that anchors them.
+    digit_rules: Vec<(u16, Shape)>,
     whole_rules: Vec<u16>,
 }
-
-/// Digits closer than this belong to one cluster (one window per digit rule).
-const DIGIT_GAP: usize = 16;
 /// After a cluster's last digit, how far a digit rule's match may still reach (IBAN letter groups).
 const DIGIT_TAIL: usize = 12;
 /// Up to this length a text with hot windows gets Hyperscan's pass over all of it rather than the
@@ -208,22 +206,16 @@ impl Engine {
                             Some(p) => p,
                             None => {
                                 literals.push(key);
-                                wakes.push(Wake::Rules(Vec::new()));
+                                wakes.push(Vec::new());
                                 literals.len() - 1
                             }
                         };
-                        if let Wake::Rules(v) = &mut wakes[slot] {
-                            v.push((id, exact.then_some(lit)));
-                        }
+                        wakes[slot].push((id, exact.then_some(lit)));
                     }
                 }
-                Trigger::Digit => digit_rules.push(id),
+                Trigger::Digit(shape) => digit_rules.push((id, shape)),
                 Trigger::Whole => whole_rules.push(id),
             }
-        }
-        for d in b'0'..=b'9' {
-            literals.push((d as char).to_string());
-            wakes.push(Wake::Digit);
         }
         let automaton = DFA::builder()
             .ascii_case_insensitive(true)
@@ -306,6 +298,7 @@ impl Engine {
         } else {
             hot_windows(text.as_bytes())
         };
+        let cold = hot.is_empty();
         #[cfg(feature = "hyperscan")]
         let woken = match &self.hyperscan {
             // Should Hyperscan fail (no scratch memory), the automaton redoes the pass from scratch.
@@ -335,7 +328,66 @@ impl Engine {
         for (r, ws, we) in windows {
             self.run_rule(text, r, ws, we, &mut found);
         }
+        // Digits are hot bytes: a text the prefilter found cold has none.
+        if !cold {
+            self.run_digit_rules(text, cats, &mut found);
+        }
         self.resolve(found)
+    }
+
+    /// The number-shaped rules: one window per rule per cluster of digits (as many digits as the rule
+    /// needs), and in it the rule's regex anchored at its shape's anchors only. A search from a position
+    /// finds the leftmost match after it, and every match starts at an anchor, so trying the anchors in
+    /// order finds the same matches as searching the whole window.
+    fn run_digit_rules(&self, text: &str, cats: Categories, found: &mut Vec<Finding>) {
+        let enabled = |r: u16| cats & self.rules[r as usize].spec.category.bit() != 0;
+        if !self.digit_rules.iter().any(|&(r, _)| enabled(r)) {
+            return;
+        }
+        let Some(mut digits) = Digits::new(text.as_bytes()) else {
+            return;
+        };
+        for cluster in digits.clusters() {
+            for &(r, shape) in &self.digit_rules {
+                let Some((ws, we)) = self.digit_window(text, r, cluster) else {
+                    continue;
+                };
+                if !enabled(r) {
+                    continue;
+                }
+                let rule = &self.rules[r as usize];
+                let anchors = digits.anchors(shape);
+                let mut at = anchors.partition_point(|&a| a < ws);
+                let mut slots = [None; 4];
+                while let Some(&a) = anchors.get(at) {
+                    if a >= we {
+                        break;
+                    }
+                    at += 1;
+                    let input = Input::new(text).span(a..we).anchored(Anchored::Yes);
+                    if rule.regex.search_slots(&input, &mut slots[..2]).is_none() {
+                        continue;
+                    }
+                    let next = self.candidate(text, r, &slots, found);
+                    if next > we {
+                        break;
+                    }
+                    at += anchors[at..].partition_point(|&a| a < next);
+                }
+            }
+        }
+    }
+
+    /// A number-shaped rule's window around a cluster, if the cluster has the digits the rule needs. (Its
+    /// cheap test is not run: every match passes it, and the anchors are the stricter test.)
+    fn digit_window(&self, text: &str, r: u16, c: Cluster) -> Option<(usize, usize)> {
+        let spec = &self.rules[r as usize].spec;
+        if c.count < u32::from(spec.min_digits) {
+            return None;
+        }
+        let ws = floor_boundary(text, c.first.saturating_sub(spec.back));
+        let we = ceil_boundary(text, (c.end + DIGIT_TAIL).min(text.len()));
+        Some((ws, we))
     }
 
     fn run_rule(&self, text: &str, r: u16, ws: usize, we: usize, found: &mut Vec<Finding>) {
@@ -353,34 +405,47 @@ impl Engine {
             let Some(_) = rule.regex.search_slots(&input, &mut slots[..wanted]) else {
                 break;
             };
-            let (ms, me) = (slots[0].unwrap().get(), slots[1].unwrap().get());
-            let (vs, ve) = match (rule.grouped, slots[2], slots[3]) {
-                (true, Some(s), Some(e)) => (s.get(), e.get()),
-                _ => (ms, me),
-            };
-            // Our own placeholders are never values (so masking twice changes nothing); built-in
-            // rules whose value class could swallow one check for it in their validator.
-            let custom = rule.spec.category == Category::Custom;
-            let valid = (ve > vs && !(custom && validate::is_mask_placeholder(&text[vs..ve])))
-                .then(|| validate::run(rule.spec.check, text, vs, ve))
-                .flatten();
-            let next = match valid {
-                Some((s, e)) => {
-                    found.push(Finding {
-                        start: s,
-                        end: e,
-                        rule: r,
-                    });
-                    me.max(e).max(ceil_boundary(text, ms + 1))
-                }
-                // A rejected candidate may hide a valid one inside it (`123-45-6788 4111 1111 …`):
-                // retry from the next word start after its beginning.
-                None => next_word(text, ms),
-            };
+            let next = self.candidate(text, r, &slots, found);
             if next > input.end() {
                 break;
             }
             input.set_start(next);
+        }
+    }
+
+    /// Validates the match in `slots` (the value is the first group, if the rule has one), records it
+    /// if valid, and says where the search goes on.
+    fn candidate(
+        &self,
+        text: &str,
+        r: u16,
+        slots: &[Option<regex_automata::util::primitives::NonMaxUsize>; 4],
+        found: &mut Vec<Finding>,
+    ) -> usize {
+        let rule = &self.rules[r as usize];
+        let (ms, me) = (slots[0].unwrap().get(), slots[1].unwrap().get());
+        let (vs, ve) = match (rule.grouped, slots[2], slots[3]) {
+            (true, Some(s), Some(e)) => (s.get(), e.get()),
+            _ => (ms, me),
+        };
+        // Our own placeholders are never values (so masking twice changes nothing); built-in
+        // rules whose value class could swallow one check for it in their validator.
+        let custom = rule.spec.category == Category::Custom;
+        let valid = (ve > vs && !(custom && validate::is_mask_placeholder(&text[vs..ve])))
+            .then(|| validate::run(rule.spec.check, text, vs, ve))
+            .flatten();
+        match valid {
+            Some((s, e)) => {
+                found.push(Finding {
+                    start: s,
+                    end: e,
+                    rule: r,
+                });
+                me.max(e).max(ceil_boundary(text, ms + 1))
+            }
+            // A rejected candidate may hide a valid one inside it (`123-45-6788 4111 1111 …`):
+            // retry from the next word start after its beginning.
+            None => next_word(text, ms),
         }
     }
 
@@ -424,6 +489,58 @@ impl Engine {
     }
 }
 
+/// The search the digit shapes replace, kept as the oracle of the property tests: every digit rule's
+/// regex over its whole window around each cluster of digits.
+#[cfg(test)]
+impl Engine {
+    pub(super) fn scan_searching_digit_windows(
+        &self,
+        text: &str,
+        cats: Categories,
+    ) -> Vec<Finding> {
+        let mut wakes = Wakes::new(self, text, cats);
+        for (ws, we) in hot_windows(text.as_bytes()) {
+            let input = aho_corasick::Input::new(text).span(ws..we);
+            let mut state = OverlappingState::start();
+            while let Ok(()) = self.automaton.try_find_overlapping(&input, &mut state) {
+                let Some(m) = state.get_match() else { break };
+                wakes.wake(m.pattern().as_usize(), m.start(), m.end());
+            }
+        }
+        let mut found = Vec::new();
+        for (r, ws, we) in wakes.finish() {
+            self.run_rule(text, r, ws, we, &mut found);
+        }
+        let mut clusters: Vec<Cluster> = Vec::new();
+        for (i, b) in text.bytes().enumerate() {
+            if !b.is_ascii_digit() {
+                continue;
+            }
+            match clusters.last_mut() {
+                Some(c) if i <= c.end + super::digits::DIGIT_GAP => {
+                    c.end = i + 1;
+                    c.count += 1;
+                }
+                _ => clusters.push(Cluster {
+                    first: i,
+                    end: i + 1,
+                    count: 1,
+                }),
+            }
+        }
+        for c in clusters {
+            for &(r, _) in &self.digit_rules {
+                let spec = &self.rules[r as usize].spec;
+                if cats & spec.category.bit() != 0 && c.count >= u32::from(spec.min_digits) {
+                    let we = (c.end + DIGIT_TAIL).min(text.len());
+                    self.run_rule(text, r, c.first.saturating_sub(spec.back), we, &mut found);
+                }
+            }
+        }
+        self.resolve(found)
+    }
+}
+
 /// The wake-up pass's state: which rule runs on which window.
 struct Wakes<'a> {
     engine: &'a Engine,
@@ -434,8 +551,6 @@ struct Wakes<'a> {
     /// The windows still growing with nearby wake-ups: (rule, start, end). A text wakes few rules, so a
     /// short list searched in place beats a slot per rule (which cost an allocation per scan).
     open: Vec<(u16, usize, usize)>,
-    /// The digit cluster being grown: first digit, last digit's end, digit count.
-    cluster: Option<(usize, usize, u32)>,
 }
 
 impl<'a> Wakes<'a> {
@@ -446,7 +561,6 @@ impl<'a> Wakes<'a> {
             cats,
             windows: Vec::new(),
             open: Vec::new(),
-            cluster: None,
         }
     }
 
@@ -456,59 +570,32 @@ impl<'a> Wakes<'a> {
 
     fn wake(&mut self, pattern: usize, start: usize, end: usize) {
         let len = self.text.len();
-        match &self.engine.wakes[pattern] {
-            Wake::Digit => {
-                self.cluster = match self.cluster {
-                    Some((s, e, n)) if start <= e + DIGIT_GAP => Some((s, start + 1, n + 1)),
-                    Some(done) => {
-                        self.digit_windows(done);
-                        Some((start, start + 1, 1))
-                    }
-                    None => Some((start, start + 1, 1)),
-                };
+        let bytes = self.text.as_bytes();
+        let inside_word =
+            start > 0 && (bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_');
+        for &(r, exact) in &self.engine.wakes[pattern] {
+            let literal = &bytes[start..end];
+            if !self.enabled(r) || exact.is_some_and(|lit| literal != lit.as_bytes()) {
+                continue;
             }
-            Wake::Rules(rules) => {
-                let bytes = self.text.as_bytes();
-                let inside_word = start > 0
-                    && (bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_');
-                for &(r, exact) in rules {
-                    let literal = &bytes[start..end];
-                    if !self.enabled(r) || exact.is_some_and(|lit| literal != lit.as_bytes()) {
-                        continue;
-                    }
-                    let spec = &self.engine.rules[r as usize].spec;
-                    if spec.word && inside_word {
-                        continue;
-                    }
-                    let ws = start.saturating_sub(spec.back);
-                    let we = start.saturating_add(spec.span).min(len);
-                    match self.open.iter_mut().find(|w| w.0 == r) {
-                        Some(w) if ws <= w.2 => *w = (r, w.1.min(ws), w.2.max(we)),
-                        Some(w) => {
-                            self.windows.push(*w);
-                            *w = (r, ws, we);
-                        }
-                        None => self.open.push((r, ws, we)),
-                    }
-                }
-            }
-        }
-    }
-
-    fn digit_windows(&mut self, (first, last_end, count): (usize, usize, u32)) {
-        for &r in &self.engine.digit_rules {
             let spec = &self.engine.rules[r as usize].spec;
-            if self.enabled(r) && count >= u32::from(spec.min_digits) {
-                let we = (last_end + DIGIT_TAIL).min(self.text.len());
-                self.windows.push((r, first.saturating_sub(spec.back), we));
+            if spec.word && inside_word {
+                continue;
+            }
+            let ws = start.saturating_sub(spec.back);
+            let we = start.saturating_add(spec.span).min(len);
+            match self.open.iter_mut().find(|w| w.0 == r) {
+                Some(w) if ws <= w.2 => *w = (r, w.1.min(ws), w.2.max(we)),
+                Some(w) => {
+                    self.windows.push(*w);
+                    *w = (r, ws, we);
+                }
+                None => self.open.push((r, ws, we)),
             }
         }
     }
 
     fn finish(mut self) -> Vec<(u16, usize, usize)> {
-        if let Some(done) = self.cluster.take() {
-            self.digit_windows(done);
-        }
         // In rule order, as a slot per rule gave them (findings that tie on everything keep that order).
         self.open.sort_unstable_by_key(|w| w.0);
         self.windows.append(&mut self.open);

@@ -6,6 +6,7 @@
 //! filters, `mask` the placeholder numbering, `json` masking the strings of a JSON document, `stream` the
 //! hold-back scanner, `triggers` what was done with what was found (audit and metric counts); `py` holds
 //! the bindings.
+pub mod digits;
 pub mod engine;
 #[cfg(feature = "hyperscan")]
 pub mod hyperscan;

@@ -3,6 +3,7 @@
 //! A rule is woken by a literal anchor (a token prefix or a cue word, found by the one Aho-Corasick
 //! pass) or by a digit; its regex then runs only on a small window around the wake-up point. When the
 //! regex has a capture group, the group is the sensitive value (the cue word stays readable).
+use super::digits::Shape;
 use super::validate::Check;
 use super::Category;
 
@@ -10,8 +11,8 @@ use super::Category;
 pub enum Trigger {
     /// Any of these literals; `true` = the literal's case must match exactly (token prefixes).
     Literal(&'static [&'static str], bool),
-    /// Any ASCII digit.
-    Digit,
+    /// A digit, where the text has this rule's number shape (see `digits`).
+    Digit(Shape),
     /// The whole text (custom patterns, which have no anchor we can extract).
     Whole,
 }
@@ -167,25 +168,25 @@ pub fn builtin() -> Vec<RuleSpec> {
         rule("EMAIL", Pii, Trigger::Literal(&["@"], true),
              r"[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}\b", C::Email)
             .back(64).span(64 + 256),
-        rule("PHONE", Pii, Trigger::Digit,
+        rule("PHONE", Pii, Trigger::Digit(Shape::PhonePlus),
              r"\+[1-9][0-9]{0,2}(?:[ .-]?\(?[0-9]{1,5}\)?){1,5}[ .-]?[0-9]{2,6}\b", C::Phone).back(2).span(32).digits(7).pre(Pre::Byte(b'+')),
-        rule("PHONE", Pii, Trigger::Digit,
+        rule("PHONE", Pii, Trigger::Digit(Shape::PhoneNanp),
              r"(?:\b1[ .-])?(?:\([2-9][0-9]{2}\) ?|\b[2-9][0-9]{2}[ .-])[2-9][0-9]{2}[ .-][0-9]{4}\b", C::Phone).back(6).span(24).digits(10),
         // UK and French national formats.
-        rule("PHONE", Pii, Trigger::Digit, r"\b0[1-9][0-9]{2,3} [0-9]{3,4} ?[0-9]{3,4}\b", C::Phone).back(1).span(16).digits(10),
-        rule("PHONE", Pii, Trigger::Digit, r"\b0[1-9](?:[ .][0-9]{2}){4}\b", C::Phone).back(1).span(16).digits(10),
+        rule("PHONE", Pii, Trigger::Digit(Shape::PhoneUk), r"\b0[1-9][0-9]{2,3} [0-9]{3,4} ?[0-9]{3,4}\b", C::Phone).back(1).span(16).digits(10),
+        rule("PHONE", Pii, Trigger::Digit(Shape::PhoneFr), r"\b0[1-9](?:[ .][0-9]{2}){4}\b", C::Phone).back(1).span(16).digits(10),
         cue("PHONE", Pii, &["phone", "tel", "mobile", "cell", "fax", "whatsapp", "call me"],
             r"(?i)\b(?:phone|tel|telephone|mobile|cell|fax|whatsapp|call me(?: at)?)\b[^0-9+\n]{0,16}(\+?[0-9][0-9 ().-]{5,18}[0-9])\b", C::Phone)
             .span(64).priority(18).at_word().pre(Pre::Digit),
-        rule("SSN", Pii, Trigger::Digit,
+        rule("SSN", Pii, Trigger::Digit(Shape::Ssn),
              r"\b[0-9]{3}[- ][0-9]{2}[- ][0-9]{4}\b", C::SsnShape).span(12).digits(9),
         cue("SSN", Pii, &["ssn", "social security", "ss#"],
             r"(?i)\b(?:ssn|social security(?: number| no\.?| #)?|ss#)\b[^0-9\n]{0,20}([0-9]{9}|[0-9]{3}[- ][0-9]{2}[- ][0-9]{4})\b", C::Ssn)
             .span(64).at_word().pre(Pre::Digit),
-        rule("IP_ADDRESS", Pii, Trigger::Digit,
+        rule("IP_ADDRESS", Pii, Trigger::Digit(Shape::Ipv4),
              r"\b(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\b", C::Ipv4)
             .back(15).span(32).digits(4).pre(Pre::DottedDigits),
-        rule("IP_ADDRESS", Pii, Trigger::Digit,
+        rule("IP_ADDRESS", Pii, Trigger::Digit(Shape::Ipv6),
              r"(?i)(?:\b[0-9a-f]{1,4}|::)(?::{1,2}[0-9a-f]{0,4}){2,7}(?:\b|::)", C::Ipv6)
             .back(40).span(80).digits(1).priority(15).pre(Pre::Colons),
         cue("DATE_OF_BIRTH", Pii, &["dob", "d.o.b", "birth", "born"],
@@ -196,7 +197,7 @@ pub fn builtin() -> Vec<RuleSpec> {
             r"(?:(?i:\bmy name is|\bname is|\bname\s*:|\bfull name\s*:|\bdear|\bsincerely,|\bregards,|\bsigned,?|\bpatient:?|\bcustomer:?)\s+|\b(?:Mr|Mrs|Ms|Dr)\.?\s+)([A-Z][a-z]+(?:[ -](?:[A-Z]\.|[A-Z][a-z]+)){0,2})\b", C::PersonName)
             .span(96).priority(5).at_word(),
         // ---------------------------------------------------------------- PCI
-        rule("CARD", Pci, Trigger::Digit, r"\b[0-9](?:[ -]?[0-9]){12,18}\b", C::Card).span(32).digits(13).priority(25),
+        rule("CARD", Pci, Trigger::Digit(Shape::Card), r"\b[0-9](?:[ -]?[0-9]){12,18}\b", C::Card).span(32).digits(13).priority(25),
         cue("CVV", Pci, &["cvv", "cvc", "cid", "cvn", "csc", "security code", "card code", "card verification"],
             r"(?i)\b(?:cvv2?|cvc2?|cid|cvn|csc|security\s+code|card\s+code|card\s+verification(?:\s+(?:value|code))?)\b[^0-9a-z\n]{0,4}(?:is\s+)?([0-9]{3,4})\b", C::None)
             .span(64).at_word().pre(Pre::Digit),
@@ -204,7 +205,7 @@ pub fn builtin() -> Vec<RuleSpec> {
             r"(?i)\b(?:exp(?:iry|ires|iration)?(?:\s+date)?|valid\s+(?:thru|through)|good\s+thru)\b[^0-9a-z\n]{0,4}(?:is\s+|on\s+)?((?:0[1-9]|1[0-2])\s?[/-]\s?(?:20)?[0-9]{2})\b", C::None)
             .span(64).at_word().pre(Pre::Digit),
         // ---------------------------------------------------------------- banking
-        rule("IBAN", Banking, Trigger::Digit, r"\b[A-Z]{2}[0-9]{2}(?:[ -]?[A-Z0-9]{4}){2,7}(?:[ -]?[A-Z0-9]{1,4})?\b", C::Iban)
+        rule("IBAN", Banking, Trigger::Digit(Shape::Iban), r"\b[A-Z]{2}[0-9]{2}(?:[ -]?[A-Z0-9]{4}){2,7}(?:[ -]?[A-Z0-9]{1,4})?\b", C::Iban)
             .back(4).span(48).digits(4).priority(25).pre(Pre::CountryCheck),
         cue("ABA_ROUTING", Banking, &["routing", "aba", "ach", "rtn", "transit"],
             r"(?i)\b(?:routing|aba|ach|rtn|transit)\b[^0-9\n]{0,30}\b([0-9]{9})\b", C::Aba).span(64).at_word().pre(Pre::Digit),

@@ -510,3 +510,79 @@ fn builtin_patterns_are_made_ascii() {
         r"(?-u:\b)[0-9A-Za-z_.-][\t\n\x0B\x0C\r ][^\t\n\x0B\x0C\r \]]\\w"
     );
 }
+
+/// Digit-heavy text: numbers in every shape the digit rules know, near misses of them, separators, hex
+/// words, capitals, and the values themselves.
+fn digits_strategy() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        "[0-9]{1,5}",
+        "[0-9]{6,20}",
+        "[ .:/()+,_-]{1,2}",
+        "[ -]",
+        "[A-Z]{2}[0-9]{2}",
+        "[a-fA-F0-9]{1,4}:",
+        "[a-z]{1,6}",
+        "[0-9]{3}[ -][0-9]{2}[ -][0-9]{4}",
+        "\\(?[2-9][0-9]{2}\\)?[ .-]?[2-9][0-9]{2}[ .-][0-9]{4}",
+        "1[ .-][2-9][0-9]{2}[ .-][0-9]{3}[ .-][0-9]{4}",
+        "\\+[1-9][0-9]{0,2}[ .-]?[0-9]{1,5}[ .-]?[0-9]{2,6}",
+        "0[1-9][0-9]{2,3} [0-9]{3,4} ?[0-9]{3,4}",
+        "0[1-9]([ .][0-9]{2}){4}",
+        "[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}",
+        "([0-9a-f]{1,4}::?){1,7}[0-9a-f]{0,4}",
+        "::[0-9a-f]{0,4}(:[0-9a-f]{1,4}){0,3}",
+        "[0-9]{4}([ -]?[0-9]{4}){3}",
+        "2026-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-5][0-9]\\.[0-9]{3}Z",
+        Just("4111 1111 1111 1111".to_owned()),
+        Just("378282246310005".to_owned()),
+        Just("DE89 3704 0044 0532 0130 00".to_owned()),
+        Just("GB29NWBK60161331926819".to_owned()),
+        Just("123-45-6788".to_owned()),
+        Just("(212) 555-0187".to_owned()),
+        Just("+44 20 7946 0958".to_owned()),
+        Just("192.168.10.20".to_owned()),
+        Just("2001:db8::8a2e:370:7334".to_owned()),
+        Just("fe80::1".to_owned()),
+        Just("ssn ".to_owned()),
+        Just("card ".to_owned()),
+        Just("build ".to_owned()),
+        Just("version ".to_owned()),
+    ];
+    prop::collection::vec(piece, 0..24).prop_map(|v| v.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    /// The digit shapes lose nothing: the same findings as every digit rule's regex searched over the whole
+    /// window around each cluster of digits.
+    #[test]
+    fn digit_shapes_find_what_searching_whole_windows_finds(text in digits_strategy()) {
+        let e = engine();
+        for cats in [DEFAULT_CATEGORIES, ALL, Category::Pii.bit(), Category::Pci.bit() | Category::Banking.bit()] {
+            prop_assert_eq!(e.scan(&text, cats), e.scan_searching_digit_windows(&text, cats), "{:?}", text);
+        }
+    }
+
+    #[test]
+    fn digit_shapes_on_mixed_text(text in text_strategy()) {
+        let e = engine();
+        prop_assert_eq!(e.scan(&text, ALL), e.scan_searching_digit_windows(&text, ALL));
+    }
+}
+
+#[test]
+fn digit_shapes_on_texts_that_hold_each_value() {
+    let e = engine();
+    let texts = [
+        "card 4111 1111 1111 1111, amex 378282246310005, ssn 123-45-6788, call (212) 555-0187 or +44 20 7946 0958",
+        "ip 192.168.10.20 and 2001:db8::8a2e:370:7334, fe80::1%eth0, IBAN DE89 3704 0044 0532 0130 00",
+        "uk 01632 960 961, fr 01 23 45 67 89, 1-212-555-0187, 1 (212) 555-0187, 212.555.0187",
+        r#"{"ts":"2026-12-06T04:15:04.123Z","client":"203.0.113.9","status":200,"card":"4111111111111111"}"#,
+    ];
+    for t in texts {
+        let want = e.scan_searching_digit_windows(t, ALL);
+        assert!(want.len() >= 2, "{t}: {want:?}");
+        assert_eq!(e.scan(t, ALL), want, "{t}");
+    }
+}
