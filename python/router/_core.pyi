@@ -533,7 +533,8 @@ class SessionIndex:
     """One worker's session index: conversation states (chained XXH3 per message) → the request that reached
     them, bounded by `max_entries` and `ttl_seconds` of idleness (least recently used first)."""
 
-    def __new__(cls, max_entries: int, ttl_seconds: float, prefix: str) -> SessionIndex: ...
+    def __new__(cls, max_entries: int, ttl_seconds: float, prefix: str, *, resume: bool = True) -> SessionIndex:
+        """`resume=False`: read every conversation whole, never from an earlier request's resume point."""
     def __len__(self) -> int: ...
     def place(
         self,

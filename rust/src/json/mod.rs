@@ -53,6 +53,16 @@ impl<'a> Walker<'a> {
         }
     }
 
+    /// A lenient walker at `i` of `s`, inside `depth` containers: carries on a walk that another walker
+    /// over the same bytes left at `i`.
+    pub fn resume(s: &'a [u8], i: usize, depth: usize) -> Self {
+        Self {
+            i,
+            depth,
+            ..Self::new(s)
+        }
+    }
+
     /// A strict walker over a `str`'s bytes (UTF-8 is not checked again).
     pub fn strict(s: &'a str) -> Self {
         Self {

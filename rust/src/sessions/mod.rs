@@ -17,7 +17,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::Range;
 use std::sync::Arc;
 
-use xxhash_rust::xxh3::{xxh3_64, Xxh3Default};
+use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed, Xxh3Default};
 
 use crate::json::Walker;
 
@@ -218,12 +218,12 @@ fn message(w: &mut Walker<'_>, item: &mut Item) -> Option<()> {
     Some(())
 }
 
-/// Feeds a JSON string's inner bytes, unescaped, to the hasher (escapes are how the sender wrote the text,
+/// Appends a JSON string's inner bytes, unescaped, to what is hashed next (escapes are how the sender wrote the text,
 /// not what it says: the answer as the upstream wrote it and as the client echoes it must hash the same).
-fn feed_text(h: &mut Xxh3Default, s: &[u8]) {
+fn unescape_into(out: &mut Vec<u8>, s: &[u8]) {
     let mut i = 0;
     while let Some(at) = memchr::memchr(b'\\', &s[i..]) {
-        h.update(&s[i..i + at]);
+        out.extend_from_slice(&s[i..i + at]);
         i += at + 1;
         let Some(&e) = s.get(i) else { return };
         i += 1;
@@ -244,14 +244,14 @@ fn feed_text(h: &mut Xxh3Default, s: &[u8]) {
                 }
                 let c = char::from_u32(code).unwrap_or('\u{FFFD}');
                 let mut buf = [0u8; 4];
-                h.update(c.encode_utf8(&mut buf).as_bytes());
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
                 continue;
             }
             other => other, // \" \\ \/
         };
-        h.update(&[byte]);
+        out.push(byte);
     }
-    h.update(&s[i..]);
+    out.extend_from_slice(&s[i..]);
 }
 
 fn hex4(s: &[u8], i: usize) -> Option<u32> {
@@ -260,7 +260,6 @@ fn hex4(s: &[u8], i: usize) -> Option<u32> {
 }
 
 /// The incremental hash of one conversation, and the state digested at each unit boundary.
-#[derive(Clone)]
 pub struct Conversation {
     // Boxed: the hasher is 64-byte aligned, more than a Python object's storage promises.
     hasher: Box<Xxh3Default>,
@@ -268,6 +267,22 @@ pub struct Conversation {
     open: u8,
     /// (role, state after the unit) of every closed unit.
     pub units: Vec<(u8, u64)>,
+    /// One message's bytes, gathered to be hashed in one update (each update has a fixed cost).
+    scratch: Vec<u8>,
+}
+
+/// Raw parts (images, files) longer than this are hashed where they lie, not copied first.
+const SCRATCH_MAX: usize = 4096;
+
+impl Clone for Conversation {
+    fn clone(&self) -> Self {
+        Self {
+            hasher: self.hasher.clone(),
+            open: self.open,
+            units: self.units.clone(),
+            scratch: Vec::new(),
+        }
+    }
 }
 
 impl Conversation {
@@ -282,6 +297,7 @@ impl Conversation {
             hasher,
             open: 0,
             units: Vec::new(),
+            scratch: Vec::new(),
         }
     }
 
@@ -296,26 +312,40 @@ impl Conversation {
         if item.role == SKIP {
             return;
         }
-        if item.role != self.open {
+        let opens = item.role != self.open;
+        if opens {
             self.close();
             self.open = item.role;
-            self.hasher.update(&[item.role, 0xFE]);
+        }
+        let buf = &mut self.scratch;
+        buf.clear();
+        let spans = item.texts.iter().chain(&item.ids).chain(&item.raws);
+        buf.reserve(spans.map(|r| r.len().min(SCRATCH_MAX) + 2).sum::<usize>() + 2);
+        if opens {
+            buf.extend_from_slice(&[item.role, 0xFE]);
         }
         for (tag, ranges) in [(b'T', &item.texts), (b'C', &item.ids)] {
             for r in ranges.iter() {
                 if r.is_empty() {
                     continue;
                 }
-                self.hasher.update(&[tag]);
-                feed_text(&mut self.hasher, &s[r.clone()]);
-                self.hasher.update(END);
+                buf.push(tag);
+                unescape_into(buf, &s[r.clone()]);
+                buf.extend_from_slice(END);
             }
         }
         for r in &item.raws {
-            self.hasher.update(b"B");
-            self.hasher.update(&s[r.clone()]);
-            self.hasher.update(END);
+            buf.push(b'B');
+            if r.len() > SCRATCH_MAX {
+                self.hasher.update(buf);
+                buf.clear();
+                self.hasher.update(&s[r.clone()]);
+            } else {
+                buf.extend_from_slice(&s[r.clone()]);
+            }
+            buf.extend_from_slice(END);
         }
+        self.hasher.update(buf);
     }
 
     /// A system prompt (Messages `system`, Responses `instructions`): a string or an array of text blocks.
@@ -330,20 +360,65 @@ impl Conversation {
 
     /// The messages (chat, Messages) or the input (Responses: a string is one user turn).
     pub fn messages(&mut self, raw: &[u8]) -> Option<()> {
+        self.read(raw).map(|_| ())
+    }
+
+    /// As [`Self::messages`]; for an array, also where its last element ends (0 when empty).
+    fn read(&mut self, raw: &[u8]) -> Option<Option<usize>> {
         let mut w = Walker::new(raw);
         w.ws();
-        let mut item = Item::default();
         if w.peek() == Some(b'"') {
+            let mut item = Item::default();
             content(&mut w, &mut item, 0)?;
             item.role = USER;
             self.add(raw, &item);
-            return Some(());
+            return Some(None);
         }
-        w.array(|w| {
+        if !w.eat(b'[') {
+            return None;
+        }
+        let mut w = Walker::resume(raw, w.i, 1);
+        self.elements(&mut w, true, 0).map(Some)
+    }
+
+    /// The elements of an array from `w` on (just after its `[` when `first`, else just after an element
+    /// that ends at `last`) through its `]`: where the last element ends. The same steps as `Walker::array`.
+    fn elements(&mut self, w: &mut Walker<'_>, first: bool, mut last: usize) -> Option<usize> {
+        let mut item = Item::default();
+        if first {
+            w.ws();
+            if w.peek() == Some(b']') {
+                w.i += 1;
+                return Some(last);
+            }
+        } else if !w.eat(b',') {
+            return w.eat(b']').then_some(last);
+        }
+        loop {
+            w.ws();
             message(w, &mut item)?;
-            self.add(raw, &item);
-            Some(())
-        })
+            self.add(w.s, &item);
+            last = w.i;
+            if !w.eat(b',') {
+                return w.eat(b']').then_some(last);
+            }
+        }
+    }
+
+    /// A copy that can carry on reading: the hash state, and only the units a continuation's anchors can
+    /// still reach (from the one before the last assistant unit on, see [`Self::anchors`]).
+    fn resumable(&self) -> Self {
+        let from = self
+            .units
+            .iter()
+            .rposition(|u| u.0 == ASSISTANT)
+            .map_or(0, |a| a.saturating_sub(1));
+        Self {
+            hasher: self.hasher.clone(),
+            open: self.open,
+            units: self.units[from..].to_vec(),
+            scratch: Vec::new(),
+        }
     }
 
     /// Closes the last unit: the conversation as the request sent it.
@@ -519,6 +594,12 @@ impl<V> Lru<V> {
         Some(&mut entry.0)
     }
 
+    /// The live entry for `key`, taken out (its place in the queue is skipped when reached).
+    pub fn take(&mut self, key: u64, now: f64) -> Option<V> {
+        let (value, _, used) = self.map.remove(&key)?;
+        (now - used <= self.ttl).then_some(value)
+    }
+
     pub fn insert(&mut self, key: u64, value: V, now: f64) {
         self.stamp += 1;
         self.map.insert(key, (value, self.stamp, now));
@@ -562,9 +643,81 @@ pub struct Request<'a> {
     pub previous: Option<&'a str>,
 }
 
+/// Where reading conversations can carry on: the conversation read through the end of an array element, for
+/// a request whose leading bytes are the same.
+///
+/// Byte-identical history is the common case: a client resends the earlier request's array, one answer and one
+/// new message later. The earlier array ended at one of the `}` that close an element; a *tail* key (the last
+/// bytes before such a `}`, where it lies, and the conversation before the array) says cheaply which of them
+/// an earlier request ended at, and the *point* there is keyed by the XXH3 of every byte before it (a stream
+/// that then carries on to key this request's own point).
+struct Resumes {
+    tails: Lru<()>,
+    points: Lru<Conversation>,
+}
+
+/// Only so many `}` closing elements are tried, the last first, as where an earlier array ended.
+const RESUME_TRIES: usize = 64;
+/// And only so many of them whose tail is known (and whose point is not) are hashed up to and probed.
+const RESUME_PROBES: usize = 8;
+/// A tail key samples this many bytes before a candidate end, as many before each quarter of it, and twice as
+/// many at the start.
+const RESUME_SAMPLE: usize = 32;
+
+/// A tail key: the conversation before the array (`seed`), where the element ends, and samples of the bytes
+/// before (the last ones, the first ones, and some at a quarter, half and three quarters of the way, where
+/// conversations that end alike, such as one agent's, still differ).
+fn tail_key(seed: u64, raw: &[u8], end: usize) -> u64 {
+    let mut sample = [0u8; 6 * RESUME_SAMPLE];
+    let head = end.min(2 * RESUME_SAMPLE);
+    sample[..head].copy_from_slice(&raw[..head]);
+    for (i, at) in [end / 4, end / 2, end - end / 4, end]
+        .into_iter()
+        .enumerate()
+    {
+        let from = at.saturating_sub(RESUME_SAMPLE);
+        sample[(i + 2) * RESUME_SAMPLE..][..at - from].copy_from_slice(&raw[from..at]);
+    }
+    xxh3_64_with_seed(&sample, seed ^ (end as u64).wrapping_mul(RESPONSE_TAG))
+}
+
+/// A point key: the conversation before the array (`seed`) and the XXH3 of the array's bytes so far.
+fn point_key(seed: u64, prefix: &Xxh3Default) -> u64 {
+    prefix.digest() ^ seed.rotate_left(29)
+}
+
+/// Where array elements that are objects may end in `raw` (an array, `..]`), last first: after the last
+/// element, then after each `}` followed by a comma. Inside strings too: a wrong guess finds nothing.
+fn element_ends(raw: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    let trimmed = |end: usize| {
+        raw[..end]
+            .iter()
+            .rposition(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+            .map_or(0, |i| i + 1)
+    };
+    let close = trimmed(raw.len());
+    let last = if close > 0 && raw[close - 1] == b']' {
+        trimmed(close - 1)
+    } else {
+        0
+    };
+    let own = (last > 0 && raw[last - 1] == b'}').then_some(last);
+    let earlier = memchr::memrchr_iter(b'}', &raw[..last.saturating_sub(1)])
+        .filter(move |&at| {
+            raw[at + 1..]
+                .iter()
+                .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+                == Some(&b',')
+        })
+        .map(|at| at + 1);
+    own.into_iter().chain(earlier)
+}
+
 /// The session index of one worker: conversation states and response ids → the request that reached them.
 pub struct Index {
     states: Lru<Node>,
+    /// Resume points of recent requests' arrays, one per request.
+    resumes: Option<Resumes>,
     /// Branches handed out so far, by hash of the session id.
     branches: Lru<u32>,
     prefix: String,
@@ -581,6 +734,10 @@ impl Index {
     pub fn new(max_entries: usize, ttl: f64, prefix: &str) -> Self {
         Self {
             states: Lru::new(max_entries, ttl),
+            resumes: Some(Resumes {
+                tails: Lru::new(max_entries / 4, ttl),
+                points: Lru::new(max_entries / 4, ttl),
+            }),
             branches: Lru::new(max_entries, ttl),
             prefix: prefix.to_owned(),
             next: 0,
@@ -593,6 +750,71 @@ impl Index {
 
     pub fn is_empty(&self) -> bool {
         self.states.is_empty()
+    }
+
+    /// An index that reads every conversation whole (no resume points): the straightforward path.
+    pub fn without_resume(mut self) -> Self {
+        self.resumes = None;
+        self
+    }
+
+    /// Reads the messages (or Responses input) `raw` into `conv` (its scope and system read already), as
+    /// [`Conversation::messages`] does, carrying on from where an earlier request with the same leading bytes
+    /// left off when one is remembered; and remembers where this one ends.
+    pub fn read(&mut self, conv: &mut Conversation, raw: &[u8], now: f64) -> Option<()> {
+        let Some(r) = &mut self.resumes else {
+            return conv.messages(raw);
+        };
+        let seed = conv.hasher.digest();
+        // Where an earlier request may have ended (its tail known), the last first, is probed by its point key.
+        let mut prefix = Xxh3Default::new();
+        let mut hashed = 0;
+        let mut resumed = None;
+        let mut probes = 0;
+        for end in element_ends(raw).take(RESUME_TRIES) {
+            if r.tails.get(tail_key(seed, raw, end), now).is_none() {
+                continue;
+            }
+            if hashed > end {
+                prefix = Xxh3Default::new();
+                hashed = 0;
+            }
+            prefix.update(&raw[hashed..end]);
+            hashed = end;
+            let key = point_key(seed, &prefix);
+            // Taken, not copied: this request's own point supersedes it (a fork from there reads whole).
+            if let Some(point) = r.points.take(key, now) {
+                *conv = point;
+                resumed = Some(end);
+                break;
+            }
+            probes += 1;
+            if probes == RESUME_PROBES {
+                break;
+            }
+        }
+        let last = match resumed {
+            Some(end) => {
+                let mut w = Walker::resume(raw, end, 1);
+                conv.elements(&mut w, false, end)?
+            }
+            None => match conv.read(raw)? {
+                Some(last) => last,
+                None => return Some(()), // a string input: nothing to carry on from
+            },
+        };
+        if last == 0 || raw[last - 1] != b'}' {
+            return Some(());
+        }
+        if hashed > last {
+            prefix = Xxh3Default::new();
+            hashed = 0;
+        }
+        prefix.update(&raw[hashed..last]);
+        let key = point_key(seed, &prefix);
+        r.points.insert(key, conv.resumable(), now);
+        r.tails.insert(tail_key(seed, raw, last), (), now);
+        Some(())
     }
 
     /// The scope part of a conversation that continues `previous` (a response id), if that is known.

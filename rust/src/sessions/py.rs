@@ -50,15 +50,22 @@ pub struct PySessionIndex {
 
 #[pymethods]
 impl PySessionIndex {
+    /// `resume=False` reads every conversation whole (the straightforward path, for comparison).
     #[new]
-    fn new(max_entries: usize, ttl_seconds: f64, prefix: &str) -> PyResult<Self> {
+    #[pyo3(signature = (max_entries, ttl_seconds, prefix, *, resume = true))]
+    fn new(max_entries: usize, ttl_seconds: f64, prefix: &str, resume: bool) -> PyResult<Self> {
         if max_entries == 0 || ttl_seconds.is_nan() || ttl_seconds <= 0.0 {
             return Err(PyValueError::new_err(
                 "max_entries and ttl_seconds must be positive",
             ));
         }
+        let index = Index::new(max_entries, ttl_seconds, prefix);
         Ok(Self {
-            index: Index::new(max_entries, ttl_seconds, prefix),
+            index: if resume {
+                index
+            } else {
+                index.without_resume()
+            },
         })
     }
 
@@ -96,7 +103,7 @@ impl PySessionIndex {
             }
         }
         if let Some(items) = &items {
-            if conv.messages(bytes_of(items)?).is_none() {
+            if self.index.read(&mut conv, bytes_of(items)?, now).is_none() {
                 return Ok(None);
             }
         }

@@ -182,3 +182,161 @@ fn lru_is_bounded_and_expires() {
     }
     assert!(lru.queue.len() <= 2 * 3 + 64);
 }
+
+/// One request through an index: its conversation (read by the index), its whole state and placement.
+fn place_via(
+    index: &mut Index,
+    key: &str,
+    system: Option<&str>,
+    items: &str,
+    id: &str,
+) -> Option<(Conversation, u64, Placement)> {
+    let mut c = Conversation::new(&[key.as_bytes(), b""]);
+    if let Some(s) = system {
+        c.system(s.as_bytes())?;
+    }
+    index.read(&mut c, items.as_bytes(), 0.0)?;
+    let full = c.finish();
+    let req = Request {
+        request_id: id,
+        explicit: None,
+        previous: None,
+    };
+    let p = index.place(&c, full, &req, 0.0);
+    Some((c, full, p))
+}
+
+fn chat_message(role: &str, text: &str) -> String {
+    format!(
+        r#"{{"role":"{role}","content":{}}}"#,
+        serde_json::to_string(text).unwrap()
+    )
+}
+
+#[test]
+fn a_continuation_resumes_where_the_earlier_request_ended() {
+    let history: Vec<String> = (0..50)
+        .map(|i| {
+            let role = if i % 2 == 0 { "user" } else { "assistant" };
+            chat_message(
+                role,
+                &format!("{i}: keeps \"quoted\" keys }},{{ and \\ slashes\n"),
+            )
+        })
+        .collect();
+    let request = |n: usize| format!("[{}]", history[..n].join(", "));
+    let mut fast = Index::new(1000, 3600.0, "ses_");
+    let mut whole = Index::new(1000, 3600.0, "ses_").without_resume();
+    for (n, id) in [(47, "r1"), (49, "r2"), (49, "r2b"), (47, "r3")] {
+        let a = place_via(&mut fast, "k", None, &request(n), id).unwrap();
+        let b = place_via(&mut whole, "k", None, &request(n), id).unwrap();
+        assert_eq!((a.1, &a.2, a.0.anchors()), (b.1, &b.2, b.0.anchors()));
+        if id != "r1" && id != "r3" {
+            // Carried on from a resume point: only the last units were kept, not all 49.
+            assert!(a.0.units.len() < 10, "{} units", a.0.units.len());
+        }
+        assert_eq!(b.0.units.len(), n);
+    }
+    let second = place_via(&mut fast, "k", None, &request(49), "r4").unwrap();
+    // (The same request sent again as r3 is the latest to have reached that state.)
+    assert_eq!(second.2.parent.as_deref(), Some("r3"));
+    // Another key, or other leading bytes, never resume from this conversation.
+    let other = place_via(&mut fast, "j", None, &request(49), "r5").unwrap();
+    assert_eq!(other.0.units.len(), 49);
+    let reformatted = format!("[{}]", history[..49].join(","));
+    assert_eq!(
+        place_via(&mut fast, "k", None, &reformatted, "r6")
+            .unwrap()
+            .0
+            .units
+            .len(),
+        49
+    );
+}
+
+mod equivalence {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A message as a client may write it: roles, string or part content with escapes and JSON-looking
+    /// text (`},{` inside strings makes false element ends), tool calls and results.
+    fn message() -> impl Strategy<Value = String> {
+        let text = "[ab\"\\\\},{\\[\\]:\n é]{0,12}";
+        let role = prop_oneof![
+            Just("user"),
+            Just("assistant"),
+            Just("system"),
+            Just("tool"),
+            Just("developer"),
+        ];
+        (role, text, 0..5u8, "[a-c]{1,3}").prop_map(|(role, text, shape, id)| {
+            let t = serde_json::to_string(&text).unwrap();
+            match shape {
+                0 => format!(r#"{{"role":"{role}","content":{t}}}"#),
+                1 => format!(
+                    r#"{{"content":[{{"type":"text","text":{t}}},{{"type":"image_url","image_url":{{"url":"x"}}}}],"role":"{role}"}}"#
+                ),
+                2 => format!(
+                    r#"{{"role":"{role}","content":null,"tool_calls":[{{"id":"{id}","function":{{"name":"f","arguments":{t}}}}}]}}"#
+                ),
+                3 => format!(r#"{{"role":"{role}","tool_call_id":"{id}","content":{t}}}"#),
+                _ => format!(r#"{{ "role" : "{role}" , "content" : {t} }}"#),
+            }
+        })
+    }
+
+    /// One request: the key, how many pool messages it sends, a replaced last message (a fork), the
+    /// separator between messages, and whether its answer (the next pool message) is remembered.
+    fn request() -> impl Strategy<Value = (u8, usize, Option<usize>, u8, bool)> {
+        (
+            0..2u8,
+            1..12usize,
+            prop::option::weighted(0.2, 0..12usize),
+            prop::sample::select(vec![0u8, 0, 0, 1, 2]),
+            any::<bool>(),
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        #[test]
+        fn resuming_reads_what_reading_whole_reads(
+            pool in prop::collection::vec(message(), 13),
+            system in prop::option::of(Just(r#""be brief""#)),
+            requests in prop::collection::vec(request(), 1..24),
+        ) {
+            let mut fast = Index::new(64, 3600.0, "ses_");
+            let mut whole = Index::new(64, 3600.0, "ses_").without_resume();
+            for (i, (key, n, fork, sep, answered)) in requests.into_iter().enumerate() {
+                let mut messages: Vec<&str> = pool[..n].iter().map(String::as_str).collect();
+                if let Some(f) = fork {
+                    messages[n - 1] = &pool[f];
+                }
+                let sep = [",", ", ", " ,\n  "][usize::from(sep)];
+                let items = format!("[{}]", messages.join(sep));
+                let key = ["k", "j"][usize::from(key)];
+                let id = format!("r{i}");
+                let a = place_via(&mut fast, key, system, &items, &id);
+                let b = place_via(&mut whole, key, system, &items, &id);
+                let (Some((ca, fa, pa)), Some((cb, fb, pb))) = (a, b) else {
+                    prop_assert!(false, "unreadable: {items}");
+                    unreachable!();
+                };
+                prop_assert_eq!(fa, fb);
+                prop_assert_eq!(&pa, &pb);
+                prop_assert_eq!(ca.anchors(), cb.anchors());
+                prop_assert_eq!(ca.units.last(), cb.units.last());
+                if answered {
+                    let body = format!(r#"{{"choices":[{{"message":{}}}]}}"#, pool[n]);
+                    let sa = ca.answer(Api::Chat, body.as_bytes());
+                    let sb = cb.answer(Api::Chat, body.as_bytes());
+                    prop_assert_eq!(&sa, &sb);
+                    if let Some((state, _)) = sa {
+                        fast.answered(&pa, &id, state, true, None, 0.0);
+                        whole.answered(&pb, &id, state, true, None, 0.0);
+                    }
+                }
+            }
+        }
+    }
+}
