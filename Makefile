@@ -18,15 +18,7 @@ UI_VENDOR := python/router/ui/static/vendor
 UI_FILES := $(UI_VENDOR)/uPlot.esm.js $(UI_VENDOR)/uPlot.min.css
 
 .DEFAULT_GOAL := help
-<<<<<<< HEAD
-<<<<<<< HEAD
-.PHONY: help run test services ui venv build-dev build-prod lint lint-python lint-rust test-rust test-python test-postgresql test-hyperscan smoke-wheel docs bench bench-load hyperscan bench-engine
-=======
-.PHONY: help run test services venv build-dev build-prod lint lint-python lint-rust test-rust test-python test-hyperscan smoke-wheel docs bench bench-load hyperscan bench-engine bench-concurrency
->>>>>>> concurrency
-=======
-.PHONY: help run test services venv build-dev build-prod lint lint-python lint-rust test-rust test-python test-hyperscan smoke-wheel docs bench bench-load hyperscan bench-engine bench-engine-rust
->>>>>>> scan-digits
+.PHONY: help run test services ui venv build-dev build-prod lint lint-python lint-rust test-rust test-python test-postgresql test-hyperscan smoke-wheel docs bench bench-load hyperscan bench-engine bench-engine-rust bench-concurrency
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'

@@ -70,19 +70,11 @@ class Exchange:
 
     __slots__ = (
         "answer", "api", "attempt_rows", "attempts", "auto_cache", "body_bytes", "budgets", "byok", "cached_tokens",
-<<<<<<< HEAD
         "completion_tokens", "conversation", "end_user", "endpoint", "error_type", "events_seen", "fees_micro",
         "headers", "hold", "key_id", "metadata", "model", "on_answer", "owner", "period", "prices", "prompt",
         "prompt_tokens", "proto", "provider", "reasoning_tokens", "request_id", "responded", "routing_seconds",
-        "scope", "started", "status", "stream", "tool_calls", "tool_results", "triggers", "ttft", "turn",
+        "scope", "sockets", "started", "status", "stream", "tool_calls", "tool_results", "triggers", "ttft", "turn",
         "upstream_auth", "upstream_seconds",
-=======
-        "completion_tokens", "conversation", "end_user", "endpoint", "error_type", "events_seen", "headers", "hold",
-        "key_id", "metadata", "model", "on_answer", "owner", "period", "prices", "prompt", "prompt_tokens", "proto",
-        "provider", "reasoning_tokens", "request_id", "responded", "routing_seconds", "scope", "sockets", "started",
-        "status", "stream", "tool_calls", "tool_results", "triggers", "ttft", "turn", "upstream_auth",
-        "upstream_seconds",
->>>>>>> concurrency
     )  # fmt: skip
 
     def __init__(self, scope: Scope, proto: HTTPProtocol, endpoint: str, request_id: str) -> None:

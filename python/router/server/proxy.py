@@ -20,11 +20,8 @@ from ..guardrails.chat_stream import ChatStreamGuard
 from ..protocols.tools import ChatChoice, chat_calls
 from ..providers.transport import upstream_failure
 from ..routing import Model
-<<<<<<< HEAD
 from ..spend.cost import images_fee_micro
-=======
 from .backpressure import STEP, ClientWindow, IdleTimer
->>>>>>> concurrency
 from .exchange import JSON, Exchange, openai_error_body
 
 
