@@ -28,7 +28,9 @@ PAGES = ["overview", "models", "access-lists", "groups", "users", "keys", "polic
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps its event loop running in the main thread while it is
+# open, and every later test that calls asyncio.run() would fail ("cannot be called from a running event loop").
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: `make services` installs Debian's chromium")
