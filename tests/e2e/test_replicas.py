@@ -24,10 +24,10 @@ from redis_server import RedisServer
 
 from servers import (
     Server,
-    local_files,
     db_query,
     free_port,
     gateway_env,
+    local_files,
     manage_call,
     start_gateway,
     usage_rows,
