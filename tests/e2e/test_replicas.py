@@ -12,6 +12,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -217,6 +218,45 @@ def test_kill_9_one_replica_under_load_the_others_serve_and_no_usage_row_is_lost
         time.sleep(0.1)
     assert not missing, f"{len(missing)} of {len(answered)} answered requests have no usage row"
     assert not set(left) & set(spool.iterdir())  # the dead workers' files were replayed, then removed
+
+
+def test_reservations_of_a_killed_replica_return_to_the_budget(replicas: Replicas) -> None:
+    payload = body(ttft_ms=3000)
+    created, limit = limited_key(replicas, payload, 10.5)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # Ten requests in flight on replica C hold the whole room when C dies.
+        held = pool.submit(lambda: load_once(replicas.bases[2], created["key"], payload, 10))
+        time.sleep(1.0)
+        assert chat(replicas.bases[0], created["key"]).status_code == 402
+        replicas.servers[2].stop(signal.SIGKILL, timeout=10)
+        assert not [s for s in held.result() if s == 200]
+    try:
+        # The dead process's lease expires and the survivors' heartbeat returns its reservations: in full.
+        deadline = time.monotonic() + 30
+        while (r := chat(replicas.bases[0], created["key"], max_tokens=1)).status_code == 402:
+            assert time.monotonic() < deadline, "the killed replica's reservations were never returned"
+            time.sleep(0.5)
+        assert r.status_code == 200, r.text
+        statuses = fire(replicas.bases[:2], created["key"], payload, 30)
+        # The whole room again (the probe above cost far less than one reservation): none of it was lost.
+        assert Counter(statuses) == {200: 10, 402: 20}
+        rows = usage_rows(replicas.servers[0], f"key_id = '{created['id']}' AND status = 200", expect=11)
+        assert len(rows) == 11 and sum(row["cost"] for row in rows) <= limit
+    finally:
+        replicas.servers[2] = replicas.start(2)
+
+
+def load_once(base: str, key: str, payload: bytes, n: int) -> list:
+    """`n` requests at once to one replica; a status each, or the exception's type name when it died."""
+    headers = {"authorization": f"Bearer {key}", "content-type": "application/json"}
+
+    async def run() -> list:
+        async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=n)) as client:
+            calls = [client.post(f"{base}/v1/chat/completions", content=payload, headers=headers) for _ in range(n)]
+            results = await asyncio.gather(*calls, return_exceptions=True)
+        return [r.status_code if isinstance(r, httpx.Response) else type(r).__name__ for r in results]
+
+    return asyncio.run(run())
 
 
 NGINX_CONF = """
