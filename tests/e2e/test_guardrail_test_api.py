@@ -193,3 +193,12 @@ def test_who_may_test(gw: Gateway) -> None:
     assert gw.call({"text": "x", "key_id": gw.ids["bob"]}, who="alice").status_code == 404
     no_key = httpx.post(f"{gw.server.base}/v1/manage/guardrails/test", json={"text": "x"}, timeout=20)
     assert no_key.status_code == 401
+
+
+def test_the_openapi_document_describes_it(gw: Gateway) -> None:
+    doc = httpx.get(f"{gw.server.base}/v1/manage/openapi.json", timeout=20).json()
+    op = doc["paths"]["/v1/manage/guardrails/test"]["post"]
+    assert op["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/GuardrailTest"}
+    assert "413" in op["responses"]
+    schema = doc["components"]["schemas"]["GuardrailTest"]
+    assert schema["required"] == ["text"] and set(schema["properties"]) == {"text", "key_id", "group_id"}
