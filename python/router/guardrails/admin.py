@@ -61,14 +61,14 @@ class GuardrailAdmin:
         store: Store,
         file_settings: GuardrailSettings,
         clock: Callable[[], float] = time.time,
-        compile: Callable[[GuardrailSettings], Policy] | None = None,
+        compiler: Callable[[GuardrailSettings], Policy] | None = None,
     ) -> None:
         self.store = store
         self.file = file_settings
         self.clock = clock
         # The worker's compiled-policy cache (`GuardrailPolicies.compiled`), so a test compiles no engine that
         # requests already did.
-        self.compile = compile or Policy
+        self.compile = compiler or Policy
 
     # -- the organisation ------------------------------------------------------------------------
 
