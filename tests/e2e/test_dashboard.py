@@ -270,6 +270,21 @@ def test_every_page_renders_screenshots_and_passes_axe(gateway: Server, page: An
                 page.get_by_role("button", name="Show trace").click()
                 page.locator("caption:text-is('Trace trace-ui')").wait_for()
                 assert page.locator("table:has(caption:text-is('Trace trace-ui')) tbody tr").count() == 2
+            if route == "guardrails" and width == 1280:
+                # The "test a text" box, keyboard only: under the key's effective settings, Ctrl+Enter submits.
+                page.get_by_label("Settings of", exact=True).select_option("apikey")
+                page.get_by_label("Key or group to test with", exact=True).fill(made["id"])
+                page.get_by_label("Text to test", exact=True).fill("Write to dee@example.com, key AKIAQWERTYUIOPASDFGH")
+                page.get_by_label("Text to test", exact=True).press("Control+Enter")
+                masked = page.locator("pre.masked-text")
+                masked.wait_for()
+                assert masked.inner_text() == "Write to [EMAIL_1], key [AWS_ACCESS_KEY_1]"
+                assert page.locator(".verdict").inner_text().startswith("MASK")
+                rows = page.locator("table:has(caption:text-is('Findings')) tbody tr").all_inner_texts()
+                assert [r.split("\t") for r in rows] == [
+                    ["EMAIL", "pii", "9\u201324", "mask"],
+                    ["AWS_ACCESS_KEY", "secrets", "30\u201350", "mask"],
+                ]
             page.screenshot(path=shots / f"{route}{suffix}.png", full_page=True)
             if width != 1280:
                 continue

@@ -282,6 +282,26 @@ CASES: list[tuple[str, Target, dict[str, int]]] = [
     ),
     ("read G1's guardrails", lambda w, r: ("GET", "/group/G1/guardrails", None), expect(200, 200, 200, 200, 404)),
     (
+        "test a text on the organisation's guardrails",
+        lambda w, r: ("POST", "/guardrails/test", {"text": "mail a@b.io"}),
+        expect(200, 200, 403, 403, 403),
+    ),
+    (
+        "test a text on own key's guardrails",
+        lambda w, r: ("POST", "/guardrails/test", {"text": "mail a@b.io", "key_id": w.key_ids[r]}),
+        expect(200, 200, 200, 200, 200),
+    ),
+    (
+        "test a text on other's key's guardrails",
+        lambda w, r: ("POST", "/guardrails/test", {"text": "mail a@b.io", "key_id": w.key_of(other_owner(r))}),
+        expect(200, 200, 404, 404, 404),
+    ),
+    (
+        "test a text on G1's guardrails",
+        lambda w, r: ("POST", "/guardrails/test", {"text": "mail a@b.io", "group_id": "G1"}),
+        expect(200, 200, 200, 200, 404),
+    ),
+    (
         "tighten G1's guardrails",
         lambda w, r: ("PUT", "/group/G1/guardrails", {"categories": {"names": "mask"}}),
         expect(200, 403, 403, 403, 404),

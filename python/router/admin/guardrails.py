@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..guardrails.admin import GuardrailTest
 from ..guardrails.overrides import GuardrailOverride
 from ..guardrails.settings import GuardrailSettings
 from .routing import Call, route
@@ -68,3 +69,14 @@ def put_group_guardrails(call: Call) -> tuple[int, Any]:
 @route("DELETE", "/group/{id}/guardrails", "Remove a group's guardrail override")
 def delete_group_guardrails(call: Call) -> tuple[int, Any]:
     return 200, call.guardrails.delete_group(call.actor, call.params["id"])
+
+
+@route(
+    "POST",
+    "/guardrails/test",
+    "What a request carrying a text would get (allow, mask or block), under the organisation's settings or a "
+    "key's or group's effective ones: the masked text and the type, category and offsets of each finding",
+    GuardrailTest,
+)
+def test_guardrails(call: Call) -> tuple[int, Any]:
+    return 200, call.guardrails.test(call.actor, call.body)

@@ -15,6 +15,7 @@ _STATUS = {
     "403": "Your role may see this resource but not do this",
     "404": "No such resource, or not visible to you",
     "409": "Conflicts with the current state (duplicate name, resource in use, expired key)",
+    "413": "The request body, or a text in it, is over its size limit",
 }
 
 

@@ -5,6 +5,10 @@ settings until it is deleted (then the file's apply again). Overrides of a key o
 key's owner and the group's members may read theirs. Every write is checked before it is stored (a bad
 category or regex, or an override weaker than the organisation, is a 400 naming the field), so every worker
 can compile what is stored; each write is audited with its before and after.
+
+`test` answers what a text would get in a request (allow, mask or block), under the organisation's settings
+or a key's or group's effective ones: types, categories and offsets of what was found, and the text masked.
+The matched values are never logged, counted or audited: the caller already has the text.
 """
 
 from __future__ import annotations
@@ -15,18 +19,30 @@ from typing import Any
 
 import msgspec
 
-from ..errors import InvalidRequest
+from ..errors import InvalidRequest, PayloadTooLarge
 from ..governance import rbac
 from ..governance.rbac import Actor
 from ..store import KeyRecord, Store
 from ..store.guardrail_tables import ORG_SCOPE, StoredGuardrails
 from ..store.records import AuditEvent
 from .overrides import GuardrailOverride, merge, weakening
+from .policy import Policy
 from .settings import GuardrailSettings, problems
 from .stored import group_scope, key_scope, scopes_of
 
 _decode_settings = msgspec.json.Decoder(GuardrailSettings).decode
 _decode_override = msgspec.json.Decoder(GuardrailOverride).decode
+
+# The largest text `test` scans (UTF-8 bytes): a prompt-sized sample, not a document store.
+MAX_TEST_BYTES = 64 * 1024
+
+
+class GuardrailTest(msgspec.Struct, forbid_unknown_fields=True):
+    """A text to check, under the organisation's settings or one key's or group's effective settings."""
+
+    text: str
+    key_id: str | None = None
+    group_id: str | None = None
 
 
 def view(settings: GuardrailSettings | GuardrailOverride) -> dict[str, Any]:
@@ -40,10 +56,19 @@ def _refuse(found: list[tuple[str, str]]) -> None:
 
 
 class GuardrailAdmin:
-    def __init__(self, store: Store, file_settings: GuardrailSettings, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: Store,
+        file_settings: GuardrailSettings,
+        clock: Callable[[], float] = time.time,
+        compiler: Callable[[GuardrailSettings], Policy] | None = None,
+    ) -> None:
         self.store = store
         self.file = file_settings
         self.clock = clock
+        # The worker's compiled-policy cache (`GuardrailPolicies.compiled`), so a test compiles no engine that
+        # requests already did.
+        self.compile = compiler or Policy
 
     # -- the organisation ------------------------------------------------------------------------
 
@@ -164,6 +189,48 @@ class GuardrailAdmin:
         with self.store.transaction():
             self.store.delete_guardrails(scope)
             self._audit(actor, "guardrails.override.deleted", kind, ident, before=view(before))
+
+    # -- testing a text --------------------------------------------------------------------------
+
+    def test(self, actor: Actor, body: GuardrailTest) -> dict[str, Any]:
+        """What a request carrying `body.text` would get: allow, mask or block, with what was found where."""
+        # Whoever may read the settings may test them: admins and analysts the organisation's and any key's
+        # or group's; a standard user their own keys' and their groups'.
+        if body.key_id is not None and body.group_id is not None:
+            raise InvalidRequest("Give 'key_id' or 'group_id', not both.", param="group_id", code="invalid_value")
+        if body.key_id is not None:
+            settings = self.effective_of(self._key(actor, body.key_id))
+        elif body.group_id is not None:
+            settings = self._effective([group_scope(self._group(actor, body.group_id))])
+        else:
+            rbac.require_reader(actor, "test texts against the organisation's guardrail settings")
+            settings = self.org()
+        size = len(body.text.encode())
+        if size > MAX_TEST_BYTES:
+            raise PayloadTooLarge(
+                f"'text' is {size} bytes; at most {MAX_TEST_BYTES} bytes may be tested at once.",
+                param="text", code="text_too_large",
+            )  # fmt: skip
+        policy = self.compile(settings)
+        found = policy.engine.scan(body.text, policy.categories) if policy.requests else []
+        findings = [
+            {
+                "type": f.type,
+                "category": f.category,
+                "start": f.start,
+                "end": f.end,
+                "action": policy.action(f.category, f.type),
+            }
+            for f in found
+        ]
+        actions = {f["action"] for f in findings}
+        return {
+            "object": "guardrails.test",
+            "action": "block" if "block" in actions else "mask" if findings else "allow",
+            "masked_text": policy.masker().mask(body.text) if findings else body.text,
+            "findings": findings,
+            "scanned": policy.requests,
+        }
 
     # -- helpers ---------------------------------------------------------------------------------
 

@@ -97,6 +97,10 @@ class GuardrailPolicies:
             self._by_key[record.id] = found
         return found
 
+    def compiled(self, settings: GuardrailSettings) -> Policy:
+        """`settings` compiled, from the cache when they were before."""
+        return self._policy(settings)
+
     def _policy(self, settings: GuardrailSettings) -> Policy:
         signature = _encode(settings)
         found = self._compiled.get(signature)

@@ -160,7 +160,7 @@ class App:
         self.auth_failures = AuthFailures(config.server.auth_failures)
         # Feedback requests waiting for their request's usage row (handlers.feedback bounds them).
         self.feedback_waiting = 0
-        self.guardrail_admin = GuardrailAdmin(self.store, config.guardrails, clock)
+        self.guardrail_admin = GuardrailAdmin(self.store, config.guardrails, clock, self.guardrails.compiled)
         self.prompt_admin = PromptAdmin(self.store, clock)
         self.sessions = Sessions(config.sessions)
         # The dashboard (`/ui`): its files, read once, and its login sessions (None: disabled in the config).
