@@ -1,6 +1,6 @@
 """Session assignment: the Rust session index against the same algorithm in pure Python.
 
-Target (issue 23): placing a request with a 50-message history in its session ≤ 2 µs from Python. The common
+Target: placing a request with a 50-message history in its session ≤ 2 µs from Python. The common
 case is measured: a conversation continuing, its client resending the whole history plus one answer and one new
 question. Three ways, side by side:
 
