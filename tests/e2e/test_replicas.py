@@ -333,8 +333,11 @@ def test_openai_sdk_through_nginx_round_robin_unary_and_streaming(replicas: Repl
         chunks = list(stream)
         text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
         assert text and chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
-    # A key revoked behind the balancer is refused whichever replica the next request lands on.
+    # A key revoked behind the balancer is refused whichever replica the next request lands on, once the change
+    # has reached them: the published epoch arrives within milliseconds (its bound is 100 ms at p99), and a
+    # request that lands on a replica in that window is still served.
     assert replicas.manage(1, "DELETE", f"/apikey/{created['id']}").status_code == 200
+    time.sleep(0.2)
     for _ in range(4):
         with pytest.raises(openai.AuthenticationError):
             client.chat.completions.create(model="mock/cheap", messages=messages, max_tokens=10)

@@ -98,6 +98,8 @@ def test_reservations_of_a_dead_worker_come_back_when_its_lease_expires(server: 
         # The dead worker's heartbeat stops and its lease runs out: the next reap returns its 60.
         for task in dead._tasks:
             task.cancel()
+        # Wait for them to be gone: a heartbeat already on its way to Redis would renew the lease after us.
+        await asyncio.wait(dead._tasks, timeout=5)
         server.client().pexpire(PREFIX + "lease:" + dead.lane, 1)
         await asyncio.sleep(0.05)
         await alive._reap(keys=[PREFIX + "lanes"], args=[PREFIX])
