@@ -288,7 +288,12 @@ impl Clone for Conversation {
 impl Conversation {
     /// A conversation of `scope` (the key and the end user: identical words from two callers never meet).
     pub fn new(scope: &[&[u8]]) -> Self {
-        let mut hasher = Box::new(Xxh3Default::new());
+        Self::with_hasher(Box::new(Xxh3Default::new()), scope)
+    }
+
+    /// As [`Self::new`], in `hasher`'s storage (reset first): an aligned allocation saved.
+    fn with_hasher(mut hasher: Box<Xxh3Default>, scope: &[&[u8]]) -> Self {
+        hasher.reset();
         for part in scope {
             hasher.update(part);
             hasher.update(END);
@@ -406,15 +411,23 @@ impl Conversation {
     }
 
     /// A copy that can carry on reading: the hash state, and only the units a continuation's anchors can
-    /// still reach (from the one before the last assistant unit on, see [`Self::anchors`]).
-    fn resumable(&self) -> Self {
+    /// still reach (from the one before the last assistant unit on, see [`Self::anchors`]). The state goes in
+    /// `slot` when one is given (a hasher no longer used), else in a new allocation.
+    fn resumable(&self, slot: Option<Box<Xxh3Default>>) -> Self {
         let from = self
             .units
             .iter()
             .rposition(|u| u.0 == ASSISTANT)
             .map_or(0, |a| a.saturating_sub(1));
+        let hasher = match slot {
+            Some(mut slot) => {
+                slot.clone_from(&self.hasher);
+                slot
+            }
+            None => self.hasher.clone(),
+        };
         Self {
-            hasher: self.hasher.clone(),
+            hasher,
             open: self.open,
             units: self.units[from..].to_vec(),
             scratch: Vec::new(),
@@ -512,6 +525,8 @@ impl Conversation {
 pub struct Placement {
     pub session: Arc<str>,
     pub branch: u32,
+    /// The request placed (its id, shared with the index's entry for it).
+    pub request: Arc<str>,
     /// The request this one continues (None: the first of its session, as far as the index knows).
     pub parent: Option<Arc<str>>,
 }
@@ -722,6 +737,9 @@ pub struct Index {
     branches: Lru<u32>,
     prefix: String,
     next: u64,
+    /// A hasher no longer used (a conversation's replaced by a resume point), kept for the next conversation:
+    /// its allocation is 64-byte aligned, the slowest kind to make and free.
+    spare: Option<Box<Xxh3Default>>,
 }
 
 const RESPONSE_TAG: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -741,6 +759,7 @@ impl Index {
             branches: Lru::new(max_entries, ttl),
             prefix: prefix.to_owned(),
             next: 0,
+            spare: None,
         }
     }
 
@@ -750,6 +769,14 @@ impl Index {
 
     pub fn is_empty(&self) -> bool {
         self.states.is_empty()
+    }
+
+    /// A conversation of `scope`, as [`Conversation::new`], in a spare hasher when there is one.
+    pub fn conversation(&mut self, scope: &[&[u8]]) -> Conversation {
+        match self.spare.take() {
+            Some(hasher) => Conversation::with_hasher(hasher, scope),
+            None => Conversation::new(scope),
+        }
     }
 
     /// An index that reads every conversation whole (no resume points): the straightforward path.
@@ -784,7 +811,7 @@ impl Index {
             let key = point_key(seed, &prefix);
             // Taken, not copied: this request's own point supersedes it (a fork from there reads whole).
             if let Some(point) = r.points.take(key, now) {
-                *conv = point;
+                self.spare = Some(std::mem::replace(conv, point).hasher);
                 resumed = Some(end);
                 break;
             }
@@ -812,7 +839,7 @@ impl Index {
         }
         prefix.update(&raw[hashed..last]);
         let key = point_key(seed, &prefix);
-        r.points.insert(key, conv.resumable(), now);
+        r.points.insert(key, conv.resumable(self.spare.take()), now);
         r.tails.insert(tail_key(seed, raw, last), (), now);
         Some(())
     }
@@ -879,10 +906,12 @@ impl Index {
                 same,
             ))
         });
+        let request: Arc<str> = req.request_id.into();
         let placement = match found {
             Some((session, branch, parent, true)) => Placement {
                 session,
                 branch,
+                request,
                 parent: Some(parent),
             },
             Some((session, _, parent, false)) => {
@@ -890,6 +919,7 @@ impl Index {
                 Placement {
                     session,
                     branch,
+                    request,
                     parent: Some(parent),
                 }
             }
@@ -899,6 +929,7 @@ impl Index {
                     None => self.new_session(),
                 },
                 branch: 0,
+                request,
                 parent: None,
             },
         };
@@ -910,7 +941,7 @@ impl Index {
         let node = Node {
             session: placement.session.clone(),
             branch: placement.branch,
-            request: req.request_id.into(),
+            request: placement.request.clone(),
             child,
             state: full,
         };
@@ -923,7 +954,6 @@ impl Index {
     pub fn answered(
         &mut self,
         placement: &Placement,
-        request_id: &str,
         state: u64,
         known: bool,
         response_id: Option<&str>,
@@ -932,7 +962,7 @@ impl Index {
         let node = Node {
             session: placement.session.clone(),
             branch: placement.branch,
-            request: request_id.into(),
+            request: placement.request.clone(),
             child: 0,
             state,
         };
