@@ -261,8 +261,9 @@ fn hex4(s: &[u8], i: usize) -> Option<u32> {
 
 /// The incremental hash of one conversation, and the state digested at each unit boundary.
 pub struct Conversation {
-    // Boxed: the hasher is 64-byte aligned, more than a Python object's storage promises.
-    hasher: Box<Xxh3Default>,
+    // On the heap: the hasher is 64-byte aligned, more than a Python object's storage promises. Shared: a
+    // resume point and the turn read up to it hold the same state, copied only when one of them reads on.
+    hasher: Arc<Xxh3Default>,
     /// The role of the unit being fed (not yet closed), 0 before the first.
     open: u8,
     /// (role, state after the unit) of every closed unit.
@@ -288,15 +289,16 @@ impl Clone for Conversation {
 impl Conversation {
     /// A conversation of `scope` (the key and the end user: identical words from two callers never meet).
     pub fn new(scope: &[&[u8]]) -> Self {
-        Self::with_hasher(Box::new(Xxh3Default::new()), scope)
+        Self::with_hasher(Arc::new(Xxh3Default::new()), scope)
     }
 
-    /// As [`Self::new`], in `hasher`'s storage (reset first): an aligned allocation saved.
-    fn with_hasher(mut hasher: Box<Xxh3Default>, scope: &[&[u8]]) -> Self {
-        hasher.reset();
+    /// As [`Self::new`], in `hasher`'s storage (reset first; copied if shared): an aligned allocation saved.
+    fn with_hasher(mut hasher: Arc<Xxh3Default>, scope: &[&[u8]]) -> Self {
+        let h = Arc::make_mut(&mut hasher);
+        h.reset();
         for part in scope {
-            hasher.update(part);
-            hasher.update(END);
+            h.update(part);
+            h.update(END);
         }
         Self {
             hasher,
@@ -342,15 +344,15 @@ impl Conversation {
         for r in &item.raws {
             buf.push(b'B');
             if r.len() > SCRATCH_MAX {
-                self.hasher.update(buf);
+                Arc::make_mut(&mut self.hasher).update(buf);
                 buf.clear();
-                self.hasher.update(&s[r.clone()]);
+                Arc::make_mut(&mut self.hasher).update(&s[r.clone()]);
             } else {
                 buf.extend_from_slice(&s[r.clone()]);
             }
             buf.extend_from_slice(END);
         }
-        self.hasher.update(buf);
+        Arc::make_mut(&mut self.hasher).update(buf);
     }
 
     /// A system prompt (Messages `system`, Responses `instructions`): a string or an array of text blocks.
@@ -411,23 +413,16 @@ impl Conversation {
     }
 
     /// A copy that can carry on reading: the hash state, and only the units a continuation's anchors can
-    /// still reach (from the one before the last assistant unit on, see [`Self::anchors`]). The state goes in
-    /// `slot` when one is given (a hasher no longer used), else in a new allocation.
-    fn resumable(&self, slot: Option<Box<Xxh3Default>>) -> Self {
+    /// still reach (from the one before the last assistant unit on, see [`Self::anchors`]). The hash state is
+    /// shared, not copied.
+    fn resumable(&self) -> Self {
         let from = self
             .units
             .iter()
             .rposition(|u| u.0 == ASSISTANT)
             .map_or(0, |a| a.saturating_sub(1));
-        let hasher = match slot {
-            Some(mut slot) => {
-                slot.clone_from(&self.hasher);
-                slot
-            }
-            None => self.hasher.clone(),
-        };
         Self {
-            hasher,
+            hasher: self.hasher.clone(),
             open: self.open,
             units: self.units[from..].to_vec(),
             scratch: Vec::new(),
@@ -738,8 +733,8 @@ pub struct Index {
     prefix: String,
     next: u64,
     /// A hasher no longer used (a conversation's replaced by a resume point), kept for the next conversation:
-    /// its allocation is 64-byte aligned, the slowest kind to make and free.
-    spare: Option<Box<Xxh3Default>>,
+    /// its allocation is 64-byte aligned, the slowest kind to make and free. Held only when not shared.
+    spare: Option<Arc<Xxh3Default>>,
 }
 
 const RESPONSE_TAG: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -811,7 +806,10 @@ impl Index {
             let key = point_key(seed, &prefix);
             // Taken, not copied: this request's own point supersedes it (a fork from there reads whole).
             if let Some(point) = r.points.take(key, now) {
-                self.spare = Some(std::mem::replace(conv, point).hasher);
+                let replaced = std::mem::replace(conv, point).hasher;
+                if Arc::strong_count(&replaced) == 1 {
+                    self.spare = Some(replaced);
+                }
                 resumed = Some(end);
                 break;
             }
@@ -839,7 +837,7 @@ impl Index {
         }
         prefix.update(&raw[hashed..last]);
         let key = point_key(seed, &prefix);
-        r.points.insert(key, conv.resumable(self.spare.take()), now);
+        r.points.insert(key, conv.resumable(), now);
         r.tails.insert(tail_key(seed, raw, last), (), now);
         Some(())
     }
