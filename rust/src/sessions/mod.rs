@@ -261,8 +261,9 @@ fn hex4(s: &[u8], i: usize) -> Option<u32> {
 
 /// The incremental hash of one conversation, and the state digested at each unit boundary.
 pub struct Conversation {
-    // Boxed: the hasher is 64-byte aligned, more than a Python object's storage promises.
-    hasher: Box<Xxh3Default>,
+    // On the heap: the hasher is 64-byte aligned, more than a Python object's storage promises. Shared: a
+    // resume point and the turn read up to it hold the same state, copied only when one of them reads on.
+    hasher: Arc<Xxh3Default>,
     /// The role of the unit being fed (not yet closed), 0 before the first.
     open: u8,
     /// (role, state after the unit) of every closed unit.
@@ -288,10 +289,16 @@ impl Clone for Conversation {
 impl Conversation {
     /// A conversation of `scope` (the key and the end user: identical words from two callers never meet).
     pub fn new(scope: &[&[u8]]) -> Self {
-        let mut hasher = Box::new(Xxh3Default::new());
+        Self::with_hasher(Arc::new(Xxh3Default::new()), scope)
+    }
+
+    /// As [`Self::new`], in `hasher`'s storage (reset first; copied if shared): an aligned allocation saved.
+    fn with_hasher(mut hasher: Arc<Xxh3Default>, scope: &[&[u8]]) -> Self {
+        let h = Arc::make_mut(&mut hasher);
+        h.reset();
         for part in scope {
-            hasher.update(part);
-            hasher.update(END);
+            h.update(part);
+            h.update(END);
         }
         Self {
             hasher,
@@ -337,15 +344,15 @@ impl Conversation {
         for r in &item.raws {
             buf.push(b'B');
             if r.len() > SCRATCH_MAX {
-                self.hasher.update(buf);
+                Arc::make_mut(&mut self.hasher).update(buf);
                 buf.clear();
-                self.hasher.update(&s[r.clone()]);
+                Arc::make_mut(&mut self.hasher).update(&s[r.clone()]);
             } else {
                 buf.extend_from_slice(&s[r.clone()]);
             }
             buf.extend_from_slice(END);
         }
-        self.hasher.update(buf);
+        Arc::make_mut(&mut self.hasher).update(buf);
     }
 
     /// A system prompt (Messages `system`, Responses `instructions`): a string or an array of text blocks.
@@ -406,7 +413,8 @@ impl Conversation {
     }
 
     /// A copy that can carry on reading: the hash state, and only the units a continuation's anchors can
-    /// still reach (from the one before the last assistant unit on, see [`Self::anchors`]).
+    /// still reach (from the one before the last assistant unit on, see [`Self::anchors`]). The hash state is
+    /// shared, not copied.
     fn resumable(&self) -> Self {
         let from = self
             .units
@@ -512,6 +520,8 @@ impl Conversation {
 pub struct Placement {
     pub session: Arc<str>,
     pub branch: u32,
+    /// The request placed (its id, shared with the index's entry for it).
+    pub request: Arc<str>,
     /// The request this one continues (None: the first of its session, as far as the index knows).
     pub parent: Option<Arc<str>>,
 }
@@ -722,6 +732,9 @@ pub struct Index {
     branches: Lru<u32>,
     prefix: String,
     next: u64,
+    /// A hasher no longer used (a conversation's replaced by a resume point), kept for the next conversation:
+    /// its allocation is 64-byte aligned, the slowest kind to make and free. Held only when not shared.
+    spare: Option<Arc<Xxh3Default>>,
 }
 
 const RESPONSE_TAG: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -741,6 +754,7 @@ impl Index {
             branches: Lru::new(max_entries, ttl),
             prefix: prefix.to_owned(),
             next: 0,
+            spare: None,
         }
     }
 
@@ -750,6 +764,14 @@ impl Index {
 
     pub fn is_empty(&self) -> bool {
         self.states.is_empty()
+    }
+
+    /// A conversation of `scope`, as [`Conversation::new`], in a spare hasher when there is one.
+    pub fn conversation(&mut self, scope: &[&[u8]]) -> Conversation {
+        match self.spare.take() {
+            Some(hasher) => Conversation::with_hasher(hasher, scope),
+            None => Conversation::new(scope),
+        }
     }
 
     /// An index that reads every conversation whole (no resume points): the straightforward path.
@@ -784,7 +806,10 @@ impl Index {
             let key = point_key(seed, &prefix);
             // Taken, not copied: this request's own point supersedes it (a fork from there reads whole).
             if let Some(point) = r.points.take(key, now) {
-                *conv = point;
+                let replaced = std::mem::replace(conv, point).hasher;
+                if Arc::strong_count(&replaced) == 1 {
+                    self.spare = Some(replaced);
+                }
                 resumed = Some(end);
                 break;
             }
@@ -879,10 +904,12 @@ impl Index {
                 same,
             ))
         });
+        let request: Arc<str> = req.request_id.into();
         let placement = match found {
             Some((session, branch, parent, true)) => Placement {
                 session,
                 branch,
+                request,
                 parent: Some(parent),
             },
             Some((session, _, parent, false)) => {
@@ -890,6 +917,7 @@ impl Index {
                 Placement {
                     session,
                     branch,
+                    request,
                     parent: Some(parent),
                 }
             }
@@ -899,6 +927,7 @@ impl Index {
                     None => self.new_session(),
                 },
                 branch: 0,
+                request,
                 parent: None,
             },
         };
@@ -910,7 +939,7 @@ impl Index {
         let node = Node {
             session: placement.session.clone(),
             branch: placement.branch,
-            request: req.request_id.into(),
+            request: placement.request.clone(),
             child,
             state: full,
         };
@@ -923,7 +952,6 @@ impl Index {
     pub fn answered(
         &mut self,
         placement: &Placement,
-        request_id: &str,
         state: u64,
         known: bool,
         response_id: Option<&str>,
@@ -932,7 +960,7 @@ impl Index {
         let node = Node {
             session: placement.session.clone(),
             branch: placement.branch,
-            request: request_id.into(),
+            request: placement.request.clone(),
             child: 0,
             state,
         };
