@@ -40,8 +40,15 @@ def test_metrics_count_requests_latency_ttft_and_in_flight(client, gateway) -> N
     list(client.chat.completions.create(model="mock/gpt-4o-mini", messages=HELLO, stream=True))
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(model="mock/none", messages=HELLO)
-    text = httpx.get(f"{gateway.base}/metrics").text
     labels = {"endpoint": "chat", "model": "mock/gpt-4o-mini", "provider": "mock"}
+    # A stream is counted when its handler finishes, which can be just after the client read its last chunk.
+    for _ in range(50):
+        text = httpx.get(f"{gateway.base}/metrics").text
+        if _metric(text, "router_requests_total", 0, status="200", **labels) >= 2 and not _metric(
+            text, "router_in_flight_requests", 0
+        ):
+            break
+        time.sleep(0.1)
     assert _metric(text, "router_requests_total", status="200", **labels) >= 2
     assert _metric(text, "router_requests_total", status="404", model="unknown") >= 1
     assert _metric(text, "router_request_duration_seconds_count", endpoint="chat", model="mock/gpt-4o-mini") >= 2

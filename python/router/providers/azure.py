@@ -24,7 +24,7 @@ import msgspec
 
 from ..config import ProviderConfig, Timeouts
 from ..errors import ConfigError
-from .oauth import TokenSource
+from .oauth import RefreshedTokens, TokenSource
 from .openai_compat import OpenAICompatProvider
 from .transport import Response
 
@@ -46,7 +46,7 @@ def split_azure_region(name: str) -> tuple[str, str | None]:
     return name, None
 
 
-class AzureProvider(OpenAICompatProvider):
+class AzureProvider(RefreshedTokens, OpenAICompatProvider):
     def __init__(self, name: str, config: ProviderConfig, timeouts: Timeouts) -> None:
         super().__init__(name, config, timeouts)
         responses = config.azure_api == "responses"
@@ -84,21 +84,6 @@ class AzureProvider(OpenAICompatProvider):
 
     def auth_headers(self, api_key: str) -> dict[str, str]:
         return {"api-key": api_key}
-
-    def start(self) -> None:
-        super().start()
-        if self._tokens is not None:
-            self._tokens.start(self._post_form)
-
-    async def close(self) -> None:
-        if self._tokens is not None:
-            await self._tokens.close()
-        await super().close()
-
-    async def _post_form(self, url: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
-        assert self._transport is not None
-        response, data = await self._transport.post(url, headers, body)
-        return response.status, data
 
     def region_of(self, upstream_model: str) -> str:
         return split_azure_region(upstream_model)[1] or self.config.region or "global"

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import msgspec
 
@@ -108,3 +109,27 @@ class TokenSource:
             lifetime = 3600.0
         self._token = answer.access_token
         self._expires = now + lifetime
+
+
+class RefreshedTokens:
+    """Mixin for a provider whose credential is a `TokenSource` (Vertex's service account, Azure's Entra ID):
+    the token's background refresh starts and stops with the provider, and posts through its own transport.
+    Listed before the provider's base class, so its `start`/`close` wrap the base's."""
+
+    _tokens: TokenSource | None
+    _transport: Any
+
+    def start(self) -> None:
+        super().start()  # type: ignore[misc]
+        if self._tokens is not None:
+            self._tokens.start(self._post_form)
+
+    async def close(self) -> None:
+        if self._tokens is not None:
+            await self._tokens.close()
+        await super().close()  # type: ignore[misc]
+
+    async def _post_form(self, url: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
+        assert self._transport is not None
+        response, data = await self._transport.post(url, headers, body)
+        return response.status, data

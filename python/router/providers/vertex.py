@@ -25,7 +25,7 @@ from ..config import ProviderConfig, Timeouts
 from ..errors import ConfigError, InvalidRequest
 from .gemini import GeminiProvider, GeminiStreamResponse
 from .google_auth import load_service_account, service_account_tokens
-from .oauth import TokenSource
+from .oauth import RefreshedTokens, TokenSource
 from .transport import Response
 
 __all__ = ["VertexProvider", "split_location"]
@@ -50,7 +50,7 @@ def endpoint(location: str) -> str:
     return f"https://{location}-aiplatform.googleapis.com/v1"
 
 
-class VertexProvider(GeminiProvider):
+class VertexProvider(RefreshedTokens, GeminiProvider):
     def __init__(self, name: str, config: ProviderConfig, timeouts: Timeouts) -> None:
         super().__init__(name, config, timeouts)
         where = f"providers.{name}"
@@ -79,21 +79,6 @@ class VertexProvider(GeminiProvider):
 
     def auth_headers(self, api_key: str) -> dict[str, str]:
         return {"authorization": f"Bearer {api_key}"}
-
-    def start(self) -> None:
-        super().start()
-        if self._tokens is not None:
-            self._tokens.start(self._post_form)
-
-    async def close(self) -> None:
-        if self._tokens is not None:
-            await self._tokens.close()
-        await super().close()
-
-    async def _post_form(self, url: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
-        assert self._transport is not None
-        response, data = await self._transport.post(url, headers, body)
-        return response.status, data
 
     def price_key(self, upstream_model: str) -> str:
         """The name the price table knows: the model without its publisher."""
