@@ -333,6 +333,8 @@ class StoreUnavailable(DatabaseUnavailable):
 
 class PostgresStore(StoreBase):
     engine = "PostgreSQL"
+    # A database server: reads on the request path go off the event loop (KeyCache) rather than block it.
+    remote = True
     # json_build_object keeps the entry's JSON types (SQLite's json_object reads them from `->>`).
     _trigger_events = _TRIGGER_EVENTS.replace("json_object(", "json_build_object(").replace(
         "t.value ->> 4)", "t.value -> 4)::text"
@@ -345,13 +347,39 @@ class PostgresStore(StoreBase):
         # Local files of this host (ledger, spool, signal) hang off `path`, as they hang off the SQLite file.
         self.path = state or state_path(url)
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._conn = PgConnection(url)
+        # One connection per thread that uses the store (the event loop's, the key lookups' pool), each with
+        # its own transaction depth: a transaction on one never takes in another thread's statements.
+        self._local = threading.local()
+        self._connections: list[PgConnection] = []
+        self._connections_lock = threading.Lock()
+        self._local.conn = self._new_connection()
         self._owns_signal = signal is None
         self._signal: Signal = signal if signal is not None else ChangeSignal(self.path + "-signal")
         self._depth = 0
         self._db_epoch: int | None = None
         self._poller: threading.Thread | None = None
         self._closed = threading.Event()
+
+    def _new_connection(self) -> PgConnection:
+        conn = PgConnection(self.url)
+        with self._connections_lock:
+            self._connections.append(conn)
+        return conn
+
+    @property
+    def _conn(self) -> PgConnection:  # type: ignore[override]
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._new_connection()
+        return conn
+
+    @property
+    def _depth(self) -> int:  # type: ignore[override]
+        return getattr(self._local, "depth", 0)
+
+    @_depth.setter
+    def _depth(self, value: int) -> None:
+        self._local.depth = value
 
     def clone(self) -> PostgresStore:
         return PostgresStore(self.url, self.path, None if self._owns_signal else self._signal)
@@ -360,7 +388,10 @@ class PostgresStore(StoreBase):
         self._closed.set()
         if self._owns_signal:
             self._signal.close()
-        self._conn.close()
+        with self._connections_lock:
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            conn.close()
 
     def _insert_usage(self, rows: Sequence[tuple[object, ...]]) -> None:
         # COPY: one statement for the whole batch, no per-row parse or plan (a duplicate still fails it).
