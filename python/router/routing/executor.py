@@ -272,7 +272,7 @@ class Routing:
                 raise PermissionDenied(
                     f"The model '{model_id}' is not allowed for this API key.", param="model", code="model_not_allowed"
                 )
-            await self._direct(ex, model, call)
+            await self.direct(ex, model, call)
             return
         policy = self.policies.get(model_id, ex.key_id)
         if policy is None:
@@ -283,7 +283,8 @@ class Routing:
         _check_kind(model_id, policy.endpoints, need.endpoint)
         await self._policy(ex, policy, need, fields, call, allowed)
 
-    async def _direct(self, ex: Exchange, model: Model, call: Call) -> None:
+    async def direct(self, ex: Exchange, model: Model, call: Call) -> None:
+        """Serve with one model the caller may use (resolved and checked already)."""
         ex.attempts = 1
         ex.model = model.id
         ex.provider = model.provider.name

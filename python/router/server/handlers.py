@@ -180,15 +180,31 @@ def _output_of(model: Model, requested: int | None) -> int:
 
 
 async def _route(
-    app: App, ex: Exchange, principal: Principal, model_id: str, need: Need, fields: dict, call: Call
+    app: App,
+    ex: Exchange,
+    principal: Principal,
+    model_id: str,
+    models: list[Model],
+    need: Callable[[], Need],
+    fields: dict,
+    call: Call,
 ) -> None:
-    """Serve with the model, or with `policy/<name>`'s targets in turn; each attempt is priced as what it calls."""
+    """Serve with the model, or with `policy/<name>`'s targets in turn; each attempt is priced as what it calls.
+
+    `models` are what `_admit` let through; `need` makes what a policy's targets must support (only a policy
+    reads it)."""
+    if not is_policy(model_id):
+        # `_admit` resolved this model and checked it against the key's effective set: nothing left to choose.
+        model = models[0]
+        ex.prices = model.prices
+        await app.routing.direct(ex, model, call)
+        return
 
     async def priced(model: Model) -> None:
         ex.prices = model.prices
         await call(model)
 
-    await app.routing.run(ex, model_id, need, fields, priced, allowed=principal.allowed.__contains__)
+    await app.routing.run(ex, model_id, need(), fields, priced, allowed=principal.allowed.__contains__)
 
 
 async def chat_completions(app: App, ex: Exchange) -> None:
@@ -214,8 +230,8 @@ async def chat_completions(app: App, ex: Exchange) -> None:
     if stream:
         ex.stream = True
 
-    need = Need.chat(body, fields, stream)
-    searching = need.search
+    need = partial(Need.chat, body, fields, stream)
+    searching = web_search.requested(fields)
 
     async def call(model: Model) -> None:
         if searching:
@@ -247,7 +263,7 @@ async def chat_completions(app: App, ex: Exchange) -> None:
             ex, model, rq.encode_fields(upstream), hide_usage=not client_wants_usage, guard=stream_guard
         )
 
-    await _route(app, ex, principal, request.model, need, fields, call)
+    await _route(app, ex, principal, request.model, models, need, fields, call)
 
 
 # Client headers an Anthropic upstream needs to see (beta features, API version pinning).
@@ -273,8 +289,8 @@ async def messages(app: App, ex: Exchange) -> None:
         await charging
     estimate = anthropic.estimate_input_tokens(request)
     stream = bool(request.stream)
-    need = Need.chat(body, fields, stream)
-    searching = need.search
+    need = partial(Need.chat, body, fields, stream)
+    searching = web_search.requested(fields)
 
     async def call(model: Model) -> None:
         if searching and model.provider.config.kind != "anthropic":
@@ -286,7 +302,7 @@ async def messages(app: App, ex: Exchange) -> None:
         answer = AnswerGuard(guard, app.metrics, restore) if guard.responses else None
         await forward(ex, model, "messages", body, dict(fields), stream, estimate, True, extra, answer)
 
-    await _route(app, ex, principal, request.model, need, fields, call)
+    await _route(app, ex, principal, request.model, models, need, fields, call)
 
 
 async def count_tokens(app: App, ex: Exchange) -> None:
@@ -313,8 +329,8 @@ async def responses_create(app: App, ex: Exchange) -> None:
     if charging is not None:
         await charging
     stream = bool(request.stream)
-    need = Need.chat(body, fields, stream)
-    searching = need.search
+    need = partial(Need.chat, body, fields, stream)
+    searching = web_search.requested(fields)
 
     async def call(model: Model) -> None:
         if searching and model.provider.config.kind != "openai-responses":
@@ -326,7 +342,7 @@ async def responses_create(app: App, ex: Exchange) -> None:
             upstream["reasoning"] = reasoning.openai_reasoning_field(upstream["reasoning"])
         await forward(ex, model, "responses", body, upstream, stream, 0, True, None, answer)
 
-    await _route(app, ex, principal, request.model, need, fields, call)
+    await _route(app, ex, principal, request.model, models, need, fields, call)
 
 
 async def embeddings(app: App, ex: Exchange) -> None:
@@ -347,7 +363,7 @@ async def embeddings(app: App, ex: Exchange) -> None:
         upstream["model"] = model.upstream_name_json
         await forward_unary(ex, model, "embeddings", rq.encode_fields(upstream))
 
-    await _route(app, ex, principal, request.model, Need("embeddings"), fields, call)
+    await _route(app, ex, principal, request.model, models, partial(Need, "embeddings"), fields, call)
 
 
 async def images_generations(app: App, ex: Exchange) -> None:
@@ -372,7 +388,7 @@ async def images_generations(app: App, ex: Exchange) -> None:
         upstream["model"] = model.upstream_name_json
         await forward_images(ex, model, upstream, size, quality)
 
-    await _route(app, ex, principal, request.model, Need("images"), fields, call)
+    await _route(app, ex, principal, request.model, models, partial(Need, "images"), fields, call)
 
 
 async def list_models(app: App, ex: Exchange) -> None:
