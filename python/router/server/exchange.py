@@ -180,17 +180,19 @@ class Exchange:
         return max(time.perf_counter() - self.started - self.upstream_seconds - self.routing_seconds, 0.0)
 
     def response_headers(self, content_type: str, extra: list[tuple[str, str]] | None = None) -> list[tuple[str, str]]:
-        headers = [
-            ("content-type", content_type),
-            (REQUEST_ID, self.request_id),
-            (OVERHEAD, f"{self.overhead_seconds() * 1000:.3f}"),
-        ]
+        overhead = f"{self.overhead_seconds() * 1000:.3f}"
+        # One list either way (every answer builds one: no second list to concatenate).
         if self.attempts:
-            headers += [
+            headers = [
+                ("content-type", content_type),
+                (REQUEST_ID, self.request_id),
+                (OVERHEAD, overhead),
                 (ROUTER_MODEL, self.model),
                 (ROUTER_PROVIDER, self.provider),
                 (ROUTER_ATTEMPTS, str(self.attempts)),
             ]
+        else:
+            headers = [("content-type", content_type), (REQUEST_ID, self.request_id), (OVERHEAD, overhead)]
         if extra:
             headers.extend(extra)
         return headers

@@ -156,7 +156,8 @@ def _charge(
         candidates = [(m.id, m.prices, 0) for m in models]
     else:
         param, requested = output
-        limits.check_output_limit(requested, param, (m.config.max_output_tokens for m in models))
+        if requested is not None:
+            limits.check_output_limit(requested, param, (m.config.max_output_tokens for m in models))
         candidates = [(m.id, m.prices, _output_of(m, requested) * choices) for m in models]
     charged = app.spend.reserve(principal, candidates, ex.body_bytes, app.clock(), fees)
     if not isinstance(charged, tuple):  # the shared ledger's round trip: the caller awaits it
