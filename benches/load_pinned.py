@@ -156,6 +156,18 @@ def main() -> None:
         rps = statistics.median(r for r, _ in measured)
         cpu = statistics.median(c for _, c in measured)
         print(f"| {label} | {rps:,.0f} | {rps / fw_rps:.2f}x | {cpu:.0f} µs | {fw_cpu / cpu:.2f}x |")
+    if args.baseline:
+        print()
+        # Paired: each round's CPU per request against the baseline's in the same round, then the median.
+        base, this = builds
+        for case in ("plain key", "everything on"):
+            diffs = [
+                (mine[1] - theirs[1]) / theirs[1] * 100
+                for theirs, mine in zip(rounds[f"{base}: {case}"], rounds[f"{this}: {case}"], strict=True)
+            ]
+            each = ", ".join(f"{d:+.0f}%" for d in diffs)
+            print(f"{case}: CPU per request vs the baseline, median of the rounds' differences "
+                  f"{statistics.median(diffs):+.1f}% (rounds: {each})")  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps(rounds, indent=2))
 
