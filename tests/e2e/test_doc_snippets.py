@@ -86,6 +86,7 @@ def extract(path: Path, name: str | None = None) -> list[Snippet]:
 SNIPPETS = [snippet for path in documents() for snippet in extract(path)]
 
 
+@pytest.mark.one_engine("reads Markdown files only")
 def test_extract_finds_marked_blocks_only(tmp_path: Path) -> None:
     page = tmp_path / "page.md"
     page.write_text(
@@ -102,6 +103,7 @@ def test_extract_finds_marked_blocks_only(tmp_path: Path) -> None:
         extract(page, "page.md")
 
 
+@pytest.mark.one_engine("reads Markdown files only")
 def test_readme_and_every_guide_have_runnable_snippets() -> None:
     files = {s.file for s in SNIPPETS}
     for required in ("README.md", "docs/getting-started.md", "docs/integrations.md"):
