@@ -85,6 +85,7 @@ def test_cached_keys_are_served_and_no_usage_row_is_lost_while_postgresql_is_dow
             # While the database is away: a management write on each replica, and their readiness.
             during["write0"] = replicas.manage(0, "POST", "/apikey", {"name": "during-outage"})
             during["write1"] = replicas.manage(1, "POST", "/group", {"name": "outage"})
+            during["read"] = replicas.manage(0, "GET", "/apikey")
             during["ready"] = httpx.get(f"{replicas.bases[1]}/readyz", timeout=10)
             # A key no worker has checked yet cannot be: 503, not 401 (it may well be valid).
             during["uncached"] = chat(replicas.bases[1], unused["key"])
@@ -103,8 +104,8 @@ def test_cached_keys_are_served_and_no_usage_row_is_lost_while_postgresql_is_dow
         assert set(statuses) == {200}, statuses
         assert [1 for _, start, _, _ in results if t_down + 0.2 < start < t_up], "no request was sent during the outage"
 
-        # Management writes: a 503 that says the database is unavailable, as the API's JSON error.
-        for name in ("write0", "write1", "uncached"):
+        # Management calls and a key not cached: a 503 that says the database is unavailable, as the API's JSON error.
+        for name in ("write0", "write1", "read", "uncached"):
             r = during[name]
             assert r.status_code == 503, (name, r.status_code, r.text)
             error = r.json()["error"]
