@@ -374,6 +374,10 @@ class PostgresStore(StoreBase):
             self._signal.close()
         self._conn.close()
 
+    def _insert_id(self, sql: str, params: tuple[object, ...], column: str) -> int:
+        # psycopg's cursors have no lastrowid: the identity column comes back with the row.
+        return int(self._conn.execute(f"{sql} RETURNING {column}", params).fetchone()[0])
+
     def _insert_usage(self, rows: Sequence[tuple[object, ...]]) -> None:
         # COPY: one statement for the whole batch, no per-row parse or plan (a duplicate still fails it).
         self._conn.copy_rows("usage_log", USAGE_COLUMNS, rows)
