@@ -118,6 +118,17 @@ def _config(path: Path) -> Path:
     return path
 
 
+def router_bin(root: Path) -> Path:
+    """A folder with a `router` command running this interpreter's router package (the code under test, which
+    PYTHONPATH may point at), whether or not the virtualenv has the installed script."""
+    folder = root / "bin"
+    folder.mkdir(exist_ok=True)
+    script = folder / "router"
+    script.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m router "$@"\n')
+    script.chmod(0o755)
+    return folder
+
+
 @pytest.fixture(scope="module")
 def demo_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dict[str, str]]]:
     root = tmp_path_factory.mktemp("doc-snippets")
@@ -137,7 +148,7 @@ def demo_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Ser
             "ROUTER_API_KEY": create_key(env, "docs-demo")["key"],
             "ROUTER_ADMIN_KEY": admin_key,
             # The `router` command, as `source .venv/bin/activate` provides it.
-            "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
+            "PATH": os.pathsep.join([str(router_bin(root)), str(Path(sys.executable).parent), env.get("PATH", "")]),
         }
         yield gateway, snippet_env
     finally:
