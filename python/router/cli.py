@@ -131,6 +131,12 @@ def _forget_database(url: str) -> None:
 
     Only the bundled demo's own file (`demo.db` in the data folder) or one ROUTER_DB names explicitly: a real
     config's database is never deleted by a demo flag."""
+    if url.startswith(("postgres://", "postgresql://")):
+        # A server's database may be shared with other hosts: never emptied by a demo flag.
+        raise ConfigError(
+            "--fresh only deletes a SQLite demo database; ROUTER_DB names a PostgreSQL database: "
+            "start the demo on a new database, or leave out --fresh"
+        )
     path = sqlite_path(url)
     if path is None:
         return
@@ -233,7 +239,8 @@ def _demo(args: argparse.Namespace) -> int:
     try:
         if not _wait_for_mock(child, args.mock_port):
             return _fail(f"the mock provider could not start on port {args.mock_port}")
-        store = open_store(url, announce=True)
+        # Migrated as `_serve` below migrates it: an empty PostgreSQL database named by ROUTER_DB works too.
+        store = open_store(url, announce=True, migrate=True)
         _record, secret = create_key(store, "demo")
         store.close()
         host = f"[{args.host}]" if ":" in args.host else args.host

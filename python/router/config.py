@@ -165,6 +165,10 @@ class UsageLogConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 class GovernanceConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     # Deny by default from the first request: nothing is callable until an admin approves it.
     require_approval: bool = False
+    # While the database (PostgreSQL) cannot be reached: "serve_cached" keeps serving the keys a worker has
+    # already checked, from the governance it loaded last (keys it has not seen yet get 503); "refuse" answers
+    # every request 503 database_unavailable until the database is back.
+    on_database_failure: Literal["serve_cached", "refuse"] = "serve_cached"
 
 
 class SpendConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

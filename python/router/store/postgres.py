@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import re
 import threading
 import time
@@ -36,6 +37,8 @@ from .base import StoreBase
 from .governance import _TRIGGER_EVENTS
 from .records import USAGE_COLUMNS
 from .signal import ChangeSignal, Signal
+
+log = logging.getLogger("router.store")
 
 EPOCH_POLL = 1.0
 # pg_advisory_lock keys: one for migrations, one for spool replays (any 64-bit numbers unique to the router).
@@ -253,6 +256,10 @@ class PgConnection:
     def __init__(self, url: str) -> None:
         self.url = url
         self._cache: dict[tuple[str, bool], str] = {}
+        # Set by the store's epoch poller while the server cannot be reached: a lost connection is then not
+        # re-opened by the caller (which may be the event loop, and a connect can wait `_CONNECT_TIMEOUT`) but
+        # fails at once; the poller clears it as soon as it connects again.
+        self.down = False
         self._conn = self._connect()
 
     def _connect(self) -> psycopg.Connection:
@@ -274,6 +281,8 @@ class PgConnection:
         # A connection lost while idle (a restarted server) is replaced before the next statement; one lost
         # inside a transaction fails that transaction, as it must.
         if self._conn.closed or self._conn.broken:
+            if self.down:
+                raise StoreUnavailable(f"PostgreSQL at {redact(self.url)} is unavailable (reconnecting)")
             self._conn = self._connect()
         return self._conn
 
@@ -303,9 +312,12 @@ class PgConnection:
     def copy_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         if not rows:
             return
-        with self._live().cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+        try:
+            with self._live().cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        except psycopg.OperationalError as exc:
+            raise self._lost(exc) from None
 
     def close(self) -> None:
         self._conn.close()
@@ -393,6 +405,10 @@ class PostgresStore(StoreBase):
         for conn in connections:
             conn.close()
 
+    def _insert_id(self, sql: str, params: tuple[object, ...], column: str) -> int:
+        # psycopg's cursors have no lastrowid: the identity column comes back with the row.
+        return int(self._conn.execute(f"{sql} RETURNING {column}", params).fetchone()[0])
+
     def _insert_usage(self, rows: Sequence[tuple[object, ...]]) -> None:
         # COPY: one statement for the whole batch, no per-row parse or plan (a duplicate still fails it).
         self._conn.copy_rows("usage_log", USAGE_COLUMNS, rows)
@@ -444,6 +460,10 @@ class PostgresStore(StoreBase):
     def _read_epoch(self) -> int:
         return self._conn.execute("SELECT value FROM epochs WHERE name = 'keys'").fetchone()[0]
 
+    def database_unreachable(self) -> bool:
+        """Whether the epoch poller found the server away on its last tick (False before it has run)."""
+        return self._conn.down
+
     def _poll(self) -> None:
         conn: PgConnection | None = None
         while not self._closed.wait(EPOCH_POLL):
@@ -451,8 +471,15 @@ class PostgresStore(StoreBase):
                 if conn is None:
                     conn = PgConnection(self.url)
                 self._db_epoch = conn.execute("SELECT value FROM epochs WHERE name = 'keys'").fetchone()[0]
-            except (psycopg.Error, StoreUnavailable):
+                if self._conn.down:
+                    log.warning("PostgreSQL at %s is reachable again", redact(self.url))
+                self._conn.down = False
+            except (psycopg.Error, StoreUnavailable) as exc:
                 # The database is away: keep serving from the last state and try again on the next tick.
+                if not self._conn.down:
+                    detail = exc if isinstance(exc, StoreUnavailable) else f"PostgreSQL at {redact(self.url)}: {exc}"
+                    log.warning("%s; checking again every %gs", detail, EPOCH_POLL)
+                self._conn.down = True
                 if conn is not None:
                     with contextlib.suppress(psycopg.Error):
                         conn.close()
