@@ -249,17 +249,23 @@ def state_path(url: str, data: Path | None = None) -> str:
     return str((data or data_dir()) / "postgresql" / f"{name}-{digest}")
 
 
+class Reachability:
+    """Whether the store's epoch poller found the server away on its last tick (False before it has run)."""
+
+    down = False
+
+
 class PgConnection:
     """psycopg in autocommit mode behind the sqlite3 calls the shared code makes (`execute`, `executemany`):
     transactions are the explicit BEGIN/COMMIT of that code."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, server: Reachability | None = None) -> None:
         self.url = url
         self._cache: dict[tuple[str, bool], str] = {}
-        # Set by the store's epoch poller while the server cannot be reached: a lost connection is then not
-        # re-opened by the caller (which may be the event loop, and a connect can wait `_CONNECT_TIMEOUT`) but
-        # fails at once; the poller clears it as soon as it connects again.
-        self.down = False
+        # Marked down by the store's epoch poller while the server cannot be reached (shared by every connection
+        # of the store): a lost connection is then not re-opened by the caller (which may be the event loop, and
+        # a connect can wait `_CONNECT_TIMEOUT`) but fails at once; the poller clears it once it connects again.
+        self.server = server if server is not None else Reachability()
         self._conn = self._connect()
 
     def _connect(self) -> psycopg.Connection:
@@ -281,7 +287,7 @@ class PgConnection:
         # A connection lost while idle (a restarted server) is replaced before the next statement; one lost
         # inside a transaction fails that transaction, as it must.
         if self._conn.closed or self._conn.broken:
-            if self.down:
+            if self.server.down:
                 raise StoreUnavailable(f"PostgreSQL at {redact(self.url)} is unavailable (reconnecting)")
             self._conn = self._connect()
         return self._conn
@@ -362,6 +368,7 @@ class PostgresStore(StoreBase):
         # One connection per thread that uses the store (the event loop's, the key lookups' pool), each with
         # its own transaction depth: a transaction on one never takes in another thread's statements.
         self._local = threading.local()
+        self._server = Reachability()
         self._connections: list[PgConnection] = []
         self._connections_lock = threading.Lock()
         self._local.conn = self._new_connection()
@@ -373,7 +380,7 @@ class PostgresStore(StoreBase):
         self._closed = threading.Event()
 
     def _new_connection(self) -> PgConnection:
-        conn = PgConnection(self.url)
+        conn = PgConnection(self.url, self._server)
         with self._connections_lock:
             self._connections.append(conn)
         return conn
@@ -462,7 +469,7 @@ class PostgresStore(StoreBase):
 
     def database_unreachable(self) -> bool:
         """Whether the epoch poller found the server away on its last tick (False before it has run)."""
-        return self._conn.down
+        return self._server.down
 
     def _poll(self) -> None:
         conn: PgConnection | None = None
@@ -471,15 +478,15 @@ class PostgresStore(StoreBase):
                 if conn is None:
                     conn = PgConnection(self.url)
                 self._db_epoch = conn.execute("SELECT value FROM epochs WHERE name = 'keys'").fetchone()[0]
-                if self._conn.down:
+                if self._server.down:
                     log.warning("PostgreSQL at %s is reachable again", redact(self.url))
-                self._conn.down = False
-            except (psycopg.Error, StoreUnavailable) as exc:
+                self._server.down = False
+            except (psycopg.Error, StoreUnavailable, OSError) as exc:
                 # The database is away: keep serving from the last state and try again on the next tick.
-                if not self._conn.down:
+                if not self._server.down:
                     detail = exc if isinstance(exc, StoreUnavailable) else f"PostgreSQL at {redact(self.url)}: {exc}"
                     log.warning("%s; checking again every %gs", detail, EPOCH_POLL)
-                self._conn.down = True
+                self._server.down = True
                 if conn is not None:
                     with contextlib.suppress(psycopg.Error):
                         conn.close()
