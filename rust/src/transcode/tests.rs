@@ -345,8 +345,17 @@ fn responses_callers_get_citations_on_one_message_and_the_search_after_it() {
         .map(|d| serde_json::from_str(d).unwrap())
         .collect();
     let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
-    assert_eq!(kinds.iter().filter(|k| **k == "response.output_item.added").count(), 2);
-    let added = events.iter().find(|e| e["type"] == "response.output_text.annotation.added").unwrap();
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| **k == "response.output_item.added")
+            .count(),
+        2
+    );
+    let added = events
+        .iter()
+        .find(|e| e["type"] == "response.output_text.annotation.added")
+        .unwrap();
     let note = serde_json::json!({"type":"url_citation","start_index":7,"end_index":13,"url":"https://a.example","title":"A"});
     assert_eq!(added["annotation"], note);
     assert_eq!(added["annotation_index"], 0);
@@ -354,13 +363,19 @@ fn responses_callers_get_citations_on_one_message_and_the_search_after_it() {
     assert_eq!(done["type"], "response.completed");
     let output = done["response"]["output"].as_array().unwrap();
     assert_eq!(output[0]["content"][0]["text"], "Héllo, sunny.");
-    assert_eq!(output[0]["content"][0]["annotations"], serde_json::json!([note]));
+    assert_eq!(
+        output[0]["content"][0]["annotations"],
+        serde_json::json!([note])
+    );
     assert_eq!(output[1]["type"], "web_search_call");
     assert_eq!(output[1]["action"]["query"], "weather");
     // The annotation comes before the message is done, and sequence numbers stay consecutive.
     let at = |kind: &str| kinds.iter().position(|k| *k == kind).unwrap();
     assert!(at("response.output_text.annotation.added") < at("response.output_text.done"));
-    let numbers: Vec<u64> = events.iter().map(|e| e["sequence_number"].as_u64().unwrap()).collect();
+    let numbers: Vec<u64> = events
+        .iter()
+        .map(|e| e["sequence_number"].as_u64().unwrap())
+        .collect();
     assert_eq!(numbers, (0..numbers.len() as u64).collect::<Vec<_>>());
     // Other callers get nothing from either call.
     let mut chat = Transcoder::new(Api::Messages, Api::Chat, options());
