@@ -373,3 +373,16 @@ def test_matrix(
         assert canned.CITED in seen.text and seen.citations == URLS
     else:
         assert not seen.citations and not seen.thinking
+
+
+@pytest.mark.parametrize("model", [PROVIDERS["gemini-api"], PROVIDERS["openai-compatible"]])
+def test_a_malformed_output_format_is_a_400(claude: anthropic.Anthropic, mock: MockControl, model: str) -> None:
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        claude.messages.create(
+            model=model,
+            max_tokens=50,
+            messages=[{"role": "user", "content": "hi"}],
+            extra_body={"output_format": {"type": "json", "schema": SCHEMA}},
+        )
+    assert "output_format" in refused.value.message
+    assert _upstream(mock) == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Iterator
 
 import anthropic
@@ -233,3 +234,16 @@ def test_imagen_needs_the_vertex_token(oai: openai.OpenAI, mock: MockControl) ->
         oai.images.generate(model="vertexbad/google/imagen-4.0-generate-001", prompt="a cat")
     assert failed.value.status_code == 502
     assert not any(r["path"].endswith(":predict") for r in mock.requests())
+
+
+def test_the_mock_checks_predict_auth_like_other_vertex_methods(mock_server: Server) -> None:
+    body = {"instances": [{"prompt": "a cat"}], "parameters": {"sampleCount": 1}}
+    path = "/v1/projects/router-test/locations/europe-west1/publishers/google/models/imagen-4.0-generate-001:predict"
+    for headers in ({}, {"authorization": "Bearer ya29.mock.1.forged"}):
+        refused = httpx.post(f"{mock_server.base}{path}", json=body, headers=headers)
+        assert refused.status_code == 401 and refused.json()["error"]["status"] == "UNAUTHENTICATED"
+    token = mock_vertex.issue_token(int(time.time()) + 60)
+    ok = httpx.post(f"{mock_server.base}{path}", json=body, headers={"authorization": f"Bearer {token}"})
+    assert ok.status_code == 200 and ok.json()["predictions"][0]["mimeType"] == "image/png"
+    gemini = httpx.post(f"{mock_server.base}/v1beta/models/imagen-4.0-generate-001:predict", json=body)
+    assert gemini.status_code == 403  # no API key, as Google answers
