@@ -188,7 +188,8 @@ async def _stream(
                                 for event, found, query in searched.feed(bytes(chunk)):
                                     if caller == "responses":
                                         if query is not None:
-                                            out += transcoder.search_call(query)
+                                            # The query echoes the prompt: unscreened, so left out under guardrails.
+                                            out += transcoder.search_call(query if guard is None else "")
                                         if found:  # before the event: a block's end may end the message
                                             out += transcoder.annotate(web_search.citation_tuples(found))
                                     out += transcoder.feed(event) if event else b""
