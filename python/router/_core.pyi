@@ -190,6 +190,13 @@ class Transcoder:
         `screen` (taken over: one per stream) masks every text of the answer on the way, in any API."""
     def feed(self, chunk: bytes) -> bytes:
         """Translate every event `chunk` completes; b"" once the stream is done, failed or malformed."""
+    def annotate(self, notes: list[tuple[str, str, int, int]]) -> bytes:
+        """`url_citation`s (url, title, start, end; offsets in characters into the answer's text so far) found in
+        a searching upstream's events: Responses callers get `response.output_text.annotation.added` events and
+        the annotations on the open message; b"" for other callers and passed-through streams."""
+    def search_call(self, query: str) -> bytes:
+        """A web search the upstream ran: a `web_search_call` item for Responses callers (after the open
+        message, if one is open); b"" for other callers and passed-through streams."""
     def fail(self, kind: str, message: str) -> bytes:
         """An error event in the caller's shape that ends the stream (b"" if it already ended in an error)."""
     @property

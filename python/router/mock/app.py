@@ -50,6 +50,8 @@ _NATIVE: dict[str, Callable[[Any, Any, Any], Awaitable[None]]] = {
     "oauth2": vertex.token,
     "openai": azure.handle,
     "entra": azure.token,
+    "metadata": azure.managed_identity,
+    "msi": azure.managed_identity,
 }
 
 

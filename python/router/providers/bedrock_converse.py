@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 
 from ..errors import InvalidRequest
-from ..protocols.anthropic import sse_event
+from ..protocols.anthropic import output_schema, sse_event
 
 Json = dict[str, Any]
 
@@ -200,6 +200,13 @@ def messages_to_converse(req: Json, model_id: str) -> Json:
     if additional:
         out["additionalModelRequestFields"] = additional
 
+    if output_schema(req) is not None:
+        raise InvalidRequest(
+            f"The model '{model_id}' on Bedrock Converse cannot take 'output_format': send the schema as a chat "
+            "'response_format' or a Responses 'text.format' instead.",
+            param="output_format",
+            code="unsupported_parameter",
+        )
     tools: list[Json] = []
     for j, tool in enumerate(req.get("tools") or ()):
         if tool.get("type") not in (None, "custom") or "input_schema" not in tool:

@@ -24,6 +24,7 @@ import msgspec
 from .._core import SseParser
 from ..config import ProviderConfig, Timeouts
 from ..errors import GatewayError, InvalidRequest, UpstreamError
+from . import imagen
 from .gemini_content import StreamTranslator, gemini_to_messages, messages_to_gemini
 from .openai_compat import OpenAICompatProvider
 from .transport import Response
@@ -120,6 +121,8 @@ class GeminiProvider(OpenAICompatProvider):
     api = "messages"
     chat_images = True
     fetches_media = True
+    # Imagen's `outputOptions` (JPEG output): Vertex AI only.
+    imagen_output_options = False
 
     def __init__(self, name: str, config: ProviderConfig, timeouts: Timeouts) -> None:
         super().__init__(name, config, timeouts)
@@ -131,7 +134,8 @@ class GeminiProvider(OpenAICompatProvider):
 
     def url(self, endpoint: str, upstream_model: str) -> str:
         model = upstream_model.removeprefix("google/")
-        url = f"{self._base}/models/{quote(model, safe='')}:generateContent"
+        method = "predict" if endpoint == "images" and imagen.is_imagen(model) else "generateContent"
+        url = f"{self._base}/models/{quote(model, safe='')}:{method}"
         self._models[url] = model
         return url
 
@@ -185,6 +189,8 @@ class GeminiProvider(OpenAICompatProvider):
         assert self._transport is not None
         options = {name: msgspec.json.decode(raw) for name, raw in fields.items() if name != "model"}
         model = self._models[url]
+        if url.endswith(":predict"):
+            return await self._imagen(url, model, options, request_id, extra)
         self._check_image_options(model, options)
         generation: dict[str, Any] = {"responseModalities": ["IMAGE"]}
         aspect = _ASPECT.get(options.get("size") or "")
@@ -234,6 +240,42 @@ class GeminiProvider(OpenAICompatProvider):
             )
         total = prompt_tokens + output_tokens
         usage = {"input_tokens": prompt_tokens, "output_tokens": output_tokens, "total_tokens": total}
+        return msgspec.json.encode({"created": int(time.time()), "data": images, "usage": usage})
+
+    async def _imagen(
+        self, url: str, model: str, options: dict[str, Any], request_id: str, extra: dict[str, str] | None
+    ) -> bytes:
+        """OpenAI Images on an Imagen model (`providers.imagen`): `n` over concurrent `:predict` calls."""
+        assert self._transport is not None
+        bodies = imagen.predict_bodies(model, options, self.imagen_output_options)
+        headers = {"x-request-id": request_id, **await self.request_headers(extra)}
+        replies = await asyncio.gather(*(self._transport.post(url, headers, body) for body in bodies))
+        images: list[dict[str, str]] = []
+        filtered = None
+        for response, data in replies:
+            if response.status != 200:
+                raise self.error_from_status(response.status, data, response.get_header("retry-after"))
+            try:
+                found, reason = imagen.read_predictions(data, options.get("response_format") == "url")
+            except msgspec.DecodeError:
+                raise UpstreamError(
+                    f"Upstream provider '{self.name}' returned an invalid JSON response.",
+                    code="upstream_invalid_response",
+                ) from None
+            images += found
+            filtered = filtered or reason
+        if not images:
+            if filtered is not None:
+                raise InvalidRequest(
+                    f"The model '{model}' refused to generate this image (Imagen: {filtered[:300]}).",
+                    param="prompt",
+                    code="content_policy_violation",
+                )
+            raise UpstreamError(
+                f"Upstream provider '{self.name}' answered without an image.", code="upstream_invalid_response"
+            )
+        # Imagen bills per image, not per token: the price table's `images` entry prices them.
+        usage = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
         return msgspec.json.encode({"created": int(time.time()), "data": images, "usage": usage})
 
     @staticmethod

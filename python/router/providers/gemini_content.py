@@ -17,7 +17,7 @@ import msgspec
 
 from ..errors import InvalidRequest
 from ..protocols import web_search
-from ..protocols.anthropic import sse_event
+from ..protocols.anthropic import output_schema, sse_event
 from ..protocols.to_upstream import JSON_TOOL
 
 Json = dict[str, Any]
@@ -134,6 +134,10 @@ def messages_to_gemini(req: Json, model: str) -> Json:
         choice = {}
         generation["responseMimeType"] = "application/json"
         generation["responseJsonSchema"] = json_tool.get("input_schema") or {"type": "object"}
+    schema = output_schema(req)  # a Messages caller's own structured output
+    if schema is not None:
+        generation["responseMimeType"] = "application/json"
+        generation["responseJsonSchema"] = schema
     if "-image" in model:
         # Gemini's image models (gemini-2.5-flash-image…) answer chat with text and images; the images reach chat
         # callers as `message.images`. https://ai.google.dev/gemini-api/docs/image-generation
