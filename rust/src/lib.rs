@@ -4,6 +4,7 @@
 use pyo3::prelude::*;
 
 pub mod balance;
+pub mod converse;
 pub mod eventstream;
 pub mod json;
 pub mod latency;
@@ -24,6 +25,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<transcode::py::PyAnswerScreen>()?;
     m.add_class::<eventstream::py::PyEventStreamDecoder>()?;
     m.add_class::<eventstream::py::PyEventStreamMessage>()?;
+    m.add_class::<converse::py::PyConverseStreamTranslator>()?;
     m.add_function(wrap_pyfunction!(
         eventstream::py::encode_event_stream_message,
         m

@@ -185,8 +185,9 @@ class SigV4Signer:
         token = self.credentials.session_token
         signs_token = bool(token) and sign_session_token
         key = (method, host, path, query, tuple(headers) if headers else (), normalize, sign_body_header, signs_token)
-        template = self._templates.get(key, False)
-        if template is False:
+        try:
+            template = self._templates[key]
+        except KeyError:
             template = self._template(key)
         added = {"x-amz-date": amz_date}
         if signs_token:
