@@ -4,7 +4,9 @@ gateway (1 worker) in front of the mock, in one run.
 
 wrk drives each model in turn at 16 connections, alternating the order over several rounds so drift on a
 shared machine hits all alike; the medians per model are reported with the ratio to the OpenAI-compatible one
-(the issue's bar: within 15% of requests/s) and the added p50. An Anthropic model is measured too: a chat
+(the issue's bar: within 15% of requests/s) and the added p50, with the CPU the gateway (and the mock) spent
+per request, read from /proc: on a shared machine requests/s follow the neighbours, CPU per request much less.
+An Anthropic model is measured too: a chat
 request to it takes the same chat ↔ Messages translation the native providers build on, so the rows above it
 and below it separate the cost of translation from that of Converse / Gemini mapping and signing. The mock
 verifies every SigV4 signature, so its own CPU counts against the Bedrock rows too.
@@ -32,6 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from load import require_wrk, wrk
+from load_compare import _cpu_seconds
 from router.mock import bedrock as mock_bedrock
 from router.mock import gemini as mock_gemini
 
@@ -126,8 +129,12 @@ def main() -> None:
                         body["stream"] = True
                     for build in builds if round_ % 2 == 0 else builds[::-1]:
                         url = f"{gateways[build].base}/v1/chat/completions"
+                        cpu = _cpu_seconds(gateways[build]), _cpu_seconds(mock)
                         run = wrk(url, json.dumps(body), keys[build], args.connections, args.duration, workdir,
                                   load_cpus)  # fmt: skip
+                        served = run["rps"] * args.duration
+                        run["gateway_us"] = (_cpu_seconds(gateways[build]) - cpu[0]) / served * 1e6
+                        run["mock_us"] = (_cpu_seconds(mock) - cpu[1]) / served * 1e6
                         if run["non_2xx"]:
                             sys.exit(f"{build} {name}: {run['non_2xx']} non-2xx answers")
                         results[build][name].append(run)
@@ -140,18 +147,23 @@ def main() -> None:
     where = f"gateway on CPU {gateway_cpu}, mock and wrk on {load_cpus}" if pinned else "unpinned"
     kind = "streamed" if args.stream else "unary"
     print(f"{kind} chat, {args.connections} connections, medians of {args.rounds} rounds of {args.duration} s, {where}")
-    print(f"{'build':<10}{'provider':<20}{'req/s':>9}{'vs openai':>11}{'p50 ms':>9}{'added p50':>11}{'p99 ms':>9}")
+    print(
+        f"{'build':<10}{'provider':<19}{'req/s':>7}{'vs openai':>11}{'p50 ms':>8}{'added':>8}{'p99 ms':>8}"
+        f"{'gw µs/req':>11}{'added':>8}{'mock µs':>9}"
+    )
     for build in builds:
         runs = results[build]
-        base_rps = statistics.median(r["rps"] for r in runs["openai-compatible"])
-        base_p50 = statistics.median(r["p50_ms"] for r in runs["openai-compatible"])
+
+        def median(name: str, field: str, runs: dict = runs) -> float:
+            return statistics.median(r[field] for r in runs[name])
+
+        base = {field: median("openai-compatible", field) for field in ("rps", "p50_ms", "gateway_us")}
         for name in MODELS:
-            rps = statistics.median(r["rps"] for r in runs[name])
-            p50 = statistics.median(r["p50_ms"] for r in runs[name])
-            p99 = statistics.median(r["p99_ms"] for r in runs[name])
+            rps, p50, gw = median(name, "rps"), median(name, "p50_ms"), median(name, "gateway_us")
             print(
-                f"{build:<10}{name:<20}{rps:>9.0f}{rps / base_rps - 1:>+11.1%}{p50:>9.2f}{p50 - base_p50:>+11.2f}"
-                f"{p99:>9.2f}"
+                f"{build:<10}{name:<19}{rps:>7.0f}{rps / base['rps'] - 1:>+11.1%}{p50:>8.2f}"
+                f"{p50 - base['p50_ms']:>+8.2f}{median(name, 'p99_ms'):>8.2f}"
+                f"{gw:>11.0f}{gw - base['gateway_us']:>+8.0f}{median(name, 'mock_us'):>9.0f}"
             )
 
 

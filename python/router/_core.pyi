@@ -11,6 +11,7 @@ __all__ = [
     "EventStreamError",
     "EventStreamMessage",
     "Finding",
+    "GeminiStreamTranslator",
     "Guardrails",
     "LatencyTracker",
     "Ledger",
@@ -90,6 +91,20 @@ class ConverseStreamTranslator:
     @property
     def done(self) -> bool:
         """The answer ended normally (its `metadata` event was translated)."""
+
+@final
+class GeminiStreamTranslator:
+    """One Gemini streamGenerateContent answer (SSE bytes) → Anthropic Messages SSE bytes, in one pass.
+
+    Grounding metadata is not translated: grounded (Google Search) answers take the Python translator.
+    """
+
+    def __new__(cls, model: str, message_id: str) -> Self: ...
+    def feed(self, chunk: bytes) -> bytes:
+        """The Messages SSE of the SSE events this chunk completes; raises ValueError when one is not a JSON
+        GenerateContentResponse."""
+    def finish(self) -> bytes:
+        """The closing events once the body ended, or b"" when no chunk said why the answer stopped."""
 
 @final
 class SseEvent:

@@ -1,11 +1,13 @@
-//! Python binding: `ConverseStreamTranslator`.
+//! Python bindings: `ConverseStreamTranslator`, `GeminiStreamTranslator`.
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use super::ConverseStream;
+use super::converse::ConverseStream;
+use super::gemini::GeminiStream;
 use crate::eventstream::py::EventStreamError;
 
-/// One ConverseStream answer → Anthropic Messages SSE bytes (see the module docs).
+/// One ConverseStream answer → Anthropic Messages SSE bytes (see `native::converse`).
 #[pyclass(name = "ConverseStreamTranslator", module = "router._core")]
 pub struct PyConverseStreamTranslator(ConverseStream);
 
@@ -50,5 +52,33 @@ impl PyConverseStreamTranslator {
     #[getter]
     fn done(&self) -> bool {
         self.0.done()
+    }
+}
+
+/// One Gemini streamGenerateContent answer (SSE bytes) → Anthropic Messages SSE bytes (see `native::gemini`).
+#[pyclass(name = "GeminiStreamTranslator", module = "router._core")]
+pub struct PyGeminiStreamTranslator(GeminiStream);
+
+#[pymethods]
+impl PyGeminiStreamTranslator {
+    /// `model` goes into `message_start` when the chunks name no `modelVersion`; `message_id` is the
+    /// message's id (its last 8 characters name tool calls that come without an id).
+    #[new]
+    fn new(model: String, message_id: String) -> Self {
+        Self(GeminiStream::new(model, message_id))
+    }
+
+    /// The Messages SSE of the SSE events `chunk` completes; `ValueError` when one is not a
+    /// GenerateContentResponse.
+    fn feed<'py>(&mut self, py: Python<'py>, chunk: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+        let out = self.0.feed(chunk).map_err(|_| {
+            PyValueError::new_err("a stream event is not a JSON GenerateContentResponse")
+        })?;
+        Ok(PyBytes::new(py, &out))
+    }
+
+    /// The closing events once the body ended, or b"" when no chunk said why the answer stopped.
+    fn finish<'py>(&mut self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.0.finish())
     }
 }

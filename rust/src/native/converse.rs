@@ -1,10 +1,6 @@
-//! Amazon Bedrock `ConverseStream` → Anthropic Messages SSE, straight from the event-stream bytes.
-//!
-//! The Bedrock adapter speaks Anthropic Messages to the gateway: its stream reaches the caller through the
-//! shared [`crate::transcode::Transcoder`] as Messages SSE. This does the step before, in one pass per network
-//! chunk: the AWS event-stream framing is decoded (both CRCs checked, [`crate::eventstream::Decoder`]), each
-//! event's JSON payload parsed borrowing its strings, and the matching Messages events written, so no Python
-//! object is made per event.
+//! Amazon Bedrock `ConverseStream` → Anthropic Messages SSE, straight from the event-stream bytes: the
+//! framing is decoded (both CRCs checked), each event's JSON payload parsed borrowing its strings, and the
+//! matching Messages events written.
 //!
 //! Converse opens text and reasoning blocks implicitly with their first delta (only tool uses get a
 //! `contentBlockStart`), and sends the stop reason (`messageStop`) before the usage (`metadata`): the
@@ -14,17 +10,13 @@
 //!
 //! An `exception` or `error` message (throttling, a model stream error …) stops the translation: it is kept
 //! for the adapter, which reports it in the caller's format, and nothing after it is translated.
-pub mod py;
-#[cfg(test)]
-mod tests;
-
 use std::borrow::Cow;
 
 use serde::Deserialize;
 
+use super::{block_delta, block_start, block_stop, message_end, message_start, FinalUsage};
 use crate::eventstream::{scan_headers, DecodeError, Decoder};
 use crate::json::push_str;
-use crate::transcode::push_u64;
 
 type Str<'a> = Option<Cow<'a, str>>;
 
@@ -294,25 +286,10 @@ impl State {
             }
             b"contentBlockStop" => {
                 if self.opened.contains(&index) {
-                    out.extend_from_slice(
-                        b"event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":",
-                    );
-                    push_u64(out, index);
-                    out.extend_from_slice(b"}\n\n");
+                    block_stop(out, index);
                 }
             }
-            b"messageStart" => {
-                out.extend_from_slice(
-                    b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":",
-                );
-                push_str(out, &self.message_id);
-                out.extend_from_slice(br#","type":"message","role":"assistant","model":"#);
-                push_str(out, &self.model);
-                out.extend_from_slice(
-                    br#","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":0,"output_tokens":0}}}"#,
-                );
-                out.extend_from_slice(b"\n\n");
-            }
+            b"messageStart" => message_start(out, &self.message_id, &self.model),
             b"messageStop" => {
                 self.stop = stop_reason(body.stop_reason.as_deref().unwrap_or("end_turn"));
             }
@@ -320,22 +297,13 @@ impl State {
                 // metadata
                 self.done = true;
                 let usage = body.usage.unwrap_or_default();
-                out.extend_from_slice(
-                    b"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":",
-                );
-                push_str(out, self.stop);
-                out.extend_from_slice(br#","stop_sequence":null},"usage":{"input_tokens":"#);
-                push_u64(out, usage.input_tokens.unwrap_or(0));
-                out.extend_from_slice(br#","output_tokens":"#);
-                push_u64(out, usage.output_tokens.unwrap_or(0));
-                out.extend_from_slice(br#","cache_read_input_tokens":"#);
-                push_u64(out, usage.cache_read_input_tokens.unwrap_or(0));
-                out.extend_from_slice(br#","cache_creation_input_tokens":"#);
-                push_u64(out, usage.cache_write_input_tokens.unwrap_or(0));
-                out.extend_from_slice(b"}}\n\n");
-                out.extend_from_slice(
-                    b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
-                );
+                let usage = FinalUsage {
+                    input: usage.input_tokens.unwrap_or(0),
+                    output: usage.output_tokens.unwrap_or(0),
+                    cache_read: usage.cache_read_input_tokens.unwrap_or(0),
+                    cache_write: usage.cache_write_input_tokens.unwrap_or(0),
+                };
+                message_end(out, self.stop, usage);
             }
         }
         Some(())
@@ -346,27 +314,6 @@ impl State {
         if !self.opened.contains(&index) {
             self.opened.push(index);
         }
-        out.extend_from_slice(
-            b"event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":",
-        );
-        push_u64(out, index);
-        out.extend_from_slice(br#","content_block":"#);
-        block(out);
-        out.extend_from_slice(b"}\n\n");
+        block_start(out, index, block);
     }
-}
-
-/// `content_block_delta` of block `index`: `{"type": kind, field: value}`.
-fn block_delta(out: &mut Vec<u8>, index: u64, kind: &str, field: &str, value: &str) {
-    out.extend_from_slice(
-        b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":",
-    );
-    push_u64(out, index);
-    out.extend_from_slice(br#","delta":{"type":""#);
-    out.extend_from_slice(kind.as_bytes());
-    out.extend_from_slice(br#"",""#);
-    out.extend_from_slice(field.as_bytes());
-    out.extend_from_slice(br#"":"#);
-    push_str(out, value);
-    out.extend_from_slice(b"}}\n\n");
 }

@@ -1,4 +1,4 @@
-use super::*;
+use super::converse::*;
 use crate::eventstream::{encode, HeaderValue};
 
 fn message(kind: &str, message_type: &str, payload: &str) -> Vec<u8> {
