@@ -164,13 +164,14 @@ impl ConverseStream {
             if state.stopped || malformed.is_some() {
                 return Ok(());
             }
-            let (mut message, mut event, mut other) = (None, None, None);
+            let (mut message, mut event, mut exception, mut error) = (None, None, None, None);
             scan_headers(headers, |h| {
                 if h.tag == 7 {
                     match h.name {
                         b":message-type" => message = Some(h.value),
                         b":event-type" => event = Some(h.value),
-                        b":exception-type" | b":error-code" => other = other.or(Some(h.value)),
+                        b":exception-type" => exception = Some(h.value),
+                        b":error-code" => error = Some(h.value),
                         _ => {}
                     }
                 }
@@ -181,7 +182,7 @@ impl ConverseStream {
             if message != Some(b"event".as_slice()) {
                 state.stopped = true;
                 state.exception = Some(Exception {
-                    kind: event.or(other).map(text),
+                    kind: event.or(exception).or(error).map(text),
                     payload: payload.to_vec(),
                 });
                 return Ok(());
