@@ -6,10 +6,12 @@ from typing import Any, Self, final
 __all__ = [
     "AnswerScreen",
     "BudgetSet",
+    "ConverseStreamTranslator",
     "EventStreamDecoder",
     "EventStreamError",
     "EventStreamMessage",
     "Finding",
+    "GeminiStreamTranslator",
     "Guardrails",
     "LatencyTracker",
     "Ledger",
@@ -69,6 +71,40 @@ class EventStreamDecoder:
 
 def encode_event_stream_message(headers: dict[str, str | bytes | bool | int], payload: bytes) -> bytes:
     """Encode one event-stream message (ints are sent as 8-byte longs)."""
+
+@final
+class ConverseStreamTranslator:
+    """One Bedrock ConverseStream answer (AWS event-stream bytes) → Anthropic Messages SSE bytes, in one pass.
+
+    Frames are checked as `EventStreamDecoder` checks them; an `exception` or `error` message stops the
+    translation and is kept for `take_exception`.
+    """
+
+    def __new__(cls, model_id: str, message_id: str, max_message_size: int = 16777216) -> Self: ...
+    def feed(self, chunk: bytes) -> bytes:
+        """The Messages SSE of the events this chunk completes; raises EventStreamError on a corrupt stream or
+        an event whose payload is not the JSON its type promises."""
+    def finish(self) -> None:
+        """End of the body: raises EventStreamError if it stopped inside a message."""
+    def take_exception(self) -> tuple[str | None, bytes] | None:
+        """The exception or error message that stopped the translation, once: `(type, payload)`."""
+    @property
+    def done(self) -> bool:
+        """The answer ended normally (its `metadata` event was translated)."""
+
+@final
+class GeminiStreamTranslator:
+    """One Gemini streamGenerateContent answer (SSE bytes) → Anthropic Messages SSE bytes, in one pass.
+
+    Grounding metadata is not translated: grounded (Google Search) answers take the Python translator.
+    """
+
+    def __new__(cls, model: str, message_id: str) -> Self: ...
+    def feed(self, chunk: bytes) -> bytes:
+        """The Messages SSE of the SSE events this chunk completes; raises ValueError when one is not a JSON
+        GenerateContentResponse."""
+    def finish(self) -> bytes:
+        """The closing events once the body ended, or b"" when no chunk said why the answer stopped."""
 
 @final
 class SseEvent:

@@ -1,7 +1,9 @@
 """Google Gemini on AI Studio (`kind: gemini`): `generateContent` and `streamGenerateContent?alt=sse` with an API key.
 
 To the gateway it is an Anthropic Messages upstream (`api = "messages"`): bodies are translated here
-(`gemini_content`) and Gemini's SSE chunks re-encoded as Messages SSE for the shared stream transcoder.
+(`gemini_content`) and Gemini's SSE chunks re-encoded as Messages SSE for the shared stream transcoder, in Rust
+(`GeminiStreamTranslator`), or in Python (`gemini_content.StreamTranslator`) for answers grounded with Google
+Search, whose citations are cut from the streamed text.
 
 - https://ai.google.dev/api/generate-content#method:-models.generatecontent
 - https://ai.google.dev/api/generate-content#method:-models.streamgeneratecontent
@@ -21,7 +23,7 @@ from urllib.parse import quote
 
 import msgspec
 
-from .._core import SseParser
+from .._core import GeminiStreamTranslator, SseParser
 from ..config import ProviderConfig, Timeouts
 from ..errors import GatewayError, InvalidRequest, UpstreamError
 from . import imagen
@@ -35,13 +37,18 @@ DEFAULT_ENDPOINT = "https://generativelanguage.googleapis.com/v1beta"
 
 
 class GeminiStreamResponse:
-    """A streamGenerateContent response as the stream loop reads it: `read_chunk` yields Messages SSE bytes."""
+    """A streamGenerateContent response as the stream loop reads it: `read_chunk` yields Messages SSE bytes.
 
-    def __init__(self, response: Response, model: str, provider: str) -> None:
+    `grounded`: the request has Google Search on, so the answer may carry groundingMetadata (Python translator).
+    """
+
+    def __init__(self, response: Response, model: str, provider: str, grounded: bool = False) -> None:
         self._response = response
         self.status = response.status
-        self._parser = SseParser()
-        self._translator = StreamTranslator(model, f"msg_gemini_{os.urandom(12).hex()}")
+        message_id = f"msg_gemini_{os.urandom(12).hex()}"
+        self._native = None if grounded else GeminiStreamTranslator(model, message_id)
+        self._parser = SseParser() if grounded else None
+        self._translator = StreamTranslator(model, message_id) if grounded else None
         self._provider = provider
         self._finished = False
         self.body_reader = self
@@ -58,19 +65,29 @@ class GeminiStreamResponse:
             chunk = await reader.read_chunk()
             if chunk is None:
                 self._finished = True
+                if self._native is not None:
+                    return self._native.finish() or None
+                assert self._translator is not None
                 return self._translator.finish() or None
-            out = b""
-            for event in self._parser.feed(builtins.bytes(chunk)):
-                try:
-                    out += self._translator.chunk(event.data)
-                except (msgspec.DecodeError, AttributeError, TypeError):
-                    raise UpstreamError(
-                        f"Upstream provider '{self._provider}' sent a malformed stream event.",
-                        code="upstream_invalid_stream",
-                    ) from None
+            try:
+                out = self._translate(builtins.bytes(chunk))
+            except (ValueError, AttributeError, TypeError):  # msgspec.DecodeError is a ValueError
+                raise UpstreamError(
+                    f"Upstream provider '{self._provider}' sent a malformed stream event.",
+                    code="upstream_invalid_stream",
+                ) from None
             if out:
                 return out
         return None
+
+    def _translate(self, chunk: builtins.bytes) -> builtins.bytes:
+        if self._native is not None:
+            return self._native.feed(chunk)
+        assert self._parser is not None and self._translator is not None
+        out = b""
+        for event in self._parser.feed(chunk):
+            out += self._translator.chunk(event.data)
+        return out
 
 
 # OpenAI Images `size` → Gemini `imageConfig.aspectRatio` (https://ai.google.dev/gemini-api/docs/image-generation).
@@ -177,8 +194,10 @@ class GeminiProvider(OpenAICompatProvider):
         assert self._transport is not None
         target, payload, model = self.prepare(url, await self.with_media(body), True)
         headers = {"x-request-id": request_id, "accept": "text/event-stream", **await self.request_headers(extra)}
+        # Google Search is only ever a tool the request asked for (a JSON key: in text, quotes are escaped).
+        grounded = b'"google_search"' in payload
         async with self._transport.stream(target, headers, payload) as response:
-            yield GeminiStreamResponse(response, model, self.name)
+            yield GeminiStreamResponse(response, model, self.name, grounded)
 
     async def generate_images(
         self, url: str, fields: dict[str, msgspec.Raw], request_id: str, extra: dict[str, str] | None = None
