@@ -586,3 +586,57 @@ fn digit_shapes_on_texts_that_hold_each_value() {
         assert_eq!(e.scan(t, ALL), want, "{t}");
     }
 }
+
+/// Long digit-dense text (logs, code, tables) with cue words and token prefixes among the numbers: long
+/// enough for the automaton's walk to be cut into lanes, with literals across the lanes' edges.
+fn long_digits_strategy() -> impl Strategy<Value = String> {
+    let words = prop::sample::select(vec![
+        "account ",
+        "routing: ",
+        "dob ",
+        "exp ",
+        "balance $",
+        "sk-ant-api03-",
+        "ghp_",
+        "AKIA",
+        "password=",
+        "key: ",
+        "https://",
+        "-us",
+        ":AA",
+        "Q~",
+        "eyJ",
+        "aws_secret=",
+        "GR1348941",
+        "401k ",
+        "Dear Mr ",
+        "ms",
+        "-----BEGIN",
+        "BEGIN SSH2 ENCRYPTED PRIVATE KEY",
+        "name: ",
+        "\"status\":",
+        "_ms\":",
+        "é",
+        "\n",
+    ]);
+    let piece = prop_oneof![
+        3 => digits_strategy(),
+        2 => words.prop_map(str::to_owned),
+    ];
+    prop::collection::vec(piece, 0..60).prop_map(|v| v.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// The automaton's lanes wake the same rules on the same windows as one walk over each window, and the
+    /// scan finds what the search over whole digit windows finds.
+    #[test]
+    fn lanes_wake_what_one_walk_wakes(text in long_digits_strategy()) {
+        let e = engine();
+        for cats in [DEFAULT_CATEGORIES, ALL] {
+            prop_assert_eq!(e.wake_windows(&text, cats, true), e.wake_windows(&text, cats, false), "{:?}", text);
+        }
+        prop_assert_eq!(e.scan(&text, ALL), e.scan_searching_digit_windows(&text, ALL));
+    }
+}
