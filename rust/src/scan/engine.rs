@@ -16,6 +16,7 @@ use super::digits::{Cluster, Digits, Shape};
 use super::prefilter::{any_hot, hot_windows};
 use super::rules::{builtin, Pre, RuleSpec, Trigger};
 use super::validate::{self, Check};
+use super::walk::{Match, Walk};
 use super::{Categories, Category};
 
 /// One sensitive value: byte offsets into the scanned text, and the rule that found it.
@@ -63,6 +64,8 @@ pub struct Engine {
     /// The concrete DFA type, not `AhoCorasick`: the overlapping search is then compiled for this
     /// automaton instead of going through `AhoCorasick`'s dynamic dispatch.
     automaton: DFA,
+    /// The automaton as a compact table, walked in lanes (`None`: too many states for it).
+    walk: Option<Walk>,
     #[cfg(feature = "hyperscan")]
     hyperscan: Option<super::hyperscan::Literals>,
     wakes: Vec<Wake>,
@@ -71,10 +74,6 @@ pub struct Engine {
     digit_rules: Vec<(u16, Shape)>,
     whole_rules: Vec<u16>,
 }
-/// Lanes of the automaton's walk over a long window (`Engine::wake_in`).
-const LANES: usize = 4;
-/// A window is cut into lanes when each lane gets at least this many bytes.
-const LANE_MIN: usize = 64;
 /// After a cluster's last digit, how far a digit rule's match may still reach (IBAN letter groups).
 const DIGIT_TAIL: usize = 12;
 /// Up to this length a text with hot windows gets Hyperscan's pass over all of it rather than the
@@ -236,6 +235,7 @@ impl Engine {
         #[cfg(not(feature = "hyperscan"))]
         let Wakeup::Prefilter = wakeup;
         Ok(Self {
+            walk: Walk::new(&automaton),
             automaton,
             #[cfg(feature = "hyperscan")]
             hyperscan,
@@ -334,69 +334,21 @@ impl Engine {
         self.resolve(found)
     }
 
-    /// The automaton's wake-ups in `text[ws..we]`, in the order one overlapping search reports them (by
-    /// match end). A long window is cut into `LANES` lanes walked in step: the automaton's walk is one
-    /// chain of dependent table loads, a cache access per byte, and independent lanes overlap those
-    /// waits (4 lanes: 3x the bytes per second on digit-dense text, where the windows cover everything).
-    /// Each lane walks on past its end by the longest literal's length less one, and reports only the
-    /// matches that start in it: exactly the matches one walk over the window finds, each once.
+    /// The automaton's wake-ups in `text[ws..we]`, in the order one overlapping search reports them:
+    /// the compact table's walk (`walk`), or the crate's search if the table could not be built.
     fn wake_in(
         &self,
         text: &str,
         ws: usize,
         we: usize,
         wakes: &mut Wakes<'_>,
-        found: &mut Vec<(usize, u32, usize)>,
+        found: &mut Vec<Match>,
     ) {
-        let aut = &self.automaton;
-        let overlap = aut.max_pattern_len().saturating_sub(1);
-        let len = (we - ws) / LANES;
-        if len < LANE_MIN.max(overlap) {
+        let Some(walk) = &self.walk else {
             self.wake_walk(text, ws, we, wakes);
             return;
-        }
-        let bytes = text.as_bytes();
-        let Ok(start) = aut.start_state(aho_corasick::Anchored::No) else {
-            return;
         };
-        // Lane k owns `[own[k], own[k + 1])` and walks `[own[k], stop[k])`.
-        let own: [usize; LANES + 1] =
-            std::array::from_fn(|k| if k == LANES { we } else { ws + k * len });
-        let stop: [usize; LANES] = std::array::from_fn(|k| (own[k + 1] + overlap).min(we));
-        found.clear();
-        let mut report = |sid: aho_corasick::automaton::StateID, end: usize, owned: usize| {
-            for i in 0..aut.match_len(sid) {
-                let pid = aut.match_pattern(sid, i);
-                let start = end - aut.pattern_len(pid);
-                if start < owned {
-                    found.push((end, pid.as_u32(), start));
-                }
-            }
-        };
-        let mut sid = [start; LANES];
-        // In step for as long as every lane has bytes (the shortest walk is the first lanes': `len +
-        // overlap`, or the last lane's), then each lane to its own end.
-        let steps = (0..LANES).map(|k| stop[k] - own[k]).min().unwrap_or(0);
-        let lane: [&[u8]; LANES] = std::array::from_fn(|k| &bytes[own[k]..own[k] + steps]);
-        for step in 0..steps {
-            for k in 0..LANES {
-                sid[k] = aut.next_state(aho_corasick::Anchored::No, sid[k], lane[k][step]);
-                if aut.is_match(sid[k]) {
-                    report(sid[k], own[k] + step + 1, own[k + 1]);
-                }
-            }
-        }
-        for k in 0..LANES {
-            for at in own[k] + steps..stop[k] {
-                sid[k] = aut.next_state(aho_corasick::Anchored::No, sid[k], bytes[at]);
-                if aut.is_match(sid[k]) {
-                    report(sid[k], at + 1, own[k + 1]);
-                }
-            }
-        }
-        // Lane by lane, then by end: the single walk's order (at one end, the longer match first, as
-        // from an earlier lane).
-        found.sort_by_key(|m| m.0);
+        walk.matches(text.as_bytes(), ws, we, found);
         for &(end, pid, start) in found.iter() {
             wakes.wake(pid as usize, start, end);
         }
@@ -634,6 +586,29 @@ impl Engine {
             }
         }
         wakes.finish()
+    }
+
+    /// Every automaton match in `text[ws..we]` as (end, pattern, start): the compact table's walk, and
+    /// the crate's overlapping search.
+    pub(super) fn literal_matches(
+        &self,
+        text: &str,
+        ws: usize,
+        we: usize,
+    ) -> (Vec<Match>, Vec<Match>) {
+        let mut walked = Vec::new();
+        self.walk
+            .as_ref()
+            .expect("the built-in automaton fits the compact table")
+            .matches(text.as_bytes(), ws, we, &mut walked);
+        let input = aho_corasick::Input::new(text).span(ws..we);
+        let mut state = OverlappingState::start();
+        let mut searched = Vec::new();
+        while let Ok(()) = self.automaton.try_find_overlapping(&input, &mut state) {
+            let Some(m) = state.get_match() else { break };
+            searched.push((m.end(), m.pattern().as_u32(), m.start()));
+        }
+        (walked, searched)
     }
 }
 

@@ -18,6 +18,7 @@ pub mod rules;
 pub mod stream;
 pub mod triggers;
 pub mod validate;
+pub mod walk;
 
 pub use engine::{Engine, Finding, Wakeup};
 pub use mask::Masker;
