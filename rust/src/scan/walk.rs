@@ -157,6 +157,8 @@ impl Walk {
         let steps = (0..LANES).map(|k| stop[k] - own[k]).min().unwrap_or(0);
         let lane: [&[u8]; LANES] = std::array::from_fn(|k| &bytes[own[k]..own[k] + steps]);
         let mut s = [0u16; LANES];
+        // Every lane takes its byte of the same step: an index, not an iterator per lane.
+        #[allow(clippy::needless_range_loop)]
         for step in 0..steps {
             for k in 0..LANES {
                 s[k] = self.step(s[k], lane[k][step]);
