@@ -1,5 +1,5 @@
 //! The detector: a byte pass finds the hot windows (`prefilter`), one Aho-Corasick automaton of token
-//! prefixes and cue words runs over them and wakes rules up, each rule's regex then runs on a small window
+//! prefixes and cue words runs over them (as a compact table walked in lanes: `walk`) and wakes rules up, each rule's regex then runs on a small window
 //! around its wake-up points, and validators check the candidates. Number-shaped rules (phones, cards,
 //! SSNs, IP addresses, IBANs) are woken by clusters of digits instead, and their regexes run, anchored,
 //! only where the digit masks (`digits`) show their shape.

@@ -1,8 +1,8 @@
 //! The wake-up pass's walk: the Aho-Corasick automaton of anchors and cue words (built by the
 //! `aho-corasick` crate) copied into a compact table, and walked over long windows in lanes.
 //!
-//! On digit-dense text (code, JSON logs, tables) the hot windows cover every byte, and this walk was half
-//! of a scan. The crate's overlapping search steps one byte at a time through a chain of dependent loads
+//! On digit-dense text (code, JSON logs, tables) the hot windows cover every byte, and with the crate's
+//! overlapping search this walk is half of a scan. That search steps one byte at a time through a chain of dependent loads
 //! (state, then next state), with a bounds-checked 32-bit entry, two compares to tell a match and the
 //! bookkeeping that lets it stop at each match. Here: 16-bit states in rows as wide as the automaton's
 //! own byte classes, the match states numbered last (one compare tells a match), matches collected in a
