@@ -18,6 +18,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -101,7 +102,7 @@ def start_upstream(binary: Path) -> tuple[Proc, str]:
     return up, up.proc.stdout.readline().strip()
 
 
-def start_gateway(workdir: Path, upstream: str, extra: str = "") -> tuple[Proc, str, str]:
+def start_gateway(workdir: Path, upstream: str, extra: str = "", source: Path = ROOT) -> tuple[Proc, str, str]:
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "router.yaml"
     config.write_text(
@@ -113,7 +114,7 @@ def start_gateway(workdir: Path, upstream: str, extra: str = "") -> tuple[Proc, 
         "ROUTER_DB": str(workdir / "router.db"),
         "ROUTER_CONFIG": str(config),
         "ROUTER_ADMIN_KEY": ADMIN,
-        "PYTHONPATH": str(ROOT / "python"),
+        "PYTHONPATH": str(source / "python"),
     }
     key = json.loads(
         subprocess.run(
@@ -160,20 +161,23 @@ def start_forwarder(upstream: str) -> tuple[Proc, str]:
 Target = tuple[str, Proc | None, str, str, str]  # name, process, URL, model, API key
 
 
-def start_targets(workdir: Path, upstream: str, procs: list[Proc], plain: bool = True) -> list[Target]:
-    """The do-nothing forwarder, the gateway with guardrails off (when `plain`) and with its default config."""
+def start_targets(
+    workdir: Path, upstream: str, procs: list[Proc], plain: bool = True, baseline: Path | None = None
+) -> list[Target]:
+    """The do-nothing forwarder, the gateway with guardrails off (when `plain`) and with its default config; with a
+    `baseline` checkout, its gateway runs next to this one in each configuration (rows marked "baseline")."""
     fw, fw_url = start_forwarder(upstream)
     procs.append(fw)
     targets: list[Target] = [("do-nothing forwarder", fw, fw_url, "gpt-4o", "-")]
+    sources = [(ROOT, "")] if baseline is None else [(baseline, " [baseline]"), (ROOT, " [this tree]")]
+    configs = [("router (default config: guardrails screen the answer)", "default", "")]
     if plain:
-        proc, url, key = start_gateway(workdir / "plain", upstream, "guardrails: {enabled: false}\n")
-        procs.append(proc)
-        targets.append(("router, guardrails off (pass-through)", proc, url, "bench/gpt-4o", key))
-    else:
-        targets.append(("", None, "", "", ""))
-    proc, url, key = start_gateway(workdir / "default", upstream)
-    procs.append(proc)
-    targets.append(("router (default config: guardrails screen the answer)", proc, url, "bench/gpt-4o", key))
+        configs.insert(0, ("router, guardrails off (pass-through)", "plain", "guardrails: {enabled: false}\n"))
+    for label, name, extra in configs:
+        for source, mark in sources:
+            proc, url, key = start_gateway(workdir / (name + mark.strip(" []")), upstream, extra, source)
+            procs.append(proc)
+            targets.append((label + mark, proc, url, "bench/gpt-4o", key))
     return targets
 
 
@@ -205,6 +209,11 @@ def measure(binary: Path, target: Proc | None, args: list[str], idle_rss: dict[i
     return result
 
 
+def median_row(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Per measure, the median over repeated runs (each measure on its own: a row mixes runs)."""
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0] if isinstance(runs[0][k], int | float)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="shorter, smaller runs (under a minute)")
@@ -212,72 +221,95 @@ def main() -> None:
     parser.add_argument("--stream-seconds", type=float, help="each stream's length (default 30; --quick 4)")
     parser.add_argument("--in-flight", default=None, help="unary connection counts (default 1000,2000,4000)")
     parser.add_argument("--unary-seconds", type=float, help="measured seconds per unary run (default 10)")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout of the project (e.g. `git worktree add /tmp/main main`) whose gateway runs next to "
+        "this one's in every stream configuration",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="stream rounds on fresh processes; the table shows each measure's median"
+    )
+    parser.add_argument("--no-unary", action="store_true", help="long streams only")
     args = parser.parse_args()
     n_streams = args.streams or (500 if args.quick else 2000)
     seconds = args.stream_seconds or (4.0 if args.quick else 30.0)
-    levels = [int(x) for x in (args.in_flight or ("1000" if args.quick else "1000,2000,4000")).split(",")]
+    levels = (
+        []
+        if args.no_unary
+        else [int(x) for x in (args.in_flight or ("1000" if args.quick else "1000,2000,4000")).split(",")]
+    )
     unary_s = args.unary_seconds or (3.0 if args.quick else 10.0)
     interval_ms = 50.0  # 20 chunks/s
     chunks = int(seconds * 1000 / interval_ms)
     ramp = 2.0 if args.quick else 5.0
+    baseline = args.baseline.resolve() if args.baseline else None
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-concurrency-"))
     binary = workdir / "concurrency"
     subprocess.run(["go", "build", "-o", str(binary), "."], cwd=HERE / "concurrency", check=True)
     up, upstream = start_upstream(binary)
     procs = [up]
+    stream_runs: dict[str, list[dict[str, float]]] = {}
+    rows = []
     try:
-        forwarder, unscreened, default = start_targets(workdir / "streams", upstream, procs)
-        direct = ("upstream directly", None, f"http://{upstream}/v1/chat/completions", "gpt-4o", "-")
         print(f"target pinned to CPU {TARGET_CPU}; upstream and load generator to CPU {LOAD_CPU}", flush=True)
-        rows = []
-        idle_rss: dict[int, int] = {}
-        direct_p99 = None
-        for name, proc, url, model, api_key in (direct, forwarder, unscreened, default):
-            # fmt: off
-            load = ["streams", "-url", url, "-key", api_key, "-model", model, "-c", str(n_streams),
-                    "-chunks", str(chunks), "-interval-ms", str(interval_ms), "-ramp-s", str(ramp)]
-            # fmt: on
-            r = measure(binary, proc, load, idle_rss)
-            if proc is None:
-                direct_p99 = r["latency_p99_ms"]
-            rows.append(("streams", name, r))
-            print(f"  streams {name}: {json.dumps(r)}", flush=True)
-        # Fresh processes: the allocator keeps what the streams freed, which would read as memory per request.
-        for _, proc, *_ in (forwarder, unscreened, default):
-            if proc is not None:
-                proc.stop()
-        forwarder, _, default = start_targets(workdir / "unary", upstream, procs, plain=False)
-        for level in levels:
-            for name, proc, url, model, api_key in (forwarder, default):
+        direct_name = "upstream directly"
+        direct = (direct_name, None, f"http://{upstream}/v1/chat/completions", "gpt-4o", "-")
+        for round_ in range(args.repeat):
+            targets = start_targets(workdir / f"streams{round_}", upstream, procs, baseline=baseline)
+            idle_rss: dict[int, int] = {}
+            for name, proc, url, model, api_key in (direct, *targets):
                 # fmt: off
-                r = measure(binary, proc, ["unary", "-url", url, "-key", api_key, "-model", model, "-c", str(level),
-                                           "-duration-s", str(unary_s), "-delay-ms", "250"], idle_rss)
+                load = ["streams", "-url", url, "-key", api_key, "-model", model, "-c", str(n_streams),
+                        "-chunks", str(chunks), "-interval-ms", str(interval_ms), "-ramp-s", str(ramp)]
                 # fmt: on
-                rows.append(("unary", name, r))
-                print(f"  unary c{level} {name}: {json.dumps(r)}", flush=True)
+                r = measure(binary, proc, load, idle_rss)
+                stream_runs.setdefault(name, []).append(r)
+                print(f"  streams {name}: {json.dumps(r)}", flush=True)
+            # Fresh processes: the allocator keeps what the streams freed, which would read as memory per request.
+            for _, proc, *_ in targets:
+                if proc is not None:
+                    proc.stop()
+        if levels:
+            forwarder, default = start_targets(workdir / "unary", upstream, procs, plain=False)[:2]
+            idle_rss = {}
+            for level in levels:
+                for name, proc, url, model, api_key in (forwarder, default):
+                    # fmt: off
+                    r = measure(binary, proc, ["unary", "-url", url, "-key", api_key, "-model", model,
+                                               "-c", str(level), "-duration-s", str(unary_s), "-delay-ms", "250"],
+                                idle_rss)
+                    # fmt: on
+                    rows.append((name, r))
+                    print(f"  unary c{level} {name}: {json.dumps(r)}", flush=True)
     finally:
         for p in reversed(procs):
             p.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
     print()
-    print(f"Long streams: {n_streams} concurrent, {seconds:g} s each at 20 chunks/s ({chunks} chunks), one worker")
+    rounds = f", median of {args.repeat} rounds" if args.repeat > 1 else ""
+    print(
+        f"Long streams: {n_streams} concurrent, {seconds:g} s each at 20 chunks/s ({chunks} chunks), one worker{rounds}"
+    )
     print(
         "| target | chunks | errors | latency p50 / p99 | added p99 | CPU per chunk | KiB per stream "
         "| slowest stream's gap p99 |"
     )
     print("|---|---|---|---|---|---|---|---|")
-    for kind, name, r in rows:
-        if kind != "streams":
-            continue
+    direct_p99 = median_row(stream_runs[direct_name])["latency_p99_ms"]
+    for name, runs in stream_runs.items():
+        r = median_row(runs)
         cpu = f"{r['cpu_s'] / max(r['chunks'], 1) * 1e6:.1f} µs" if "cpu_s" in r else "—"
         mem = f"{r['rss_growth_kib'] / n_streams:.1f}" if "rss_growth_kib" in r else "—"
-        added = f"{r['latency_p99_ms'] - direct_p99:.2f} ms" if direct_p99 is not None and "cpu_s" in r else "—"
+        added = f"{r['latency_p99_ms'] - direct_p99:.2f} ms" if "cpu_s" in r else "—"
         print(
-            f"| {name} | {r['chunks']:,} | {r['errors']} | {r['latency_p50_ms']:.2f} / {r['latency_p99_ms']:.2f} ms "
-            f"| {added} | {cpu} | {mem} | {r['slowest_stream_gap_p99_ms']:.1f} ms |"
+            f"| {name} | {r['chunks']:,.0f} | {r['errors']:.0f} | {r['latency_p50_ms']:.2f} / "
+            f"{r['latency_p99_ms']:.2f} ms | {added} | {cpu} | {mem} | {r['slowest_stream_gap_p99_ms']:.1f} ms |"
         )
+    if not rows:
+        return
     print()
     print(f"In flight: 250 ms upstream, closed loop, {unary_s:g} s measured per run (ceiling = connections / 0.25 s)")
     print(
@@ -285,9 +317,7 @@ def main() -> None:
         "| KiB per in-flight request |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
-    for kind, name, r in rows:
-        if kind != "unary":
-            continue
+    for name, r in rows:
         ceiling = r["connections"] / 0.25
         print(
             f"| {r['connections']:,} | {name} | {r['rps']:,.0f} | {r['rps'] / ceiling:.0%} | {r['p50_ms']:.0f} ms "

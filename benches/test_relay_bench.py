@@ -1,10 +1,13 @@
 """The stream relay's per-chunk Python work, side by side: the idle timer moved on every chunk (baseline) against
-`IdleTimer` (moved once per eighth of the timeout), both with the slow-client accounting of `ClientWindow`.
+`IdleTimer` (moved once per eighth of the timeout), both with the slow-client accounting of `ClientWindow`; and the
+relay resumed through the handler's chain of awaiting coroutines (baseline) against the relay in a task of its own.
 
 A realistic OpenAI stream (one ~190-byte `chat.completion.chunk` per upstream read, as a model at 20 tokens/s
-sends them) through the real `StreamTap` on uvloop; the reader and granian's transport are in-memory stand-ins that
-never suspend, so what is timed is the loop body of `server/proxy.py`. Run:
-`pytest benches/test_relay_bench.py --benchmark-only`.
+sends them) through the real `StreamTap` on uvloop; granian's transport is an in-memory stand-in. In the first pair
+the reader never suspends either, so what is timed is the loop body of `server/proxy.py`. In the second the reader
+suspends on every chunk, as pyreqwest's does when the upstream has sent nothing more yet (a future the event loop
+resolves), so each chunk resumes the relay from the event loop.
+Run: `pytest benches/test_relay_bench.py --benchmark-only`.
 """
 
 from __future__ import annotations
@@ -95,3 +98,56 @@ def test_relay_timer_moved_every_chunk(benchmark, runner) -> None:
 @pytest.mark.benchmark(group="relay-per-chunk")
 def test_relay_idle_timer(benchmark, runner) -> None:
     assert benchmark(lambda: runner.run(relay_idle_timer())) == N + 1
+
+
+class SuspendingReader:
+    """Each read suspends the relay until the event loop's next iteration, as an upstream read does when the next
+    chunk has not arrived yet (pyreqwest's waker resolves a future through the loop)."""
+
+    def __init__(self) -> None:
+        self._chunks = iter(CHUNKS)
+        self._loop = asyncio.get_running_loop()
+
+    def read_chunk(self) -> asyncio.Future[bytes | None]:
+        future = self._loop.create_future()
+        self._loop.call_soon(future.set_result, next(self._chunks, None))
+        return future
+
+
+# The coroutines awaiting the relay in the gateway: the RSGI entry, its runner, the handler, routing (run, direct),
+# the pricing and the call closures.
+DEPTH = 7
+
+
+async def relay(reader: SuspendingReader) -> int:
+    tap, transport = StreamTap(strip_usage_chunk=False), Transport()
+    window = ClientWindow(None, "127.0.0.1:1")
+    async with asyncio.timeout(IDLE) as deadline:
+        timer = IdleTimer(deadline, IDLE)
+        while (chunk := await reader.read_chunk()) is not None:
+            out = tap.feed(bytes(chunk))
+            if out:
+                await transport.send_bytes(out)
+                window.unchecked += len(out)
+                if window.unchecked >= STEP:
+                    window.unchecked = 0
+            timer.chunk()
+    return tap.data_events
+
+
+async def nested(depth: int, own_task: bool) -> int:
+    if depth:
+        return await nested(depth - 1, own_task)
+    if own_task:
+        return await asyncio.create_task(relay(SuspendingReader()))
+    return await relay(SuspendingReader())
+
+
+@pytest.mark.benchmark(group="relay-resume")
+def test_relay_resumed_through_the_handler_chain(benchmark, runner) -> None:
+    assert benchmark(lambda: runner.run(nested(DEPTH, own_task=False))) == N + 1
+
+
+@pytest.mark.benchmark(group="relay-resume")
+def test_relay_in_its_own_task(benchmark, runner) -> None:
+    assert benchmark(lambda: runner.run(nested(DEPTH, own_task=True))) == N + 1
