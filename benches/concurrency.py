@@ -8,6 +8,8 @@ load generator to CPU 0: on a 2-core machine an unpinned run measures the load g
 
     python benches/concurrency.py            # 2,000 streams x 30 s at 20 chunks/s; 1,000/2,000/4,000 in flight
     python benches/concurrency.py --quick    # the same cases, shorter and smaller (< 1 minute)
+    # streams only, a checkout of main side by side, medians of 3 rounds, 32 KiB prompts:
+    python benches/concurrency.py --quick --no-unary --baseline /tmp/main --repeat 3 --prompt-bytes 32768
 """
 
 from __future__ import annotations
@@ -231,6 +233,12 @@ def main() -> None:
         "--repeat", type=int, default=1, help="stream rounds on fresh processes; the table shows each measure's median"
     )
     parser.add_argument("--no-unary", action="store_true", help="long streams only")
+    parser.add_argument(
+        "--prompt-bytes",
+        type=int,
+        default=0,
+        help='each stream\'s user message (default: "hi"; agents send tens of KiB)',
+    )
     args = parser.parse_args()
     n_streams = args.streams or (500 if args.quick else 2000)
     seconds = args.stream_seconds or (4.0 if args.quick else 30.0)
@@ -262,7 +270,8 @@ def main() -> None:
             for name, proc, url, model, api_key in (direct, *targets):
                 # fmt: off
                 load = ["streams", "-url", url, "-key", api_key, "-model", model, "-c", str(n_streams),
-                        "-chunks", str(chunks), "-interval-ms", str(interval_ms), "-ramp-s", str(ramp)]
+                        "-chunks", str(chunks), "-interval-ms", str(interval_ms), "-ramp-s", str(ramp),
+                        "-prompt-bytes", str(args.prompt_bytes)]
                 # fmt: on
                 r = measure(binary, proc, load, idle_rss)
                 stream_runs.setdefault(name, []).append(r)
@@ -291,7 +300,8 @@ def main() -> None:
     print()
     rounds = f", median of {args.repeat} rounds" if args.repeat > 1 else ""
     print(
-        f"Long streams: {n_streams} concurrent, {seconds:g} s each at 20 chunks/s ({chunks} chunks), one worker{rounds}"
+        f"Long streams: {n_streams} concurrent, {seconds:g} s each at 20 chunks/s ({chunks} chunks), "
+        f"{args.prompt_bytes or 2:,}-byte prompts, one worker{rounds}"
     )
     print(
         "| target | chunks | errors | latency p50 / p99 | added p99 | CPU per chunk | KiB per stream "
