@@ -181,8 +181,7 @@ async def _forward_stream(
                 # routing policy can still try another target.
                 transport = None
                 try:
-                    async with asyncio.timeout(idle) as deadline:
-                        timer = IdleTimer(deadline, idle)
+                    async with IdleTimer(idle) as timer:
                         while (chunk := await reader.read_chunk()) is not None:
                             out = tap.feed(bytes(chunk))
                             if guard is not None and tap.has_findings:
@@ -205,7 +204,7 @@ async def _forward_stream(
                                     f"Upstream provider '{provider.name}' sent a malformed stream event.",
                                     code="upstream_invalid_stream",
                                 )
-                            timer.chunk()
+                            timer.chunks += 1
                     # Screened, an unterminated tail is dropped: only what is held back goes out (masked).
                     tail = tap.finish()
                     if guard is not None and tap.has_findings:

@@ -185,8 +185,7 @@ async def _stream(
                 reader = response.body_reader
                 window = ClientWindow(ex.sockets, ex.scope.client)
                 try:
-                    async with asyncio.timeout(idle) as deadline:
-                        timer = IdleTimer(deadline, idle)
+                    async with IdleTimer(idle) as timer:
                         while (chunk := await reader.read_chunk()) is not None:
                             if searched is None:
                                 out = transcoder.feed(bytes(chunk))
@@ -215,7 +214,7 @@ async def _stream(
                                     code="upstream_invalid_stream",
                                 )
                             # Read on after the last event: a body read to its end keeps the connection reusable.
-                            timer.chunk()
+                            timer.chunks += 1
                     if transcoder.error is not None:
                         ex.error_type = transcoder.error[0]
                     elif not transcoder.done:
