@@ -183,21 +183,55 @@ def start_targets(
     return targets
 
 
-def measure(binary: Path, target: Proc | None, args: list[str], idle_rss: dict[int, int]) -> dict[str, float]:
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds per thread group of a worker: "python" (the event loop's thread), "granian" (its runtime
+    threads), "pyreqwest" (the upstream client's runtime), by the thread's id and name."""
+    groups: dict[str, float] = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                stat = f.read()
+        except OSError:  # ended meanwhile
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat.rsplit(")", 1)[1].split()
+        group = "python" if tid == str(pid) else "pyreqwest" if name.startswith("pyreqwest") else "granian"
+        groups[group] = groups.get(group, 0.0) + (int(fields[11]) + int(fields[12])) / TICK
+    return groups
+
+
+def measure(
+    binary: Path,
+    target: Proc | None,
+    args: list[str],
+    idle_rss: dict[int, int],
+    steady: tuple[float, float] | None = None,
+) -> dict[str, float]:
     """Run the load generator (pinned to the load CPU) while sampling the target worker's RSS. Memory is read
-    against the worker's RSS before its first run (`idle_rss`): the allocator keeps what a run freed."""
+    against the worker's RSS before its first run (`idle_rss`): the allocator keeps what a run freed.
+
+    `steady` (seconds after the start, streams only): the window in which every stream is open and none starts
+    or ends; the worker's CPU per thread group over it, so the relay's cost per chunk without the streams'
+    setup (authentication, routing, accounting) is `steady_<group>_s` / `steady_chunks`."""
     pid = target.worker() if target is not None else None
     if pid:
         idle_rss.setdefault(pid, rss_kib(pid))
     before_rss = idle_rss[pid] if pid else 0
     before_cpu = cpu_seconds(pid) if pid else 0.0
     peak = [before_rss]
+    window: list[dict[str, float]] = []
     done = threading.Event()
+    started = time.monotonic()
 
     def sample() -> None:
-        while not done.wait(0.2):
-            if pid:
-                peak[0] = max(peak[0], rss_kib(pid))
+        marks = list(steady or ())
+        while not done.wait(0.05):
+            if not pid:
+                continue
+            peak[0] = max(peak[0], rss_kib(pid))
+            if marks and time.monotonic() - started >= marks[0]:
+                window.append({**thread_cpu(pid), "at": time.monotonic()})
+                marks.pop(0)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -208,6 +242,11 @@ def measure(binary: Path, target: Proc | None, args: list[str], idle_rss: dict[i
     if pid:
         result["cpu_s"] = cpu_seconds(pid) - before_cpu
         result["rss_growth_kib"] = peak[0] - before_rss
+        if len(window) == 2:
+            first, last = window
+            result["steady_seconds"] = last["at"] - first["at"]
+            for group in ("python", "granian", "pyreqwest"):
+                result[f"steady_{group}_s"] = last.get(group, 0.0) - first.get(group, 0.0)
     return result
 
 
@@ -252,6 +291,8 @@ def main() -> None:
     chunks = int(seconds * 1000 / interval_ms)
     ramp = 2.0 if args.quick else 5.0
     baseline = args.baseline.resolve() if args.baseline else None
+    # Every stream is open from the end of the ramp (plus a second for the last ones' setup) until the first ends.
+    steady = (ramp + 1.0, seconds - 0.5) if seconds - 0.5 > ramp + 2.0 else None
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-concurrency-"))
     binary = workdir / "concurrency"
@@ -273,7 +314,9 @@ def main() -> None:
                         "-chunks", str(chunks), "-interval-ms", str(interval_ms), "-ramp-s", str(ramp),
                         "-prompt-bytes", str(args.prompt_bytes)]
                 # fmt: on
-                r = measure(binary, proc, load, idle_rss)
+                r = measure(binary, proc, load, idle_rss, steady)
+                if "steady_seconds" in r:
+                    r["steady_chunks"] = n_streams * 1000 / interval_ms * r["steady_seconds"]
                 stream_runs.setdefault(name, []).append(r)
                 print(f"  streams {name}: {json.dumps(r)}", flush=True)
             # Fresh processes: the allocator keeps what the streams freed, which would read as memory per request.
@@ -304,19 +347,24 @@ def main() -> None:
         f"{args.prompt_bytes or 2:,}-byte prompts, one worker{rounds}"
     )
     print(
-        "| target | chunks | errors | latency p50 / p99 | added p99 | CPU per chunk | KiB per stream "
-        "| slowest stream's gap p99 |"
+        "| target | chunks | errors | latency p50 / p99 | added p99 | CPU per chunk | steady CPU per chunk "
+        "(event loop + granian + pyreqwest) | KiB per stream | slowest stream's gap p99 |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     direct_p99 = median_row(stream_runs[direct_name])["latency_p99_ms"]
     for name, runs in stream_runs.items():
         r = median_row(runs)
         cpu = f"{r['cpu_s'] / max(r['chunks'], 1) * 1e6:.1f} µs" if "cpu_s" in r else "—"
         mem = f"{r['rss_growth_kib'] / n_streams:.1f}" if "rss_growth_kib" in r else "—"
         added = f"{r['latency_p99_ms'] - direct_p99:.2f} ms" if "cpu_s" in r else "—"
+        split = "—"
+        if "steady_chunks" in r:
+            parts = [r[f"steady_{g}_s"] / r["steady_chunks"] * 1e6 for g in ("python", "granian", "pyreqwest")]
+            split = f"{sum(parts):.1f} µs ({' + '.join(f'{x:.1f}' for x in parts)})"
         print(
             f"| {name} | {r['chunks']:,.0f} | {r['errors']:.0f} | {r['latency_p50_ms']:.2f} / "
-            f"{r['latency_p99_ms']:.2f} ms | {added} | {cpu} | {mem} | {r['slowest_stream_gap_p99_ms']:.1f} ms |"
+            f"{r['latency_p99_ms']:.2f} ms | {added} | {cpu} | {split} | {mem} "
+            f"| {r['slowest_stream_gap_p99_ms']:.1f} ms |"
         )
     if not rows:
         return
