@@ -154,7 +154,7 @@ async def forward_stream(
 ) -> None:
     # The relay runs as a task of its own: each upstream chunk then resumes its frame directly, not through every
     # coroutine awaiting this one (the RSGI entry, the handler, routing: one frame resumed per level and per chunk,
-    # ~0.2 µs each; benches/test_relay_bench.py). Errors and cancellation cross the task boundary unchanged.
+    # ~0.1 µs each; benches/test_relay_bench.py). Errors and cancellation cross the task boundary unchanged.
     relay = asyncio.create_task(_forward_stream(ex, model, body, hide_usage, guard))
     del body  # the upstream's copy of the prompt: freed once sent, not held for the stream's length
     await relay

@@ -106,7 +106,7 @@ async def forward(
         relay = asyncio.create_task(
             _stream(ex, model, upstream_body, transcoder, extra, guard, searched, caller == "chat")
         )
-        del upstream_body  # sent once the stream starts, which outlives it by minutes
+        del upstream_body  # freed once sent: the stream outlives it by minutes
         await relay
     else:
         await _unary(ex, model, caller, upstream_body, plan, extra, guard)
