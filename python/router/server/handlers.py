@@ -330,7 +330,9 @@ async def responses_create(app: App, ex: Exchange) -> None:
             upstream["reasoning"] = reasoning.openai_reasoning_field(upstream["reasoning"])
         await forward(ex, model, "responses", body, upstream, stream, 0, True, None, answer)
 
-    await _route(app, ex, principal, request.model, need, fields, call)
+    model_id = request.model
+    del request  # the decoded conversation (see chat_completions)
+    await _route(app, ex, principal, model_id, need, fields, call)
 
 
 async def embeddings(app: App, ex: Exchange) -> None:
