@@ -162,4 +162,5 @@ class AzureProvider(RefreshedTokens, OpenAICompatProvider):
     ) -> AsyncIterator[Response]:
         url, body, extra = await self._request(url, body, extra)
         async with super().stream(url, body, request_id, extra) as response:
+            del body  # sent (see OpenAICompatProvider.stream)
             yield response

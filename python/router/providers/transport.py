@@ -140,6 +140,7 @@ class Transport:
             .streamed_read_buffer_limit(0)
             .build_streamed()
         )
+        del body  # the request holds it until sent; a stream lasts far longer
         gate = self.gate
         await gate.enter()
         try:

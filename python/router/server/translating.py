@@ -90,6 +90,8 @@ async def forward(
             if upstream == "chat":
                 translated["stream_options"] = {"include_usage": True}
         upstream_body = msgspec.json.encode(translated)
+        # The conversation, decoded and translated: a stream outlives them by minutes.
+        del request, translated
     if stream:
         ex.stream = True
         prices = _prices(model) if caller == "responses" else None
@@ -100,7 +102,10 @@ async def forward(
         searched = None
         if upstream in ("messages", "responses") and web_search.requested(fields):
             searched = web_search.SearchStream(upstream, strip=caller != upstream)
-        await _stream(ex, model, upstream_body, transcoder, extra, guard, searched, caller)
+        # A task of its own, so each upstream chunk resumes the relay directly (see proxy.forward_stream).
+        relay = asyncio.create_task(_stream(ex, model, upstream_body, transcoder, extra, guard, searched, caller))
+        del upstream_body  # freed once sent: the stream outlives it by minutes
+        await relay
     else:
         await _unary(ex, model, caller, upstream_body, plan, extra, guard)
 
@@ -170,6 +175,7 @@ async def _stream(
         sent = time.perf_counter()
         try:
             async with provider.stream(model.urls["chat"], body, ex.request_id, extra) as response:
+                del body  # sent
                 if response.status != 200:
                     data = bytes(await response.bytes())
                     raise provider.error_from_status(response.status, data, response.get_header("retry-after"))
@@ -178,8 +184,7 @@ async def _stream(
                 reader = response.body_reader
                 window = ClientWindow(ex.sockets, ex.scope.client)
                 try:
-                    async with asyncio.timeout(idle) as deadline:
-                        timer = IdleTimer(deadline, idle)
+                    async with IdleTimer(idle) as timer:
                         while (chunk := await reader.read_chunk()) is not None:
                             if searched is None:
                                 out = transcoder.feed(bytes(chunk))
@@ -214,7 +219,7 @@ async def _stream(
                                     code="upstream_invalid_stream",
                                 )
                             # Read on after the last event: a body read to its end keeps the connection reusable.
-                            timer.chunk()
+                            timer.chunks += 1
                     if transcoder.error is not None:
                         ex.error_type = transcoder.error[0]
                     elif not transcoder.done:
