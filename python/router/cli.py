@@ -112,7 +112,10 @@ def _serve(args: argparse.Namespace, banner: Sequence[str] = ()) -> int:
         workers=workers,
         factory=True,
         log_access=False,
-        backlog=2048,
+        # Thousands of clients may connect at once (LLM traffic holds connections for seconds); the kernel caps
+        # this at net.core.somaxconn (4096 by default on current kernels). 2048 made a burst of 4,000 wait on SYN
+        # retries.
+        backlog=8192,
         workers_kill_timeout=30,
         # A worker that dies is replaced while the others keep serving (granian stops everything otherwise).
         respawn_failed_workers=True,
