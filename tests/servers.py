@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
 import os
 import signal
@@ -258,3 +260,9 @@ def usage_rows(server: Server, where: str = "1=1", expect: int = 1, timeout: flo
         if len(rows) >= expect or time.monotonic() > deadline:
             return rows
         time.sleep(0.05)
+
+
+def authenticate_now(cache: Any, key: str) -> Any:
+    """`KeyCache.authenticate` outside an event loop: a key read from PostgreSQL comes as an awaitable."""
+    principal = cache.authenticate(key)
+    return asyncio.run(principal) if inspect.isawaitable(principal) else principal

@@ -177,20 +177,31 @@ class App:
         self.usage: UsageWriter | None = None
         self._background: list[asyncio.Task[None]] = []
 
-    def authenticate(self, ex: Exchange) -> Principal:
+    def authenticate(self, ex: Exchange) -> Principal | Awaitable[Principal]:
         """The caller's key, unless its address spent its budget of failed authentications (429 then, before
-        the key is even looked at, so a blocked guesser learns nothing). Only failures pay for the budget."""
+        the key is even looked at, so a blocked guesser learns nothing). Only failures pay for the budget.
+        An awaitable when the key is being read from a database server (`KeyCache`); `awaited` settles both."""
         return self.authenticate_key(ex, ex.api_key())
 
-    def authenticate_key(self, ex: Exchange, key: str | None) -> Principal:
+    def authenticate_key(self, ex: Exchange, key: str | None) -> Principal | Awaitable[Principal]:
         """`authenticate` for a key given another way (the dashboard's login form)."""
         failures = self.auth_failures
         if failures.blocked:
             failures.check(ex.scope.client)
         try:
-            return self.keys.authenticate(key)
+            principal = self.keys.authenticate(key)
         except Unauthorized:
             failures.failed(ex.scope.client)
+            raise
+        if isinstance(principal, Principal):
+            return principal
+        return self._counting_failures(ex, principal)
+
+    async def _counting_failures(self, ex: Exchange, reading: Awaitable[Principal]) -> Principal:
+        try:
+            return await reading
+        except Unauthorized:
+            self.auth_failures.failed(ex.scope.client)
             raise
 
     async def read_body(self, ex: Exchange, limit: int | None = None) -> bytes:
@@ -268,6 +279,7 @@ class App:
             self.usage = None
         for provider in self.catalog.providers.values():
             await provider.close()
+        self.keys.close()
         self.store.close()
         if self.shared is not None:
             await self.shared.close()

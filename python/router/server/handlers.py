@@ -14,7 +14,7 @@ import msgspec
 
 from ..config import Prices
 from ..errors import InvalidRequest, NotFound, PermissionDenied
-from ..governance.keys import Principal
+from ..governance.keys import Principal, awaited
 from ..governance.rbac import actor_for
 from ..guardrails.answers import AnswerGuard
 from ..guardrails.chat_stream import ChatStreamGuard
@@ -98,6 +98,8 @@ def _deny(app: App, ex: Exchange, principal: Principal, model_id: str) -> None:
 async def _authenticated_body(app: App, ex: Exchange) -> tuple[Principal, bytes, dict[str, msgspec.Raw]]:
     """Who is calling, then their JSON body: raw, and cut into top-level fields still raw."""
     principal = app.authenticate(ex)
+    if not isinstance(principal, Principal):  # a key not cached, read from a database server
+        principal = await principal
     ex.key_id = principal.key_id
     body = await app.read_body(ex)
     ex.body_bytes = len(body)
@@ -377,7 +379,7 @@ async def list_models(app: App, ex: Exchange) -> None:
     """Exactly the caller's effective set (and the policies that can reach it), so tool dropdowns only offer
     what works; `?view=all` lists the whole catalog, each model marked usable or not, for managers only (the
     bootstrap admin, admin or analyst owners, management keys): a restricted key must not map the catalog."""
-    principal = app.authenticate(ex)
+    principal = await awaited(app.authenticate(ex))
     ex.key_id = principal.key_id
     if ex.scope.query_string:
         view = dict(parse_qsl(ex.scope.query_string)).get("view", "allowed")
@@ -417,7 +419,7 @@ _feedback_decoder = msgspec.json.Decoder(Feedback)
 
 async def feedback(app: App, ex: Exchange) -> None:
     """`POST /v1/feedback/{request_id}`: a rating and free-form data about an answer, by the key that asked."""
-    principal = app.authenticate(ex)
+    principal = await awaited(app.authenticate(ex))
     ex.key_id = principal.key_id
     request_id = ex.scope.path.removeprefix("/v1/feedback/")
     if not _REQUEST_ID.match(request_id):
@@ -481,7 +483,7 @@ async def readyz(app: App, ex: Exchange) -> None:
 
 async def metrics(app: App, ex: Exchange) -> None:
     """Prometheus text; with `metrics.require_key`, only for the admin key or a key that reads everything."""
-    if app.config.metrics.require_key and not actor_for(app.authenticate(ex), app.store).reads_all:
+    if app.config.metrics.require_key and not actor_for(await awaited(app.authenticate(ex)), app.store).reads_all:
         raise PermissionDenied(
             "/metrics needs the admin key, a management key, or a key of an admin or analyst.",
             code="insufficient_permissions",

@@ -100,7 +100,7 @@ async def forward(
         searched = None
         if upstream in ("messages", "responses") and web_search.requested(fields):
             searched = web_search.SearchStream(upstream, strip=caller != upstream)
-        await _stream(ex, model, upstream_body, transcoder, extra, guard, searched, caller == "chat")
+        await _stream(ex, model, upstream_body, transcoder, extra, guard, searched, caller)
     else:
         await _unary(ex, model, caller, upstream_body, plan, extra, guard)
 
@@ -159,10 +159,11 @@ async def _stream(
     extra: dict[str, str] | None,
     guard: AnswerGuard | None,
     searched: web_search.SearchStream | None = None,
-    annotate: bool = False,
+    caller: str = "chat",
 ) -> None:
-    """`searched`: the upstream searched the web; its events go to the transcoder through it, and with
-    `annotate` (chat callers) the citations it collects are sent as `delta.annotations` chunks."""
+    """`searched`: the upstream searched the web; its events go to the transcoder through it, and the
+    citations it collects reach chat callers as `delta.annotations` chunks, Responses callers as annotations
+    of the message (with the searches as `web_search_call` items)."""
     provider = model.provider
     idle = provider.timeouts.idle_read
     with ex.cancel_on_disconnect():
@@ -184,9 +185,15 @@ async def _stream(
                                 out = transcoder.feed(bytes(chunk))
                             else:
                                 out = b""
-                                for event, found in searched.feed(bytes(chunk)):
+                                for event, found, query in searched.feed(bytes(chunk)):
+                                    if caller == "responses":
+                                        if query is not None:
+                                            # The query echoes the prompt: unscreened, so left out under guardrails.
+                                            out += transcoder.search_call(query if guard is None else "")
+                                        if found:  # before the event: a block's end may end the message
+                                            out += transcoder.annotate(web_search.citation_tuples(found))
                                     out += transcoder.feed(event) if event else b""
-                                    if found and annotate:
+                                    if found and caller == "chat":
                                         out += web_search.annotations_chunk(ex.answer or out, found)
                             if guard is not None and transcoder.has_findings:
                                 # A blocked category ends the stream here, with an error event instead.
