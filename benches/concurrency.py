@@ -8,6 +8,8 @@ load generator to CPU 0: on a 2-core machine an unpinned run measures the load g
 
     python benches/concurrency.py            # 2,000 streams x 30 s at 20 chunks/s; 1,000/2,000/4,000 in flight
     python benches/concurrency.py --quick    # the same cases, shorter and smaller (< 1 minute)
+    # streams only, a checkout of main side by side, medians of 3 rounds, 32 KiB prompts:
+    python benches/concurrency.py --quick --no-unary --baseline /tmp/main --repeat 3 --prompt-bytes 32768
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -101,7 +104,7 @@ def start_upstream(binary: Path) -> tuple[Proc, str]:
     return up, up.proc.stdout.readline().strip()
 
 
-def start_gateway(workdir: Path, upstream: str, extra: str = "") -> tuple[Proc, str, str]:
+def start_gateway(workdir: Path, upstream: str, extra: str = "", source: Path = ROOT) -> tuple[Proc, str, str]:
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "router.yaml"
     config.write_text(
@@ -113,7 +116,7 @@ def start_gateway(workdir: Path, upstream: str, extra: str = "") -> tuple[Proc, 
         "ROUTER_DB": str(workdir / "router.db"),
         "ROUTER_CONFIG": str(config),
         "ROUTER_ADMIN_KEY": ADMIN,
-        "PYTHONPATH": str(ROOT / "python"),
+        "PYTHONPATH": str(source / "python"),
     }
     key = json.loads(
         subprocess.run(
@@ -160,38 +163,75 @@ def start_forwarder(upstream: str) -> tuple[Proc, str]:
 Target = tuple[str, Proc | None, str, str, str]  # name, process, URL, model, API key
 
 
-def start_targets(workdir: Path, upstream: str, procs: list[Proc], plain: bool = True) -> list[Target]:
-    """The do-nothing forwarder, the gateway with guardrails off (when `plain`) and with its default config."""
+def start_targets(
+    workdir: Path, upstream: str, procs: list[Proc], plain: bool = True, baseline: Path | None = None
+) -> list[Target]:
+    """The do-nothing forwarder, the gateway with guardrails off (when `plain`) and with its default config; with a
+    `baseline` checkout, its gateway runs next to this one in each configuration (rows marked "baseline")."""
     fw, fw_url = start_forwarder(upstream)
     procs.append(fw)
     targets: list[Target] = [("do-nothing forwarder", fw, fw_url, "gpt-4o", "-")]
+    sources = [(ROOT, "")] if baseline is None else [(baseline, " [baseline]"), (ROOT, " [this tree]")]
+    configs = [("router (default config: guardrails screen the answer)", "default", "")]
     if plain:
-        proc, url, key = start_gateway(workdir / "plain", upstream, "guardrails: {enabled: false}\n")
-        procs.append(proc)
-        targets.append(("router, guardrails off (pass-through)", proc, url, "bench/gpt-4o", key))
-    else:
-        targets.append(("", None, "", "", ""))
-    proc, url, key = start_gateway(workdir / "default", upstream)
-    procs.append(proc)
-    targets.append(("router (default config: guardrails screen the answer)", proc, url, "bench/gpt-4o", key))
+        configs.insert(0, ("router, guardrails off (pass-through)", "plain", "guardrails: {enabled: false}\n"))
+    for label, name, extra in configs:
+        for source, mark in sources:
+            proc, url, key = start_gateway(workdir / (name + mark.strip(" []")), upstream, extra, source)
+            procs.append(proc)
+            targets.append((label + mark, proc, url, "bench/gpt-4o", key))
     return targets
 
 
-def measure(binary: Path, target: Proc | None, args: list[str], idle_rss: dict[int, int]) -> dict[str, float]:
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds per thread group of a worker: "python" (the event loop's thread), "granian" (its runtime
+    threads), "pyreqwest" (the upstream client's runtime), by the thread's id and name."""
+    groups: dict[str, float] = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                stat = f.read()
+        except OSError:  # ended meanwhile
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat.rsplit(")", 1)[1].split()
+        group = "python" if tid == str(pid) else "pyreqwest" if name.startswith("pyreqwest") else "granian"
+        groups[group] = groups.get(group, 0.0) + (int(fields[11]) + int(fields[12])) / TICK
+    return groups
+
+
+def measure(
+    binary: Path,
+    target: Proc | None,
+    args: list[str],
+    idle_rss: dict[int, int],
+    steady: tuple[float, float] | None = None,
+) -> dict[str, float]:
     """Run the load generator (pinned to the load CPU) while sampling the target worker's RSS. Memory is read
-    against the worker's RSS before its first run (`idle_rss`): the allocator keeps what a run freed."""
+    against the worker's RSS before its first run (`idle_rss`): the allocator keeps what a run freed.
+
+    `steady` (seconds after the start, streams only): the window in which every stream is open and none starts
+    or ends; the worker's CPU per thread group over it, so the relay's cost per chunk without the streams'
+    setup (authentication, routing, accounting) is `steady_<group>_s` / `steady_chunks`."""
     pid = target.worker() if target is not None else None
     if pid:
         idle_rss.setdefault(pid, rss_kib(pid))
     before_rss = idle_rss[pid] if pid else 0
     before_cpu = cpu_seconds(pid) if pid else 0.0
     peak = [before_rss]
+    window: list[dict[str, float]] = []
     done = threading.Event()
+    started = time.monotonic()
 
     def sample() -> None:
-        while not done.wait(0.2):
-            if pid:
-                peak[0] = max(peak[0], rss_kib(pid))
+        marks = list(steady or ())
+        while not done.wait(0.05):
+            if not pid:
+                continue
+            peak[0] = max(peak[0], rss_kib(pid))
+            if marks and time.monotonic() - started >= marks[0]:
+                window.append({**thread_cpu(pid), "at": time.monotonic()})
+                marks.pop(0)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -202,7 +242,17 @@ def measure(binary: Path, target: Proc | None, args: list[str], idle_rss: dict[i
     if pid:
         result["cpu_s"] = cpu_seconds(pid) - before_cpu
         result["rss_growth_kib"] = peak[0] - before_rss
+        if len(window) == 2:
+            first, last = window
+            result["steady_seconds"] = last["at"] - first["at"]
+            for group in ("python", "granian", "pyreqwest"):
+                result[f"steady_{group}_s"] = last.get(group, 0.0) - first.get(group, 0.0)
     return result
+
+
+def median_row(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Per measure, the median over repeated runs (each measure on its own: a row mixes runs)."""
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0] if isinstance(runs[0][k], int | float)}
 
 
 def main() -> None:
@@ -212,72 +262,112 @@ def main() -> None:
     parser.add_argument("--stream-seconds", type=float, help="each stream's length (default 30; --quick 4)")
     parser.add_argument("--in-flight", default=None, help="unary connection counts (default 1000,2000,4000)")
     parser.add_argument("--unary-seconds", type=float, help="measured seconds per unary run (default 10)")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout of the project (e.g. `git worktree add /tmp/main main`) whose gateway runs next to "
+        "this one's in every stream configuration",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="stream rounds on fresh processes; the table shows each measure's median"
+    )
+    parser.add_argument("--no-unary", action="store_true", help="long streams only")
+    parser.add_argument(
+        "--prompt-bytes",
+        type=int,
+        default=0,
+        help='each stream\'s user message (default: "hi"; agents send tens of KiB)',
+    )
     args = parser.parse_args()
     n_streams = args.streams or (500 if args.quick else 2000)
     seconds = args.stream_seconds or (4.0 if args.quick else 30.0)
-    levels = [int(x) for x in (args.in_flight or ("1000" if args.quick else "1000,2000,4000")).split(",")]
+    levels = (
+        []
+        if args.no_unary
+        else [int(x) for x in (args.in_flight or ("1000" if args.quick else "1000,2000,4000")).split(",")]
+    )
     unary_s = args.unary_seconds or (3.0 if args.quick else 10.0)
     interval_ms = 50.0  # 20 chunks/s
     chunks = int(seconds * 1000 / interval_ms)
     ramp = 2.0 if args.quick else 5.0
+    baseline = args.baseline.resolve() if args.baseline else None
+    # Every stream is open from the end of the ramp (plus a second for the last ones' setup) until the first ends.
+    steady = (ramp + 1.0, seconds - 0.5) if seconds - 0.5 > ramp + 2.0 else None
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-concurrency-"))
     binary = workdir / "concurrency"
     subprocess.run(["go", "build", "-o", str(binary), "."], cwd=HERE / "concurrency", check=True)
     up, upstream = start_upstream(binary)
     procs = [up]
+    stream_runs: dict[str, list[dict[str, float]]] = {}
+    rows = []
     try:
-        forwarder, unscreened, default = start_targets(workdir / "streams", upstream, procs)
-        direct = ("upstream directly", None, f"http://{upstream}/v1/chat/completions", "gpt-4o", "-")
         print(f"target pinned to CPU {TARGET_CPU}; upstream and load generator to CPU {LOAD_CPU}", flush=True)
-        rows = []
-        idle_rss: dict[int, int] = {}
-        direct_p99 = None
-        for name, proc, url, model, api_key in (direct, forwarder, unscreened, default):
-            # fmt: off
-            load = ["streams", "-url", url, "-key", api_key, "-model", model, "-c", str(n_streams),
-                    "-chunks", str(chunks), "-interval-ms", str(interval_ms), "-ramp-s", str(ramp)]
-            # fmt: on
-            r = measure(binary, proc, load, idle_rss)
-            if proc is None:
-                direct_p99 = r["latency_p99_ms"]
-            rows.append(("streams", name, r))
-            print(f"  streams {name}: {json.dumps(r)}", flush=True)
-        # Fresh processes: the allocator keeps what the streams freed, which would read as memory per request.
-        for _, proc, *_ in (forwarder, unscreened, default):
-            if proc is not None:
-                proc.stop()
-        forwarder, _, default = start_targets(workdir / "unary", upstream, procs, plain=False)
-        for level in levels:
-            for name, proc, url, model, api_key in (forwarder, default):
+        direct_name = "upstream directly"
+        direct = (direct_name, None, f"http://{upstream}/v1/chat/completions", "gpt-4o", "-")
+        for round_ in range(args.repeat):
+            targets = start_targets(workdir / f"streams{round_}", upstream, procs, baseline=baseline)
+            idle_rss: dict[int, int] = {}
+            for name, proc, url, model, api_key in (direct, *targets):
                 # fmt: off
-                r = measure(binary, proc, ["unary", "-url", url, "-key", api_key, "-model", model, "-c", str(level),
-                                           "-duration-s", str(unary_s), "-delay-ms", "250"], idle_rss)
+                load = ["streams", "-url", url, "-key", api_key, "-model", model, "-c", str(n_streams),
+                        "-chunks", str(chunks), "-interval-ms", str(interval_ms), "-ramp-s", str(ramp),
+                        "-prompt-bytes", str(args.prompt_bytes)]
                 # fmt: on
-                rows.append(("unary", name, r))
-                print(f"  unary c{level} {name}: {json.dumps(r)}", flush=True)
+                r = measure(binary, proc, load, idle_rss, steady)
+                if "steady_seconds" in r:
+                    r["steady_chunks"] = n_streams * 1000 / interval_ms * r["steady_seconds"]
+                stream_runs.setdefault(name, []).append(r)
+                print(f"  streams {name}: {json.dumps(r)}", flush=True)
+            # Fresh processes: the allocator keeps what the streams freed, which would read as memory per request.
+            for _, proc, *_ in targets:
+                if proc is not None:
+                    proc.stop()
+        if levels:
+            forwarder, default = start_targets(workdir / "unary", upstream, procs, plain=False)[:2]
+            idle_rss = {}
+            for level in levels:
+                for name, proc, url, model, api_key in (forwarder, default):
+                    # fmt: off
+                    r = measure(binary, proc, ["unary", "-url", url, "-key", api_key, "-model", model,
+                                               "-c", str(level), "-duration-s", str(unary_s), "-delay-ms", "250"],
+                                idle_rss)
+                    # fmt: on
+                    rows.append((name, r))
+                    print(f"  unary c{level} {name}: {json.dumps(r)}", flush=True)
     finally:
         for p in reversed(procs):
             p.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
     print()
-    print(f"Long streams: {n_streams} concurrent, {seconds:g} s each at 20 chunks/s ({chunks} chunks), one worker")
+    rounds = f", median of {args.repeat} rounds" if args.repeat > 1 else ""
     print(
-        "| target | chunks | errors | latency p50 / p99 | added p99 | CPU per chunk | KiB per stream "
-        "| slowest stream's gap p99 |"
+        f"Long streams: {n_streams} concurrent, {seconds:g} s each at 20 chunks/s ({chunks} chunks), "
+        f"{args.prompt_bytes or 2:,}-byte prompts, one worker{rounds}"
     )
-    print("|---|---|---|---|---|---|---|---|")
-    for kind, name, r in rows:
-        if kind != "streams":
-            continue
+    print(
+        "| target | chunks | errors | latency p50 / p99 | added p99 | CPU per chunk | steady CPU per chunk "
+        "(event loop + granian + pyreqwest) | KiB per stream | slowest stream's gap p99 |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    direct_p99 = median_row(stream_runs[direct_name])["latency_p99_ms"]
+    for name, runs in stream_runs.items():
+        r = median_row(runs)
         cpu = f"{r['cpu_s'] / max(r['chunks'], 1) * 1e6:.1f} µs" if "cpu_s" in r else "—"
         mem = f"{r['rss_growth_kib'] / n_streams:.1f}" if "rss_growth_kib" in r else "—"
-        added = f"{r['latency_p99_ms'] - direct_p99:.2f} ms" if direct_p99 is not None and "cpu_s" in r else "—"
+        added = f"{r['latency_p99_ms'] - direct_p99:.2f} ms" if "cpu_s" in r else "—"
+        split = "—"
+        if "steady_chunks" in r:
+            parts = [r[f"steady_{g}_s"] / r["steady_chunks"] * 1e6 for g in ("python", "granian", "pyreqwest")]
+            split = f"{sum(parts):.1f} µs ({' + '.join(f'{x:.1f}' for x in parts)})"
         print(
-            f"| {name} | {r['chunks']:,} | {r['errors']} | {r['latency_p50_ms']:.2f} / {r['latency_p99_ms']:.2f} ms "
-            f"| {added} | {cpu} | {mem} | {r['slowest_stream_gap_p99_ms']:.1f} ms |"
+            f"| {name} | {r['chunks']:,.0f} | {r['errors']:.0f} | {r['latency_p50_ms']:.2f} / "
+            f"{r['latency_p99_ms']:.2f} ms | {added} | {cpu} | {split} | {mem} "
+            f"| {r['slowest_stream_gap_p99_ms']:.1f} ms |"
         )
+    if not rows:
+        return
     print()
     print(f"In flight: 250 ms upstream, closed loop, {unary_s:g} s measured per run (ceiling = connections / 0.25 s)")
     print(
@@ -285,9 +375,7 @@ def main() -> None:
         "| KiB per in-flight request |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
-    for kind, name, r in rows:
-        if kind != "unary":
-            continue
+    for name, r in rows:
         ceiling = r["connections"] / 0.25
         print(
             f"| {r['connections']:,} | {name} | {r['rps']:,.0f} | {r['rps'] / ceiling:.0%} | {r['p50_ms']:.0f} ms "

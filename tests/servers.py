@@ -113,7 +113,7 @@ def local_files(env: dict[str, str]) -> Path:
     return Path(url)
 
 
-def test_engine() -> str:
+def gateway_engine() -> str:
     """The engine test gateways store on: ROUTER_TEST_ENGINE=postgresql gives each a fresh database of the
     session's throwaway PostgreSQL server (tests/pg.py); the default is a SQLite file."""
     engine = os.environ.get("ROUTER_TEST_ENGINE", "sqlite")
@@ -125,7 +125,7 @@ def test_engine() -> str:
 def gateway_env(db: Path, mock_base: str, config: Path | None = None, admin_key: str = ADMIN_KEY) -> dict:
     url = str(db)
     extra = {}
-    if test_engine() == "postgresql":
+    if gateway_engine() == "postgresql":
         import pg
 
         # One database per SQLite path a test names, so a gateway restarted on the same path finds its data.

@@ -23,6 +23,7 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -135,6 +136,14 @@ func post(c *http.Client, url, key, body string) (*http.Response, error) {
 	return c.Do(req)
 }
 
+// prompt is a user message of n bytes of prose (or "hi").
+func prompt(n int) string {
+	if n <= 0 {
+		return "hi"
+	}
+	return strings.Repeat("The quick brown fox jumps over the lazy dog. ", n/45+1)[:n]
+}
+
 func streams(args []string) {
 	fs := flag.NewFlagSet("streams", flag.ExitOnError)
 	url := fs.String("url", "", "chat completions URL")
@@ -144,9 +153,10 @@ func streams(args []string) {
 	chunks := fs.Int("chunks", 100, "chunks per stream")
 	intervalMs := fs.Float64("interval-ms", 50, "upstream interval between chunks")
 	rampS := fs.Float64("ramp-s", 2, "spread the stream starts over this many seconds")
+	promptBytes := fs.Int("prompt-bytes", 0, "the user message's length (0: \"hi\"); agents send tens of KiB")
 	_ = fs.Parse(args)
-	body := fmt.Sprintf(`{"model":%q,"stream":true,"messages":[{"role":"user","content":"hi"}],`+
-		`"mock_chunks":%d,"mock_interval_ms":%g}`, *model, *chunks, *intervalMs)
+	body := fmt.Sprintf(`{"model":%q,"stream":true,"messages":[{"role":"user","content":%q}],`+
+		`"mock_chunks":%d,"mock_interval_ms":%g}`, *model, prompt(*promptBytes), *chunks, *intervalMs)
 	c := client(*conc)
 	var wg sync.WaitGroup
 	var mu sync.Mutex

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 import pg
-from router.errors import ConfigError, Unauthorized
+from router.errors import ConfigError, DatabaseUnavailable, Unauthorized
 from router.governance.keys import KeyCache, create_key
 from router.store import open_store
 from router.store.postgres import EPOCH_POLL, PostgresStore, StoreUnavailable, ddl, translate
@@ -113,6 +113,7 @@ def test_the_request_path_reads_a_cached_epoch(tmp_path: Path) -> None:
     store._conn._connect = None  # and could not reconnect
     for _ in range(100):
         store.keys_epoch()
+    store.close()  # stops the poller, which would otherwise see the test server go away at exit
 
 
 def test_an_unreachable_server_is_a_clear_error_without_the_password() -> None:
@@ -151,3 +152,42 @@ def test_a_lost_connection_is_a_503_then_replaced(tmp_path: Path) -> None:
     assert "unavailable" in lost.value.message and "127.0.0.1" not in lost.value.message
     assert store.get_key(record.id).id == record.id  # the next statement reconnects
     store.close()
+
+
+def test_a_server_away_is_noticed_by_the_poller_and_then_fails_fast(tmp_path: Path) -> None:
+    server = pg.PostgresServer()  # its own: stopped and started here
+    try:
+        url = server.fresh()
+        store = PostgresStore(url, str(tmp_path / "router"))
+        record, secret = create_key(store, "k")
+        serve = KeyCache(store, admin_key=None)
+        refuse = KeyCache(store, admin_key=None, refuse_without_database=True)
+        assert authenticate_now(serve, secret).key_id == authenticate_now(refuse, secret).key_id == record.id
+        assert not store.database_unreachable()
+        server.halt()
+        deadline = time.monotonic() + EPOCH_POLL * 10
+        while not store.database_unreachable():
+            assert time.monotonic() < deadline, "the poller never noticed the server was away"
+            time.sleep(0.02)
+        assert authenticate_now(serve, secret).key_id == record.id  # served from the cache
+        with pytest.raises(DatabaseUnavailable):
+            authenticate_now(refuse, secret)
+
+        def connect() -> None:
+            raise AssertionError("reconnected while the server is known to be away")
+
+        store._conn._connect = connect  # type: ignore[method-assign]
+        for _ in range(2):  # the first finds the connection lost, the second does not try to reconnect
+            with pytest.raises(StoreUnavailable, match="is unavailable"):
+                store.get_key(record.id)
+        del store._conn._connect
+        server.start()
+        deadline = time.monotonic() + EPOCH_POLL * 10
+        while store.database_unreachable():
+            assert time.monotonic() < deadline, "the poller never noticed the server was back"
+            time.sleep(0.02)
+        assert store.get_key(record.id).id == record.id  # reconnected
+        assert authenticate_now(refuse, secret).key_id == record.id
+        store.close()
+    finally:
+        server.stop()

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ..errors import ConfigError, Unauthorized
+from ..errors import ConfigError, DatabaseUnavailable, Unauthorized
 from ..store import KeyRecord, Store
 from ..store.records import AuditEvent, Rules
 from .resolve import APPROVED, KEY_LIST, Effective, resolve
@@ -150,8 +150,12 @@ class KeyCache:
         admin_key: str | None,
         catalog: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.time,
+        refuse_without_database: bool = False,
     ) -> None:
+        """`refuse_without_database` (`governance.on_database_failure: refuse`): while the store says its server
+        is unreachable, every request gets 503, cached keys included; otherwise cached keys keep being served."""
         self._store = store
+        self._refuse_without_database = refuse_without_database
         admin_key = check_admin_key(admin_key)
         self._admin_digest = hash_key(admin_key) if admin_key else None
         self._catalog = catalog or {}
@@ -178,6 +182,8 @@ class KeyCache:
     def authenticate_digest(self, digest: bytes, key: str | None = None) -> Principal | Awaitable[Principal]:
         """The key whose digest this is (a dashboard session holds only the digest): checked as `authenticate`
         checks a key, except its format, checked when the session was made."""
+        if self._refuse_without_database and self._store.database_unreachable():
+            raise DatabaseUnavailable()
         epoch = self._store.keys_epoch()
         if epoch != self._epoch:
             self._entries.clear()

@@ -20,7 +20,7 @@ from ..admin import openapi
 from ..admin import routing as manage_api
 from ..alerts import Alerts
 from ..config import Config, load_config
-from ..errors import GatewayError, NotFound, Unauthorized
+from ..errors import DatabaseUnavailable, GatewayError, NotFound, Unauthorized
 from ..governance.byok import ByokAdmin
 from ..governance.keys import KeyCache, Principal, admin_key_from_env, log_expiry
 from ..governance.policies import PolicyAdmin
@@ -110,7 +110,13 @@ class App:
         self.store = open_store(db_url, signal=self.shared.signal if self.shared is not None else None)
         created = int(time.time())
         self.catalog = Catalog(config, created=created)
-        self.keys = KeyCache(self.store, admin_key, self.catalog.provider_of, clock)
+        self.keys = KeyCache(
+            self.store,
+            admin_key,
+            self.catalog.provider_of,
+            clock,
+            refuse_without_database=config.governance.on_database_failure == "refuse",
+        )
         self.caching = CachingDefaults(self.store, config.caching.auto_cache)
         self.governance = Governance(
             self.store, self.catalog.provider_of, self.catalog.metadata, clock, self.catalog.details
@@ -256,6 +262,8 @@ class App:
                     record = self.store.get_key(key_id)
                     if record is not None and record.expires_at is not None:
                         log_expiry(self.store, key_id, record.expires_at, now)
+            except DatabaseUnavailable:
+                pass  # an outage, which the store logs once; the next sweep catches up
             except Exception:
                 log.exception("expired-key sweep failed; retrying in %.0f s", _EXPIRY_SWEEP_SECONDS)
             self.auth_failures.prune()

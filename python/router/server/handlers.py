@@ -223,7 +223,8 @@ async def chat_completions(app: App, ex: Exchange) -> None:
     if charging is not None:
         await charging
     stream = bool(request.stream)
-    client_wants_usage = bool(request.stream_options and request.stream_options.include_usage)
+    stream_options = request.stream_options
+    client_wants_usage = bool(stream_options and stream_options.include_usage)
     # The caller's value travels unchanged until the provider's mapping (protocols.reasoning): max, min, none and
     # budgets are the gateway's, and only an OpenAI-style chat upstream narrows them to low|medium|high.
     if "reasoning_effort" in fields:
@@ -258,13 +259,16 @@ async def chat_completions(app: App, ex: Exchange) -> None:
             return
         # Every token is counted: ask for usage even when the client did not, and hide that chunk from it.
         if not client_wants_usage:
-            rq.with_usage_requested(upstream, request.stream_options)
+            rq.with_usage_requested(upstream, stream_options)
         stream_guard = ChatStreamGuard(guard, app.metrics, masked) if guard.responses else None
         await forward_stream(
             ex, model, rq.encode_fields(upstream), hide_usage=not client_wants_usage, guard=stream_guard
         )
 
-    await _route(app, ex, principal, request.model, models, need, fields, call)
+    model_id = request.model
+    # The validated request holds the decoded conversation: a stream outlives it by minutes.
+    del request
+    await _route(app, ex, principal, model_id, models, need, fields, call)
 
 
 # Client headers an Anthropic upstream needs to see (beta features, API version pinning).
@@ -303,7 +307,9 @@ async def messages(app: App, ex: Exchange) -> None:
         answer = AnswerGuard(guard, app.metrics, restore) if guard.responses else None
         await forward(ex, model, "messages", body, dict(fields), stream, estimate, True, extra, answer)
 
-    await _route(app, ex, principal, request.model, models, need, fields, call)
+    model_id = request.model
+    del request  # the decoded conversation (see chat_completions)
+    await _route(app, ex, principal, model_id, models, need, fields, call)
 
 
 async def count_tokens(app: App, ex: Exchange) -> None:
@@ -343,7 +349,9 @@ async def responses_create(app: App, ex: Exchange) -> None:
             upstream["reasoning"] = reasoning.openai_reasoning_field(upstream["reasoning"])
         await forward(ex, model, "responses", body, upstream, stream, 0, True, None, answer)
 
-    await _route(app, ex, principal, request.model, models, need, fields, call)
+    model_id = request.model
+    del request  # the decoded conversation (see chat_completions)
+    await _route(app, ex, principal, model_id, models, need, fields, call)
 
 
 async def embeddings(app: App, ex: Exchange) -> None:
