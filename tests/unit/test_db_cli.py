@@ -17,6 +17,8 @@ from router.store import LATEST, SchemaError, UsageRow, open_store
 from router.store.migrations import MIGRATIONS
 from router.store.records import AuditEvent
 
+from servers import authenticate_now
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -121,7 +123,7 @@ def test_copy_from_sqlite_to_postgres_moves_every_table_once(tmp_path: Path) -> 
 
     store = open_store(target)
     cache = KeyCache(store, admin_key=None)
-    assert cache.authenticate(secret).key_id == record.id
+    assert authenticate_now(cache, secret).key_id == record.id
     assert store.count_usage() == 300
     assert store.org_limit() == 250.0
     assert dict((b, a) for b, _p, a in store.spend_for_period(202609)) == {f"key:{record.id}": 300_000, "org": 300_000}
