@@ -6,8 +6,13 @@ forwarder, the gateway with its default config and a plain key) runs the Go load
 the target worker's CPU time and RSS from /proc. The target is pinned to CPU 1 with `taskset`, the upstream and the
 load generator to CPU 0: on a 2-core machine an unpinned run measures the load generator as much as the gateway.
 
+With `--peer bifrost` (`make bench-concurrency PEER=bifrost`) the same cases also run against Bifrost's HTTP
+gateway, built from source by `benches/concurrency/build_bifrost.sh`, pinned the same way; without its binary the
+peer is skipped with a message.
+
     python benches/concurrency.py            # 2,000 streams x 30 s at 20 chunks/s; 1,000/2,000/4,000 in flight
     python benches/concurrency.py --quick    # the same cases, shorter and smaller (< 1 minute)
+    python benches/concurrency.py --peer bifrost --peer-bin PATH   # and Bifrost, side by side
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ PY = sys.executable
 ADMIN = "bench-admin-key-0123456789abcdef-0123456789"
 TICK = os.sysconf("SC_CLK_TCK")
 TARGET_CPU, LOAD_CPU = "1", "0"
+BIFROST_BIN = HERE / "concurrency" / "bin" / "bifrost-http"  # where build_bifrost.sh puts it
 
 
 def free_port() -> int:
@@ -70,11 +76,15 @@ def cpu_seconds(pid: int) -> float:
 
 
 class Proc:
-    def __init__(self, args: list[str], env: dict[str, str] | None = None, cpu: str = TARGET_CPU) -> None:
+    def __init__(
+        self, args: list[str], env: dict[str, str] | None = None, cpu: str = TARGET_CPU, log: Path | None = None
+    ) -> None:
+        # A chatty target writes to a file: nobody reads the pipe, and a full pipe would stall it mid-run.
+        self.log = log.open("w") if log is not None else None
         self.proc = subprocess.Popen(
             ["taskset", "-c", cpu, *args],
             env=env,
-            stdout=subprocess.PIPE,
+            stdout=self.log or subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,
@@ -93,10 +103,16 @@ class Proc:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+        if self.log is not None:
+            self.log.close()
 
 
-def start_upstream(binary: Path) -> tuple[Proc, str]:
-    up = Proc([str(binary), "upstream", "-addr", "127.0.0.1:0"], cpu=LOAD_CPU)
+def start_upstream(binary: Path, chunks: int, interval_ms: float, delay_ms: float) -> tuple[Proc, str]:
+    # The stream's shape and the unary delay as defaults too: Bifrost forwards no unknown request field.
+    # fmt: off
+    up = Proc([str(binary), "upstream", "-addr", "127.0.0.1:0", "-chunks", str(chunks),
+               "-interval-ms", str(interval_ms), "-delay-ms", str(delay_ms)], cpu=LOAD_CPU)
+    # fmt: on
     assert up.proc.stdout is not None
     return up, up.proc.stdout.readline().strip()
 
@@ -157,11 +173,41 @@ def start_forwarder(upstream: str) -> tuple[Proc, str]:
     return fw, f"http://127.0.0.1:{port}/v1/chat/completions"
 
 
+def start_bifrost(binary: Path, workdir: Path, upstream: str, logging: bool, in_flight: int) -> tuple[Proc, str]:
+    """Bifrost's HTTP gateway with its defaults (no auth on inference; config and request-log stores in SQLite
+    under `-app-dir`; governance and telemetry plugins) and the upstream as its `openai` provider. Two settings
+    differ from its defaults: the provider's concurrency (default 1,000 workers, 5,000 queued), sized to the
+    largest load so the provider queue is not what the run measures, and, when not `logging`, the request log."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    provider = {
+        "keys": [{"name": "bench", "value": "upstream-key", "models": [], "weight": 1.0}],
+        "network_config": {"base_url": f"http://{upstream}"},
+        "concurrency_and_buffer_size": {"concurrency": in_flight, "buffer_size": 2 * in_flight},
+    }
+    config = {"client": {"enable_logging": logging}, "providers": {"openai": provider}}
+    (workdir / "config.json").write_text(json.dumps(config, indent=2))
+    port = free_port()
+    # fmt: off
+    args = [str(binary), "-app-dir", str(workdir), "-host", "127.0.0.1", "-port", str(port), "-log-level", "warn"]
+    # fmt: on
+    proc = Proc(args, log=workdir / "bifrost.log")
+    try:
+        wait_port(port)
+    except RuntimeError:
+        proc.stop()
+        raise RuntimeError(f"bifrost did not start; its log: {workdir / 'bifrost.log'}") from None
+    return proc, f"http://127.0.0.1:{port}/v1/chat/completions"
+
+
 Target = tuple[str, Proc | None, str, str, str]  # name, process, URL, model, API key
+BIFROST_PLAIN, BIFROST_DEFAULT = "bifrost, request logs off", "bifrost (default config: request logs in SQLite)"
 
 
-def start_targets(workdir: Path, upstream: str, procs: list[Proc], plain: bool = True) -> list[Target]:
-    """The do-nothing forwarder, the gateway with guardrails off (when `plain`) and with its default config."""
+def start_targets(
+    workdir: Path, upstream: str, procs: list[Proc], plain: bool = True, bifrost: Path | None = None, in_flight: int = 0
+) -> list[Target]:
+    """The do-nothing forwarder, the gateway with guardrails off (when `plain`) and with its default config, then
+    the same two for Bifrost (when its binary is given)."""
     fw, fw_url = start_forwarder(upstream)
     procs.append(fw)
     targets: list[Target] = [("do-nothing forwarder", fw, fw_url, "gpt-4o", "-")]
@@ -169,11 +215,16 @@ def start_targets(workdir: Path, upstream: str, procs: list[Proc], plain: bool =
         proc, url, key = start_gateway(workdir / "plain", upstream, "guardrails: {enabled: false}\n")
         procs.append(proc)
         targets.append(("router, guardrails off (pass-through)", proc, url, "bench/gpt-4o", key))
-    else:
-        targets.append(("", None, "", "", ""))
     proc, url, key = start_gateway(workdir / "default", upstream)
     procs.append(proc)
     targets.append(("router (default config: guardrails screen the answer)", proc, url, "bench/gpt-4o", key))
+    if bifrost is not None:
+        for name, logging in ((BIFROST_PLAIN, False), (BIFROST_DEFAULT, True)):
+            if logging or plain:
+                where = workdir / ("bifrost-default" if logging else "bifrost-plain")
+                proc, url = start_bifrost(bifrost, where, upstream, logging, in_flight)
+                procs.append(proc)
+                targets.append((name, proc, url, "openai/gpt-4o", "-"))
     return targets
 
 
@@ -212,11 +263,28 @@ def main() -> None:
     parser.add_argument("--stream-seconds", type=float, help="each stream's length (default 30; --quick 4)")
     parser.add_argument("--in-flight", default=None, help="unary connection counts (default 1000,2000,4000)")
     parser.add_argument("--unary-seconds", type=float, help="measured seconds per unary run (default 10)")
+    parser.add_argument(
+        "--peer",
+        choices=["bifrost"],
+        default=os.environ.get("PEER") or None,
+        help="also run the cases against this gateway, pinned the same way (default: $PEER)",
+    )
+    parser.add_argument("--peer-bin", help=f"the peer's binary (default: $BIFROST_BIN or {BIFROST_BIN})")
     args = parser.parse_args()
     n_streams = args.streams or (500 if args.quick else 2000)
     seconds = args.stream_seconds or (4.0 if args.quick else 30.0)
     levels = [int(x) for x in (args.in_flight or ("1000" if args.quick else "1000,2000,4000")).split(",")]
     unary_s = args.unary_seconds or (3.0 if args.quick else 10.0)
+    bifrost = None
+    if args.peer == "bifrost":
+        bifrost = Path(args.peer_bin or os.environ.get("BIFROST_BIN") or BIFROST_BIN)
+        if not os.access(bifrost, os.X_OK):
+            print(
+                f"skipping the bifrost peer: no executable at {bifrost}; build it with "
+                "benches/concurrency/build_bifrost.sh (needs git and Go), or give --peer-bin",
+                flush=True,
+            )
+            bifrost = None
     interval_ms = 50.0  # 20 chunks/s
     chunks = int(seconds * 1000 / interval_ms)
     ramp = 2.0 if args.quick else 5.0
@@ -224,16 +292,17 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench-concurrency-"))
     binary = workdir / "concurrency"
     subprocess.run(["go", "build", "-o", str(binary), "."], cwd=HERE / "concurrency", check=True)
-    up, upstream = start_upstream(binary)
+    up, upstream = start_upstream(binary, chunks, interval_ms, 250)
     procs = [up]
+    in_flight = max(n_streams, *levels)
     try:
-        forwarder, unscreened, default = start_targets(workdir / "streams", upstream, procs)
+        targets = start_targets(workdir / "streams", upstream, procs, bifrost=bifrost, in_flight=in_flight)
         direct = ("upstream directly", None, f"http://{upstream}/v1/chat/completions", "gpt-4o", "-")
         print(f"target pinned to CPU {TARGET_CPU}; upstream and load generator to CPU {LOAD_CPU}", flush=True)
         rows = []
         idle_rss: dict[int, int] = {}
         direct_p99 = None
-        for name, proc, url, model, api_key in (direct, forwarder, unscreened, default):
+        for name, proc, url, model, api_key in (direct, *targets):
             # fmt: off
             load = ["streams", "-url", url, "-key", api_key, "-model", model, "-c", str(n_streams),
                     "-chunks", str(chunks), "-interval-ms", str(interval_ms), "-ramp-s", str(ramp)]
@@ -244,12 +313,12 @@ def main() -> None:
             rows.append(("streams", name, r))
             print(f"  streams {name}: {json.dumps(r)}", flush=True)
         # Fresh processes: the allocator keeps what the streams freed, which would read as memory per request.
-        for _, proc, *_ in (forwarder, unscreened, default):
+        for _, proc, *_ in targets:
             if proc is not None:
                 proc.stop()
-        forwarder, _, default = start_targets(workdir / "unary", upstream, procs, plain=False)
+        targets = start_targets(workdir / "unary", upstream, procs, plain=False, bifrost=bifrost, in_flight=in_flight)
         for level in levels:
-            for name, proc, url, model, api_key in (forwarder, default):
+            for name, proc, url, model, api_key in targets:
                 # fmt: off
                 r = measure(binary, proc, ["unary", "-url", url, "-key", api_key, "-model", model, "-c", str(level),
                                            "-duration-s", str(unary_s), "-delay-ms", "250"], idle_rss)
