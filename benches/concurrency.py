@@ -175,13 +175,15 @@ def start_forwarder(upstream: str) -> tuple[Proc, str]:
 
 def start_bifrost(binary: Path, workdir: Path, upstream: str, logging: bool, in_flight: int) -> tuple[Proc, str]:
     """Bifrost's HTTP gateway with its defaults (no auth on inference; config and request-log stores in SQLite
-    under `-app-dir`; governance and telemetry plugins) and the upstream as its `openai` provider. Two settings
+    under `-app-dir`; governance and telemetry plugins) and the upstream as its `openai` provider. Three settings
     differ from its defaults: the provider's concurrency (default 1,000 workers, 5,000 queued), sized to the
-    largest load so the provider queue is not what the run measures, and, when not `logging`, the request log."""
+    largest load so the provider queue is not what the run measures; the request timeout (default 30 s), which
+    bounds a whole stream (its upstream read deadline), so a 30-s stream that fell behind would be cut; and,
+    when not `logging`, the request log."""
     workdir.mkdir(parents=True, exist_ok=True)
     provider = {
         "keys": [{"name": "bench", "value": "upstream-key", "models": [], "weight": 1.0}],
-        "network_config": {"base_url": f"http://{upstream}"},
+        "network_config": {"base_url": f"http://{upstream}", "default_request_timeout_in_seconds": 600},
         "concurrency_and_buffer_size": {"concurrency": in_flight, "buffer_size": 2 * in_flight},
     }
     config = {"client": {"enable_logging": logging}, "providers": {"openai": provider}}
