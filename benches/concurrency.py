@@ -248,12 +248,17 @@ def measure(binary: Path, target: Proc | None, args: list[str], idle_rss: dict[i
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
+    started = time.monotonic()
     out = subprocess.run(["taskset", "-c", LOAD_CPU, str(binary), *args], capture_output=True, text=True, check=True)
+    wall = time.monotonic() - started
     done.set()
     sampler.join()
     result = json.loads(out.stdout)
     if pid:
         result["cpu_s"] = cpu_seconds(pid) - before_cpu
+        # How much of its pinned core the target got: on a shared machine the neighbours set latency and
+        # requests/s, while CPU per chunk or request stays comparable.
+        result["core_share"] = result["cpu_s"] / wall
         result["rss_growth_kib"] = peak[0] - before_rss
     return result
 
@@ -301,6 +306,7 @@ def main() -> None:
         targets = start_targets(workdir / "streams", upstream, procs, bifrost=bifrost, in_flight=in_flight)
         direct = ("upstream directly", None, f"http://{upstream}/v1/chat/completions", "gpt-4o", "-")
         print(f"target pinned to CPU {TARGET_CPU}; upstream and load generator to CPU {LOAD_CPU}", flush=True)
+        load_before = os.getloadavg()
         rows = []
         idle_rss: dict[int, int] = {}
         direct_p99 = None
@@ -332,30 +338,33 @@ def main() -> None:
             p.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
+    load_after = os.getloadavg()
     print()
+    print(f"Load average (1 min, {os.cpu_count()} CPUs): {load_before[0]:.1f} at start, {load_after[0]:.1f} at end")
     print(f"Long streams: {n_streams} concurrent, {seconds:g} s each at 20 chunks/s ({chunks} chunks), one worker")
     print(
-        "| target | chunks | errors | latency p50 / p99 | added p99 | CPU per chunk | KiB per stream "
+        "| target | chunks | errors | latency p50 / p99 | added p99 | CPU per chunk | core share | KiB per stream "
         "| slowest stream's gap p99 |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for kind, name, r in rows:
         if kind != "streams":
             continue
         cpu = f"{r['cpu_s'] / max(r['chunks'], 1) * 1e6:.1f} µs" if "cpu_s" in r else "—"
         mem = f"{r['rss_growth_kib'] / n_streams:.1f}" if "rss_growth_kib" in r else "—"
         added = f"{r['latency_p99_ms'] - direct_p99:.2f} ms" if direct_p99 is not None and "cpu_s" in r else "—"
+        share = f"{r['core_share']:.0%}" if "core_share" in r else "—"
         print(
             f"| {name} | {r['chunks']:,} | {r['errors']} | {r['latency_p50_ms']:.2f} / {r['latency_p99_ms']:.2f} ms "
-            f"| {added} | {cpu} | {mem} | {r['slowest_stream_gap_p99_ms']:.1f} ms |"
+            f"| {added} | {cpu} | {share} | {mem} | {r['slowest_stream_gap_p99_ms']:.1f} ms |"
         )
     print()
     print(f"In flight: 250 ms upstream, closed loop, {unary_s:g} s measured per run (ceiling = connections / 0.25 s)")
     print(
-        "| connections | target | requests/s | % of ceiling | p50 | p99 | errors | CPU per request "
+        "| connections | target | requests/s | % of ceiling | p50 | p99 | errors | CPU per request | core share "
         "| KiB per in-flight request |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for kind, name, r in rows:
         if kind != "unary":
             continue
@@ -363,7 +372,7 @@ def main() -> None:
         print(
             f"| {r['connections']:,} | {name} | {r['rps']:,.0f} | {r['rps'] / ceiling:.0%} | {r['p50_ms']:.0f} ms "
             f"| {r['p99_ms']:.0f} ms | {r['errors']} | {r['cpu_s'] / max(r['completed'], 1) * 1e6:.0f} µs "
-            f"| {r['rss_growth_kib'] / r['connections']:.1f} |"
+            f"| {r['core_share']:.0%} | {r['rss_growth_kib'] / r['connections']:.1f} |"
         )
 
 
