@@ -230,25 +230,37 @@ def start_targets(
     return targets
 
 
-def measure(binary: Path, target: Proc | None, args: list[str], idle_rss: dict[int, int]) -> dict[str, float]:
-    """Run the load generator (pinned to the load CPU) while sampling the target worker's RSS. Memory is read
-    against the worker's RSS before its first run (`idle_rss`): the allocator keeps what a run freed."""
+def measure(
+    binary: Path,
+    target: Proc | None,
+    args: list[str],
+    idle_rss: dict[int, int],
+    window: tuple[float, float] | None = None,
+) -> dict[str, float]:
+    """Run the load generator (pinned to the load CPU) while sampling the target worker's RSS and CPU time. Memory
+    is read against the worker's RSS before its first run (`idle_rss`): the allocator keeps what a run freed.
+
+    `core_share` is how much of its pinned core the target got (CPU seconds per second) over `window` (seconds
+    after the start: the generator's measured part), or the whole run: on a shared machine the neighbours set
+    latency and requests/s, while the CPU per chunk or request stays comparable."""
     pid = target.worker() if target is not None else None
     if pid:
         idle_rss.setdefault(pid, rss_kib(pid))
     before_rss = idle_rss[pid] if pid else 0
     before_cpu = cpu_seconds(pid) if pid else 0.0
     peak = [before_rss]
+    cpu_at: list[tuple[float, float]] = []  # (seconds after the start, the worker's CPU seconds)
     done = threading.Event()
+    started = time.monotonic()
 
     def sample() -> None:
         while not done.wait(0.2):
             if pid:
                 peak[0] = max(peak[0], rss_kib(pid))
+                cpu_at.append((time.monotonic() - started, cpu_seconds(pid)))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    started = time.monotonic()
     out = subprocess.run(["taskset", "-c", LOAD_CPU, str(binary), *args], capture_output=True, text=True, check=True)
     wall = time.monotonic() - started
     done.set()
@@ -256,9 +268,12 @@ def measure(binary: Path, target: Proc | None, args: list[str], idle_rss: dict[i
     result = json.loads(out.stdout)
     if pid:
         result["cpu_s"] = cpu_seconds(pid) - before_cpu
-        # How much of its pinned core the target got: on a shared machine the neighbours set latency and
-        # requests/s, while CPU per chunk or request stays comparable.
-        result["core_share"] = result["cpu_s"] / wall
+        start, end = window or (0.0, wall)
+        inside = [(t, c) for t, c in cpu_at if start <= t <= end]
+        if len(inside) >= 2 and inside[-1][0] > inside[0][0]:
+            result["core_share"] = (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0])
+        else:
+            result["core_share"] = result["cpu_s"] / wall
         result["rss_growth_kib"] = peak[0] - before_rss
     return result
 
@@ -329,7 +344,8 @@ def main() -> None:
             for name, proc, url, model, api_key in targets:
                 # fmt: off
                 r = measure(binary, proc, ["unary", "-url", url, "-key", api_key, "-model", model, "-c", str(level),
-                                           "-duration-s", str(unary_s), "-delay-ms", "250"], idle_rss)
+                                           "-duration-s", str(unary_s), "-delay-ms", "250"], idle_rss,
+                            window=(2.0, 2.0 + unary_s))  # the generator measures from 4 x 250 ms + 1 s
                 # fmt: on
                 rows.append(("unary", name, r))
                 print(f"  unary c{level} {name}: {json.dumps(r)}", flush=True)
