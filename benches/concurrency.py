@@ -330,7 +330,7 @@ def main() -> None:
             load = ["streams", "-url", url, "-key", api_key, "-model", model, "-c", str(n_streams),
                     "-chunks", str(chunks), "-interval-ms", str(interval_ms), "-ramp-s", str(ramp)]
             # fmt: on
-            r = measure(binary, proc, load, idle_rss)
+            r = measure(binary, proc, load, idle_rss, window=(ramp, ramp + seconds))  # while every stream is open
             if proc is None:
                 direct_p99 = r["latency_p99_ms"]
             rows.append(("streams", name, r))
