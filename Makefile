@@ -99,7 +99,7 @@ test-hyperscan: hyperscan ## the scanner tests on the Hyperscan build (installs 
 test-python: ## pytest: unit and end-to-end
 	$(BIN)/pytest
 
-test-postgresql: ## the whole end-to-end suite with every gateway on a throwaway PostgreSQL
+test-postgresql: ## the end-to-end suite again with every gateway on a throwaway PostgreSQL (skips the one_engine tests)
 	ROUTER_TEST_ENGINE=postgresql $(BIN)/pytest tests/e2e
 
 smoke-wheel: venv ui $(HYPERSCAN_DEP) ## the release wheel, installed without extras into a fresh virtualenv, serves a chat request
@@ -107,7 +107,7 @@ smoke-wheel: venv ui $(HYPERSCAN_DEP) ## the release wheel, installed without ex
 	$(BIN)/maturin build --release --quiet --interpreter $(BIN)/python --out $(WHEELS) $(FEATURES)
 	$(BIN)/python tests/smoke_wheel.py $(WHEELS)/router-*.whl $(if $(HYPERSCAN),--allow-hyperscan)
 
-test: services build-prod lint docs test-rust test-python smoke-wheel ## install everything, lint, build the docs, cargo test, pytest, the wheel smoke test (what CI runs)
+test: services build-prod lint docs test-rust test-python test-postgresql smoke-wheel ## install everything, lint, build the docs, cargo test, pytest, the end-to-end suite on PostgreSQL, the wheel smoke test (what CI runs)
 
 bench: build-prod ## micro-benchmarks (pytest-benchmark)
 	$(BIN)/pytest benches --benchmark-only -o testpaths=benches

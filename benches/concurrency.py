@@ -13,6 +13,8 @@ peer is skipped with a message.
     python benches/concurrency.py            # 2,000 streams x 30 s at 20 chunks/s; 1,000/2,000/4,000 in flight
     python benches/concurrency.py --quick    # the same cases, shorter and smaller (< 1 minute)
     python benches/concurrency.py --peer bifrost --peer-bin PATH   # and Bifrost, side by side
+    # streams only, a checkout of main side by side, medians of 3 rounds, 32 KiB prompts:
+    python benches/concurrency.py --quick --no-unary --baseline /tmp/main --repeat 3 --prompt-bytes 32768
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -117,7 +120,7 @@ def start_upstream(binary: Path, chunks: int, interval_ms: float, delay_ms: floa
     return up, up.proc.stdout.readline().strip()
 
 
-def start_gateway(workdir: Path, upstream: str, extra: str = "") -> tuple[Proc, str, str]:
+def start_gateway(workdir: Path, upstream: str, extra: str = "", source: Path = ROOT) -> tuple[Proc, str, str]:
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "router.yaml"
     config.write_text(
@@ -129,7 +132,7 @@ def start_gateway(workdir: Path, upstream: str, extra: str = "") -> tuple[Proc, 
         "ROUTER_DB": str(workdir / "router.db"),
         "ROUTER_CONFIG": str(config),
         "ROUTER_ADMIN_KEY": ADMIN,
-        "PYTHONPATH": str(ROOT / "python"),
+        "PYTHONPATH": str(source / "python"),
     }
     key = json.loads(
         subprocess.run(
@@ -206,20 +209,29 @@ BIFROST_PLAIN, BIFROST_DEFAULT = "bifrost, request logs off", "bifrost (default 
 
 
 def start_targets(
-    workdir: Path, upstream: str, procs: list[Proc], plain: bool = True, bifrost: Path | None = None, in_flight: int = 0
+    workdir: Path,
+    upstream: str,
+    procs: list[Proc],
+    plain: bool = True,
+    baseline: Path | None = None,
+    bifrost: Path | None = None,
+    in_flight: int = 0,
 ) -> list[Target]:
-    """The do-nothing forwarder, the gateway with guardrails off (when `plain`) and with its default config, then
+    """The do-nothing forwarder, the gateway with guardrails off (when `plain`) and with its default config; with a
+    `baseline` checkout, its gateway runs next to this one in each configuration (rows marked "baseline"); then
     Bifrost with its request log off and with its default config (when its binary is given)."""
     fw, fw_url = start_forwarder(upstream)
     procs.append(fw)
     targets: list[Target] = [("do-nothing forwarder", fw, fw_url, "gpt-4o", "-")]
+    sources = [(ROOT, "")] if baseline is None else [(baseline, " [baseline]"), (ROOT, " [this tree]")]
+    configs = [("router (default config: guardrails screen the answer)", "default", "")]
     if plain:
-        proc, url, key = start_gateway(workdir / "plain", upstream, "guardrails: {enabled: false}\n")
-        procs.append(proc)
-        targets.append(("router, guardrails off (pass-through)", proc, url, "bench/gpt-4o", key))
-    proc, url, key = start_gateway(workdir / "default", upstream)
-    procs.append(proc)
-    targets.append(("router (default config: guardrails screen the answer)", proc, url, "bench/gpt-4o", key))
+        configs.insert(0, ("router, guardrails off (pass-through)", "plain", "guardrails: {enabled: false}\n"))
+    for label, name, extra in configs:
+        for source, mark in sources:
+            proc, url, key = start_gateway(workdir / (name + mark.strip(" []")), upstream, extra, source)
+            procs.append(proc)
+            targets.append((label + mark, proc, url, "bench/gpt-4o", key))
     if bifrost is not None:
         # Both Bifrost rows in every case: its request log costs it more than guardrails cost the router.
         for name, logging in ((BIFROST_PLAIN, False), (BIFROST_DEFAULT, True)):
@@ -230,19 +242,42 @@ def start_targets(
     return targets
 
 
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds per thread group of a worker: "python" (the event loop's thread), "granian" (its runtime
+    threads), "pyreqwest" (the upstream client's runtime), by the thread's id and name. In a Go process (Bifrost)
+    the groups mean nothing on their own: only their sum is read."""
+    groups: dict[str, float] = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                stat = f.read()
+        except OSError:  # ended meanwhile
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat.rsplit(")", 1)[1].split()
+        group = "python" if tid == str(pid) else "pyreqwest" if name.startswith("pyreqwest") else "granian"
+        groups[group] = groups.get(group, 0.0) + (int(fields[11]) + int(fields[12])) / TICK
+    return groups
+
+
 def measure(
     binary: Path,
     target: Proc | None,
     args: list[str],
     idle_rss: dict[int, int],
     window: tuple[float, float] | None = None,
+    steady: tuple[float, float] | None = None,
 ) -> dict[str, float]:
     """Run the load generator (pinned to the load CPU) while sampling the target worker's RSS and CPU time. Memory
     is read against the worker's RSS before its first run (`idle_rss`): the allocator keeps what a run freed.
 
     `core_share` is how much of its pinned core the target got (CPU seconds per second) over `window` (seconds
     after the start: the generator's measured part), or the whole run: on a shared machine the neighbours set
-    latency and requests/s, while the CPU per chunk or request stays comparable."""
+    latency and requests/s, while the CPU per chunk or request stays comparable.
+
+    `steady` (seconds after the start, streams only): the window in which every stream is open and none starts
+    or ends; the worker's CPU per thread group over it, so the relay's cost per chunk without the streams'
+    setup (authentication, routing, accounting) is `steady_<group>_s` / `steady_chunks`."""
     pid = target.worker() if target is not None else None
     if pid:
         idle_rss.setdefault(pid, rss_kib(pid))
@@ -250,14 +285,20 @@ def measure(
     before_cpu = cpu_seconds(pid) if pid else 0.0
     peak = [before_rss]
     cpu_at: list[tuple[float, float]] = []  # (seconds after the start, the worker's CPU seconds)
+    steady_at: list[dict[str, float]] = []  # the thread groups' CPU seconds at the steady window's two ends
     done = threading.Event()
     started = time.monotonic()
 
     def sample() -> None:
-        while not done.wait(0.2):
-            if pid:
-                peak[0] = max(peak[0], rss_kib(pid))
-                cpu_at.append((time.monotonic() - started, cpu_seconds(pid)))
+        marks = list(steady or ())
+        while not done.wait(0.05):
+            if not pid:
+                continue
+            peak[0] = max(peak[0], rss_kib(pid))
+            cpu_at.append((time.monotonic() - started, cpu_seconds(pid)))
+            if marks and time.monotonic() - started >= marks[0]:
+                steady_at.append({**thread_cpu(pid), "at": time.monotonic()})
+                marks.pop(0)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -275,7 +316,17 @@ def measure(
         else:
             result["core_share"] = result["cpu_s"] / wall
         result["rss_growth_kib"] = peak[0] - before_rss
+        if len(steady_at) == 2:
+            first, last = steady_at
+            result["steady_seconds"] = last["at"] - first["at"]
+            for group in ("python", "granian", "pyreqwest"):
+                result[f"steady_{group}_s"] = last.get(group, 0.0) - first.get(group, 0.0)
     return result
+
+
+def median_row(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Per measure, the median over repeated runs (each measure on its own: a row mixes runs)."""
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0] if isinstance(runs[0][k], int | float)}
 
 
 def main() -> None:
@@ -286,6 +337,22 @@ def main() -> None:
     parser.add_argument("--in-flight", default=None, help="unary connection counts (default 1000,2000,4000)")
     parser.add_argument("--unary-seconds", type=float, help="measured seconds per unary run (default 10)")
     parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout of the project (e.g. `git worktree add /tmp/main main`) whose gateway runs next to "
+        "this one's in every stream configuration",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="stream rounds on fresh processes; the table shows each measure's median"
+    )
+    parser.add_argument("--no-unary", action="store_true", help="long streams only")
+    parser.add_argument(
+        "--prompt-bytes",
+        type=int,
+        default=0,
+        help='each stream\'s user message (default: "hi"; agents send tens of KiB)',
+    )
+    parser.add_argument(
         "--peer",
         choices=["bifrost"],
         default=os.environ.get("PEER") or None,
@@ -293,9 +360,17 @@ def main() -> None:
     )
     parser.add_argument("--peer-bin", help=f"the peer's binary (default: $BIFROST_BIN or {BIFROST_BIN})")
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    if args.prompt_bytes < 0:
+        parser.error("--prompt-bytes must be 0 or more")
     n_streams = args.streams or (500 if args.quick else 2000)
     seconds = args.stream_seconds or (4.0 if args.quick else 30.0)
-    levels = [int(x) for x in (args.in_flight or ("1000" if args.quick else "1000,2000,4000")).split(",")]
+    levels = (
+        []
+        if args.no_unary
+        else [int(x) for x in (args.in_flight or ("1000" if args.quick else "1000,2000,4000")).split(",")]
+    )
     unary_s = args.unary_seconds or (3.0 if args.quick else 10.0)
     bifrost = None
     if args.peer == "bifrost":
@@ -310,45 +385,60 @@ def main() -> None:
     interval_ms = 50.0  # 20 chunks/s
     chunks = int(seconds * 1000 / interval_ms)
     ramp = 2.0 if args.quick else 5.0
+    baseline = args.baseline.resolve() if args.baseline else None
+    # Every stream is open from the end of the ramp (plus a second for the last ones' setup) until the first ends.
+    steady = (ramp + 1.0, seconds - 0.5) if seconds - 0.5 > ramp + 2.0 else None
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-concurrency-"))
     binary = workdir / "concurrency"
     subprocess.run(["go", "build", "-o", str(binary), "."], cwd=HERE / "concurrency", check=True)
     up, upstream = start_upstream(binary, chunks, interval_ms, 250)
     procs = [up]
-    in_flight = max(n_streams, *levels)
+    in_flight = max([n_streams, *levels])
+    stream_runs: dict[str, list[dict[str, float]]] = {}
+    rows = []
     try:
-        targets = start_targets(workdir / "streams", upstream, procs, bifrost=bifrost, in_flight=in_flight)
-        direct = ("upstream directly", None, f"http://{upstream}/v1/chat/completions", "gpt-4o", "-")
         print(f"target pinned to CPU {TARGET_CPU}; upstream and load generator to CPU {LOAD_CPU}", flush=True)
         load_before = os.getloadavg()
-        rows = []
-        idle_rss: dict[int, int] = {}
-        direct_p99 = None
-        for name, proc, url, model, api_key in (direct, *targets):
+        direct_name = "upstream directly"
+        direct = (direct_name, None, f"http://{upstream}/v1/chat/completions", "gpt-4o", "-")
+        for round_ in range(args.repeat):
             # fmt: off
-            load = ["streams", "-url", url, "-key", api_key, "-model", model, "-c", str(n_streams),
-                    "-chunks", str(chunks), "-interval-ms", str(interval_ms), "-ramp-s", str(ramp)]
+            targets = start_targets(workdir / f"streams{round_}", upstream, procs, baseline=baseline, bifrost=bifrost,
+                                    in_flight=in_flight)
             # fmt: on
-            r = measure(binary, proc, load, idle_rss, window=(ramp, ramp + seconds))  # while every stream is open
-            if proc is None:
-                direct_p99 = r["latency_p99_ms"]
-            rows.append(("streams", name, r))
-            print(f"  streams {name}: {json.dumps(r)}", flush=True)
-        # Fresh processes: the allocator keeps what the streams freed, which would read as memory per request.
-        for _, proc, *_ in targets:
-            if proc is not None:
-                proc.stop()
-        targets = start_targets(workdir / "unary", upstream, procs, plain=False, bifrost=bifrost, in_flight=in_flight)
-        for level in levels:
-            for name, proc, url, model, api_key in targets:
+            idle_rss: dict[int, int] = {}
+            for name, proc, url, model, api_key in (direct, *targets):
                 # fmt: off
-                r = measure(binary, proc, ["unary", "-url", url, "-key", api_key, "-model", model, "-c", str(level),
-                                           "-duration-s", str(unary_s), "-delay-ms", "250"], idle_rss,
-                            window=(2.0, 2.0 + unary_s))  # the generator measures from 4 x 250 ms + 1 s
+                load = ["streams", "-url", url, "-key", api_key, "-model", model, "-c", str(n_streams),
+                        "-chunks", str(chunks), "-interval-ms", str(interval_ms), "-ramp-s", str(ramp),
+                        "-prompt-bytes", str(args.prompt_bytes)]
                 # fmt: on
-                rows.append(("unary", name, r))
-                print(f"  unary c{level} {name}: {json.dumps(r)}", flush=True)
+                # Core share while every stream is open.
+                r = measure(binary, proc, load, idle_rss, window=(ramp, ramp + seconds), steady=steady)
+                if "steady_seconds" in r:
+                    r["steady_chunks"] = n_streams * 1000 / interval_ms * r["steady_seconds"]
+                stream_runs.setdefault(name, []).append(r)
+                print(f"  streams {name}: {json.dumps(r)}", flush=True)
+            # Fresh processes: the allocator keeps what the streams freed, which would read as memory per request.
+            for _, proc, *_ in targets:
+                if proc is not None:
+                    proc.stop()
+        if levels:
+            # fmt: off
+            targets = start_targets(workdir / "unary", upstream, procs, plain=False, bifrost=bifrost,
+                                    in_flight=in_flight)
+            # fmt: on
+            idle_rss = {}
+            for level in levels:
+                for name, proc, url, model, api_key in targets:
+                    # fmt: off
+                    r = measure(binary, proc, ["unary", "-url", url, "-key", api_key, "-model", model,
+                                               "-c", str(level), "-duration-s", str(unary_s), "-delay-ms", "250"],
+                                idle_rss, window=(2.0, 2.0 + unary_s))  # the generator measures from 4 x 250 ms + 1 s
+                    # fmt: on
+                    rows.append((name, r))
+                    print(f"  unary c{level} {name}: {json.dumps(r)}", flush=True)
     finally:
         for p in reversed(procs):
             p.stop()
@@ -357,23 +447,36 @@ def main() -> None:
     load_after = os.getloadavg()
     print()
     print(f"Load average (1 min, {os.cpu_count()} CPUs): {load_before[0]:.1f} at start, {load_after[0]:.1f} at end")
-    print(f"Long streams: {n_streams} concurrent, {seconds:g} s each at 20 chunks/s ({chunks} chunks), one worker")
+    rounds = f", median of {args.repeat} rounds" if args.repeat > 1 else ""
     print(
-        "| target | chunks | errors | latency p50 / p99 | added p99 | CPU per chunk | core share | KiB per stream "
-        "| slowest stream's gap p99 |"
+        f"Long streams: {n_streams} concurrent, {seconds:g} s each at 20 chunks/s ({chunks} chunks), "
+        f"{args.prompt_bytes or 2:,}-byte prompts, one worker{rounds}"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
-    for kind, name, r in rows:
-        if kind != "streams":
-            continue
+    print(
+        "| target | chunks | errors | latency p50 / p99 | added p99 | CPU per chunk | steady CPU per chunk "
+        "(event loop + granian + pyreqwest) | core share | KiB per stream | slowest stream's gap p99 |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    direct_p99 = median_row(stream_runs[direct_name])["latency_p99_ms"]
+    for name, runs in stream_runs.items():
+        r = median_row(runs)
         cpu = f"{r['cpu_s'] / max(r['chunks'], 1) * 1e6:.1f} µs" if "cpu_s" in r else "—"
         mem = f"{r['rss_growth_kib'] / n_streams:.1f}" if "rss_growth_kib" in r else "—"
-        added = f"{r['latency_p99_ms'] - direct_p99:.2f} ms" if direct_p99 is not None and "cpu_s" in r else "—"
+        added = f"{r['latency_p99_ms'] - direct_p99:.2f} ms" if "cpu_s" in r else "—"
         share = f"{r['core_share']:.0%}" if "core_share" in r else "—"
+        split = "—"
+        if "steady_chunks" in r:
+            parts = [r[f"steady_{g}_s"] / r["steady_chunks"] * 1e6 for g in ("python", "granian", "pyreqwest")]
+            split = f"{sum(parts):.1f} µs"
+            if name not in (BIFROST_PLAIN, BIFROST_DEFAULT):  # a Go process: one runtime, no such threads
+                split += f" ({' + '.join(f'{x:.1f}' for x in parts)})"
         print(
-            f"| {name} | {r['chunks']:,} | {r['errors']} | {r['latency_p50_ms']:.2f} / {r['latency_p99_ms']:.2f} ms "
-            f"| {added} | {cpu} | {share} | {mem} | {r['slowest_stream_gap_p99_ms']:.1f} ms |"
+            f"| {name} | {r['chunks']:,.0f} | {r['errors']:.0f} | {r['latency_p50_ms']:.2f} / "
+            f"{r['latency_p99_ms']:.2f} ms | {added} | {cpu} | {split} | {share} | {mem} "
+            f"| {r['slowest_stream_gap_p99_ms']:.1f} ms |"
         )
+    if not rows:
+        return
     print()
     print(f"In flight: 250 ms upstream, closed loop, {unary_s:g} s measured per run (ceiling = connections / 0.25 s)")
     print(
@@ -381,9 +484,7 @@ def main() -> None:
         "| KiB per in-flight request |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for kind, name, r in rows:
-        if kind != "unary":
-            continue
+    for name, r in rows:
         ceiling = r["connections"] / 0.25
         print(
             f"| {r['connections']:,} | {name} | {r['rps']:,.0f} | {r['rps'] / ceiling:.0%} | {r['p50_ms']:.0f} ms "

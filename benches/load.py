@@ -60,11 +60,15 @@ def require_wrk() -> None:
         sys.exit("wrk is not installed: apt-get install -y wrk (or run `make bench-load`, which does)")
 
 
-def wrk(url: str, body: str, key: str, connections: int, duration: int, workdir: Path) -> dict[str, float]:
+def wrk(
+    url: str, body: str, key: str, connections: int, duration: int, workdir: Path, cpus: str | None = None
+) -> dict[str, float]:
+    """One wrk run; `cpus` pins it (`taskset -c`)."""
     script = workdir / f"wrk-{abs(hash((url, body)))}.lua"
     script.write_text(WRK_SCRIPT.format(body=body, key=key))
+    pin = ["taskset", "-c", cpus] if cpus else []
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url],
+        [*pin, "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url],
         capture_output=True,
         text=True,
         check=True,

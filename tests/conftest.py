@@ -8,7 +8,7 @@ import anthropic
 import openai
 import pytest
 
-from servers import MockControl, Server, create_key, gateway_env, start_gateway, start_mock
+from servers import MockControl, Server, create_key, gateway_engine, gateway_env, start_gateway, start_mock
 
 # SDK clients a test body creates and leaves open. Their sockets would warn (an error here) whenever the garbage
 # collector finds them, which on a busy machine is often during some later, unrelated test: they are closed
@@ -41,6 +41,17 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
         _made_by_test = None
         for client in made:
             client.close()
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """`@pytest.mark.one_engine("why")`: a test whose storage does not follow ROUTER_TEST_ENGINE (it starts no
+    gateway, or picks its engine itself, or is about SQLite's files) runs in the default pass only; the
+    PostgreSQL pass of the end-to-end suite (`ROUTER_TEST_ENGINE=postgresql`) skips it, saying why."""
+    marker = item.get_closest_marker("one_engine")
+    if marker is not None and gateway_engine() == "postgresql":
+        if not marker.args:
+            raise pytest.UsageError(f"{item.nodeid}: one_engine needs a reason")
+        pytest.skip(f"one engine only: {marker.args[0]}")
 
 
 @pytest.fixture(scope="session", autouse=True)

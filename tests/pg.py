@@ -13,6 +13,7 @@ import glob
 import itertools
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -45,24 +46,17 @@ class PostgresServer:
              "--no-sync", "--no-instructions"],
             check=True, capture_output=True,
         )  # fmt: skip
+        self.bins = bins
+        self.data = data
+        self.prefix = prefix
         self.log = open(self.dir / "postgres.log", "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [*prefix, str(bins / "postgres"), "-D", str(data), "-p", str(self.port), "-k", str(self.dir),
-             "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
-             "-c", "full_page_writes=off", "-c", "max_connections=400", "-c", "shared_buffers=64MB"],
-            stdout=self.log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        self.proc: subprocess.Popen | None = None
         self.admin_url = self.url("postgres")
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                psycopg.connect(self.admin_url, connect_timeout=2).close()
-                break
-            except psycopg.OperationalError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"PostgreSQL did not start: {(self.dir / 'postgres.log').read_text()}") from None
-                time.sleep(0.05)
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
         self._names = itertools.count(1)
         self._template: str | None = None
 
@@ -94,8 +88,40 @@ class PostgresServer:
         name = url.rsplit("/", 1)[-1]
         self._admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
+    def start(self) -> None:
+        """Start the server (again, after `halt`) on the same data and port; return once it accepts connections."""
+        self.proc = subprocess.Popen(
+            [*self.prefix, str(self.bins / "postgres"), "-D", str(self.data), "-p", str(self.port), "-k", str(self.dir),
+             "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
+             "-c", "full_page_writes=off", "-c", "max_connections=400", "-c", "shared_buffers=64MB"],
+            stdout=self.log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                psycopg.connect(self.admin_url, connect_timeout=2).close()
+                return
+            except psycopg.OperationalError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"PostgreSQL did not start: {(self.dir / 'postgres.log').read_text()}") from None
+                time.sleep(0.05)
+
+    def halt(self) -> None:
+        """Stop the server as an outage does, keeping its data for `start`: fast shutdown (SIGINT), which
+        closes every client's connection at once."""
+        if self.proc is not None and self.proc.poll() is None:
+            # To the postmaster itself: `runuser` would pass on a SIGTERM (a smart shutdown, which waits for
+            # every client to leave) instead.
+            pid = int((self.data / "postmaster.pid").read_text().split()[0])
+            os.kill(pid, signal.SIGINT)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
     def stop(self) -> None:
-        if self.proc.poll() is None:
+        if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
                 self.proc.wait(timeout=20)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
 import os
 import signal
@@ -111,7 +113,7 @@ def local_files(env: dict[str, str]) -> Path:
     return Path(url)
 
 
-def test_engine() -> str:
+def gateway_engine() -> str:
     """The engine test gateways store on: ROUTER_TEST_ENGINE=postgresql gives each a fresh database of the
     session's throwaway PostgreSQL server (tests/pg.py); the default is a SQLite file."""
     engine = os.environ.get("ROUTER_TEST_ENGINE", "sqlite")
@@ -123,7 +125,7 @@ def test_engine() -> str:
 def gateway_env(db: Path, mock_base: str, config: Path | None = None, admin_key: str = ADMIN_KEY) -> dict:
     url = str(db)
     extra = {}
-    if test_engine() == "postgresql":
+    if gateway_engine() == "postgresql":
         import pg
 
         # One database per SQLite path a test names, so a gateway restarted on the same path finds its data.
@@ -258,3 +260,9 @@ def usage_rows(server: Server, where: str = "1=1", expect: int = 1, timeout: flo
         if len(rows) >= expect or time.monotonic() > deadline:
             return rows
         time.sleep(0.05)
+
+
+def authenticate_now(cache: Any, key: str) -> Any:
+    """`KeyCache.authenticate` outside an event loop: a key read from PostgreSQL comes as an awaitable."""
+    principal = cache.authenticate(key)
+    return asyncio.run(principal) if inspect.isawaitable(principal) else principal

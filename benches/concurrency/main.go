@@ -6,7 +6,7 @@
 //	    client can tell how long the path took. Otherwise a chat completion after "mock_delay_ms". The flags
 //	    stand in for fields a request lacks: a gateway that drops unknown request fields (Bifrost) still gets
 //	    the shape the load generator asked for.
-//	concurrency streams -url URL -c N -chunks K -interval-ms MS [-ramp-s S]
+//	concurrency streams -url URL -c N -chunks K -interval-ms MS [-ramp-s S] [-prompt-bytes N]
 //	concurrency unary -url URL -c N -duration-s S -delay-ms MS
 //
 // Both load modes print one JSON object on stdout.
@@ -25,6 +25,7 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -150,6 +151,14 @@ func post(c *http.Client, url, key, body string) (*http.Response, error) {
 	return c.Do(req)
 }
 
+// prompt is a user message of n bytes of prose (or "hi").
+func prompt(n int) string {
+	if n <= 0 {
+		return "hi"
+	}
+	return strings.Repeat("The quick brown fox jumps over the lazy dog. ", n/45+1)[:n]
+}
+
 func streams(args []string) {
 	fs := flag.NewFlagSet("streams", flag.ExitOnError)
 	url := fs.String("url", "", "chat completions URL")
@@ -159,9 +168,10 @@ func streams(args []string) {
 	chunks := fs.Int("chunks", 100, "chunks per stream")
 	intervalMs := fs.Float64("interval-ms", 50, "upstream interval between chunks")
 	rampS := fs.Float64("ramp-s", 2, "spread the stream starts over this many seconds")
+	promptBytes := fs.Int("prompt-bytes", 0, "the user message's length (0: \"hi\"); agents send tens of KiB")
 	_ = fs.Parse(args)
-	body := fmt.Sprintf(`{"model":%q,"stream":true,"messages":[{"role":"user","content":"hi"}],`+
-		`"mock_chunks":%d,"mock_interval_ms":%g}`, *model, *chunks, *intervalMs)
+	body := fmt.Sprintf(`{"model":%q,"stream":true,"messages":[{"role":"user","content":%q}],`+
+		`"mock_chunks":%d,"mock_interval_ms":%g}`, *model, prompt(*promptBytes), *chunks, *intervalMs)
 	c := client(*conc)
 	var wg sync.WaitGroup
 	var mu sync.Mutex

@@ -6,10 +6,12 @@ from typing import Any, Self, final
 __all__ = [
     "AnswerScreen",
     "BudgetSet",
+    "ConverseStreamTranslator",
     "EventStreamDecoder",
     "EventStreamError",
     "EventStreamMessage",
     "Finding",
+    "GeminiStreamTranslator",
     "Guardrails",
     "LatencyTracker",
     "Ledger",
@@ -69,6 +71,40 @@ class EventStreamDecoder:
 
 def encode_event_stream_message(headers: dict[str, str | bytes | bool | int], payload: bytes) -> bytes:
     """Encode one event-stream message (ints are sent as 8-byte longs)."""
+
+@final
+class ConverseStreamTranslator:
+    """One Bedrock ConverseStream answer (AWS event-stream bytes) → Anthropic Messages SSE bytes, in one pass.
+
+    Frames are checked as `EventStreamDecoder` checks them; an `exception` or `error` message stops the
+    translation and is kept for `take_exception`.
+    """
+
+    def __new__(cls, model_id: str, message_id: str, max_message_size: int = 16777216) -> Self: ...
+    def feed(self, chunk: bytes) -> bytes:
+        """The Messages SSE of the events this chunk completes; raises EventStreamError on a corrupt stream or
+        an event whose payload is not the JSON its type promises."""
+    def finish(self) -> None:
+        """End of the body: raises EventStreamError if it stopped inside a message."""
+    def take_exception(self) -> tuple[str | None, bytes] | None:
+        """The exception or error message that stopped the translation, once: `(type, payload)`."""
+    @property
+    def done(self) -> bool:
+        """The answer ended normally (its `metadata` event was translated)."""
+
+@final
+class GeminiStreamTranslator:
+    """One Gemini streamGenerateContent answer (SSE bytes) → Anthropic Messages SSE bytes, in one pass.
+
+    Grounding metadata is not translated: grounded (Google Search) answers take the Python translator.
+    """
+
+    def __new__(cls, model: str, message_id: str) -> Self: ...
+    def feed(self, chunk: bytes) -> bytes:
+        """The Messages SSE of the SSE events this chunk completes; raises ValueError when one is not a JSON
+        GenerateContentResponse."""
+    def finish(self) -> bytes:
+        """The closing events once the body ended, or b"" when no chunk said why the answer stopped."""
 
 @final
 class SseEvent:
@@ -190,6 +226,13 @@ class Transcoder:
         `screen` (taken over: one per stream) masks every text of the answer on the way, in any API."""
     def feed(self, chunk: bytes) -> bytes:
         """Translate every event `chunk` completes; b"" once the stream is done, failed or malformed."""
+    def annotate(self, notes: list[tuple[str, str, int, int]]) -> bytes:
+        """`url_citation`s (url, title, start, end; offsets in characters into the answer's text so far) found in
+        a searching upstream's events: Responses callers get `response.output_text.annotation.added` events and
+        the annotations on the open message; b"" for other callers and passed-through streams."""
+    def search_call(self, query: str) -> bytes:
+        """A web search the upstream ran: a `web_search_call` item for Responses callers (after the open
+        message, if one is open); b"" for other callers and passed-through streams."""
     def fail(self, kind: str, message: str) -> bytes:
         """An error event in the caller's shape that ends the stream (b"" if it already ended in an error)."""
     @property

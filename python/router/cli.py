@@ -112,7 +112,10 @@ def _serve(args: argparse.Namespace, banner: Sequence[str] = ()) -> int:
         workers=workers,
         factory=True,
         log_access=False,
-        backlog=2048,
+        # Thousands of clients may connect at once (LLM traffic holds connections for seconds); the kernel caps
+        # this at net.core.somaxconn (4096 by default on current kernels). 2048 made a burst of 4,000 wait on SYN
+        # retries.
+        backlog=8192,
         workers_kill_timeout=30,
         # A worker that dies is replaced while the others keep serving (granian stops everything otherwise).
         respawn_failed_workers=True,
@@ -131,6 +134,12 @@ def _forget_database(url: str) -> None:
 
     Only the bundled demo's own file (`demo.db` in the data folder) or one ROUTER_DB names explicitly: a real
     config's database is never deleted by a demo flag."""
+    if url.startswith(("postgres://", "postgresql://")):
+        # A server's database may be shared with other hosts: never emptied by a demo flag.
+        raise ConfigError(
+            "--fresh only deletes a SQLite demo database; ROUTER_DB names a PostgreSQL database: "
+            "start the demo on a new database, or leave out --fresh"
+        )
     path = sqlite_path(url)
     if path is None:
         return
@@ -233,7 +242,8 @@ def _demo(args: argparse.Namespace) -> int:
     try:
         if not _wait_for_mock(child, args.mock_port):
             return _fail(f"the mock provider could not start on port {args.mock_port}")
-        store = open_store(url, announce=True)
+        # Migrated as `_serve` below migrates it: an empty PostgreSQL database named by ROUTER_DB works too.
+        store = open_store(url, announce=True, migrate=True)
         _record, secret = create_key(store, "demo")
         store.close()
         host = f"[{args.host}]" if ":" in args.host else args.host

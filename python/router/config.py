@@ -96,6 +96,10 @@ class ProviderConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     azure_client_secret: str | None = None
     azure_token_url: str | None = None
     azure_scope: str = "https://cognitiveservices.azure.com/.default"
+    # Azure Entra ID through the Azure resource's managed identity (no secret): system-assigned, or the
+    # user-assigned identity `azure_client_id` names. Tokens come from the Instance Metadata Service, or from
+    # IDENTITY_ENDPOINT on App Service and Container Apps.
+    azure_managed_identity: bool = False
     timeouts: Timeouts | None = None
     # Requests in flight to this provider per worker. None (the default): no cap, the pool grows with the load
     # (an LLM call holds its connection for seconds, so any fixed pool size becomes a hidden throughput
@@ -165,6 +169,10 @@ class UsageLogConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 class GovernanceConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     # Deny by default from the first request: nothing is callable until an admin approves it.
     require_approval: bool = False
+    # While the database (PostgreSQL) cannot be reached: "serve_cached" keeps serving the keys a worker has
+    # already checked, from the governance it loaded last (keys it has not seen yet get 503); "refuse" answers
+    # every request 503 database_unavailable until the database is back.
+    on_database_failure: Literal["serve_cached", "refuse"] = "serve_cached"
 
 
 class SpendConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

@@ -9,7 +9,8 @@
 //! runs for those categories without Hyperscan; with it, the engine runs the Hyperscan row's pass when
 //! names are on or on a text of up to 64 KiB with a hot window, the pure-Rust row's otherwise (see
 //! `Wakeup`). Then 4 KiB of each digit-heavy mix (prose with a number per sentence, Python source, JSON
-//! log lines, a CSV of numbers; `-- mixes`: only these), scanned: MB/s, p50 and p99.
+//! log lines, a CSV of numbers; `-- mixes`: only these, `-- mixes mix=JSON`: only that one), scanned:
+//! MB/s, p50 and p99.
 use std::time::Instant;
 
 use _core::scan::{Categories, Category, Engine, Finding, Masker, Wakeup, DEFAULT_CATEGORIES};
@@ -403,7 +404,12 @@ fn mixes(rows: &[Row], cats: Categories) {
         ("CSV of numbers", csv_numbers(4096, 29)),
     ];
     println!("4 KiB mixes, scan ({ROUNDS} calls each, MB/s from the mean):");
+    // `-- mixes mix=JSON`: only the mixes whose label holds that word (for a profile of one).
+    let only = std::env::args().find_map(|a| a.strip_prefix("mix=").map(str::to_owned));
     for (label, text) in &mixes {
+        if only.as_ref().is_some_and(|w| !label.contains(w.as_str())) {
+            continue;
+        }
         let text = &text[..4096];
         let want = rows[0].scan(text, cats);
         for row in rows {

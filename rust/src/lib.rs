@@ -8,6 +8,7 @@ pub mod eventstream;
 pub mod json;
 pub mod latency;
 pub mod ledger;
+pub mod native;
 pub mod scan;
 pub mod sessions;
 pub mod sse;
@@ -24,6 +25,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<transcode::py::PyAnswerScreen>()?;
     m.add_class::<eventstream::py::PyEventStreamDecoder>()?;
     m.add_class::<eventstream::py::PyEventStreamMessage>()?;
+    m.add_class::<native::py::PyConverseStreamTranslator>()?;
+    m.add_class::<native::py::PyGeminiStreamTranslator>()?;
     m.add_function(wrap_pyfunction!(
         eventstream::py::encode_event_stream_message,
         m

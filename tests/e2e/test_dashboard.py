@@ -192,7 +192,9 @@ def test_standard_user_sees_only_their_own(gateway: Server, page: Any, shots: Pa
     for hidden in ("Users", "Audit log", "Guardrails", "Access lists", "Routing policies"):
         assert hidden not in nav
     open_page(page, base, "keys")
-    assert page.locator("td:has-text('bo-key')").count() == 1
+    # Waits for the table: coming from another page by its address, the previous page's title and loaded state
+    # can satisfy open_page before this list has arrived.
+    sync_api.expect(page.locator("td:has-text('bo-key')")).to_have_count(1)
     assert page.locator("td:has-text('cy-key')").count() == 0
     page.screenshot(path=shots / "standard-user-keys.png")
     # Typing an admin page's address: the page shows the API's refusal, and the API refuses a direct call too.

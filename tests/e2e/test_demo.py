@@ -15,7 +15,9 @@ import httpx
 import openai
 import pytest
 
-from servers import ROUTER, free_port, router_cli
+import pg
+
+from servers import ROUTER, free_port, gateway_engine, router_cli
 
 EXPORT = re.compile(r"^export (ROUTER_API_KEY|ROUTER_ADMIN_KEY)=(\S+)$", re.MULTILINE)
 
@@ -53,12 +55,19 @@ class Demo:
         return self.printed + out
 
 
+# The tests about the demo's own SQLite file (where it lives, what --fresh deletes).
+DEMO_FILE = pytest.mark.one_engine("about the demo's SQLite file in the data folder")
+
+
 @pytest.fixture
 def demo_env(tmp_path: Path) -> dict[str, str]:
-    """The demo as a user runs it: no ROUTER_DB, no config, a data folder of its own."""
+    """The demo as a user runs it: no ROUTER_DB, no config, a data folder of its own. In the PostgreSQL pass,
+    ROUTER_DB names an empty PostgreSQL database, as a user trying the demo on their server would."""
     env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}
     for name in ("ROUTER_DB", "ROUTER_MOCK_URL", "ROUTER_CONFIG", "ROUTER_ADMIN_KEY"):
         env.pop(name, None)
+    if gateway_engine() == "postgresql":
+        env["ROUTER_DB"] = pg.server().fresh(migrated=False)
     return env
 
 
@@ -119,6 +128,7 @@ def test_the_demo_policies_route_over_the_mock_models(demo: Demo) -> None:
         assert raw.headers["x-router-model"].startswith(("mock/", "anthropic/"))
 
 
+@DEMO_FILE
 def test_the_database_lives_in_the_data_folder_and_the_cli_finds_it_anywhere(
     demo_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -148,6 +158,7 @@ def test_the_database_lives_in_the_data_folder_and_the_cli_finds_it_anywhere(
     assert names.count('"name":"demo"') == 2
 
 
+@DEMO_FILE
 def test_demo_fresh_deletes_the_demo_state(demo_env: dict[str, str]) -> None:
     first = Demo(demo_env)
     first.stop()
@@ -177,6 +188,7 @@ def test_a_key_reaches_the_whole_catalog_again_after_approval_is_switched_off(de
     assert "models.approval" in audit
 
 
+@DEMO_FILE
 def test_demo_fresh_never_deletes_a_real_configs_database(demo_env: dict[str, str], tmp_path: Path) -> None:
     config = tmp_path / "gw.yaml"
     config.write_text((Path(__file__).parents[2] / "python" / "router" / "demo.yaml").read_text())
@@ -187,3 +199,19 @@ def test_demo_fresh_never_deletes_a_real_configs_database(demo_env: dict[str, st
                              env=demo_env, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert refused.returncode == 2 and "belongs to your config" in refused.stderr
     assert database.exists()
+
+
+@pytest.mark.one_engine("starts its own PostgreSQL database")
+def test_demo_on_postgresql_migrates_an_empty_database_and_fresh_never_empties_it(demo_env, tmp_path: Path) -> None:
+    env = {**demo_env, "ROUTER_DB": pg.server().fresh(migrated=False)}
+    running = Demo(env)
+    try:
+        assert "/v1/manage/" in running.printed and running.keys, running.printed
+        assert not (Path(env["XDG_DATA_HOME"]) / "router" / "demo.db").exists()  # no SQLite file beside it
+    finally:
+        running.stop()
+    refused = subprocess.run([*ROUTER, "demo", "--fresh", "--port", str(free_port())],
+                             env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "--fresh only deletes a SQLite demo database" in refused.stderr
+    assert router_cli(env, "keys", "list", "--json").stdout.count('"name":"demo"') == 1  # nothing deleted

@@ -86,6 +86,7 @@ def extract(path: Path, name: str | None = None) -> list[Snippet]:
 SNIPPETS = [snippet for path in documents() for snippet in extract(path)]
 
 
+@pytest.mark.one_engine("reads Markdown files only")
 def test_extract_finds_marked_blocks_only(tmp_path: Path) -> None:
     page = tmp_path / "page.md"
     page.write_text(
@@ -102,6 +103,7 @@ def test_extract_finds_marked_blocks_only(tmp_path: Path) -> None:
         extract(page, "page.md")
 
 
+@pytest.mark.one_engine("reads Markdown files only")
 def test_readme_and_every_guide_have_runnable_snippets() -> None:
     files = {s.file for s in SNIPPETS}
     for required in ("README.md", "docs/getting-started.md", "docs/integrations.md"):
@@ -114,6 +116,17 @@ def _config(path: Path) -> Path:
     config.setdefault("guardrails", DEMO_GUARDRAILS)
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return path
+
+
+def router_bin(root: Path) -> Path:
+    """A folder with a `router` command running this interpreter's router package (the code under test, which
+    PYTHONPATH may point at), whether or not the virtualenv has the installed script."""
+    folder = root / "bin"
+    folder.mkdir(exist_ok=True)
+    script = folder / "router"
+    script.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m router "$@"\n')
+    script.chmod(0o755)
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +148,7 @@ def demo_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Ser
             "ROUTER_API_KEY": create_key(env, "docs-demo")["key"],
             "ROUTER_ADMIN_KEY": admin_key,
             # The `router` command, as `source .venv/bin/activate` provides it.
-            "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
+            "PATH": os.pathsep.join([str(router_bin(root)), str(Path(sys.executable).parent), env.get("PATH", "")]),
         }
         yield gateway, snippet_env
     finally:

@@ -44,6 +44,8 @@ models:
   - id: google/gemini-2.5-flash-image
     capabilities: [images, vision]
   - id: google/gemini-2.5-flash
+  - id: google/imagen-4.0-generate-001
+    capabilities: [images]
 guardrails:
   custom:
     - {{name: employee_id, pattern: "EMP-[0-9]{{6}}"}}
@@ -254,3 +256,37 @@ def test_models_list_shows_image_capability_and_prices(oai: openai.OpenAI) -> No
     assert "images" in image["capabilities"]
     assert image["pricing"]["images"]["1024x1024/high"] == 0.167
     assert json.dumps(image["pricing"])
+
+
+IMAGEN = "google/imagen-4.0-generate-001"
+
+
+def test_imagen_on_the_gemini_api_predict(gw: Server, oai: openai.OpenAI, mock: MockControl) -> None:
+    """Imagen on AI Studio: `:predict` with the API key, `n` as `sampleCount`, priced per image."""
+    raw = oai.images.with_raw_response.generate(model=IMAGEN, prompt="a robot with a red skateboard", n=2)
+    result = raw.parse()
+    assert len(result.data) == 2
+    assert all(base64.b64decode(image.b64_json or "").startswith(PNG) for image in result.data)
+    (sent,) = _upstream(mock, "/v1beta/")
+    assert sent["path"] == "/v1beta/models/imagen-4.0-generate-001:predict"
+    assert sent["headers"]["x-goog-api-key"] == mock_gemini.API_KEY
+    assert sent["body"] == {
+        "instances": [{"prompt": "a robot with a red skateboard"}],
+        "parameters": {"includeRaiReason": True, "sampleCount": 2},
+    }
+    row = _row(gw, raw.headers["x-request-id"])
+    assert row["status"] == 200 and row["cost"] == pytest.approx(2 * 0.04, abs=1e-9)
+
+
+def test_imagen_refusals_on_the_gemini_api(oai: openai.OpenAI, mock: MockControl) -> None:
+    # The Gemini API returns PNG only (no `outputOptions`): JPEG is refused before anything goes upstream.
+    with pytest.raises(openai.BadRequestError) as jpeg:
+        oai.images.generate(model=IMAGEN, prompt="a logo", output_format="jpeg")
+    assert jpeg.value.param == "output_format" and "imagen-4.0-generate-001" in jpeg.value.message
+    with pytest.raises(openai.BadRequestError) as size:
+        oai.images.generate(model=IMAGEN, prompt="a logo", size="1024x1536")
+    assert size.value.param == "size" and "1024x1536" in size.value.message
+    assert _upstream(mock, "/v1beta/") == []
+    with pytest.raises(openai.BadRequestError) as refused:
+        oai.images.generate(model=IMAGEN, prompt="please refuse this")
+    assert refused.value.code == "content_policy_violation" and "filtered out" in refused.value.message

@@ -36,6 +36,7 @@ from servers import (
 )
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+pytestmark = pytest.mark.one_engine("the replicas run on a PostgreSQL server of their own")
 
 
 class Replicas:

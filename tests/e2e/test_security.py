@@ -14,7 +14,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from servers import ADMIN_KEY, ROUTER, Server, free_port, gateway_env, manage_call, start_gateway
+from servers import (
+    ADMIN_KEY,
+    ROUTER,
+    Server,
+    free_port,
+    gateway_engine,
+    gateway_env,
+    local_files,
+    manage_call,
+    start_gateway,
+)
 
 HELLO = {"model": "mock/gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -275,10 +285,16 @@ def test_database_files_are_owner_only(mock_server: Server, tmp_path: Path) -> N
         key = manage_call(server.base, ADMIN_KEY, "POST", "/apikey", json={"name": "m"}).json()["key"]
         r = httpx.post(f"{server.base}/v1/chat/completions", json=HELLO, headers={"authorization": f"Bearer {key}"})
         assert r.status_code == 200
-        names = ["router.db", "router.db-wal", "router.db-shm"]
-        modes = {name: stat.S_IMODE((tmp_path / name).stat().st_mode) for name in names}
-        assert modes == dict.fromkeys(names, 0o600)
-        for other in tmp_path.iterdir():  # the ledger and the change signal too
+        # The host's files: the SQLite database and the files beside it, or on PostgreSQL those beside where
+        # its local state lives (the ledger, the change signal, the usage spool: rows not committed yet).
+        files = local_files(server.env)
+        if gateway_engine() == "sqlite":
+            names = ["router.db", "router.db-wal", "router.db-shm"]
+            modes = {name: stat.S_IMODE((tmp_path / name).stat().st_mode) for name in names}
+            assert modes == dict.fromkeys(names, 0o600)
+        beside = [p for p in files.parent.iterdir() if p.name.startswith(files.name)]
+        assert {p.name.removeprefix(files.name) for p in beside} >= {"-budgets", "-signal", "-spool"}
+        for other in [*beside, *(files.parent / f"{files.name}-spool").iterdir()]:
             assert stat.S_IMODE(other.stat().st_mode) & 0o077 == 0, other.name
     finally:
         server.stop()

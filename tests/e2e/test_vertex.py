@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Iterator
 
 import anthropic
@@ -16,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from router.mock import vertex as mock_vertex
 
-from servers import MockControl, Server, create_key, gateway_env, start_gateway
+from servers import MockControl, Server, create_key, gateway_env, start_gateway, usage_rows
 
 CONFIG = """
 providers:
@@ -41,6 +42,10 @@ models:
     upstream_model: google/gemini-2.5-flash@fail=429
   - id: vertexbad/google/gemini-2.5-pro
   - id: vertex/google/gemini-2.5-flash-image
+    capabilities: [images]
+  - id: vertex/google/imagen-4.0-generate-001
+    capabilities: [images]
+  - id: vertexbad/google/imagen-4.0-generate-001
     capabilities: [images]
   - id: vertex/google/gemini-2.5-flash-search
     upstream_model: google/gemini-2.5-flash
@@ -173,3 +178,72 @@ def test_web_search_is_google_search_grounding_on_vertex(oai: openai.OpenAI, moc
     assert annotations and all(a.url_citation.url.startswith("https://") for a in annotations)
     record = [r for r in mock.requests() if r["path"].startswith("/v1/projects/")][-1]
     assert record["body"]["tools"] == [{"google_search": {}}]
+
+
+IMAGEN = "vertex/google/imagen-4.0-generate-001"
+
+
+def test_imagen_on_vertex_predict(vertex_gateway: Server, oai: openai.OpenAI, mock: MockControl) -> None:
+    """`:predict` on the regional endpoint with the service account's token: six images are two calls (Imagen
+    returns at most four per call), the size an aspect ratio, JPEG through `outputOptions`, $0.04 an image."""
+    raw = oai.images.with_raw_response.generate(
+        model=IMAGEN, prompt="a lighthouse at dawn", n=6, size="1792x1024", output_format="jpeg", quality="high"
+    )
+    result = raw.parse()
+    assert len(result.data) == 6 and all(image.b64_json for image in result.data)
+    sent = [r for r in mock.requests() if r["path"].startswith("/v1/projects/")]
+    assert [r["path"] for r in sent] == [
+        "/v1/projects/router-test/locations/europe-west1/publishers/google/models/imagen-4.0-generate-001:predict"
+    ] * 2
+    assert all(r["headers"]["authorization"].startswith("Bearer ") for r in sent)  # the mock checked the token
+    parameters = {
+        "includeRaiReason": True,
+        "aspectRatio": "16:9",
+        "sampleImageSize": "2K",
+        "outputOptions": {"mimeType": "image/jpeg"},
+    }
+    assert sorted(r["body"]["parameters"]["sampleCount"] for r in sent) == [2, 4]
+    for r in sent:
+        assert r["body"]["instances"] == [{"prompt": "a lighthouse at dawn"}]
+        assert {k: v for k, v in r["body"]["parameters"].items() if k != "sampleCount"} == parameters
+    rows = usage_rows(vertex_gateway, f"request_id = '{raw.headers['x-request-id']}'")
+    assert rows[0]["status"] == 200 and rows[0]["cost"] == pytest.approx(6 * 0.04, abs=1e-9)
+
+
+def test_imagen_on_vertex_url_format_sizes_and_refusals(oai: openai.OpenAI, mock: MockControl) -> None:
+    url = oai.images.generate(model=IMAGEN, prompt="a cat", response_format="url").data[0].url or ""
+    assert url.startswith("data:image/png;base64,") and base64.b64decode(url.partition(",")[2]).startswith(b"\x89PNG")
+    assert "aspectRatio" not in _last(mock)["body"]["parameters"]  # no size: the model's default
+    before = len(mock.requests())
+    for size in ("1536x1024", "1024x1536"):
+        with pytest.raises(openai.BadRequestError) as refused:
+            oai.images.generate(model=IMAGEN, prompt="a cat", size=size)  # type: ignore[arg-type]
+        assert refused.value.param == "size" and size in refused.value.message
+    with pytest.raises(openai.BadRequestError) as webp:
+        oai.images.generate(model=IMAGEN, prompt="a cat", output_format="webp")
+    assert webp.value.param == "output_format"
+    assert len(mock.requests()) == before
+    with pytest.raises(openai.BadRequestError) as filtered:
+        oai.images.generate(model=IMAGEN, prompt="please refuse this")
+    assert filtered.value.code == "content_policy_violation"
+
+
+def test_imagen_needs_the_vertex_token(oai: openai.OpenAI, mock: MockControl) -> None:
+    """A service account the token endpoint refuses never reaches `:predict` with a usable token."""
+    with pytest.raises(openai.APIStatusError) as failed:
+        oai.images.generate(model="vertexbad/google/imagen-4.0-generate-001", prompt="a cat")
+    assert failed.value.status_code == 502
+    assert not any(r["path"].endswith(":predict") for r in mock.requests())
+
+
+def test_the_mock_checks_predict_auth_like_other_vertex_methods(mock_server: Server) -> None:
+    body = {"instances": [{"prompt": "a cat"}], "parameters": {"sampleCount": 1}}
+    path = "/v1/projects/router-test/locations/europe-west1/publishers/google/models/imagen-4.0-generate-001:predict"
+    for headers in ({}, {"authorization": "Bearer ya29.mock.1.forged"}):
+        refused = httpx.post(f"{mock_server.base}{path}", json=body, headers=headers)
+        assert refused.status_code == 401 and refused.json()["error"]["status"] == "UNAUTHENTICATED"
+    token = mock_vertex.issue_token(int(time.time()) + 60)
+    ok = httpx.post(f"{mock_server.base}{path}", json=body, headers={"authorization": f"Bearer {token}"})
+    assert ok.status_code == 200 and ok.json()["predictions"][0]["mimeType"] == "image/png"
+    gemini = httpx.post(f"{mock_server.base}/v1beta/models/imagen-4.0-generate-001:predict", json=body)
+    assert gemini.status_code == 403  # no API key, as Google answers

@@ -202,3 +202,63 @@ def test_messages_stream_citations(gw: Server, claude: anthropic.Anthropic, mode
     urls = {c.url for b in message.content if b.type == "text" for c in b.citations or ()}  # type: ignore[union-attr]
     assert urls == URLS
     assert _cost(gw, request_id) >= SEARCH_PRICE[model]
+
+
+def _check_cited(text: str, annotations: list) -> None:
+    assert {a.url for a in annotations} == URLS
+    for a in annotations:
+        assert a.type == "url_citation" and text[a.start_index : a.end_index] == canned.CITED
+
+
+@pytest.mark.parametrize("model", [CLAUDE, GEMINI, RESPONSES])
+def test_responses_stream_annotations(gw: Server, oai: openai.OpenAI, model: str) -> None:
+    """The SDK's stream helper: annotation events as OpenAI sends them, and the annotations on the finished
+    message, its content part and the final response, whatever the provider."""
+    with oai.responses.stream(model=model, input=QUESTION[0]["content"], tools=[{"type": "web_search"}]) as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+        request_id = stream._response.headers["x-request-id"]  # type: ignore[attr-defined]
+    assert final.output_text == canned.ANSWER
+    kinds = [item.type for item in final.output]
+    assert "web_search_call" in kinds and kinds.count("message") == 1
+    message = next(item for item in final.output if item.type == "message")
+    text = message.content[0]
+    assert text.type == "output_text"
+    _check_cited(text.text, text.annotations)
+    added = [e for e in events if e.type == "response.output_text.annotation.added"]
+    assert added and all(e.item_id == message.id and e.content_index == 0 for e in added)
+    assert [e.annotation_index for e in added] == list(range(len(added)))
+    _check_cited(text.text, [e.annotation for e in added])
+    part_done = next(e for e in events if e.type == "response.content_part.done")
+    _check_cited(part_done.part.text, part_done.part.annotations)  # type: ignore[union-attr]
+    item_done = next(e for e in events if e.type == "response.output_item.done" and e.item.type == "message")
+    _check_cited(item_done.item.content[0].text, item_done.item.content[0].annotations)  # type: ignore[union-attr]
+    numbers = [e.sequence_number for e in events]
+    assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))
+    assert _cost(gw, request_id) >= SEARCH_PRICE[model]
+
+
+@pytest.mark.parametrize("model", [CLAUDE, GEMINI])
+def test_responses_stream_events_parse_as_typed_models(oai: openai.OpenAI, model: str) -> None:
+    """`create(stream=True)`: every event is one of the SDK's typed events, the search a `web_search_call` item
+    with its lifecycle events, the citations typed `url_citation`s."""
+    from openai.types.responses import ResponseOutputTextAnnotationAddedEvent, ResponseWebSearchCallCompletedEvent
+
+    events = list(
+        oai.responses.create(
+            model=model,
+            input=QUESTION[0]["content"],
+            tools=[{"type": "web_search_preview"}],  # type: ignore[list-item]
+            stream=True,
+        )
+    )
+    added = [e for e in events if isinstance(e, ResponseOutputTextAnnotationAddedEvent)]
+    assert all(type(e.annotation).__name__ == "AnnotationURLCitation" for e in added)
+    assert {e.annotation.url for e in added} == URLS  # type: ignore[union-attr]
+    assert any(isinstance(e, ResponseWebSearchCallCompletedEvent) for e in events)
+    search = next(e.item for e in events if e.type == "response.output_item.done" and e.item.type == "web_search_call")
+    assert search.status == "completed" and search.action.type == "search"  # type: ignore[union-attr]
+    completed = events[-1]
+    assert completed.type == "response.completed"
+    message = next(item for item in completed.response.output if item.type == "message")
+    _check_cited(message.content[0].text, message.content[0].annotations)  # type: ignore[union-attr]

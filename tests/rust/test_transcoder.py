@@ -45,3 +45,28 @@ def test_fail_renders_the_callers_error_event() -> None:
     assert out == (b'event: error\ndata: {"type":"error","error":{"type":"api_error","message":"cut short"}}\n\n')
     assert transcoder.error == ("upstream_stream_incomplete", "cut short")
     assert transcoder.feed(b"data: [DONE]\n\n") == b""
+
+
+def _sse(data: str) -> bytes:
+    return f"data: {data}\n\n".encode()
+
+
+def test_consecutive_text_blocks_are_one_responses_message() -> None:
+    """Anthropic splits a cited answer into text blocks: Responses callers get one message, as OpenAI sends."""
+    events = [
+        '{"type":"message_start","message":{"id":"msg_1","usage":{"input_tokens":3,"output_tokens":0}}}',
+        '{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}',
+        '{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"One. "}}',
+        '{"type":"content_block_stop","index":0}',
+        '{"type":"content_block_start","index":1,"content_block":{"type":"text","text":""}}',
+        '{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"Two."}}',
+        '{"type":"content_block_stop","index":1}',
+        '{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":2}}',
+        '{"type":"message_stop"}',
+    ]
+    stream = b"".join(_sse(e) for e in events)
+    args = ("messages", "responses", "gw/model", 1_700_000_123, 42)
+    out = _run(Transcoder(*args), chunked(stream, 7))
+    assert out == _run(RefTranscoder(*args), [stream])
+    assert out.count(b"event: response.output_item.added") == 1
+    assert b'"text":"One. Two."' in out

@@ -386,7 +386,10 @@ class ResponsesOut:
         return ""
 
     def block_end(self) -> str:
-        return self._close()
+        # The next text block continues the message: another kind of item, or the end, closes it.
+        if self.open is not None and self.open["kind"] != "message":
+            return self._close()
+        return ""
 
     def stop(self, reason: int) -> str:
         self.stop_reason = reason

@@ -1,5 +1,6 @@
 """A stream's view of its client's socket, on real loopback sockets: found by the client's address, full while
-the client reads nothing, free again once it reads; a client that never reads is given up on."""
+the client reads nothing, free again once it reads; a client that never reads is given up on. And the upstream's
+idle timer: it ends a silent relay, never one that keeps sending, never while paused."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from router.server.backpressure import STEP, ClientSockets, ClientStalled, ClientWindow, client_peer
+from router.server.backpressure import STEP, ClientSockets, ClientStalled, ClientWindow, IdleTimer, client_peer
 
 
 class Timer:
@@ -118,3 +119,54 @@ def test_unknown_clients_and_closed_sockets_never_block(connection) -> None:
         await asyncio.wait_for(window.drain(5, Timer()), 2)
 
     asyncio.run(scenario())
+
+
+IDLE = 0.2
+
+
+def test_a_silent_upstream_ends_the_block_no_sooner_than_the_idle_timeout() -> None:
+    async def silent() -> float:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(TimeoutError):
+            async with IdleTimer(IDLE) as timer:
+                timer.chunks += 1
+                await asyncio.sleep(IDLE / 2)
+                timer.chunks += 1  # the last chunk
+                last = loop.time()
+                await asyncio.sleep(60)
+        assert loop.time() - started < 30  # ended by the timer, not by the sleep
+        return loop.time() - last
+
+    assert asyncio.run(silent()) >= IDLE
+
+
+def test_chunks_keep_the_block_alive_and_a_pause_stops_the_count() -> None:
+    async def relay() -> str:
+        async with IdleTimer(IDLE) as timer:
+            for _ in range(12):  # three times the timeout, a chunk every quarter of it
+                await asyncio.sleep(IDLE / 4)
+                timer.chunks += 1
+            timer.pause()  # waiting on the client is not the upstream's silence
+            await asyncio.sleep(IDLE * 2)
+            timer.restart()
+            await asyncio.sleep(IDLE / 2)
+        return "done"
+
+    assert asyncio.run(relay()) == "done"
+
+
+def test_the_timer_stops_with_its_block() -> None:
+    async def relay() -> None:
+        async with IdleTimer(IDLE):
+            pass
+        await asyncio.sleep(IDLE * 2)  # no check may run on the finished block (it would raise in the loop)
+
+    loop = asyncio.new_event_loop()
+    errors: list[dict] = []
+    loop.set_exception_handler(lambda _, context: errors.append(context))
+    try:
+        loop.run_until_complete(relay())
+    finally:
+        loop.close()
+    assert errors == []

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
+from router._core import ConverseStreamTranslator, encode_event_stream_message
 from router.errors import InvalidRequest
-from router.providers.bedrock_converse import StreamTranslator, converse_to_messages, messages_to_converse
+from router.providers.bedrock_converse import converse_to_messages, messages_to_converse
 
 CLAUDE = "eu.anthropic.claude-sonnet-4-5-20250929-v1:0"
 LLAMA = "meta.llama3-70b-instruct-v1:0"
@@ -139,8 +140,13 @@ def _events(raw: bytes) -> list[dict]:
     return [json.loads(line[6:]) for line in raw.decode().split("\n") if line.startswith("data: ")]
 
 
+def _wire(kind: str, body: dict) -> bytes:
+    headers: dict[str, str | bytes | bool | int] = {":event-type": kind, ":message-type": "event"}
+    return encode_event_stream_message(headers, json.dumps(body).encode())
+
+
 def test_stream_translation() -> None:
-    t = StreamTranslator(CLAUDE, "msg_1")
+    t = ConverseStreamTranslator(CLAUDE, "msg_1")
     out = b""
     for kind, body in [
         ("messageStart", {"role": "assistant"}),
@@ -155,7 +161,7 @@ def test_stream_translation() -> None:
         ("messageStop", {"stopReason": "tool_use"}),
         ("metadata", {"usage": {"inputTokens": 5, "outputTokens": 6}}),
     ]:
-        out += t.event(kind, json.dumps(body).encode())
+        out += t.feed(_wire(kind, body))
     events = _events(out)
     assert [e["type"] for e in events] == [
         "message_start",

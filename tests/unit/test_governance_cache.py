@@ -11,6 +11,8 @@ from router.governance.rbac import CLI_ACTOR, Actor
 from router.governance.service import Governance
 from router.store import open_store
 
+from servers import authenticate_now
+
 CATALOG = {"a/x": "a", "a/y": "a", "b/z": "b"}
 METADATA = {"a/x": ("eu-west-1", False), "a/y": ("us", True), "b/z": ("us", False)}
 
@@ -38,16 +40,16 @@ def test_effective_set_is_cached_and_any_change_invalidates_it(setup) -> None:
     _, secret = gov.create_key(CLI_ACTOR, specs.KeySpec("k"))
     worker = open_store(path)  # another process's connection, as a granian worker has
     cache = KeyCache(worker, None, CATALOG, clock)
-    assert cache.authenticate(secret).allowed == frozenset(CATALOG)
+    assert authenticate_now(cache, secret).allowed == frozenset(CATALOG)
     # A cache hit needs no query at all.
     worker.find_key = worker.approval = None
-    assert cache.authenticate(secret).allowed == frozenset(CATALOG)
+    assert authenticate_now(cache, secret).allowed == frozenset(CATALOG)
     del worker.find_key, worker.approval
     gov.approve(CLI_ACTOR, ["a/x", "b/z"])
-    assert cache.authenticate(secret).allowed == {"a/x", "b/z"}
+    assert authenticate_now(cache, secret).allowed == {"a/x", "b/z"}
     gov.create_access_list(CLI_ACTOR, specs.AccessListSpec("l", providers=["a"]))
-    gov.attach(CLI_ACTOR, "l", specs.Attachment(key_ids=[cache.authenticate(secret).key_id]))
-    assert cache.authenticate(secret).allowed == {"a/x"}
+    gov.attach(CLI_ACTOR, "l", specs.Attachment(key_ids=[authenticate_now(cache, secret).key_id]))
+    assert authenticate_now(cache, secret).allowed == {"a/x"}
     worker.close()
 
 
@@ -57,11 +59,11 @@ def test_require_approval_denies_everything_until_approved(setup) -> None:
     store.require_approval()
     store.require_approval()
     cache = KeyCache(store, None, CATALOG, clock)
-    assert cache.authenticate(secret).allowed == frozenset()
+    assert authenticate_now(cache, secret).allowed == frozenset()
     gov.apply_preset(CLI_ACTOR, "eu-only", replace=False)
-    assert cache.authenticate(secret).allowed == {"a/x"}
+    assert authenticate_now(cache, secret).allowed == {"a/x"}
     gov.apply_preset(CLI_ACTOR, "zdr-only", replace=True)
-    assert cache.authenticate(secret).allowed == {"a/y"}
+    assert authenticate_now(cache, secret).allowed == {"a/y"}
 
 
 def test_expiry_event_is_written_once_however_many_workers_race(setup) -> None:
@@ -69,11 +71,11 @@ def test_expiry_event_is_written_once_however_many_workers_race(setup) -> None:
     record, secret = gov.create_key(CLI_ACTOR, specs.KeySpec("k", expires_at="1h"))
     workers = [KeyCache(open_store(path), None, CATALOG, clock) for _ in range(3)]
     for w in workers:
-        assert w.authenticate(secret).key_id == record.id
+        assert authenticate_now(w, secret).key_id == record.id
     clock.now += 3601
     for w in workers * 2:
         with pytest.raises(Unauthorized, match="API key expired at 2027-01-15T09:00:00Z"):
-            w.authenticate(secret)
+            authenticate_now(w, secret)
     assert not log_expiry(store, record.id, record.expires_at, clock.now)
     events = store.query_audit(action="key.expired")
     assert len(events) == 1 and events[0].target_id == record.id
@@ -111,4 +113,4 @@ def test_a_dangling_access_list_grants_nothing(setup) -> None:
     store._conn.execute("DELETE FROM access_lists")
     with store.transaction():
         pass
-    assert KeyCache(store, None, CATALOG, clock).authenticate(secret).allowed == frozenset()
+    assert authenticate_now(KeyCache(store, None, CATALOG, clock), secret).allowed == frozenset()

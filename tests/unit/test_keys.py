@@ -8,6 +8,8 @@ from router.errors import ConfigError, Unauthorized
 from router.governance.keys import KEY_PREFIX, KeyCache, admin_key_from_env, create_key, hash_key
 from router.store import open_store
 
+from servers import authenticate_now
+
 
 @pytest.fixture
 def store(tmp_path, db_url):
@@ -40,21 +42,21 @@ def test_empty_name_refused(store) -> None:
 def test_cache_authenticates_and_revocation_is_seen_at_once(store, tmp_path, db_url) -> None:
     record, secret = create_key(store, "app")
     cache = KeyCache(store, admin_key=None)
-    assert cache.authenticate(secret).key_id == record.id
+    assert authenticate_now(cache, secret).key_id == record.id
     # Revoke through a different connection, as the CLI in another process would.
     other = open_store(db_url)
     other.revoke_key(record.id)
     other.close()
     with pytest.raises(Unauthorized, match="revoked"):
-        cache.authenticate(secret)
+        authenticate_now(cache, secret)
 
 
 def test_cache_hit_needs_no_database(store) -> None:
     record, secret = create_key(store, "app")
     cache = KeyCache(store, admin_key=None)
-    cache.authenticate(secret)
+    authenticate_now(cache, secret)
     store.find_key = None  # any lookup now would fail loudly
-    assert cache.authenticate(secret).key_id == record.id
+    assert authenticate_now(cache, secret).key_id == record.id
 
 
 @pytest.mark.parametrize(
@@ -71,7 +73,7 @@ def test_cache_hit_needs_no_database(store) -> None:
 )
 def test_bad_keys_are_refused_with_a_reason(store, key, message) -> None:
     with pytest.raises(Unauthorized, match=message):
-        KeyCache(store, admin_key=None).authenticate(key)
+        authenticate_now(KeyCache(store, admin_key=None), key)
 
 
 BOOTSTRAP = "bootstrap-admin-secret-0123456789abcdef"
@@ -79,10 +81,10 @@ BOOTSTRAP = "bootstrap-admin-secret-0123456789abcdef"
 
 def test_admin_key_from_environment_is_admin(store) -> None:
     cache = KeyCache(store, admin_key=BOOTSTRAP)
-    principal = cache.authenticate(BOOTSTRAP)
+    principal = authenticate_now(cache, BOOTSTRAP)
     assert principal.is_admin and principal.key_id == "admin"
     with pytest.raises(Unauthorized):
-        cache.authenticate(BOOTSTRAP[:-1] + "F")
+        authenticate_now(cache, BOOTSTRAP[:-1] + "F")
 
 
 @pytest.mark.parametrize("weak", ["admin", "admin-test-key", "x" * 31])

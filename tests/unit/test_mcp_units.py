@@ -125,11 +125,11 @@ def test_users_manage_only_their_own_credentials_and_required_headers() -> None:
         admin.credentials(user, "s")
 
 
-def test_replay_buffers_are_per_session_capped_and_expire() -> None:
+def test_replay_buffers_are_per_session_capped_and_expire(db_url: str) -> None:
     from router.mcp import replay as rp
 
     now = [1_700_000_000.0]
-    buffers = rp.Replay(open_store(":memory:"), lambda: now[0])
+    buffers = rp.Replay(open_store(db_url), lambda: now[0])
     session, other = b"s" * 32, b"o" * 32
     stream = buffers.open(session, "call")
     seqs = [buffers.push(stream, msgspec.json.encode({"n": i})) for i in range(rp.MAX_EVENTS + 100)]

@@ -17,6 +17,8 @@ from router.spend.cost import cost_micro
 from router.spend.ledger import Ledger
 from router.store import open_store
 
+from servers import authenticate_now
+
 
 @pytest.mark.parametrize(
     ("name", "value"),
@@ -105,7 +107,7 @@ def limited_spend(tmp_path_factory: pytest.TempPathFactory):
     store.set_org_limit(1_000_000.0)
     spend = Spend(store, Ledger(path + "-budgets"), 1)
     spend.ledger.attach()
-    yield spend, KeyCache(store, None, {"m/a": "m"}).authenticate(plain)
+    yield spend, authenticate_now(KeyCache(store, None, {"m/a": "m"}), plain)
     store.close()
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -10,10 +12,12 @@ import psycopg
 import pytest
 
 import pg
-from router.errors import ConfigError, Unauthorized
+from router.errors import ConfigError, DatabaseUnavailable, Unauthorized
 from router.governance.keys import KeyCache, create_key
 from router.store import open_store
 from router.store.postgres import EPOCH_POLL, PostgresStore, StoreUnavailable, ddl, translate
+
+from servers import authenticate_now
 
 
 def test_a_revocation_on_another_host_is_seen_within_the_poll_interval(tmp_path: Path) -> None:
@@ -23,12 +27,12 @@ def test_a_revocation_on_another_host_is_seen_within_the_poll_interval(tmp_path:
     there = PostgresStore(url, str(tmp_path / "b" / "router"))
     record, secret = create_key(here, "shared")
     cache = KeyCache(here, admin_key=None)
-    assert cache.authenticate(secret).key_id == record.id
+    assert authenticate_now(cache, secret).key_id == record.id
     there.revoke_key(record.id)
     start = time.monotonic()
     while True:
         try:
-            cache.authenticate(secret)
+            authenticate_now(cache, secret)
         except Unauthorized as exc:
             assert "revoked" in str(exc)
             break
@@ -36,6 +40,70 @@ def test_a_revocation_on_another_host_is_seen_within_the_poll_interval(tmp_path:
         time.sleep(0.02)
     here.close()
     there.close()
+
+
+def test_a_key_read_from_the_database_does_not_block_the_event_loop(tmp_path: Path) -> None:
+    url = pg.server().fresh()
+    store = PostgresStore(url, str(tmp_path / "router"))
+    record, secret = create_key(store, "slow")
+    cache = KeyCache(store, admin_key=None)
+    # Another session holds the keys table: the lookup waits on the server until it lets go.
+    blocker = psycopg.connect(url, autocommit=False)
+    blocker.execute("LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE")
+    threading.Timer(0.4, blocker.commit).start()
+
+    async def main() -> tuple[int, str]:
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        ticking = asyncio.create_task(tick())
+        await asyncio.sleep(0)
+        reading = cache.authenticate(secret)  # a miss: an awaitable, read by the lookup pool
+        assert asyncio.iscoroutine(reading)
+        principal = await reading
+        ticking.cancel()
+        return ticks, principal.key_id
+
+    ticks, key_id = asyncio.run(main())
+    assert key_id == record.id
+    assert ticks >= 10  # the loop kept running for the 0.4 s the lookup waited
+    assert not asyncio.iscoroutine(cache.authenticate(secret))  # cached: a Principal, no await
+    blocker.close()
+    cache.close()
+    store.close()
+
+
+def test_concurrent_misses_of_one_key_share_one_read_and_a_change_meanwhile_is_not_cached(tmp_path: Path) -> None:
+    url = pg.server().fresh()
+    store = PostgresStore(url, str(tmp_path / "router"))
+    record, secret = create_key(store, "shared-read")
+    cache = KeyCache(store, admin_key=None)
+
+    reads: list[bytes] = []
+    find_key = store.find_key
+
+    def counted(digest: bytes) -> object:
+        reads.append(digest)
+        return find_key(digest)
+
+    store.find_key = counted  # type: ignore[method-assign]
+
+    async def main() -> None:
+        principals = await asyncio.gather(*(cache.authenticate(secret) for _ in range(20)))
+        assert {p.key_id for p in principals} == {record.id}
+        assert len(reads) == 1  # one read for the 20 requests that missed together
+        store.revoke_key(record.id)  # moves the epoch: the next request reloads and reads the key again
+        with pytest.raises(Unauthorized, match="revoked"):
+            await cache.authenticate(secret)
+
+    asyncio.run(main())
+    cache.close()
+    store.close()
 
 
 def test_the_request_path_reads_a_cached_epoch(tmp_path: Path) -> None:
@@ -83,3 +151,42 @@ def test_a_lost_connection_is_a_503_then_replaced(tmp_path: Path) -> None:
     assert "unavailable" in lost.value.message and "127.0.0.1" not in lost.value.message
     assert store.get_key(record.id).id == record.id  # the next statement reconnects
     store.close()
+
+
+def test_a_server_away_is_noticed_by_the_poller_and_then_fails_fast(tmp_path: Path) -> None:
+    server = pg.PostgresServer()  # its own: stopped and started here
+    try:
+        url = server.fresh()
+        store = PostgresStore(url, str(tmp_path / "router"))
+        record, secret = create_key(store, "k")
+        serve = KeyCache(store, admin_key=None)
+        refuse = KeyCache(store, admin_key=None, refuse_without_database=True)
+        assert authenticate_now(serve, secret).key_id == authenticate_now(refuse, secret).key_id == record.id
+        assert not store.database_unreachable()
+        server.halt()
+        deadline = time.monotonic() + EPOCH_POLL * 10
+        while not store.database_unreachable():
+            assert time.monotonic() < deadline, "the poller never noticed the server was away"
+            time.sleep(0.02)
+        assert authenticate_now(serve, secret).key_id == record.id  # served from the cache
+        with pytest.raises(DatabaseUnavailable):
+            authenticate_now(refuse, secret)
+
+        def connect() -> None:
+            raise AssertionError("reconnected while the server is known to be away")
+
+        store._conn._connect = connect  # type: ignore[method-assign]
+        for _ in range(2):  # the first finds the connection lost, the second does not try to reconnect
+            with pytest.raises(StoreUnavailable, match="is unavailable"):
+                store.get_key(record.id)
+        del store._conn._connect
+        server.start()
+        deadline = time.monotonic() + EPOCH_POLL * 10
+        while store.database_unreachable():
+            assert time.monotonic() < deadline, "the poller never noticed the server was back"
+            time.sleep(0.02)
+        assert store.get_key(record.id).id == record.id  # reconnected
+        assert authenticate_now(refuse, secret).key_id == record.id
+        store.close()
+    finally:
+        server.stop()

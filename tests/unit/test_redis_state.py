@@ -15,6 +15,12 @@ from router.shared.ledger import LEASE_MS, PREFIX, LedgerUnavailable, RedisLedge
 from router.shared.signal import EPOCH, RedisSignal
 
 PERIOD = 202612
+# Keeps Redis busy for 0.4 s, as a stalled or overloaded server would be.
+STALL = """
+local s = redis.call('TIME')
+repeat local t = redis.call('TIME') until (t[1] - s[1]) * 1000000 + (t[2] - s[2]) > 400000
+return 1
+"""
 
 
 @pytest.fixture
@@ -81,8 +87,10 @@ def test_a_redis_restart_moves_the_epoch_and_a_failed_bump_is_published_on_recon
         reader.close()
 
 
-async def _ledger(server: RedisServer, committed: list[tuple[str, int, int]] | None = None) -> RedisLedger:
-    ledger = RedisLedger(settings(server), lambda period: committed or [], lambda: PERIOD)
+async def _ledger(
+    server: RedisServer, committed: list[tuple[str, int, int]] | None = None, **kw: object
+) -> RedisLedger:
+    ledger = RedisLedger(settings(server, **kw), lambda period: committed or [], lambda: PERIOD)
     ledger.start()
     return ledger
 
@@ -171,6 +179,54 @@ def test_the_request_path_connection_reloads_its_script_and_reconnects(server: R
                 assert time.monotonic() < deadline
                 await asyncio.sleep(0.05)
         assert ledger.usage("key:k", PERIOD) == (0, 1)
+        await ledger.close()
+
+    asyncio.run(asyncio.wait_for(main(), 20))
+
+
+def test_a_reservation_whose_reply_was_lost_is_returned_by_reconciliation(server: RedisServer) -> None:
+    async def main() -> None:
+        raise_to(settings(server), [])
+        ledger = await _ledger(server, timeout=0.1)
+        for task in ledger._tasks:  # reconciled by hand here, not by the heartbeat
+            task.cancel()
+        budgets = ledger.prepare([("key:k", 1000, 2**63 - 1, "k"), ("org", 5000, 2**63 - 1, "org")], [0, 0], PERIOD)
+        assert await ledger.reserve(budgets, 100) is None  # held, and known to be held
+        # Redis stalls past the timeout with the next reservation already sent: it runs the script later, and
+        # the reply never reaches the worker.
+        stall = asyncio.get_running_loop().run_in_executor(None, server.client().eval, STALL, 0)
+        await asyncio.sleep(0.05)
+        with pytest.raises(LedgerUnavailable):
+            await ledger.reserve(budgets, 300)
+        await stall
+        client = server.client()
+        assert client.hget(PREFIX + f"{PERIOD}:key:k", "r") == b"400"  # the lost one was counted
+        # Reconciliation gives back exactly what leaked, never the reservation the worker holds.
+        assert await ledger.reconcile() == 300 * 2
+        assert client.hget(PREFIX + f"{PERIOD}:key:k", "r") == b"100"
+        assert client.hget(PREFIX + f"{PERIOD}:org", "r") == b"100"
+        assert await ledger.reconcile() == 0
+        ledger.settle(budgets, 100, 40)
+        await ledger._flush()
+        assert client.hmget(PREFIX + f"{PERIOD}:key:k", "c", "r") == [b"40", b"0"]
+        assert await ledger.reconcile() == 0
+        await ledger.close()
+
+    asyncio.run(asyncio.wait_for(main(), 20))
+
+
+def test_reconciliation_never_returns_a_reservation_sent_before_it(server: RedisServer) -> None:
+    async def main() -> None:
+        raise_to(settings(server), [])
+        ledger = await _ledger(server)
+        budgets = ledger.prepare([("key:k", 10**9, 2**63 - 1, "k")], [0], PERIOD)
+        # Reservations and reconciliations interleaved on the one connection: nothing is ever returned.
+        calls = [ledger.reserve(budgets, 7) for _ in range(50)]
+        calls += [ledger.reconcile() for _ in range(5)]
+        calls += [ledger.reserve(budgets, 7) for _ in range(50)]
+        results = await asyncio.gather(*calls)
+        assert results[50:55] == [0] * 5
+        assert server.client().hget(PREFIX + f"{PERIOD}:key:k", "r") == str(7 * 100).encode()
         await ledger.close()
 
     asyncio.run(asyncio.wait_for(main(), 20))

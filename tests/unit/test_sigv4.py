@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 from pathlib import Path
 
@@ -94,3 +95,40 @@ def test_signing_key_is_cached_per_day_and_secret_not_in_repr() -> None:
     assert signer.signing_key("20250101") is k1
     assert signer.signing_key("20250102") != k1
     assert "SECRETKEY" not in repr(signer.credentials) and "TOKEN" not in repr(signer.credentials)
+
+
+def test_repeat_signatures_match_the_general_computation() -> None:
+    """`sign` fills a per-target template and a precomputed HMAC: every later request to the same target (other
+    date, other body, the content hash signed or not) must still sign exactly what the step-by-step path does."""
+    signer = SigV4Signer(Credentials("AKID", "SECRETKEY", "TOKEN"), "eu-central-1", "bedrock")
+    host, path = "bedrock-runtime.eu-central-1.amazonaws.com", "/model/eu.anthropic.claude-v2%3A1/converse"
+    headers = [("Content-Type", " application/json "), ("X-Custom", "a  b"), ("x-custom", "c")]
+    for amz_date, body, sign_body in [
+        ("20250101T000000Z", b'{"a":1}', False),
+        ("20250101T000001Z", b'{"a":2}', False),
+        ("20250102T235959Z", b"", False),
+        ("20250102T235959Z", b'{"b":1}', True),
+        ("20250103T120000Z", b'{"b":2}', True),
+    ]:
+        added = signer.sign("POST", host, path, "b=2&a=1", headers, body, amz_date=amz_date, sign_body_header=sign_body)
+        signing = [("host", host), *headers, ("x-amz-date", amz_date), ("x-amz-security-token", "TOKEN")]
+        if sign_body:
+            signing.append(("x-amz-content-sha256", payload_hash(body)))
+        canonical, signed = signer.canonical_request("POST", path, "b=2&a=1", signing, payload_hash(body))
+        to_sign = signer.string_to_sign(amz_date, canonical)
+        expected = hmac.digest(signer.signing_key(amz_date[:8]), to_sign.encode(), "sha256").hex()
+        assert added["authorization"] == (
+            f"AWS4-HMAC-SHA256 Credential=AKID/{amz_date[:8]}/eu-central-1/bedrock/aws4_request, "
+            f"SignedHeaders={signed}, Signature={expected}"
+        )
+        assert signed == "content-type;host;x-amz-date;x-amz-security-token;x-custom" or sign_body
+    # A caller's header named like one `sign` adds is merged as the general path merges it, not templated.
+    added = signer.sign("POST", host, path, "", [("X-Amz-Date", "x")], b"", amz_date="20250101T000000Z")
+    canonical, _ = signer.canonical_request(
+        "POST", path, "", [("host", host), ("X-Amz-Date", "x"), ("x-amz-date", "20250101T000000Z"),
+                           ("x-amz-security-token", "TOKEN")], payload_hash(b"")
+    )  # fmt: skip
+    expected = hmac.digest(
+        signer.signing_key("20250101"), signer.string_to_sign("20250101T000000Z", canonical).encode(), "sha256"
+    ).hex()
+    assert added["authorization"].endswith(f"Signature={expected}")

@@ -18,6 +18,7 @@ import msgspec
 
 from ..errors import GatewayError, InvalidRequest, NotFound
 from ..governance.byok import ByokAdmin
+from ..governance.keys import awaited
 from ..governance.policies import PolicyAdmin
 from ..governance.rbac import Actor, actor_for
 from ..governance.service import Governance
@@ -180,9 +181,9 @@ async def dispatch(app: App, ex: Exchange) -> None:
     # CSRF token, same origin); the session's key is then authenticated exactly like a bearer key.
     sessions = app.ui_sessions
     if sessions is not None and ex.api_key() is None and session_cookie(ex) is not None:
-        principal = sessions.authenticate(ex)
+        principal = await awaited(sessions.authenticate(ex))
     else:
-        principal = app.authenticate(ex)
+        principal = await awaited(app.authenticate(ex))
     ex.key_id = principal.key_id
     body = None
     if r.body is not None or scope.method in ("POST", "PUT", "PATCH"):

@@ -12,15 +12,17 @@ next request in every worker recomputes.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ..errors import ConfigError, Unauthorized
+from ..errors import ConfigError, DatabaseUnavailable, Unauthorized
 from ..store import KeyRecord, Store
 from ..store.records import AuditEvent, Rules
 from .resolve import APPROVED, KEY_LIST, Effective, resolve
@@ -135,6 +137,11 @@ class KeyCache:
 
     Invalidation is by event, not by TTL: a revocation or any governance change in any process bumps the
     epoch, and the next request in every worker sees the new number before it trusts the cache.
+
+    A cached key costs a dict lookup. A miss reads the store: on SQLite, in place (a local file, tens of
+    microseconds); on a database server (`store.remote`), in a small thread pool with its own connections, so
+    the event loop goes on serving other requests during the round trips (1-2 ms each), and the request that
+    missed gets an awaitable instead of a Principal.
     """
 
     def __init__(
@@ -143,8 +150,12 @@ class KeyCache:
         admin_key: str | None,
         catalog: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.time,
+        refuse_without_database: bool = False,
     ) -> None:
+        """`refuse_without_database` (`governance.on_database_failure: refuse`): while the store says its server
+        is unreachable, every request gets 503, cached keys included; otherwise cached keys keep being served."""
         self._store = store
+        self._refuse_without_database = refuse_without_database
         admin_key = check_admin_key(admin_key)
         self._admin_digest = hash_key(admin_key) if admin_key else None
         self._catalog = catalog or {}
@@ -153,8 +164,12 @@ class KeyCache:
         self.clock = clock
         # Called when the epoch moves, before the request that noticed it goes on (stored policies, BYOK keys).
         self.on_change: list[Callable[[], None]] = []
+        self._remote = bool(getattr(store, "remote", False))
+        self._pool: ThreadPoolExecutor | None = None
+        # Misses being read off the loop, by digest: concurrent requests with one new key share one read.
+        self._reading: dict[bytes, asyncio.Future[Principal]] = {}
 
-    def authenticate(self, key: str | None) -> Principal:
+    def authenticate(self, key: str | None) -> Principal | Awaitable[Principal]:
         if not key:
             raise Unauthorized(
                 "Missing API key: send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'.",
@@ -164,9 +179,11 @@ class KeyCache:
             raise Unauthorized("Malformed API key.", code="invalid_api_key")
         return self.authenticate_digest(hash_key(key), key)
 
-    def authenticate_digest(self, digest: bytes, key: str | None = None) -> Principal:
+    def authenticate_digest(self, digest: bytes, key: str | None = None) -> Principal | Awaitable[Principal]:
         """The key whose digest this is (a dashboard session holds only the digest): checked as `authenticate`
         checks a key, except its format, checked when the session was made."""
+        if self._refuse_without_database and self._store.database_unreachable():
+            raise DatabaseUnavailable()
         epoch = self._store.keys_epoch()
         if epoch != self._epoch:
             self._entries.clear()
@@ -176,37 +193,66 @@ class KeyCache:
             self._epoch = epoch
         principal = self._entries.get(digest)
         if principal is None:
-            if self._admin_digest is not None and hmac.compare_digest(digest, self._admin_digest):
-                configured, approved = self._store.approval()
-                models = approved & frozenset(self._catalog) if configured else frozenset(self._catalog)
-                principal = Principal(
-                    ADMIN_KEY_ID,
-                    "bootstrap admin",
-                    Effective(models, APPROVED, approved if configured else None),
-                )
-            else:
-                principal = self._lookup(key, digest)
+            if self._remote:
+                return self._read_off_loop(digest, key, epoch)
+            principal = self._entries[digest] = self._resolve(self._store, digest, key)
+        if principal.expires_at is not None and self.clock() >= principal.expires_at:
+            self._expired(principal)
+        return principal
+
+    async def _read_off_loop(self, digest: bytes, key: str | None, epoch: int) -> Principal:
+        reading = self._reading.get(digest)
+        if reading is None:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="key-lookup")
+            loop = asyncio.get_running_loop()
+            reading = asyncio.ensure_future(loop.run_in_executor(self._pool, self._resolve, self._store, digest, key))
+            self._reading[digest] = reading
+
+            def done(future: asyncio.Future[Principal]) -> None:
+                self._reading.pop(digest, None)
+                if not future.cancelled():
+                    future.exception()  # retrieved here: every waiter may have gone (clients disconnected)
+
+            reading.add_done_callback(done)
+        principal = await asyncio.shield(reading)
+        # A change committed while the key was read: its epoch has moved, and the principal is not cached (the
+        # next request reads it again); this request was already under way, as if it had come a moment earlier.
+        if self._store.keys_epoch() == epoch == self._epoch:
             self._entries[digest] = principal
         if principal.expires_at is not None and self.clock() >= principal.expires_at:
             self._expired(principal)
         return principal
 
-    def _lookup(self, key: str | None, digest: bytes) -> Principal:
+    def _resolve(self, store: Store, digest: bytes, key: str | None) -> Principal:
+        if self._admin_digest is not None and hmac.compare_digest(digest, self._admin_digest):
+            configured, approved = store.approval()
+            models = approved & frozenset(self._catalog) if configured else frozenset(self._catalog)
+            effective = Effective(models, APPROVED, approved if configured else None)
+            return Principal(ADMIN_KEY_ID, "bootstrap admin", effective)
+        return self._lookup(store, key, digest)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def _lookup(self, store: Store, key: str | None, digest: bytes) -> Principal:
         if key is not None and not (
             key.startswith(KEY_PREFIX) and len(key) == _KEY_LENGTH and _ALPHABET.issuperset(key[3:])
         ):
             raise Unauthorized("Malformed API key: router keys start with 'rk-'.", code="invalid_api_key")
-        found = self._store.find_key(digest)
+        found = store.find_key(digest)
         if found is None or not hmac.compare_digest(found[1], digest):
             raise Unauthorized("Invalid API key.", code="invalid_api_key")
         record = found[0]
         if not record.active:
             raise Unauthorized("This API key has been revoked.", code="revoked_api_key")
         if record.owner_type == "user" and record.owner_id:
-            owner = self._store.get_user(record.owner_id)
+            owner = store.get_user(record.owner_id)
             if owner is None or owner.status != "active":
                 raise Unauthorized("The user who owns this API key is inactive.", code="inactive_owner")
-        principal = Principal(record.id, record.name, effective_for(self._store, record, self._catalog), record)
+        principal = Principal(record.id, record.name, effective_for(store, record, self._catalog), record)
         principal.expiry_logged = record.expired_logged_at is not None
         return principal
 
@@ -216,6 +262,12 @@ class KeyCache:
             principal.expiry_logged = True
             log_expiry(self._store, principal.key_id, principal.expires_at, self.clock())
         raise Unauthorized(f"API key expired at {iso_time(principal.expires_at)}.", code="expired_api_key")
+
+
+async def awaited(principal: Principal | Awaitable[Principal]) -> Principal:
+    """What `KeyCache.authenticate` gave, awaited when it is a read still under way (off the hot path's
+    handlers, which test with isinstance and skip the coroutine)."""
+    return principal if isinstance(principal, Principal) else await principal
 
 
 def log_expiry(store: Store, key_id: str, expires_at: float, now: float) -> bool:

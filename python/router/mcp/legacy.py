@@ -29,7 +29,7 @@ _POLL = 0.2
 
 
 async def handle(app: App, ex: Exchange) -> None:
-    ctx = t.Context(app, ex, t._authenticate(app, ex))
+    ctx = t.Context(app, ex, await t._authenticate(app, ex))
     path, method = ex.scope.path, ex.scope.method
     if path in t.LEGACY_SSE:
         if method != "GET":

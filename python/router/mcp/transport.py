@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl
 import msgspec
 
 from ..errors import GatewayError
-from ..governance.keys import Principal
+from ..governance.keys import Principal, awaited
 from ..store.mcp_tables import McpSession, McpUsageRow
 from .gateway import (
     INTERNAL_ERROR,
@@ -117,7 +117,7 @@ async def handle(app: App, ex: Exchange) -> None:
 
             await legacy.handle(app, ex)
             return
-        ctx = Context(app, ex, _authenticate(app, ex))
+        ctx = Context(app, ex, await _authenticate(app, ex))
         if method == "POST":
             await _post(ctx)
         elif method == "GET":
@@ -139,10 +139,10 @@ def send_failure(ex: Exchange, exc: HttpFailure) -> None:
     ex.send_bytes(exc.status, _encode(_error(None, exc.code, exc.message)), extra=exc.headers)
 
 
-def _authenticate(app: App, ex: Exchange) -> Principal:
+async def _authenticate(app: App, ex: Exchange) -> Principal:
     try:
         # The app's check: a guesser's failures count against its address like on every other route.
-        principal = app.authenticate(ex)
+        principal = await awaited(app.authenticate(ex))
     except GatewayError as exc:
         if exc.status != 401:
             raise HttpFailure(exc.status, INVALID_REQUEST, exc.message) from None
@@ -522,7 +522,7 @@ async def _get(ctx: Context) -> None:
         while time.monotonic() < deadline:
             await asyncio.sleep(1.0)
             try:  # notices configuration changes (the epoch), and a key revoked or expired meanwhile
-                ctx.app.keys.authenticate(ex.api_key())
+                await awaited(ctx.app.keys.authenticate(ex.api_key()))
             except GatewayError:
                 break
             if gateway.version != seen:

@@ -50,6 +50,8 @@ _NATIVE: dict[str, Callable[[Any, Any, Any], Awaitable[None]]] = {
     "oauth2": vertex.token,
     "openai": azure.handle,
     "entra": azure.token,
+    "metadata": azure.managed_identity,
+    "msi": azure.managed_identity,
 }
 
 
@@ -344,38 +346,35 @@ class MockApp:
         await self._send_json(scope, proto, responses.response_body(request, plan, response_id, created, model), fail)
 
     async def _embeddings(self, scope: Any, proto: Any) -> None:
-        body = await proto()
-        try:
-            request = embeddings.REQUEST_DECODER.decode(body)
-        except msgspec.DecodeError as exc:
-            return self._bad_body(scope, proto, exc, body)
-        self._record(scope, request.model, False, body)
-        try:
-            model, knobs = self._resolve(scope.headers, request.mock, request.model)
-            reply = embeddings.embeddings_body(request, model)
-        except KnobError as exc:
-            return _error(proto, 400, str(exc), param=exc.param)
-        except embeddings.EmbeddingInputError as exc:
-            return _error(proto, 400, str(exc), param=exc.param)
-        fail = self._failure(knobs, request.model)
-        if await self._before_reply(proto, knobs, fail):
-            return
-        await self._send_json(scope, proto, reply, fail)
+        await self._unary(scope, proto, embeddings.REQUEST_DECODER, embeddings.EmbeddingInputError,
+                          embeddings.embeddings_body)  # fmt: skip
 
     async def _images(self, scope: Any, proto: Any) -> None:
+        await self._unary(scope, proto, images.REQUEST_DECODER, images.ImagesInputError,
+                          lambda request, model: images.images_body(request, model, int(time.time())))  # fmt: skip
+
+    async def _unary(
+        self,
+        scope: Any,
+        proto: Any,
+        decoder: msgspec.json.Decoder[Any],
+        input_error: type[Exception],
+        build: Callable[[Any, Any], bytes],
+    ) -> None:
+        """An endpoint answering one JSON body and no stream (embeddings, images): decode, record, resolve the
+        knobs, build the reply (a 400 naming the parameter for input the endpoint refuses), then fail or send
+        it as the knobs say."""
         body = await proto()
         try:
-            request = images.REQUEST_DECODER.decode(body)
+            request = decoder.decode(body)
         except msgspec.DecodeError as exc:
             return self._bad_body(scope, proto, exc, body)
         self._record(scope, request.model, False, body)
         try:
             model, knobs = self._resolve(scope.headers, request.mock, request.model)
-            reply = images.images_body(request, model, int(time.time()))
-        except KnobError as exc:
-            return _error(proto, 400, str(exc), param=exc.param)
-        except images.ImagesInputError as exc:
-            return _error(proto, 400, str(exc), param=exc.param)
+            reply = build(request, model)
+        except (KnobError, input_error) as exc:
+            return _error(proto, 400, str(exc), param=exc.param)  # type: ignore[attr-defined]
         fail = self._failure(knobs, request.model)
         if await self._before_reply(proto, knobs, fail):
             return

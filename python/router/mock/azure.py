@@ -1,8 +1,12 @@
 """Azure OpenAI deployment paths: `POST /openai/deployments/{deployment}/chat/completions?api-version=…` (and
 `/embeddings`, `/images/generations`), answered like the OpenAI endpoints with the deployment as the model, after
-checking `api-version` and the `api-key` (or an Entra ID bearer token) as Azure does.
+checking `api-version` and the `api-key` (or an Entra ID bearer token) as Azure does; and the token endpoints
+that issue those bearer tokens: Entra ID's client-credentials grant and a managed identity's (the Instance
+Metadata Service at `/metadata/identity/oauth2/token`, App Service / Container Apps at `/msi/token`).
 
-https://learn.microsoft.com/azure/ai-services/openai/reference
+- https://learn.microsoft.com/azure/ai-services/openai/reference
+- https://learn.microsoft.com/entra/identity/managed-identities-azure-resources/how-to-use-vm-token#get-a-token-using-http
+- https://learn.microsoft.com/azure/app-service/overview-managed-identity#rest-endpoint-reference
 """
 
 from __future__ import annotations
@@ -27,6 +31,11 @@ CLIENT_ID = "00000000-0000-0000-0000-00000000c1d0"
 SHORT_LIVED_CLIENT_ID = "00000000-0000-0000-0000-0000000005e7"
 CLIENT_SECRET = "entra-client-secret-mock"
 SCOPE = "https://cognitiveservices.azure.com/.default"
+# A user-assigned managed identity assigned to the mock's "resource" (the system-assigned one needs no id), and
+# the secret App Service / Container Apps hand their apps in IDENTITY_HEADER.
+MANAGED_CLIENT_ID = "00000000-0000-0000-0000-0000000000a1"
+IDENTITY_HEADER = "mock-identity-header-secret"
+RESOURCE = "https://cognitiveservices.azure.com"
 TOKEN_LIFETIME = 3599
 SHORT_LIFETIME = 302
 _TOKEN_SECRET = b"mock-entra-token-signing"
@@ -97,6 +106,54 @@ async def token(app: MockApp, scope: Any, proto: Any) -> None:
     # Distinct per issue (the issue time is in the token) so tests can tell a refreshed token from the first.
     access = issue_token(int(time.time()) + lifetime) + f".{time.monotonic_ns()}"
     answer = {"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": access}
+    proto.response_bytes(200, JSON_HEADERS, msgspec.json.encode(answer))
+
+
+async def managed_identity(app: MockApp, scope: Any, proto: Any) -> None:
+    """`GET /metadata/identity/oauth2/token` (IMDS, `Metadata: true`, api-version 2018-02-01) and `GET /msi/token`
+    (App Service, `X-IDENTITY-HEADER`, api-version 2019-08-01): a token for `resource` for the system-assigned
+    identity, or the user-assigned one `client_id` names, shaped as each endpoint answers (string numbers; App
+    Service sends only `expires_on`)."""
+    await proto()
+    query = {k: v[0] for k, v in parse_qs(scope.query_string).items()}
+    # The query (api-version, resource, client_id) holds nothing secret: recorded as the body, for tests.
+    app._record(scope, None, False, msgspec.json.encode(query))
+    imds = scope.path == "/metadata/identity/oauth2/token"
+    if scope.method != "GET" or not (imds or scope.path.rstrip("/") == "/msi/token"):
+        return _error(proto, 404, "404", "Resource not found")
+
+    def refuse(status: int, code: str, description: str) -> None:
+        body = {"error": code, "error_description": description}
+        proto.response_bytes(status, JSON_HEADERS, msgspec.json.encode(body))
+
+    if imds:
+        if scope.headers.get("metadata") != "true":
+            return refuse(400, "invalid_request", "Required metadata header not specified")
+        if query.get("api-version") != "2018-02-01":
+            return refuse(400, "invalid_request", "Invalid api-version")
+    else:
+        secret = scope.headers.get("x-identity-header") or ""
+        if not hmac.compare_digest(secret.encode(), IDENTITY_HEADER.encode()):
+            return refuse(401, "unauthorized", "X-IDENTITY-HEADER is missing or invalid")
+        if query.get("api-version") != "2019-08-01":
+            return refuse(400, "invalid_request", "Invalid api-version")
+    if query.get("resource", "").rstrip("/") != RESOURCE:
+        return refuse(400, "invalid_resource", "AADSTS500011: The resource principal was not found in the tenant.")
+    client = query.get("client_id")
+    if client not in (None, MANAGED_CLIENT_ID, SHORT_LIVED_CLIENT_ID):
+        return refuse(400, "invalid_request", "Identity not found")
+    lifetime = SHORT_LIFETIME if client == SHORT_LIVED_CLIENT_ID else TOKEN_LIFETIME
+    expires = int(time.time()) + lifetime
+    answer = {
+        "access_token": issue_token(expires) + f".{time.monotonic_ns()}",
+        "expires_on": str(expires),
+        "resource": query["resource"],
+        "token_type": "Bearer",
+    }
+    if imds:
+        answer |= {"refresh_token": "", "expires_in": str(lifetime), "not_before": str(expires - lifetime)}
+    else:
+        answer["client_id"] = client or "00000000-0000-0000-0000-00000000517e"
     proto.response_bytes(200, JSON_HEADERS, msgspec.json.encode(answer))
 
 

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from .app import MockApp
 
 API_KEY = "gemini-api-key-mock"
-PATH_RE = re.compile(r"^/v1beta/models/([^/:]+):(generateContent|streamGenerateContent)$")
+PATH_RE = re.compile(r"^/v1beta/models/([^/:]+):(generateContent|streamGenerateContent|predict)$")
 JSON_HEADERS = [("content-type", "application/json; charset=UTF-8")]
 SSE_HEADERS = [("content-type", "text/event-stream")]
 _FINISH = {"stop": "STOP", "length": "MAX_TOKENS", "tool_calls": "STOP"}
@@ -224,8 +224,43 @@ def image_reply(decoded: dict[str, Any], model: str) -> tuple[int, bytes] | None
     return 200, msgspec.json.encode(body)
 
 
+IMAGEN_RATIOS = frozenset({"1:1", "3:4", "4:3", "9:16", "16:9"})
+IMAGEN_MAX_SAMPLES = 4
+
+
+def imagen_reply(decoded: dict[str, Any], model: str, vertex: bool) -> tuple[int, bytes]:
+    """Imagen's `:predict`: one image per sample, checked as Google checks the body. A prompt with "refuse" is
+    filtered (`raiFilteredReason` when `includeRaiReason`, else no prediction at all).
+    https://cloud.google.com/vertex-ai/generative-ai/docs/model-reference/imagen-api
+    https://ai.google.dev/gemini-api/docs/imagen"""
+    if not model.startswith("imagen"):
+        return 400, error_body(400, "INVALID_ARGUMENT", f"{model} does not support the predict method.")
+    instances = decoded.get("instances")
+    parameters = decoded.get("parameters") or {}
+    if not isinstance(instances, list) or len(instances) != 1 or not isinstance(instances[0].get("prompt"), str):
+        return 400, error_body(400, "INVALID_ARGUMENT", "instances: exactly one instance with a prompt is required.")
+    count = parameters.get("sampleCount", IMAGEN_MAX_SAMPLES)
+    if not isinstance(count, int) or not 1 <= count <= IMAGEN_MAX_SAMPLES:
+        return 400, error_body(400, "INVALID_ARGUMENT", f"sampleCount must be between 1 and {IMAGEN_MAX_SAMPLES}.")
+    ratio = parameters.get("aspectRatio", "1:1")
+    if ratio not in IMAGEN_RATIOS:
+        return 400, error_body(400, "INVALID_ARGUMENT", f"Unsupported aspect ratio: {ratio}.")
+    mime = (parameters.get("outputOptions") or {}).get("mimeType", "image/png")
+    if "outputOptions" in parameters and not vertex:
+        return 400, error_body(400, "INVALID_ARGUMENT", "outputOptions parameter is not supported in Gemini API.")
+    if mime not in ("image/png", "image/jpeg"):
+        return 400, error_body(400, "INVALID_ARGUMENT", f"Unsupported mime type: {mime}.")
+    prompt = instances[0]["prompt"]
+    if "refuse" in prompt:
+        reason = "Your current safety filter threshold filtered out 1 generated images. Support codes: 58061214."
+        predictions = [{"raiFilteredReason": reason}] if parameters.get("includeRaiReason") else []
+        return 200, msgspec.json.encode({"predictions": predictions} if predictions else {})
+    predictions = [{"bytesBase64Encoded": image_b64(prompt, i), "mimeType": mime} for i in range(count)]
+    return 200, msgspec.json.encode({"predictions": predictions})
+
+
 async def handle(app: MockApp, scope: Any, proto: Any) -> None:
-    """`POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent?alt=sse`."""
+    """`POST /v1beta/models/{model}:generateContent`, `:streamGenerateContent?alt=sse` and `:predict`."""
     match = PATH_RE.match(scope.path)
     if match is None or scope.method != "POST":
         return _error(proto, 404, "NOT_FOUND", f"Unknown request URL: {scope.method} {scope.path}.")
@@ -235,6 +270,8 @@ async def handle(app: MockApp, scope: Any, proto: Any) -> None:
     problem = api_key_problem(scope)
     if problem is not None:
         return _error(proto, *problem)
+    if match.group(2) == "predict":
+        return await predict(app, scope, proto, body, model_name, vertex=False)
     try:
         decoded = msgspec.json.decode(body)
         if not isinstance(decoded, dict):
@@ -260,6 +297,25 @@ async def handle(app: MockApp, scope: Any, proto: Any) -> None:
     if knobs.token_delay_ms:
         await asyncio.sleep(knobs.token_delay_ms * plan.completion_tokens / 1000)
     await app._send_json(scope, proto, reply_body(request, plan, model), fail)
+
+
+async def predict(app: MockApp, scope: Any, proto: Any, body: bytes, model_name: str, vertex: bool) -> None:
+    """`:predict` (Imagen), authenticated by the caller, with the model's fault knobs."""
+    try:
+        decoded = msgspec.json.decode(body)
+        if not isinstance(decoded, dict):
+            raise InvalidGemini("Invalid JSON payload received.")
+        model, knobs = app._resolve(scope.headers, None, model_name)
+    except (msgspec.DecodeError, InvalidGemini, KnobError) as exc:
+        return _error(proto, 400, "INVALID_ARGUMENT", str(exc))
+    fail = app._failure(knobs, model_name)
+    if await app._before_reply(proto, knobs, fail, {}):
+        return None
+    fault = FAULTS.get(fail)
+    if fault is not None:
+        return _error(proto, *fault)
+    status, reply = imagen_reply(decoded, model, vertex)
+    proto.response_bytes(status, JSON_HEADERS, reply)
 
 
 async def send_grounded(

@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-REDACTED_HEADERS = frozenset({"authorization", "x-api-key", "api-key"})
+REDACTED_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "x-identity-header"})
 # Bodies above this are recorded as null (body_size still says how big they were): 1000 entries must stay cheap.
 MAX_RECORDED_BODY = 256 * 1024
 

@@ -1,5 +1,5 @@
 """Google Vertex AI: the OAuth token endpoint of a test service account, Gemini `generateContent` /
-`streamGenerateContent` and Claude `rawPredict` / `streamRawPredict` on Vertex paths.
+`streamGenerateContent`, Imagen `predict` and Claude `rawPredict` / `streamRawPredict` on Vertex paths.
 
 Authentication as Google does it: `POST /oauth2/token` checks the service account's signed JWT (RS256, against
 the test key below) and issues an access token; the Vertex paths accept only unexpired tokens it issued (401
@@ -71,7 +71,7 @@ _TOKEN_SECRET = b"router-mock-vertex-token"
 TOKEN_LIFETIME = 3600
 PATH_RE = re.compile(
     r"^/v1/projects/([^/]+)/locations/([^/]+)/publishers/(google|anthropic)/models/([^/:]+):"
-    r"(generateContent|streamGenerateContent|rawPredict|streamRawPredict)$"
+    r"(generateContent|streamGenerateContent|predict|rawPredict|streamRawPredict)$"
 )
 _VERSION = re.compile(r"@\d{8}(?=@|$)")
 JSON_HEADERS = [("content-type", "application/json")]
@@ -181,6 +181,8 @@ async def handle(app: MockApp, scope: Any, proto: Any) -> None:
     auth = scope.headers.get("authorization") or ""
     if not auth.startswith("Bearer ") or not token_valid(auth[7:]):
         return _unauthenticated(proto)
+    if publisher == "google" and method == "predict":
+        return await gemini.predict(app, scope, proto, body, model_name, vertex=True)
     if publisher == "google":
         if method not in ("generateContent", "streamGenerateContent"):
             return gemini._error(proto, 400, "INVALID_ARGUMENT", f"{method} is not a Gemini method.")

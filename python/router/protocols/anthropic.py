@@ -253,6 +253,23 @@ def estimate_input_tokens(request: MessagesRequest | CountTokensRequest) -> int:
 _encode_event = msgspec.json.encode
 
 
+def output_schema(req: dict[str, Any]) -> dict[str, Any] | None:
+    """The JSON schema a Messages request asks the answer to follow: `output_config.format` or the beta's
+    `output_format`, `{"type": "json_schema", "schema": {…}}`
+    (https://docs.claude.com/en/docs/build-with-claude/structured-outputs); None without one."""
+    config = req.get("output_config")
+    found = config.get("format") if isinstance(config, dict) else None
+    param = "output_config.format"
+    if found is None:
+        found, param = req.get("output_format"), "output_format"
+    if found is None:
+        return None
+    if not isinstance(found, dict) or found.get("type") != "json_schema" or not isinstance(found.get("schema"), dict):
+        expected = '{"type": "json_schema", "schema": {…}}'
+        raise InvalidRequest(f"Invalid '{param}': expected {expected}.", param=param, code="invalid_value")
+    return found["schema"]
+
+
 def sse_event(name: str, data: dict[str, Any]) -> bytes:
     """One Messages stream event as Anthropic sends it: `event: <name>` and its data with `"type": <name>`."""
     return b"event: " + name.encode() + b"\ndata: " + _encode_event({"type": name, **data}) + b"\n\n"

@@ -187,7 +187,10 @@ def chat_to_responses(completion: Json, model: str) -> Json:
         output.append(item)
     annotations = message.get("annotations") or []
     searches = web_search.searches_of(completion, "chat") or (1 if annotations else 0)
-    output.extend({"type": "web_search_call", "id": f"ws_{base}_{i}", "status": "completed"} for i in range(searches))
+    output.extend(
+        {"type": "web_search_call", "id": f"ws_{base}_{i}", "status": "completed", "action": {"type": "search"}}
+        for i in range(searches)
+    )
     if message.get("content"):
         notes = [
             {

@@ -14,6 +14,7 @@ import msgspec
 
 from ..errors import InvalidRequest
 from . import reasoning, web_search
+from .anthropic import output_schema
 
 Json = dict[str, Any]
 
@@ -198,6 +199,9 @@ def anthropic_to_chat(req: Json) -> Json:
         chat["reasoning_effort"] = str(thinking.get("budget_tokens") or reasoning.MIN_BUDGET)
     elif thinking and thinking.get("type") == "adaptive":
         chat["reasoning_effort"] = "medium"
+    schema = output_schema(req)
+    if schema is not None:
+        chat["response_format"] = {"type": "json_schema", "json_schema": {"name": "response", "schema": schema}}
     if req.get("stop_sequences"):
         chat["stop"] = req["stop_sequences"]
     for key in ("temperature", "top_p", "stream"):

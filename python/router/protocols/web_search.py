@@ -218,10 +218,13 @@ class SearchStream:
     Anthropic's server-tool blocks are taken out (they are the provider's calls, not the caller's tool calls),
     and the citations are collected as `url_citation`s with offsets into the answer's text.
 
-    `feed` returns the upstream events, re-framed one by one, each with the annotations it completed, so the
-    caller-side chunk carrying them follows the text it cites and precedes the final chunk."""
+    `feed` returns the upstream events, re-framed one by one, each with the annotations it completed (so the
+    caller-side chunk carrying them follows the text it cites and precedes the final chunk) and, when it ends
+    one of the provider's searches, that search's query (Responses callers get a `web_search_call` item)."""
 
-    __slots__ = ("_api", "_at", "_parser", "_pending", "_skipped", "_starts", "_strip", "_text", "searches")
+    __slots__ = (
+        "_api", "_at", "_inputs", "_parser", "_pending", "_skipped", "_starts", "_strip", "_text", "searches",
+    )  # fmt: skip
 
     def __init__(self, upstream_api: str, strip: bool = True) -> None:
         from .._core import SseParser  # the extension is loaded by then; keeps this module importable alone
@@ -232,30 +235,54 @@ class SearchStream:
         self.searches = 0
         self._parser = SseParser()
         self._skipped: set[int] = set()
+        self._inputs: dict[int, str] = {}  # server_tool_use blocks' input JSON so far, by index
         self._starts: dict[int, int] = {}
         self._pending: dict[int, list[Json]] = {}
         self._text = ""
         self._at = 0  # Responses: where the current content part starts in the answer
 
-    def feed(self, chunk: bytes) -> list[tuple[bytes, list[Json]]]:
-        out: list[tuple[bytes, list[Json]]] = []
+    def feed(self, chunk: bytes) -> list[tuple[bytes, list[Json], str | None]]:
+        out: list[tuple[bytes, list[Json], str | None]] = []
         for event in self._parser.feed(chunk):
             framed = (b"event: " + event.event.encode() + b"\n" if event.event else b"") + b"data: "
             framed += event.data.encode() + b"\n\n"
             try:
                 data = msgspec.json.decode(event.data)
             except msgspec.DecodeError:
-                out.append((framed, []))  # the transcoder reports it
+                out.append((framed, [], None))  # the transcoder reports it
                 continue
             if not isinstance(data, dict):
-                out.append((framed, []))
+                out.append((framed, [], None))
                 continue
-            keep, found = self._messages(data) if self._api == "messages" else self._responses(data)
+            query = None
+            if self._api == "messages":
+                keep, found = self._messages(data)
+                query = self._search_query(data)
+            else:
+                keep, found = self._responses(data)
             if keep or not self._strip:
-                out.append((framed, found))
-            elif found:
-                out.append((b"", found))
+                out.append((framed, found, query))
+            elif found or query is not None:
+                out.append((b"", found, query))
         return out
+
+    def _search_query(self, data: Json) -> str | None:
+        """The query of a `server_tool_use` block (a search) when the event ends it, else None."""
+        kind, index = data.get("type"), data.get("index")
+        if kind == "content_block_start":
+            block = data.get("content_block") or {}
+            if block.get("type") == "server_tool_use" and block.get("name") == "web_search":
+                self._inputs[index] = ""
+        elif index in self._inputs and kind == "content_block_delta":
+            self._inputs[index] += (data.get("delta") or {}).get("partial_json") or ""
+        elif index in self._inputs and kind == "content_block_stop":
+            try:
+                arguments = msgspec.json.decode(self._inputs.pop(index) or "{}")
+            except msgspec.DecodeError:
+                arguments = {}
+            query = arguments.get("query") if isinstance(arguments, dict) else None
+            return query if isinstance(query, str) else ""
+        return None
 
     def _messages(self, data: Json) -> tuple[bool, list[Json]]:
         kind, index = data.get("type"), data.get("index")
@@ -308,6 +335,15 @@ class SearchStream:
                 return False, [url_citation(note["url"], note.get("title"), start, end)]
             return False, []
         return True, []
+
+
+def citation_tuples(annotations: list[Json]) -> list[tuple[str, str, int, int]]:
+    """Hub `url_citation`s as `Transcoder.annotate` takes them."""
+    out = []
+    for annotation in annotations:
+        cite = annotation.get("url_citation") or {}
+        out.append((cite.get("url", ""), cite.get("title") or "", cite.get("start_index", 0), cite.get("end_index", 0)))
+    return out
 
 
 def annotations_chunk(first_chunk: bytes, annotations: list[Json]) -> bytes:

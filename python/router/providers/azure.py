@@ -7,6 +7,10 @@ Responses API, with `api-key` or an Entra ID bearer token.
 - https://learn.microsoft.com/azure/ai-services/openai/how-to/managed-identity (Entra ID bearer tokens)
 - https://learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow (the client-credentials
   grant the gateway uses with `azure_client_id` / `azure_client_secret`)
+- https://learn.microsoft.com/entra/identity/managed-identities-azure-resources/how-to-use-vm-token#get-a-token-using-http
+  (`azure_managed_identity`: the Instance Metadata Service's token endpoint, `Metadata: true`)
+- https://learn.microsoft.com/azure/app-service/overview-managed-identity#rest-endpoint-reference (App Service and
+  Container Apps: `IDENTITY_ENDPOINT` with the `X-IDENTITY-HEADER` secret, api-version 2019-08-01)
 
 Model names are `openai/<deployment>` (the seeds' `azure/openai/gpt-4o`) or the bare deployment, optionally
 followed by `@<Azure region>` (`@francecentral`): the region fills `{region}` in `base_url` (one Azure resource
@@ -15,6 +19,7 @@ per region, e.g. `https://myco-{region}.openai.azure.com`) and is the model's ca
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -34,6 +39,12 @@ DEFAULT_API_VERSION = "2024-10-21"
 # The Responses API needs a preview api-version on the deployment-less path.
 DEFAULT_RESPONSES_API_VERSION = "2025-04-01-preview"
 ENTRA_TOKEN_URL = "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"
+# Managed identities: the Instance Metadata Service (VMs, AKS), overridable for tests and proxies; App Service and
+# Container Apps name their own endpoint and secret header in the environment.
+IMDS_TOKEN_URL = "http://169.254.169.254/metadata/identity/oauth2/token"
+IMDS_URL_ENV = "ROUTER_AZURE_IMDS_URL"
+IMDS_API_VERSION = "2018-02-01"
+APP_SERVICE_API_VERSION = "2019-08-01"
 _PATHS = {"chat": "chat/completions", "embeddings": "embeddings", "images": "images/generations"}
 # Azure region names: francecentral, swedencentral, westeurope, eastus2, uksouth …
 _REGION = re.compile(r"^[a-z]+(central|east|west|north|south|europe)[a-z]*\d?$")
@@ -61,6 +72,8 @@ class AzureProvider(RefreshedTokens, OpenAICompatProvider):
     def _entra(name: str, config: ProviderConfig) -> TokenSource | None:
         where = f"providers.{name}"
         client_id, secret = config.azure_client_id, config.azure_client_secret
+        if config.azure_managed_identity:
+            return AzureProvider._managed_identity(name, config)
         if client_id is None and secret is None:
             return None
         if not client_id or not secret:
@@ -81,6 +94,29 @@ class AzureProvider(RefreshedTokens, OpenAICompatProvider):
             }
         )
         return TokenSource(name, url, lambda _now: form, "the Entra ID application")
+
+    @staticmethod
+    def _managed_identity(name: str, config: ProviderConfig) -> TokenSource:
+        """The Azure resource's managed identity: system-assigned, or the user-assigned one `azure_client_id`
+        names. App Service / Container Apps when their endpoint is in the environment, else the IMDS."""
+        where = f"providers.{name}"
+        if config.azure_client_secret is not None:
+            raise ConfigError(f"{where}: azure_managed_identity takes no azure_client_secret (it has no secret)")
+        if config.api_key:
+            raise ConfigError(f"{where}: set api_key or azure_managed_identity, not both")
+        # Managed identity endpoints take the v1 `resource`, not a v2 scope.
+        query = {"resource": config.azure_scope.removesuffix("/.default")}
+        if config.azure_client_id:
+            query["client_id"] = config.azure_client_id
+        endpoint, secret = os.environ.get("IDENTITY_ENDPOINT"), os.environ.get("IDENTITY_HEADER")
+        if endpoint and secret:
+            url = f"{endpoint}?{urlencode({'api-version': APP_SERVICE_API_VERSION, **query})}"
+            headers = {"x-identity-header": secret}
+        else:
+            base = config.azure_token_url or os.environ.get(IMDS_URL_ENV) or IMDS_TOKEN_URL
+            url = f"{base}?{urlencode({'api-version': IMDS_API_VERSION, **query})}"
+            headers = {"metadata": "true"}
+        return TokenSource(name, url, None, "the managed identity", headers)
 
     def auth_headers(self, api_key: str) -> dict[str, str]:
         return {"api-key": api_key}
@@ -126,4 +162,5 @@ class AzureProvider(RefreshedTokens, OpenAICompatProvider):
     ) -> AsyncIterator[Response]:
         url, body, extra = await self._request(url, body, extra)
         async with super().stream(url, body, request_id, extra) as response:
+            del body  # sent (see OpenAICompatProvider.stream)
             yield response

@@ -2,8 +2,8 @@
 
 To the rest of the gateway it is an Anthropic Messages upstream (`api = "messages"`): the body it is handed is
 translated to Converse here (`bedrock_converse`), the reply back to a Messages body, and the ConverseStream
-answer (AWS event-stream framing, decoded in Rust with both CRCs checked) to Messages SSE, which the shared
-stream transcoder then turns into the caller's format.
+answer (AWS event-stream framing) to Messages SSE in Rust (`ConverseStreamTranslator`: both CRCs checked, no
+Python object per event), which the shared stream transcoder then turns into the caller's format.
 
 - Converse: https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html
 - ConverseStream: https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_ConverseStream.html
@@ -28,10 +28,11 @@ from urllib.parse import quote, urlsplit
 
 import msgspec
 
-from .._core import EventStreamDecoder, EventStreamError
+from .._core import ConverseStreamTranslator, EventStreamDecoder, EventStreamError
 from ..config import ProviderConfig, Timeouts
 from ..errors import ConfigError, GatewayError, InvalidRequest, NotFound, UpstreamError
-from .bedrock_converse import StreamTranslator, converse_to_messages, is_anthropic, messages_to_converse
+from ..protocols.anthropic import sse_event
+from .bedrock_converse import converse_to_messages, is_anthropic, messages_to_converse
 from .openai_compat import OpenAICompatProvider
 from .sigv4 import Credentials, SigV4Signer
 from .transport import Response
@@ -108,14 +109,20 @@ class _Credentials:
 
 
 class _StreamResponse:
-    """A ConverseStream response as the stream loop reads it: `read_chunk` yields Messages SSE bytes."""
+    """A ConverseStream (or InvokeModelWithResponseStream) response as the stream loop reads it: `read_chunk`
+    yields Messages SSE bytes."""
 
     def __init__(self, response: Response, model_id: str, provider: str, invoke: bool = False) -> None:
         self._response = response
-        self._invoke = invoke
         self.status = response.status
-        self._decoder = EventStreamDecoder(MAX_EVENT_BYTES)
-        self._translator = StreamTranslator(model_id, f"msg_bdrk_{os.urandom(12).hex()}")
+        # InvokeModel streams carry Anthropic's own events (decoded here); Converse streams are translated in Rust.
+        self._decoder: EventStreamDecoder | None = None
+        self._translator: ConverseStreamTranslator | None = None
+        if invoke:
+            self._decoder = EventStreamDecoder(MAX_EVENT_BYTES)
+        else:
+            message_id = f"msg_bdrk_{os.urandom(12).hex()}"
+            self._translator = ConverseStreamTranslator(model_id, message_id, MAX_EVENT_BYTES)
         self._provider = provider
         self.body_reader = self
 
@@ -129,34 +136,47 @@ class _StreamResponse:
         reader = self._response.body_reader
         while True:
             chunk = await reader.read_chunk()
-            if chunk is None:
-                try:
-                    self._decoder.finish()
-                except EventStreamError as exc:
-                    raise self._broken(exc) from None
-                return None
             try:
-                messages = self._decoder.feed_events(builtins.bytes(chunk))
+                if chunk is None:
+                    if self._translator is not None:
+                        self._translator.finish()
+                    elif self._decoder is not None:
+                        self._decoder.finish()
+                    return None
+                data = builtins.bytes(chunk)
+                translator = self._translator
+                out = self._invoke(data) if translator is None else self._converse(translator, data)
             except EventStreamError as exc:
                 raise self._broken(exc) from None
-            out = b""
-            for message_type, kind, payload in messages:
-                if message_type == "event" and self._invoke:
-                    out += self._invoke_chunk(payload)
-                elif message_type == "event":
-                    out += self._translator.event(kind, payload)
-                else:
-                    # An exception mid-stream (throttlingException, modelStreamErrorException, …): the caller's
-                    # stream ends with an error event in its own format.
-                    name = (kind or "InternalServerException")[:1].upper() + (kind or "")[1:]
-                    _, message_text = _error_type(None, payload)
-                    _, _, error_type, _ = _ERRORS.get(name, _ERRORS["InternalServerException"])
-                    said = f": {message_text}" if message_text else ""
-                    out += self._translator.error(
-                        error_type, f"Upstream provider '{self._provider}' failed ({name}){said}"
-                    )
             if out:
                 return out
+
+    def _converse(self, translator: ConverseStreamTranslator, chunk: builtins.bytes) -> builtins.bytes:
+        out = translator.feed(chunk)
+        exception = translator.take_exception()
+        if exception is not None:
+            out += self._exception(*exception)
+        return out
+
+    def _invoke(self, chunk: builtins.bytes) -> builtins.bytes:
+        assert self._decoder is not None
+        out = b""
+        for message_type, kind, payload in self._decoder.feed_events(chunk):
+            if message_type == "event":
+                out += self._invoke_chunk(payload)
+            else:
+                out += self._exception(kind, payload)
+        return out
+
+    def _exception(self, kind: str | None, payload: builtins.bytes) -> builtins.bytes:
+        """An exception mid-stream (throttlingException, modelStreamErrorException, …): the caller's stream ends
+        with an error event in its own format."""
+        name = (kind or "InternalServerException")[:1].upper() + (kind or "")[1:]
+        _, message_text = _error_type(None, payload)
+        _, _, error_type, _ = _ERRORS.get(name, _ERRORS["InternalServerException"])
+        said = f": {message_text}" if message_text else ""
+        message = f"Upstream provider '{self._provider}' failed ({name}){said}"
+        return sse_event("error", {"error": {"type": error_type, "message": message}})
 
     def _invoke_chunk(self, payload: builtins.bytes) -> builtins.bytes:
         """`{"bytes": base64(Anthropic event JSON)}` → that event as SSE."""

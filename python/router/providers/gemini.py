@@ -1,7 +1,9 @@
 """Google Gemini on AI Studio (`kind: gemini`): `generateContent` and `streamGenerateContent?alt=sse` with an API key.
 
 To the gateway it is an Anthropic Messages upstream (`api = "messages"`): bodies are translated here
-(`gemini_content`) and Gemini's SSE chunks re-encoded as Messages SSE for the shared stream transcoder.
+(`gemini_content`) and Gemini's SSE chunks re-encoded as Messages SSE for the shared stream transcoder, in Rust
+(`GeminiStreamTranslator`), or in Python (`gemini_content.StreamTranslator`) for answers grounded with Google
+Search, whose citations are cut from the streamed text.
 
 - https://ai.google.dev/api/generate-content#method:-models.generatecontent
 - https://ai.google.dev/api/generate-content#method:-models.streamgeneratecontent
@@ -21,9 +23,10 @@ from urllib.parse import quote
 
 import msgspec
 
-from .._core import SseParser
+from .._core import GeminiStreamTranslator, SseParser
 from ..config import ProviderConfig, Timeouts
 from ..errors import GatewayError, InvalidRequest, UpstreamError
+from . import imagen
 from .gemini_content import StreamTranslator, gemini_to_messages, messages_to_gemini
 from .openai_compat import OpenAICompatProvider
 from .transport import Response
@@ -34,13 +37,18 @@ DEFAULT_ENDPOINT = "https://generativelanguage.googleapis.com/v1beta"
 
 
 class GeminiStreamResponse:
-    """A streamGenerateContent response as the stream loop reads it: `read_chunk` yields Messages SSE bytes."""
+    """A streamGenerateContent response as the stream loop reads it: `read_chunk` yields Messages SSE bytes.
 
-    def __init__(self, response: Response, model: str, provider: str) -> None:
+    `grounded`: the request has Google Search on, so the answer may carry groundingMetadata (Python translator).
+    """
+
+    def __init__(self, response: Response, model: str, provider: str, grounded: bool = False) -> None:
         self._response = response
         self.status = response.status
-        self._parser = SseParser()
-        self._translator = StreamTranslator(model, f"msg_gemini_{os.urandom(12).hex()}")
+        message_id = f"msg_gemini_{os.urandom(12).hex()}"
+        self._native = None if grounded else GeminiStreamTranslator(model, message_id)
+        self._parser = SseParser() if grounded else None
+        self._translator = StreamTranslator(model, message_id) if grounded else None
         self._provider = provider
         self._finished = False
         self.body_reader = self
@@ -57,19 +65,29 @@ class GeminiStreamResponse:
             chunk = await reader.read_chunk()
             if chunk is None:
                 self._finished = True
+                if self._native is not None:
+                    return self._native.finish() or None
+                assert self._translator is not None
                 return self._translator.finish() or None
-            out = b""
-            for event in self._parser.feed(builtins.bytes(chunk)):
-                try:
-                    out += self._translator.chunk(event.data)
-                except (msgspec.DecodeError, AttributeError, TypeError):
-                    raise UpstreamError(
-                        f"Upstream provider '{self._provider}' sent a malformed stream event.",
-                        code="upstream_invalid_stream",
-                    ) from None
+            try:
+                out = self._translate(builtins.bytes(chunk))
+            except (ValueError, AttributeError, TypeError):  # msgspec.DecodeError is a ValueError
+                raise UpstreamError(
+                    f"Upstream provider '{self._provider}' sent a malformed stream event.",
+                    code="upstream_invalid_stream",
+                ) from None
             if out:
                 return out
         return None
+
+    def _translate(self, chunk: builtins.bytes) -> builtins.bytes:
+        if self._native is not None:
+            return self._native.feed(chunk)
+        assert self._parser is not None and self._translator is not None
+        out = b""
+        for event in self._parser.feed(chunk):
+            out += self._translator.chunk(event.data)
+        return out
 
 
 # OpenAI Images `size` → Gemini `imageConfig.aspectRatio` (https://ai.google.dev/gemini-api/docs/image-generation).
@@ -120,6 +138,8 @@ class GeminiProvider(OpenAICompatProvider):
     api = "messages"
     chat_images = True
     fetches_media = True
+    # Imagen's `outputOptions` (JPEG output): Vertex AI only.
+    imagen_output_options = False
 
     def __init__(self, name: str, config: ProviderConfig, timeouts: Timeouts) -> None:
         super().__init__(name, config, timeouts)
@@ -131,7 +151,8 @@ class GeminiProvider(OpenAICompatProvider):
 
     def url(self, endpoint: str, upstream_model: str) -> str:
         model = upstream_model.removeprefix("google/")
-        url = f"{self._base}/models/{quote(model, safe='')}:generateContent"
+        method = "predict" if endpoint == "images" and imagen.is_imagen(model) else "generateContent"
+        url = f"{self._base}/models/{quote(model, safe='')}:{method}"
         self._models[url] = model
         return url
 
@@ -173,8 +194,10 @@ class GeminiProvider(OpenAICompatProvider):
         assert self._transport is not None
         target, payload, model = self.prepare(url, await self.with_media(body), True)
         headers = {"x-request-id": request_id, "accept": "text/event-stream", **await self.request_headers(extra)}
+        # Google Search is only ever a tool the request asked for (a JSON key: in text, quotes are escaped).
+        grounded = b'"google_search"' in payload
         async with self._transport.stream(target, headers, payload) as response:
-            yield GeminiStreamResponse(response, model, self.name)
+            yield GeminiStreamResponse(response, model, self.name, grounded)
 
     async def generate_images(
         self, url: str, fields: dict[str, msgspec.Raw], request_id: str, extra: dict[str, str] | None = None
@@ -185,6 +208,8 @@ class GeminiProvider(OpenAICompatProvider):
         assert self._transport is not None
         options = {name: msgspec.json.decode(raw) for name, raw in fields.items() if name != "model"}
         model = self._models[url]
+        if url.endswith(":predict"):
+            return await self._imagen(url, model, options, request_id, extra)
         self._check_image_options(model, options)
         generation: dict[str, Any] = {"responseModalities": ["IMAGE"]}
         aspect = _ASPECT.get(options.get("size") or "")
@@ -234,6 +259,42 @@ class GeminiProvider(OpenAICompatProvider):
             )
         total = prompt_tokens + output_tokens
         usage = {"input_tokens": prompt_tokens, "output_tokens": output_tokens, "total_tokens": total}
+        return msgspec.json.encode({"created": int(time.time()), "data": images, "usage": usage})
+
+    async def _imagen(
+        self, url: str, model: str, options: dict[str, Any], request_id: str, extra: dict[str, str] | None
+    ) -> bytes:
+        """OpenAI Images on an Imagen model (`providers.imagen`): `n` over concurrent `:predict` calls."""
+        assert self._transport is not None
+        bodies = imagen.predict_bodies(model, options, self.imagen_output_options)
+        headers = {"x-request-id": request_id, **await self.request_headers(extra)}
+        replies = await asyncio.gather(*(self._transport.post(url, headers, body) for body in bodies))
+        images: list[dict[str, str]] = []
+        filtered = None
+        for response, data in replies:
+            if response.status != 200:
+                raise self.error_from_status(response.status, data, response.get_header("retry-after"))
+            try:
+                found, reason = imagen.read_predictions(data, options.get("response_format") == "url")
+            except msgspec.DecodeError:
+                raise UpstreamError(
+                    f"Upstream provider '{self.name}' returned an invalid JSON response.",
+                    code="upstream_invalid_response",
+                ) from None
+            images += found
+            filtered = filtered or reason
+        if not images:
+            if filtered is not None:
+                raise InvalidRequest(
+                    f"The model '{model}' refused to generate this image (Imagen: {filtered[:300]}).",
+                    param="prompt",
+                    code="content_policy_violation",
+                )
+            raise UpstreamError(
+                f"Upstream provider '{self.name}' answered without an image.", code="upstream_invalid_response"
+            )
+        # Imagen bills per image, not per token: the price table's `images` entry prices them.
+        usage = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
         return msgspec.json.encode({"created": int(time.time()), "data": images, "usage": usage})
 
     @staticmethod

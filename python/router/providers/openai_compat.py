@@ -116,6 +116,7 @@ class OpenAICompatProvider:
         assert self._transport is not None
         headers = {"x-request-id": request_id, "accept": "text/event-stream", **(extra or {})}
         async with self._transport.stream(url, headers, body) as response:
+            del body  # sent: a stream lasts minutes, its prompt (tens of KiB for an agent) need not
             yield response
 
     async def generate_images(

@@ -119,6 +119,16 @@ class Transport:
         finally:
             gate.leave()
 
+    async def get(self, url: str, headers: dict[str, str]) -> tuple[Response, bytes]:
+        """A GET read whole (token endpoints of managed identities)."""
+        gate = self.gate
+        await gate.enter()
+        try:
+            response = await self._client.get(self._url(url)).headers(headers).build().send()
+            return response, bytes(await response.bytes())
+        finally:
+            gate.leave()
+
     @asynccontextmanager
     async def stream(self, url: str, headers: dict[str, str], body: bytes) -> AsyncIterator[Response]:
         """Open a streamed response. Leaving the block early drops the upstream connection (cancelling it)."""
@@ -130,6 +140,7 @@ class Transport:
             .streamed_read_buffer_limit(0)
             .build_streamed()
         )
+        del body  # the request holds it until sent; a stream lasts far longer
         gate = self.gate
         await gate.enter()
         try:

@@ -51,6 +51,8 @@ def endpoint(location: str) -> str:
 
 
 class VertexProvider(RefreshedTokens, GeminiProvider):
+    imagen_output_options = True
+
     def __init__(self, name: str, config: ProviderConfig, timeouts: Timeouts) -> None:
         super().__init__(name, config, timeouts)
         where = f"providers.{name}"
@@ -95,6 +97,8 @@ class VertexProvider(RefreshedTokens, GeminiProvider):
             publisher, model = ("anthropic" if name.startswith("claude") else "google"), name
         base = self.config.base_url.rstrip("/").replace("{location}", location) if self.config.base_url else None
         method = "rawPredict" if publisher == "anthropic" else "generateContent"
+        if endpoint_name == "images" and publisher == "google" and model.startswith("imagen"):
+            method = "predict"  # Imagen (providers.imagen)
         url = (
             f"{base or endpoint(location)}/projects/{quote(self._project or '', safe='')}/locations/{location}"
             f"/publishers/{publisher}/models/{quote(model, safe='@')}:{method}"
@@ -157,7 +161,8 @@ class VertexProvider(RefreshedTokens, GeminiProvider):
         publisher, model = self._vertex[url]
         if publisher != "google":
             raise InvalidRequest(
-                f"The model '{model}' on Vertex AI does not generate images (only Google's Gemini image models do).",
+                f"The model '{model}' on Vertex AI does not generate images (only Google's Gemini and Imagen "
+                "models do).",
                 param="model",
                 code="model_not_supported",
             )

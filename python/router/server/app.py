@@ -20,7 +20,7 @@ from ..admin import openapi
 from ..admin import routing as manage_api
 from ..alerts import Alerts
 from ..config import Config, load_config
-from ..errors import GatewayError, NotFound, Unauthorized
+from ..errors import DatabaseUnavailable, GatewayError, NotFound, Unauthorized
 from ..governance.byok import ByokAdmin
 from ..governance.keys import KeyCache, Principal, admin_key_from_env, log_expiry
 from ..governance.policies import PolicyAdmin
@@ -110,7 +110,13 @@ class App:
         self.store = open_store(db_url, signal=self.shared.signal if self.shared is not None else None)
         created = int(time.time())
         self.catalog = Catalog(config, created=created)
-        self.keys = KeyCache(self.store, admin_key, self.catalog.provider_of, clock)
+        self.keys = KeyCache(
+            self.store,
+            admin_key,
+            self.catalog.provider_of,
+            clock,
+            refuse_without_database=config.governance.on_database_failure == "refuse",
+        )
         self.caching = CachingDefaults(self.store, config.caching.auto_cache)
         self.governance = Governance(
             self.store, self.catalog.provider_of, self.catalog.metadata, clock, self.catalog.details
@@ -171,20 +177,31 @@ class App:
         self.usage: UsageWriter | None = None
         self._background: list[asyncio.Task[None]] = []
 
-    def authenticate(self, ex: Exchange) -> Principal:
+    def authenticate(self, ex: Exchange) -> Principal | Awaitable[Principal]:
         """The caller's key, unless its address spent its budget of failed authentications (429 then, before
-        the key is even looked at, so a blocked guesser learns nothing). Only failures pay for the budget."""
+        the key is even looked at, so a blocked guesser learns nothing). Only failures pay for the budget.
+        An awaitable when the key is being read from a database server (`KeyCache`); `awaited` settles both."""
         return self.authenticate_key(ex, ex.api_key())
 
-    def authenticate_key(self, ex: Exchange, key: str | None) -> Principal:
+    def authenticate_key(self, ex: Exchange, key: str | None) -> Principal | Awaitable[Principal]:
         """`authenticate` for a key given another way (the dashboard's login form)."""
         failures = self.auth_failures
         if failures.blocked:
             failures.check(ex.scope.client)
         try:
-            return self.keys.authenticate(key)
+            principal = self.keys.authenticate(key)
         except Unauthorized:
             failures.failed(ex.scope.client)
+            raise
+        if isinstance(principal, Principal):
+            return principal
+        return self._counting_failures(ex, principal)
+
+    async def _counting_failures(self, ex: Exchange, reading: Awaitable[Principal]) -> Principal:
+        try:
+            return await reading
+        except Unauthorized:
+            self.auth_failures.failed(ex.scope.client)
             raise
 
     async def read_body(self, ex: Exchange, limit: int | None = None) -> bytes:
@@ -245,6 +262,8 @@ class App:
                     record = self.store.get_key(key_id)
                     if record is not None and record.expires_at is not None:
                         log_expiry(self.store, key_id, record.expires_at, now)
+            except DatabaseUnavailable:
+                pass  # an outage, which the store logs once; the next sweep catches up
             except Exception:
                 log.exception("expired-key sweep failed; retrying in %.0f s", _EXPIRY_SWEEP_SECONDS)
             self.auth_failures.prune()
@@ -260,6 +279,7 @@ class App:
             self.usage = None
         for provider in self.catalog.providers.values():
             await provider.close()
+        self.keys.close()
         self.store.close()
         if self.shared is not None:
             await self.shared.close()

@@ -14,7 +14,7 @@ import msgspec
 
 from ..config import Prices
 from ..errors import InvalidRequest, NotFound, PermissionDenied
-from ..governance.keys import Principal
+from ..governance.keys import Principal, awaited
 from ..governance.rbac import actor_for
 from ..guardrails.answers import AnswerGuard
 from ..guardrails.chat_stream import ChatStreamGuard
@@ -98,6 +98,8 @@ def _deny(app: App, ex: Exchange, principal: Principal, model_id: str) -> None:
 async def _authenticated_body(app: App, ex: Exchange) -> tuple[Principal, bytes, dict[str, msgspec.Raw]]:
     """Who is calling, then their JSON body: raw, and cut into top-level fields still raw."""
     principal = app.authenticate(ex)
+    if not isinstance(principal, Principal):  # a key not cached, read from a database server
+        principal = await principal
     ex.key_id = principal.key_id
     body = await app.read_body(ex)
     ex.body_bytes = len(body)
@@ -204,7 +206,8 @@ async def chat_completions(app: App, ex: Exchange) -> None:
     if charging is not None:
         await charging
     stream = bool(request.stream)
-    client_wants_usage = bool(request.stream_options and request.stream_options.include_usage)
+    stream_options = request.stream_options
+    client_wants_usage = bool(stream_options and stream_options.include_usage)
     # The caller's value travels unchanged until the provider's mapping (protocols.reasoning): max, min, none and
     # budgets are the gateway's, and only an OpenAI-style chat upstream narrows them to low|medium|high.
     if "reasoning_effort" in fields:
@@ -239,13 +242,16 @@ async def chat_completions(app: App, ex: Exchange) -> None:
             return
         # Every token is counted: ask for usage even when the client did not, and hide that chunk from it.
         if not client_wants_usage:
-            rq.with_usage_requested(upstream, request.stream_options)
+            rq.with_usage_requested(upstream, stream_options)
         stream_guard = ChatStreamGuard(guard, app.metrics, masked) if guard.responses else None
         await forward_stream(
             ex, model, rq.encode_fields(upstream), hide_usage=not client_wants_usage, guard=stream_guard
         )
 
-    await _route(app, ex, principal, request.model, need, fields, call)
+    model_id = request.model
+    # The validated request holds the decoded conversation: a stream outlives it by minutes.
+    del request
+    await _route(app, ex, principal, model_id, need, fields, call)
 
 
 # Client headers an Anthropic upstream needs to see (beta features, API version pinning).
@@ -284,7 +290,9 @@ async def messages(app: App, ex: Exchange) -> None:
         answer = AnswerGuard(guard, app.metrics, restore) if guard.responses else None
         await forward(ex, model, "messages", body, dict(fields), stream, estimate, True, extra, answer)
 
-    await _route(app, ex, principal, request.model, need, fields, call)
+    model_id = request.model
+    del request  # the decoded conversation (see chat_completions)
+    await _route(app, ex, principal, model_id, need, fields, call)
 
 
 async def count_tokens(app: App, ex: Exchange) -> None:
@@ -324,7 +332,9 @@ async def responses_create(app: App, ex: Exchange) -> None:
             upstream["reasoning"] = reasoning.openai_reasoning_field(upstream["reasoning"])
         await forward(ex, model, "responses", body, upstream, stream, 0, True, None, answer)
 
-    await _route(app, ex, principal, request.model, need, fields, call)
+    model_id = request.model
+    del request  # the decoded conversation (see chat_completions)
+    await _route(app, ex, principal, model_id, need, fields, call)
 
 
 async def embeddings(app: App, ex: Exchange) -> None:
@@ -377,7 +387,7 @@ async def list_models(app: App, ex: Exchange) -> None:
     """Exactly the caller's effective set (and the policies that can reach it), so tool dropdowns only offer
     what works; `?view=all` lists the whole catalog, each model marked usable or not, for managers only (the
     bootstrap admin, admin or analyst owners, management keys): a restricted key must not map the catalog."""
-    principal = app.authenticate(ex)
+    principal = await awaited(app.authenticate(ex))
     ex.key_id = principal.key_id
     if ex.scope.query_string:
         view = dict(parse_qsl(ex.scope.query_string)).get("view", "allowed")
@@ -417,7 +427,7 @@ _feedback_decoder = msgspec.json.Decoder(Feedback)
 
 async def feedback(app: App, ex: Exchange) -> None:
     """`POST /v1/feedback/{request_id}`: a rating and free-form data about an answer, by the key that asked."""
-    principal = app.authenticate(ex)
+    principal = await awaited(app.authenticate(ex))
     ex.key_id = principal.key_id
     request_id = ex.scope.path.removeprefix("/v1/feedback/")
     if not _REQUEST_ID.match(request_id):
@@ -481,7 +491,7 @@ async def readyz(app: App, ex: Exchange) -> None:
 
 async def metrics(app: App, ex: Exchange) -> None:
     """Prometheus text; with `metrics.require_key`, only for the admin key or a key that reads everything."""
-    if app.config.metrics.require_key and not actor_for(app.authenticate(ex), app.store).reads_all:
+    if app.config.metrics.require_key and not actor_for(await awaited(app.authenticate(ex)), app.store).reads_all:
         raise PermissionDenied(
             "/metrics needs the admin key, a management key, or a key of an admin or analyst.",
             code="insufficient_permissions",

@@ -90,6 +90,8 @@ async def forward(
             if upstream == "chat":
                 translated["stream_options"] = {"include_usage": True}
         upstream_body = msgspec.json.encode(translated)
+        # The conversation, decoded and translated: a stream outlives them by minutes.
+        del request, translated
     if stream:
         ex.stream = True
         prices = _prices(model) if caller == "responses" else None
@@ -100,7 +102,10 @@ async def forward(
         searched = None
         if upstream in ("messages", "responses") and web_search.requested(fields):
             searched = web_search.SearchStream(upstream, strip=caller != upstream)
-        await _stream(ex, model, upstream_body, transcoder, extra, guard, searched, caller == "chat")
+        # A task of its own, so each upstream chunk resumes the relay directly (see proxy.forward_stream).
+        relay = asyncio.create_task(_stream(ex, model, upstream_body, transcoder, extra, guard, searched, caller))
+        del upstream_body  # freed once sent: the stream outlives it by minutes
+        await relay
     else:
         await _unary(ex, model, caller, upstream_body, plan, extra, guard)
 
@@ -159,16 +164,18 @@ async def _stream(
     extra: dict[str, str] | None,
     guard: AnswerGuard | None,
     searched: web_search.SearchStream | None = None,
-    annotate: bool = False,
+    caller: str = "chat",
 ) -> None:
-    """`searched`: the upstream searched the web; its events go to the transcoder through it, and with
-    `annotate` (chat callers) the citations it collects are sent as `delta.annotations` chunks."""
+    """`searched`: the upstream searched the web; its events go to the transcoder through it, and the
+    citations it collects reach chat callers as `delta.annotations` chunks, Responses callers as annotations
+    of the message (with the searches as `web_search_call` items)."""
     provider = model.provider
     idle = provider.timeouts.idle_read
     with ex.cancel_on_disconnect():
         sent = time.perf_counter()
         try:
             async with provider.stream(model.urls["chat"], body, ex.request_id, extra) as response:
+                del body  # sent
                 if response.status != 200:
                     data = bytes(await response.bytes())
                     raise provider.error_from_status(response.status, data, response.get_header("retry-after"))
@@ -177,16 +184,21 @@ async def _stream(
                 reader = response.body_reader
                 window = ClientWindow(ex.sockets, ex.scope.client)
                 try:
-                    async with asyncio.timeout(idle) as deadline:
-                        timer = IdleTimer(deadline, idle)
+                    async with IdleTimer(idle) as timer:
                         while (chunk := await reader.read_chunk()) is not None:
                             if searched is None:
                                 out = transcoder.feed(bytes(chunk))
                             else:
                                 out = b""
-                                for event, found in searched.feed(bytes(chunk)):
+                                for event, found, query in searched.feed(bytes(chunk)):
+                                    if caller == "responses":
+                                        if query is not None:
+                                            # The query echoes the prompt: unscreened, so left out under guardrails.
+                                            out += transcoder.search_call(query if guard is None else "")
+                                        if found:  # before the event: a block's end may end the message
+                                            out += transcoder.annotate(web_search.citation_tuples(found))
                                     out += transcoder.feed(event) if event else b""
-                                    if found and annotate:
+                                    if found and caller == "chat":
                                         out += web_search.annotations_chunk(ex.answer or out, found)
                             if guard is not None and transcoder.has_findings:
                                 # A blocked category ends the stream here, with an error event instead.
@@ -207,7 +219,7 @@ async def _stream(
                                     code="upstream_invalid_stream",
                                 )
                             # Read on after the last event: a body read to its end keeps the connection reusable.
-                            timer.chunk()
+                            timer.chunks += 1
                     if transcoder.error is not None:
                         ex.error_type = transcoder.error[0]
                     elif not transcoder.done:

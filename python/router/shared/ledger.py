@@ -10,6 +10,12 @@ some weeks after its period; `<prefix>lane:<id>` what each worker process holds 
 a lease `<prefix>lease:<id>` the worker renews every 2 s. A worker that dies leaves its lease to expire; the
 next heartbeat of any worker returns that lane's reservations (`_REAP`), as the file ledger's lanes do.
 
+A reservation whose reply never came (Redis crashed or answered too late) may or may not have been counted.
+The worker keeps what it believes its lane holds (reservations sent and not refused, settlements not yet sent);
+while any outcome is in doubt, each heartbeat returns whatever its lane holds beyond that (`_RECONCILE`). It is
+sent on the request path's connection, whose commands Redis runs in order, so a reservation sent after it is
+never returned, and one sent before it is in the worker's figure: what it returns never exceeds what leaked.
+
 Redis that lost its data (restarted without persistence): `<prefix>ready` is gone, the reserve script says
 so instead of counting from zero, and the worker raises every budget to the spend the database has recorded
 (`_RAISE`, idempotent, so replicas starting or recovering at once agree) before it reserves again.
@@ -25,7 +31,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -105,6 +111,8 @@ end
 return out
 """
 
+_SETTLE_SHA = hashlib.sha1(_SETTLE.encode()).hexdigest()
+
 # KEYS: lanes.  ARGV: prefix.  Returns the reservations of every lane whose lease expired.
 _REAP = """
 local reaped = 0
@@ -121,6 +129,26 @@ for _, lane in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   end
 end
 return reaped
+"""
+
+# KEYS: lane.  ARGV: prefix, then (field, amount) pairs: what the worker believes it holds.  Whatever the lane
+# holds beyond that goes back to its budgets.  → the amount returned.
+_RECONCILE = """
+local believed = {}
+for i = 2, #ARGV, 2 do believed[ARGV[i]] = tonumber(ARGV[i + 1]) end
+local held = redis.call('HGETALL', KEYS[1])
+local returned = 0
+for j = 1, #held, 2 do
+  local field, amount = held[j], tonumber(held[j + 1])
+  local keep = believed[field] or 0
+  if amount > keep then
+    if keep > 0 then redis.call('HSET', KEYS[1], field, keep) else redis.call('HDEL', KEYS[1], field) end
+    local k = ARGV[1] .. field
+    if redis.call('EXISTS', k) == 1 then redis.call('HINCRBY', k, 'r', keep - amount) end
+    returned = returned + amount - keep
+  end
+end
+return returned
 """
 
 # KEYS: ready.  ARGV: prefix, ttl, then (field, committed) pairs. Every budget's committed spend raised to at
@@ -209,6 +237,12 @@ class RedisLedger:
         self._reap = self._client.register_script(_REAP)
         self._raise = self._client.register_script(_RAISE)
         self._pending: list[tuple[RemoteSet, int, int]] = []
+        # What this worker believes its lane holds, per field: reservations sent and not refused, until their
+        # settlement is sent. Never below the truth, except by reservations whose outcome is in doubt.
+        self._held: dict[str, int] = {}
+        # When the latest reservation with an unknown outcome failed (monotonic seconds); 0.0: none in doubt.
+        self._doubt_since = 0.0
+        self.returned = 0  # micro-dollars given back by reconciliations (reservations a crash left behind)
         self._wake: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
         # No reservation is tried before this (monotonic seconds): a down Redis costs one timeout, not one each.
@@ -246,15 +280,19 @@ class RedisLedger:
         if self._down_until and time.monotonic() < self._down_until:
             raise LedgerUnavailable("Redis is unavailable")
         for _ in range(2):
+            self._hold(budgets.fields, amount)
             try:
                 result = await self._call_reserve(budgets, amount)
             except Exception as exc:  # WireError, redis.RedisError, OSError, asyncio.TimeoutError
+                self._hold(budgets.fields, -amount)
+                self._doubt_since = time.monotonic()  # it may have been counted: the heartbeat reconciles
                 self._failed(exc)
                 raise LedgerUnavailable(str(exc) or type(exc).__name__) from None
             self._recovered()
             status = int(result[0])
             if status == 0:
                 return None
+            self._hold(budgets.fields, -amount)
             if status > 0:
                 return status - 1, int(result[1]), int(result[2])
             await self.rebuild(budgets.period)
@@ -263,14 +301,18 @@ class RedisLedger:
     async def _call_reserve(self, budgets: RemoteSet, amount: int) -> list:
         if self._wire is None:
             return await self._reserve(keys=budgets.keys, args=[amount, self.lane, TTL, LEASE_MS, *budgets.args])
-        command = budgets.head + bulk(amount) + budgets.tail
-        reply = await self._wire.call(command)
+        return await self._call_script(self._wire, _RESERVE, budgets.head + bulk(amount) + budgets.tail)
+
+    @staticmethod
+    async def _call_script(wire: WireConnection, script: str, command: bytes) -> Any:
+        """An EVALSHA of `script` on the pipelined connection; loaded and sent again when Redis restarted or
+        its scripts were flushed (NOSCRIPT)."""
+        reply = await wire.call(command)
         if isinstance(reply, ReplyError) and str(reply).startswith("NOSCRIPT"):
-            # Redis restarted or its scripts were flushed: load the script and send again.
-            loaded = await self._wire.call(encode("SCRIPT", "LOAD", _RESERVE))
+            loaded = await wire.call(encode("SCRIPT", "LOAD", script))
             if isinstance(loaded, ReplyError):
                 raise WireError(str(loaded))
-            reply = await self._wire.call(command)
+            reply = await wire.call(command)
         if isinstance(reply, ReplyError):
             raise WireError(str(reply))
         return reply
@@ -294,7 +336,11 @@ class RedisLedger:
             return
         self._pending.append((budgets, reserved, actual))
         if len(self._pending) > MAX_PENDING:
-            del self._pending[: len(self._pending) - MAX_PENDING]
+            dropped = len(self._pending) - MAX_PENDING
+            for lost, lost_reserved, _ in self._pending[:dropped]:
+                self._hold(lost.fields, -lost_reserved)  # their reservations go back by reconciliation
+            del self._pending[:dropped]
+            self._doubt_since = time.monotonic()
         if self._wake is not None:
             self._wake.set()
 
@@ -338,6 +384,38 @@ class RedisLedger:
             await self._wire.close()
         self._sync.close()
 
+    def _hold(self, fields: Sequence[str], amount: int) -> None:
+        held = self._held
+        for field in fields:
+            value = held.get(field, 0) + amount
+            if value:
+                held[field] = value
+            else:
+                del held[field]
+
+    async def reconcile(self) -> int:
+        """Return what this worker's lane holds beyond what it believes it holds: reservations counted by Redis
+        whose reply was lost. Only on the request path's connection (ordered with the reservations); with TLS
+        (redis-py's pool, unordered) such reservations stay held until the worker stops. → the amount returned."""
+        if self._wire is None:
+            return 0
+
+        def command() -> bytes:  # encoded at its place in the connection's order (see the module's docstring)
+            parts: list[object] = ["EVAL", _RECONCILE, 1, self._lane_key, PREFIX]
+            for field, amount in self._held.items():
+                # Below zero cannot happen; if it ever did, that field is left alone rather than emptied.
+                parts += [field, amount if amount >= 0 else 2**62]
+            return encode(*parts)
+
+        reply = await self._wire.call(command)
+        if isinstance(reply, ReplyError):
+            raise WireError(str(reply))
+        returned = int(reply)
+        if returned:
+            self.returned += returned
+            log.warning("returned %d micro-dollars of reservations whose outcome a Redis failure hid", returned)
+        return returned
+
     def _failed(self, exc: BaseException) -> None:
         if self.available:
             log.warning("Redis %s unavailable for budgets: %s", safe_url(self.settings.url), exc)
@@ -356,10 +434,18 @@ class RedisLedger:
         for budgets, reserved, actual in batch:
             args += [len(budgets.fields), reserved, actual, *budgets.fields]
         try:
-            result = await self._settle(keys=[self._lane_key], args=args)
+            if self._wire is None:
+                result = await self._settle(keys=[self._lane_key], args=args)
+            else:
+                # The pipelined connection: redis-py's ~80 µs of CPU per call was most of a limited key's cost
+                # under load, where batches are small.
+                command = encode("EVALSHA", _SETTLE_SHA, 1, self._lane_key, *args)
+                result = await self._call_script(self._wire, _SETTLE, command)
         except BaseException:
             self._pending[:0] = batch
             raise
+        for budgets, reserved, _ in batch:
+            self._hold(budgets.fields, -reserved)
         if self.on_settled is None:
             return
         at = 0
@@ -396,6 +482,13 @@ class RedisLedger:
                 if not ready:
                     await self.rebuild(self._current_period())
                 await self._reap(keys=[LANES], args=[PREFIX])
+                if self._doubt_since:
+                    since = self._doubt_since
+                    await self.reconcile()
+                    # A command Redis received before the failure runs within its timeout: once that has
+                    # passed, this reconciliation saw every doubtful reservation's effect.
+                    if self._doubt_since == since and time.monotonic() - since > self.settings.timeout + HEARTBEAT:
+                        self._doubt_since = 0.0
                 self._recovered()
             except asyncio.CancelledError:
                 raise

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import hiredis
@@ -140,11 +141,12 @@ class WireConnection:
         transport.write(command)
         return future
 
-    async def call(self, command: bytes) -> Any:
+    async def call(self, command: bytes | Callable[[], bytes]) -> Any:
         """Send an encoded command and wait (at most the timeout) for its reply; an error reply is returned,
-        not raised (ReplyError)."""
+        not raised (ReplyError). A callable is encoded only once the connection is ready, in the same step as
+        it is written, so it can describe state as of its place in the connection's order."""
         protocol = await self._get()
-        future = self._send(protocol, command)
+        future = self._send(protocol, command if isinstance(command, bytes) else command())
         loop = asyncio.get_running_loop()
         timer = loop.call_later(self._timeout, _expire, future)
         try:

@@ -84,6 +84,10 @@ class StoreBase(
     def _has_table(self, name: str) -> bool:
         raise NotImplementedError
 
+    def _insert_id(self, sql: str, params: tuple[object, ...], column: str) -> int:
+        """Insert one row; the value the database gave its identity `column` (SQLite: the rowid it aliases)."""
+        return int(self._conn.execute(sql, params).lastrowid or 0)
+
     def _insert_usage(self, rows: Sequence[tuple[object, ...]]) -> None:
         """Usage rows in multi-row INSERTs (a primary-key conflict fails the batch: rows are logged once)."""
         _INSERT_USAGE(self._conn, rows)

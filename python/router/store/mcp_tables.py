@@ -250,6 +250,8 @@ class McpTables:
 
         def transaction(self) -> AbstractContextManager[None]: ...
 
+        def _insert_id(self, sql: str, params: tuple[object, ...], column: str) -> int: ...  # StoreBase
+
     # -- servers ------------------------------------------------------------------------------------
 
     def mcp_servers(self) -> list[McpServerRecord]:
@@ -387,10 +389,9 @@ class McpTables:
 
     def push_mcp_event(self, stream: bytes, payload: bytes, now: float) -> int:
         """Append one event to a stream's replay buffer; its sequence number (unique across all streams)."""
-        cur = self._conn.execute(
-            "INSERT INTO mcp_outbox (id_hash, payload, created_at) VALUES (?, ?, ?)", (stream, payload, now)
+        return self._insert_id(
+            "INSERT INTO mcp_outbox (id_hash, payload, created_at) VALUES (?, ?, ?)", (stream, payload, now), "seq"
         )
-        return int(cur.lastrowid or 0)
 
     def mcp_events_after(self, stream: bytes, after: int, limit: int = 256) -> list[tuple[int, bytes]]:
         rows = self._conn.execute(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import re
 import threading
 import time
@@ -36,6 +37,8 @@ from .base import StoreBase
 from .governance import _TRIGGER_EVENTS
 from .records import USAGE_COLUMNS
 from .signal import ChangeSignal, Signal
+
+log = logging.getLogger("router.store")
 
 EPOCH_POLL = 1.0
 # pg_advisory_lock keys: one for migrations, one for spool replays (any 64-bit numbers unique to the router).
@@ -246,13 +249,23 @@ def state_path(url: str, data: Path | None = None) -> str:
     return str((data or data_dir()) / "postgresql" / f"{name}-{digest}")
 
 
+class Reachability:
+    """Whether the store's epoch poller found the server away on its last tick (False before it has run)."""
+
+    down = False
+
+
 class PgConnection:
     """psycopg in autocommit mode behind the sqlite3 calls the shared code makes (`execute`, `executemany`):
     transactions are the explicit BEGIN/COMMIT of that code."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, server: Reachability | None = None) -> None:
         self.url = url
         self._cache: dict[tuple[str, bool], str] = {}
+        # Marked down by the store's epoch poller while the server cannot be reached (shared by every connection
+        # of the store): a lost connection is then not re-opened by the caller (which may be the event loop, and
+        # a connect can wait `_CONNECT_TIMEOUT`) but fails at once; the poller clears it once it connects again.
+        self.server = server if server is not None else Reachability()
         self._conn = self._connect()
 
     def _connect(self) -> psycopg.Connection:
@@ -274,6 +287,8 @@ class PgConnection:
         # A connection lost while idle (a restarted server) is replaced before the next statement; one lost
         # inside a transaction fails that transaction, as it must.
         if self._conn.closed or self._conn.broken:
+            if self.server.down:
+                raise StoreUnavailable(f"PostgreSQL at {redact(self.url)} is unavailable (reconnecting)")
             self._conn = self._connect()
         return self._conn
 
@@ -303,9 +318,12 @@ class PgConnection:
     def copy_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         if not rows:
             return
-        with self._live().cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+        try:
+            with self._live().cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        except psycopg.OperationalError as exc:
+            raise self._lost(exc) from None
 
     def close(self) -> None:
         self._conn.close()
@@ -333,6 +351,8 @@ class StoreUnavailable(DatabaseUnavailable):
 
 class PostgresStore(StoreBase):
     engine = "PostgreSQL"
+    # A database server: reads on the request path go off the event loop (KeyCache) rather than block it.
+    remote = True
     # json_build_object keeps the entry's JSON types (SQLite's json_object reads them from `->>`).
     _trigger_events = _TRIGGER_EVENTS.replace("json_object(", "json_build_object(").replace(
         "t.value ->> 4)", "t.value -> 4)::text"
@@ -345,13 +365,40 @@ class PostgresStore(StoreBase):
         # Local files of this host (ledger, spool, signal) hang off `path`, as they hang off the SQLite file.
         self.path = state or state_path(url)
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._conn = PgConnection(url)
+        # One connection per thread that uses the store (the event loop's, the key lookups' pool), each with
+        # its own transaction depth: a transaction on one never takes in another thread's statements.
+        self._local = threading.local()
+        self._server = Reachability()
+        self._connections: list[PgConnection] = []
+        self._connections_lock = threading.Lock()
+        self._local.conn = self._new_connection()
         self._owns_signal = signal is None
         self._signal: Signal = signal if signal is not None else ChangeSignal(self.path + "-signal")
         self._depth = 0
         self._db_epoch: int | None = None
         self._poller: threading.Thread | None = None
         self._closed = threading.Event()
+
+    def _new_connection(self) -> PgConnection:
+        conn = PgConnection(self.url, self._server)
+        with self._connections_lock:
+            self._connections.append(conn)
+        return conn
+
+    @property
+    def _conn(self) -> PgConnection:  # type: ignore[override]
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._new_connection()
+        return conn
+
+    @property
+    def _depth(self) -> int:  # type: ignore[override]
+        return getattr(self._local, "depth", 0)
+
+    @_depth.setter
+    def _depth(self, value: int) -> None:
+        self._local.depth = value
 
     def clone(self) -> PostgresStore:
         return PostgresStore(self.url, self.path, None if self._owns_signal else self._signal)
@@ -360,7 +407,14 @@ class PostgresStore(StoreBase):
         self._closed.set()
         if self._owns_signal:
             self._signal.close()
-        self._conn.close()
+        with self._connections_lock:
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            conn.close()
+
+    def _insert_id(self, sql: str, params: tuple[object, ...], column: str) -> int:
+        # psycopg's cursors have no lastrowid: the identity column comes back with the row.
+        return int(self._conn.execute(f"{sql} RETURNING {column}", params).fetchone()[0])
 
     def _insert_usage(self, rows: Sequence[tuple[object, ...]]) -> None:
         # COPY: one statement for the whole batch, no per-row parse or plan (a duplicate still fails it).
@@ -413,6 +467,10 @@ class PostgresStore(StoreBase):
     def _read_epoch(self) -> int:
         return self._conn.execute("SELECT value FROM epochs WHERE name = 'keys'").fetchone()[0]
 
+    def database_unreachable(self) -> bool:
+        """Whether the epoch poller found the server away on its last tick (False before it has run)."""
+        return self._server.down
+
     def _poll(self) -> None:
         conn: PgConnection | None = None
         while not self._closed.wait(EPOCH_POLL):
@@ -420,8 +478,15 @@ class PostgresStore(StoreBase):
                 if conn is None:
                     conn = PgConnection(self.url)
                 self._db_epoch = conn.execute("SELECT value FROM epochs WHERE name = 'keys'").fetchone()[0]
-            except (psycopg.Error, StoreUnavailable):
+                if self._server.down:
+                    log.warning("PostgreSQL at %s is reachable again", redact(self.url))
+                self._server.down = False
+            except (psycopg.Error, StoreUnavailable, OSError) as exc:
                 # The database is away: keep serving from the last state and try again on the next tick.
+                if not self._server.down:
+                    detail = exc if isinstance(exc, StoreUnavailable) else f"PostgreSQL at {redact(self.url)}: {exc}"
+                    log.warning("%s; checking again every %gs", detail, EPOCH_POLL)
+                self._server.down = True
                 if conn is not None:
                     with contextlib.suppress(psycopg.Error):
                         conn.close()

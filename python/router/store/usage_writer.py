@@ -14,6 +14,7 @@ import contextlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
+from ..errors import DatabaseUnavailable
 from .records import AuditEvent, UsageRow
 from .spool import Sealed, Spool
 from .sqlite import SQLiteStore
@@ -38,6 +39,8 @@ class UsageWriter:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="usage-writer")
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # The last flush failed because the database could not be reached.
+        self._unavailable = False
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="usage-writer")
@@ -68,12 +71,22 @@ class UsageWriter:
             sealed = self._seal()
             try:
                 await loop.run_in_executor(self._executor, self._commit, batch, events, sealed)
-            except Exception:
+            except Exception as exc:
                 # Keep the rows for the next attempt (e.g. the database was locked for too long).
-                log.exception("usage log flush failed; %d rows kept for retry", len(batch))
+                if isinstance(exc, DatabaseUnavailable):
+                    # An outage: said once, not with a traceback per flush; the rows wait in memory and the spool.
+                    if not self._unavailable:
+                        log.warning("usage log flush failed: %s; %d rows kept for retry", exc, len(batch))
+                    self._unavailable = True
+                else:
+                    log.exception("usage log flush failed; %d rows kept for retry", len(batch))
                 self._pending[:0] = batch
                 self._audit[:0] = events
                 self._sealed[:0] = sealed
+            else:
+                if self._unavailable:
+                    log.warning("usage log flushed again: %d rows written", len(batch))
+                    self._unavailable = False
 
     def _seal(self, everything: bool = False) -> list[Sealed]:
         """The spool files to delete once the rows being taken from `_pending` now are committed (on the loop

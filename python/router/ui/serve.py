@@ -12,7 +12,7 @@ import msgspec
 
 from ..admin.routing import decode_body
 from ..errors import NotFound
-from ..governance.keys import Principal
+from ..governance.keys import Principal, awaited
 from ..governance.rbac import actor_for
 from ..store.records import AuditEvent
 from ..store.ui_session_tables import UiSession
@@ -92,14 +92,14 @@ async def dispatch(app: App, ex: Exchange) -> None:
         return
     if path == PREFIX + "/logout" and method == "POST":
         # Same checks as any state-changing call: a forged logout is a nuisance, not a breach, but still refused.
-        principal = ui.authenticate(ex)
+        principal = await awaited(ui.authenticate(ex))
         ui.logout(ex)
         _audit(app, principal, "ui.logout", ex)
         _send_json(ex, 200, {"logged_out": True}, [clear_cookie(ex)])
         return
     if path == PREFIX + "/session" and method == "GET":
         session = ui.current(ex)
-        principal = ui.keys.authenticate_digest(session.key_hash)
+        principal = await awaited(ui.keys.authenticate_digest(session.key_hash))
         _send_json(ex, 200, _session_view(app, principal, session))
         return
     if method in ("GET", "HEAD"):
@@ -132,7 +132,7 @@ async def _login(app: App, ex: Exchange) -> None:
     raw = await app.read_body(ex, _LOGIN_BODY_LIMIT)
     key = decode_body(raw, LoginBody).key.strip()
     # Exactly the management API's check of a bearer key, failure budget included.
-    principal = app.authenticate_key(ex, key)
+    principal = await awaited(app.authenticate_key(ex, key))
     assert app.ui_sessions is not None
     token, session = app.ui_sessions.login(key, principal, ex.scope.client)
     _audit(app, principal, "ui.login", ex)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -128,7 +128,7 @@ class UiSessions:
             self.store.touch_ui_session(digest, now)
         return session
 
-    def authenticate(self, ex: Exchange) -> Principal:
+    def authenticate(self, ex: Exchange) -> Principal | Awaitable[Principal]:
         """A management call carrying the session cookie instead of a key: the session's key, re-authenticated;
         state-changing methods also need the session's CSRF token and a same-origin request."""
         session = self.current(ex)

@@ -199,8 +199,19 @@ fn classes(b: &[u8], at: usize) -> Classes {
     }
 }
 
+/// The classes of one block: AVX2 where the CPU has it, else SSE2 (the x86_64 baseline).
 #[cfg(target_arch = "x86_64")]
 fn classify(c: &[u8; 64]) -> Classes {
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above; the answer is cached).
+        unsafe { classify_avx2(c) }
+    } else {
+        classify_sse2(c)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn classify_sse2(c: &[u8; 64]) -> Classes {
     use std::arch::x86_64::*;
     let mut out = Classes::default();
     for i in 0..4 {
@@ -238,6 +249,63 @@ fn classify(c: &[u8; 64]) -> Classes {
             ));
             out.upper |= bits(upper);
             out.hex |= bits(_mm_or_si128(digit, hex_letter));
+            out.colon |= bits(eq(b':'));
+            out.space |= bits(eq(b' '));
+            out.dash |= bits(eq(b'-'));
+            out.dot |= bits(eq(b'.'));
+            out.lparen |= bits(eq(b'('));
+            out.rparen |= bits(eq(b')'));
+            out.plus |= bits(eq(b'+'));
+            out.zero |= bits(eq(b'0'));
+        }
+    }
+    out
+}
+
+#[cfg(target_arch = "x86_64")]
+/// `classify_sse2` on 32-byte vectors.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2")]
+unsafe fn classify_avx2(c: &[u8; 64]) -> Classes {
+    use std::arch::x86_64::*;
+    let mut out = Classes::default();
+    for i in 0..2 {
+        // SAFETY: AVX2 is enabled, and the load reads 32 of the 64 bytes of `c`.
+        unsafe {
+            let v = _mm256_loadu_si256(c.as_ptr().add(32 * i).cast());
+            let splat = |x: u8| _mm256_set1_epi8(x as i8);
+            let range = |lo: u8, hi: u8| {
+                let t = _mm256_sub_epi8(v, splat(lo));
+                _mm256_cmpeq_epi8(_mm256_min_epu8(t, splat(hi - lo)), t)
+            };
+            let eq = |x: u8| _mm256_cmpeq_epi8(v, splat(x));
+            let bits = |m: __m256i| u64::from(_mm256_movemask_epi8(m) as u32) << (32 * i);
+            let digit = range(b'0', b'9');
+            let upper = range(b'A', b'Z');
+            // Lower-case letters are the capitals with bit 5 set.
+            let lower = {
+                let folded = _mm256_and_si256(v, splat(!0x20));
+                let t = _mm256_sub_epi8(folded, splat(b'A'));
+                let letter = _mm256_cmpeq_epi8(_mm256_min_epu8(t, splat(25)), t);
+                _mm256_and_si256(
+                    letter,
+                    _mm256_cmpeq_epi8(_mm256_and_si256(v, splat(0x20)), splat(0x20)),
+                )
+            };
+            let hex_letter = {
+                let folded = _mm256_and_si256(v, splat(!0x20));
+                let t = _mm256_sub_epi8(folded, splat(b'A'));
+                _mm256_cmpeq_epi8(_mm256_min_epu8(t, splat(5)), t)
+            };
+            out.digit |= bits(digit);
+            out.word |= bits(_mm256_or_si256(
+                _mm256_or_si256(digit, upper),
+                _mm256_or_si256(lower, eq(b'_')),
+            ));
+            out.upper |= bits(upper);
+            out.hex |= bits(_mm256_or_si256(digit, hex_letter));
             out.colon |= bits(eq(b':'));
             out.space |= bits(eq(b' '));
             out.dash |= bits(eq(b'-'));
@@ -467,11 +535,15 @@ mod tests {
                 *x = start.wrapping_add(i as u8);
             }
             assert_eq!(classify(&b), classify_bytewise(&b));
+            #[cfg(target_arch = "x86_64")]
+            assert_eq!(classify_sse2(&b), classify_bytewise(&b));
         }
         let text = b"Call (555) 010-4477 or +44 20 7946 0958; ip 10.0.0.1, fe80::1:2 DE89_x-y.z";
         let mut pad = [0u8; 64];
         pad.copy_from_slice(&text[..64]);
         assert_eq!(classify(&pad), classify_bytewise(&pad));
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(classify_sse2(&pad), classify_bytewise(&pad));
         assert_eq!(digit_mask64(&pad), classify_bytewise(&pad).digit);
     }
 

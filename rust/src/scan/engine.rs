@@ -1,5 +1,5 @@
 //! The detector: a byte pass finds the hot windows (`prefilter`), one Aho-Corasick automaton of token
-//! prefixes and cue words runs over them and wakes rules up, each rule's regex then runs on a small window
+//! prefixes and cue words runs over them (as a compact table walked in lanes: `walk`) and wakes rules up, each rule's regex then runs on a small window
 //! around its wake-up points, and validators check the candidates. Number-shaped rules (phones, cards,
 //! SSNs, IP addresses, IBANs) are woken by clusters of digits instead, and their regexes run, anchored,
 //! only where the digit masks (`digits`) show their shape.
@@ -16,6 +16,7 @@ use super::digits::{Cluster, Digits, Shape};
 use super::prefilter::{any_hot, hot_windows};
 use super::rules::{builtin, Pre, RuleSpec, Trigger};
 use super::validate::{self, Check};
+use super::walk::{Match, Walk};
 use super::{Categories, Category};
 
 /// One sensitive value: byte offsets into the scanned text, and the rule that found it.
@@ -63,6 +64,8 @@ pub struct Engine {
     /// The concrete DFA type, not `AhoCorasick`: the overlapping search is then compiled for this
     /// automaton instead of going through `AhoCorasick`'s dynamic dispatch.
     automaton: DFA,
+    /// The automaton as a compact table, walked in lanes (`None`: too many states for it).
+    walk: Option<Walk>,
     #[cfg(feature = "hyperscan")]
     hyperscan: Option<super::hyperscan::Literals>,
     wakes: Vec<Wake>,
@@ -232,6 +235,7 @@ impl Engine {
         #[cfg(not(feature = "hyperscan"))]
         let Wakeup::Prefilter = wakeup;
         Ok(Self {
+            walk: Walk::new(&automaton),
             automaton,
             #[cfg(feature = "hyperscan")]
             hyperscan,
@@ -313,14 +317,9 @@ impl Engine {
         #[cfg(not(feature = "hyperscan"))]
         let woken = false;
         if !woken {
+            let mut lanes = Vec::new();
             for (ws, we) in hot {
-                let input = aho_corasick::Input::new(text).span(ws..we);
-                let mut state = OverlappingState::start();
-                // Unanchored overlapping search on a standard-semantics automaton cannot fail.
-                while let Ok(()) = self.automaton.try_find_overlapping(&input, &mut state) {
-                    let Some(m) = state.get_match() else { break };
-                    wakes.wake(m.pattern().as_usize(), m.start(), m.end());
-                }
+                self.wake_in(text, ws, we, &mut wakes, &mut lanes);
             }
         }
         let windows = wakes.finish();
@@ -333,6 +332,37 @@ impl Engine {
             self.run_digit_rules(text, cats, &mut found);
         }
         self.resolve(found)
+    }
+
+    /// The automaton's wake-ups in `text[ws..we]`, in the order one overlapping search reports them:
+    /// the compact table's walk (`walk`), or the crate's search if the table could not be built.
+    fn wake_in(
+        &self,
+        text: &str,
+        ws: usize,
+        we: usize,
+        wakes: &mut Wakes<'_>,
+        found: &mut Vec<Match>,
+    ) {
+        let Some(walk) = &self.walk else {
+            self.wake_walk(text, ws, we, wakes);
+            return;
+        };
+        walk.matches(text.as_bytes(), ws, we, found);
+        for &(end, pid, start) in found.iter() {
+            wakes.wake(pid as usize, start, end);
+        }
+    }
+
+    /// The automaton's wake-ups in `text[ws..we]`, one overlapping search.
+    fn wake_walk(&self, text: &str, ws: usize, we: usize, wakes: &mut Wakes<'_>) {
+        let input = aho_corasick::Input::new(text).span(ws..we);
+        let mut state = OverlappingState::start();
+        // Unanchored overlapping search on a standard-semantics automaton cannot fail.
+        while let Ok(()) = self.automaton.try_find_overlapping(&input, &mut state) {
+            let Some(m) = state.get_match() else { break };
+            wakes.wake(m.pattern().as_usize(), m.start(), m.end());
+        }
     }
 
     /// The number-shaped rules: one window per rule per cluster of digits (as many digits as the rule
@@ -500,12 +530,7 @@ impl Engine {
     ) -> Vec<Finding> {
         let mut wakes = Wakes::new(self, text, cats);
         for (ws, we) in hot_windows(text.as_bytes()) {
-            let input = aho_corasick::Input::new(text).span(ws..we);
-            let mut state = OverlappingState::start();
-            while let Ok(()) = self.automaton.try_find_overlapping(&input, &mut state) {
-                let Some(m) = state.get_match() else { break };
-                wakes.wake(m.pattern().as_usize(), m.start(), m.end());
-            }
+            self.wake_walk(text, ws, we, &mut wakes);
         }
         let mut found = Vec::new();
         for (r, ws, we) in wakes.finish() {
@@ -538,6 +563,52 @@ impl Engine {
             }
         }
         self.resolve(found)
+    }
+}
+
+/// The wake-up pass over the hot windows, its lanes or one walk (`Engine::wake_in`), for the property
+/// tests: which rule runs on which window.
+#[cfg(test)]
+impl Engine {
+    pub(super) fn wake_windows(
+        &self,
+        text: &str,
+        cats: Categories,
+        lanes: bool,
+    ) -> Vec<(u16, usize, usize)> {
+        let mut wakes = Wakes::new(self, text, cats);
+        let mut found = Vec::new();
+        for (ws, we) in hot_windows(text.as_bytes()) {
+            if lanes {
+                self.wake_in(text, ws, we, &mut wakes, &mut found);
+            } else {
+                self.wake_walk(text, ws, we, &mut wakes);
+            }
+        }
+        wakes.finish()
+    }
+
+    /// Every automaton match in `text[ws..we]` as (end, pattern, start): the compact table's walk, and
+    /// the crate's overlapping search.
+    pub(super) fn literal_matches(
+        &self,
+        text: &str,
+        ws: usize,
+        we: usize,
+    ) -> (Vec<Match>, Vec<Match>) {
+        let mut walked = Vec::new();
+        self.walk
+            .as_ref()
+            .expect("the built-in automaton fits the compact table")
+            .matches(text.as_bytes(), ws, we, &mut walked);
+        let input = aho_corasick::Input::new(text).span(ws..we);
+        let mut state = OverlappingState::start();
+        let mut searched = Vec::new();
+        while let Ok(()) = self.automaton.try_find_overlapping(&input, &mut state) {
+            let Some(m) = state.get_match() else { break };
+            searched.push((m.end(), m.pattern().as_u32(), m.start()));
+        }
+        (walked, searched)
     }
 }
 

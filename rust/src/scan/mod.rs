@@ -2,10 +2,11 @@
 //! typed numbered placeholders, and does both on streams without ever emitting a partial match.
 //!
 //! `prefilter` finds the hot windows of a text (`hyperscan`, behind the feature of that name, is the
-//! alternative wake-up pass), `engine` is the detector, `rules` the built-in rule table, `validate` the checksums and
-//! filters, `mask` the placeholder numbering, `json` masking the strings of a JSON document, `stream` the
-//! hold-back scanner, `triggers` what was done with what was found (audit and metric counts); `py` holds
-//! the bindings.
+//! alternative wake-up pass), `walk` walks the wake-up automaton over them, `engine` is the detector,
+//! `rules` the built-in rule table, `digits` the shapes of the number-shaped rules, `validate` the
+//! checksums and filters, `mask` the placeholder numbering, `json` masking the strings of a JSON
+//! document, `stream` the hold-back scanner, `triggers` what was done with what was found (audit and
+//! metric counts); `py` holds the bindings.
 pub mod digits;
 pub mod engine;
 #[cfg(feature = "hyperscan")]
@@ -18,6 +19,7 @@ pub mod rules;
 pub mod stream;
 pub mod triggers;
 pub mod validate;
+pub mod walk;
 
 pub use engine::{Engine, Finding, Wakeup};
 pub use mask::Masker;

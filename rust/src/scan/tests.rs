@@ -586,3 +586,67 @@ fn digit_shapes_on_texts_that_hold_each_value() {
         assert_eq!(e.scan(t, ALL), want, "{t}");
     }
 }
+
+/// Long digit-dense text (logs, code, tables) with cue words and token prefixes among the numbers: long
+/// enough for the automaton's walk to be cut into lanes, with literals across the lanes' edges.
+fn long_digits_strategy() -> impl Strategy<Value = String> {
+    let words = prop::sample::select(vec![
+        "account ",
+        "routing: ",
+        "dob ",
+        "exp ",
+        "balance $",
+        "sk-ant-api03-",
+        "ghp_",
+        "AKIA",
+        "password=",
+        "key: ",
+        "https://",
+        "-us",
+        ":AA",
+        "Q~",
+        "eyJ",
+        "aws_secret=",
+        "GR1348941",
+        "401k ",
+        "Dear Mr ",
+        "ms",
+        "-----BEGIN",
+        "BEGIN SSH2 ENCRYPTED PRIVATE KEY",
+        "name: ",
+        "\"status\":",
+        "_ms\":",
+        "é",
+        "\n",
+    ]);
+    let piece = prop_oneof![
+        3 => digits_strategy(),
+        2 => words.prop_map(str::to_owned),
+    ];
+    prop::collection::vec(piece, 0..60).prop_map(|v| v.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// The compact table's walk (in lanes over long windows) reports the crate's search's matches in its
+    /// order, wakes the same rules on the same windows, and the scan finds what the search over whole
+    /// digit windows finds.
+    #[test]
+    fn lanes_wake_what_one_walk_wakes(text in long_digits_strategy(), cut in 0usize..400) {
+        let e = engine();
+        // The table's walk reports the crate's matches in the crate's order, on the whole text (in lanes
+        // when long) and on a window inside it.
+        let (walked, searched) = e.literal_matches(&text, 0, text.len());
+        prop_assert_eq!(walked, searched);
+        let (ws, we) = (cut.min(text.len()), text.len().saturating_sub(cut / 3).max(cut.min(text.len())));
+        let (walked, searched) = e.literal_matches(&text, ws, we);
+        prop_assert_eq!(walked, searched);
+        for cats in [DEFAULT_CATEGORIES, ALL] {
+            prop_assert_eq!(e.wake_windows(&text, cats, true), e.wake_windows(&text, cats, false), "{:?}", text);
+        }
+        // (The oracle wakes rules from the hot windows only: person names, which need the whole text, off.)
+        let no_names = ALL & !Category::Names.bit();
+        prop_assert_eq!(e.scan(&text, no_names), e.scan_searching_digit_windows(&text, no_names));
+    }
+}

@@ -104,6 +104,22 @@ pub(crate) trait Sink: Send + Sync {
     /// Passed through as they came, the upstream's events carry its own sequence numbers: the next event
     /// this sink writes (an error the gateway adds) continues from `next`. Only Responses numbers events.
     fn resume_sequence(&mut self, _next: u64) {}
+    /// Citations of the answer's text found by the provider's web search, with offsets in characters into
+    /// the whole answer's text (every text delta so far, in order). Only the Responses encoder writes them
+    /// (`response.output_text.annotation.added`); chat callers get a chunk from the gateway and Messages
+    /// callers of a Messages upstream the upstream's own blocks.
+    fn annotate(&mut self, _out: &mut Vec<u8>, _notes: &[Citation]) {}
+    /// The provider ran a web search (`query` may be empty): a Responses `web_search_call` item.
+    fn search_call(&mut self, _out: &mut Vec<u8>, _query: &str) {}
+}
+
+/// One `url_citation`: `start`..`end` in characters of the answer's text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Citation {
+    pub url: String,
+    pub title: String,
+    pub start: usize,
+    pub end: usize,
 }
 
 /// Per-stream settings the caller's format needs and the upstream does not provide.
@@ -263,6 +279,36 @@ impl Transcoder {
         out
     }
 
+    /// Citations the gateway collected from a searching upstream's events (see [`Sink::annotate`]); nothing
+    /// for a passed-through stream, which carries the upstream's own.
+    pub fn annotate(&mut self, notes: &[Citation]) -> Vec<u8> {
+        self.outside_event(|sink, out| sink.annotate(out, notes))
+    }
+
+    /// A web search the upstream ran, reported by the gateway (see [`Sink::search_call`]).
+    pub fn search_call(&mut self, query: &str) -> Vec<u8> {
+        self.outside_event(|sink, out| sink.search_call(out, query))
+    }
+
+    /// Calls the sink for something the gateway learnt beside the upstream's events, screened like them.
+    fn outside_event(&mut self, call: impl FnOnce(&mut dyn Sink, &mut Vec<u8>)) -> Vec<u8> {
+        let mut out = Vec::new();
+        if self.finished() || self.passthrough {
+            return out;
+        }
+        match self.screen.as_mut() {
+            Some(screen) => call(
+                &mut Screening {
+                    inner: self.sink.as_mut(),
+                    screen,
+                },
+                &mut out,
+            ),
+            None => call(self.sink.as_mut(), &mut out),
+        }
+        out
+    }
+
     /// An error event in the caller's shape, ending the stream (for failures the gateway detects itself).
     pub fn fail(&mut self, kind: &str, message: &str) -> Vec<u8> {
         let mut out = Vec::new();
@@ -379,6 +425,12 @@ impl Sink for JsonTool {
     }
     fn resume_sequence(&mut self, next: u64) {
         self.inner.resume_sequence(next);
+    }
+    fn annotate(&mut self, out: &mut Vec<u8>, notes: &[Citation]) {
+        self.inner.annotate(out, notes);
+    }
+    fn search_call(&mut self, out: &mut Vec<u8>, query: &str) {
+        self.inner.search_call(out, query);
     }
 }
 

@@ -6,7 +6,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use super::screen::{ChatEvent, Screen};
-use super::{Api, Options, Prices, Transcoder};
+use super::{Api, Citation, Options, Prices, Transcoder};
 use crate::scan::py::{categories, tally, PyGuardrails, PyMasker};
 use crate::scan::{Categories, Engine};
 use crate::sse::{SseEvent, SseParser};
@@ -181,6 +181,30 @@ impl PyTranscoder {
 
     fn feed<'py>(&mut self, py: Python<'py>, chunk: &[u8]) -> Bound<'py, PyBytes> {
         PyBytes::new(py, &self.0.feed(chunk))
+    }
+
+    /// `url_citation`s (url, title, start, end) with offsets in characters into the answer's text so far,
+    /// from a searching upstream's events: Responses callers get them as annotations of the open message.
+    fn annotate<'py>(
+        &mut self,
+        py: Python<'py>,
+        notes: Vec<(String, String, usize, usize)>,
+    ) -> Bound<'py, PyBytes> {
+        let notes: Vec<Citation> = notes
+            .into_iter()
+            .map(|(url, title, start, end)| Citation {
+                url,
+                title,
+                start,
+                end,
+            })
+            .collect();
+        PyBytes::new(py, &self.0.annotate(&notes))
+    }
+
+    /// A web search the upstream ran: Responses callers get a `web_search_call` item.
+    fn search_call<'py>(&mut self, py: Python<'py>, query: &str) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.0.search_call(query))
     }
 
     fn fail<'py>(&mut self, py: Python<'py>, kind: &str, message: &str) -> Bound<'py, PyBytes> {

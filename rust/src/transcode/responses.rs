@@ -4,7 +4,11 @@
 //! → `output_item.added` + `content_part.added`; reasoning → its summary part; function call) and closed with
 //! their `.done` events, which repeat the accumulated text. The finished items are kept, serialised, for the
 //! terminal `response.completed`, whose `response` must be the whole answer.
-use super::{push_str, push_u64, Options, Sink, Stop, Usage};
+//!
+//! Consecutive text blocks of the upstream make one message item (as OpenAI answers: one `output_text`), so
+//! citations the gateway reports (`annotate`) land in the open message, and a web search reported while it is
+//! open becomes a `web_search_call` item right after it.
+use super::{push_str, push_u64, Citation, Options, Sink, Stop, Usage};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -21,6 +25,10 @@ struct OpenItem {
     call_id: String,
     name: String,
     encrypted: Option<String>,
+    /// Message: its serialised `url_citation` annotations, and where its text starts in the answer's text
+    /// (in characters, the unit of the citations' offsets).
+    annotations: Vec<Vec<u8>>,
+    start_chars: usize,
 }
 
 pub(crate) struct ResponsesEncoder {
@@ -33,6 +41,10 @@ pub(crate) struct ResponsesEncoder {
     items: Vec<Vec<u8>>,
     stop: Option<Stop>,
     ended: bool,
+    /// Characters of message text written so far.
+    text_chars: usize,
+    /// Web searches reported while a message was open (queries), written when it closes.
+    searches: Vec<String>,
 }
 
 impl ResponsesEncoder {
@@ -46,6 +58,8 @@ impl ResponsesEncoder {
             items: Vec::new(),
             stop: None,
             ended: false,
+            text_chars: 0,
+            searches: Vec::new(),
         }
     }
 
@@ -154,7 +168,9 @@ impl ResponsesEncoder {
                 if done {
                     j.extend_from_slice(b"{\"type\":\"output_text\",\"text\":");
                     push_str(&mut j, &item.text);
-                    j.extend_from_slice(b",\"annotations\":[],\"logprobs\":[]}");
+                    j.extend_from_slice(b",\"annotations\":");
+                    Self::annotations_json(&mut j, item);
+                    j.extend_from_slice(b",\"logprobs\":[]}");
                 }
                 j.extend_from_slice(b"]}");
             }
@@ -191,6 +207,17 @@ impl ResponsesEncoder {
         j
     }
 
+    fn annotations_json(out: &mut Vec<u8>, item: &OpenItem) {
+        out.push(b'[');
+        for (i, note) in item.annotations.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(note);
+        }
+        out.push(b']');
+    }
+
     fn open(&mut self, out: &mut Vec<u8>, kind: Kind, call: Option<(&str, &str)>) {
         self.ensure_started(out, "");
         if call.is_none() && self.open.as_ref().is_some_and(|i| i.kind == kind) {
@@ -214,6 +241,8 @@ impl ResponsesEncoder {
             call_id: call_id.to_owned(),
             name: name.to_owned(),
             encrypted: None,
+            annotations: Vec::new(),
+            start_chars: self.text_chars,
         };
         self.event(out, b"response.output_item.added");
         out.extend_from_slice(b",\"output_index\":");
@@ -256,7 +285,9 @@ impl ResponsesEncoder {
                     b",\"content_index\":0,\"part\":{\"type\":\"output_text\",\"text\":",
                 );
                 push_str(out, &item.text);
-                out.extend_from_slice(b",\"annotations\":[]}}\n\n");
+                out.extend_from_slice(b",\"annotations\":");
+                Self::annotations_json(out, &item);
+                out.extend_from_slice(b"}}\n\n");
             }
             Kind::Reasoning => {
                 self.event(out, b"response.reasoning_summary_text.done");
@@ -288,6 +319,53 @@ impl ResponsesEncoder {
         out.extend_from_slice(&json);
         out.extend_from_slice(b"}\n\n");
         self.items.push(json);
+        for query in std::mem::take(&mut self.searches) {
+            self.web_search_call(out, &query);
+        }
+    }
+
+    /// A `web_search_call` item, added and done at once: the search already ran upstream.
+    /// (https://platform.openai.com/docs/api-reference/responses-streaming/response/web_search_call)
+    fn web_search_call(&mut self, out: &mut Vec<u8>, query: &str) {
+        let id = format!(
+            "ws_{}_{}",
+            self.id.trim_start_matches("resp_"),
+            self.items.len()
+        );
+        let item = |status: &[u8]| {
+            let mut j = Vec::with_capacity(96 + query.len());
+            j.extend_from_slice(b"{\"type\":\"web_search_call\",\"id\":");
+            push_str(&mut j, &id);
+            j.extend_from_slice(b",\"status\":\"");
+            j.extend_from_slice(status);
+            j.extend_from_slice(b"\",\"action\":{\"type\":\"search\",\"query\":");
+            push_str(&mut j, query);
+            j.extend_from_slice(b"}}");
+            j
+        };
+        self.event(out, b"response.output_item.added");
+        out.extend_from_slice(b",\"output_index\":");
+        push_u64(out, self.items.len() as u64);
+        out.extend_from_slice(b",\"item\":");
+        out.extend_from_slice(&item(b"in_progress"));
+        out.extend_from_slice(b"}\n\n");
+        for name in [
+            &b"response.web_search_call.in_progress"[..],
+            b"response.web_search_call.searching",
+            b"response.web_search_call.completed",
+        ] {
+            self.event(out, name);
+            self.item_head(out, &id);
+            out.extend_from_slice(b"}\n\n");
+        }
+        let done = item(b"completed");
+        self.event(out, b"response.output_item.done");
+        out.extend_from_slice(b",\"output_index\":");
+        push_u64(out, self.items.len() as u64);
+        out.extend_from_slice(b",\"item\":");
+        out.extend_from_slice(&done);
+        out.extend_from_slice(b"}\n\n");
+        self.items.push(done);
     }
 
     fn delta(&mut self, out: &mut Vec<u8>, name: &[u8], index_key: &[u8], text: &str) {
@@ -320,6 +398,7 @@ impl Sink for ResponsesEncoder {
 
     fn text(&mut self, out: &mut Vec<u8>, text: &str) {
         self.open(out, Kind::Message, None);
+        self.text_chars += text.chars().count();
         self.delta(
             out,
             b"response.output_text.delta",
@@ -367,7 +446,10 @@ impl Sink for ResponsesEncoder {
     }
 
     fn block_end(&mut self, out: &mut Vec<u8>) {
-        self.close(out);
+        // The next text block continues the message: another kind of item, or the end, closes it.
+        if self.open.as_ref().is_some_and(|i| i.kind != Kind::Message) {
+            self.close(out);
+        }
     }
 
     fn stop(&mut self, _out: &mut Vec<u8>, reason: Stop) {
@@ -392,6 +474,51 @@ impl Sink for ResponsesEncoder {
 
     fn resume_sequence(&mut self, next: u64) {
         self.seq = self.seq.max(next);
+    }
+
+    fn annotate(&mut self, out: &mut Vec<u8>, notes: &[Citation]) {
+        let text_chars = self.text_chars;
+        let Some(item) = self.open.as_mut().filter(|i| i.kind == Kind::Message) else {
+            return; // nothing of the answer's text is open to cite
+        };
+        // The citations count the whole answer's text; this item's starts at `start_chars`.
+        let len = text_chars - item.start_chars;
+        let first = item.annotations.len();
+        for note in notes {
+            let start = note.start.saturating_sub(item.start_chars).min(len);
+            let end = note.end.saturating_sub(item.start_chars).clamp(start, len);
+            let mut j = Vec::with_capacity(96 + note.url.len() + note.title.len());
+            j.extend_from_slice(b"{\"type\":\"url_citation\",\"start_index\":");
+            push_u64(&mut j, start as u64);
+            j.extend_from_slice(b",\"end_index\":");
+            push_u64(&mut j, end as u64);
+            j.extend_from_slice(b",\"url\":");
+            push_str(&mut j, &note.url);
+            j.extend_from_slice(b",\"title\":");
+            push_str(&mut j, &note.title);
+            j.push(b'}');
+            item.annotations.push(j);
+        }
+        let (id, added) = (item.id.clone(), item.annotations[first..].to_vec());
+        for (i, note) in added.iter().enumerate() {
+            self.event(out, b"response.output_text.annotation.added");
+            self.item_head(out, &id);
+            out.extend_from_slice(b",\"content_index\":0,\"annotation_index\":");
+            push_u64(out, (first + i) as u64);
+            out.extend_from_slice(b",\"annotation\":");
+            out.extend_from_slice(note);
+            out.extend_from_slice(b"}\n\n");
+        }
+    }
+
+    fn search_call(&mut self, out: &mut Vec<u8>, query: &str) {
+        self.ensure_started(out, "");
+        if self.open.as_ref().is_some_and(|i| i.kind == Kind::Message) {
+            self.searches.push(query.to_owned());
+        } else {
+            self.close(out);
+            self.web_search_call(out, query);
+        }
     }
 
     fn error(&mut self, out: &mut Vec<u8>, kind: &str, message: &str) {

@@ -22,7 +22,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::chat_spans::{text_of, ChunkSpans, CALLS, CONTENT, REASONING};
-use super::{push_str, push_u64, Sink, Stop, Usage};
+use super::{push_str, push_u64, Citation, Sink, Stop, Usage};
 use crate::scan::{Categories, Category, Engine, Masker, StreamScanner};
 use crate::sse::SseEvent;
 
@@ -298,6 +298,15 @@ impl Sink for Screening<'_> {
     }
     fn resume_sequence(&mut self, next: u64) {
         self.inner.resume_sequence(next);
+    }
+    // What the citations point at is written first.
+    fn annotate(&mut self, out: &mut Vec<u8>, notes: &[Citation]) {
+        self.release_all(out);
+        self.inner.annotate(out, notes);
+    }
+    fn search_call(&mut self, out: &mut Vec<u8>, query: &str) {
+        self.release_all(out);
+        self.inner.search_call(out, query);
     }
 }
 

@@ -313,3 +313,72 @@ fn a_passed_through_responses_stream_cut_short_numbers_its_error_after_the_upstr
         "{error}"
     );
 }
+
+#[test]
+fn responses_callers_get_citations_on_one_message_and_the_search_after_it() {
+    // Anthropic's shape of a searched answer, the server-tool blocks already taken out by the gateway: two
+    // text blocks (the second cited), a search reported while the message is open, a citation in characters.
+    let event = |data: &str| format!("data: {data}\n\n");
+    let mut t = Transcoder::new(Api::Messages, Api::Responses, options());
+    let mut out = Vec::new();
+    out.extend(t.feed(event(r#"{"type":"message_start","message":{"id":"msg_1","usage":{"input_tokens":5,"output_tokens":0}}}"#).as_bytes()));
+    out.extend(t.feed(event(r#"{"type":"content_block_start","index":2,"content_block":{"type":"text","text":""}}"#).as_bytes()));
+    out.extend(t.feed(event(r#"{"type":"content_block_delta","index":2,"delta":{"type":"text_delta","text":"Héllo, "}}"#).as_bytes()));
+    out.extend(t.feed(event(r#"{"type":"content_block_stop","index":2}"#).as_bytes()));
+    out.extend(t.search_call("weather"));
+    out.extend(t.feed(event(r#"{"type":"content_block_start","index":3,"content_block":{"type":"text","text":""}}"#).as_bytes()));
+    out.extend(t.feed(event(r#"{"type":"content_block_delta","index":3,"delta":{"type":"text_delta","text":"sunny."}}"#).as_bytes()));
+    out.extend(t.annotate(&[Citation {
+        url: "https://a.example".into(),
+        title: "A".into(),
+        start: 7,
+        end: 13,
+    }]));
+    out.extend(t.feed(event(r#"{"type":"content_block_stop","index":3}"#).as_bytes()));
+    out.extend(t.feed(event(r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":3}}"#).as_bytes()));
+    out.extend(t.feed(event(r#"{"type":"message_stop"}"#).as_bytes()));
+    assert!(t.progress().done);
+    let text = String::from_utf8(out).unwrap();
+    let events: Vec<serde_json::Value> = text
+        .split("\n\n")
+        .filter_map(|e| e.lines().find_map(|l| l.strip_prefix("data: ")))
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| **k == "response.output_item.added")
+            .count(),
+        2
+    );
+    let added = events
+        .iter()
+        .find(|e| e["type"] == "response.output_text.annotation.added")
+        .unwrap();
+    let note = serde_json::json!({"type":"url_citation","start_index":7,"end_index":13,"url":"https://a.example","title":"A"});
+    assert_eq!(added["annotation"], note);
+    assert_eq!(added["annotation_index"], 0);
+    let done = events.last().unwrap();
+    assert_eq!(done["type"], "response.completed");
+    let output = done["response"]["output"].as_array().unwrap();
+    assert_eq!(output[0]["content"][0]["text"], "Héllo, sunny.");
+    assert_eq!(
+        output[0]["content"][0]["annotations"],
+        serde_json::json!([note])
+    );
+    assert_eq!(output[1]["type"], "web_search_call");
+    assert_eq!(output[1]["action"]["query"], "weather");
+    // The annotation comes before the message is done, and sequence numbers stay consecutive.
+    let at = |kind: &str| kinds.iter().position(|k| *k == kind).unwrap();
+    assert!(at("response.output_text.annotation.added") < at("response.output_text.done"));
+    let numbers: Vec<u64> = events
+        .iter()
+        .map(|e| e["sequence_number"].as_u64().unwrap())
+        .collect();
+    assert_eq!(numbers, (0..numbers.len() as u64).collect::<Vec<_>>());
+    // Other callers get nothing from either call.
+    let mut chat = Transcoder::new(Api::Messages, Api::Chat, options());
+    assert!(chat.search_call("q").is_empty());
+    assert!(chat.annotate(&[]).is_empty());
+}

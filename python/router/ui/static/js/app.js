@@ -80,12 +80,16 @@ function shell() {
   route();
 }
 
+// Bumped by every navigation: a page whose data arrives after the user has moved on is not shown over the newer one.
+let navigation = 0;
+
 async function route() {
   if (!me) return;
   const name = (location.hash.replace(/^#\/?/, "").split("?")[0] || "overview");
   const page = PAGES.find((p) => p[0] === name);
   const main = document.getElementById("main");
   if (!main) return;
+  const current = ++navigation;
   document.body.classList.remove("nav-open");
   for (const a of document.querySelectorAll("nav.side a")) {
     if (a.dataset.route === name) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
@@ -95,11 +99,14 @@ async function route() {
     return;
   }
   document.title = `${page[1]} · router`;
+  let content;
   try {
-    mount(main, await page[2].render(me));
+    content = [await page[2].render(me)];
   } catch (err) {
-    mount(main, h("h1", {}, page[1]), errorBox(err));
+    content = [h("h1", {}, page[1]), errorBox(err)];
   }
+  if (current !== navigation) return;
+  mount(main, ...content);
   main.focus({ preventScroll: true });
 }
 
