@@ -113,6 +113,7 @@ def test_the_request_path_reads_a_cached_epoch(tmp_path: Path) -> None:
     store._conn._connect = None  # and could not reconnect
     for _ in range(100):
         store.keys_epoch()
+    store.close()  # stops the poller, which would otherwise see the test server go away at exit
 
 
 def test_an_unreachable_server_is_a_clear_error_without_the_password() -> None:

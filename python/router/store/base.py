@@ -84,6 +84,10 @@ class StoreBase(
     def _has_table(self, name: str) -> bool:
         raise NotImplementedError
 
+    def database_unreachable(self) -> bool:
+        """Whether the database server is known to be away (a file on this host, as SQLite is, never is)."""
+        return False
+
     def _insert_id(self, sql: str, params: tuple[object, ...], column: str) -> int:
         """Insert one row; the value the database gave its identity `column` (SQLite: the rowid it aliases)."""
         return int(self._conn.execute(sql, params).lastrowid or 0)

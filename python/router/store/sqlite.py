@@ -80,10 +80,6 @@ class SQLiteStore(StoreBase):
     def ping(self) -> None:
         self._conn.execute("SELECT 1 FROM schema_migrations LIMIT 1").fetchone()
 
-    def database_unreachable(self) -> bool:
-        # A file on this host: there is no server to lose.
-        return False
-
     def _after_commit(self) -> None:
         self._local_epoch += 1
         if self._signal is not None:
