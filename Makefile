@@ -126,6 +126,6 @@ bench-load: build-prod ## load benchmark: gateway vs bare proxies vs direct, on 
 	@if command -v go >/dev/null; then $(BIN)/python benches/load_pinned.py; \
 	else echo "benches/load_pinned.py skipped: it needs Go (https://go.dev/dl/) for its upstream"; fi
 
-bench-concurrency: build-prod ## long streams and 1,000-4,000 requests in flight through one pinned worker, vs a do-nothing forwarder (needs go and taskset; QUICK=1: under a minute)
+bench-concurrency: build-prod ## long streams and 1,000-4,000 requests in flight through one pinned worker, vs a do-nothing forwarder (needs go and taskset; QUICK=1: under a minute; PEER=bifrost: and Bifrost, see benches/concurrency/build_bifrost.sh)
 	@command -v go >/dev/null || (echo "bench-concurrency needs Go (https://go.dev/dl/) for its upstream and load generator" && exit 1)
-	$(BIN)/python benches/concurrency.py $(if $(QUICK),--quick)
+	$(BIN)/python benches/concurrency.py $(if $(QUICK),--quick) $(if $(PEER),--peer $(PEER))

@@ -1,10 +1,12 @@
 // The upstream and the load generator of `make bench-concurrency` (see docs/benchmarks-concurrency.md).
 //
-//	concurrency upstream -addr 127.0.0.1:PORT
+//	concurrency upstream -addr 127.0.0.1:PORT [-chunks K -interval-ms MS -delay-ms MS]
 //	    POST /v1/chat/completions: {"stream": true} answers an SSE stream whose shape the request's
 //	    "mock_chunks" and "mock_interval_ms" give; each chunk carries its send time (unix ns) in its id, so the
-//	    client can tell how long the path took. Otherwise a chat completion after "mock_delay_ms".
-//	concurrency streams -url URL -c N -chunks K -interval-ms MS [-ramp-s S]
+//	    client can tell how long the path took. Otherwise a chat completion after "mock_delay_ms". The flags
+//	    stand in for fields a request lacks: a gateway that drops unknown request fields (Bifrost) still gets
+//	    the shape the load generator asked for.
+//	concurrency streams -url URL -c N -chunks K -interval-ms MS [-ramp-s S] [-prompt-bytes N]
 //	concurrency unary -url URL -c N -duration-s S -delay-ms MS
 //
 // Both load modes print one JSON object on stdout.
@@ -50,10 +52,10 @@ func main() {
 // ---- upstream ----------------------------------------------------------------------------------------
 
 type upstreamRequest struct {
-	Stream     bool    `json:"stream"`
-	Chunks     int     `json:"mock_chunks"`
-	IntervalMs float64 `json:"mock_interval_ms"`
-	DelayMs    float64 `json:"mock_delay_ms"`
+	Stream     bool     `json:"stream"`
+	Chunks     *int     `json:"mock_chunks"`
+	IntervalMs *float64 `json:"mock_interval_ms"`
+	DelayMs    *float64 `json:"mock_delay_ms"`
 }
 
 const completion = `{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"gpt-4o",` +
@@ -63,6 +65,9 @@ const completion = `{"id":"chatcmpl-bench","object":"chat.completion","created":
 func upstream(args []string) {
 	fs := flag.NewFlagSet("upstream", flag.ExitOnError)
 	addr := fs.String("addr", "127.0.0.1:0", "listen address")
+	defChunks := fs.Int("chunks", 0, "chunks per stream when a request has no mock_chunks")
+	defIntervalMs := fs.Float64("interval-ms", 0, "interval between chunks when a request has no mock_interval_ms")
+	defDelayMs := fs.Float64("delay-ms", 0, "unary latency when a request has no mock_delay_ms")
 	_ = fs.Parse(args)
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req upstreamRequest
@@ -71,9 +76,19 @@ func upstream(args []string) {
 			http.Error(w, `{"error":{"message":"bad json"}}`, 400)
 			return
 		}
+		// Defaults after decoding: json.Unmarshal writes through a non-nil pointer, which would change the flag.
+		if req.Chunks == nil {
+			req.Chunks = defChunks
+		}
+		if req.IntervalMs == nil {
+			req.IntervalMs = defIntervalMs
+		}
+		if req.DelayMs == nil {
+			req.DelayMs = defDelayMs
+		}
 		if !req.Stream {
-			if req.DelayMs > 0 {
-				time.Sleep(time.Duration(req.DelayMs * float64(time.Millisecond)))
+			if *req.DelayMs > 0 {
+				time.Sleep(time.Duration(*req.DelayMs * float64(time.Millisecond)))
 			}
 			w.Header().Set("content-type", "application/json")
 			_, _ = w.Write([]byte(completion))
@@ -81,10 +96,10 @@ func upstream(args []string) {
 		}
 		w.Header().Set("content-type", "text/event-stream")
 		flusher := w.(http.Flusher)
-		interval := time.Duration(req.IntervalMs * float64(time.Millisecond))
+		interval := time.Duration(*req.IntervalMs * float64(time.Millisecond))
 		next := time.Now()
 		var buf bytes.Buffer
-		for i := 0; i < req.Chunks; i++ {
+		for i := 0; i < *req.Chunks; i++ {
 			if interval > 0 {
 				next = next.Add(interval)
 				time.Sleep(time.Until(next))
