@@ -18,6 +18,7 @@ and wrk on the others (`taskset`), so the gateway's own cost decides its request
 measured in the same rounds, side by side.
 
     python benches/native_overhead.py [--duration 5] [--rounds 3] [--stream] [--baseline DIR] [--no-pin]
+                                       [--bedrock-api-key]
 """
 
 from __future__ import annotations
@@ -61,6 +62,10 @@ providers:
     base_url: env:BENCH_MOCK_BASE
     aws_access_key_id: {mock_bedrock.ACCESS_KEY_ID}
     aws_secret_access_key: {mock_bedrock.SECRET_ACCESS_KEY}
+  bedrock-key:
+    kind: bedrock
+    base_url: env:BENCH_MOCK_BASE
+    api_key: {mock_bedrock.API_KEY}
   google:
     kind: gemini
     base_url: env:BENCH_GEMINI_URL
@@ -72,7 +77,12 @@ models:
   - id: bedrock/claude-sonnet-4-5@eu-central-1
     upstream_model: eu.anthropic.claude-sonnet-4-5-20250929-v1:0@eu-central-1
   - id: google/gemini-2.5-flash
+  - id: bedrock-key/claude-sonnet-4-5@eu-central-1
+    upstream_model: eu.anthropic.claude-sonnet-4-5-20250929-v1:0@eu-central-1
 """
+# With --bedrock-api-key: Bedrock with an API key, which the gateway does not sign and the mock only compares
+# (it verifies every SigV4 signature, which slows the upstream the gateway waits for).
+API_KEY_MODEL = {"bedrock-api-key": "bedrock-key/claude-sonnet-4-5@eu-central-1"}
 
 
 def _pin(server: Server, cpus: str) -> None:
@@ -93,13 +103,15 @@ def main() -> None:
     parser.add_argument("--baseline", help="a python/ directory whose gateway is measured alongside")
     parser.add_argument("--no-pin", dest="pin", action="store_false", help="leave CPU placement to the kernel")
     parser.add_argument("--json", help="write the per-round results here")
+    parser.add_argument("--bedrock-api-key", action="store_true", help="also measure Bedrock with an API key")
     args = parser.parse_args()
+    models = MODELS | API_KEY_MODEL if args.bedrock_api_key else MODELS
     require_wrk()
     cpus = sorted(os.sched_getaffinity(0))
     pinned = args.pin and len(cpus) >= 2
     gateway_cpu, load_cpus = (str(cpus[-1]), ",".join(map(str, cpus[:-1]))) if pinned else (None, None)
     builds = ["this"] + (["baseline"] if args.baseline else [])
-    results: dict[str, dict[str, list[dict[str, float]]]] = {b: {name: [] for name in MODELS} for b in builds}
+    results: dict[str, dict[str, list[dict[str, float]]]] = {b: {name: [] for name in models} for b in builds}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         (workdir / "config.yaml").write_text(CONFIG)
@@ -119,12 +131,12 @@ def main() -> None:
                 if gateway_cpu:
                     _pin(gateways[build], gateway_cpu)
                 keys[build] = create_key(env, "bench")["key"]
-            names = list(MODELS)
+            names = list(models)
             for round_ in range(args.rounds):
                 # Alternating model order and build order, so drift on a shared machine hits all alike.
                 order = names[round_ % len(names) :] + names[: round_ % len(names)]
                 for name in order:
-                    body: dict = {"model": MODELS[name], "messages": [{"role": "user", "content": "Hello there"}]}
+                    body: dict = {"model": models[name], "messages": [{"role": "user", "content": "Hello there"}]}
                     if args.stream:
                         body["stream"] = True
                     for build in builds if round_ % 2 == 0 else builds[::-1]:
@@ -158,7 +170,7 @@ def main() -> None:
             return statistics.median(r[field] for r in runs[name])
 
         base = {field: median("openai-compatible", field) for field in ("rps", "p50_ms", "gateway_us")}
-        for name in MODELS:
+        for name in models:
             rps, p50, gw = median(name, "rps"), median(name, "p50_ms"), median(name, "gateway_us")
             print(
                 f"{build:<10}{name:<19}{rps:>7.0f}{rps / base['rps'] - 1:>+11.1%}{p50:>8.2f}"

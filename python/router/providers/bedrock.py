@@ -56,6 +56,10 @@ def split_region(name: str) -> tuple[str, str | None]:
     return name, None
 
 
+# (url, host, path) of one operation on one model.
+_Target = tuple[str, str, str]
+
+
 class _Error(msgspec.Struct):
     message: str | None = None
     Message: str | None = None
@@ -120,9 +124,11 @@ class _StreamResponse:
         self._translator: ConverseStreamTranslator | None = None
         if invoke:
             self._decoder = EventStreamDecoder(MAX_EVENT_BYTES)
+            self.read_chunk = self._read_invoke
         else:
             message_id = f"msg_bdrk_{os.urandom(12).hex()}"
             self._translator = ConverseStreamTranslator(model_id, message_id, MAX_EVENT_BYTES)
+            self.read_chunk = self._read_converse
         self._provider = provider
         self.body_reader = self
 
@@ -132,31 +138,41 @@ class _StreamResponse:
     async def bytes(self) -> builtins.bytes:
         return _normalized_error(self._response, builtins.bytes(await self._response.bytes()))
 
-    async def read_chunk(self) -> builtins.bytes | None:
-        reader = self._response.body_reader
+    async def _read_converse(self) -> builtins.bytes | None:
+        # Once per upstream chunk: one read, one copy into bytes, one Rust call and one exception check.
+        translator = self._translator
+        assert translator is not None
+        read = self._response.body_reader.read_chunk
         while True:
-            chunk = await reader.read_chunk()
+            chunk = await read()
             try:
                 if chunk is None:
-                    if self._translator is not None:
-                        self._translator.finish()
-                    elif self._decoder is not None:
-                        self._decoder.finish()
+                    translator.finish()
                     return None
-                data = builtins.bytes(chunk)
-                translator = self._translator
-                out = self._invoke(data) if translator is None else self._converse(translator, data)
+                out = translator.feed(builtins.bytes(chunk))
+            except EventStreamError as exc:
+                raise self._broken(exc) from None
+            exception = translator.take_exception()
+            if exception is not None:
+                out += self._exception(*exception)
+            if out:
+                return out
+
+    async def _read_invoke(self) -> builtins.bytes | None:
+        decoder = self._decoder
+        assert decoder is not None
+        read = self._response.body_reader.read_chunk
+        while True:
+            chunk = await read()
+            try:
+                if chunk is None:
+                    decoder.finish()
+                    return None
+                out = self._invoke(builtins.bytes(chunk))
             except EventStreamError as exc:
                 raise self._broken(exc) from None
             if out:
                 return out
-
-    def _converse(self, translator: ConverseStreamTranslator, chunk: builtins.bytes) -> builtins.bytes:
-        out = translator.feed(chunk)
-        exception = translator.take_exception()
-        if exception is not None:
-            out += self._exception(*exception)
-        return out
 
     def _invoke(self, chunk: builtins.bytes) -> builtins.bytes:
         assert self._decoder is not None
@@ -212,8 +228,9 @@ class BedrockProvider(OpenAICompatProvider):
         self._base = (config.base_url or DEFAULT_ENDPOINT).rstrip("/")
         self._credentials = _Credentials(config)
         self._signers: dict[str, SigV4Signer] = {}
-        # url → (host, path, region, model id): parsed once per model.
-        self._targets: dict[str, tuple[str, str, str, str]] = {}
+        self._invoke = config.bedrock_api == "invoke"
+        # url → per model, built once: (region, model id, (url, host, path) unary, (url, host, path) streamed).
+        self._targets: dict[str, tuple[str, str, _Target, _Target]] = {}
 
     def default_headers(self) -> dict[str, str]:
         # Credentials are per request (SigV4 signs each one), never a default header.
@@ -240,7 +257,10 @@ class BedrockProvider(OpenAICompatProvider):
             operation = "invoke"
         url = f"{base}/model/{quote(model_id, safe='')}/{operation}"
         parts = urlsplit(url)
-        self._targets[url] = (parts.netloc, parts.path, region, model_id)
+        suffix = "-with-response-stream" if operation == "invoke" else "-stream"
+        unary = (url, parts.netloc, parts.path)
+        streamed = (url + suffix, parts.netloc, parts.path + suffix)
+        self._targets[url] = (region, model_id, unary, streamed)
         return url
 
     def _signer(self, region: str) -> SigV4Signer:
@@ -251,26 +271,23 @@ class BedrockProvider(OpenAICompatProvider):
         return signer
 
     def _prepare(
-        self, url: str, body: bytes, stream: bool, extra: dict[str, str] | None
+        self, url: str, body: bytes, stream: bool, extra: dict[str, str] | None, request_id: str
     ) -> tuple[str, bytes, dict[str, str], str]:
-        host, path, region, model_id = self._targets[url]
+        region, model_id, unary, streamed = self._targets[url]
+        url, host, path = streamed if stream else unary
         try:
             request: Any = msgspec.json.decode(body)
         except msgspec.DecodeError:
             raise InvalidRequest("The request body is not valid JSON.") from None
-        if self.config.bedrock_api == "invoke":
+        if self._invoke:
             # Anthropic's own body: the model is in the URL, the version is Bedrock's.
             request.pop("model", None)
             request.pop("stream", None)
             request["anthropic_version"] = INVOKE_ANTHROPIC_VERSION
             converse = msgspec.json.encode(request)
-            if stream:
-                url, path = url + "-with-response-stream", path + "-with-response-stream"
         else:
             converse = msgspec.json.encode(messages_to_converse(request, model_id))
-            if stream:
-                url, path = url + "-stream", path + "-stream"
-        headers: dict[str, str] = {}
+        headers = {"x-request-id": request_id}
         bearer = (extra or {}).get("authorization")
         if bearer is None and self._credentials.bearer:
             bearer = f"Bearer {self._credentials.bearer}"
@@ -294,11 +311,11 @@ class BedrockProvider(OpenAICompatProvider):
         self, url: str, body: bytes, request_id: str, extra: dict[str, str] | None = None
     ) -> tuple[Response, bytes]:
         assert self._transport is not None
-        target, converse, headers, model_id = self._prepare(url, await self.with_media(body), False, extra)
-        response, data = await self._transport.post(target, {"x-request-id": request_id, **headers}, converse)
+        target, converse, headers, model_id = self._prepare(url, await self.with_media(body), False, extra, request_id)
+        response, data = await self._transport.post(target, headers, converse)
         if response.status != 200:
             return response, _normalized_error(response, data)
-        if self.config.bedrock_api == "invoke":
+        if self._invoke:
             return response, data  # already an Anthropic Messages answer
         try:
             reply = msgspec.json.decode(data)
@@ -312,9 +329,9 @@ class BedrockProvider(OpenAICompatProvider):
         self, url: str, body: bytes, request_id: str, extra: dict[str, str] | None = None
     ) -> AsyncIterator[_StreamResponse]:
         assert self._transport is not None
-        target, converse, headers, model_id = self._prepare(url, await self.with_media(body), True, extra)
-        async with self._transport.stream(target, {"x-request-id": request_id, **headers}, converse) as response:
-            yield _StreamResponse(response, model_id, self.name, self.config.bedrock_api == "invoke")
+        target, converse, headers, model_id = self._prepare(url, await self.with_media(body), True, extra, request_id)
+        async with self._transport.stream(target, headers, converse) as response:
+            yield _StreamResponse(response, model_id, self.name, self._invoke)
 
     def error_from_status(self, status: int, body: bytes, retry_after: str | None) -> GatewayError:
         name, message = _error_type(None, body)

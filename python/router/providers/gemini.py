@@ -49,6 +49,7 @@ class GeminiStreamResponse:
         self._native = None if grounded else GeminiStreamTranslator(model, message_id)
         self._parser = SseParser() if grounded else None
         self._translator = StreamTranslator(model, message_id) if grounded else None
+        self.read_chunk = self._read_grounded if grounded else self._read_native
         self._provider = provider
         self._finished = False
         self.body_reader = self
@@ -59,35 +60,47 @@ class GeminiStreamResponse:
     async def bytes(self) -> builtins.bytes:
         return builtins.bytes(await self._response.bytes())
 
-    async def read_chunk(self) -> builtins.bytes | None:
-        reader = self._response.body_reader
+    async def _read_native(self) -> builtins.bytes | None:
+        # Once per upstream chunk: one read, one copy into bytes and one Rust call.
+        native = self._native
+        assert native is not None
+        read = self._response.body_reader.read_chunk
         while not self._finished:
-            chunk = await reader.read_chunk()
+            chunk = await read()
             if chunk is None:
                 self._finished = True
-                if self._native is not None:
-                    return self._native.finish() or None
-                assert self._translator is not None
-                return self._translator.finish() or None
+                return native.finish() or None
             try:
-                out = self._translate(builtins.bytes(chunk))
-            except (ValueError, AttributeError, TypeError):  # msgspec.DecodeError is a ValueError
-                raise UpstreamError(
-                    f"Upstream provider '{self._provider}' sent a malformed stream event.",
-                    code="upstream_invalid_stream",
-                ) from None
+                out = native.feed(builtins.bytes(chunk))
+            except (ValueError, AttributeError, TypeError):
+                raise self._malformed() from None
             if out:
                 return out
         return None
 
-    def _translate(self, chunk: builtins.bytes) -> builtins.bytes:
-        if self._native is not None:
-            return self._native.feed(chunk)
-        assert self._parser is not None and self._translator is not None
-        out = b""
-        for event in self._parser.feed(chunk):
-            out += self._translator.chunk(event.data)
-        return out
+    async def _read_grounded(self) -> builtins.bytes | None:
+        parser, translator = self._parser, self._translator
+        assert parser is not None and translator is not None
+        read = self._response.body_reader.read_chunk
+        while not self._finished:
+            chunk = await read()
+            if chunk is None:
+                self._finished = True
+                return translator.finish() or None
+            try:
+                out = b""
+                for event in parser.feed(builtins.bytes(chunk)):
+                    out += translator.chunk(event.data)
+            except (ValueError, AttributeError, TypeError):  # msgspec.DecodeError is a ValueError
+                raise self._malformed() from None
+            if out:
+                return out
+        return None
+
+    def _malformed(self) -> UpstreamError:
+        return UpstreamError(
+            f"Upstream provider '{self._provider}' sent a malformed stream event.", code="upstream_invalid_stream"
+        )
 
 
 # OpenAI Images `size` → Gemini `imageConfig.aspectRatio` (https://ai.google.dev/gemini-api/docs/image-generation).
@@ -145,6 +158,8 @@ class GeminiProvider(OpenAICompatProvider):
         super().__init__(name, config, timeouts)
         self._base = (config.base_url or DEFAULT_ENDPOINT).rstrip("/")
         self._models: dict[str, str] = {}
+        # generateContent URL → its streamGenerateContent URL, built once per model.
+        self._stream_urls: dict[str, str] = {}
 
     def auth_headers(self, api_key: str) -> dict[str, str]:
         return {"x-goog-api-key": api_key}
@@ -164,7 +179,12 @@ class GeminiProvider(OpenAICompatProvider):
         except msgspec.DecodeError:
             raise InvalidRequest("The request body is not valid JSON.") from None
         if stream:
-            url = url.replace(":generateContent", ":streamGenerateContent") + "?alt=sse"
+            streamed = self._stream_urls.get(url)
+            if streamed is None:
+                streamed = self._stream_urls[url] = (
+                    url.replace(":generateContent", ":streamGenerateContent") + "?alt=sse"
+                )
+            url = streamed
         return url, msgspec.json.encode(messages_to_gemini(request, model)), model
 
     async def request_headers(self, extra: dict[str, str] | None) -> dict[str, str]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 from urllib.parse import quote
 
@@ -140,14 +140,18 @@ class VertexProvider(RefreshedTokens, GeminiProvider):
         headers = {"x-request-id": request_id, **await self.request_headers(extra)}
         return await self._transport.post(target, headers, payload)
 
-    @asynccontextmanager
-    async def stream(  # type: ignore[override]
+    def stream(  # type: ignore[override]
         self, url: str, body: bytes, request_id: str, extra: dict[str, str] | None = None
-    ) -> AsyncIterator[GeminiStreamResponse | Response]:
+    ) -> AbstractAsyncContextManager[GeminiStreamResponse | Response]:
+        # Gemini models take Gemini's own stream directly, without a context manager wrapped around it.
         if self._vertex[url][0] != "anthropic":
-            async with super().stream(url, body, request_id, extra) as response:
-                yield response
-            return
+            return super().stream(url, body, request_id, extra)
+        return self._anthropic_stream(url, body, request_id, extra)
+
+    @asynccontextmanager
+    async def _anthropic_stream(
+        self, url: str, body: bytes, request_id: str, extra: dict[str, str] | None
+    ) -> AsyncIterator[Response]:
         assert self._transport is not None
         target, payload, _ = self.prepare(url, await self.with_media(body), True)
         headers = {"x-request-id": request_id, "accept": "text/event-stream", **await self.request_headers(extra)}
