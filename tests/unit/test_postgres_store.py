@@ -6,6 +6,7 @@ import asyncio
 import re
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -13,7 +14,7 @@ import pytest
 
 import pg
 from router.errors import ConfigError, DatabaseUnavailable, Unauthorized
-from router.governance.keys import KeyCache, create_key
+from router.governance.keys import KeyCache, awaited, create_key
 from router.store import open_store
 from router.store.postgres import EPOCH_POLL, PostgresStore, StoreUnavailable, ddl, translate
 
@@ -191,3 +192,44 @@ def test_a_server_away_is_noticed_by_the_poller_and_then_fails_fast(tmp_path: Pa
         store.close()
     finally:
         server.stop()
+
+
+def test_a_change_is_reloaded_off_the_event_loop_once_and_swapped_in_on_it(tmp_path: Path) -> None:
+    url = pg.server().fresh()
+    store = PostgresStore(url, str(tmp_path / "router"))
+    record, secret = create_key(store, "reload")
+    cache = KeyCache(store, admin_key=None)
+    loads: list[int] = []
+    swaps: list[int] = []
+
+    def load() -> Callable[[], None]:  # a slow read of stored settings
+        loads.append(threading.get_ident())
+        time.sleep(0.3)
+        return lambda: swaps.append(threading.get_ident())
+
+    cache.on_change.append(load)
+    assert authenticate_now(cache, secret).key_id == record.id
+
+    async def main() -> int:
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        ticking = asyncio.create_task(tick())
+        create_key(store, "another")  # a governance change: the epoch moves
+        principals = await asyncio.gather(*(awaited(cache.authenticate(secret)) for _ in range(10)))
+        assert {p.key_id for p in principals} == {record.id}
+        ticking.cancel()
+        return ticks
+
+    ticks = asyncio.run(main())
+    assert len(loads) == 1 and loads[0] != threading.get_ident()  # read once, in the lookup pool
+    assert swaps == [threading.get_ident()]  # swapped in once, on the loop's thread
+    assert ticks >= 10  # the loop kept serving during the 0.3 s read
+    assert not asyncio.iscoroutine(cache.authenticate(secret))
+    cache.close()
+    store.close()

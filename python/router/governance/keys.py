@@ -94,8 +94,19 @@ def group_rules(store: Store, group_ids: Iterable[str]) -> list[Rules]:
     return [a.rules for a in lists if a is not None]
 
 
-def effective_for(store: Store, record: KeyRecord, catalog: Mapping[str, str]) -> Effective:
-    """Read every layer of the resolution rule for one key from the store and resolve it."""
+def key_groups(store: Store, record: KeyRecord) -> tuple[str, ...]:
+    """The groups a key belongs to: its own and, for a user's key, its owner's (sorted)."""
+    group_ids = set(record.groups)
+    if record.owner_type == "user" and record.owner_id:
+        group_ids.update(store.memberships(record.owner_id))
+    return tuple(sorted(group_ids))
+
+
+def key_access(
+    store: Store, record: KeyRecord, catalog: Mapping[str, str], groups: Iterable[str]
+) -> tuple[Effective, list[Rules]]:
+    """Read every layer of the resolution rule for one key from the store and resolve it; also the access-list
+    rules that apply to it (its own list's, none for a dangling one, else its groups'), for MCP grants."""
     configured, approved_ids = store.approval()
     approved = approved_ids if configured else None
     key_rules = None
@@ -103,21 +114,38 @@ def effective_for(store: Store, record: KeyRecord, catalog: Mapping[str, str]) -
         found = store.get_access_list(record.access_list_id)
         if found is None:
             # A dangling list id grants nothing rather than falling through to a wider layer.
-            return Effective(frozenset(), KEY_LIST, approved)
+            return Effective(frozenset(), KEY_LIST, approved), []
         key_rules = found.rules
-    group_ids = set(record.groups)
-    if record.owner_type == "user" and record.owner_id:
-        group_ids.update(store.memberships(record.owner_id))
-    return resolve(catalog, key_rules, group_rules(store, group_ids), approved)
+    layers = group_rules(store, groups)
+    return resolve(catalog, key_rules, layers, approved), [key_rules] if key_rules is not None else layers
+
+
+def effective_for(store: Store, record: KeyRecord, catalog: Mapping[str, str]) -> Effective:
+    return key_access(store, record, catalog, key_groups(store, record))[0]
 
 
 class Principal:
     """The authenticated caller of one request: who it is and which models it may call."""
 
-    __slots__ = ("effective", "expires_at", "expiry_logged", "is_admin", "key_id", "models_body", "name", "record")
+    __slots__ = (
+        "effective", "expires_at", "expiry_logged", "groups", "is_admin", "key_id", "models_body", "name", "record",
+        "rules",
+    )  # fmt: skip
 
-    def __init__(self, key_id: str, name: str, effective: Effective, record: KeyRecord | None = None) -> None:
+    def __init__(
+        self,
+        key_id: str,
+        name: str,
+        effective: Effective,
+        record: KeyRecord | None = None,
+        groups: tuple[str, ...] | None = None,
+        rules: list[Rules] | None = None,
+    ) -> None:
+        """`groups` and `rules` are read with the key (`key_groups`, `key_access`), so per-key state built on the
+        request path (guardrail and prompt overrides, MCP grants) needs no store access; None: not read."""
         self.key_id = key_id
+        self.groups = groups
+        self.rules = rules
         self.name = name
         self.is_admin = record is None
         self.record = record
@@ -162,8 +190,14 @@ class KeyCache:
         self._entries: dict[bytes, Principal] = {}
         self._epoch = store.keys_epoch()
         self.clock = clock
-        # Called when the epoch moves, before the request that noticed it goes on (stored policies, BYOK keys).
-        self.on_change: list[Callable[[], None]] = []
+        # Called when the epoch moves, before the request that noticed it goes on (stored policies, BYOK keys,
+        # guardrail and prompt settings, MCP servers): each reads the store and returns what swaps its state in.
+        # On a database server the reads run in the lookup pool and the swaps on the event loop, all at once.
+        self.on_change: list[Callable[[], Callable[[], None]]] = []
+        # The reload under way off the loop: (its number, the epoch it is for, the reads' future).
+        self._reloading: tuple[int, int, asyncio.Future[list[Callable[[], None]]]] | None = None
+        self._reloads = 0
+        self._applied = 0  # the number of the last reload swapped in
         self._remote = bool(getattr(store, "remote", False))
         self._pool: ThreadPoolExecutor | None = None
         # Misses being read off the loop, by digest: concurrent requests with one new key share one read.
@@ -186,11 +220,9 @@ class KeyCache:
             raise DatabaseUnavailable()
         epoch = self._store.keys_epoch()
         if epoch != self._epoch:
-            self._entries.clear()
-            for reload in self.on_change:
-                reload()
-            # Only once everything reloaded: after a failure (a locked database) the next request tries again.
-            self._epoch = epoch
+            if self._remote:
+                return self._reload_off_loop(digest, key, epoch)
+            self._swap(epoch, [load() for load in self.on_change])
         principal = self._entries.get(digest)
         if principal is None:
             if self._remote:
@@ -200,13 +232,52 @@ class KeyCache:
             self._expired(principal)
         return principal
 
+    def _swap(self, epoch: int, applies: list[Callable[[], None]]) -> None:
+        self._entries.clear()
+        for apply in applies:
+            apply()
+        # Only once everything reloaded: after a failure (a locked database) the next request tries again.
+        self._epoch = epoch
+
+    def _load_all(self) -> list[Callable[[], None]]:
+        return [load() for load in self.on_change]
+
+    async def _reload_off_loop(self, digest: bytes, key: str | None, epoch: int) -> Principal:
+        """The epoch moved: the store is read once in the lookup pool for every request that noticed, the new
+        state swapped in on the loop (in one step, between requests), then this request authenticated."""
+        reloading = self._reloading
+        if reloading is None or reloading[1] != epoch:
+            self._reloads += 1
+            loop = asyncio.get_running_loop()
+            future = asyncio.ensure_future(loop.run_in_executor(self._lookup_pool(), self._load_all))
+            reloading = self._reloading = (self._reloads, epoch, future)
+
+            def done(finished: asyncio.Future[list[Callable[[], None]]], this: tuple = reloading) -> None:
+                if self._reloading is this:
+                    self._reloading = None
+                if not finished.cancelled():
+                    finished.exception()
+
+            future.add_done_callback(done)
+        number, _, future = reloading
+        applies = await asyncio.shield(future)
+        if number > self._applied:  # the first waiter swaps; later ones, and older reloads, find it done
+            self._applied = number
+            self._swap(epoch, applies)
+        principal = self.authenticate_digest(digest, key)
+        return principal if isinstance(principal, Principal) else await principal
+
+    def _lookup_pool(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="key-lookup")
+        return self._pool
+
     async def _read_off_loop(self, digest: bytes, key: str | None, epoch: int) -> Principal:
         reading = self._reading.get(digest)
         if reading is None:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="key-lookup")
             loop = asyncio.get_running_loop()
-            reading = asyncio.ensure_future(loop.run_in_executor(self._pool, self._resolve, self._store, digest, key))
+            pool = self._lookup_pool()
+            reading = asyncio.ensure_future(loop.run_in_executor(pool, self._resolve, self._store, digest, key))
             self._reading[digest] = reading
 
             def done(future: asyncio.Future[Principal]) -> None:
@@ -252,7 +323,9 @@ class KeyCache:
             owner = store.get_user(record.owner_id)
             if owner is None or owner.status != "active":
                 raise Unauthorized("The user who owns this API key is inactive.", code="inactive_owner")
-        principal = Principal(record.id, record.name, effective_for(store, record, self._catalog), record)
+        groups = key_groups(store, record)
+        effective, rules = key_access(store, record, self._catalog, groups)
+        principal = Principal(record.id, record.name, effective, record, groups, rules)
         principal.expiry_logged = record.expired_logged_at is not None
         return principal
 

@@ -10,6 +10,7 @@ longer than a request), so a change recompiles only what it changed, and a reque
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -49,6 +50,15 @@ def scopes_of(store: Store, record: KeyRecord) -> list[str]:
     return [group_scope(g) for g in sorted(groups)] + [key_scope(record.id)]
 
 
+def principal_scopes(store: Store, principal: Principal) -> list[str]:
+    """`scopes_of` for an authenticated key: its groups were read with it (no store access on the request path)."""
+    record = principal.record
+    assert record is not None
+    if principal.groups is None:
+        return scopes_of(store, record)
+    return [group_scope(g) for g in principal.groups] + [key_scope(record.id)]
+
+
 class GuardrailPolicies:
     def __init__(self, store: Store, file_settings: GuardrailSettings) -> None:
         self._store = store
@@ -61,11 +71,15 @@ class GuardrailPolicies:
         self._rows: list | None = None
 
     def refresh(self) -> None:
-        # Group memberships may have changed with the epoch, whether or not a guardrail row did.
-        self._by_key.clear()
+        self.load()()
+
+    def load(self) -> Callable[[], None]:
+        """Read the stored settings (any thread); the returned function swaps them in (the event loop's thread,
+        so no request's per-key resolution lands between the clear and the swap)."""
         rows = self._store.guardrail_rows()
         if rows == self._rows:
-            return
+            # Group memberships may have changed with the epoch, whether or not a guardrail row did.
+            return self._by_key.clear
         org = self.file
         overrides: dict[str, GuardrailOverride] = {}
         for row in rows:
@@ -80,10 +94,15 @@ class GuardrailPolicies:
             except (msgspec.ValidationError, msgspec.DecodeError, ValueError) as exc:
                 # Written rows were checked on save; only an engine upgrade could break one. Say which.
                 log.error("stored guardrail settings for %s are not in use until fixed: %s", row.scope, exc)
-        if org != self.org.settings:
-            self.org = self._policy(org)
-        self._overrides = overrides
-        self._rows = rows
+
+        def apply() -> None:
+            self._by_key.clear()
+            if org != self.org.settings:
+                self.org = self._policy(org)
+            self._overrides = overrides
+            self._rows = rows
+
+        return apply
 
     def for_principal(self, principal: Principal) -> Policy:
         """The caller's policy: the organisation's, tightened by its key's and its groups' overrides."""
@@ -92,7 +111,7 @@ class GuardrailPolicies:
             return self.org
         found = self._by_key.get(record.id)
         if found is None:
-            applying = [self._overrides[s] for s in scopes_of(self._store, record) if s in self._overrides]
+            applying = [self._overrides[s] for s in principal_scopes(self._store, principal) if s in self._overrides]
             found = self._policy(merge(self.org.settings, applying)) if applying else self.org
             self._by_key[record.id] = found
         return found

@@ -19,7 +19,7 @@ import msgspec
 
 from .._core import SkipKeys
 from ..errors import GatewayError
-from ..governance.keys import Principal, group_rules
+from ..governance.keys import Principal, key_access, key_groups
 from ..guardrails.policy import Direction
 from ..guardrails.policy import Policy as GuardrailPolicy
 from ..guardrails.stored import GuardrailPolicies
@@ -117,6 +117,11 @@ class McpGateway:
     # -- configuration --------------------------------------------------------------------------------
 
     def refresh(self) -> None:
+        self.load()()
+
+    def load(self) -> Callable[[], None]:
+        """Read servers, tools and access lists (any thread); the returned function swaps them in (the event
+        loop's thread, so no grant computed from the old state is cached after the swap)."""
         servers = {s.name: s for s in self.store.mcp_servers()}
         tools: dict[str, Tool] = {}
         for t in self.store.mcp_tools():
@@ -132,13 +137,17 @@ class McpGateway:
             tools[name] = Tool(name, t.server, t.name, listing)
         lists = self.store.list_access_lists()
         restricted = access.restricted(a.rules for a in lists)
-        changed = tools.keys() != self.tools.keys() or any(tools[n] != self.tools[n] for n in tools)
-        self.servers, self.tools, self._restricted = servers, tools, restricted
-        self._grants.clear()
-        self._org_headers.clear()
-        self._user_headers.clear()
-        if changed:
-            self.version += 1
+
+        def apply() -> None:
+            changed = tools.keys() != self.tools.keys() or any(tools[n] != self.tools[n] for n in tools)
+            self.servers, self.tools, self._restricted = servers, tools, restricted
+            self._grants.clear()
+            self._org_headers.clear()
+            self._user_headers.clear()
+            if changed:
+                self.version += 1
+
+        return apply
 
     def grant(self, principal: Principal) -> access.McpGrant:
         found = self._grants.get(principal.key_id)
@@ -150,13 +159,9 @@ class McpGateway:
         record = principal.record
         if record is None:
             return None
-        if record.access_list_id is not None:
-            own = self.store.get_access_list(record.access_list_id)
-            return [own.rules] if own is not None else []
-        group_ids = set(record.groups)
-        if record.owner_type == "user" and record.owner_id:
-            group_ids.update(self.store.memberships(record.owner_id))
-        return group_rules(self.store, group_ids)
+        if principal.rules is not None:  # read with the key (governance.keys.key_access): no store access here
+            return principal.rules
+        return key_access(self.store, record, {}, key_groups(self.store, record))[1]
 
     def visible_tools(self, principal: Principal) -> list[Tool]:
         grant = self.grant(principal)

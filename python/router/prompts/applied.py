@@ -18,11 +18,12 @@ drops the caller's system prompt (every `system`/`developer` message in chat) fo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ..guardrails.stored import key_scope, scopes_of
+from ..guardrails.stored import key_scope, principal_scopes
 from ..store import Store
 
 if TYPE_CHECKING:
@@ -141,14 +142,22 @@ class PromptSet:
         self._by_key: dict[str, Applied | None] = {}
 
     def refresh(self) -> None:
-        # Memberships may have changed with the epoch whether or not an attachment did.
-        self._by_key.clear()
+        self.load()()
+
+    def load(self) -> Callable[[], None]:
+        """Read the attachments (any thread); the returned function swaps them in (the event loop's thread)."""
         by_scope: dict[str, dict[str, Piece]] = {}
         for attachment, name, content, version in self._store.attached_prompt_contents():
             by_scope.setdefault(attachment.scope, {})[attachment.kind] = Piece(
                 content, attachment.mode, f"{name}@{version}"
             )
-        self._by_scope = by_scope
+
+        def apply() -> None:
+            # Memberships may have changed with the epoch whether or not an attachment did.
+            self._by_key.clear()
+            self._by_scope = by_scope
+
+        return apply
 
     def for_principal(self, principal: Principal) -> Applied | None:
         record = principal.record
@@ -156,7 +165,7 @@ class PromptSet:
             return None
         if record.id in self._by_key:
             return self._by_key[record.id]
-        scopes = scopes_of(self._store, record)
+        scopes = principal_scopes(self._store, principal)
         own = self._by_scope.get(key_scope(record.id), {})
         groups = [self._by_scope[s] for s in scopes[:-1] if s in self._by_scope]
 

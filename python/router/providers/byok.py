@@ -18,7 +18,7 @@ import binascii
 import hashlib
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
@@ -98,6 +98,10 @@ class OwnKeyring:
         return self._credentials.get(provider)
 
     def refresh(self) -> None:
+        self.load()()
+
+    def load(self) -> Callable[[], None]:
+        """Read and open the stored keys (any thread); the returned function swaps them in."""
         credentials: dict[str, Credential] = {}
         for row in self._store.provider_keys():
             adapter = self._providers.get(row.provider)
@@ -117,4 +121,8 @@ class OwnKeyring:
                 log.error("BYOK key for provider %r does not open with the master key; it is not used", row.provider)
                 continue
             credentials[row.provider] = Credential(adapter.auth_headers(secret), True)
-        self._credentials = credentials
+
+        def apply() -> None:
+            self._credentials = credentials
+
+        return apply

@@ -8,7 +8,7 @@ the new epoch at the start of the next request in every worker and calls `refres
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ..config import PolicyConfig
 from ..errors import ConfigError
@@ -28,16 +28,28 @@ class StoredPolicies:
         self._rows: list[tuple] | None = None
 
     def refresh(self) -> None:
+        self.load()()
+
+    def load(self) -> Callable[[], None]:
+        """Read the store (any thread); the returned function swaps the new set in (the event loop's thread)."""
         rows = self._store.policy_rows()
         if rows == self._rows:
-            return
+            return _nothing
         stored = self._store.list_policies()
-        scopes = {p.name: p.key_id for p in stored if p.key_id is not None}
-        try:
-            self._routing.replace_policies([*self._file, *(p.config() for p in stored)], SOURCE, scopes)
-        except ConfigError as exc:
-            # Written policies were checked against this config; a config edit since (a model removed) can
-            # break them. Serve the file's policies rather than none, and say why.
-            log.error("the policies stored through the API are not in use until fixed: %s", exc)
-            self._routing.replace_policies(self._file, SOURCE)
-        self._rows = rows
+
+        def apply() -> None:
+            scopes = {p.name: p.key_id for p in stored if p.key_id is not None}
+            try:
+                self._routing.replace_policies([*self._file, *(p.config() for p in stored)], SOURCE, scopes)
+            except ConfigError as exc:
+                # Written policies were checked against this config; a config edit since (a model removed) can
+                # break them. Serve the file's policies rather than none, and say why.
+                log.error("the policies stored through the API are not in use until fixed: %s", exc)
+                self._routing.replace_policies(self._file, SOURCE)
+            self._rows = rows
+
+        return apply
+
+
+def _nothing() -> None:
+    pass

@@ -146,18 +146,18 @@ class App:
         master = MasterKey.from_env()
         keyring = OwnKeyring(self.store, master, self.catalog.providers)
         self.routing.own_keys = keyring.get
-        self.keys.on_change += [StoredPolicies(self.store, self.routing, config.policies).refresh, keyring.refresh]
+        self.keys.on_change += [StoredPolicies(self.store, self.routing, config.policies).load, keyring.load]
         # Guardrail settings too: the organisation's (config file unless stored) and per-key/group overrides.
         self.guardrails = GuardrailPolicies(self.store, config.guardrails)
-        self.keys.on_change.append(self.guardrails.refresh)
+        self.keys.on_change.append(self.guardrails.load)
         # The prompt library's attachments to keys and groups.
         self.prompts = PromptSet(self.store)
-        self.keys.on_change.append(self.prompts.refresh)
+        self.keys.on_change.append(self.prompts.load)
         # The MCP gateway's servers, tools and grants, rebuilt on the same epoch.
         self.mcp = McpGateway(self.store, master, self.metrics, clock, self.guardrails)
-        self.keys.on_change.append(self.mcp.refresh)
-        for reload in self.keys.on_change:
-            reload()
+        self.keys.on_change.append(self.mcp.load)
+        for load in self.keys.on_change:
+            load()()
         self.policy_admin = PolicyAdmin(self.store, config, clock)
         self.byok = ByokAdmin(self.store, master, self.catalog.providers, clock)
         self.request_ids = RequestIds()
