@@ -200,8 +200,9 @@ class KeyCache:
         self._applied = 0  # the number of the last reload swapped in
         self._remote = bool(getattr(store, "remote", False))
         self._pool: ThreadPoolExecutor | None = None
-        # Misses being read off the loop, by digest: concurrent requests with one new key share one read.
-        self._reading: dict[bytes, asyncio.Future[Principal]] = {}
+        # Misses being read off the loop, by digest and epoch: concurrent requests with one new key share one
+        # read, and never one begun before a change they came after (a revocation is seen by the next request).
+        self._reading: dict[tuple[bytes, int], asyncio.Future[Principal]] = {}
 
     def authenticate(self, key: str | None) -> Principal | Awaitable[Principal]:
         if not key:
@@ -273,15 +274,15 @@ class KeyCache:
         return self._pool
 
     async def _read_off_loop(self, digest: bytes, key: str | None, epoch: int) -> Principal:
-        reading = self._reading.get(digest)
+        reading = self._reading.get((digest, epoch))
         if reading is None:
             loop = asyncio.get_running_loop()
             pool = self._lookup_pool()
             reading = asyncio.ensure_future(loop.run_in_executor(pool, self._resolve, self._store, digest, key))
-            self._reading[digest] = reading
+            self._reading[(digest, epoch)] = reading
 
             def done(future: asyncio.Future[Principal]) -> None:
-                self._reading.pop(digest, None)
+                self._reading.pop((digest, epoch), None)
                 if not future.cancelled():
                     future.exception()  # retrieved here: every waiter may have gone (clients disconnected)
 
