@@ -106,7 +106,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench-pinned-"))
     binary = workdir / "concurrency"
     subprocess.run(["go", "build", "-o", str(binary), "."], cwd=HERE / "concurrency", check=True)
-    up, upstream = cc.start_upstream(binary)
+    up, upstream = cc.start_upstream(binary, chunks=1, interval_ms=0, delay_ms=0)  # an instant answer
     procs = [up]
     builds = {"this checkout": ROOT}
     if args.baseline:
