@@ -104,7 +104,9 @@ async def forward(
             searched = web_search.SearchStream(upstream, strip=caller != upstream)
         # A task of its own, so each upstream chunk resumes the relay directly (see proxy.forward_stream).
         relay = asyncio.create_task(_stream(ex, model, upstream_body, transcoder, extra, guard, searched, caller))
-        del upstream_body  # freed once sent: the stream outlives it by minutes
+        # Freed once sent (the upstream's body) or once the answer's first byte is out (the client's, which
+        # `Exchange.client_body` holds for a fallback): the stream outlives them by minutes.
+        del upstream_body, body, fields
         await relay
     else:
         await _unary(ex, model, caller, upstream_body, plan, extra, guard)
