@@ -25,6 +25,7 @@ models:
   - {id: mock/large, upstream_model: "gpt-4o@tokens=3000", capabilities: [streaming]}
   - {id: mock/gpt-4o, upstream_model: gpt-4o, capabilities: [streaming]}
   - {id: mock/slow, upstream_model: "gpt-4o@tokens=40@token_delay_ms=500", capabilities: [streaming]}
+  - {id: mock/thinking, upstream_model: "gpt-4o@ttft_ms=30000", capabilities: [streaming]}
 """
 
 # A stalled stream may cost the worker its objects (~150 KiB), the gateway's cap (64 KiB) plus one chunk, and
@@ -187,4 +188,42 @@ def test_an_open_stream_does_not_hold_the_copies_of_its_prompt(stack: Server, pa
         assert growth < 1.0 * len(PROMPT), f"each open stream holds {growth / len(PROMPT):.1f} times its prompt"
     finally:
         for sock in streams:
+            sock.close()
+
+
+def _settled_rss_kib(pid: int) -> int:
+    """The worker's RSS once it stops growing: the requests sent are read, forwarded and waiting upstream."""
+    last = _rss_kib(pid)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = _rss_kib(pid)
+        if abs(now - last) < 1024:
+            return now
+        last = now
+    return last
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages"], ids=["pass-through", "translated"])
+def test_a_stream_waiting_for_its_first_token_does_not_hold_its_prompt(stack: Server, path: str) -> None:
+    """A reasoning model may think for a minute before its first token. With one model to serve the request (no
+    fallback to re-send it), the client's body goes as soon as the upstream's is built, not at the first byte:
+    while the upstream thinks, each request held its prompt twice (the client's body and the upstream's, which
+    pyreqwest keeps until the answer's head arrives); now once."""
+    worker = _worker(stack)
+    before = _settled_rss_kib(worker)
+    waiting = []
+    try:
+        for _ in range(8):
+            sock = socket.create_connection(("127.0.0.1", int(stack.base.rsplit(":", 1)[1])))
+            sock.sendall(_request(stack, "mock/thinking", path, PROMPT))
+            waiting.append(sock)
+        growth = (_settled_rss_kib(worker) - before) * 1024 / len(waiting)
+        for sock in waiting:  # still waiting for the answer: nothing came back
+            sock.setblocking(False)
+            with pytest.raises(BlockingIOError):
+                sock.recv(1)
+        assert growth < 1.5 * len(PROMPT), f"each waiting request holds {growth / len(PROMPT):.1f} times its prompt"
+    finally:
+        for sock in waiting:
             sock.close()

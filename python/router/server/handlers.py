@@ -262,9 +262,12 @@ async def chat_completions(app: App, ex: Exchange) -> None:
             web_search.check_model(model.id, model.config.capabilities)
         if model.provider.api != "chat":
             answer = AnswerGuard(guard, app.metrics, masked) if guard.responses else None
-            # Translation re-reads the whole body: give it the screened one.
-            screened = rq.encode_fields(fields) if guard.requests else held.data
-            await forward(ex, model, "chat", screened, dict(fields), stream, 0, client_wants_usage, None, answer)
+            # Translation re-reads the whole body: give it the screened one (an argument, not a local: this frame
+            # lasts as long as the stream).
+            await forward(
+                ex, model, "chat", rq.encode_fields(fields) if guard.requests else held.data, dict(fields), stream, 0,
+                client_wants_usage, None, answer,
+            )  # fmt: skip
             return
         if not stream:
             # A partial, not a lambda: one Python frame less per answer.
