@@ -62,8 +62,8 @@ def _no_transparent_huge_pages() -> None:
 
     pyreqwest's allocator (mimalloc) asks for huge pages on the arena its upstream connections live in, and a
     huge page is resident as a whole once touched: with 1,000 open streams that made ~16 KiB per stream of
-    memory no connection used (88 -> 76 KiB per stream through one worker, docs/benchmarks-concurrency.md). The
-    page faults it saves cost nothing measurable per relayed chunk. Linux only; elsewhere, or where the kernel
+    memory no connection used (93 -> 77 KiB per stream in one worker, docs/benchmarks-concurrency.md). The page
+    faults huge pages save cost nothing measurable per relayed chunk. Linux only; elsewhere, or where the kernel
     refuses, nothing changes."""
     if sys.platform != "linux":
         return
