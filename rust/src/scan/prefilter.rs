@@ -60,10 +60,16 @@ static CLASS: [u8; 256] = {
 /// bytes after every number again, which made this pass a tenth of a scan.
 pub fn hot_windows(b: &[u8]) -> Vec<(usize, usize)> {
     let n = b.len();
-    let cand = candidate_masks(b);
-    let skip = |i: usize| next_candidate(&cand, i, n);
+    // Up to the first candidate, the vector skip (clean prose, most prompts, never gets past it).
+    let first = skip_cold(b, 0);
+    if first == n {
+        return Vec::new();
+    }
+    let base = first / 64;
+    let cand = candidate_masks(&b[64 * base..]);
+    let skip = |i: usize| 64 * base + next_candidate(&cand, i - 64 * base, n - 64 * base);
     let mut out: Vec<(usize, usize)> = Vec::new();
-    let mut i = 0;
+    let mut i = first;
     while i < n {
         i = skip(i);
         if i == n {
@@ -109,65 +115,63 @@ fn next_candidate(cand: &[u64], i: usize, n: usize) -> usize {
     }
 }
 
-/// The candidate bits of each 64-byte block of `b` (`candidates`), as if `b` were followed by NULs.
-fn candidate_masks(b: &[u8]) -> Vec<u64> {
-    // Each 32-byte chunk's class masks, and one empty chunk past the end for the last block's lookahead.
-    let chunks = b.len().div_ceil(32);
-    let mut classes: Vec<[u32; 4]> = Vec::with_capacity(chunks + 2);
-    classify_chunks(b, &mut classes);
-    classes.resize(classes.len().max(chunks) + 2, [0; 4]);
-    let wide = |c: usize, f: usize| {
-        u128::from(classes[c][f])
-            | (u128::from(classes[c + 1][f]) << 32)
-            | (u128::from(classes[c + 2][f]) << 64)
-    };
-    (0..b.len().div_ceil(64))
-        .map(|k| {
-            candidates(
-                wide(2 * k, 0),
-                wide(2 * k, 1),
-                wide(2 * k, 2),
-                wide(2 * k, 3),
-            )
-        })
-        .collect()
-}
+/// One bit per byte of a text, 64 to a word.
+type Masks = smallvec::SmallVec<[u64; 128]>;
 
-/// Appends the class masks (`ALWAYS` bytes, `. - /`, capitals, letters and digits) of each 32-byte
-/// chunk of `b`, the last padded with NULs.
-fn classify_chunks(b: &[u8], out: &mut Vec<[u32; 4]>) {
+/// The candidate bits of each 64-byte block of `b` (`candidates`), as if `b` were followed by NULs.
+///
+/// Up to 8 KiB of text the masks live on the stack: an allocation per scan cost clean prose a tenth.
+fn candidate_masks(b: &[u8]) -> Masks {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2 (checked just above; the answer is cached).
-        unsafe { classify_chunks_avx2(b, out) };
-        return;
+        return unsafe { candidate_masks_avx2(b) };
     }
-    for c in b.chunks(32) {
-        out.push(classify_bytewise(c));
-    }
+    candidate_masks_with(b, |c| classify_bytewise(c))
 }
 
-/// `classify_chunks` on 32-byte vectors.
+/// `candidate_masks` on 32-byte vectors.
 ///
 /// # Safety
 /// The CPU must support AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn classify_chunks_avx2(b: &[u8], out: &mut Vec<[u32; 4]>) {
-    let mut at = 0;
-    while at + 32 <= b.len() {
-        // SAFETY: AVX2 is enabled, and `at + 32 <= b.len()`.
-        let (a, d, u, n) = unsafe { classify_avx2(b, at) };
-        out.push([a, d, u, n]);
-        at += 32;
+unsafe fn candidate_masks_avx2(b: &[u8]) -> Masks {
+    candidate_masks_with(b, |c| {
+        // SAFETY: AVX2 is enabled (this function's contract), and `c` holds the 32 bytes loaded.
+        let (a, d, u, n) = unsafe { classify_avx2(c, 0) };
+        [a, d, u, n]
+    })
+}
+
+/// `candidate_masks` with `classify` giving the class masks (`ALWAYS` bytes, `. - /`, capitals, letters
+/// and digits) of 32 bytes: each block's masks and its lookahead's, a chunk classified once.
+#[inline(always)]
+fn candidate_masks_with(b: &[u8], classify: impl Fn(&[u8; 32]) -> [u32; 4]) -> Masks {
+    let chunk = |c: usize| {
+        let at = 32 * c;
+        if at + 32 <= b.len() {
+            classify(b[at..at + 32].try_into().unwrap())
+        } else if at < b.len() {
+            let mut pad = [0u8; 32];
+            pad[..b.len() - at].copy_from_slice(&b[at..]);
+            classify(&pad)
+        } else {
+            [0; 4]
+        }
+    };
+    let blocks = b.len().div_ceil(64);
+    let mut out = Masks::with_capacity(blocks);
+    let mut first = chunk(0);
+    for k in 0..blocks {
+        let (second, ahead) = (chunk(2 * k + 1), chunk(2 * k + 2));
+        let wide = |f: usize| {
+            u128::from(first[f]) | (u128::from(second[f]) << 32) | (u128::from(ahead[f]) << 64)
+        };
+        out.push(candidates(wide(0), wide(1), wide(2), wide(3)));
+        first = ahead;
     }
-    if at < b.len() {
-        let mut pad = [0u8; 32];
-        pad[..b.len() - at].copy_from_slice(&b[at..]);
-        // SAFETY: AVX2 is enabled, and the load reads the 32 bytes of `pad`.
-        let (a, d, u, n) = unsafe { classify_avx2(&pad, 0) };
-        out.push([a, d, u, n]);
-    }
+    out
 }
 
 /// The class masks of up to 32 bytes, byte by byte (bytes past the end are in no class).
@@ -541,7 +545,11 @@ mod tests {
                     };
                     want.push(candidates(lane(0), lane(1), lane(2), lane(3)));
                 }
-                assert_eq!(candidate_masks(&b), want, "{c:#x} at {at} of {len}");
+                assert_eq!(
+                    candidate_masks(&b).to_vec(),
+                    want,
+                    "{c:#x} at {at} of {len}"
+                );
             }
         }
     }
