@@ -686,6 +686,22 @@ mod tests {
     }
 
     #[test]
+    fn only_the_wanted_shapes_are_made() {
+        let text = "pay 4111 1111 1111 1111, ssn 123-45-6788, ip 10.0.0.1 or (555) 010-4477";
+        let mut all = Digits::new(text.as_bytes()).unwrap();
+        let mut some = Digits::new(text.as_bytes()).unwrap();
+        some.only(Shape::Card.bit() | Shape::Ipv4.bit());
+        for shape in [Shape::Card, Shape::Ipv4] {
+            assert!(!all.anchors(shape).is_empty(), "{shape:?}");
+            assert_eq!(some.anchors(shape).to_vec(), all.anchors(shape).to_vec());
+        }
+        for shape in [Shape::Ssn, Shape::PhoneNanp] {
+            assert!(!all.anchors(shape).is_empty(), "{shape:?}");
+            assert!(some.anchors(shape).is_empty(), "{shape:?}");
+        }
+    }
+
+    #[test]
     fn shapes_anchor_where_their_values_start() {
         let cases: [(Shape, &str, usize); 10] = [
             (Shape::Card, "pay 4111 1111 1111 1111 now", 4),
