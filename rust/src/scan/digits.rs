@@ -40,7 +40,15 @@ impl Shape {
     fn index(self) -> usize {
         self as usize
     }
+
+    /// The shape's bit in a set of shapes.
+    pub fn bit(self) -> u16 {
+        1 << self.index()
+    }
 }
+
+/// Every shape, as a set.
+pub const ALL_SHAPES: u16 = (1 << SHAPES) - 1;
 
 /// Digits closer than this belong to one cluster (one window per digit rule).
 pub const DIGIT_GAP: usize = 16;
@@ -61,6 +69,8 @@ pub struct Digits<'a> {
     /// Bit k of word i: byte `64 i + k` is an ASCII digit.
     digits: Vec<u64>,
     anchors: Option<[Vec<usize>; SHAPES]>,
+    /// The shapes whose anchors are made (the others have none).
+    wanted: u16,
 }
 
 impl<'a> Digits<'a> {
@@ -71,6 +81,7 @@ impl<'a> Digits<'a> {
             text,
             digits,
             anchors: None,
+            wanted: ALL_SHAPES,
         })
     }
 
@@ -119,11 +130,18 @@ impl<'a> Digits<'a> {
         out
     }
 
-    /// The positions where a match of `shape` may start, sorted.
+    /// Makes the anchors of only these shapes (a set of `Shape::bit`s), before the first `anchors`:
+    /// a text whose clusters are all too short for a shape's rules never asks for that shape.
+    pub fn only(&mut self, shapes: u16) {
+        self.wanted = shapes;
+    }
+
+    /// The positions where a match of `shape` may start, sorted (none for a shape not wanted).
     pub fn anchors(&mut self, shape: Shape) -> &[usize] {
-        let text = self.text;
-        let digits = &self.digits;
-        &self.anchors.get_or_insert_with(|| anchors(text, digits))[shape.index()]
+        let (text, digits, wanted) = (self.text, &self.digits, self.wanted);
+        &self
+            .anchors
+            .get_or_insert_with(|| anchors(text, digits, wanted))[shape.index()]
     }
 }
 
@@ -352,7 +370,7 @@ fn classify(c: &[u8; 64]) -> Classes {
 
 /// Each shape's anchors in `text`, computed for the blocks next to a block with a digit (every
 /// digit rule's window lies within one block of its digits: `back` and the tail are under 64 bytes).
-fn anchors(text: &[u8], digits: &[u64]) -> [Vec<usize>; SHAPES] {
+fn anchors(text: &[u8], digits: &[u64], wanted: u16) -> [Vec<usize>; SHAPES] {
     let mut out: [Vec<usize>; SHAPES] = Default::default();
     let n = digits.len();
     let mut next: Option<(usize, Classes)> = None;
@@ -373,7 +391,7 @@ fn anchors(text: &[u8], digits: &[u64]) -> [Vec<usize>; SHAPES] {
             let b = text[64 * k - 1];
             b.is_ascii_alphanumeric() || b == b'_'
         };
-        let masks = block_anchors(&cur, &ahead, !before_word);
+        let masks = block_anchors(&cur, &ahead, !before_word, wanted);
         for (shape, mut m) in masks.into_iter().enumerate() {
             while m != 0 {
                 let at = 64 * k + m.trailing_zeros() as usize;
@@ -387,12 +405,16 @@ fn anchors(text: &[u8], digits: &[u64]) -> [Vec<usize>; SHAPES] {
     out
 }
 
-/// The anchors of each shape in one block (`cur`), looking ahead into the next (`ahead`); `start_ok`:
-/// the byte before the block is not a word character.
+/// The anchors of each shape of `wanted` in one block (`cur`), looking ahead into the next (`ahead`);
+/// `start_ok`: the byte before the block is not a word character.
 ///
 /// `x >> j` below puts at bit i what is at bit i + j, "j bytes further on"; `x << 1`, "the byte before".
-/// Every shape looks at most 17 bytes ahead, inside the two blocks.
-fn block_anchors(cur: &Classes, ahead: &Classes, start_ok: bool) -> [u64; SHAPES] {
+/// Every shape looks at most 17 bytes ahead, inside the two blocks. A shape not wanted, or whose
+/// anchor byte (a digit, `+`, `0`, a capital) or separators (dots, two colons) the blocks lack, is left
+/// empty without its shifts: on prose with numbers most blocks need only two or three shapes.
+fn block_anchors(cur: &Classes, ahead: &Classes, start_ok: bool, wanted: u16) -> [u64; SHAPES] {
+    let digit_here = cur.digit != 0;
+    let want = |shape: Shape, gate: bool| gate && wanted & shape.bit() != 0;
     let wide = |f: fn(&Classes) -> u64| u128::from(f(cur)) | (u128::from(f(ahead)) << 64);
     let d = wide(|c| c.digit);
     let w = wide(|c| c.word);
@@ -414,97 +436,133 @@ fn block_anchors(cur: &Classes, ahead: &Classes, start_ok: bool) -> [u64; SHAPES
     let after_digit = (d << 1) | 1;
 
     // Card: 13 characters from a digit, each a digit or one space or hyphen between two digits.
-    let chain = d | ((space | dash) & (d >> 1) & after_digit);
-    let c2 = chain & (chain >> 1);
-    let c4 = c2 & (c2 >> 2);
-    let c8 = c4 & (c4 >> 4);
-    let card = d & word_start & c8 & (c8 >> 5);
+    let card = if want(Shape::Card, digit_here) {
+        let chain = d | ((space | dash) & (d >> 1) & after_digit);
+        let c2 = chain & (chain >> 1);
+        let c4 = c2 & (c2 >> 2);
+        let c8 = c4 & (c4 >> 4);
+        d & word_start & c8 & (c8 >> 5)
+    } else {
+        0
+    };
 
     // SSN: ddd[- ]dd[- ]dddd and a word boundary.
-    let sep = space | dash;
-    let ssn = word_start
-        & d
-        & (d >> 1)
-        & (d >> 2)
-        & (sep >> 3)
-        & (d >> 4)
-        & (d >> 5)
-        & (sep >> 6)
-        & (d >> 7)
-        & (d >> 8)
-        & (d >> 9)
-        & (d >> 10)
-        & (nw >> 11);
+    let ssn = if want(Shape::Ssn, digit_here) {
+        let sep = space | dash;
+        word_start
+            & d
+            & (d >> 1)
+            & (d >> 2)
+            & (sep >> 3)
+            & (d >> 4)
+            & (d >> 5)
+            & (sep >> 6)
+            & (d >> 7)
+            & (d >> 8)
+            & (d >> 9)
+            & (d >> 10)
+            & (nw >> 11)
+    } else {
+        0
+    };
 
     // IPv4: three groups of 1-3 digits and a dot, then a digit.
-    let x1 = d & (dot >> 1) & (d >> 2);
-    let x2 = d & (d >> 1) & (dot >> 2) & (d >> 3);
-    let x3 = d & (d >> 1) & (d >> 2) & (dot >> 3) & (d >> 4);
-    let l1 = x1 | x2 | x3;
-    let l2 = (x1 & (l1 >> 2)) | (x2 & (l1 >> 3)) | (x3 & (l1 >> 4));
-    let l3 = (x1 & (l2 >> 2)) | (x2 & (l2 >> 3)) | (x3 & (l2 >> 4));
-    let ipv4 = word_start & l3;
+    let ipv4 = if want(Shape::Ipv4, digit_here && dot != 0) {
+        let x1 = d & (dot >> 1) & (d >> 2);
+        let x2 = d & (d >> 1) & (dot >> 2) & (d >> 3);
+        let x3 = d & (d >> 1) & (d >> 2) & (dot >> 3) & (d >> 4);
+        let l1 = x1 | x2 | x3;
+        let l2 = (x1 & (l1 >> 2)) | (x2 & (l1 >> 3)) | (x3 & (l1 >> 4));
+        let l3 = (x1 & (l2 >> 2)) | (x2 & (l2 >> 3)) | (x3 & (l2 >> 4));
+        word_start & l3
+    } else {
+        0
+    };
 
     // IPv6: `::` and a third colon, or 1-4 hex digits at a word start and a colon; either way a
     // second colon group must follow (a colon, up to 4 hex digits, a colon).
-    let h1 = hex >> 1;
-    let h2 = h1 & (hex >> 2);
-    let h3 = h2 & (hex >> 3);
-    let h4 = h3 & (hex >> 4);
-    let two_colons = colon
-        & ((colon >> 1)
-            | (h1 & (colon >> 2))
-            | (h2 & (colon >> 3))
-            | (h3 & (colon >> 4))
-            | (h4 & (colon >> 5)));
-    let hex_then_colons = (hex & (two_colons >> 1))
-        | (hex & h1 & (two_colons >> 2))
-        | (hex & h2 & (two_colons >> 3))
-        | (hex & h3 & (two_colons >> 4));
-    let ipv6 = (word_start & hex_then_colons) | (colon & (colon >> 1) & (colon >> 2));
+    let ipv6 = if want(Shape::Ipv6, colon.count_ones() >= 2) {
+        let h1 = hex >> 1;
+        let h2 = h1 & (hex >> 2);
+        let h3 = h2 & (hex >> 3);
+        let h4 = h3 & (hex >> 4);
+        let two_colons = colon
+            & ((colon >> 1)
+                | (h1 & (colon >> 2))
+                | (h2 & (colon >> 3))
+                | (h3 & (colon >> 4))
+                | (h4 & (colon >> 5)));
+        let hex_then_colons = (hex & (two_colons >> 1))
+            | (hex & h1 & (two_colons >> 2))
+            | (hex & h2 & (two_colons >> 3))
+            | (hex & h3 & (two_colons >> 4));
+        (word_start & hex_then_colons) | (colon & (colon >> 1) & (colon >> 2))
+    } else {
+        0
+    };
 
     // `+` and a country code.
-    let phone_plus = plus & (nonzero >> 1);
+    let phone_plus = if want(Shape::PhonePlus, cur.plus != 0) {
+        plus & (nonzero >> 1)
+    } else {
+        0
+    };
 
     // North American: the exchange and line `ddd[ .-]dddd` and a word boundary, after `)`, a space, a
     // dot or a hyphen; a match starts 4 to 8 bytes before it (area code, parentheses, a leading `1-`).
-    let nanp_sep = space | dash | dot;
-    let core = (((rparen | nanp_sep) << 1) | 1)
-        & d
-        & (d >> 1)
-        & (d >> 2)
-        & (nanp_sep >> 3)
-        & (d >> 4)
-        & (d >> 5)
-        & (d >> 6)
-        & (d >> 7)
-        & (nw >> 8);
-    // (A leading `1` is a digit at a word start too.)
-    let nanp = ((d & word_start) | lparen)
-        & ((core >> 4) | (core >> 5) | (core >> 6) | (core >> 7) | (core >> 8));
+    let nanp = if want(Shape::PhoneNanp, digit_here || cur.lparen != 0) {
+        let nanp_sep = space | dash | dot;
+        let core = (((rparen | nanp_sep) << 1) | 1)
+            & d
+            & (d >> 1)
+            & (d >> 2)
+            & (nanp_sep >> 3)
+            & (d >> 4)
+            & (d >> 5)
+            & (d >> 6)
+            & (d >> 7)
+            & (nw >> 8);
+        // (A leading `1` is a digit at a word start too.)
+        ((d & word_start) | lparen)
+            & ((core >> 4) | (core >> 5) | (core >> 6) | (core >> 7) | (core >> 8))
+    } else {
+        0
+    };
 
     // UK: 0 then 3 or 4 digits, a space.
-    let uk = word_start
-        & zero
-        & (nonzero >> 1)
-        & (d >> 2)
-        & (d >> 3)
-        & ((space >> 4) | ((d >> 4) & (space >> 5)));
+    let uk = if want(Shape::PhoneUk, cur.zero != 0) {
+        word_start
+            & zero
+            & (nonzero >> 1)
+            & (d >> 2)
+            & (d >> 3)
+            & ((space >> 4) | ((d >> 4) & (space >> 5)))
+    } else {
+        0
+    };
 
     // French: 0 and a digit, then ` dd` or `.dd` groups.
-    let fr_sep = space | dot;
-    let fr = word_start
-        & zero
-        & (nonzero >> 1)
-        & (fr_sep >> 2)
-        & (d >> 3)
-        & (d >> 4)
-        & (fr_sep >> 5)
-        & (d >> 6)
-        & (d >> 7);
+    let fr = if want(Shape::PhoneFr, cur.zero != 0) {
+        let fr_sep = space | dot;
+        word_start
+            & zero
+            & (nonzero >> 1)
+            & (fr_sep >> 2)
+            & (d >> 3)
+            & (d >> 4)
+            & (fr_sep >> 5)
+            & (d >> 6)
+            & (d >> 7)
+    } else {
+        0
+    };
 
     // IBAN: two capitals at a word start, two digits.
-    let iban = word_start & upper & (upper >> 1) & (d >> 2) & (d >> 3);
+    let iban = if want(Shape::Iban, cur.upper != 0) {
+        word_start & upper & (upper >> 1) & (d >> 2) & (d >> 3)
+    } else {
+        0
+    };
 
     let mut out = [0u64; SHAPES];
     for (shape, m) in [
@@ -625,6 +683,22 @@ mod tests {
                 count: 10
             }]
         );
+    }
+
+    #[test]
+    fn only_the_wanted_shapes_are_made() {
+        let text = "pay 4111 1111 1111 1111, ssn 123-45-6788, ip 10.0.0.1 or (555) 010-4477";
+        let mut all = Digits::new(text.as_bytes()).unwrap();
+        let mut some = Digits::new(text.as_bytes()).unwrap();
+        some.only(Shape::Card.bit() | Shape::Ipv4.bit());
+        for shape in [Shape::Card, Shape::Ipv4] {
+            assert!(!all.anchors(shape).is_empty(), "{shape:?}");
+            assert_eq!(some.anchors(shape).to_vec(), all.anchors(shape).to_vec());
+        }
+        for shape in [Shape::Ssn, Shape::PhoneNanp] {
+            assert!(!all.anchors(shape).is_empty(), "{shape:?}");
+            assert!(some.anchors(shape).is_empty(), "{shape:?}");
+        }
     }
 
     #[test]

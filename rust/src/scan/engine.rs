@@ -377,7 +377,19 @@ impl Engine {
         let Some(mut digits) = Digits::new(text.as_bytes()) else {
             return;
         };
-        for cluster in digits.clusters() {
+        let clusters = digits.clusters();
+        // Only the shapes of the rules some cluster has the digits for: prose with a number per
+        // sentence (years, prices, dates) never asks for the card, SSN or phone shapes.
+        let most = clusters.iter().map(|c| c.count).max().unwrap_or(0);
+        let shapes = self
+            .digit_rules
+            .iter()
+            .filter(|&&(r, _)| {
+                enabled(r) && most >= u32::from(self.rules[r as usize].spec.min_digits)
+            })
+            .fold(0, |set, &(_, shape)| set | shape.bit());
+        digits.only(shapes);
+        for cluster in clusters {
             for &(r, shape) in &self.digit_rules {
                 let Some((ws, we)) = self.digit_window(text, r, cluster) else {
                     continue;
