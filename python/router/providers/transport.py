@@ -41,6 +41,14 @@ class Gate:
         self.queued = 0
         self._slots = asyncio.Semaphore(cap) if cap else None
 
+    def enter_now(self) -> bool:
+        """Count a request in without waiting, when the provider has no cap (the default): a method call instead
+        of a coroutine on every upstream call. False: the caller awaits `enter`."""
+        if self._slots is not None:
+            return False
+        self.in_flight += 1
+        return True
+
     async def enter(self) -> None:
         slots = self._slots
         if slots is not None:
@@ -112,7 +120,8 @@ class Transport:
     async def post(self, url: str, headers: dict[str, str], body: bytes) -> tuple[Response, bytes]:
         """Send a request and read the whole answer."""
         gate = self.gate
-        await gate.enter()
+        if not gate.enter_now():
+            await gate.enter()
         try:
             response = await self._client.post(self._url(url)).headers(headers).body_bytes(body).build().send()
             return response, bytes(await response.bytes())
