@@ -374,20 +374,19 @@ class App:
         elapsed = time.perf_counter() - ex.started
         model = ex.model or "unknown"
         provider = ex.provider or "none"
-        metrics = self.metrics
         overhead = ex.overhead_seconds()
-        metrics.observe_request(ex.endpoint, model, provider, ex.status, elapsed, overhead)
-        if ex.provider is not None and ex.upstream_seconds:
-            metrics.observe_upstream(provider, model, ex.upstream_seconds)
-        if ex.ttft is not None:
-            metrics.observe_ttft(provider, model, ex.ttft)
-        metrics.count_tokens(model, ex.prompt_tokens, ex.completion_tokens, ex.cached_tokens)
         cost, estimated = request_cost(ex)
         savings = cache_savings(ex)
         if ex.hold is not None:
             self.spend.settle(ex.hold, cost or 0)
-        if cost:
-            metrics.count_cost(model, provider, first_group(ex.budgets), cost / MICRO)
+        # fmt: off
+        self.metrics.observe_request(
+            ex.endpoint, model, provider, ex.status, elapsed, overhead,
+            ex.upstream_seconds if ex.provider is not None else 0.0, ex.ttft,
+            ex.prompt_tokens, ex.completion_tokens, ex.cached_tokens,
+            cost / MICRO if cost else 0.0, first_group(ex.budgets) if cost else "",
+        )
+        # fmt: on
         meta = ex.metadata
         turn = ex.turn
         if turn is not None:
