@@ -108,8 +108,7 @@ class OpenAICompatProvider:
     ) -> Awaitable[tuple[Response, bytes]]:
         """The transport's call itself, awaited by the caller (no coroutine of its own on the unary path)."""
         assert self._transport is not None
-        headers = {"x-request-id": request_id} if extra is None else {"x-request-id": request_id, **extra}
-        return self._transport.post(url, headers, body)
+        return self._transport.post(url, extra, body, request_id)
 
     @asynccontextmanager
     async def stream(
