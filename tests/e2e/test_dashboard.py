@@ -152,7 +152,9 @@ def test_admin_journey_preset_group_user_key_sdk_usage_revoke(gateway: Server, p
     for _ in range(50):
         page.get_by_role("button", name="Show", exact=True).click()
         wait_loaded(page)
-        if page.locator(f"td:has-text('{key_id}')").count():
+        # The page's three reports are read in parallel while the usage rows land: the grouped table can show
+        # a row the time series, read a moment earlier, did not have yet (its chart then says "No requests").
+        if page.locator(f"td:has-text('{key_id}')").count() and page.locator(".chart canvas").count():
             break
         page.wait_for_timeout(200)
     row = page.locator(f"tr:has(td:has-text('{key_id}'))")

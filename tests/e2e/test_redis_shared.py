@@ -98,6 +98,11 @@ def test_a_key_revoked_with_the_cli_is_refused_by_every_replica(replicas: Replic
 
 
 def test_approved_model_removal_on_one_replica_is_enforced_on_another(replicas: Replicas) -> None:
+    check_model_removal_from_c_is_enforced_on_a(replicas)
+
+
+def check_model_removal_from_c_is_enforced_on_a(replicas: Replicas) -> None:
+    """A model taken off the approved list through replica 2 is refused on replica 0's both workers at once."""
     created = replicas.manage(2, "POST", "/apikey", {"name": "approved"}).json()
     r = replicas.manage(2, "POST", "/models/approved", {"models": ["mock/cheap", "mock/other"]})
     assert r.status_code == 200, r.text

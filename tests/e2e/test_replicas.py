@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from test_redis_shared import CONFIG, body, chat, fire, limited_key
+from test_redis_shared import CONFIG, body, chat, check_model_removal_from_c_is_enforced_on_a, fire, limited_key
 
 from pg import PostgresServer
 from redis_server import RedisServer
@@ -124,19 +124,7 @@ def test_key_created_on_a_works_on_b_and_c_and_revoked_on_b_is_refused_by_a_and_
 
 
 def test_approved_model_removal_on_c_is_enforced_on_a(replicas: Replicas) -> None:
-    created = replicas.manage(2, "POST", "/apikey", {"name": "approved"}).json()
-    r = replicas.manage(2, "POST", "/models/approved", {"models": ["mock/cheap", "mock/other"]})
-    assert r.status_code == 200, r.text
-    for _ in range(4):
-        assert chat(replicas.bases[0], created["key"], "mock/other").status_code == 200
-    r = replicas.manage(2, "POST", "/models/approved/remove", {"models": ["mock/other"]})
-    assert r.status_code == 200, r.text
-    try:
-        for _ in range(4):  # both workers of replica A, on their next request
-            assert chat(replicas.bases[0], created["key"], "mock/other").status_code == 403
-            assert chat(replicas.bases[0], created["key"], "mock/cheap").status_code == 200
-    finally:
-        assert replicas.manage(1, "POST", "/models/approval", {"enabled": False}).status_code == 200
+    check_model_removal_from_c_is_enforced_on_a(replicas)
 
 
 def test_600_concurrent_requests_over_3_replicas_against_room_for_100(replicas: Replicas, mock) -> None:

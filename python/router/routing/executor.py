@@ -288,6 +288,7 @@ class Routing:
         ex.attempts = 1
         ex.model = model.id
         ex.provider = model.provider.name
+        ex.last_attempt = True  # no fallback: the client's body goes once the upstream's is built
         started = ex.started
         try:
             await call(model)

@@ -65,16 +65,35 @@ class RequestIds:
         return "req_" + self._pool[at : at + self._HEX]
 
 
+class ClientBody:
+    """The client's request body and its top-level fields (msgspec.Raw values, views into the body), held for
+    the routing attempts that may send it (a fallback re-sends it until the answer's first byte is out).
+
+    A stream lasts minutes and its prompt may be tens of KiB: `release` empties both once nothing can send them
+    again, for every frame that holds this object or the fields dict (they see it emptied). What the usage row
+    needs of the body (its size, the tool results) is read before."""
+
+    __slots__ = ("data", "fields")
+
+    def __init__(self, data: bytes, fields: dict[str, msgspec.Raw]) -> None:
+        self.data = data
+        self.fields = fields
+
+    def release(self) -> None:
+        self.data = b""
+        self.fields.clear()
+
+
 class Exchange:
     """What the handlers of one request share: ids, timings, the outcome to log, and response helpers."""
 
     __slots__ = (
         "answer", "api", "attempt_rows", "attempts", "auto_cache", "body_bytes", "budgets", "byok", "cached_tokens",
-        "completion_tokens", "conversation", "end_user", "endpoint", "error_type", "events_seen", "fees_micro",
-        "headers", "hold", "key_id", "metadata", "model", "on_answer", "owner", "period", "prices", "prompt",
-        "prompt_tokens", "proto", "provider", "reasoning_tokens", "request_id", "responded", "routing_seconds",
-        "scope", "sockets", "started", "status", "stream", "tool_calls", "tool_results", "triggers", "ttft", "turn",
-        "upstream_auth", "upstream_seconds",
+        "client_body", "completion_tokens", "conversation", "end_user", "endpoint", "error_type", "events_seen",
+        "fees_micro", "headers", "hold", "key_id", "last_attempt", "metadata", "model", "on_answer", "owner",
+        "period", "prices", "prompt", "prompt_tokens", "proto", "provider", "reasoning_tokens", "request_id",
+        "responded", "routing_seconds", "scope", "sockets", "started", "status", "stream", "tool_calls",
+        "tool_results", "triggers", "ttft", "turn", "upstream_auth", "upstream_seconds",
     )  # fmt: skip
 
     def __init__(self, scope: Scope, proto: HTTPProtocol, endpoint: str, request_id: str) -> None:
@@ -136,6 +155,10 @@ class Exchange:
         self.answer: bytes | None = None
         # The worker's client sockets by address: streams look at theirs to hold the upstream for a slow client.
         self.sockets: ClientSockets | None = None
+        # The request for the routing attempts to send, released when the answer's first byte is out, or once
+        # the upstream body is built when routing has no other attempt to make (`last_attempt`: one model).
+        self.client_body: ClientBody | None = None
+        self.last_attempt = False
 
     # -- request ------------------------------------------------------------------------------------
 
@@ -217,6 +240,17 @@ class Exchange:
         body = error_body(exc, self.api, self.request_id if self.api == "anthropic" else None)
         self.send_bytes(error_status(exc, self.api), body, JSON, exc.headers)
 
+    def release_body(self) -> None:
+        if (held := self.client_body) is not None:
+            self.client_body = None
+            held.release()
+
+    def upstream_body_built(self) -> None:
+        """This attempt's upstream body exists: on the last attempt nothing reads the client's again, and a model
+        that thinks for a minute before its first token no longer holds it that long."""
+        if self.last_attempt:
+            self.release_body()
+
     @contextlib.contextmanager
     def cancel_on_disconnect(self) -> Iterator[None]:
         """Cancel the running task as soon as the client goes away, even while the upstream is silent;
@@ -242,4 +276,6 @@ class Exchange:
     ) -> Any:
         self.status = status
         self.responded = True
+        # The client has the answer's first bytes: no fallback can re-send the request any more.
+        self.release_body()
         return self.proto.response_stream(status, self.response_headers(content_type, extra))

@@ -35,7 +35,7 @@ from ..routing.policies import is_policy
 from ..spend.cost import DEFAULT_MAX_OUTPUT, images_worst_case_micro
 from ..store.records import AuditEvent
 from . import requests as rq
-from .exchange import JSON, Exchange
+from .exchange import JSON, ClientBody, Exchange
 from .proxy import forward_images, forward_stream, forward_unary
 from .translating import forward
 
@@ -178,6 +178,11 @@ def _output_of(model: Model, requested: int | None) -> int:
     return requested if limit is None else min(requested, limit)
 
 
+def _need(held: ClientBody, stream: bool) -> Need:
+    """What a policy's targets must support, read from the request while routing may still send it."""
+    return Need.chat(held.data, held.fields, stream)
+
+
 def _route(
     app: App,
     ex: Exchange,
@@ -230,18 +235,13 @@ async def chat_completions(app: App, ex: Exchange) -> None:
     if stream:
         ex.stream = True
 
-    need = partial(Need.chat, body, fields, stream)
+    # Routing's attempts read the request from `held` only, which the answer's first byte releases.
+    held = ex.client_body = ClientBody(body, fields)
+    need = partial(_need, held, stream)
     searching = web_search.requested(fields)
 
-    async def call(model: Model) -> None:
-        if searching:
-            web_search.check_model(model.id, model.config.capabilities)
-        if model.provider.api != "chat":
-            # Translation re-reads the whole body: give it the screened one.
-            screened = rq.encode_fields(fields) if guard.requests else body
-            answer = AnswerGuard(guard, app.metrics, masked) if guard.responses else None
-            await forward(ex, model, "chat", screened, dict(fields), stream, 0, client_wants_usage, None, answer)
-            return
+    def chat_upstream(model: Model) -> bytes:
+        # A function of its own: no frame that lasts as long as the stream holds the copy of the fields.
         upstream = dict(fields)
         upstream["model"] = model.upstream_name_json
         if "reasoning_effort" in upstream:
@@ -250,22 +250,34 @@ async def chat_completions(app: App, ex: Exchange) -> None:
             web_search.chat_upstream_fields(upstream)
         if model.coding is not None:
             coding.prepare(model.coding, "chat", upstream)
+        if stream and not client_wants_usage:
+            # Every token is counted: ask for usage even when the client did not, and hide that chunk from it.
+            rq.with_usage_requested(upstream, stream_options)
+        return rq.encode_fields(upstream)
+
+    async def call(model: Model) -> None:
+        if searching:
+            web_search.check_model(model.id, model.config.capabilities)
+        if model.provider.api != "chat":
+            answer = AnswerGuard(guard, app.metrics, masked) if guard.responses else None
+            # Translation re-reads the whole body: give it the screened one (an argument, not a local: this frame
+            # lasts as long as the stream).
+            await forward(
+                ex, model, "chat", rq.encode_fields(fields) if guard.requests else held.data, dict(fields), stream, 0,
+                client_wants_usage, None, answer,
+            )  # fmt: skip
+            return
         if not stream:
             # A partial, not a lambda: one Python frame less per answer.
             screen = partial(screen_chat_response, guard, app.metrics, request=masked) if guard.responses else None
-            await forward_unary(ex, model, "chat", rq.encode_fields(upstream), screen)
+            await forward_unary(ex, model, "chat", chat_upstream(model), screen)
             return
-        # Every token is counted: ask for usage even when the client did not, and hide that chunk from it.
-        if not client_wants_usage:
-            rq.with_usage_requested(upstream, stream_options)
         stream_guard = ChatStreamGuard(guard, app.metrics, masked) if guard.responses else None
-        await forward_stream(
-            ex, model, rq.encode_fields(upstream), hide_usage=not client_wants_usage, guard=stream_guard
-        )
+        await forward_stream(ex, model, chat_upstream(model), hide_usage=not client_wants_usage, guard=stream_guard)
 
     model_id = request.model
     # The validated request holds the decoded conversation: a stream outlives it by minutes.
-    del request
+    del request, body
     await _route(app, ex, principal, model_id, models, need, fields, call)
 
 
@@ -292,7 +304,8 @@ async def messages(app: App, ex: Exchange) -> None:
         await charging
     estimate = anthropic.estimate_input_tokens(request)
     stream = bool(request.stream)
-    need = partial(Need.chat, body, fields, stream)
+    held = ex.client_body = ClientBody(body, fields)  # see chat_completions
+    need = partial(_need, held, stream)
     searching = web_search.requested(fields)
 
     async def call(model: Model) -> None:
@@ -303,10 +316,10 @@ async def messages(app: App, ex: Exchange) -> None:
         if model.provider.api == "messages":
             extra = {name: value for name in _ANTHROPIC_PASSTHROUGH if (value := ex.headers.get(name))}
         answer = AnswerGuard(guard, app.metrics, restore) if guard.responses else None
-        await forward(ex, model, "messages", body, dict(fields), stream, estimate, True, extra, answer)
+        await forward(ex, model, "messages", held.data, dict(fields), stream, estimate, True, extra, answer)
 
     model_id = request.model
-    del request  # the decoded conversation (see chat_completions)
+    del request, body  # the decoded conversation and the body (see chat_completions)
     await _route(app, ex, principal, model_id, models, need, fields, call)
 
 
@@ -334,21 +347,26 @@ async def responses_create(app: App, ex: Exchange) -> None:
     if charging is not None:
         await charging
     stream = bool(request.stream)
-    need = partial(Need.chat, body, fields, stream)
+    held = ex.client_body = ClientBody(body, fields)  # see chat_completions
+    need = partial(_need, held, stream)
     searching = web_search.requested(fields)
+
+    def responses_upstream(model: Model) -> dict[str, msgspec.Raw]:
+        # A function of its own: no frame that lasts as long as the stream holds the copy of the fields.
+        upstream = dict(fields)
+        if model.provider.api == "responses" and "reasoning" in upstream:
+            upstream["reasoning"] = reasoning.openai_reasoning_field(upstream["reasoning"])
+        return upstream
 
     async def call(model: Model) -> None:
         if searching and model.provider.config.kind != "openai-responses":
             # OpenAI's own web search tool to a Responses upstream goes through as sent: OpenAI decides.
             web_search.check_model(model.id, model.config.capabilities)
         answer = AnswerGuard(guard, app.metrics, restore) if guard.responses else None
-        upstream = dict(fields)
-        if model.provider.api == "responses" and "reasoning" in upstream:
-            upstream["reasoning"] = reasoning.openai_reasoning_field(upstream["reasoning"])
-        await forward(ex, model, "responses", body, upstream, stream, 0, True, None, answer)
+        await forward(ex, model, "responses", held.data, responses_upstream(model), stream, 0, True, None, answer)
 
     model_id = request.model
-    del request  # the decoded conversation (see chat_completions)
+    del request, body  # the decoded conversation and the body (see chat_completions)
     await _route(app, ex, principal, model_id, models, need, fields, call)
 
 

@@ -79,6 +79,7 @@ async def forward_unary(
     ex: Exchange, model: Model, endpoint: str, body: bytes, screen: Callable[[bytes], bytes] | None = None
 ) -> None:
     provider = model.provider
+    ex.upstream_body_built()
     sent = time.perf_counter()
     try:
         response, data = await provider.post(model.urls[endpoint], body, ex.request_id, ex.upstream_auth)
@@ -155,6 +156,7 @@ async def forward_stream(
     # The relay runs as a task of its own: each upstream chunk then resumes its frame directly, not through every
     # coroutine awaiting this one (the RSGI entry, the handler, routing: one frame resumed per level and per chunk,
     # ~0.1 µs each; benches/test_relay_bench.py). Errors and cancellation cross the task boundary unchanged.
+    ex.upstream_body_built()
     relay = asyncio.create_task(_forward_stream(ex, model, body, hide_usage, guard))
     del body  # the upstream's copy of the prompt: freed once sent, not held for the stream's length
     await relay

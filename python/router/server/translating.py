@@ -92,6 +92,10 @@ async def forward(
         upstream_body = msgspec.json.encode(translated)
         # The conversation, decoded and translated: a stream outlives them by minutes.
         del request, translated
+    searching = web_search.requested(fields)
+    # Nothing below reads the client's body: `Exchange.client_body` holds it while a fallback may re-send it.
+    del body, fields
+    ex.upstream_body_built()
     if stream:
         ex.stream = True
         prices = _prices(model) if caller == "responses" else None
@@ -100,7 +104,7 @@ async def forward(
             upstream, caller, model.id, int(time.time()), input_estimate, include_usage, plan.json_tool, prices, screen
         )
         searched = None
-        if upstream in ("messages", "responses") and web_search.requested(fields):
+        if upstream in ("messages", "responses") and searching:
             searched = web_search.SearchStream(upstream, strip=caller != upstream)
         # A task of its own, so each upstream chunk resumes the relay directly (see proxy.forward_stream).
         relay = asyncio.create_task(_stream(ex, model, upstream_body, transcoder, extra, guard, searched, caller))

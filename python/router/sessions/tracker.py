@@ -50,6 +50,8 @@ class Sessions:
         conversation = ex.conversation
         if conversation is None:
             return
+        # Views into the client's body: read once here, not held for a stream's length.
+        ex.conversation = None
         items, system, previous_raw = conversation
         explicit = user = previous = None
         if metadata is not None:
