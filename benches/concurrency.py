@@ -149,7 +149,9 @@ def start_gateway(workdir: Path, upstream: str, extra: str = "", source: Path = 
     return gw, f"http://127.0.0.1:{port}/v1/chat/completions", key
 
 
-def start_forwarder(upstream: str) -> tuple[Proc, str]:
+def start_forwarder(upstream: str, module: str = "forwarder") -> tuple[Proc, str]:
+    """A do-nothing forwarder of `benches/concurrency`: `forwarder` (pyreqwest) or `forwarder_aiohttp` (the
+    issue's reference)."""
     port = free_port()
     env = {**os.environ, "UPSTREAM": f"http://{upstream}/v1/chat/completions", "PYTHONPATH": str(HERE / "concurrency")}
     fw = Proc(
@@ -168,7 +170,7 @@ def start_forwarder(upstream: str) -> tuple[Proc, str]:
             "4096",
             "--port",
             str(port),
-            "forwarder:app",
+            f"{module}:app",
         ],
         env,
     )

@@ -3,6 +3,8 @@
 Starts the Go upstream of `benches/concurrency` (an instant chat completion) and pins it and wrk to CPU 0; the
 targets are pinned to CPU 1 (`taskset`), one worker each:
 - the do-nothing forwarder (`benches/concurrency/forwarder.py`: granian RSGI, msgspec, pyreqwest);
+- the issue's reference do-nothing forwarder (`benches/concurrency/forwarder_aiohttp.py`: granian RSGI, msgspec,
+  aiohttp), the one the throughput-per-core goal (everything on at 0.8 times its requests/s) is measured against;
 - for each build compared (this checkout, and `--baseline DIR`, another checkout with its own built extension
   in `DIR/python/router`, e.g. main's): the gateway with a plain key and its default config (guardrails screen
   the request and the answer), and a gateway with everything on: model approval (the approved list) and an
@@ -11,7 +13,7 @@ targets are pinned to CPU 1 (`taskset`), one worker each:
 wrk (1 thread, 32 connections) drives each target for `--duration` seconds, the targets taking turns in every
 round (the order rotates), and each target's worker CPU is read from /proc around its run: CPU µs per request
 and requests/s are the medians of the rounds. On a 2-core machine shared with others, single rounds swing;
-compare the rows of one run, and the ratios to the forwarder measured in the same rounds.
+compare the rows of one run, and the ratios to the forwarders measured in the same rounds.
 
     python benches/load_pinned.py [--baseline /work/main] [--duration 3] [--rounds 5] [--json out.json]
 """
@@ -38,6 +40,8 @@ from load import WRK_SCRIPT, require_wrk  # noqa: E402
 PROMPT = "What is the capital of France? My email is jane.doe@example.com"
 METADATA = json.dumps({"tags": ["bench", "load"], "user_id": "end-user-1", "trace_id": "trace-1"})
 MODELS = ["bench/gpt-4o", *(f"bench/m{i:02d}" for i in range(9))]
+FORWARDER = "do-nothing forwarder (pyreqwest)"
+AIOHTTP_FORWARDER = "do-nothing forwarder (aiohttp, the issue's reference)"
 
 
 def start_gateway(workdir: Path, build: Path, upstream: str) -> tuple[cc.Proc, str, dict[str, str]]:
@@ -116,7 +120,10 @@ def main() -> None:
     try:
         fw, fw_url = cc.start_forwarder(upstream)
         procs.append(fw)
-        targets.append(("do-nothing forwarder", fw, fw_url, "-", "gpt-4o", False))
+        targets.append((FORWARDER, fw, fw_url, "-", "gpt-4o", False))
+        fw, fw_url = cc.start_forwarder(upstream, "forwarder_aiohttp")
+        procs.append(fw)
+        targets.append((AIOHTTP_FORWARDER, fw, fw_url, "-", "gpt-4o", False))
         for name, build in builds.items():
             slug = "base" if build != ROOT else "this"
             gw, base, _ = start_gateway(workdir / f"{slug}-plain", build, upstream)
@@ -146,16 +153,20 @@ def main() -> None:
     finally:
         for p in reversed(procs):
             p.stop()
-    fw_rps = statistics.median(r for r, _ in rounds["do-nothing forwarder"])
-    fw_cpu = statistics.median(c for _, c in rounds["do-nothing forwarder"])
+    fw_rps = statistics.median(r for r, _ in rounds[FORWARDER])
+    fw_cpu = statistics.median(c for _, c in rounds[FORWARDER])
+    ai_rps = statistics.median(r for r, _ in rounds[AIOHTTP_FORWARDER])
+    ai_cpu = statistics.median(c for _, c in rounds[AIOHTTP_FORWARDER])
     print(f"\nUnary @32 connections, instant upstream, one pinned worker; medians of {args.rounds} rounds of "
           f"{args.duration:g} s\n")  # fmt: skip
-    print("| target | requests/s | vs forwarder | CPU per request | forwarder's CPU ÷ this |")
-    print("|---|---|---|---|---|")
+    print("| target | requests/s | vs pyreqwest forwarder | vs aiohttp forwarder | CPU per request | "
+          "aiohttp forwarder's CPU ÷ this | pyreqwest forwarder's CPU ÷ this |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
     for label, measured in rounds.items():
         rps = statistics.median(r for r, _ in measured)
         cpu = statistics.median(c for _, c in measured)
-        print(f"| {label} | {rps:,.0f} | {rps / fw_rps:.2f}x | {cpu:.0f} µs | {fw_cpu / cpu:.2f}x |")
+        print(f"| {label} | {rps:,.0f} | {rps / fw_rps:.2f}x | {rps / ai_rps:.2f}x | {cpu:.0f} µs | "
+              f"{ai_cpu / cpu:.2f}x | {fw_cpu / cpu:.2f}x |")  # fmt: skip
     if args.baseline:
         print()
         # Paired: each round's CPU per request against the baseline's in the same round, then the median.

@@ -109,12 +109,26 @@ def multiprocess_dir() -> Path | None:
     return Path(value) if value else None
 
 
+class _RequestCells:
+    """The series one (endpoint, model, provider, status) updates; the optional ones made when first counted."""
+
+    __slots__ = ("completion", "count", "duration", "overhead", "prompt", "upstream")
+
+    def __init__(self, count: Series, duration: Series, overhead: Series) -> None:
+        self.count = count
+        self.duration = duration
+        self.overhead = overhead
+        self.upstream: Series | None = None
+        self.prompt: Series | None = None
+        self.completion: Series | None = None
+
+
 class Metrics:
     def __init__(self) -> None:
         self.in_flight = 0
         self._series: dict[str, dict[tuple[str, ...], Series]] = {name: {} for name in FAMILIES}
-        # (endpoint, model, provider, status) → its requests, duration and overhead series (`observe_request`).
-        self._request_cells: dict[tuple[str, str, str, int], tuple[Series, Series, Series]] = {}
+        # (endpoint, model, provider, status) → the series its requests update (`observe_request`).
+        self._request_cells: dict[tuple[str, str, str, int], _RequestCells] = {}
         # Counted in Rust by the guardrails' `Actions.record`, with the request's audit triggers in one call.
         self.guardrail_findings = FindingCounts()
         self._dir = multiprocess_dir()
@@ -155,41 +169,63 @@ class Metrics:
         return cell
 
     def observe_request(
-        self, endpoint: str, model: str, provider: str, status: int, seconds: float, overhead: float
+        self,
+        endpoint: str,
+        model: str,
+        provider: str,
+        status: int,
+        seconds: float,
+        overhead: float,
+        upstream: float = 0.0,
+        ttft: float | None = None,
+        prompt: int | None = None,
+        completion: int | None = None,
+        cached: int | None = None,
+        cost_usd: float = 0.0,
+        group: str = "",
     ) -> None:
-        # Every request updates the same three series: found with one lookup instead of three (and no label
-        # tuples or status string built per request).
+        """Everything one answered request updates (the request counter, the duration and overhead histograms;
+        and what applies of the upstream's duration, the time to first token, tokens and cost), in one call:
+        the series of a (endpoint, model, provider, status) are found with one lookup, not one per series, and
+        none is created before it has something to count."""
         key = (endpoint, model, provider, status)
         cells = self._request_cells.get(key)
         if cells is None:
-            cells = self._request_cells[key] = (
+            cells = self._request_cells[key] = _RequestCells(
                 self._cell("router_requests", (endpoint, model, provider, str(status))),
                 self._cell("router_request_duration_seconds", (endpoint, model)),
                 self._cell("router_overhead_seconds", (endpoint,)),
             )
-        count, duration, spent = cells
-        count[0] += 1
+        cells.count[0] += 1
+        duration = cells.duration
         duration[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
         duration[-1] += seconds
+        spent = cells.overhead
         spent[bisect.bisect_left(OVERHEAD_BUCKETS, overhead)] += 1
         spent[-1] += overhead
-
-    def observe_upstream(self, provider: str, model: str, seconds: float) -> None:
-        self._observe("router_upstream_duration_seconds", (provider, model), seconds)
+        if upstream:
+            waited = cells.upstream
+            if waited is None:
+                waited = cells.upstream = self._cell("router_upstream_duration_seconds", (provider, model))
+            waited[bisect.bisect_left(LATENCY_BUCKETS, upstream)] += 1
+            waited[-1] += upstream
+        if ttft is not None:
+            self.observe_ttft(provider, model, ttft)
+        if prompt:
+            if cells.prompt is None:
+                cells.prompt = self._cell("router_tokens", (model, "prompt"))
+            cells.prompt[0] += prompt
+        if completion:
+            if cells.completion is None:
+                cells.completion = self._cell("router_tokens", (model, "completion"))
+            cells.completion[0] += completion
+        if cached:
+            self._count("router_tokens", (model, "cached"), cached)
+        if cost_usd:
+            self._count("router_cost_usd", (model, provider, group), cost_usd)
 
     def observe_ttft(self, provider: str, model: str, seconds: float) -> None:
         self._observe("router_time_to_first_token_seconds", (provider, model), seconds)
-
-    def count_tokens(self, model: str, prompt: int | None, completion: int | None, cached: int | None) -> None:
-        if prompt:
-            self._count("router_tokens", (model, "prompt"), prompt)
-        if completion:
-            self._count("router_tokens", (model, "completion"), completion)
-        if cached:
-            self._count("router_tokens", (model, "cached"), cached)
-
-    def count_cost(self, model: str, provider: str, group: str, usd: float) -> None:
-        self._count("router_cost_usd", (model, provider, group), usd)
 
     def count_attempt(self, policy: str, model: str, outcome: str) -> None:
         self._count("router_policy_attempts", (policy, model, outcome))

@@ -8,7 +8,7 @@ import pytest
 
 from router.store import UsageRow, open_store, sketch
 from router.store.analytics import Filters
-from router.store.rollup import LATENCY_BUCKETS_MS, percentile
+from router.store.rollup import DAILY, HOURLY, LATENCY_BUCKETS_MS, fold_all, percentile
 
 T0 = 1_795_000_000.0
 
@@ -138,3 +138,20 @@ def test_sketch_quantiles_of_a_known_distribution() -> None:
     sketch.merge_into(halves, sketch.of(float(v) for v in range(5001, 10_001)))
     assert halves == found
     assert sketch.quantiles({}, [0.5]) == [None]
+
+
+def test_daily_cells_summed_from_hourly_ones_equal_folding_every_row() -> None:
+    """The usage writer folds a batch into hourly cells only and sums those into the daily ones
+    (`rollup.fold_all`): the same cells, counts and sketches as folding every row into each table."""
+    data = rows(2000)
+    daily, hourly = fold_all(data)
+    for table, got in ((DAILY, daily), (HOURLY, hourly)):
+        want = {row[: 1 + len(table.dimensions)]: row for row in table.fold(data)}
+        assert len(got) == len(want) > 1
+        for row in got:
+            expected = want[row[: 1 + len(table.dimensions)]]
+            assert len(row) == len(expected)
+            for x, y in zip(row, expected, strict=True):
+                assert x == (pytest.approx(y) if isinstance(y, float) else y)
+    assert len(daily) < len(hourly)
+    assert sum(row[len(DAILY.columns)] for row in daily) == len(data)

@@ -6,7 +6,7 @@ key is sent (bearer token or Azure's `api-key`), in extra headers, and in Azure'
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from urllib.parse import quote
 
@@ -103,11 +103,12 @@ class OpenAICompatProvider:
             return f"{self._base}/openai/deployments/{deployment}/{path}?api-version={self.config.azure_api_version}"
         return f"{self._base}/{path}"
 
-    async def post(
+    def post(
         self, url: str, body: bytes, request_id: str, extra: dict[str, str] | None = None
-    ) -> tuple[Response, bytes]:
+    ) -> Awaitable[tuple[Response, bytes]]:
+        """The transport's call itself, awaited by the caller (no coroutine of its own on the unary path)."""
         assert self._transport is not None
-        return await self._transport.post(url, {"x-request-id": request_id, **(extra or {})}, body)
+        return self._transport.post(url, extra, body, request_id)
 
     @asynccontextmanager
     async def stream(

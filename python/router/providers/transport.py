@@ -41,6 +41,14 @@ class Gate:
         self.queued = 0
         self._slots = asyncio.Semaphore(cap) if cap else None
 
+    def enter_now(self) -> bool:
+        """Count a request in without waiting, when the provider has no cap (the default): a method call instead
+        of a coroutine on every upstream call. False: the caller awaits `enter`."""
+        if self._slots is not None:
+            return False
+        self.in_flight += 1
+        return True
+
     async def enter(self) -> None:
         slots = self._slots
         if slots is not None:
@@ -109,12 +117,21 @@ class Transport:
             parsed = self._urls[url] = Url(url)
         return parsed
 
-    async def post(self, url: str, headers: dict[str, str], body: bytes) -> tuple[Response, bytes]:
-        """Send a request and read the whole answer."""
+    async def post(
+        self, url: str, headers: dict[str, str] | None, body: bytes, request_id: str | None = None
+    ) -> tuple[Response, bytes]:
+        """Send a request and read the whole answer. `request_id`: sent as `x-request-id`, before `headers`
+        (a single header is set ~0.5 µs faster than a dictionary of one is converted)."""
         gate = self.gate
-        await gate.enter()
+        if not gate.enter_now():
+            await gate.enter()
         try:
-            response = await self._client.post(self._url(url)).headers(headers).body_bytes(body).build().send()
+            request = self._client.post(self._url(url))
+            if request_id is not None:
+                request = request.header("x-request-id", request_id)
+            if headers:
+                request = request.headers(headers)
+            response = await request.body_bytes(body).build().send()
             return response, bytes(await response.bytes())
         finally:
             gate.leave()

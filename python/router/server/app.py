@@ -10,6 +10,7 @@ import asyncio
 import gc
 import logging
 import os
+import sys
 import time
 from collections.abc import Awaitable, Callable
 
@@ -204,9 +205,10 @@ class App:
             self.auth_failures.failed(ex.scope.client)
             raise
 
-    async def read_body(self, ex: Exchange, limit: int | None = None) -> bytes:
-        """The request's JSON body, under the size limit, the body read timeout and the cap on unfinished bodies."""
-        return await self.body_reads.read(ex, self.config.server.max_body_bytes if limit is None else limit)
+    def read_body(self, ex: Exchange, limit: int | None = None) -> Awaitable[bytes]:
+        """The request's JSON body, under the size limit, the body read timeout and the cap on unfinished bodies
+        (to await: the read itself, no coroutine of its own)."""
+        return self.body_reads.read(ex, self.config.server.max_body_bytes if limit is None else limit)
 
     def guardrails_for(self, principal: Principal, ex: Exchange) -> GuardrailPolicy:
         """The caller's guardrails (the organisation's, tightened by its key's and groups' overrides), counting
@@ -320,7 +322,9 @@ class App:
         # terminator is written only after this returns, so streams and unanswered requests are accounted here.
         ex.on_answer = self._account
         try:
-            await self._run(handler, ex)
+            await handler(self, ex)  # `_run` inlined: one coroutine less on every proxied request
+        except BaseException:
+            self._failed(ex)
         finally:
             metrics.in_flight -= 1
             if ex.on_answer is not None:
@@ -330,17 +334,26 @@ class App:
     async def _run(self, handler: Handler, ex: Exchange) -> None:
         try:
             await handler(self, ex)
-        except GatewayError as exc:
+        except BaseException:
+            self._failed(ex)
+
+    def _failed(self, ex: Exchange) -> None:
+        """A handler raised (called in the `except` block, so the exception is the one being handled): an
+        error answer, or the client gone; what is not the request's own failure goes on up."""
+        exc = sys.exception()
+        if isinstance(exc, GatewayError):
             if ex.responded:
                 raise
             ex.send_error(exc)
-        except (ProtocolClosed, asyncio.CancelledError):
+        elif isinstance(exc, ProtocolClosed | asyncio.CancelledError):
             ex.status = CLIENT_CLOSED
             ex.error_type = "client_closed"
-        except Exception:
+        elif isinstance(exc, Exception):
             log.exception("unhandled error in %s (request %s)", ex.endpoint, ex.request_id)
             if not ex.responded:
                 ex.send_error(GatewayError("The gateway failed to handle this request.", code="internal_error"))
+        else:
+            raise
 
     async def _unrouted(self, scope: Scope, proto: HTTPProtocol) -> None:
         ex = Exchange(scope, proto, "unrouted", self.request_ids.new())
@@ -361,20 +374,19 @@ class App:
         elapsed = time.perf_counter() - ex.started
         model = ex.model or "unknown"
         provider = ex.provider or "none"
-        metrics = self.metrics
         overhead = ex.overhead_seconds()
-        metrics.observe_request(ex.endpoint, model, provider, ex.status, elapsed, overhead)
-        if ex.provider is not None and ex.upstream_seconds:
-            metrics.observe_upstream(provider, model, ex.upstream_seconds)
-        if ex.ttft is not None:
-            metrics.observe_ttft(provider, model, ex.ttft)
-        metrics.count_tokens(model, ex.prompt_tokens, ex.completion_tokens, ex.cached_tokens)
         cost, estimated = request_cost(ex)
         savings = cache_savings(ex)
         if ex.hold is not None:
             self.spend.settle(ex.hold, cost or 0)
-        if cost:
-            metrics.count_cost(model, provider, first_group(ex.budgets), cost / MICRO)
+        # fmt: off
+        self.metrics.observe_request(
+            ex.endpoint, model, provider, ex.status, elapsed, overhead,
+            ex.upstream_seconds if ex.provider is not None else 0.0, ex.ttft,
+            ex.prompt_tokens, ex.completion_tokens, ex.cached_tokens,
+            cost / MICRO if cost else 0.0, first_group(ex.budgets) if cost else "",
+        )
+        # fmt: on
         meta = ex.metadata
         turn = ex.turn
         if turn is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import parse_qsl
@@ -40,8 +40,6 @@ from .proxy import forward_images, forward_stream, forward_unary
 from .translating import forward
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable
-
     from ..spend.budgets import Charged
     from .app import App
 
@@ -185,7 +183,7 @@ def _need(held: ClientBody, stream: bool) -> Need:
     return Need.chat(held.data, held.fields, stream)
 
 
-async def _route(
+def _route(
     app: App,
     ex: Exchange,
     principal: Principal,
@@ -194,8 +192,9 @@ async def _route(
     need: Callable[[], Need],
     fields: dict,
     call: Call,
-) -> None:
+) -> Awaitable[None]:
     """Serve with the model, or with `policy/<name>`'s targets in turn; each attempt is priced as what it calls.
+    What to await is the routing's own coroutine (no frame of its own between the handler and the routing).
 
     `models` are what `_admit` let through; `need` makes what a policy's targets must support (only a policy
     reads it)."""
@@ -203,14 +202,13 @@ async def _route(
         # `_admit` resolved this model and checked it against the key's effective set: nothing left to choose.
         model = models[0]
         ex.prices = model.prices
-        await app.routing.direct(ex, model, call)
-        return
+        return app.routing.direct(ex, model, call)
 
     async def priced(model: Model) -> None:
         ex.prices = model.prices
         await call(model)
 
-    await app.routing.run(ex, model_id, need(), fields, priced, allowed=principal.allowed.__contains__)
+    return app.routing.run(ex, model_id, need(), fields, priced, allowed=principal.allowed.__contains__)
 
 
 async def chat_completions(app: App, ex: Exchange) -> None:

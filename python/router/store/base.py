@@ -219,8 +219,8 @@ class StoreBase(
         for (budgets, period), micro in by_list.items():
             for budget in budgets.split():
                 spend[(budget, period)] = spend.get((budget, period), 0) + micro
-        for table, upsert in _ROLLUP_UPSERTS:
-            upsert(conn, table.fold(rows))
+        for (_, upsert), cells in zip(_ROLLUP_UPSERTS, rollup.fold_all(rows), strict=True):
+            upsert(conn, cells)
         _UPSERT_SPEND(conn, [(b, p, a) for (b, p), a in spend.items()])
         if audit:
             self.append_audit(audit)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from itertools import chain
 
 # SQLite's default bound-parameter limit is 32,766 (since 3.32). Binding a chunk's values holds the GIL, so
 # chunks stay small: a request thread waits for at most one chunk, and 64 rows still cut the handoffs 64-fold.
@@ -35,4 +36,5 @@ class BulkInsert:
         for start in range(0, len(rows), self.per_chunk):
             chunk = rows[start : start + self.per_chunk]
             sql = self.full if len(chunk) == self.per_chunk else self._sql(len(chunk))
-            conn.execute(sql, [value for row in chunk for value in row])
+            # Flattened in C (a comprehension costs ~25 ns a value, ~1 µs for a usage row of 35).
+            conn.execute(sql, list(chain.from_iterable(chunk)))
