@@ -14,7 +14,7 @@ use regex_automata::{Anchored, Input, PatternID};
 
 use super::digits::{Cluster, Digits, Shape};
 use super::prefilter::{any_hot, hot_windows};
-use super::rules::{builtin, Pre, RuleSpec, Trigger};
+use super::rules::{builtin, key_start, Pre, RuleSpec, Trigger};
 use super::validate::{self, Check};
 use super::walk::{Match, Walk};
 use super::{Categories, Category};
@@ -167,6 +167,7 @@ impl Engine {
                 priority: 22,
                 pre: Pre::None,
                 word: false,
+                near_cue: false,
             });
         }
         let mut rules = Vec::with_capacity(specs.len());
@@ -322,10 +323,14 @@ impl Engine {
                 self.wake_in(text, ws, we, &mut wakes, &mut lanes);
             }
         }
-        let windows = wakes.finish();
+        let (windows, cues) = wakes.finish();
         let mut found = Vec::new();
         for (r, ws, we) in windows {
-            self.run_rule(text, r, ws, we, &mut found);
+            if self.rules[r as usize].spec.near_cue {
+                self.run_rule_near_cues(text, r, ws, we, &cues, &mut found);
+            } else {
+                self.run_rule(text, r, ws, we, &mut found);
+            }
         }
         // Digits are hot bytes: a text the prefilter found cold has none.
         if !cold {
@@ -455,6 +460,58 @@ impl Engine {
         }
     }
 
+    /// A `near_cue` rule's regex in its window `ws..we`, anchored at each key start (`key_start`) up to
+    /// `back` bytes before each of its cues (`cues`: (rule, cue start), sorted). Every match starts at
+    /// one of these, and a search from a position finds the leftmost match after it, so trying them in
+    /// order finds what searching the whole window finds (the property tests check it), without reading
+    /// the window's `span` bytes after a cue that starts no match.
+    fn run_rule_near_cues(
+        &self,
+        text: &str,
+        r: u16,
+        ws: usize,
+        we: usize,
+        cues: &[(u16, usize)],
+        found: &mut Vec<Finding>,
+    ) {
+        let rule = &self.rules[r as usize];
+        let ws = floor_boundary(text, ws);
+        let we = ceil_boundary(text, we);
+        let bytes = text.as_bytes();
+        // No `pre_passes` test: it reads the whole window, which an anchored regex that fails in a
+        // few bytes does not (and it only ever skips windows without a match).
+        let mut slots = [None; 4];
+        let wanted = if rule.grouped { 4 } else { 2 };
+        // Positions below `next` are tried or skipped.
+        let mut next = ws;
+        let from = cues.partition_point(|&(cr, c)| (cr, c) < (r, ws));
+        for &(cr, c) in &cues[from..] {
+            if cr != r || c >= we {
+                break;
+            }
+            let mut a = c.saturating_sub(rule.spec.back).max(next);
+            while a <= c {
+                // A key start is an ASCII byte, so `a` is a char boundary.
+                let input = || Input::new(text).span(a..we).anchored(Anchored::Yes);
+                if key_start(bytes, a)
+                    && rule
+                        .regex
+                        .search_slots(&input(), &mut slots[..wanted])
+                        .is_some()
+                {
+                    next = self.candidate(text, r, &slots, found);
+                    if next > we {
+                        return;
+                    }
+                    a = next;
+                } else {
+                    a += 1;
+                    next = a;
+                }
+            }
+        }
+    }
+
     /// Validates the match in `slots` (the value is the first group, if the rule has one), records it
     /// if valid, and says where the search goes on.
     fn candidate(
@@ -545,7 +602,7 @@ impl Engine {
             self.wake_walk(text, ws, we, &mut wakes);
         }
         let mut found = Vec::new();
-        for (r, ws, we) in wakes.finish() {
+        for (r, ws, we) in wakes.finish().0 {
             self.run_rule(text, r, ws, we, &mut found);
         }
         let mut clusters: Vec<Cluster> = Vec::new();
@@ -597,7 +654,7 @@ impl Engine {
                 self.wake_walk(text, ws, we, &mut wakes);
             }
         }
-        wakes.finish()
+        wakes.finish().0
     }
 
     /// Every automaton match in `text[ws..we]` as (end, pattern, start): the compact table's walk, and
@@ -634,6 +691,8 @@ struct Wakes<'a> {
     /// The windows still growing with nearby wake-ups: (rule, start, end). A text wakes few rules, so a
     /// short list searched in place beats a slot per rule (which cost an allocation per scan).
     open: Vec<(u16, usize, usize)>,
+    /// (rule, cue start) of each wake-up of a `near_cue` rule.
+    cues: Vec<(u16, usize)>,
 }
 
 impl<'a> Wakes<'a> {
@@ -644,6 +703,7 @@ impl<'a> Wakes<'a> {
             cats,
             windows: Vec::new(),
             open: Vec::new(),
+            cues: Vec::new(),
         }
     }
 
@@ -665,6 +725,9 @@ impl<'a> Wakes<'a> {
             if spec.word && inside_word {
                 continue;
             }
+            if spec.near_cue {
+                self.cues.push((r, start));
+            }
             let ws = start.saturating_sub(spec.back);
             let we = start.saturating_add(spec.span).min(len);
             match self.open.iter_mut().find(|w| w.0 == r) {
@@ -678,7 +741,9 @@ impl<'a> Wakes<'a> {
         }
     }
 
-    fn finish(mut self) -> Vec<(u16, usize, usize)> {
+    /// The windows to run, and the sorted cues of the `near_cue` rules.
+    #[allow(clippy::type_complexity)]
+    fn finish(mut self) -> (Vec<(u16, usize, usize)>, Vec<(u16, usize)>) {
         // In rule order, as a slot per rule gave them (findings that tie on everything keep that order).
         self.open.sort_unstable_by_key(|w| w.0);
         self.windows.append(&mut self.open);
@@ -687,7 +752,9 @@ impl<'a> Wakes<'a> {
                 self.windows.push((r, 0, self.text.len()));
             }
         }
-        self.windows
+        self.cues.sort_unstable();
+        self.cues.dedup();
+        (self.windows, self.cues)
     }
 }
 

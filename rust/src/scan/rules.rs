@@ -57,6 +57,21 @@ pub struct RuleSpec {
     /// The trigger literal must start a word: the regex has `\b` right before it, so a cue inside a longer
     /// word ("ms" in "streams", "exp" in "sexp") wakes nothing.
     pub word: bool,
+    /// Every match starts at most `back` bytes before a cue it contains, at a key start (a word start,
+    /// `_ . -` or a capital: `key_start`): the regex runs anchored at those places near each cue instead
+    /// of searching the whole window. A `tokens: int = 0` in code wakes the assignment rules, whose
+    /// search otherwise reads the next `span` bytes for a match that cannot start there.
+    pub near_cue: bool,
+}
+
+/// Where a key of `keyed` (or a `\b` before a letter) can start: `_ . -`, a capital, or a letter after
+/// a byte that is no ASCII letter, digit or `_` (a superset of the places `\b` allows).
+pub fn key_start(b: &[u8], p: usize) -> bool {
+    let c = b[p];
+    matches!(c, b'_' | b'.' | b'-')
+        || c.is_ascii_uppercase()
+        || (c.is_ascii_lowercase()
+            && (p == 0 || !(b[p - 1].is_ascii_alphanumeric() || b[p - 1] == b'_')))
 }
 
 fn rule(kind: &str, category: Category, trigger: Trigger, pattern: &str, check: Check) -> RuleSpec {
@@ -72,6 +87,7 @@ fn rule(kind: &str, category: Category, trigger: Trigger, pattern: &str, check: 
         priority: 20,
         pre: Pre::None,
         word: false,
+        near_cue: false,
     }
 }
 
@@ -94,6 +110,10 @@ impl RuleSpec {
     }
     fn pre(mut self, pre: Pre) -> Self {
         self.pre = pre;
+        self
+    }
+    fn near_cue(mut self) -> Self {
+        self.near_cue = true;
         self
     }
     fn at_word(mut self) -> Self {
@@ -311,9 +331,9 @@ pub fn builtin() -> Vec<RuleSpec> {
         token("PRIVATE_KEY", &["LS0tLS1CRUdJTi"], r"LS0tLS1CRUdJTi[A-Za-z0-9+/]{8,}={0,2}", C::None).span(16384).priority(40),
         token("URL_PASSWORD", &["://"], r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,20}://[^\s:/@\x80-\U0010FFFF]{1,64}:([^\s:/@\x80-\U0010FFFF]{3,128})@[A-Za-z0-9.-]+", C::UrlPassword).back(24).span(256),
         cue("URL_PASSWORD", Secrets, &["jdbc:"], r"(?i)\bjdbc:[a-z0-9]{3,12}:[^\s]*?[?;&]password=([^\s;&\x80-\U0010FFFF]{3,128})", C::UrlPassword).span(256),
-        cue("PASSWORD", Secrets, &["pass", "pwd"], &password_assign, C::Password).back(1).span(256).priority(12).pre(Pre::Assign),
-        cue("SECRET", Secrets, &["key", "secret", "token", "credential", "auth"], &secret_assign, C::Secret(2.5)).back(12).span(360).priority(11).pre(Pre::Assign),
+        cue("PASSWORD", Secrets, &["pass", "pwd"], &password_assign, C::Password).back(1).span(256).priority(12).pre(Pre::Assign).near_cue(),
+        cue("SECRET", Secrets, &["key", "secret", "token", "credential", "auth"], &secret_assign, C::Secret(2.5)).back(12).span(360).priority(11).pre(Pre::Assign).near_cue(),
         cue("SECRET", Secrets, &["key", "secret", "token", "password", "passphrase", "credential"], entropy_near_cue, C::Secret(3.5))
-            .back(8).span(320).priority(8).pre(Pre::TokenRun(16)),
+            .back(8).span(320).priority(8).pre(Pre::TokenRun(16)).near_cue(),
     ]
 }

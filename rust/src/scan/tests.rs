@@ -650,3 +650,101 @@ proptest! {
         prop_assert_eq!(e.scan(&text, no_names), e.scan_searching_digit_windows(&text, no_names));
     }
 }
+
+/// Code and config with keys, assignments and values: the rules searched anchored near their cue words
+/// (`near_cue`: secret and password assignments, a token after its cue), several cues to a window,
+/// keys inside longer names, values that fail and pass their checks.
+fn assignments_strategy() -> impl Strategy<Value = String> {
+    let keys = prop::sample::select(vec![
+        "api_key",
+        "apiKey",
+        "API-KEY",
+        "x.apikey",
+        "auth_key",
+        "AccessKey",
+        "secret_key",
+        "private-key",
+        "PrivateKey",
+        "client_secret",
+        "ClientSecret",
+        "secret",
+        "tokens",
+        "max_token",
+        "Token",
+        "credentials",
+        "auth",
+        "DB_PASSWORD",
+        "password",
+        "passwd",
+        "Pwd",
+        "pass",
+        "passphrase",
+        "bypass",
+        "api key",
+        "access key",
+        "private key",
+        "keyboard",
+        "monkey",
+    ]);
+    let glue = prop::sample::select(vec![
+        "=",
+        ": ",
+        " = ",
+        ":=",
+        "=>",
+        "==",
+        "\"",
+        "'",
+        "`",
+        " ",
+        "_",
+        "-",
+        ".",
+        "\n",
+        " is ",
+        ", ",
+        "(",
+        "é",
+        "tokens: int = ",
+    ]);
+    let piece = prop_oneof![
+        3 => keys.prop_map(str::to_owned),
+        3 => glue.prop_map(str::to_owned),
+        1 => "[A-Za-z0-9+/_=.~-]{1,40}",
+        1 => "[A-Za-z0-9]{16,40}",
+        1 => "[a-z]{2,10}",
+        1 => "[0-9]{1,5}",
+        1 => Just("S3cr3tP@ssw0rd!xyz".to_owned()),
+        1 => Just("hunter22".to_owned()),
+    ];
+    prop::collection::vec(piece, 0..40).prop_map(|v| v.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    /// The rules run anchored at key starts near their cues find what their regex searched over the
+    /// whole window finds.
+    #[test]
+    fn near_cue_rules_find_what_searching_whole_windows_finds(text in assignments_strategy()) {
+        let e = engine();
+        for cats in [DEFAULT_CATEGORIES, Category::Secrets.bit(), ALL & !Category::Names.bit()] {
+            prop_assert_eq!(e.scan(&text, cats), e.scan_searching_digit_windows(&text, cats), "{:?}", text);
+        }
+    }
+}
+
+#[test]
+fn near_cue_rules_on_code_with_several_cues() {
+    let e = engine();
+    let texts = [
+        "def f(tokens: int = 0, max_token: int = 5):\n    api_key = \"Zx8Qw3Lp9Rt2Vb7Nm4Kd\"\n",
+        "tokens: int = 0; DB_PASSWORD=S3cr3tP@ssw0rd!xyz; client_secret: 'q8Vn2Lw9Xr4Tz7Pk'",
+        "the access key is AbCdEfGh12345678IjKlMnOp and the token: 0 and bypass=no",
+    ];
+    for t in texts {
+        let want = e.scan_searching_digit_windows(t, ALL & !Category::Names.bit());
+        assert!(!want.is_empty(), "{t}");
+        assert_eq!(e.scan(t, ALL & !Category::Names.bit()), want, "{t}");
+    }
+}
