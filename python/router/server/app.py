@@ -374,9 +374,13 @@ class App:
         elapsed = time.perf_counter() - ex.started
         model = ex.model or "unknown"
         provider = ex.provider or "none"
-        overhead = ex.overhead_seconds()
+        # `Exchange.overhead_seconds` at the same instant as `elapsed`: one clock read, no call.
+        overhead = elapsed - ex.upstream_seconds - ex.routing_seconds
+        if overhead < 0.0:
+            overhead = 0.0
         cost, estimated = request_cost(ex)
-        savings = cache_savings(ex)
+        # Most requests have no cached tokens and no tool results: no call for them.
+        savings = cache_savings(ex) if ex.cached_tokens else None
         if ex.hold is not None:
             self.spend.settle(ex.hold, cost or 0)
         # fmt: off
@@ -423,7 +427,7 @@ class App:
                     max(ex.attempts, 1),  # attempt
                     ex.byok,  # byok
                     json_text(ex.tool_calls) if ex.tool_calls else None,  # tool_calls
-                    results_json(ex.tool_results),  # tool_results
+                    results_json(ex.tool_results) if ex.tool_results else None,  # tool_results
                     ex.reasoning_tokens,  # reasoning_tokens
                     ex.triggers.encoded() if ex.triggers is not None else None,  # guardrails
                     ex.prompt,  # prompt
