@@ -145,3 +145,20 @@ def test_cost_arithmetic() -> None:
     assert cost_micro(prices, 1000, 200, 400) == 1500 + 500 + 2000
     assert cost_micro(Prices(input=1, output=1, per_request=0.01), 0, 0) == 10_000
     assert worst_case_micro(prices, body_bytes=100, max_output=50) == 250 + 500
+
+
+def test_cost_without_cache_or_fee_is_the_full_sum() -> None:
+    """The short path (nothing cached, no per-request fee) gives exactly what the full sum gives, including
+    where rounding is at stake."""
+    import random
+
+    rnd = random.Random(7)
+    for _ in range(2000):
+        prices = Prices(input=rnd.choice([0.15, 2.5, 3.0, 0.075, rnd.random() * 20]), output=rnd.random() * 80)
+        prompt, completion = rnd.randrange(0, 200_000), rnd.randrange(0, 50_000)
+        full = round((prompt - 0) * prices.input + 0 * prices.input + 0 * prices.input + completion * prices.output)
+        assert cost_micro(prices, prompt, completion) == full + round(prices.per_request * 1_000_000)
+        assert cost_micro(prices, prompt, completion, 0, 0) == full
+    fee = Prices(input=1, output=2, per_request=0.0005)
+    assert cost_micro(fee, 10, 10) == 30 + 500
+    assert worst_case_micro(fee, body_bytes=10, max_output=10) == 30 + 500

@@ -54,24 +54,31 @@ def cost_micro(
 ) -> int:
     """Micro-dollars for one request. OpenAI counts cached tokens inside prompt_tokens; they are billed at the
     cached rate instead of the input rate. Reasoning tokens are inside completion_tokens, billed as output."""
-    cached = min(cached_tokens, prompt_tokens)
-    cached_rate = prices.cached_input if prices.cached_input is not None else prices.input
-    write_rate = prices.cache_write if prices.cache_write is not None else prices.input
-    per_million = (
-        (prompt_tokens - cached) * prices.input
-        + cached * cached_rate
-        + cache_write_tokens * write_rate
-        + completion_tokens * prices.output
-    )
-    # Per-million prices x tokens is already micro-dollars per token count.
-    return round(per_million) + round(prices.per_request * MICRO)
+    if cached_tokens or cache_write_tokens:
+        cached = min(cached_tokens, prompt_tokens)
+        cached_rate = prices.cached_input if prices.cached_input is not None else prices.input
+        write_rate = prices.cache_write if prices.cache_write is not None else prices.input
+        per_million = (
+            (prompt_tokens - cached) * prices.input
+            + cached * cached_rate
+            + cache_write_tokens * write_rate
+            + completion_tokens * prices.output
+        )
+    else:  # most answers: the same sum without its zero terms
+        per_million = prompt_tokens * prices.input + completion_tokens * prices.output
+    # Per-million prices x tokens is already micro-dollars per token count; most models have no per-request fee.
+    if prices.per_request:
+        return round(per_million) + round(prices.per_request * MICRO)
+    return round(per_million)
 
 
 def worst_case_micro(prices: Prices, body_bytes: int, max_output: int) -> int:
     """An upper bound for a request not yet sent. A text token spans at least one byte, so the body's size
     bounds the prompt's tokens; the output is bounded by max_tokens or the model's limit. (`cost_micro` with
     nothing cached, spelled out: this runs once per candidate model on every limited request.)"""
-    return round(body_bytes * prices.input + max_output * prices.output) + round(prices.per_request * MICRO)
+    if prices.per_request:
+        return round(body_bytes * prices.input + max_output * prices.output) + round(prices.per_request * MICRO)
+    return round(body_bytes * prices.input + max_output * prices.output)
 
 
 def image_price(prices: Prices, size: str, quality: str) -> float | None:
