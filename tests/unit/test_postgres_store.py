@@ -43,6 +43,23 @@ def test_a_revocation_on_another_host_is_seen_within_the_poll_interval(tmp_path:
     there.close()
 
 
+class Ticker:
+    """A task on the running loop counting 10 ms sleeps: while the loop is blocked, the count stands still."""
+
+    def __init__(self) -> None:
+        self.ticks = 0
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            self.ticks += 1
+            await asyncio.sleep(0.01)
+
+    def stop(self) -> int:
+        self._task.cancel()
+        return self.ticks
+
+
 def test_a_key_read_from_the_database_does_not_block_the_event_loop(tmp_path: Path) -> None:
     url = pg.server().fresh()
     store = PostgresStore(url, str(tmp_path / "router"))
@@ -54,21 +71,12 @@ def test_a_key_read_from_the_database_does_not_block_the_event_loop(tmp_path: Pa
     threading.Timer(0.4, blocker.commit).start()
 
     async def main() -> tuple[int, str]:
-        ticks = 0
-
-        async def tick() -> None:
-            nonlocal ticks
-            while True:
-                ticks += 1
-                await asyncio.sleep(0.01)
-
-        ticking = asyncio.create_task(tick())
+        ticker = Ticker()
         await asyncio.sleep(0)
         reading = cache.authenticate(secret)  # a miss: an awaitable, read by the lookup pool
         assert asyncio.iscoroutine(reading)
         principal = await reading
-        ticking.cancel()
-        return ticks, principal.key_id
+        return ticker.stop(), principal.key_id
 
     ticks, key_id = asyncio.run(main())
     assert key_id == record.id
@@ -211,20 +219,11 @@ def test_a_change_is_reloaded_off_the_event_loop_once_and_swapped_in_on_it(tmp_p
     assert authenticate_now(cache, secret).key_id == record.id
 
     async def main() -> int:
-        ticks = 0
-
-        async def tick() -> None:
-            nonlocal ticks
-            while True:
-                ticks += 1
-                await asyncio.sleep(0.01)
-
-        ticking = asyncio.create_task(tick())
+        ticker = Ticker()
         create_key(store, "another")  # a governance change: the epoch moves
         principals = await asyncio.gather(*(awaited(cache.authenticate(secret)) for _ in range(10)))
         assert {p.key_id for p in principals} == {record.id}
-        ticking.cancel()
-        return ticks
+        return ticker.stop()
 
     ticks = asyncio.run(main())
     assert len(loads) == 1 and loads[0] != threading.get_ident()  # read once, in the lookup pool
