@@ -6,10 +6,17 @@ through granian's main process, which forwards the stop to each worker. granian'
 stop into a one-slot channel with a blocking send, from the event loop's thread: once that slot is full, one more
 signal blocks the loop for good, the worker never exits, and the main process waits out its kill timeout (30 s)
 before it gives up on it. Only the first stop request means anything, so later ones are dropped here.
+
+A stop can also come before granian installs its worker handler at all: a worker forked moments before the
+stop spends its first second importing and building the application, and in that time it still runs the
+handler it inherited from the main process, which only sets a flag in the main process's (copied) memory.
+The stop was lost, the worker went on to serve, and the main process waited out its kill timeout again. So
+a worker records a stop from the moment it is forked and acts on it once granian's handler is in place.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 from typing import Any
 
@@ -27,10 +34,25 @@ def stop_on_first_signal() -> None:
     if getattr(_signals.set_loop_signals, "first_only", False):
         return
     granian_set_loop_signals = _signals.set_loop_signals
+    # Whether this process was told to stop before granian's worker handler was installed (see the module).
+    early_stop = [False]
+
+    def record_stop(signum: int, frame: Any) -> None:
+        early_stop[0] = True
+
+    def on_fork() -> None:
+        early_stop[0] = False
+        for sig in _STOP_SIGNALS:
+            signal.signal(sig, record_stop)
+
+    os.register_at_fork(after_in_child=on_fork)
 
     def set_loop_signals(loop: Any) -> Any:
         stop = granian_set_loop_signals(loop)  # the worker's stop event, which granian's serve loop waits on
-        fired = False
+        fired = early_stop[0]
+        if fired:
+            # Once the loop runs: granian hooks its shutdown onto the event after this returns.
+            loop.call_soon(stop.set)
 
         def first_only(signum: int, frame: Any) -> None:
             nonlocal fired

@@ -280,6 +280,23 @@ def _copy_spools(spool: Path, pattern: str, into: Path) -> None:
             shutil.copy2(f, into / f.name)
 
 
+def _freeze_with_rows_pending(server: Server, spool: Path) -> None:
+    """Stop (SIGSTOP) the gateway's processes at a moment some answered rows are not committed yet: a spool file
+    holds them. On a busy machine a flush can have just committed every row when the kill comes, and the kill
+    would then show nothing about replaying; frozen processes can neither commit nor remove a file before the
+    SIGKILL."""
+    pids = {server.proc.pid, *worker_pids(server.proc.pid)}
+    deadline = time.monotonic() + 30
+    while True:
+        os.killpg(server.proc.pid, signal.SIGSTOP)
+        wait_for(lambda: all(_state(p) in ("T", None, "Z", "X") for p in pids), 10, "the gateway to stop")
+        if any(f.stat().st_size > 0 for f in spool.glob("*.spool")):
+            return
+        assert time.monotonic() < deadline, "no answered row was ever waiting in a spool file"
+        os.killpg(server.proc.pid, signal.SIGCONT)
+        time.sleep(random.uniform(0.0, 0.2))
+
+
 @pytest.mark.parametrize("victims", ["one worker", "every process"])
 def test_kill_9_loses_no_usage_row_of_an_answer_sent(mock_server: Server, tmp_path: Path, victims: str) -> None:
     kept = tmp_path / "spool-copy"  # the files a replay found, to replay them a second time
@@ -307,6 +324,7 @@ def test_kill_9_loses_no_usage_row_of_an_answer_sent(mock_server: Server, tmp_pa
                 )
                 load.wait_ok(sum(o.ok for o in load.outcomes) + 40)
             else:
+                _freeze_with_rows_pending(server, spool)
                 server.stop(signal.SIGKILL)  # the granian main process and every worker, at once
                 _copy_spools(spool, "*", kept)
         if victims == "one worker":
