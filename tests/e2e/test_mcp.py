@@ -556,10 +556,9 @@ def test_a_client_cancellation_cancels_the_upstream_call(registered: dict[str, A
             assert (await client.post(url, json=cancel, headers=headers)).status_code == 202
             return (await pending).json()
 
-    started = time.monotonic()
     answer = asyncio.run(go())
+    # Not cancelled, the call would have answered "done" after 2.5 s (or -32001 at the server's 3 s timeout).
     assert answer["error"]["code"] == -32603 and "cancelled" in answer["error"]["message"]
-    assert time.monotonic() - started < 2.5
     deadline = time.monotonic() + 5
     while "slow cancelled" not in env["events"].read_text() and time.monotonic() < deadline:
         time.sleep(0.05)
