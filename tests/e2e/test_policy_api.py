@@ -299,7 +299,8 @@ def test_byok_round_trip_and_key_strategies(gw: Gateway, mock: MockControl) -> N
     skipped = gw.chat("policy/own-pays")
     assert skipped.status_code == 400 and "needs the organisation's own key" in error_of(skipped)["message"]
     assert mock.count() == 0
-    actions = [r[0] for r in db_query(gw.server.env, "SELECT action FROM audit_log WHERE target_type = 'provider_key' ORDER BY seq")]
+    audit = "SELECT action FROM audit_log WHERE target_type = 'provider_key' ORDER BY seq"
+    actions = [r[0] for r in db_query(gw.server.env, audit)]
     assert actions == ["byok.create", "byok.delete"]
     for name in policies:
         gw.ok("DELETE", f"/policy/{name}")
