@@ -8,7 +8,7 @@ signal blocks the loop for good, the worker never exits, and the main process wa
 before it gives up on it. Only the first stop request means anything, so later ones are dropped here.
 
 A stop can also come before granian installs its worker handler at all: a worker forked moments before the
-stop spends its first second importing and building the application, and in that time it still runs the
+stop spends its first moments building the application, and in that time it still runs the
 handler it inherited from the main process, which only sets a flag in the main process's (copied) memory.
 The stop was lost, the worker went on to serve, and the main process waited out its kill timeout again. So
 a worker records a stop from the moment it is forked and acts on it once granian's handler is in place.
@@ -35,13 +35,15 @@ def stop_on_first_signal() -> None:
         return
     granian_set_loop_signals = _signals.set_loop_signals
     # Whether this process was told to stop before granian's worker handler was installed (see the module).
-    early_stop = [False]
+    early_stop = False
 
     def record_stop(signum: int, frame: Any) -> None:
-        early_stop[0] = True
+        nonlocal early_stop
+        early_stop = True
 
     def on_fork() -> None:
-        early_stop[0] = False
+        nonlocal early_stop
+        early_stop = False
         for sig in _STOP_SIGNALS:
             signal.signal(sig, record_stop)
 
@@ -49,7 +51,7 @@ def stop_on_first_signal() -> None:
 
     def set_loop_signals(loop: Any) -> Any:
         stop = granian_set_loop_signals(loop)  # the worker's stop event, which granian's serve loop waits on
-        fired = early_stop[0]
+        fired = early_stop
         if fired:
             # Once the loop runs: granian hooks its shutdown onto the event after this returns.
             loop.call_soon(stop.set)

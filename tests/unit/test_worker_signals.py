@@ -22,6 +22,13 @@ class Stop:
     def set(self):
         self.stopped.set()
 
+def exit_once_stopped(loop, stopped):
+    try:
+        loop.run_until_complete(asyncio.wait_for(stopped.wait(), 5))
+    except TimeoutError:
+        os._exit(3)
+    os._exit(0)
+
 _signals.WorkerSignal = Stop
 signal.signal(signal.SIGTERM, lambda *_: None)
 stop_on_first_signal()
@@ -50,11 +57,7 @@ def test_a_stop_before_granians_handler_is_installed_is_kept() -> None:
         time.sleep(0.05)
         loop = asyncio.new_event_loop()
         stopped = _signals.set_loop_signals(loop).stopped
-        try:
-            loop.run_until_complete(asyncio.wait_for(stopped.wait(), 5))
-        except TimeoutError:
-            os._exit(3)
-        os._exit(0)
+        exit_once_stopped(loop, stopped)
         """
     )
     assert code == 0
@@ -69,11 +72,7 @@ def test_a_worker_not_told_to_stop_keeps_serving_until_told() -> None:
         if stopped.is_set():
             os._exit(4)
         loop.call_later(0.05, os.kill, os.getpid(), signal.SIGTERM)
-        try:
-            loop.run_until_complete(asyncio.wait_for(stopped.wait(), 5))
-        except TimeoutError:
-            os._exit(3)
-        os._exit(0)
+        exit_once_stopped(loop, stopped)
         """
     )
     assert code == 0
