@@ -147,19 +147,42 @@ def test_the_dialect_layer() -> None:
     )
 
 
-def test_a_lost_connection_is_a_503_then_replaced(tmp_path: Path) -> None:
+def test_a_connection_lost_inside_a_transaction_is_a_503_then_replaced(tmp_path: Path) -> None:
+    # Inside a transaction nothing is run twice: the transaction fails (outside one, see the next test).
     server = pg.server()
     url = server.fresh()
     store = PostgresStore(url, str(tmp_path / "router"))
     record, _secret = create_key(store, "k")
     pid = store._conn.execute("SELECT pg_backend_pid()").fetchone()[0]
-    with psycopg.connect(server.admin_url, autocommit=True) as admin:
-        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
-    with pytest.raises(StoreUnavailable) as lost:
+    with pytest.raises(StoreUnavailable) as lost, store.transaction():
+        with psycopg.connect(server.admin_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
         store.get_key(record.id)
     assert lost.value.status == 503 and lost.value.code == "database_unavailable"
     assert "unavailable" in lost.value.message and "127.0.0.1" not in lost.value.message
     assert store.get_key(record.id).id == record.id  # the next statement reconnects
+    store.close()
+
+
+def test_a_connection_the_server_dropped_while_idle_is_replaced_without_an_error(tmp_path: Path) -> None:
+    """After a restart (here: the server ending every session of the database), the next read and the next
+    transaction each run on a new connection instead of failing with a 503 once per stale connection."""
+    url = pg.server().fresh()
+    store = PostgresStore(url, str(tmp_path / "router"))
+    record, _ = create_key(store, "before")
+
+    def drop_every_session() -> None:
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+
+    drop_every_session()
+    assert store.get_key(record.id) is not None  # a read
+    drop_every_session()
+    create_key(store, "after")  # a transaction: its BEGIN meets the dropped connection
+    assert {k.name for k in store.list_keys()} == {"before", "after"}
     store.close()
 
 

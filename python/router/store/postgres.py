@@ -255,6 +255,11 @@ class Reachability:
     down = False
 
 
+_IDLE = psycopg.pq.TransactionStatus.IDLE
+# Statements safe to run a second time when the first try found the connection dropped (see `execute`).
+_RETRYABLE = frozenset({"SELECT", "BEGIN"})
+
+
 class PgConnection:
     """psycopg in autocommit mode behind the sqlite3 calls the shared code makes (`execute`, `executemany`):
     transactions are the explicit BEGIN/COMMIT of that code."""
@@ -284,8 +289,8 @@ class PgConnection:
         return out
 
     def _live(self) -> psycopg.Connection:
-        # A connection lost while idle (a restarted server) is replaced before the next statement; one lost
-        # inside a transaction fails that transaction, as it must.
+        # A connection known to be lost is replaced before the next statement; one lost inside a transaction
+        # fails that transaction, as it must.
         if self._conn.closed or self._conn.broken:
             if self.server.down:
                 raise StoreUnavailable(f"PostgreSQL at {redact(self.url)} is unavailable (reconnecting)")
@@ -293,12 +298,25 @@ class PgConnection:
         return self._conn
 
     def execute(self, sql: str, params: Sequence[Any] | None = ()) -> psycopg.Cursor:
+        # psycopg learns that the server dropped an idle connection (a restart, a failover, an idle timeout,
+        # pg_terminate_backend) only when the next statement fails on it. Outside a transaction, a read or a
+        # BEGIN changes nothing, so it is run once more on a new connection instead of failing the request with
+        # a 503 while the server is back.
+        retry = self._conn.info.transaction_status == _IDLE and sql.lstrip()[:6].rstrip().upper() in _RETRYABLE
         try:
-            if not params:
-                return self._live().execute(self._sql(sql, False))
-            return self._live().execute(self._sql(sql), params)
+            return self._execute(sql, params)
+        except psycopg.OperationalError as exc:
+            if not (retry and self._conn.broken):
+                raise self._lost(exc) from None
+        try:
+            return self._execute(sql, params)
         except psycopg.OperationalError as exc:
             raise self._lost(exc) from None
+
+    def _execute(self, sql: str, params: Sequence[Any] | None) -> psycopg.Cursor:
+        if not params:
+            return self._live().execute(self._sql(sql, False))
+        return self._live().execute(self._sql(sql), params)
 
     def _lost(self, exc: psycopg.OperationalError) -> Exception:
         # A lost connection is the server being away (503), not a bug in the statement (500).
